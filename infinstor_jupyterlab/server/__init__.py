@@ -1,0 +1,1 @@
+"""The HTTP layer: thin Tornado handlers under /infinstor/api/. Domain logic lives elsewhere."""

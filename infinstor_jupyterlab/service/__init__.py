@@ -1,0 +1,1 @@
+"""The InfinStor tracking service: MLflow's own server with our identity layer in front."""
