@@ -23,6 +23,13 @@ class BadRequest(InfinStorError):
     reason = "bad_request"
 
 
+class SignInRequired(InfinStorError):
+    """No usable credential for the tracking service: the user must sign in (again)."""
+
+    status = 401
+    reason = "sign_in_required"
+
+
 class Forbidden(InfinStorError):
     status = 403
     reason = "forbidden"

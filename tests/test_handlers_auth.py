@@ -57,3 +57,20 @@ async def test_unauthenticated_requests_are_refused(http_server_client, jp_base_
         headers={"Authorization": "token not-the-token"},
     )
     assert response.code == 403, (verb, url, response.code)
+
+
+def test_openapi_spec_lists_every_route():
+    from pathlib import Path
+
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).parents[1] / "docs" / "openapi.yaml").read_text())
+    documented = {
+        (path, verb.upper()) for path, item in spec["paths"].items() for verb in item if verb != "parameters"
+    }
+    routed = {
+        (re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern[len(API_PREFIX):]), verb)
+        for pattern, handler, *_ in build_handlers()
+        for verb in implemented_verbs(handler)
+    }
+    assert routed == documented

@@ -42,7 +42,22 @@ class TrackingBackend(abc.ABC):
 
     @abc.abstractmethod
     def auth_headers(self) -> dict[str, str]:
-        """Headers that authenticate this server-side process to the service."""
+        """Headers that authenticate this server-side process to the service (no network I/O)."""
+
+    async def request_headers(self) -> dict[str, str]:
+        """Headers for the next request on behalf of the current user.
+
+        May refresh a token that is about to expire (network I/O, hence async). Raises
+        `errors.SignInRequired` when there is no usable credential.
+        """
+        return self.auth_headers()
+
+    async def refresh_credentials(self) -> bool:
+        """Called after the service answered 401: get fresh credentials if possible.
+
+        Returns True if a retry with `request_headers()` may succeed.
+        """
+        return False
 
     def kernel_environment(self) -> dict[str, str]:
         """Environment for kernels and terminals so that plain `mlflow` calls reach this service."""

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs every test dependency (Debian chromium, the package with its test extras, npm
+# packages) and runs every suite: jest, pytest, jupyterlab.browser_check and Galata.
+# Each suite runs even if an earlier one failed; the exit code is non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+results="$root/.test-results"
+rm -rf "$results" && mkdir -p "$results"
+export PIP_DISABLE_PIP_VERSION_CHECK=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+step() { printf '\n==== %s ====\n' "$*"; }
+failed_suites=()
+
+step "system packages"
+if ! command -v chromium >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null \
+    || { echo "could not install chromium"; exit 1; }
+fi
+chromium --version
+
+step "build and install the package (wheel with the prebuilt labextension)"
+jlpm install >/dev/null && jlpm build:prod || { echo "frontend build failed"; exit 1; }
+python -m pip install --quiet ".[test]" || { echo "pip install failed"; exit 1; }
+jupyter server extension list 2>&1 | grep -E "infinstor_jupyterlab.*OK" || { echo "server extension not OK"; exit 1; }
+jupyter labextension list 2>&1 | grep -E "infinstor-jupyterlab.*enabled.*OK" || { echo "labextension not OK"; exit 1; }
+
+step "jest"
+jlpm jest --ci --json --outputFile="$results/jest.json" || failed_suites+=(jest)
+
+step "pytest"
+python -m pytest -p no:cacheprovider --junitxml="$results/pytest.xml" tests || failed_suites+=(pytest)
+
+step "jupyterlab.browser_check"
+bash scripts/browser-check.sh >"$results/browser-check.log" 2>&1 && tail -n 3 "$results/browser-check.log" \
+  || { tail -n 40 "$results/browser-check.log"; failed_suites+=(browser_check); }
+
+step "galata (Debian chromium)"
+(cd ui-tests && jlpm install >/dev/null && \
+  PLAYWRIGHT_JSON_OUTPUT_NAME="$results/galata.json" jlpm playwright test --reporter=list,json,html) \
+  || failed_suites+=(galata)
+
+step "summary"
+python - "$results" "${#failed_suites[@]}" <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+from pathlib import Path
+results = Path(sys.argv[1]); passed = failed = 0
+def add(name, p, f):
+    global passed, failed
+    passed += p; failed += f
+    print(f"{name}: {p} passed, {f} failed")
+try:
+    j = json.loads((results / "jest.json").read_text()); add("jest", j["numPassedTests"], j["numFailedTests"] + j.get("numRuntimeErrorTestSuites", 0))
+except Exception: add("jest", 0, 1)
+try:
+    s = ET.parse(results / "pytest.xml").getroot(); s = s if s.tag == "testsuite" else s[0]
+    t, f, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")); add("pytest", t - f - e - sk, f + e)
+except Exception: add("pytest", 0, 1)
+log = (results / "browser-check.log").read_text() if (results / "browser-check.log").exists() else ""
+add("browser_check", int("browser_check passed" in log), int("browser_check passed" not in log))
+try:
+    st = json.loads((results / "galata.json").read_text())["stats"]; add("galata", st["expected"] + st.get("flaky", 0), st["unexpected"])
+except Exception: add("galata", 0, 1)
+print(f"tests: {passed} passed, {failed} failed")
+PY
+if [ ${#failed_suites[@]} -gt 0 ]; then
+  echo "failed suites: ${failed_suites[*]}"
+  exit 1
+fi
