@@ -162,6 +162,14 @@ class EmbeddedTrackingServer(TrackingBackend):
             self._start_task = asyncio.ensure_future(self._start())
         return self._start_task
 
+    def _record_failure(self) -> bool:
+        """Count a crash or failed start; True once there were too many to keep trying."""
+        now = time.monotonic()
+        self._crashes.append(now)
+        while self._crashes and now - self._crashes[0] > self.restart_window:
+            self._crashes.popleft()
+        return len(self._crashes) > self.max_restarts
+
     def _command(self) -> list[str]:
         store = f"sqlite:///{self.data_dir / 'mlflow.db'}"
         artifacts = ensure_private_dir(self.data_dir / "artifacts")
@@ -207,6 +215,8 @@ class EmbeddedTrackingServer(TrackingBackend):
             self._message = f"Could not start the local tracking service: {exc}"
 
     async def _start_once(self) -> None:
+        if self._is_alive():  # a start raced with the crash back-off; one server is enough
+            return
         self._state = "starting"
         self._message = "Starting the local tracking service…"
         attempt_ports = 2
@@ -229,6 +239,7 @@ class EmbeddedTrackingServer(TrackingBackend):
                     continue
                 self._state = "error"
                 self._message = f"{exc}{': ' + tail if tail else ''} (log: {self.log_path})"
+                self._given_up = self._record_failure()
                 log.error("InfinStor: %s", self._message)
                 return
             self._started_once = True
@@ -291,11 +302,7 @@ class EmbeddedTrackingServer(TrackingBackend):
             return
         # Anything the dead leader left behind (its uvicorn worker) would hold the port.
         self._kill_group(proc.pid, signal.SIGKILL)
-        now = time.monotonic()
-        self._crashes.append(now)
-        while self._crashes and now - self._crashes[0] > self.restart_window:
-            self._crashes.popleft()
-        if len(self._crashes) > self.max_restarts:
+        if self._record_failure():
             self._given_up = True
             self._state = "error"
             self._message = (
@@ -309,7 +316,7 @@ class EmbeddedTrackingServer(TrackingBackend):
         self._state = "starting"
         self._message = f"The local tracking service stopped (exit code {code}); restarting…"
         await asyncio.sleep(min(2 ** (len(self._crashes) - 1) * 0.5, 10))
-        if not self._stopping:
+        if not self._stopping and not self._is_alive():
             self._kick_start()
 
     async def _terminate(self) -> None:
