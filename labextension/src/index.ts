@@ -1,0 +1,153 @@
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+
+import { infinstorIcon } from './icons';
+import { DEFAULT_POLL_INTERVAL, StatusModel } from './model';
+import { InfinStorSidebar } from './sidebar';
+import {
+  SERVER_EXTENSION_MISSING_NOTIFICATION,
+  versionMismatch,
+  versionMismatchNotification
+} from './status';
+import { FRONTEND_VERSION } from './version';
+
+export { InfinStorRequestError, requestAPI } from './handler';
+export { StatusModel } from './model';
+export * from './status';
+export { infinstorIcon } from './icons';
+export { InfinStorSidebar, SIDEBAR_ID } from './sidebar';
+export { FRONTEND_VERSION } from './version';
+
+/**
+ * Plugin id; also the settings schema id (labextension/schema/plugin.json).
+ */
+export const PLUGIN_ID = 'infinstor-jupyterlab:plugin';
+
+/**
+ * Command ids.
+ */
+export namespace CommandIDs {
+  export const openSidebar = 'infinstor:open-sidebar';
+  export const refreshStatus = 'infinstor:refresh-status';
+}
+
+const PALETTE_CATEGORY = 'InfinStor';
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description:
+    'InfinStor MLflow sidebar: tracking service status and the signed-in user.',
+  autoStart: true,
+  optional: [ILayoutRestorer, ISettingRegistry, ICommandPalette, ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    settingRegistry: ISettingRegistry | null,
+    palette: ICommandPalette | null,
+    translator: ITranslator | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load('infinstor_jupyterlab');
+
+    const model = new StatusModel({ interval: DEFAULT_POLL_INTERVAL });
+    const sidebar = new InfinStorSidebar({
+      model,
+      translator: translator ?? nullTranslator
+    });
+
+    app.shell.add(sidebar, 'left', { rank: 600 });
+    if (restorer) {
+      restorer.add(sidebar, sidebar.id);
+    }
+
+    // Warn once per page load about configuration problems.
+    let warnedMissing = false;
+    let warnedMismatch = false;
+    model.changed.connect(() => {
+      if (model.serverExtensionMissing && !warnedMissing) {
+        warnedMissing = true;
+        Notification.warning(SERVER_EXTENSION_MISSING_NOTIFICATION, {
+          autoClose: false,
+          actions: [
+            {
+              label: trans.__('Open InfinStor sidebar'),
+              callback: () => app.shell.activateById(sidebar.id)
+            }
+          ]
+        });
+      }
+      const mismatch = model.status
+        ? versionMismatch(FRONTEND_VERSION, model.status.version)
+        : null;
+      if (mismatch && !warnedMismatch) {
+        warnedMismatch = true;
+        Notification.warning(versionMismatchNotification(mismatch), {
+          autoClose: false,
+          actions: [
+            {
+              label: trans.__('Open InfinStor sidebar'),
+              callback: () => app.shell.activateById(sidebar.id)
+            }
+          ]
+        });
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.openSidebar, {
+      label: trans.__('Open InfinStor sidebar'),
+      caption: trans.__('Show the InfinStor MLflow sidebar'),
+      icon: args => (args['isPalette'] ? undefined : infinstorIcon),
+      execute: () => {
+        app.shell.activateById(sidebar.id);
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.refreshStatus, {
+      label: trans.__('Refresh tracking service status'),
+      caption: trans.__('Ask the InfinStor server extension for its status now'),
+      execute: () => model.refresh()
+    });
+
+    if (palette) {
+      palette.addItem({
+        command: CommandIDs.openSidebar,
+        category: PALETTE_CATEGORY,
+        args: { isPalette: true }
+      });
+      palette.addItem({
+        command: CommandIDs.refreshStatus,
+        category: PALETTE_CATEGORY
+      });
+    }
+
+    if (settingRegistry) {
+      const applySettings = (settings: ISettingRegistry.ISettings) => {
+        const seconds = settings.get('pollInterval').composite;
+        if (typeof seconds === 'number' && Number.isFinite(seconds)) {
+          model.interval = seconds * 1000;
+        }
+      };
+      settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          applySettings(settings);
+          settings.changed.connect(applySettings);
+        })
+        .catch(reason => {
+          console.error(
+            `Failed to load settings for ${PLUGIN_ID}; polling every ${
+              DEFAULT_POLL_INTERVAL / 1000
+            } s.`,
+            reason
+          );
+        });
+    }
+  }
+};
+
+export default plugin;

@@ -1,0 +1,359 @@
+import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+import {
+  Button,
+  ReactWidget,
+  refreshIcon,
+  UseSignal
+} from '@jupyterlab/ui-components';
+import React from 'react';
+
+import { InfinStorRequestError, requestAPI } from './handler';
+import { infinstorIcon } from './icons';
+import { StatusModel } from './model';
+import {
+  formatTime,
+  IStatus,
+  ITrackingStatus,
+  modeLabel,
+  parseStatus,
+  SERVER_EXTENSION_MISSING_MESSAGE,
+  shouldShowMessage,
+  stateKind,
+  stateLabel,
+  userLabel,
+  versionMismatch,
+  versionMismatchMessage
+} from './status';
+import { FRONTEND_VERSION } from './version';
+
+/**
+ * Id of the sidebar widget.
+ */
+export const SIDEBAR_ID = 'infinstor-sidebar';
+
+/**
+ * Restart the embedded tracking service.
+ */
+export async function restartTracking(): Promise<ITrackingStatus> {
+  const data = await requestAPI<
+    ITrackingStatus | { tracking: ITrackingStatus }
+  >('tracking/restart', { method: 'POST' });
+  // Accept both the bare tracking object and `{"tracking": {...}}`.
+  const tracking =
+    data && typeof data === 'object' && 'tracking' in data ? data.tracking : data;
+  return parseStatus({ tracking }).tracking;
+}
+
+/**
+ * Props of {@link SidebarContent}.
+ */
+export interface ISidebarContentProps {
+  model: StatusModel;
+  trans: TranslationBundle;
+  frontendVersion?: string;
+  restart?: () => Promise<ITrackingStatus>;
+}
+
+/**
+ * The body of the InfinStor sidebar, rendered from a {@link StatusModel}.
+ */
+export function SidebarContent(props: ISidebarContentProps): JSX.Element {
+  const { model, trans } = props;
+  const frontendVersion = props.frontendVersion ?? FRONTEND_VERSION;
+  const restart = props.restart ?? restartTracking;
+  const [busy, setBusy] = React.useState<'refresh' | 'restart' | null>(null);
+  const [actionError, setActionError] = React.useState<string | null>(null);
+
+  const onRefresh = async () => {
+    setBusy('refresh');
+    setActionError(null);
+    try {
+      await model.refresh();
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const onRestart = async () => {
+    setBusy('restart');
+    setActionError(null);
+    try {
+      model.updateTracking(await restart());
+      await model.refresh();
+    } catch (error) {
+      setActionError(
+        trans.__(
+          'Could not restart the tracking service: %1',
+          error instanceof Error ? error.message : String(error)
+        )
+      );
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const status = model.status;
+  const error = model.error;
+  const mismatch = status ? versionMismatch(frontendVersion, status.version) : null;
+
+  return (
+    <div className="jp-InfinStor-sidebarContent">
+      <header className="jp-InfinStor-header">
+        <infinstorIcon.react
+          tag="span"
+          className="jp-InfinStor-headerIcon"
+          width="20px"
+          height="20px"
+        />
+        <h2 className="jp-InfinStor-title">{trans.__('InfinStor MLflow')}</h2>
+        <Button
+          minimal
+          small
+          className="jp-InfinStor-refresh"
+          title={trans.__('Refresh tracking service status')}
+          aria-label={trans.__('Refresh tracking service status')}
+          data-testid="infinstor-refresh"
+          disabled={busy !== null}
+          onClick={() => void onRefresh()}
+        >
+          <refreshIcon.react tag="span" className="jp-InfinStor-refreshIcon" />
+        </Button>
+      </header>
+
+      {model.loading && (
+        <div className="jp-InfinStor-loading" role="status" data-testid="infinstor-loading">
+          <span className="jp-InfinStor-spinner" aria-hidden="true" />
+          {trans.__('Checking the tracking service…')}
+        </div>
+      )}
+
+      {error && (
+        <ErrorBanner
+          error={error}
+          missing={model.serverExtensionMissing}
+          trans={trans}
+        />
+      )}
+
+      {mismatch && (
+        <div
+          className="jp-InfinStor-banner jp-InfinStor-banner-warning"
+          role="alert"
+          data-testid="infinstor-version-mismatch"
+        >
+          {versionMismatchMessage(mismatch)}
+        </div>
+      )}
+
+      {status && (
+        <>
+          <TrackingSection
+            status={status}
+            stale={error !== null}
+            trans={trans}
+            busy={busy}
+            onRestart={() => void onRestart()}
+          />
+          {actionError && (
+            <div className="jp-InfinStor-banner jp-InfinStor-banner-error" role="alert">
+              {actionError}
+            </div>
+          )}
+          <section className="jp-InfinStor-section" aria-labelledby="infinstor-user-heading">
+            <h3 id="infinstor-user-heading" className="jp-InfinStor-sectionTitle">
+              {trans.__('User')}
+            </h3>
+            <dl className="jp-InfinStor-fields">
+              <dt>{trans.__('Signed in as')}</dt>
+              <dd>
+                <span data-testid="infinstor-user" className="jp-InfinStor-user">
+                  {userLabel(status.user)}
+                </span>
+                {!status.user.signed_in && (
+                  <span className="jp-InfinStor-hint">
+                    {' '}
+                    {trans.__('(not signed in)')}
+                  </span>
+                )}
+              </dd>
+            </dl>
+          </section>
+        </>
+      )}
+
+      <footer className="jp-InfinStor-footer">
+        {model.lastUpdated && (
+          <span data-testid="infinstor-last-checked">
+            {trans.__('Last checked %1', formatTime(model.lastUpdated))}
+          </span>
+        )}
+        <span className="jp-InfinStor-versions">
+          {status
+            ? trans.__('Extension %1 · server %2', frontendVersion, status.version || '?')
+            : trans.__('Extension %1', frontendVersion)}
+        </span>
+      </footer>
+    </div>
+  );
+}
+
+function ErrorBanner(props: {
+  error: Error;
+  missing: boolean;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { error, missing, trans } = props;
+  if (missing) {
+    return (
+      <div
+        className="jp-InfinStor-banner jp-InfinStor-banner-warning"
+        role="alert"
+        data-testid="infinstor-server-missing"
+      >
+        {SERVER_EXTENSION_MISSING_MESSAGE}
+      </div>
+    );
+  }
+  const network = error instanceof InfinStorRequestError && error.isNetworkError;
+  return (
+    <div
+      className="jp-InfinStor-banner jp-InfinStor-banner-error"
+      role="alert"
+      data-testid="infinstor-error"
+    >
+      <p className="jp-InfinStor-bannerTitle">
+        {trans.__('Could not get the tracking service status.')}
+      </p>
+      <p>{error.message}</p>
+      <p>
+        {network
+          ? trans.__(
+              'Check that the Jupyter server is running, then press Refresh.'
+            )
+          : trans.__(
+              'Press Refresh to try again. If it keeps failing, look at the Jupyter server log for details.'
+            )}
+      </p>
+    </div>
+  );
+}
+
+function TrackingSection(props: {
+  status: IStatus;
+  stale: boolean;
+  trans: TranslationBundle;
+  busy: 'refresh' | 'restart' | null;
+  onRestart: () => void;
+}): JSX.Element {
+  const { status, stale, trans, busy, onRestart } = props;
+  const tracking = status.tracking;
+  const kind = stateKind(tracking.state);
+  const state = stateLabel(tracking.state);
+  const embedded = tracking.mode === 'embedded';
+  return (
+    <section
+      className={`jp-InfinStor-section${stale ? ' jp-mod-stale' : ''}`}
+      aria-labelledby="infinstor-tracking-heading"
+    >
+      <h3 id="infinstor-tracking-heading" className="jp-InfinStor-sectionTitle">
+        {trans.__('Tracking service')}
+        {stale && (
+          <span className="jp-InfinStor-hint"> {trans.__('(last known)')}</span>
+        )}
+      </h3>
+      <dl className="jp-InfinStor-fields">
+        <dt>{trans.__('Mode')}</dt>
+        <dd data-testid="infinstor-tracking-mode">{modeLabel(tracking)}</dd>
+        <dt>{trans.__('State')}</dt>
+        <dd>
+          <span
+            className={`jp-InfinStor-dot jp-InfinStor-dot-${kind}`}
+            aria-hidden="true"
+          />
+          <span
+            data-testid="infinstor-tracking-state"
+            data-state={state}
+            className="jp-InfinStor-state"
+          >
+            {state}
+          </span>
+        </dd>
+        {embedded && tracking.uri && (
+          <>
+            <dt>{trans.__('Address')}</dt>
+            <dd className="jp-InfinStor-uri" data-testid="infinstor-tracking-uri">
+              {tracking.uri}
+            </dd>
+          </>
+        )}
+        {tracking.mlflow_version && (
+          <>
+            <dt>{trans.__('MLflow')}</dt>
+            <dd data-testid="infinstor-mlflow-version">{tracking.mlflow_version}</dd>
+          </>
+        )}
+      </dl>
+      {shouldShowMessage(tracking) && (
+        <p
+          className={`jp-InfinStor-message jp-InfinStor-message-${kind}`}
+          data-testid="infinstor-tracking-message"
+        >
+          {tracking.message}
+        </p>
+      )}
+      {kind === 'error' && embedded && (
+        <Button
+          className="jp-mod-styled jp-mod-accept jp-InfinStor-restart"
+          data-testid="infinstor-restart"
+          disabled={busy !== null}
+          onClick={onRestart}
+        >
+          {busy === 'restart'
+            ? trans.__('Restarting…')
+            : trans.__('Restart tracking service')}
+        </Button>
+      )}
+    </section>
+  );
+}
+
+/**
+ * The InfinStor sidebar panel.
+ */
+export class InfinStorSidebar extends ReactWidget {
+  constructor(options: InfinStorSidebar.IOptions) {
+    super();
+    this._model = options.model;
+    this._translator = options.translator ?? nullTranslator;
+    const trans = this._translator.load('infinstor_jupyterlab');
+    this.id = SIDEBAR_ID;
+    this.addClass('jp-InfinStor-sidebar');
+    this.title.icon = infinstorIcon;
+    this.title.caption = trans.__('InfinStor MLflow');
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', trans.__('InfinStor MLflow'));
+  }
+
+  get model(): StatusModel {
+    return this._model;
+  }
+
+  protected render(): JSX.Element {
+    const trans = this._translator.load('infinstor_jupyterlab');
+    return (
+      <UseSignal signal={this._model.changed} initialSender={this._model}>
+        {() => <SidebarContent model={this._model} trans={trans} />}
+      </UseSignal>
+    );
+  }
+
+  private _model: StatusModel;
+  private _translator: ITranslator;
+}
+
+export namespace InfinStorSidebar {
+  export interface IOptions {
+    model: StatusModel;
+    translator?: ITranslator;
+  }
+}
