@@ -22,8 +22,10 @@ fi
 chromium --version
 
 step "build and install the package (wheel with the prebuilt labextension)"
-jlpm install >/dev/null && jlpm build:prod || { echo "frontend build failed"; exit 1; }
+# A fresh build every time: the wheel build skips the frontend if a built one is already there.
+rm -rf infinstor_jupyterlab/labextension
 python -m pip install --quiet ".[test]" || { echo "pip install failed"; exit 1; }
+jlpm install >/dev/null || { echo "jlpm install failed"; exit 1; }
 jupyter server extension list 2>&1 | grep -E "infinstor_jupyterlab.*OK" || { echo "server extension not OK"; exit 1; }
 jupyter labextension list 2>&1 | grep -E "infinstor-jupyterlab.*enabled.*OK" || { echo "labextension not OK"; exit 1; }
 
