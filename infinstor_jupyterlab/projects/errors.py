@@ -1,0 +1,7 @@
+from ..errors import BadRequest
+
+
+class ProjectError(BadRequest):
+    """The notebook or folder cannot become an MLflow project; the message says why."""
+
+    reason = "invalid_project"
