@@ -7,10 +7,14 @@ import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, List, Type, Unicode, default
 
 from . import __version__
 from .context import InfinStorContext
+from .jobs.manager import JobManager
+from .jobs.store import JobStore
+from .jobs.targets import InlineTarget, JobTarget
+from .projects.service import ProjectService
 from .mlflow_plugin.run_context import ROOT_ENV, USER_ENV
 from .paths import infinstor_data_dir
 from .server.routes import build_handlers
@@ -58,9 +62,36 @@ class InfinStor(ExtensionApp):
         "(MLFLOW_TRACKING_URI plus the path of their credentials, never the credentials).",
     ).tag(config=True)
 
+    job_target_classes = List(
+        Type(klass=JobTarget),
+        default_value=[InlineTarget],
+        help="Where jobs can run: JobTarget subclasses (import strings allowed), each configured "
+        "under its own class name, e.g. c.InlineTarget.max_parallel = 2.",
+    ).tag(config=True)
+
+    jobs_dir = Unicode(
+        "", help="Where jobs keep their store, projects and logs (default: <InfinStor data dir>/jobs)."
+    ).tag(config=True)
+
     def initialize_settings(self):
         tracking = self._make_tracking_backend()
-        self.context = InfinStorContext(tracking=tracking, version=__version__)
+        root_dir = Path(self.serverapp.root_dir).resolve()
+        jobs_dir = Path(self.jobs_dir) if self.jobs_dir else infinstor_data_dir() / "jobs"
+        targets = {}
+        for cls in self.job_target_classes:
+            target = cls(parent=self)
+            targets[target.name] = target
+        jobs = JobManager(
+            store=JobStore(jobs_dir / "jobs.db"),
+            targets=targets,
+            tracking=tracking,
+            root_dir=root_dir,
+            jobs_dir=jobs_dir,
+            user=InfinStorContext.local_username(),
+        )
+        self.context = InfinStorContext(
+            tracking=tracking, jobs=jobs, projects=ProjectService(root_dir), version=__version__
+        )
         self.settings["infinstor"] = self.context
         if self.configure_kernels:
             # Kernels and terminals inherit the server's environment (jupyter_server adds
@@ -92,5 +123,13 @@ class InfinStor(ExtensionApp):
     def initialize_handlers(self):
         self.handlers.extend(build_handlers())
 
+    async def _start_jupyter_server_extension(self, serverapp):
+        # Jobs that ran across a restart are followed again (or marked FAILED with the reason).
+        try:
+            await self.context.jobs.recover()
+        except Exception:
+            self.log.exception("InfinStor: recovering jobs failed")
+
     async def stop_extension(self):
+        await self.context.jobs.shutdown()
         await self.context.tracking.stop()

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .tracking import TrackingBackend
+
+if TYPE_CHECKING:
+    from .jobs.manager import JobManager
+    from .projects.service import ProjectService
 
 
 @dataclass
@@ -22,6 +27,8 @@ class UserInfo:
 @dataclass
 class InfinStorContext:
     tracking: TrackingBackend
+    jobs: JobManager
+    projects: ProjectService
     version: str = __version__
 
     def current_user(self) -> UserInfo:

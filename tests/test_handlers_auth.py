@@ -17,9 +17,18 @@ def implemented_verbs(handler: type) -> list[str]:
     return [v for v in VERBS if getattr(handler, v.lower()) is not getattr(RequestHandler, v.lower())]
 
 
+GROUP_SAMPLES = {"job_id": "0123456789abcdef"}
+
+
 def concrete_path(pattern: str) -> str:
-    # Fill each capture group with a plausible value.
-    return re.sub(r"\((?:\?P<\w+>)?[^)]*\)", "x", pattern)
+    """Fill each capture group with a value its regex accepts, so the route (not a 404) answers."""
+
+    def sample(match: re.Match) -> str:
+        value = GROUP_SAMPLES.get(match.group(1) or "", "x")
+        assert re.fullmatch(match.group(2), value), (pattern, value)
+        return value
+
+    return re.sub(r"\((?:\?P<(\w+)>)?((?:[^()]|\([^()]*\))*)\)", sample, pattern)
 
 
 def test_every_route_uses_the_base_handler_and_lives_under_the_api_prefix():

@@ -6,9 +6,18 @@ API_PREFIX = "/infinstor/api"
 
 
 def build_handlers() -> list[tuple[str, type]]:
+    from .jobs import JOB_ID, JobCancelHandler, JobHandler, JobLogHandler, JobsHandler, TargetsHandler
+    from .projects import ProjectParametersHandler, ProjectsHandler
     from .status import StatusHandler, TrackingRestartHandler
 
     return [
         (rf"{API_PREFIX}/status", StatusHandler),
         (rf"{API_PREFIX}/tracking/restart", TrackingRestartHandler),
+        (rf"{API_PREFIX}/projects", ProjectsHandler),
+        (rf"{API_PREFIX}/projects/parameters", ProjectParametersHandler),
+        (rf"{API_PREFIX}/targets", TargetsHandler),
+        (rf"{API_PREFIX}/jobs", JobsHandler),
+        (rf"{API_PREFIX}/jobs/{JOB_ID}", JobHandler),
+        (rf"{API_PREFIX}/jobs/{JOB_ID}/log", JobLogHandler),
+        (rf"{API_PREFIX}/jobs/{JOB_ID}/cancel", JobCancelHandler),
     ]

@@ -68,7 +68,9 @@ class EmbeddedTrackingServer(TrackingBackend):
     ):
         self.data_dir = ensure_private_dir(Path(data_dir))
         self.host = host
-        self.port = port or find_free_port(host)
+        self.port_path = self.data_dir / "port"
+        # Reuse the last port when it is free: jobs that outlived a Jupyter restart know it.
+        self.port = port or self._previous_port() or find_free_port(host)
         self.startup_timeout = startup_timeout
         self.max_restarts = max_restarts
         self.restart_window = restart_window
@@ -86,6 +88,13 @@ class EmbeddedTrackingServer(TrackingBackend):
         self._stopping = False
         self._crashes: deque[float] = deque()
         self._given_up = False
+
+    def _previous_port(self) -> int | None:
+        try:
+            previous = int(self.port_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return previous if 0 < previous < 65536 and _port_is_free(self.host, previous) else None
 
     # -- TrackingBackend -------------------------------------------------------------------------
     @property
@@ -243,6 +252,7 @@ class EmbeddedTrackingServer(TrackingBackend):
                 log.error("InfinStor: %s", self._message)
                 return
             self._started_once = True
+            await asyncio.to_thread(write_private_file, self.port_path, str(self.port))
             self._state = "running"
             self._message = ""
             self._watch_task = asyncio.ensure_future(self._watch(self._proc))

@@ -1,0 +1,1 @@
+"""Jobs: MLflow projects (or converted notebooks) run on a target, tracked and persisted."""

@@ -1,0 +1,425 @@
+"""The job manager: validates submissions, queues them per target, mirrors status on the MLflow run.
+
+Status goes QUEUED -> RUNNING -> FINISHED | FAILED | KILLED, and the MLflow run follows
+(SCHEDULED -> RUNNING -> the same terminal state). Jobs persist in the job store; after a restart
+of the Jupyter server, running jobs are found again (or marked FAILED with the reason) and queued
+ones are queued again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import os
+import re
+import shutil
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_PROJECT_ENTRY_POINT,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+    MLFLOW_USER,
+)
+
+from ..errors import BadRequest, InfinStorError, NotFound
+from ..projects import ProjectError, build_project
+from ..projects.convert import load_notebook
+from ..projects.parameters import coerce_value, extract_parameters
+from ..projects.service import lab_path, resolve_in_root
+from ..tracking.base import TrackingBackend
+from ..tracking.client import MlflowClientAsync
+from .models import TERMINAL, Job, JobRequest
+from .store import JobStore
+from .targets.base import JobTarget, TargetUnavailable
+
+log = logging.getLogger(__name__)
+
+JOB_ID_TAG = "infinstor.job.id"
+JOB_TARGET_TAG = "infinstor.job.target"
+LOG_ARTIFACT_DIR = "job"
+_LOG_CHUNK = 256 * 1024
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))(?::\s*(.*))?$")
+_WRAPPER_ERRORS = {"PapermillExecutionError", "ExecutionException", "CalledProcessError"}
+
+
+class Conflict(InfinStorError):
+    status = 409
+    reason = "conflict"
+
+
+def failure_reason_from_log(text: str, exit_code: int | None) -> str:
+    """The most telling error line of a failed run's output (the user's exception, not wrappers')."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    fallback = None
+    for line in reversed(lines[-400:]):
+        match = _ERROR_LINE.match(line)
+        if not match:
+            continue
+        name = match.group(1).rsplit(".", 1)[-1]
+        if name in _WRAPPER_ERRORS:
+            fallback = fallback or line.strip()
+            continue
+        return line.strip()[:500]
+    if fallback:
+        return fallback[:500]
+    tail = lines[-1][:300] if lines else "no output"
+    return f"The job's process exited with code {exit_code}: {tail}"
+
+
+class JobManager:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        targets: dict[str, JobTarget],
+        tracking: TrackingBackend,
+        root_dir: Path,
+        jobs_dir: Path,
+        user: str,
+        base_env: dict[str, str] | None = None,
+    ):
+        self.store = store
+        self.targets = targets
+        self.tracking = tracking
+        self.mlflow = MlflowClientAsync(tracking)
+        self.root_dir = Path(root_dir).resolve()
+        self.jobs_dir = Path(jobs_dir)
+        self.user = user
+        self.base_env = base_env
+        self._queues: dict[str, deque[str]] = {name: deque() for name in targets}
+        self._running: dict[str, set[str]] = {name: set() for name in targets}
+        self._monitors: dict[str, asyncio.Task] = {}
+        self._cancelling: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._shutting_down = False
+
+    # -- queries ---------------------------------------------------------------------------------
+    def describe_targets(self) -> list[dict[str, Any]]:
+        return [target.describe() for target in self.targets.values()]
+
+    async def list(self) -> list[Job]:
+        return await asyncio.to_thread(self.store.list)
+
+    async def get(self, job_id: str) -> Job:
+        job = await asyncio.to_thread(self.store.get, job_id)
+        if job is None:
+            raise NotFound(f"No job {job_id!r}.")
+        return job
+
+    def log_path(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id / "output.log"
+
+    async def read_log(self, job_id: str, offset: int = 0, limit: int = _LOG_CHUNK) -> dict[str, Any]:
+        if offset < 0:
+            raise BadRequest("offset must be >= 0")
+        job = await self.get(job_id)
+        data, next_offset, size = await asyncio.to_thread(self._read_log, job_id, offset, limit)
+        return {
+            "job_id": job_id,
+            "offset": offset,
+            "next_offset": next_offset,
+            "data": data,
+            "complete": job.is_terminal and next_offset >= size,
+            "status": job.status,
+        }
+
+    def _read_log(self, job_id: str, offset: int, limit: int) -> tuple[str, int, int]:
+        path = self.log_path(job_id)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return "", offset, 0
+        start = min(offset, size)
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            chunk = handle.read(limit)
+        # Never split a UTF-8 character across two reads: hold back an incomplete tail.
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        text = decoder.decode(chunk, final=start + len(chunk) >= size and len(chunk) < limit)
+        pending = len(decoder.getstate()[0])
+        return text, start + len(chunk) - pending, size
+
+    # -- submit ----------------------------------------------------------------------------------
+    def _resolve_path(self, path: str) -> Path:
+        return resolve_in_root(self.root_dir, path)
+
+    def lab_path(self, path: Path) -> str:
+        return lab_path(self.root_dir, path)
+
+    def _prepare_project(self, request: JobRequest, source: Path, job_dir: Path) -> tuple[str, Path, dict[str, str]]:
+        """Runs in a thread: convert or load the project and validate the parameters."""
+        from mlflow.exceptions import ExecutionException
+        from mlflow.projects import _project_spec
+
+        given = dict(request.parameters)
+        if source.is_file():
+            nb = load_notebook(source)
+            declared = {p.name: p for p in extract_parameters(nb)}
+            unknown = sorted(set(given) - set(declared))
+            if unknown:
+                raise ProjectError(
+                    f"unknown parameter(s) {', '.join(unknown)}; the notebook defines: {', '.join(declared) or 'none'}"
+                )
+            for name, value in given.items():
+                coerce_value(declared[name], value)  # raises with a message naming the parameter
+            info = build_project(source, job_dir / "project", include_folder=request.include_folder)
+            kind, project_dir = "notebook", info.path
+        else:
+            if request.include_folder:
+                raise BadRequest("include_folder applies to notebooks; a project folder is run as it is.")
+            if not (source / "MLproject").is_file() and not (source / "mlproject").is_file():
+                raise BadRequest(f"{self.lab_path(source)!r} is a folder without an MLproject file.")
+            kind, project_dir = "project", source
+        try:
+            project = _project_spec.load_project(str(project_dir))
+            entry_point = project.get_entry_point(request.entry_point)
+            as_text = {k: _param_text(v) for k, v in given.items()}
+            entry_point.compute_parameters(as_text, storage_dir=str(job_dir / "storage"))
+        except ExecutionException as exc:
+            raise BadRequest(f"Invalid project or parameters: {exc.message}") from None
+        except Exception as exc:  # malformed MLproject files raise assorted errors
+            raise BadRequest(f"Invalid MLproject: {exc}") from None
+        return kind, project_dir, as_text
+
+    async def submit(self, request: JobRequest) -> Job:
+        target = self.targets.get(request.target)
+        if target is None:
+            raise BadRequest(f"Unknown target {request.target!r}; available: {', '.join(self.targets)}.")
+        reason = target.unavailable_reason()
+        if reason:
+            raise TargetUnavailable(f"The {target.display_name} target is not available: {reason}")
+        options = target.validate_options(request.options)
+        source = self._resolve_path(request.path)
+
+        job_id = Job.new_id()
+        job_dir = self.jobs_dir / job_id
+        job_dir.mkdir(parents=True)
+        try:
+            kind, project_dir, params = await asyncio.to_thread(self._prepare_project, request, source, job_dir)
+            if request.experiment_id is not None:
+                experiment_id = (await self.mlflow.get_experiment(request.experiment_id))["experiment_id"]
+            else:
+                experiment_id = await self.mlflow.get_or_create_experiment(request.experiment_name or "Default")
+        except NotFound as exc:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise BadRequest(f"Experiment not found: {exc.message}") from None
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+
+        tags = {
+            MLFLOW_USER: self.user,
+            MLFLOW_SOURCE_NAME: self.lab_path(source),
+            MLFLOW_SOURCE_TYPE: "NOTEBOOK" if kind == "notebook" else "PROJECT",
+            MLFLOW_PROJECT_ENTRY_POINT: request.entry_point,
+            JOB_ID_TAG: job_id,
+            JOB_TARGET_TAG: target.name,
+        }
+        run = await self.mlflow.create_run(experiment_id, request.run_name, tags)
+        run_id = run["info"]["run_id"]
+        job = Job(
+            id=job_id,
+            path=self.lab_path(source),
+            kind=kind,
+            target=target.name,
+            status="QUEUED",
+            parameters=params,
+            experiment_id=experiment_id,
+            run_id=run_id,
+            run_name=run["info"].get("run_name") or request.run_name,
+            project_dir=str(project_dir),
+            entry_point=request.entry_point,
+            options=options,
+            include_folder=request.include_folder,
+            user=self.user,
+        )
+        try:
+            if params:
+                await self.mlflow.log_params(run_id, params)
+            await self.mlflow.update_run(run_id, "SCHEDULED")
+            await asyncio.to_thread(self.store.save, job)
+        except BaseException as exc:
+            # No half-written job: the run says why it never ran, the job directory goes.
+            with contextlib.suppress(Exception):
+                await self.mlflow.set_tags(run_id, {"infinstor.job.error": str(exc)[:500]})
+                await self.mlflow.update_run(run_id, "FAILED", end=True)
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        self._queues[target.name].append(job.id)
+        await self._pump(target.name)
+        return await self.get(job.id)
+
+    # -- running ---------------------------------------------------------------------------------
+    def job_environment(self) -> dict[str, str]:
+        env = dict(self.base_env if self.base_env is not None else os.environ)
+        env.pop("JPY_SESSION_NAME", None)
+        env.update(self.tracking.kernel_environment())
+        env["INFINSTOR_USER"] = self.user
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    async def _pump(self, target_name: str) -> None:
+        if self._shutting_down:
+            return
+        async with self._lock:
+            target = self.targets[target_name]
+            queue = self._queues[target_name]
+            while queue and len(self._running[target_name]) < target.max_parallel:
+                job_id = queue.popleft()
+                job = await asyncio.to_thread(self.store.get, job_id)
+                if job is None or job.status != "QUEUED":
+                    continue
+                await self._start(target, job)
+
+    async def _start(self, target: JobTarget, job: Job) -> None:
+        log_path = self.log_path(job.id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        job.status = "RUNNING"
+        job.started_at = time.time()
+        try:
+            await self.mlflow.update_run(job.run_id, "RUNNING")
+            await target.start(job, self.job_environment(), log_path)
+        except Exception as exc:
+            log.exception("InfinStor: job %s could not start", job.id)
+            await self._finish(job, "FAILED", f"The job could not start: {exc}")
+            return
+        await asyncio.to_thread(self.store.save, job)
+        self._running[target.name].add(job.id)
+        self._monitors[job.id] = asyncio.ensure_future(self._monitor(target, job))
+
+    async def _monitor(self, target: JobTarget, job: Job) -> None:
+        try:
+            exit_code = await target.wait(job)
+            if job.id in self._cancelling:
+                status, reason = "KILLED", "Cancelled by the user."
+            elif exit_code == 0:
+                status, reason = "FINISHED", None
+            elif exit_code is None:
+                status, reason = await self._status_from_run(job)
+            else:
+                text = await asyncio.to_thread(self._tail, job.id)
+                status, reason = "FAILED", failure_reason_from_log(text, exit_code)
+            await self._finish(job, status, reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("InfinStor: monitoring job %s failed", job.id)
+        finally:
+            self._running[target.name].discard(job.id)
+            self._monitors.pop(job.id, None)
+            self._cancelling.discard(job.id)
+            with contextlib.suppress(Exception):
+                await self._pump(target.name)
+
+    async def _status_from_run(self, job: Job) -> tuple[str, str | None]:
+        """After a restart the exit code is lost: the MLflow run (set by `mlflow run`) tells."""
+        try:
+            run = await self.mlflow.get_run(job.run_id)
+            status = run["info"]["status"]
+        except Exception as exc:
+            return "FAILED", f"The job ended while the Jupyter server was restarting; its outcome is unknown ({exc})."
+        if status == "FINISHED":
+            return "FINISHED", None
+        if status in ("FAILED", "KILLED"):
+            text = await asyncio.to_thread(self._tail, job.id)
+            return status, failure_reason_from_log(text, None) if status == "FAILED" else "Killed."
+        return "FAILED", "The job's process ended while the Jupyter server was restarting, without reporting a result."
+
+    def _tail(self, job_id: str, size: int = 64 * 1024) -> str:
+        path = self.log_path(job_id)
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(max(0, path.stat().st_size - size))
+                return handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    async def _finish(self, job: Job, status: str, reason: str | None) -> None:
+        job.status = status
+        job.failure_reason = reason
+        job.finished_at = time.time()
+        await asyncio.to_thread(self.store.save, job)
+        try:
+            if reason:
+                await self.mlflow.set_tags(job.run_id, {"infinstor.job.failure_reason": reason[:5000]})
+            await self.mlflow.update_run(job.run_id, status, end=True)
+            log_path = self.log_path(job.id)
+            if log_path.exists():
+                run = await self.mlflow.get_run(job.run_id)
+                await self.mlflow.upload_artifact(run, log_path, LOG_ARTIFACT_DIR)
+        except Exception as exc:  # the job's own outcome is recorded; the mirror is best effort
+            log.warning("InfinStor: could not update MLflow run %s of job %s: %s", job.run_id, job.id, exc)
+        log.info("InfinStor: job %s %s%s", job.id, status, f": {reason}" if reason else "")
+
+    # -- control ---------------------------------------------------------------------------------
+    async def cancel(self, job_id: str) -> Job:
+        job = await self.get(job_id)
+        if job.is_terminal:
+            raise Conflict(f"Job {job_id} already ended ({job.status}).")
+        target = self.targets.get(job.target)
+        if job.status == "QUEUED":
+            with contextlib.suppress(ValueError):
+                self._queues[job.target].remove(job.id)
+            await self._finish(job, "KILLED", "Cancelled before it started.")
+            return await self.get(job_id)
+        self._cancelling.add(job.id)
+        if target is not None:
+            await target.cancel(job)
+        monitor = self._monitors.get(job.id)
+        if monitor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(monitor), 30)
+        job = await self.get(job_id)
+        if not job.is_terminal:
+            await self._finish(job, "KILLED", "Cancelled by the user.")
+        return await self.get(job_id)
+
+    async def delete(self, job_id: str) -> None:
+        job = await self.get(job_id)
+        if not job.is_terminal:
+            raise Conflict(f"Job {job_id} is {job.status}; cancel it before deleting it.")
+        await asyncio.to_thread(self.store.delete, job_id)
+        await asyncio.to_thread(shutil.rmtree, self.jobs_dir / job_id, True)
+
+    async def recover(self) -> None:
+        """After a restart: reattach to running jobs, fail the lost ones, queue the queued."""
+        for job in reversed(await self.list()):
+            target = self.targets.get(job.target)
+            if job.status == "RUNNING":
+                if target is not None and target.is_alive(job):
+                    log.info("InfinStor: job %s is still running; following it again", job.id)
+                    self._running[target.name].add(job.id)
+                    self._monitors[job.id] = asyncio.ensure_future(self._monitor(target, job))
+                else:
+                    status, reason = await self._status_from_run(job)
+                    if target is None:
+                        status, reason = "FAILED", f"The target {job.target!r} is no longer configured."
+                    await self._finish(job, status, reason)
+            elif job.status == "QUEUED":
+                if target is None:
+                    await self._finish(job, "FAILED", f"The target {job.target!r} is no longer configured.")
+                else:
+                    self._queues[target.name].append(job.id)
+        for name in self.targets:
+            await self._pump(name)
+
+    async def shutdown(self) -> None:
+        """Stop following jobs (they keep running and are found again at the next start)."""
+        self._shutting_down = True
+        for task in list(self._monitors.values()):
+            task.cancel()
+        for task in list(self._monitors.values()):
+            with contextlib.suppress(BaseException):
+                await task
+        self._monitors.clear()
+        await asyncio.to_thread(self.store.close)
+
+
+def _param_text(value: Any) -> str:
+    return str(value)

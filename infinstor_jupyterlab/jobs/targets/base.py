@@ -1,0 +1,61 @@
+"""The contract between the job manager and a place that runs jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traitlets import Int
+from traitlets.config import LoggingConfigurable
+
+from ...errors import InfinStorError
+from ..models import Job
+
+
+class TargetUnavailable(InfinStorError):
+    status = 409
+    reason = "target_unavailable"
+
+
+class JobTarget(LoggingConfigurable):
+    """A place to run MLflow projects. Subclasses declare what they support in `capabilities`."""
+
+    name = "base"
+    display_name = "Base"
+
+    max_parallel = Int(2, help="Jobs that may run at once on this target; more wait in the queue.").tag(config=True)
+
+    def capabilities(self) -> dict[str, Any]:
+        """What the UI may offer: e.g. env_managers, instance_types, sweeps."""
+        return {"env_managers": ["local"], "instance_types": [], "sweeps": False, "max_parallel": self.max_parallel}
+
+    def unavailable_reason(self) -> str | None:
+        """None when the target can take jobs; otherwise why not (shown in the dialog)."""
+        return None
+
+    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Check target options of a request; return them normalised or raise BadRequest."""
+        return options
+
+    async def start(self, job: Job, env: dict[str, str], log_path) -> None:
+        """Launch the job; record in `job.target_state` what `reattach` will need."""
+        raise NotImplementedError
+
+    async def wait(self, job: Job) -> int | None:
+        """Wait until the job's process ends; its exit code, or None when it cannot be known."""
+        raise NotImplementedError
+
+    def is_alive(self, job: Job) -> bool:
+        raise NotImplementedError
+
+    async def cancel(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        reason = self.unavailable_reason()
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "available": reason is None,
+            "reason": reason,
+            "capabilities": self.capabilities(),
+        }
