@@ -389,6 +389,7 @@ class JobManager:
 
     async def recover(self) -> None:
         """After a restart: reattach to running jobs, fail the lost ones, queue the queued."""
+        reattached = False
         for job in reversed(await self.list()):
             target = self.targets.get(job.target)
             if job.status == "RUNNING":
@@ -396,6 +397,7 @@ class JobManager:
                     log.info("InfinStor: job %s is still running; following it again", job.id)
                     self._running[target.name].add(job.id)
                     self._monitors[job.id] = asyncio.ensure_future(self._monitor(target, job))
+                    reattached = True
                 else:
                     status, reason = await self._status_from_run(job)
                     if target is None:
@@ -406,8 +408,17 @@ class JobManager:
                     await self._finish(job, "FAILED", f"The target {job.target!r} is no longer configured.")
                 else:
                     self._queues[target.name].append(job.id)
+        if reattached:
+            # Running jobs log to the tracking service: it is needed now, not at the first poll.
+            self._warmup = asyncio.ensure_future(self._ensure_tracking())
         for name in self.targets:
             await self._pump(name)
+
+    async def _ensure_tracking(self) -> None:
+        try:
+            await self.tracking.ensure_running()
+        except Exception as exc:
+            log.warning("InfinStor: the tracking service for running jobs is unavailable: %s", exc)
 
     async def shutdown(self) -> None:
         """Stop following jobs (they keep running and are found again at the next start)."""

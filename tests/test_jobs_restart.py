@@ -1,0 +1,151 @@
+"""Jobs survive a restart of the Jupyter server (real server processes on one data directory)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import requests
+
+from notebooks import notebook, write
+
+TOKEN = "restart-test-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class JupyterServer:
+    """A real `jupyter server` with the extension, on a given state directory."""
+
+    def __init__(self, base, root):
+        self.base, self.root = base, root
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
+        env.update(
+            JUPYTER_DATA_DIR=str(base / "data"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+            JUPYTER_CONFIG_DIR=str(base / "config"), MLFLOW_DISABLE_TELEMETRY="true",
+        )  # fmt: skip
+        self.log = open(base / f"server-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
+             f"--port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
+             f"--ServerApp.root_dir={root}"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.get("api/status").ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        raise RuntimeError("jupyter server did not start")
+
+    def get(self, path, **kw):
+        return requests.get(f"{self.url}/{path}", headers={"Authorization": f"token {TOKEN}"}, timeout=30, **kw)
+
+    def post(self, path, json=None):
+        return requests.post(f"{self.url}/{path}", headers={"Authorization": f"token {TOKEN}"}, json=json, timeout=120)
+
+    def job(self, job_id):
+        return self.get(f"infinstor/api/jobs/{job_id}").json()
+
+    def wait_tracking(self):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.get("infinstor/api/status").json()["tracking"]["state"] == "running":
+                return
+            time.sleep(0.5)
+        raise AssertionError("tracking never ran")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def _job_root(run_id):
+    for proc in psutil.process_iter(["cmdline"]):
+        if run_id in " ".join(proc.info["cmdline"] or []):
+            return proc
+    return None
+
+
+def _wait_for_marker(server, job_id, marker, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker in server.get(f"infinstor/api/jobs/{job_id}/log").json()["data"]:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{marker!r} never appeared in the job log")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outcome", ["still-running", "died-while-down"])
+def test_job_across_a_jupyter_restart(tmp_path, outcome):
+    root = tmp_path / "root"
+    write(
+        notebook(
+            "import mlflow, time\nprint('STARTED', flush=True)",
+            "for _ in range(150):\n    time.sleep(0.1)",
+            "mlflow.log_metric('after_restart', 1.0)\nprint('DONE', flush=True)",
+        ),
+        root / "slow.ipynb",
+    )
+    first = JupyterServer(tmp_path, root)
+    try:
+        first.wait_tracking()
+        job = first.post("infinstor/api/jobs", {"path": "slow.ipynb"}).json()
+        _wait_for_marker(first, job["id"], "STARTED")
+        job_process = _job_root(job["run_id"])
+        assert job_process is not None
+    finally:
+        first.stop()
+
+    assert job_process.is_running(), "the job must outlive the Jupyter server"
+    if outcome == "died-while-down":
+        tree = [job_process, *job_process.children(recursive=True)]
+        for proc in tree:
+            proc.kill()
+        psutil.wait_procs(tree, 10)
+
+    second = JupyterServer(tmp_path, root)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            current = second.job(job["id"])
+            if current["status"] in ("FINISHED", "FAILED", "KILLED"):
+                break
+            assert current["status"] == "RUNNING"
+            time.sleep(0.5)
+        if outcome == "still-running":
+            assert current["status"] == "FINISHED", current
+            log = second.get(f"infinstor/api/jobs/{job['id']}/log").json()["data"]
+            assert "DONE" in log
+        else:
+            assert current["status"] == "FAILED"
+            assert "restarting" in current["failure_reason"]
+        listed = second.get("infinstor/api/jobs").json()["jobs"]
+        assert [j["id"] for j in listed] == [job["id"]]
+    finally:
+        second.stop()
+        if job_process is not None and job_process.is_running():  # a failed test leaves nothing behind
+            tree = [job_process, *job_process.children(recursive=True)]
+            for proc in tree:
+                proc.kill()
+            psutil.wait_procs(tree, 10)
