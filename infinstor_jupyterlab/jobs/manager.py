@@ -180,9 +180,11 @@ class JobManager:
             project = _project_spec.load_project(str(project_dir))
             entry_point = project.get_entry_point(request.entry_point)
             as_text = {k: _param_text(v) for k, v in given.items()}
-            entry_point.compute_parameters(as_text, storage_dir=str(job_dir / "storage"))
+            _check_entry_point_parameters(entry_point, as_text)
         except ExecutionException as exc:
             raise BadRequest(f"Invalid project or parameters: {exc.message}") from None
+        except BadRequest:
+            raise
         except Exception as exc:  # malformed MLproject files raise assorted errors
             raise BadRequest(f"Invalid MLproject: {exc}") from None
         return kind, project_dir, as_text
@@ -434,3 +436,20 @@ class JobManager:
 
 def _param_text(value: Any) -> str:
     return str(value)
+
+
+def _check_entry_point_parameters(entry_point, given: dict[str, str]) -> None:
+    """What `mlflow run` would only find out later: missing values and non-numbers for floats.
+
+    (MLflow's own compute_parameters also downloads `path` parameters: not at submit time.)
+    """
+    missing = [n for n, p in entry_point.parameters.items() if n not in given and p.default is None]
+    if missing:
+        raise BadRequest(f"Missing value(s) for parameter(s) {', '.join(sorted(missing))}.")
+    for name, value in given.items():
+        param = entry_point.parameters.get(name)
+        if param is not None and param.type == "float":
+            try:
+                float(value)
+            except ValueError:
+                raise BadRequest(f"parameter {name!r} must be a number; got {value!r}") from None

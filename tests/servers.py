@@ -1,0 +1,75 @@
+"""Real `jupyter server` processes for tests that need a server outside the test process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+TOKEN = "infinstor-test-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class JupyterServer:
+    """A real `jupyter server` with the extension, on a given state directory."""
+
+    def __init__(self, base, root):
+        self.base, self.root = base, root
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
+        env.update(
+            JUPYTER_DATA_DIR=str(base / "data"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+            JUPYTER_CONFIG_DIR=str(base / "config"), MLFLOW_DISABLE_TELEMETRY="true",
+        )  # fmt: skip
+        self.log = open(base / f"server-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
+             f"--port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
+             f"--ServerApp.root_dir={root}"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.get("api/status").ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        raise RuntimeError("jupyter server did not start")
+
+    def get(self, path, **kw):
+        return requests.get(f"{self.url}/{path}", headers={"Authorization": f"token {TOKEN}"}, timeout=30, **kw)
+
+    def post(self, path, json=None):
+        return requests.post(f"{self.url}/{path}", headers={"Authorization": f"token {TOKEN}"}, json=json, timeout=120)
+
+    def job(self, job_id):
+        return self.get(f"infinstor/api/jobs/{job_id}").json()
+
+    def wait_tracking(self):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.get("infinstor/api/status").json()["tracking"]["state"] == "running":
+                return
+            time.sleep(0.5)
+        raise AssertionError("tracking never ran")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
