@@ -73,3 +73,22 @@ class JupyterServer:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def kill_processes_mentioning(text: str) -> None:
+    """Jobs outlive their Jupyter server by design; tests must not leave theirs behind."""
+    import psutil
+
+    victims = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            if text in " ".join(proc.info["cmdline"] or []) or text in (proc.info["cwd"] or ""):
+                victims.append(proc)
+        except psutil.Error:
+            continue
+    for proc in victims:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(victims, 10)

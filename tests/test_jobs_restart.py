@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from notebooks import notebook, write
-from servers import JupyterServer
+from servers import JupyterServer, kill_processes_mentioning
 
 
 def _job_root(run_id):
@@ -76,8 +76,4 @@ def test_job_across_a_jupyter_restart(tmp_path, outcome):
         assert [j["id"] for j in listed] == [job["id"]]
     finally:
         second.stop()
-        if job_process is not None and job_process.is_running():  # a failed test leaves nothing behind
-            tree = [job_process, *job_process.children(recursive=True)]
-            for proc in tree:
-                proc.kill()
-            psutil.wait_procs(tree, 10)
+        kill_processes_mentioning(str(tmp_path))  # a failed test leaves nothing behind

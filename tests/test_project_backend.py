@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from servers import JupyterServer
+from servers import JupyterServer, kill_processes_mentioning
 
 
 def _project(root, name="sweep", seconds=0):
@@ -68,6 +68,7 @@ def lab(tmp_path):
     )
     yield server, root, env
     server.stop()
+    kill_processes_mentioning(str(tmp_path))
 
 
 @pytest.mark.slow
