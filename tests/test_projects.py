@@ -220,3 +220,45 @@ def test_wrong_parameter_value_is_refused_by_the_runner(tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2 and "unknown parameter 'nope'" in result.stderr
+
+
+def test_distribution_map_cache_follows_installs(tmp_path, monkeypatch):
+    from infinstor_jupyterlab.projects import environment
+
+    monkeypatch.setenv("INFINSTOR_DATA_DIR", str(tmp_path / "state"))
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    environment._packages_distributions.cache_clear()
+    first = environment._packages_distributions()
+    assert "mlflow" in first
+    [cache] = (tmp_path / "state" / "cache").glob("packages-*.json")
+    saved = json.loads(cache.read_text())
+    assert saved["mapping"] == first
+    # "Installing" something (the import path changes) invalidates the cache.
+    saved["mapping"] = {"fake_module": ["fake-dist"]}
+    cache.write_text(json.dumps(saved))
+    environment._packages_distributions.cache_clear()
+    assert environment._packages_distributions() == {"fake_module": ["fake-dist"]}
+    os.utime(site, (1, 1))
+    environment._packages_distributions.cache_clear()
+    assert "mlflow" in environment._packages_distributions()
+    environment._packages_distributions.cache_clear()
+
+
+def test_kernel_python_reads_the_kernelspec(tmp_path, monkeypatch):
+    from infinstor_jupyterlab.projects.environment import kernel_python
+
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share"))
+    fake = tmp_path / "venv" / "bin" / "python3"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    spec = tmp_path / "share" / "kernels" / "project-env"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": [str(fake), "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python"}))
+    nb = notebook("x = 1")
+    nb.metadata["kernelspec"]["name"] = "project-env"
+    assert kernel_python(nb) == str(fake)
+    nb.metadata["kernelspec"]["name"] = "no-such-kernel"
+    assert kernel_python(nb) == sys.executable

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -102,9 +104,35 @@ json.dump({"python": "%d.%d.%d" % sys.version_info[:3], "distributions": found},
 
 @functools.lru_cache(maxsize=1)
 def _packages_distributions():
+    """Module -> distributions for this interpreter.
+
+    Scanning every installed distribution takes a few hundred ms, so the result is kept on disk,
+    keyed by the modification times of the import path (installing anything changes them).
+    """
     from importlib import metadata
 
-    return metadata.packages_distributions()
+    key = [[entry, os.stat(entry).st_mtime] for entry in sys.path if entry and os.path.isdir(entry)]
+    cache = None
+    try:
+        from ..paths import infinstor_data_dir
+
+        digest = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
+        cache = infinstor_data_dir() / "cache" / f"packages-{digest}.json"
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            return saved["mapping"]
+    except (OSError, ValueError, KeyError):
+        pass
+    mapping = metadata.packages_distributions()
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": key, "mapping": mapping}))
+            os.replace(tmp, cache)
+        except OSError:
+            pass
+    return mapping
 
 
 def _resolve_here(modules: list[str], distributions: list[str]) -> dict:
@@ -149,21 +177,30 @@ def resolve(modules, distributions, python_executable: str | None = None) -> dic
 
 
 def kernel_python(nb) -> str:
-    """The interpreter of the notebook's kernel, or this one when it cannot be told."""
+    """The interpreter of the notebook's kernel, or this one when it cannot be told.
+
+    Reads the kernelspec's kernel.json from Jupyter's kernel paths directly: starting
+    jupyter_client's KernelSpecManager costs ~0.3 s, more than the rest of a conversion.
+    """
     name = nb.metadata.get("kernelspec", {}).get("name")
     if not name:
         return sys.executable
-    try:
-        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_core.paths import jupyter_path
 
+    for directory in jupyter_path("kernels"):
+        spec_file = os.path.join(directory, name, "kernel.json")
+        if not os.path.isfile(spec_file):
+            continue
         try:
-            argv = KernelSpecManager().get_kernel_spec(name).argv
-        except NoSuchKernel:
+            with open(spec_file, encoding="utf-8") as handle:
+                argv = json.load(handle).get("argv") or []
+        except (OSError, ValueError):
             return sys.executable
-    except ImportError:
+        executable = argv[0] if argv else ""
+        if os.path.isabs(executable) and "python" in os.path.basename(executable) and os.access(executable, os.X_OK):
+            return executable
         return sys.executable
-    if argv and argv[0] not in ("python", "python3", "{python}") and "python" in argv[0].rsplit("/", 1)[-1]:
-        return argv[0]
+    # No kernelspec on disk: the native kernel (ipykernel in this interpreter) serves "python3".
     return sys.executable
 
 
