@@ -226,3 +226,25 @@ async def test_convert_through_rest(jp_fetch, jp_root_dir):
     with pytest.raises(HTTPClientError) as excinfo:
         await jp_fetch("infinstor", "api", "projects", method="POST", body=json.dumps({"path": "work/train.ipynb", "output_dir": "/tmp/elsewhere"}))
     assert excinfo.value.code == 400
+
+
+@pytest.mark.slow
+async def test_inline_job_in_a_fresh_virtualenv(jp_fetch, jp_root_dir, infinstor):
+    """env_manager "uv": MLflow builds a fresh virtualenv from python_env.yaml and runs there."""
+    from notebooks import notebook
+
+    targets = json.loads((await jp_fetch("infinstor", "api", "targets")).body)["targets"]
+    assert "uv" in next(t for t in targets if t["name"] == "inline")["capabilities"]["env_managers"]
+    write(
+        notebook("import sys, mlflow\nprint('PREFIX', sys.prefix)\nmlflow.log_metric('alpha', float(alpha))", parameters="alpha = 1"),
+        jp_root_dir / "venv.ipynb",
+    )
+    await wait_for_state(jp_fetch, "running")
+    job = await submit(jp_fetch, path="venv.ipynb", parameters={"alpha": 4}, options={"env_manager": "uv"})
+    job = await wait_for_job(jp_fetch, job["id"], timeout=600)
+    log = await read_whole_log(jp_fetch, job["id"])
+    assert job["status"] == "FINISHED", log[-3000:]
+    prefix = next(line.split(" ", 1)[1] for line in log.splitlines() if line.startswith("PREFIX "))
+    assert "/.mlflow/envs/" in prefix  # not the kernel's environment
+    run = await run_of(infinstor, job["run_id"])
+    assert {m["key"]: m["value"] for m in run["data"]["metrics"]} == {"alpha": 4.0}
