@@ -12,6 +12,9 @@ from tornado.httpclient import AsyncHTTPClient
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
+# The test identity provider and the token-checking MLflow service (session-scoped, started on use).
+from idp_fixture import idp, idp_issuer, oidc_service  # noqa: E402, F401
+
 
 @pytest.fixture(autouse=True)
 def _restore_environ():

@@ -6,13 +6,18 @@ API_PREFIX = "/infinstor/api"
 
 
 def build_handlers() -> list[tuple[str, type]]:
+    from .auth import AuthCallbackHandler, AuthLoginHandler, AuthLogoutHandler
     from .jobs import JOB_ID, JobCancelHandler, JobHandler, JobLogHandler, JobsHandler, TargetsHandler
     from .projects import ProjectParametersHandler, ProjectsHandler
+    from .proxy import MlflowProxyHandler, MlflowUIRedirectHandler
     from .status import StatusHandler, TrackingRestartHandler
 
     return [
         (rf"{API_PREFIX}/status", StatusHandler),
         (rf"{API_PREFIX}/tracking/restart", TrackingRestartHandler),
+        (rf"{API_PREFIX}/auth/login", AuthLoginHandler),
+        (rf"{API_PREFIX}/auth/callback", AuthCallbackHandler),
+        (rf"{API_PREFIX}/auth/logout", AuthLogoutHandler),
         (rf"{API_PREFIX}/projects", ProjectsHandler),
         (rf"{API_PREFIX}/projects/parameters", ProjectParametersHandler),
         (rf"{API_PREFIX}/targets", TargetsHandler),
@@ -20,4 +25,6 @@ def build_handlers() -> list[tuple[str, type]]:
         (rf"{API_PREFIX}/jobs/{JOB_ID}", JobHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/log", JobLogHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/cancel", JobCancelHandler),
+        (rf"{API_PREFIX}/mlflow", MlflowUIRedirectHandler),
+        (rf"{API_PREFIX}/mlflow/(?P<path>.*)", MlflowProxyHandler),
     ]

@@ -2,6 +2,8 @@
 
 Modes, chosen by INFINSTOR_SERVICE_MODE:
 - `single-user` (the embedded default): one owner, authenticated by the per-install secret.
+- `oidc`: bearer JWTs from an OpenID Connect provider (see `oidc_auth`); the seed of the
+  company service.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 from .single_user import SecretASGIMiddleware, SecretChecker, install_flask_guard
 
 MODE_ENV = "INFINSTOR_SERVICE_MODE"
-SUPPORTED_MODES = ("single-user",)
+SUPPORTED_MODES = ("single-user", "oidc")
 
 
 def create_app():
@@ -21,6 +23,9 @@ def create_app():
 
     from mlflow.server import app as flask_app
 
+    if mode == "oidc":
+        return _create_oidc_app(flask_app)
+
     checker = SecretChecker.from_environment()
     # MLflow picks uvicorn (an ASGI app) unless gunicorn or waitress options were given.
     if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") == "uvicorn":
@@ -28,4 +33,16 @@ def create_app():
 
         return SecretASGIMiddleware(create_fastapi_app(flask_app), checker)
     install_flask_guard(flask_app, checker)
+    return flask_app
+
+
+def _create_oidc_app(flask_app):
+    from .oidc_auth import OIDCASGIMiddleware, OIDCWSGIMiddleware, TokenVerifier
+
+    verifier = TokenVerifier.from_environment()
+    if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") == "uvicorn":
+        from mlflow.server.fastapi_app import create_fastapi_app
+
+        return OIDCASGIMiddleware(create_fastapi_app(flask_app), verifier)
+    flask_app.wsgi_app = OIDCWSGIMiddleware(flask_app.wsgi_app, verifier)
     return flask_app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
@@ -11,12 +13,23 @@ import mlflow
 from ..errors import TrackingUnavailable
 from .base import TrackingBackend, TrackingStatus
 
+if TYPE_CHECKING:
+    from ..auth.credentials import CredentialManager
+
 
 class RemoteTrackingServer(TrackingBackend):
     mode = "remote"
 
-    def __init__(self, uri: str, *, health_timeout: float = 5.0, cache_seconds: float = 5.0):
+    def __init__(
+        self,
+        uri: str,
+        *,
+        health_timeout: float = 5.0,
+        cache_seconds: float = 5.0,
+        credentials: CredentialManager | None = None,
+    ):
         self._uri = uri.rstrip("/")
+        self.credentials = credentials
         self._health_timeout = health_timeout
         self._cache_seconds = cache_seconds
         self._last: tuple[float, TrackingStatus] | None = None
@@ -26,8 +39,35 @@ class RemoteTrackingServer(TrackingBackend):
         return self._uri
 
     def auth_headers(self) -> dict[str, str]:
-        # Signed-in users' tokens are added by the credentials layer.
+        # Signed-in users' tokens come from request_headers() (it may refresh them).
         return {}
+
+    async def request_headers(self) -> dict[str, str]:
+        """The signed-in user's bearer token, renewed in a thread when it is about to expire.
+
+        Raises SignInRequired when sign-in is configured and there is no usable token.
+        """
+        if self.credentials is None:
+            return {}
+        return await asyncio.to_thread(self.credentials.request_headers)
+
+    async def refresh_credentials(self) -> bool:
+        if self.credentials is None:
+            return False
+        return await asyncio.to_thread(self.credentials.refresh_after_rejection)
+
+    def kernel_environment(self) -> dict[str, str]:
+        """MLFLOW_TRACKING_URI plus where credentials live (the token store's path), never a token."""
+        env = {"MLFLOW_TRACKING_URI": self._uri}
+        if self.credentials is not None:
+            from ..auth.credentials import SERVICE_URI_ENV
+            from ..auth.tokens import TOKEN_STORE_ENV
+
+            env[SERVICE_URI_ENV] = self._uri
+            env[TOKEN_STORE_ENV] = str(self.credentials.store.path)
+            if self.credentials.settings is not None:
+                env.update(self.credentials.settings.environment())
+        return env
 
     async def _probe(self) -> TrackingStatus:
         client = AsyncHTTPClient()

@@ -1,0 +1,300 @@
+"""The per-user token store shared by the server extension, kernels and the CLI.
+
+One JSON file, mode 0600 in a 0700 directory (default `<InfinStor data dir>/credentials/
+tokens.json`, or the path in $INFINSTOR_TOKEN_STORE), keyed by tracking service origin. Writes
+are atomic (temporary file + rename); `TokenStore.lock()` is a cross-process lock (fcntl) held
+around read-modify-write and around a refresh, so processes sharing the store never race with a
+rotating refresh token.
+
+Token values never leave this module in a log line, an exception message or a repr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..paths import ensure_private_dir, infinstor_data_dir
+
+log = logging.getLogger(__name__)
+
+TOKEN_STORE_ENV = "INFINSTOR_TOKEN_STORE"
+STORE_VERSION = 1
+
+try:  # POSIX only; elsewhere the lock is per process
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def default_store_path() -> Path:
+    override = os.environ.get(TOKEN_STORE_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    return infinstor_data_dir() / "credentials" / "tokens.json"
+
+
+@dataclass
+class Identity:
+    """Who a token belongs to, as the identity provider says (never secret)."""
+
+    subject: str = ""
+    name: str = ""
+    display_name: str = ""
+    email: str | None = None
+    groups: list[str] = field(default_factory=list)
+    org: str | None = None
+
+    @classmethod
+    def from_claims(
+        cls,
+        claims: dict[str, Any],
+        *,
+        username_claim: str = "preferred_username",
+        groups_claim: str = "groups",
+        org_claim: str = "org",
+    ) -> Identity:
+        subject = str(claims.get("sub") or claims.get("client_id") or "")
+        name = str(
+            claims.get(username_claim)
+            or claims.get("preferred_username")
+            or claims.get("email")
+            or subject
+            or ""
+        )
+        groups = claims.get(groups_claim) or []
+        if isinstance(groups, str):
+            groups = [g for g in groups.replace(",", " ").split() if g]
+        org = claims.get(org_claim)
+        return cls(
+            subject=subject,
+            name=name,
+            display_name=str(claims.get("name") or name),
+            email=claims.get("email") or None,
+            groups=[str(g) for g in groups] if isinstance(groups, list) else [],
+            org=str(org) if org else None,
+        )
+
+    def merged(self, other: Identity) -> Identity:
+        """This identity with the blanks filled from `other` (e.g. userinfo after the id_token)."""
+        return Identity(
+            subject=self.subject or other.subject,
+            name=self.name or other.name,
+            display_name=self.display_name or other.display_name,
+            email=self.email or other.email,
+            groups=self.groups or other.groups,
+            org=self.org or other.org,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Identity:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+
+_SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
+
+
+@dataclass(repr=False)
+class TokenSet:
+    """The credentials for one tracking service. Its repr and str never show a token."""
+
+    access_token: str
+    token_type: str = "Bearer"
+    refresh_token: str | None = None
+    id_token: str | None = None
+    expires_at: float | None = None
+    scope: str | None = None
+    issuer: str | None = None
+    client_id: str | None = None
+    token_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    kind: str = "oidc"  # "oidc" (signed in) or "api_token" (given by the user)
+    identity: Identity = field(default_factory=Identity)
+    obtained_at: float = field(default_factory=time.time)
+
+    def __repr__(self) -> str:
+        parts = [f"kind={self.kind!r}", f"user={self.identity.name!r}"]
+        if self.expires_at is not None:
+            parts.append(f"expires_in={self.expires_in():.0f}s")
+        for name in _SECRET_FIELDS:
+            parts.append(f"{name}={'<redacted>' if getattr(self, name) else None}")
+        return f"TokenSet({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return format(repr(self), spec)
+
+    def expires_in(self, now: float | None = None) -> float:
+        if self.expires_at is None:
+            return float("inf")
+        return self.expires_at - (time.time() if now is None else now)
+
+    def expires_within(self, seconds: float) -> bool:
+        return self.expires_in() <= seconds
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_in() <= 0
+
+    @property
+    def refreshable(self) -> bool:
+        return bool(self.refresh_token and self.token_endpoint and self.client_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["identity"] = asdict(self.identity)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TokenSet:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["identity"] = Identity.from_dict(data.get("identity") or {})
+        if not values.get("access_token"):
+            raise ValueError("stored credentials without an access token")
+        return cls(**values)
+
+
+class TokenStoreError(Exception):
+    pass
+
+
+class TokenStore:
+    """A JSON file of TokenSets keyed by service origin, private to this user."""
+
+    def __init__(self, path: Path | str | None = None, *, lock_timeout: float = 60.0):
+        self.path = Path(path) if path else default_store_path()
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.lock_timeout = lock_timeout
+        self._local = threading.local()
+        self._cache: tuple[tuple[int, int, int], dict] | None = None
+        self._cache_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"TokenStore({str(self.path)!r})"
+
+    # -- locking ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive across processes (and threads); re-entrant within one thread."""
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        ensure_private_dir(self.path.parent)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if fcntl is not None:
+                deadline = time.monotonic() + self.lock_timeout
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError as exc:
+                        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                            raise
+                        if time.monotonic() > deadline:
+                            raise TokenStoreError(
+                                f"Timed out waiting for the credentials lock {self.lock_path}"
+                            ) from None
+                        time.sleep(0.05)
+            self._local.depth = 1
+            try:
+                yield
+            finally:
+                self._local.depth = 0
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    # -- file ------------------------------------------------------------------------------------
+    def _read_all(self) -> dict[str, Any]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return {}
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with self._cache_lock:
+            if self._cache and self._cache[0] == stamp:
+                return json.loads(json.dumps(self._cache[1]))  # a copy
+        if st.st_mode & 0o077:
+            os.chmod(self.path, 0o600)
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            log.warning("InfinStor: the credentials file %s is not valid JSON; ignoring it", self.path)
+            return {}
+        services = data.get("services") if isinstance(data, dict) else None
+        if not isinstance(services, dict):
+            return {}
+        with self._cache_lock:
+            self._cache = (stamp, services)
+        return json.loads(json.dumps(services))
+
+    def _write_all(self, services: dict[str, Any]) -> None:
+        ensure_private_dir(self.path.parent)
+        payload = json.dumps({"version": STORE_VERSION, "services": services}, indent=1, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        with self._cache_lock:
+            self._cache = None
+
+    # -- API -------------------------------------------------------------------------------------
+    def get(self, service: str) -> TokenSet | None:
+        entry = self._read_all().get(service)
+        if not entry:
+            return None
+        try:
+            return TokenSet.from_dict(entry)
+        except (TypeError, ValueError):
+            log.warning("InfinStor: ignoring unreadable credentials for %s", service)
+            return None
+
+    def put(self, service: str, tokens: TokenSet) -> None:
+        with self.lock():
+            services = self._read_all()
+            services[service] = tokens.to_dict()
+            self._write_all(services)
+
+    def delete(self, service: str) -> TokenSet | None:
+        with self.lock():
+            services = self._read_all()
+            entry = services.pop(service, None)
+            if entry is None:
+                return None
+            self._write_all(services)
+        try:
+            return TokenSet.from_dict(entry)
+        except (TypeError, ValueError):
+            return None
+
+    def services(self) -> list[str]:
+        return sorted(self._read_all())

@@ -1,0 +1,182 @@
+"""`infinstor`: sign in to an InfinStor tracking service from a terminal.
+
+    infinstor login [--service URL] [--issuer URL] [--client-id ID]   device code sign-in
+    infinstor login --token TOKEN | --token -                         store an API token
+    infinstor logout [--service URL]
+    infinstor whoami [--service URL] [--json]
+
+Credentials go to the same per-user token store the lab and its kernels use, so signing in once
+covers `mlflow` commands (MLFLOW_TRACKING_URI=infinstor://HOST/), notebooks and the sidebar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+from .auth.credentials import SERVICE_URI_ENV, CredentialManager, expiry_text
+from .auth.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDCSettings
+from .auth.tokens import TokenStore
+from .errors import InfinStorError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CLIError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+def _default_service() -> str:
+    for name in (SERVICE_URI_ENV, "INFINSTOR_TRACKING_URI", "MLFLOW_TRACKING_URI"):
+        value = os.environ.get(name, "").strip()
+        if value and value.split(":", 1)[0].lower() in ("https", "http", "infinstor"):
+            return value
+    return ""
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--service",
+        default=None,
+        help=f"The tracking service (https://HOST, infinstor://HOST). Default: ${SERVICE_URI_ENV}, "
+        "$INFINSTOR_TRACKING_URI or $MLFLOW_TRACKING_URI.",
+    )
+    common.add_argument("--issuer", default=None, help=f"OpenID Connect issuer URL (default ${ISSUER_ENV}).")
+    common.add_argument("--client-id", default=None, help=f"OAuth client id (default ${CLIENT_ID_ENV}).")
+    common.add_argument("--scopes", default=None, help=f"Scopes, space-separated (default ${SCOPES_ENV}).")
+    common.add_argument("--audience", default=None, help=f"Access token audience / resource (default ${AUDIENCE_ENV}).")
+    common.add_argument("--token-store", default=None, help="Token store file (default $INFINSTOR_TOKEN_STORE or the InfinStor data dir).")
+
+    parser = argparse.ArgumentParser(prog="infinstor", description="Sign in to an InfinStor MLflow tracking service.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    login = sub.add_parser("login", parents=[common], help="Sign in (device code), or store an API token with --token.")
+    login.add_argument("--token", default=None, metavar="TOKEN", help="Store this API token instead of signing in ('-' reads it from stdin).")
+    login.add_argument("--no-verify", action="store_true", help="With --token: do not check the token against the service first.")
+    sub.add_parser("logout", parents=[common], help="Sign out: revoke and forget the stored credentials.")
+    whoami = sub.add_parser("whoami", parents=[common], help="Who is signed in, and until when.")
+    whoami.add_argument("--json", action="store_true", help="Print JSON.")
+    return parser
+
+
+def _manager(args) -> CredentialManager:
+    service = (args.service or _default_service()).strip()
+    if not service:
+        raise CLIError(
+            f"No tracking service given: pass --service https://HOST (or infinstor://HOST), or set ${SERVICE_URI_ENV}.",
+            EXIT_USAGE,
+        )
+    settings = OIDCSettings.from_environment(issuer=args.issuer, client_id=args.client_id, scopes=args.scopes, audience=args.audience)
+    store = TokenStore(args.token_store) if args.token_store else TokenStore()
+    return CredentialManager(service, store=store, settings=settings)
+
+
+def _print(*parts: str) -> None:
+    print(*parts, flush=True)
+
+
+def _login(args) -> int:
+    manager = _manager(args)
+    if args.token is not None:
+        token = sys.stdin.readline() if args.token == "-" else args.token
+        if not token.strip():
+            raise CLIError("No token given (--token - reads it from the first line of stdin).", EXIT_USAGE)
+        if not args.no_verify:
+            _check_token(manager, token.strip())
+        tokens = manager.save_api_token(token)
+        _print(f"Stored an API token for {manager.service} ({tokens.identity.name or 'unknown user'}; {expiry_text(tokens)}).")
+        return EXIT_OK
+    if not manager.auth_configured:
+        raise CLIError(
+            f"No identity provider configured: pass --issuer URL and --client-id ID, or set ${ISSUER_ENV} and ${CLIENT_ID_ENV}.",
+            EXIT_USAGE,
+        )
+    device = manager.begin_device_sign_in()
+    _print(f"To sign in to {manager.service}, open this page in a browser:")
+    _print(f"  URL:  {device.verification_uri_complete or device.verification_uri}")
+    _print(f"  Code: {device.user_code}")
+    _print(f"Check that the page shows the same code. Waiting (the code expires in {int(device.expires_in // 60)} min)...")
+    tokens = manager.complete_device_sign_in(device)
+    who = tokens.identity
+    _print(f"Signed in to {manager.service} as {who.name}" + (f" <{who.email}>" if who.email else "") + ".")
+    return EXIT_OK
+
+
+def _check_token(manager: CredentialManager, token: str) -> None:
+    import requests
+
+    url = f"{manager.service_url}/api/2.0/mlflow/experiments/search"
+    try:
+        response = requests.get(url, params={"max_results": 1}, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    except requests.RequestException as exc:
+        raise CLIError(f"Cannot reach {manager.service} to check the token ({type(exc).__name__}); use --no-verify to store it anyway.") from None
+    if response.status_code == 401:
+        raise CLIError(f"{manager.service} refused this token (HTTP 401); nothing was stored.")
+
+
+def _logout(args) -> int:
+    manager = _manager(args)
+    tokens = manager.sign_out()
+    if tokens is None:
+        _print(f"Not signed in to {manager.service}.")
+    else:
+        _print(f"Signed out of {manager.service} ({tokens.identity.name}).")
+    return EXIT_OK
+
+
+def _whoami(args) -> int:
+    manager = _manager(args)
+    tokens = manager.tokens()
+    if tokens is None or (tokens.expired and not tokens.refreshable):
+        state = f"Not signed in to {manager.service}" if tokens is None else f"The stored credentials for {manager.service} have expired"
+        raise CLIError(f"{state}. Run `infinstor login --service {manager.service_url}`.")
+    who = tokens.identity
+    info = {
+        "service": manager.service,
+        "user": who.name,
+        "display_name": who.display_name,
+        "email": who.email,
+        "org": who.org,
+        "groups": who.groups,
+        "kind": tokens.kind,
+        "expires_at": tokens.expires_at,
+        "refreshable": tokens.refreshable,
+    }
+    if args.json:
+        _print(json.dumps(info, indent=2))
+        return EXIT_OK
+    _print(f"Service: {manager.service}")
+    _print(f"User:    {who.name}" + (f" ({who.display_name})" if who.display_name and who.display_name != who.name else ""))
+    _print(f"Email:   {who.email or '-'}")
+    _print(f"Org:     {who.org or '-'}")
+    _print(f"Groups:  {', '.join(who.groups) or '-'}")
+    renew = ", renewed automatically" if tokens.refreshable else ""
+    _print(f"Token:   {'API token' if tokens.kind == 'api_token' else 'signed in'}; {expiry_text(tokens)}{renew}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler = {"login": _login, "logout": _logout, "whoami": _whoami}[args.command]
+    try:
+        return handler(args)
+    except CLIError as exc:
+        print(f"infinstor: {exc.message}", file=sys.stderr)
+        return exc.code
+    except InfinStorError as exc:
+        print(f"infinstor: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE if exc.status == 400 else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\ninfinstor: cancelled.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Which paths the MLflow proxy forwards: a pure function of the raw request path and method.
+
+The proxy forwards `<base_url>infinstor/api/mlflow/<path>` to the tracking server. `<path>` is
+checked here *as received* (still percent-encoded) and, when allowed, sent upstream byte for
+byte, so what the tracking server sees is exactly what was checked. The rules:
+
+- Only MLflow's own surface: its REST API (`api/2.0|3.0/mlflow/…`, `api/2.0/mlflow-artifacts/…`),
+  the UI's API (`ajax-api/…`, `graphql`), artifact downloads (`get-artifact`,
+  `model-versions/get-artifact`) and the UI itself (`` (index.html) and `static-files/…`).
+- Never a traversal or a smuggled URL: no `.`/`..` segments, no empty segments (`//`), no
+  backslashes, no encoded separators (`%2F`, `%5C`), no control characters or invalid UTF-8, at
+  any level of percent-decoding (double-encoded `%252e%252e` is caught too). The upstream URL is always
+  `<tracking uri>/<path>`, so the path can never change the host.
+
+Anything else raises `PathRefused` (400 for malformed paths, 403 for paths outside the allowlist).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote
+
+from ..errors import InfinStorError
+
+Kind = Literal["ui", "api", "artifact"]
+
+MAX_PATH_LENGTH = 8192
+# A path still changing after this many rounds of percent-decoding is refused outright.
+MAX_DECODE_ROUNDS = 4
+
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+ALL_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+
+_ALLOWED_RAW = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")  # RFC 3986 pchar and "/"
+_ENCODED_SEPARATOR = re.compile(r"%(2f|5c)", re.IGNORECASE)
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class PathRefused(InfinStorError):
+    """The proxy does not forward this path (nothing was sent to the tracking server)."""
+
+    status = 403
+    reason = "proxy_path_refused"
+
+
+class BadProxyPath(PathRefused):
+    status = 400
+    reason = "proxy_bad_path"
+
+
+@dataclass(frozen=True)
+class ProxyRoute:
+    """An allowed request: `path` is sent upstream unchanged (still percent-encoded)."""
+
+    path: str
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class _Rule:
+    prefix: tuple[str, ...]  # leading segments
+    exact: bool  # the path is exactly `prefix` (else: prefix plus at least one more segment)
+    methods: frozenset[str]
+    kind: Kind
+
+
+# Order matters: the first rule whose prefix matches decides (denials come first).
+_DENY_PREFIXES: tuple[tuple[tuple[str, ...], str], ...] = (
+    # MLflow's assistant runs coding agents and their tools on the server host; it is meant for a
+    # user at the server's own console, not for requests relayed from a browser elsewhere.
+    (("ajax-api", "3.0", "mlflow", "assistant"), "MLflow's assistant is not available through the proxy."),
+    (("api", "3.0", "mlflow", "assistant"), "MLflow's assistant is not available through the proxy."),
+)
+
+_RULES: tuple[_Rule, ...] = (
+    _Rule(("",), True, SAFE_METHODS, "ui"),  # the UI's index.html
+    _Rule(("static-files",), False, SAFE_METHODS, "ui"),
+    _Rule(("get-artifact",), True, SAFE_METHODS, "artifact"),
+    _Rule(("model-versions", "get-artifact"), True, SAFE_METHODS, "artifact"),
+    _Rule(("api", "2.0", "mlflow-artifacts"), False, ALL_METHODS, "artifact"),
+    _Rule(("ajax-api", "2.0", "mlflow-artifacts"), False, ALL_METHODS, "artifact"),
+    _Rule(("api", "2.0", "mlflow"), False, ALL_METHODS, "api"),
+    _Rule(("api", "3.0", "mlflow"), False, ALL_METHODS, "api"),
+    _Rule(("ajax-api",), False, ALL_METHODS, "api"),
+    _Rule(("graphql",), True, frozenset({"GET", "POST"}), "api"),
+)
+
+# Artifact downloads served by routes that are not under an artifact prefix.
+_ARTIFACT_API_SUFFIXES = (
+    ("get-trace-artifact",),
+    ("artifacts", "files"),  # ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files
+)
+
+
+def _check_layer(layer: str, raw: str) -> None:
+    if "\\" in layer:
+        raise BadProxyPath(f"Backslashes are not allowed in proxied paths: {raw!r}")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in layer):
+        raise BadProxyPath("Control characters are not allowed in proxied paths.")
+    if layer.startswith("/"):
+        raise BadProxyPath(f"Proxied paths must be relative to the tracking server: {raw!r}")
+    segments = layer.split("/")
+    for index, segment in enumerate(segments):
+        if segment in (".", ".."):
+            raise BadProxyPath(f"Relative segments ('.' or '..') are not allowed: {raw!r}")
+        if segment == "" and 0 < index < len(segments) - 1:
+            raise BadProxyPath(f"Empty path segments ('//') are not allowed: {raw!r}")
+    if "://" in layer or re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", layer):
+        raise BadProxyPath(f"Absolute URLs are not allowed in proxied paths: {raw!r}")
+
+
+def _decode_layers(raw: str) -> list[str]:
+    layers = [raw]
+    for _ in range(MAX_DECODE_ROUNDS):
+        try:
+            decoded = unquote(layers[-1], encoding="utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise BadProxyPath("The proxied path is not valid UTF-8 once decoded.") from None
+        if decoded == layers[-1]:
+            return layers
+        layers.append(decoded)
+    raise BadProxyPath("The proxied path is percent-encoded too many times.")
+
+
+def _matches(segments: list[str], rule: _Rule) -> bool:
+    n = len(rule.prefix)
+    if rule.exact:
+        return segments == list(rule.prefix) or (
+            # tolerate a trailing slash on exact routes other than the root
+            rule.prefix != ("",) and segments == [*rule.prefix, ""]
+        )
+    return len(segments) > n and segments[:n] == list(rule.prefix) and segments[n] != ""
+
+
+def resolve(raw_path: str, method: str) -> ProxyRoute:
+    """Check `raw_path` (the part after `…/mlflow/`, as received, percent-encoded) for `method`.
+
+    Returns the route to forward, or raises `BadProxyPath` (400) or `PathRefused` (403).
+    """
+    method = method.upper()
+    if method not in ALL_METHODS:
+        raise PathRefused(f"The MLflow proxy does not forward {method} requests.", status=405)
+    if len(raw_path) > MAX_PATH_LENGTH:
+        raise BadProxyPath("The proxied path is too long.")
+    if not _ALLOWED_RAW.match(raw_path):
+        raise BadProxyPath(f"The proxied path contains characters that must be encoded: {raw_path!r}")
+    if _BAD_PERCENT.search(raw_path):
+        raise BadProxyPath(f"The proxied path has a malformed percent-escape: {raw_path!r}")
+    if _ENCODED_SEPARATOR.search(raw_path):
+        raise BadProxyPath(f"Encoded '/' or '\\' are not allowed in proxied paths: {raw_path!r}")
+    layers = _decode_layers(raw_path)
+    for layer in layers:
+        _check_layer(layer, raw_path)
+
+    # The tracking server decodes once: match the allowlist on what it will route on.
+    segments = layers[1].split("/") if len(layers) > 1 else raw_path.split("/")
+    for prefix, message in _DENY_PREFIXES:
+        if segments[: len(prefix)] == list(prefix):
+            raise PathRefused(message)
+    for rule in _RULES:
+        if _matches(segments, rule):
+            if method not in rule.methods:
+                raise PathRefused(
+                    f"{method} is not allowed on /{'/'.join(rule.prefix)} through the MLflow proxy.",
+                    status=405,
+                )
+            kind = rule.kind
+            if kind == "api" and any(
+                tuple(segments[-len(s):]) == s for s in _ARTIFACT_API_SUFFIXES
+            ):
+                kind = "artifact"
+            return ProxyRoute(path=raw_path, kind=kind)
+    raise PathRefused(
+        f"Only MLflow's REST API, artifacts and web UI are available through the proxy, "
+        f"not /{raw_path[:200]}."
+    )
+
+
+def strip_credentials_from_query(query: str) -> str:
+    """Drop Jupyter's own credentials (`token`, `_xsrf`) from a raw query string, keep the rest as is."""
+    if not query:
+        return query
+    kept = [
+        part
+        for part in query.split("&")
+        if unquote(part.split("=", 1)[0]).lower() not in ("token", "_xsrf")
+    ]
+    return "&".join(kept)

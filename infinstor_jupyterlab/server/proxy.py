@@ -1,0 +1,290 @@
+"""`<base_url>infinstor/api/mlflow/<path>`: the tracking server's REST API, artifacts and web UI.
+
+A thin tornado adapter around `proxy.forwarder.MlflowProxy`; the path rules live in `proxy.policy`.
+
+Authentication is Jupyter's, checked in `prepare()` before any request body is read (request
+bodies are streamed). The MLflow web UI, loaded from this prefix, sends its own POSTs without
+Jupyter's XSRF token; for cookie-authenticated unsafe requests the proxy accepts instead the
+browser's proof that the request comes from this origin (`Sec-Fetch-Site: same-origin`, or an
+`Origin` equal to the request's host), which a cross-site page cannot forge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from ..errors import BadRequest, Forbidden
+from ..proxy.forwarder import IncomingRequest, MlflowProxy, StreamingBody
+from ..proxy.policy import PathRefused, ProxyRoute, resolve
+from .base import InfinStorHandler
+
+PROXY_PATH = "infinstor/api/mlflow/"
+SETTINGS_KEY = "infinstor_proxy"
+
+_ARTIFACT_CSP = (
+    "sandbox",
+    "default-src 'none'",
+    "img-src 'self' data:",
+    "media-src 'self'",
+    "style-src 'unsafe-inline'",
+)
+
+
+def proxy_prefix(base_url: str) -> str:
+    return url_path_join(base_url, PROXY_PATH)
+
+
+class _Browser:
+    """The browser's side of the exchange (`forwarder.Downstream`)."""
+
+    def __init__(self, handler: MlflowProxyHandler):
+        self.handler = handler
+
+    @property
+    def headers_written(self) -> bool:
+        return self.handler._headers_written
+
+    def start(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+        h = self.handler
+        h.set_status(status, reason or None)
+        h.clear_header("Content-Type")
+        h._proxied_content_type = "application/octet-stream"
+        seen: set[str] = set()
+        for name, value in headers:
+            lower = name.lower()
+            if lower == "content-type":
+                h._proxied_content_type = value
+            if lower in seen:
+                h.add_header(name, value)
+            else:
+                h.set_header(name, value)
+                seen.add(lower)
+        if "content-type" not in seen:
+            h.set_header("Content-Type", h._proxied_content_type)
+        h._proxied = True
+
+    def write(self, chunk: bytes, flush: bool):
+        self.handler.write(chunk)
+        return self.handler.flush() if flush else None
+
+    def finish(self):
+        return self.handler.finish()
+
+    def abort(self) -> None:
+        if self.handler._finished:
+            return
+        stream = self.handler.detach()
+        stream.close()
+
+
+@web.stream_request_body
+class MlflowProxyHandler(InfinStorHandler):
+    """Forwards to the tracking server; see `proxy.forwarder` for streaming, timeouts, retries."""
+
+    _proxied = False
+    _proxied_content_type = "application/octet-stream"
+
+    def initialize(self) -> None:
+        self._route: ProxyRoute | None = None
+        self._incoming: IncomingRequest | None = None
+        self._buffer: list[bytes] | None = None
+        self._body: StreamingBody | None = None
+        self._task: asyncio.Future | None = None
+
+    @property
+    def proxy(self) -> MlflowProxy:
+        return self.settings[SETTINGS_KEY]
+
+    # -- what the browser may do with what we send ------------------------------------------------
+    def _raw_path(self) -> str | None:
+        """The part after `…/mlflow/` exactly as the browser sent it (still percent-encoded)."""
+        path = self.request.path
+        marker = "/" + PROXY_PATH
+        decoded = (getattr(self, "path_kwargs", None) or {}).get("path")
+        start = path.find(marker)
+        while start != -1:
+            raw = path[start + len(marker):]
+            # tornado routed on the raw path and decoded the group once: they must agree.
+            if decoded is None or unquote_to_bytes(raw) == decoded.encode("utf-8", "surrogateescape"):
+                return raw
+            start = path.find(marker, start + 1)
+        return None
+
+    @property
+    def content_security_policy(self) -> str:
+        try:
+            kind = resolve(self._raw_path() or "", self.request.method or "GET").kind
+        except PathRefused:
+            kind = "api"
+        jupyter_csp = JupyterHandler.content_security_policy.fget(self)  # frame-ancestors 'self'
+        if kind == "ui":  # MLflow's own pages: its scripts must run; framed only by the lab
+            return jupyter_csp
+        if kind == "artifact":  # user content: never active on this origin
+            return "; ".join([jupyter_csp, *_ARTIFACT_CSP])
+        return super().content_security_policy  # JSON: default-src 'none'
+
+    def compute_etag(self):
+        return None  # the tracking server's ETag (if any) is passed through; never hash bodies
+
+    def clear(self) -> None:
+        super().clear()
+        self._proxied = False
+
+    def finish(self, chunk=None, **kwargs):
+        if self._proxied:
+            kwargs.setdefault("set_content_type", self._proxied_content_type)
+        return super().finish(chunk, **kwargs)
+
+    # -- authentication, XSRF ---------------------------------------------------------------------
+    def _same_origin_evidence(self) -> bool:
+        site = self.request.headers.get("Sec-Fetch-Site")
+        if site is not None:
+            return site == "same-origin"
+        origin = self.request.headers.get("Origin")
+        host = self.request.headers.get("Host")
+        if not origin or origin == "null" or not host:
+            return False
+        return urlsplit(origin).netloc.lower() == host.lower()
+
+    def check_xsrf_cookie(self) -> None:
+        try:
+            return super().check_xsrf_cookie()
+        except web.HTTPError:
+            # The MLflow UI cannot send Jupyter's XSRF token; a same-origin request is as good.
+            if self.request.method not in ("GET", "HEAD") and self._same_origin_evidence():
+                return None
+            raise
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self._finished or self.request.method == "OPTIONS":
+            return
+        # The verbs are @authenticated/@authorized too, but they run only after the body has been
+        # received: check before streaming anything to the tracking server.
+        if not self.current_user:
+            raise web.HTTPError(403)
+        action = HTTP_METHOD_TO_AUTH_ACTION[self.request.method]
+        if not await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource)
+        ):
+            raise web.HTTPError(403, f"User is not authorized to {action} on {self.auth_resource}.")
+
+        raw = self._raw_path()
+        if raw is None:
+            raise BadRequest("The proxied path could not be determined.")
+        route = resolve(raw, self.request.method)
+        self._refuse_cross_site(route)
+
+        headers = self.request.headers
+        length_header = headers.get("Content-Length")
+        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        try:
+            length = int(length_header) if length_header is not None else None
+        except ValueError:
+            raise BadRequest("Invalid Content-Length.") from None
+        self._incoming = IncomingRequest(
+            method=self.request.method,
+            route=route,
+            query=self.request.query,
+            headers=list(headers.get_all()),
+            content_length=length,
+        )
+        has_body = self.request.method not in ("GET", "HEAD") and (chunked or bool(length))
+        if not has_body:
+            return
+        if length is not None and length <= self.proxy.settings.replay_limit:
+            self._buffer = []  # small: buffered, so it can be replayed after a 401
+            return
+        # Large (or of unknown size): streamed to the tracking server as it arrives.
+        self.request.connection.set_max_body_size(self.proxy.settings.max_upload_size or 1 << 50)
+        self._body = StreamingBody(self.proxy.settings.upload_high_water)
+        self._task = asyncio.ensure_future(self.proxy.forward(self._incoming, self._body, _Browser(self)))
+        body = self._body
+        self._task.add_done_callback(lambda _task: body.discard())
+
+    def _refuse_cross_site(self, route: ProxyRoute) -> None:
+        if self.token_authenticated:
+            return
+        site = self.request.headers.get("Sec-Fetch-Site")
+        if site not in ("cross-site", "same-site"):
+            return
+        navigation = (
+            self.request.method == "GET"
+            and self.request.headers.get("Sec-Fetch-Mode") == "navigate"
+            and route.kind == "ui"
+        )
+        if not navigation:
+            raise Forbidden("The MLflow proxy refuses requests from other sites.")
+
+    def data_received(self, chunk: bytes):
+        if self._body is not None:
+            return self._body.feed(chunk)
+        if self._buffer is not None:
+            self._buffer.append(chunk)
+        return None
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        if self._body is not None:
+            self._body.fail(ConnectionResetError("the browser closed the connection"))
+
+    async def _forward(self) -> None:
+        if self._task is not None:
+            assert self._body is not None
+            self._body.end()
+            await self._task
+            return
+        assert self._incoming is not None
+        body = b"".join(self._buffer) if self._buffer is not None else None
+        await self.proxy.forward(self._incoming, body, _Browser(self))
+
+    # -- verbs ------------------------------------------------------------------------------------
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        await self._forward()
+
+    @web.authenticated
+    @authorized
+    async def head(self, path: str) -> None:
+        await self._forward()
+
+    @web.authenticated
+    @authorized
+    async def post(self, path: str) -> None:
+        await self._forward()
+
+    @web.authenticated
+    @authorized
+    async def put(self, path: str) -> None:
+        await self._forward()
+
+    @web.authenticated
+    @authorized
+    async def patch(self, path: str) -> None:
+        await self._forward()
+
+    @web.authenticated
+    @authorized
+    async def delete(self, path: str) -> None:
+        await self._forward()
+
+
+class MlflowUIRedirectHandler(InfinStorHandler):
+    """`…/mlflow` → `…/mlflow/`: the UI's relative URLs need the trailing slash."""
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        target = proxy_prefix(self.base_url)
+        if self.request.query:
+            target += "?" + self.request.query
+        self.redirect(target)

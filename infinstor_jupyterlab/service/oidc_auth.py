@@ -1,0 +1,331 @@
+"""OIDC mode: every request must carry a bearer JWT from the configured identity provider.
+
+The token's signature is checked against the issuer's JWKS (keys cached; an unknown `kid` makes
+us fetch the JWKS again, at most every few seconds, which handles key rotation), then its issuer,
+audience and expiry. Anything else gets 401 JSON. The caller's username (a claim, default
+`preferred_username`) is what the service records: on `runs/create` it replaces whatever
+`mlflow.user` / `user_id` the client claimed.
+
+Configuration (environment): INFINSTOR_SERVICE_MODE=oidc, INFINSTOR_OIDC_ISSUER,
+INFINSTOR_OIDC_AUDIENCE, optionally INFINSTOR_OIDC_JWKS_URI, INFINSTOR_OIDC_LEEWAY (seconds,
+default 30), INFINSTOR_OIDC_USERNAME_CLAIM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import requests
+
+log = logging.getLogger(__name__)
+
+ISSUER_ENV = "INFINSTOR_OIDC_ISSUER"
+AUDIENCE_ENV = "INFINSTOR_OIDC_AUDIENCE"
+JWKS_URI_ENV = "INFINSTOR_OIDC_JWKS_URI"
+LEEWAY_ENV = "INFINSTOR_OIDC_LEEWAY"
+USERNAME_CLAIM_ENV = "INFINSTOR_OIDC_USERNAME_CLAIM"
+
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+OPEN_PATHS = frozenset({"/health"})
+_RUNS_CREATE = re.compile(r"^(?:/.*)?/(?:ajax-)?api/2\.0/mlflow/runs/create$")
+MAX_REWRITE_BODY = 1024 * 1024
+
+
+class InvalidToken(Exception):
+    """The request's credential is missing or not acceptable (the message is safe to return)."""
+
+
+class VerifierUnavailable(Exception):
+    """The identity provider's keys cannot be fetched right now."""
+
+
+@dataclass
+class Caller:
+    username: str
+    subject: str
+    claims: dict[str, Any] = field(repr=False)
+
+    @property
+    def org(self) -> str | None:
+        return self.claims.get("org")
+
+    @property
+    def groups(self) -> list[str]:
+        groups = self.claims.get("groups") or []
+        return list(groups) if isinstance(groups, list) else []
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        *,
+        jwks_uri: str | None = None,
+        leeway: float = 30.0,
+        username_claim: str = "preferred_username",
+        min_refetch_interval: float = 5.0,
+        cache_lifespan: float = 300.0,
+        timeout: float = 10.0,
+    ):
+        if not issuer or not audience:
+            raise RuntimeError(f"oidc mode needs {ISSUER_ENV} and {AUDIENCE_ENV}")
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self.leeway = leeway
+        self.username_claim = username_claim
+        self.min_refetch_interval = min_refetch_interval
+        self.cache_lifespan = cache_lifespan
+        self.timeout = timeout
+        self._jwks_uri = jwks_uri
+        self._client: jwt.PyJWKClient | None = None
+        self._last_refetch = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> TokenVerifier:
+        env = os.environ
+        return cls(
+            env.get(ISSUER_ENV, "").strip(),
+            env.get(AUDIENCE_ENV, "").strip(),
+            jwks_uri=env.get(JWKS_URI_ENV) or None,
+            leeway=float(env.get(LEEWAY_ENV) or 30),
+            username_claim=env.get(USERNAME_CLAIM_ENV) or "preferred_username",
+        )
+
+    def _jwks_client(self) -> jwt.PyJWKClient:
+        if self._client is None:
+            uri = self._jwks_uri
+            if not uri:
+                try:
+                    response = requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=self.timeout)
+                    response.raise_for_status()
+                    metadata = response.json()
+                except (requests.RequestException, ValueError) as exc:
+                    raise VerifierUnavailable(f"cannot read the identity provider's discovery document: {type(exc).__name__}") from None
+                if str(metadata.get("issuer", "")).rstrip("/") != self.issuer:
+                    raise VerifierUnavailable("the identity provider's discovery document names another issuer")
+                uri = metadata["jwks_uri"]
+            self._client = jwt.PyJWKClient(
+                uri, cache_keys=False, cache_jwk_set=True, lifespan=int(self.cache_lifespan), timeout=int(self.timeout)
+            )
+        return self._client
+
+    def _signing_key(self, kid: str | None) -> jwt.PyJWK:
+        with self._lock:
+            client = self._jwks_client()
+            try:
+                keys = client.get_signing_keys()
+                match = _find_key(keys, kid)
+                if match is None and time.monotonic() - self._last_refetch >= self.min_refetch_interval:
+                    # Maybe the provider rotated its keys: fetch them again (rate-limited).
+                    self._last_refetch = time.monotonic()
+                    match = _find_key(client.get_signing_keys(refresh=True), kid)
+            except jwt.PyJWKClientConnectionError:
+                raise VerifierUnavailable("cannot fetch the identity provider's signing keys") from None
+            except jwt.PyJWKClientError as exc:
+                raise InvalidToken(f"no usable signing key: {exc}") from None
+        if match is None:
+            raise InvalidToken("the token is signed with an unknown key")
+        return match
+
+    def verify(self, token: str) -> Caller:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("the bearer token is not a JWT") from None
+        if header.get("alg") not in ALGORITHMS:
+            raise InvalidToken("the token's signing algorithm is not accepted")
+        key = self._signing_key(header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[header["alg"]],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("the token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("the token is not meant for this service (audience)") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("the token comes from another issuer") from None
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"the token is not valid ({type(exc).__name__})") from None
+        username = (
+            claims.get(self.username_claim)
+            or claims.get("preferred_username")
+            or claims.get("email")
+            or claims.get("sub")
+            or claims.get("client_id")
+        )
+        if not username:
+            raise InvalidToken("the token names no user")
+        return Caller(username=str(username), subject=str(claims.get("sub") or ""), claims=claims)
+
+
+def _find_key(keys: list[jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
+    if kid is None:
+        return keys[0] if len(keys) == 1 else None
+    return next((k for k in keys if k.key_id == kid), None)
+
+
+def _bearer(authorization: bytes | str | None) -> str | None:
+    if not authorization:
+        return None
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _error_body(message: str, code: str = "UNAUTHENTICATED") -> bytes:
+    return json.dumps({"error_code": code, "message": message}).encode()
+
+
+def _sign_in_hint(message: str) -> str:
+    return (
+        f"Authentication required: {message}. Sign in from the InfinStor sidebar or run "
+        "`infinstor login` (or pass an API token with `infinstor login --token`)."
+    )
+
+
+def rewrite_create_run(body: bytes, username: str) -> bytes:
+    """The runs/create body with the user set to the authenticated caller."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    data["user_id"] = username
+    tags = [t for t in data.get("tags") or [] if not (isinstance(t, dict) and t.get("key") == "mlflow.user")]
+    tags.append({"key": "mlflow.user", "value": username})
+    data["tags"] = tags
+    return json.dumps(data).encode()
+
+
+class OIDCASGIMiddleware:
+    """Guards every HTTP and WebSocket request of the ASGI app (FastAPI routes and the Flask app)."""
+
+    def __init__(self, app, verifier: TokenVerifier):
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope.get("path") in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        token = _bearer(headers.get(b"authorization"))
+        try:
+            if token is None:
+                raise InvalidToken("no bearer token")
+            caller = await asyncio.to_thread(self.verifier.verify, token)
+        except InvalidToken as exc:
+            return await self._refuse(scope, send, 401, _error_body(_sign_in_hint(str(exc))))
+        except VerifierUnavailable as exc:
+            log.error("InfinStor oidc: %s", exc)
+            return await self._refuse(scope, send, 503, _error_body(f"Cannot verify credentials now: {exc}", "TEMPORARILY_UNAVAILABLE"))
+        scope = dict(scope)
+        scope.setdefault("state", {})
+        scope["state"] = {**scope["state"], "infinstor_caller": caller}
+        if scope["type"] == "http" and scope.get("method") == "POST" and _RUNS_CREATE.match(scope.get("path", "")):
+            body = b""
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None  # the client went away
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > MAX_REWRITE_BODY:
+                    return await self._refuse(scope, send, 413, _error_body("request body too large", "INVALID_PARAMETER_VALUE"))
+            body = rewrite_create_run(body, caller.username)
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-length"] + [
+                (b"content-length", str(len(body)).encode())
+            ]
+            sent = False
+
+            async def replay():
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            return await self.app(scope, replay, send)
+        return await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope, send, status: int, body: bytes):
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return None
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b'Bearer realm="infinstor"'),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return None
+
+
+class OIDCWSGIMiddleware:
+    """The same for WSGI servers (gunicorn, waitress) that serve the Flask app directly."""
+
+    def __init__(self, app, verifier: TokenVerifier):
+        self.app = app
+        self.verifier = verifier
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") in OPEN_PATHS:
+            return self.app(environ, start_response)
+        token = _bearer(environ.get("HTTP_AUTHORIZATION"))
+        try:
+            if token is None:
+                raise InvalidToken("no bearer token")
+            caller = self.verifier.verify(token)
+        except InvalidToken as exc:
+            return self._refuse(start_response, "401 UNAUTHORIZED", _error_body(_sign_in_hint(str(exc))))
+        except VerifierUnavailable as exc:
+            return self._refuse(start_response, "503 SERVICE UNAVAILABLE", _error_body(f"Cannot verify credentials now: {exc}", "TEMPORARILY_UNAVAILABLE"))
+        environ["infinstor.caller"] = caller
+        if environ.get("REQUEST_METHOD") == "POST" and _RUNS_CREATE.match(environ.get("PATH_INFO", "")):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > MAX_REWRITE_BODY:
+                return self._refuse(start_response, "413 REQUEST ENTITY TOO LARGE", _error_body("request body too large", "INVALID_PARAMETER_VALUE"))
+            body = rewrite_create_run(environ["wsgi.input"].read(length), caller.username)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _refuse(start_response, status: str, body: bytes):
+        start_response(
+            status,
+            [("Content-Type", "application/json"), ("WWW-Authenticate", 'Bearer realm="infinstor"'), ("Content-Length", str(len(body)))],
+        )
+        return [body]

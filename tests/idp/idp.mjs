@@ -1,0 +1,267 @@
+// A real OpenID Connect provider for tests (npm `oidc-provider`), on loopback only.
+//
+//   node idp.mjs [--port N]          (or IDP_PORT; 0 or nothing: a free port)
+//
+// Prints one line `IDP_ISSUER=http://127.0.0.1:<port>` on stdout once it listens.
+//
+// Environment:
+//   IDP_PASSWORD              password of every test user (default "wonderland")
+//   IDP_ACCESS_TOKEN_TTL      seconds an access token lives (default 300)
+//   IDP_SHORT_TTL             seconds for the client "infinstor-lab-short" (default 4)
+//   IDP_REFRESH_TOKEN_TTL     seconds a refresh token lives (default 86400)
+//   IDP_REDIRECT_URIS         extra redirect URIs for the lab clients, comma-separated. Loopback
+//                             http URIs match on any port (RFC 8252: the clients are "native").
+//   IDP_AUDIENCE              the resource (JWT `aud`) of access tokens (default urn:infinstor:tracking)
+//   IDP_AUTOMATION_SECRET     client_secret of "infinstor-automation" (default automation-secret)
+//
+// Login page (for browser tests): form#login-form, input[name="username"],
+// input[name="password"], button[type="submit"]; a wrong password re-renders it with
+// p.error. Consent is implied for the first-party clients below (no consent page).
+
+import crypto from 'node:crypto';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+
+import Provider, { errors } from 'oidc-provider';
+
+const { values: args } = parseArgs({ options: { port: { type: 'string' } }, strict: false });
+const PORT = Number(args.port ?? process.env.IDP_PORT ?? 0);
+const HOST = '127.0.0.1';
+const PASSWORD = process.env.IDP_PASSWORD || 'wonderland';
+const AUDIENCE = process.env.IDP_AUDIENCE || 'urn:infinstor:tracking';
+const ACCESS_TTL = Number(process.env.IDP_ACCESS_TOKEN_TTL || 300);
+const SHORT_TTL = Number(process.env.IDP_SHORT_TTL || 4);
+const REFRESH_TTL = Number(process.env.IDP_REFRESH_TOKEN_TTL || 86400);
+const AUTOMATION_SECRET = process.env.IDP_AUTOMATION_SECRET || 'automation-secret';
+const CALLBACK = '/infinstor/api/auth/callback';
+
+const USERS = {
+  alice: { name: 'Alice Liddell', org: 'acme', groups: ['vision'] },
+  bob: { name: 'Bob Builder', org: 'acme', groups: ['vision'] },
+  carol: { name: 'Carol Danvers', org: 'acme', groups: ['nlp'] },
+  dave: { name: 'Dave Lister', org: 'globex', groups: ['research'] },
+};
+
+function claimsOf(id) {
+  const user = USERS[id];
+  return {
+    sub: id,
+    name: user.name,
+    preferred_username: id,
+    email: `${id}@${user.org}.example`,
+    email_verified: true,
+    groups: user.groups,
+    org: user.org,
+  };
+}
+
+const redirectUris = [
+  `http://127.0.0.1${CALLBACK}`,
+  `http://localhost${CALLBACK}`,
+  ...(process.env.IDP_REDIRECT_URIS || '').split(',').map((s) => s.trim()).filter(Boolean),
+];
+
+const labClient = (clientId) => ({
+  client_id: clientId,
+  client_name: 'InfinStor for JupyterLab',
+  application_type: 'native',
+  token_endpoint_auth_method: 'none',
+  grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+  response_types: ['code'],
+  redirect_uris: redirectUris,
+});
+
+const FIRST_PARTY = new Set(['infinstor-lab', 'infinstor-lab-short', 'infinstor-automation']);
+
+// A fresh signing key per run; the service under test must fetch it from the JWKS.
+const jwk = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+jwk.kid = crypto.randomBytes(8).toString('hex');
+jwk.alg = 'RS256';
+jwk.use = 'sig';
+
+const server = http.createServer();
+await new Promise((resolve) => server.listen(PORT, HOST, resolve));
+const issuer = `http://${HOST}:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  clients: [
+    labClient('infinstor-lab'),
+    labClient('infinstor-lab-short'),
+    {
+      client_id: 'infinstor-automation',
+      client_secret: AUTOMATION_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+    },
+  ],
+  jwks: { keys: [jwk] },
+  cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'preferred_username'],
+    email: ['email', 'email_verified'],
+    groups: ['groups'],
+    org: ['org'],
+  },
+  scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', 'org'],
+  pkce: { required: (ctx, client) => client.clientAuthMethod === 'none' },
+  features: {
+    devInteractions: { enabled: false },
+    deviceFlow: { enabled: true },
+    revocation: { enabled: true },
+    clientCredentials: { enabled: true },
+    userinfo: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => AUDIENCE,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resource, client) => {
+        if (resource !== AUDIENCE) throw new errors.InvalidTarget();
+        return {
+          scope: 'mlflow',
+          audience: AUDIENCE,
+          accessTokenTTL: client.clientId === 'infinstor-lab-short' ? SHORT_TTL : ACCESS_TTL,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    },
+  },
+  ttl: {
+    AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || ACCESS_TTL,
+    ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || ACCESS_TTL,
+    RefreshToken: REFRESH_TTL,
+    DeviceCode: 600,
+    Grant: REFRESH_TTL,
+    Interaction: 600,
+    Session: REFRESH_TTL,
+    IdToken: 3600,
+    AuthorizationCode: 60,
+  },
+  issueRefreshToken: (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  expiresWithSession: () => false,
+  rotateRefreshToken: true,
+  async findAccount(ctx, sub) {
+    if (!USERS[sub]) return undefined;
+    return { accountId: sub, claims: async () => claimsOf(sub) };
+  },
+  // Identity travels in the access token too, so the tracking service needs no userinfo call.
+  async extraTokenClaims(ctx, token) {
+    if (!token.accountId || !USERS[token.accountId]) return undefined;
+    const { preferred_username, email, groups, org, name } = claimsOf(token.accountId);
+    return { preferred_username, email, groups, org, name };
+  },
+  // First-party clients: consent is implied (the grant covers what they ask for).
+  async loadExistingGrant(ctx) {
+    const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (grantId) {
+      const found = await ctx.oidc.provider.Grant.find(grantId);
+      if (found) return found;
+    }
+    if (!FIRST_PARTY.has(ctx.oidc.client.clientId) || !ctx.oidc.session.accountId) return undefined;
+    const grant = new ctx.oidc.provider.Grant({
+      clientId: ctx.oidc.client.clientId,
+      accountId: ctx.oidc.session.accountId,
+    });
+    grant.addOIDCScope(ctx.oidc.params?.scope || 'openid');
+    grant.addOIDCClaims(['name', 'preferred_username', 'email', 'email_verified', 'groups', 'org']);
+    grant.addResourceScope(AUDIENCE, 'mlflow');
+    await grant.save();
+    return grant;
+  },
+  renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = page('Error', `<p class="error">${escape(out.error)}: ${escape(out.error_description || '')}</p>`);
+  },
+});
+provider.proxy = false;
+
+function escape(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(title, body) {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head>
+<body><h1>${escape(title)}</h1>${body}</body></html>`;
+}
+
+function loginForm(uid, error, loginHint) {
+  return page('Sign in to the test IdP', `
+${error ? `<p class="error">${escape(error)}</p>` : ''}
+<form id="login-form" method="post" action="/interaction/${escape(uid)}/login" autocomplete="off">
+  <label>Username <input type="text" name="username" required autofocus value="${escape(loginHint || '')}"></label>
+  <label>Password <input type="password" name="password" required></label>
+  <button type="submit">Sign in</button>
+</form>
+<p><a id="abort" href="/interaction/${escape(uid)}/abort">Cancel</a></p>`);
+}
+
+async function readForm(req) {
+  let body = '';
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > 65536) throw new Error('body too large');
+  }
+  return Object.fromEntries(new URLSearchParams(body));
+}
+
+function send(res, status, html) {
+  res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(html);
+}
+
+async function interaction(req, res, uid, action) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) return send(res, 400, page('Error', '<p class="error">Unknown sign-in request</p>'));
+  const { prompt, params } = details;
+  if (action === 'abort') {
+    return provider.interactionFinished(req, res, {
+      error: 'access_denied', error_description: 'The user cancelled the sign-in',
+    }, { mergeWithLastSubmission: false });
+  }
+  if (prompt.name === 'login') {
+    if (req.method === 'GET' && !action) return send(res, 200, loginForm(uid, '', params.login_hint));
+    if (req.method === 'POST' && action === 'login') {
+      const form = await readForm(req);
+      const username = (form.username || '').trim().toLowerCase();
+      if (!USERS[username] || form.password !== PASSWORD) {
+        return send(res, 200, loginForm(uid, 'Unknown user or wrong password.', form.username));
+      }
+      return provider.interactionFinished(req, res, { login: { accountId: username } }, { mergeWithLastSubmission: false });
+    }
+  }
+  if (prompt.name === 'consent') {
+    // Only reached for clients that are not first-party: grant what was asked.
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: params.client_id });
+    if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+    if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+    if (prompt.details.missingResourceScopes) {
+      for (const [indicator, scopes] of Object.entries(prompt.details.missingResourceScopes)) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+    }
+    const grantId = await grant.save();
+    return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+  return send(res, 400, page('Error', `<p class="error">Unexpected step ${escape(prompt.name)}</p>`));
+}
+
+const callback = provider.callback();
+server.on('request', async (req, res) => {
+  const url = new URL(req.url, issuer);
+  const match = url.pathname.match(/^\/interaction\/([^/]+)(?:\/(login|abort))?$/);
+  if (!match) return callback(req, res);
+  try {
+    await interaction(req, res, match[1], match[2]);
+  } catch (err) {
+    send(res, 400, page('Error', `<p class="error">${escape(err.message)}</p>`));
+  }
+});
+
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGINT', () => server.close(() => process.exit(0)));
+console.log(`IDP_ISSUER=${issuer}`);
