@@ -1,9 +1,10 @@
-"""`infinstor`: sign in to an InfinStor tracking service from a terminal.
+"""`infinstor`: sign in to an InfinStor tracking service, and turn notebooks into MLflow projects.
 
     infinstor login [--service URL] [--issuer URL] [--client-id ID]   device code sign-in
     infinstor login --token TOKEN | --token -                         store an API token
     infinstor logout [--service URL]
     infinstor whoami [--service URL] [--json]
+    infinstor project NOTEBOOK [-o DIR] [--include-folder]            notebook -> MLflow project
 
 Credentials go to the same per-user token store the lab and its kernels use, so signing in once
 covers `mlflow` commands (MLFLOW_TRACKING_URI=infinstor://HOST/), notebooks and the sidebar.
@@ -62,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("logout", parents=[common], help="Sign out: revoke and forget the stored credentials.")
     whoami = sub.add_parser("whoami", parents=[common], help="Who is signed in, and until when.")
     whoami.add_argument("--json", action="store_true", help="Print JSON.")
+    project = sub.add_parser("project", help="Turn a notebook into a standard MLflow project directory.")
+    project.add_argument("notebook", help="The notebook (.ipynb); its cell tagged `parameters` becomes the entry point's parameters.")
+    project.add_argument("-o", "--output", default=None, metavar="DIR", help="Where to write the project (default: <notebook>-mlproject beside it).")
+    project.add_argument("--include-folder", action="store_true", help="Copy the files beside the notebook too (size-capped; skips .git, checkpoints, virtualenvs).")
+    project.add_argument("--overwrite", action="store_true", help="Replace DIR if it exists and is not empty.")
+    project.add_argument("--json", action="store_true", help="Print the project's description as JSON.")
     return parser
 
 
@@ -161,10 +168,27 @@ def _whoami(args) -> int:
     return EXIT_OK
 
 
+def _project(args) -> int:
+    from .projects import build_project
+
+    info = build_project(args.notebook, args.output, include_folder=args.include_folder, overwrite=args.overwrite)
+    if args.json:
+        _print(json.dumps(info.to_json(), indent=2))
+        return EXIT_OK
+    _print(f"Wrote MLflow project {info.name!r} to {info.path}")
+    if info.parameters:
+        _print("Parameters: " + ", ".join(f"{p.name}={p.default!r} ({p.kind})" for p in info.parameters))
+    else:
+        _print("Parameters: none (tag a cell `parameters` to declare some)")
+    _print(f"Python {info.python_env['python']}; {len(info.python_env['dependencies'])} pinned dependencies in python_env.yaml")
+    _print(f"Run it:   mlflow run {info.path} --env-manager local" + "".join(f" -P {p.name}=..." for p in info.parameters[:2]))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handler = {"login": _login, "logout": _logout, "whoami": _whoami}[args.command]
+    handler = {"login": _login, "logout": _logout, "whoami": _whoami, "project": _project}[args.command]
     try:
         return handler(args)
     except CLIError as exc:

@@ -262,3 +262,29 @@ def test_kernel_python_reads_the_kernelspec(tmp_path, monkeypatch):
     assert kernel_python(nb) == str(fake)
     nb.metadata["kernelspec"]["name"] = "no-such-kernel"
     assert kernel_python(nb) == sys.executable
+
+
+def test_cli_project(tmp_path):
+    nb_path = write(sklearn_training_notebook(), tmp_path / "train.ipynb")
+    result = subprocess.run(
+        [sys.executable, "-m", "infinstor_jupyterlab.cli", "project", str(nb_path), "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Wrote MLflow project 'train'" in result.stdout
+    assert "C=1.0 (float), max_iter=200 (int)" in result.stdout
+    assert (tmp_path / "out" / "MLproject").exists()
+    # The same again refuses to overwrite, with a message and a non-zero exit.
+    again = subprocess.run(
+        [sys.executable, "-m", "infinstor_jupyterlab.cli", "project", str(nb_path), "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert again.returncode == 2
+    assert "already exists and is not empty" in again.stderr
+    write(notebook("x = 1", parameters="lr = compute()"), tmp_path / "bad.ipynb")
+    bad = subprocess.run(
+        [sys.executable, "-m", "infinstor_jupyterlab.cli", "project", str(tmp_path / "bad.ipynb")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("infinstor: parameters cell, line 1")
