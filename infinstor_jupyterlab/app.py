@@ -154,7 +154,7 @@ class InfinStor(ExtensionApp):
 
     job_target_classes = List(
         Type(klass=JobTarget),
-        default_value=[InlineTarget],
+        default_value=[InlineTarget, "infinstor_jupyterlab.jobs.targets.ec2.EC2Target"],
         help="Where jobs can run: JobTarget subclasses (import strings allowed), each configured "
         "under its own class name, e.g. c.InlineTarget.max_parallel = 2.",
     ).tag(config=True)

@@ -5,6 +5,7 @@
     infinstor logout [--service URL]
     infinstor whoami [--service URL] [--json]
     infinstor project NOTEBOOK [-o DIR] [--include-folder]            notebook -> MLflow project
+    infinstor agent [--config FILE] [--instance-id ID]                the job agent of an EC2 VM
 
 Credentials go to the same per-user token store the lab and its kernels use, so signing in once
 covers `mlflow` commands (MLFLOW_TRACKING_URI=infinstor://HOST/), notebooks and the sidebar.
@@ -69,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     project.add_argument("--include-folder", action="store_true", help="Copy the files beside the notebook too (size-capped; skips .git, checkpoints, virtualenvs).")
     project.add_argument("--overwrite", action="store_true", help="Replace DIR if it exists and is not empty.")
     project.add_argument("--json", action="store_true", help="Print the project's description as JSON.")
+    agent = sub.add_parser("agent", help="Run the job agent of an EC2 VM (started by the VM's user data).", add_help=False)
+    agent.add_argument("agent_args", nargs=argparse.REMAINDER, help="Options of the agent (see `infinstor agent --help`).")
     return parser
 
 
@@ -186,6 +189,11 @@ def _project(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["agent"]:  # the agent parses its own options (argparse REMAINDER drops leading ones)
+        from .ec2.agent import main as agent_main
+
+        return agent_main(argv[1:]) or EXIT_OK
     parser = _parser()
     args = parser.parse_args(argv)
     handler = {"login": _login, "logout": _logout, "whoami": _whoami, "project": _project}[args.command]

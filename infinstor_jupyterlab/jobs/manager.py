@@ -36,12 +36,14 @@ from ..tracking.base import TrackingBackend
 from ..tracking.client import MlflowClientAsync
 from .models import TERMINAL, Job, JobRequest
 from .store import JobStore
-from .targets.base import JobTarget, TargetUnavailable
+from .targets.base import JobFailed, JobTarget, TargetUnavailable
 
 log = logging.getLogger(__name__)
 
 JOB_ID_TAG = "infinstor.job.id"
 JOB_TARGET_TAG = "infinstor.job.target"
+SWEEP_TAG = "infinstor.sweep"
+PARENT_RUN_TAG = "mlflow.parentRunId"
 LOG_ARTIFACT_DIR = "job"
 _LOG_CHUNK = 256 * 1024
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))(?::\s*(.*))?$")
@@ -98,6 +100,10 @@ class JobManager:
         self._cancelling: set[str] = set()
         self._lock = asyncio.Lock()
         self._shutting_down = False
+        self._sweep_of: dict[str, tuple[str, int]] = {}  # child job id -> (parent job id, max at once)
+        self._sweep_watchers: dict[str, asyncio.Task] = {}
+        for target in targets.values():
+            target.bind(self)
 
     # -- queries ---------------------------------------------------------------------------------
     def describe_targets(self) -> list[dict[str, Any]]:
@@ -198,6 +204,8 @@ class JobManager:
             raise TargetUnavailable(f"The {target.display_name} target is not available: {reason}")
         options = target.validate_options(request.options)
         source = self._resolve_path(request.path)
+        if request.sweep is not None:
+            return await self._submit_sweep(request, target, options, source)
 
         job_id = Job.new_id()
         job_dir = self.jobs_dir / job_id
@@ -272,12 +280,18 @@ class JobManager:
         async with self._lock:
             target = self.targets[target_name]
             queue = self._queues[target_name]
+            held: list[str] = []  # sweep children waiting for their sweep's own limit
             while queue and len(self._running[target_name]) < target.max_parallel:
                 job_id = queue.popleft()
+                sweep = self._sweep_of.get(job_id)
+                if sweep is not None and self._sweep_active(sweep[0]) >= sweep[1]:
+                    held.append(job_id)
+                    continue
                 job = await asyncio.to_thread(self.store.get, job_id)
                 if job is None or job.status != "QUEUED":
                     continue
                 await self._start(target, job)
+            queue.extendleft(reversed(held))
 
     async def _start(self, target: JobTarget, job: Job) -> None:
         log_path = self.log_path(job.id)
@@ -297,7 +311,13 @@ class JobManager:
 
     async def _monitor(self, target: JobTarget, job: Job) -> None:
         try:
-            exit_code = await target.wait(job)
+            try:
+                exit_code = await target.wait(job)
+            except JobFailed as exc:  # the target knows why (lost instance, no check-in, ...)
+                if job.id not in self._cancelling:
+                    await self._finish(job, "FAILED", exc.message)
+                    return
+                exit_code = None
             if job.id in self._cancelling:
                 status, reason = "KILLED", "Cancelled by the user."
             elif exit_code == 0:
@@ -346,24 +366,190 @@ class JobManager:
         job.status = status
         job.failure_reason = reason
         job.finished_at = time.time()
-        await asyncio.to_thread(self.store.save, job)
+        # Mirror on the run first: whoever sees the job ended then finds the run complete too.
         try:
             if reason:
                 await self.mlflow.set_tags(job.run_id, {"infinstor.job.failure_reason": reason[:5000]})
-            await self.mlflow.update_run(job.run_id, status, end=True)
             log_path = self.log_path(job.id)
             if log_path.exists():
                 run = await self.mlflow.get_run(job.run_id)
                 await self.mlflow.upload_artifact(run, log_path, LOG_ARTIFACT_DIR)
-        except Exception as exc:  # the job's own outcome is recorded; the mirror is best effort
+            await self.mlflow.update_run(job.run_id, status, end=True)
+        except Exception as exc:  # the job's own outcome is recorded regardless
             log.warning("InfinStor: could not update MLflow run %s of job %s: %s", job.run_id, job.id, exc)
+        await asyncio.to_thread(self.store.save, job)
         log.info("InfinStor: job %s %s%s", job.id, status, f": {reason}" if reason else "")
+
+    # -- sweeps ----------------------------------------------------------------------------------
+    def _sweep_active(self, parent_id: str) -> int:
+        return sum(
+            1 for running in self._running.values() for job_id in running
+            if self._sweep_of.get(job_id, ("",))[0] == parent_id
+        )  # fmt: skip
+
+    def _validate_set(self, kind: str, source: Path, project_dir: Path, entry_point: str, given: dict) -> dict[str, str]:
+        """Runs in a thread: one parameter set of a sweep, checked as a single job's would be."""
+        from mlflow.exceptions import ExecutionException
+        from mlflow.projects import _project_spec
+
+        if kind == "notebook":
+            declared = {p.name: p for p in extract_parameters(load_notebook(source))}
+            unknown = sorted(set(given) - set(declared))
+            if unknown:
+                raise ProjectError(f"unknown parameter(s) {', '.join(unknown)}; the notebook defines: {', '.join(declared) or 'none'}")
+            for name, value in given.items():
+                coerce_value(declared[name], value)
+        as_text = {k: _param_text(v) for k, v in given.items()}
+        try:
+            entry = _project_spec.load_project(str(project_dir)).get_entry_point(entry_point)
+            _check_entry_point_parameters(entry, as_text)
+        except ExecutionException as exc:
+            raise BadRequest(f"Invalid project or parameters: {exc.message}") from None
+        return as_text
+
+    async def _submit_sweep(self, request: JobRequest, target: JobTarget, options: dict, source: Path) -> Job:
+        """One parent run and job; one child job (and run, tagged with its parent) per parameter set."""
+        import dataclasses
+
+        if not target.capabilities().get("sweeps"):
+            raise BadRequest(f"The {target.display_name} target does not run parameter sweeps.")
+        sets = request.sweep_sets()
+        limit = int(target.capabilities().get("max_instances") or target.max_parallel)
+        max_instances = min(request.max_instances or limit, limit)
+        parent_id = Job.new_id()
+        parent_dir = self.jobs_dir / parent_id
+        parent_dir.mkdir(parents=True)
+        try:
+            first = dataclasses.replace(request, parameters=sets[0], sweep=None, max_instances=None)
+            kind, project_dir, _ = await asyncio.to_thread(self._prepare_project, first, source, parent_dir)
+            texts = [
+                await asyncio.to_thread(self._validate_set, kind, source, project_dir, request.entry_point, s) for s in sets
+            ]
+            if request.experiment_id is not None:
+                experiment_id = (await self.mlflow.get_experiment(request.experiment_id))["experiment_id"]
+            else:
+                experiment_id = await self.mlflow.get_or_create_experiment(request.experiment_name or "Default")
+        except NotFound as exc:
+            shutil.rmtree(parent_dir, ignore_errors=True)
+            raise BadRequest(f"Experiment not found: {exc.message}") from None
+        except BaseException:
+            shutil.rmtree(parent_dir, ignore_errors=True)
+            raise
+        base_tags = {
+            MLFLOW_USER: self.user,
+            MLFLOW_SOURCE_NAME: self.lab_path(source),
+            MLFLOW_SOURCE_TYPE: "NOTEBOOK" if kind == "notebook" else "PROJECT",
+            MLFLOW_PROJECT_ENTRY_POINT: request.entry_point,
+            JOB_TARGET_TAG: target.name,
+        }
+        import json as _json
+
+        parent_run = await self.mlflow.create_run(
+            experiment_id, request.run_name,
+            {**base_tags, JOB_ID_TAG: parent_id, SWEEP_TAG: _json.dumps(request.sweep)[:5000]},
+        )  # fmt: skip
+        parent_run_id = parent_run["info"]["run_id"]
+        parent_name = parent_run["info"].get("run_name") or request.run_name or "sweep"
+        children: list[Job] = []
+        for index, params in enumerate(texts):
+            child_id = Job.new_id()
+            run = await self.mlflow.create_run(
+                experiment_id, f"{parent_name}-{index + 1}",
+                {**base_tags, JOB_ID_TAG: child_id, PARENT_RUN_TAG: parent_run_id},
+            )  # fmt: skip
+            child = Job(
+                id=child_id, path=self.lab_path(source), kind=kind, target=target.name, status="QUEUED",
+                parameters=params, experiment_id=experiment_id, run_id=run["info"]["run_id"],
+                run_name=run["info"].get("run_name"), project_dir=str(project_dir), entry_point=request.entry_point,
+                options={**options, "sweep_parent": parent_id}, include_folder=request.include_folder, user=self.user,
+            )  # fmt: skip
+            if params:
+                await self.mlflow.log_params(child.run_id, params)
+            await self.mlflow.update_run(child.run_id, "SCHEDULED")
+            children.append(child)
+        parent = Job(
+            id=parent_id, path=self.lab_path(source), kind="sweep", target=target.name, status="RUNNING",
+            parameters={k: _param_text(v) for k, v in request.parameters.items()}, experiment_id=experiment_id,
+            run_id=parent_run_id, run_name=parent_name, project_dir=str(project_dir), entry_point=request.entry_point,
+            options={**options, "sweep": request.sweep, "max_instances": max_instances, "children": [c.id for c in children]},
+            include_folder=request.include_folder, user=self.user, started_at=time.time(),
+        )  # fmt: skip
+        await self.mlflow.update_run(parent_run_id, "RUNNING")
+        await asyncio.to_thread(self.store.save, parent)
+        for child in children:
+            await asyncio.to_thread(self.store.save, child)
+            self._sweep_of[child.id] = (parent_id, max_instances)
+            self._queues[target.name].append(child.id)
+        self._sweep_watchers[parent_id] = asyncio.ensure_future(self._watch_sweep(parent))
+        await self._pump(target.name)
+        return await self.get(parent_id)
+
+    async def _watch_sweep(self, parent: Job, interval: float = 1.0) -> None:
+        """The parent follows its children: it ends when they all did (FINISHED only if all did)."""
+        reported: set[str] = set()
+        log_path = self.log_path(parent.id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            while True:
+                children = [await asyncio.to_thread(self.store.get, cid) for cid in parent.options.get("children", [])]
+                children = [c for c in children if c is not None]
+                lines = []
+                for child in children:
+                    if child.is_terminal and child.id not in reported:
+                        reported.add(child.id)
+                        params = ", ".join(f"{k}={v}" for k, v in child.parameters.items())
+                        why = f": {child.failure_reason}" if child.failure_reason else ""
+                        lines.append(f"[infinstor] child job {child.id} ({params}) {child.status}{why}\n")
+                if lines:
+                    await asyncio.to_thread(_append, log_path, "".join(lines))
+                if children and all(c.is_terminal for c in children):
+                    current = await asyncio.to_thread(self.store.get, parent.id)
+                    if current is None or current.is_terminal:
+                        return
+                    failed = [c for c in children if c.status != "FINISHED"]
+                    if not failed:
+                        await self._finish(current, "FINISHED", None)
+                    elif all(c.status == "KILLED" for c in failed) and current.options.get("cancelled"):
+                        await self._finish(current, "KILLED", "Cancelled by the user.")
+                    else:
+                        first = next((c for c in failed if c.failure_reason), failed[0])
+                        await self._finish(
+                            current, "FAILED",
+                            f"{len(failed)} of {len(children)} child jobs did not finish; {first.id}: {first.failure_reason or first.status}",
+                        )  # fmt: skip
+                    return
+                await asyncio.sleep(interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("InfinStor: following sweep %s failed", parent.id)
+        finally:
+            self._sweep_watchers.pop(parent.id, None)
+
+    async def _cancel_sweep(self, parent: Job) -> Job:
+        parent.options["cancelled"] = True
+        await asyncio.to_thread(self.store.save, parent)
+        for child_id in parent.options.get("children", []):
+            child = await asyncio.to_thread(self.store.get, child_id)
+            if child is not None and not child.is_terminal:
+                with contextlib.suppress(Conflict):
+                    await self.cancel(child_id)
+        watcher = self._sweep_watchers.get(parent.id)
+        if watcher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(watcher), 30)
+        job = await self.get(parent.id)
+        if not job.is_terminal:
+            await self._finish(job, "KILLED", "Cancelled by the user.")
+        return await self.get(parent.id)
 
     # -- control ---------------------------------------------------------------------------------
     async def cancel(self, job_id: str) -> Job:
         job = await self.get(job_id)
         if job.is_terminal:
             raise Conflict(f"Job {job_id} already ended ({job.status}).")
+        if job.kind == "sweep":
+            return await self._cancel_sweep(job)
         target = self.targets.get(job.target)
         if job.status == "QUEUED":
             with contextlib.suppress(ValueError):
@@ -386,6 +572,11 @@ class JobManager:
         job = await self.get(job_id)
         if not job.is_terminal:
             raise Conflict(f"Job {job_id} is {job.status}; cancel it before deleting it.")
+        for child_id in job.options.get("children", []) if job.kind == "sweep" else []:
+            child = await asyncio.to_thread(self.store.get, child_id)
+            if child is not None and child.is_terminal:
+                await asyncio.to_thread(self.store.delete, child_id)
+                await asyncio.to_thread(shutil.rmtree, self.jobs_dir / child_id, True)
         await asyncio.to_thread(self.store.delete, job_id)
         await asyncio.to_thread(shutil.rmtree, self.jobs_dir / job_id, True)
 
@@ -394,6 +585,12 @@ class JobManager:
         reattached = False
         for job in reversed(await self.list()):
             target = self.targets.get(job.target)
+            if job.kind == "sweep":
+                if not job.is_terminal:
+                    for child_id in job.options.get("children", []):
+                        self._sweep_of[child_id] = (job.id, int(job.options.get("max_instances") or 1))
+                    self._sweep_watchers[job.id] = asyncio.ensure_future(self._watch_sweep(job))
+                continue
             if job.status == "RUNNING":
                 if target is not None and target.is_alive(job):
                     log.info("InfinStor: job %s is still running; following it again", job.id)
@@ -425,6 +622,8 @@ class JobManager:
     async def shutdown(self) -> None:
         """Stop following jobs (they keep running and are found again at the next start)."""
         self._shutting_down = True
+        for task in list(self._sweep_watchers.values()):
+            task.cancel()
         for task in list(self._monitors.values()):
             task.cancel()
         for task in list(self._monitors.values()):
@@ -432,6 +631,11 @@ class JobManager:
                 await task
         self._monitors.clear()
         await asyncio.to_thread(self.store.close)
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _param_text(value: Any) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import BadRequest
 
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
+MAX_SWEEP_SIZE = 1000
 STATUSES = ("QUEUED", "RUNNING", *TERMINAL)
 _MAX_NAME = 250
 
@@ -25,6 +26,24 @@ class JobRequest:
     include_folder: bool = False
     entry_point: str = "main"
     options: dict[str, Any] = field(default_factory=dict)
+    # A parameter sweep: {"grid": {name: [values]}} or {"list": [{name: value}, ...]}; each set is
+    # merged over `parameters`. One parent run, one child job per set, at most `max_instances` at once.
+    sweep: dict[str, Any] | None = None
+    max_instances: int | None = None
+
+    def sweep_sets(self) -> list[dict[str, Any]]:
+        """The parameter sets of the sweep, each merged over `parameters` (empty without a sweep)."""
+        if not self.sweep:
+            return []
+        import itertools
+
+        if "grid" in self.sweep:
+            names = list(self.sweep["grid"])
+            combos = itertools.product(*(self.sweep["grid"][n] for n in names))
+            sets = [dict(zip(names, combo)) for combo in combos]
+        else:
+            sets = [dict(s) for s in self.sweep["list"]]
+        return [{**self.parameters, **s} for s in sets]
 
     @classmethod
     def from_json(cls, body: dict) -> JobRequest:
@@ -66,7 +85,17 @@ class JobRequest:
         options = body.get("options") or {}
         if not isinstance(options, dict):
             raise BadRequest("`options` must be an object.")
+        sweep = body.get("sweep")
+        if sweep is not None:
+            _check_sweep(sweep)
+        max_instances = body.get("max_instances")
+        if max_instances is not None and (isinstance(max_instances, bool) or not isinstance(max_instances, int) or max_instances < 1):
+            raise BadRequest("`max_instances` must be a positive integer.")
+        if max_instances is not None and sweep is None:
+            raise BadRequest("`max_instances` applies to sweeps; give `sweep` too.")
         return cls(
+            sweep=sweep,
+            max_instances=max_instances,
             path=path.strip(),
             target=target,
             parameters=dict(parameters),
@@ -77,6 +106,37 @@ class JobRequest:
             entry_point=entry_point,
             options=dict(options),
         )
+
+
+def _check_scalar(where: str, value: Any) -> None:
+    if isinstance(value, (dict, list)) or value is None:
+        raise BadRequest(f"{where}: give a number, a boolean or a string.")
+
+
+def _check_sweep(sweep: Any) -> None:
+    if not isinstance(sweep, dict) or len(sweep) != 1 or next(iter(sweep)) not in ("grid", "list"):
+        raise BadRequest('`sweep` must be {"grid": {name: [values]}} or {"list": [{name: value}, ...]}.')
+    if "grid" in sweep:
+        grid = sweep["grid"]
+        if not isinstance(grid, dict) or not grid:
+            raise BadRequest("`sweep.grid` must map parameter names to lists of values.")
+        size = 1
+        for name, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise BadRequest(f"`sweep.grid.{name}` must be a non-empty list of values.")
+            for value in values:
+                _check_scalar(f"sweep parameter {name!r}", value)
+            size *= len(values)
+    else:
+        sets = sweep["list"]
+        if not isinstance(sets, list) or not sets or not all(isinstance(s, dict) for s in sets):
+            raise BadRequest("`sweep.list` must be a non-empty list of objects (parameter sets).")
+        for item in sets:
+            for name, value in item.items():
+                _check_scalar(f"sweep parameter {name!r}", value)
+        size = len(sets)
+    if size > MAX_SWEEP_SIZE:
+        raise BadRequest(f"The sweep has {size} parameter sets; at most {MAX_SWEEP_SIZE} are allowed.")
 
 
 @dataclass

@@ -8,6 +8,12 @@ API_PREFIX = "/infinstor/api"
 def build_handlers() -> list[tuple[str, type]]:
     from .auth import AuthCallbackHandler, AuthLoginHandler, AuthLogoutHandler
     from .jobs import JOB_ID, JobCancelHandler, JobHandler, JobLogHandler, JobsHandler, TargetsHandler
+    from .compute import (
+        INSTANCE_ID,
+        ComputeInstancesHandler,
+        ComputeInstanceStopHandler,
+        ComputeInstanceTerminateHandler,
+    )
     from .projects import ProjectParametersHandler, ProjectsHandler
     from .proxy import MlflowProxyHandler, MlflowUIRedirectHandler
     from .status import StatusHandler, TrackingRestartHandler
@@ -25,6 +31,9 @@ def build_handlers() -> list[tuple[str, type]]:
         (rf"{API_PREFIX}/jobs/{JOB_ID}", JobHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/log", JobLogHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/cancel", JobCancelHandler),
+        (rf"{API_PREFIX}/compute/instances", ComputeInstancesHandler),
+        (rf"{API_PREFIX}/compute/instances/{INSTANCE_ID}/stop", ComputeInstanceStopHandler),
+        (rf"{API_PREFIX}/compute/instances/{INSTANCE_ID}/terminate", ComputeInstanceTerminateHandler),
         (rf"{API_PREFIX}/mlflow", MlflowUIRedirectHandler),
         (rf"{API_PREFIX}/mlflow/(?P<path>.*)", MlflowProxyHandler),
     ]

@@ -6,11 +6,13 @@ could still connect to it, so the secret (readable only by this user) is what ke
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
 
 from ..auth.secret import SECRET_FILE_ENV, read_secret
+from .job_tokens import FORBIDDEN_BODY, MAX_BODY, JobTokenGuard
 
 UNAUTHENTICATED_BODY = json.dumps(
     {
@@ -26,6 +28,8 @@ class SecretChecker:
         if not secret:
             raise ValueError("single-user mode needs a non-empty secret")
         self._expected = f"Bearer {secret}".encode()
+        # Job tokens (see job_tokens): signed under a key derived from the secret, scoped to a run.
+        self.job_tokens = JobTokenGuard.for_secret(secret)
 
     @classmethod
     def from_environment(cls) -> SecretChecker:
@@ -55,6 +59,9 @@ class SecretASGIMiddleware:
         authorization = dict(scope.get("headers") or []).get(b"authorization")
         if self.checker.is_authorized(authorization):
             return await self.app(scope, receive, send)
+        job_scope = self.checker.job_tokens.scope_for(authorization) if scope["type"] == "http" else None
+        if job_scope is not None:
+            return await self._as_job(job_scope, scope, receive, send)
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return None
@@ -73,13 +80,66 @@ class SecretASGIMiddleware:
         return None
 
 
+    async def _as_job(self, job_scope, scope, receive, send):
+        method, path = scope["method"], scope.get("path", "")
+        query = (scope.get("query_string") or b"").decode("latin-1")
+        body = None
+        if job_scope.needs_body(method, path):
+            chunks, size, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None  # the client went away
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > MAX_BODY:
+                    return await _send_json(send, 413, FORBIDDEN_BODY)
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+        # The scope may look up a logged model in the store (blocking): off the event loop.
+        if not await asyncio.to_thread(job_scope.allows, method, path, query, body):
+            return await _send_json(send, 403, FORBIDDEN_BODY)
+        if body is None:
+            return await self.app(scope, receive, send)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+async def _send_json(send, status: int, body: bytes):
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def install_flask_guard(flask_app, checker: SecretChecker) -> None:
     """The same check for WSGI servers (gunicorn, waitress) that serve the Flask app directly."""
     from flask import Response, request
 
     @flask_app.before_request
     def _require_secret():
-        if not checker.is_authorized(request.headers.get("Authorization")):
+        authorization = request.headers.get("Authorization")
+        job_scope = None if checker.is_authorized(authorization) else checker.job_tokens.scope_for(authorization)
+        if job_scope is not None:
+            body = request.get_data(cache=True) if job_scope.needs_body(request.method, request.path) else None
+            query = request.query_string.decode("latin-1")
+            if not job_scope.allows(request.method, request.path, query, body):
+                return Response(FORBIDDEN_BODY, status=403, mimetype="application/json")
+            return None
+        if not checker.is_authorized(authorization):
             return Response(
                 UNAUTHENTICATED_BODY,
                 status=401,

@@ -1,6 +1,6 @@
 """Where jobs run. Each target is a traitlets-configurable class chosen by `c.InfinStor.job_targets`."""
 
-from .base import JobTarget, TargetUnavailable
+from .base import JobFailed, JobTarget, TargetUnavailable
 from .inline import InlineTarget
 
-__all__ = ["InlineTarget", "JobTarget", "TargetUnavailable"]
+__all__ = ["InlineTarget", "JobFailed", "JobTarget", "TargetUnavailable"]

@@ -16,6 +16,14 @@ class TargetUnavailable(InfinStorError):
     reason = "target_unavailable"
 
 
+class JobFailed(InfinStorError):
+    """Raised by a target's `wait` when the job failed for a reason of the target's own (an instance
+    that never checked in, a lost heartbeat): the manager marks the job FAILED with this message."""
+
+    status = 500
+    reason = "job_failed"
+
+
 class JobTarget(LoggingConfigurable):
     """A place to run MLflow projects. Subclasses declare what they support in `capabilities`."""
 
@@ -23,6 +31,10 @@ class JobTarget(LoggingConfigurable):
     display_name = "Base"
 
     max_parallel = Int(2, help="Jobs that may run at once on this target; more wait in the queue.").tag(config=True)
+
+    def bind(self, manager) -> None:
+        """Called once by the job manager that owns this target (its tracking backend, user, store)."""
+        self.manager = manager
 
     def capabilities(self) -> dict[str, Any]:
         """What the UI may offer: e.g. env_managers, instance_types, sweeps."""
