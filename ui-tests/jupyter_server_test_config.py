@@ -20,10 +20,21 @@ if HERE in DATA_DIR.parents and DATA_DIR.exists():
     shutil.rmtree(DATA_DIR)
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
+# Seed the embedded tracking store (experiments, a 10,000-run experiment, runs with artifacts,
+# registered models) before the server starts; see seed_tracking.py (cached in .seed-cache/).
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+subprocess.run(
+    [sys.executable, str(HERE / "seed_tracking.py"), str(DATA_DIR / "infinstor" / "embedded")],
+    check=True,
+)
+
 configure_jupyter_server(c)  # noqa: F821
 
 c.ServerApp.allow_root = True  # noqa: F821
 c.ServerApp.ip = "127.0.0.1"  # noqa: F821
-c.ServerApp.port = 8888  # noqa: F821
+# INFINSTOR_UI_TEST_PORT lets two suites run side by side (see playwright.config.js).
+c.ServerApp.port = int(os.environ.get("INFINSTOR_UI_TEST_PORT", "8888"))  # noqa: F821
 c.LabApp.news_url = None  # noqa: F821
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"  # noqa: F821

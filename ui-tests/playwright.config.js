@@ -6,7 +6,11 @@
 const path = require('path');
 const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
 
-const JUPYTER_DATA_DIR = path.join(__dirname, '.jupyter-data');
+// INFINSTOR_UI_TEST_PORT / INFINSTOR_UI_TEST_DATA_DIR (a folder inside ui-tests) let two
+// suites run side by side; run them with their own `--output` folder too.
+const PORT = process.env.INFINSTOR_UI_TEST_PORT || '8888';
+const JUPYTER_DATA_DIR =
+  process.env.INFINSTOR_UI_TEST_DATA_DIR || path.join(__dirname, '.jupyter-data');
 
 module.exports = {
   ...baseConfig,
@@ -21,7 +25,7 @@ module.exports = {
   ],
   use: {
     ...baseConfig.use,
-    baseURL: 'http://127.0.0.1:8888',
+    baseURL: `http://127.0.0.1:${PORT}`,
     video: 'off',
     screenshot: 'on',
     trace: 'retain-on-failure',
@@ -42,9 +46,9 @@ module.exports = {
   },
   webServer: {
     command: 'jupyter lab --config jupyter_server_test_config.py',
-    url: 'http://127.0.0.1:8888/lab',
+    url: `http://127.0.0.1:${PORT}/lab`,
     timeout: 120 * 1000,
     reuseExistingServer: !process.env.CI,
-    env: { ...process.env, JUPYTER_DATA_DIR }
+    env: { ...process.env, JUPYTER_DATA_DIR, INFINSTOR_UI_TEST_PORT: PORT }
   }
 };

@@ -16,6 +16,8 @@ import {
   versionMismatchNotification
 } from './status';
 import { FRONTEND_VERSION } from './version';
+import { jobsPlugin } from './jobs/plugin';
+import { mlflowPlugin } from './mlflow/plugin';
 
 export { InfinStorRequestError, requestAPI } from './handler';
 export { StatusModel } from './model';
@@ -23,6 +25,9 @@ export * from './status';
 export { infinstorIcon } from './icons';
 export { InfinStorSidebar, SIDEBAR_ID } from './sidebar';
 export { FRONTEND_VERSION } from './version';
+export { JobCommandIDs, jobsPlugin, JOBS_PLUGIN_ID } from './jobs/plugin';
+export { MlflowCommandIDs, mlflowPlugin, MLFLOW_PLUGIN_ID } from './mlflow/plugin';
+export { MlflowClient } from './mlflow/client';
 
 /**
  * Plugin id; also the settings schema id (labextension/schema/plugin.json).
@@ -150,4 +155,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, jobsPlugin, mlflowPlugin];

@@ -52,6 +52,10 @@ export interface ISidebarContentProps {
   trans: TranslationBundle;
   frontendVersion?: string;
   restart?: () => Promise<ITrackingStatus>;
+  /**
+   * Extra sections below the status and user (the MLflow browser).
+   */
+  body?: React.ReactNode;
 }
 
 /**
@@ -180,6 +184,8 @@ export function SidebarContent(props: ISidebarContentProps): JSX.Element {
           </section>
         </>
       )}
+
+      {props.body}
 
       <footer className="jp-InfinStor-footer">
         {model.lastUpdated && (
@@ -342,11 +348,20 @@ export class InfinStorSidebar extends ReactWidget {
     const trans = this._translator.load('infinstor_jupyterlab');
     return (
       <UseSignal signal={this._model.changed} initialSender={this._model}>
-        {() => <SidebarContent model={this._model} trans={trans} />}
+        {() => <SidebarContent model={this._model} trans={trans} body={this._body} />}
       </UseSignal>
     );
   }
 
+  /**
+   * Set the sections shown below the status and user (e.g. the MLflow browser).
+   */
+  setBody(body: React.ReactNode): void {
+    this._body = body;
+    this.update();
+  }
+
+  private _body: React.ReactNode = null;
   private _model: StatusModel;
   private _translator: ITranslator;
 }

@@ -1,0 +1,112 @@
+/**
+ * Shapes of the InfinStor job REST API (docs/openapi.yaml).
+ */
+
+export type JobStatus = 'QUEUED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'KILLED';
+
+/** Statuses after which a job never changes again. */
+export const ENDED_STATUSES: ReadonlyArray<JobStatus> = ['FINISHED', 'FAILED', 'KILLED'];
+
+/** Whether a job in `status` has ended. */
+export function isEnded(status: string): boolean {
+  return (ENDED_STATUSES as ReadonlyArray<string>).includes(status);
+}
+
+/** Whether a job in `status` may still change (and be cancelled). */
+export function isActive(status: string): boolean {
+  return status === 'QUEUED' || status === 'RUNNING';
+}
+
+/** A parameter value as the job API takes it. */
+export type ParameterValue = string | number | boolean;
+
+export interface IJob {
+  id: string;
+  path: string;
+  kind: 'notebook' | 'project' | string;
+  target: string;
+  status: JobStatus | string;
+  parameters: Record<string, unknown>;
+  experiment_id: string;
+  run_id: string;
+  run_name: string | null;
+  project_dir?: string;
+  entry_point?: string;
+  options?: Record<string, unknown>;
+  include_folder?: boolean;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  duration: number | null;
+  failure_reason: string | null;
+  user?: string | null;
+}
+
+export interface IJobRequest {
+  path: string;
+  target?: string;
+  parameters?: Record<string, ParameterValue>;
+  experiment_id?: string;
+  experiment_name?: string;
+  run_name?: string;
+  include_folder?: boolean;
+  entry_point?: string;
+  options?: Record<string, unknown>;
+}
+
+export interface IJobLog {
+  job_id: string;
+  offset: number;
+  next_offset: number;
+  data: string;
+  complete: boolean;
+  status: string;
+}
+
+export interface ITargetCapabilities {
+  env_managers?: string[];
+  instance_types?: string[];
+  sweeps?: boolean;
+  max_parallel?: number;
+  [key: string]: unknown;
+}
+
+export interface ITarget {
+  name: string;
+  display_name: string;
+  available: boolean;
+  reason: string | null;
+  capabilities: ITargetCapabilities;
+}
+
+/** Python literal type of a notebook parameter's default, or an MLproject type mapped to one. */
+export type ParameterKind =
+  | 'int'
+  | 'float'
+  | 'bool'
+  | 'str'
+  | 'none'
+  | 'list'
+  | 'dict'
+  | 'tuple';
+
+export interface IParameterSpec {
+  name: string;
+  type: ParameterKind | string;
+  mlflow_type?: string;
+  default: unknown;
+}
+
+export interface IProjectDescription {
+  kind: 'notebook' | 'project' | string;
+  path: string;
+  name?: string;
+  parameters: IParameterSpec[];
+}
+
+export interface IExperiment {
+  experiment_id: string;
+  name: string;
+  lifecycle_stage?: string;
+  last_update_time?: number;
+}

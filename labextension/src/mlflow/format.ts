@@ -1,0 +1,539 @@
+/**
+ * Formatting and small pure helpers for the MLflow views (unit-tested).
+ */
+import { InfinStorRequestError } from '../handler';
+import { IKeyValue, IRun, RunStatus } from './types';
+
+export const SOURCE_NAME_TAG = 'mlflow.source.name';
+export const SOURCE_TYPE_TAG = 'mlflow.source.type';
+export const PARENT_RUN_TAG = 'mlflow.parentRunId';
+export const USER_TAG = 'mlflow.user';
+export const RUN_NAME_TAG = 'mlflow.runName';
+export const NOTE_TAG = 'mlflow.note.content';
+export const LOGGED_MODELS_TAG = 'mlflow.log-model.history';
+
+/**
+ * `1 h 2 min`, `3 min 4 s`, `5.2 s`, `120 ms`; `—` for unknown.
+ */
+export function formatDuration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) {
+    return '—';
+  }
+  if (ms < 1000) {
+    return `${Math.round(ms)} ms`;
+  }
+  const s = ms / 1000;
+  if (s < 60) {
+    return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+  }
+  const totalSeconds = Math.round(s);
+  const days = Math.floor(totalSeconds / 86400);
+  const hours = Math.floor((totalSeconds % 86400) / 3600);
+  const minutes = Math.floor((totalSeconds % 3600) / 60);
+  const seconds = totalSeconds % 60;
+  if (days > 0) {
+    return `${days} d ${hours} h`;
+  }
+  if (hours > 0) {
+    return `${hours} h ${minutes} min`;
+  }
+  return `${minutes} min ${seconds} s`;
+}
+
+/**
+ * A run's duration: end - start, or now - start while it runs.
+ */
+export function runDuration(run: IRun, now: number = Date.now()): number | null {
+  const start = run.info.start_time;
+  if (!start) {
+    return null;
+  }
+  const end = run.info.end_time || (isActive(run.info.status) ? now : null);
+  return end ? Math.max(0, end - start) : null;
+}
+
+export function isActive(status: RunStatus | string | undefined): boolean {
+  return status === 'RUNNING' || status === 'SCHEDULED';
+}
+
+function pad(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/**
+ * `2026-11-25 07:31:02` in local time; `—` for unknown.
+ */
+export function formatTimestamp(ms: number | null | undefined): string {
+  if (!ms || !Number.isFinite(ms)) {
+    return '—';
+  }
+  const d = new Date(ms);
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  );
+}
+
+/**
+ * `just now`, `5 min ago`, `3 h ago`, `2 d ago`, else the date.
+ */
+export function formatRelative(ms: number | null | undefined, now: number = Date.now()): string {
+  if (!ms || !Number.isFinite(ms)) {
+    return '—';
+  }
+  const diff = now - ms;
+  if (diff < 0) {
+    return formatTimestamp(ms);
+  }
+  if (diff < 45 * 1000) {
+    return 'just now';
+  }
+  if (diff < 60 * 60 * 1000) {
+    return `${Math.max(1, Math.round(diff / 60000))} min ago`;
+  }
+  if (diff < 24 * 60 * 60 * 1000) {
+    return `${Math.round(diff / 3600000)} h ago`;
+  }
+  if (diff < 30 * 24 * 60 * 60 * 1000) {
+    return `${Math.round(diff / 86400000)} d ago`;
+  }
+  return formatTimestamp(ms).slice(0, 10);
+}
+
+/**
+ * A metric value with up to 4 significant decimals: `0.1235`, `1.235e-7`, `12345.68`, `NaN`.
+ */
+export function formatMetric(value: number | string | null | undefined): string {
+  if (value === null || value === undefined || value === '') {
+    return '—';
+  }
+  const n = typeof value === 'number' ? value : Number(value);
+  if (Number.isNaN(n)) {
+    return 'NaN';
+  }
+  if (!Number.isFinite(n)) {
+    return n > 0 ? '∞' : '-∞';
+  }
+  if (Number.isInteger(n) && Math.abs(n) < 1e15) {
+    return String(n);
+  }
+  const abs = Math.abs(n);
+  if (abs !== 0 && (abs < 1e-4 || abs >= 1e12)) {
+    return n.toExponential(3);
+  }
+  if (abs >= 1000) {
+    return String(Math.round(n * 100) / 100);
+  }
+  return String(Number(n.toPrecision(4)));
+}
+
+/**
+ * `1.5 KB` etc.
+ */
+export function formatBytes(bytes: number | string | null | undefined): string {
+  const n = Number(bytes);
+  if (bytes === null || bytes === undefined || bytes === '' || !Number.isFinite(n)) {
+    return '';
+  }
+  if (n < 1024) {
+    return `${n} B`;
+  }
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = -1;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
+export function tagMap(tags: IKeyValue[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const t of tags ?? []) {
+    out[t.key] = t.value;
+  }
+  return out;
+}
+
+export function runName(run: IRun): string {
+  return run.info.run_name || tagMap(run.data.tags)[RUN_NAME_TAG] || run.info.run_id.slice(0, 8);
+}
+
+export function runUser(run: IRun): string {
+  return run.info.user_id || tagMap(run.data.tags)[USER_TAG] || '';
+}
+
+export function runSource(run: IRun): string {
+  return tagMap(run.data.tags)[SOURCE_NAME_TAG] || '';
+}
+
+/**
+ * Whether the source is a notebook the lab can open (a relative `.ipynb` path).
+ */
+export function isLabNotebookPath(source: string): boolean {
+  return /\.ipynb$/i.test(source) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(source) && !source.startsWith('/');
+}
+
+export function statusLabel(status: string | undefined): string {
+  switch (status) {
+    case 'RUNNING':
+      return 'Running';
+    case 'SCHEDULED':
+      return 'Scheduled';
+    case 'FINISHED':
+      return 'Finished';
+    case 'FAILED':
+      return 'Failed';
+    case 'KILLED':
+      return 'Killed';
+    default:
+      return status ? status.charAt(0) + status.slice(1).toLowerCase() : 'Unknown';
+  }
+}
+
+/**
+ * `ok` / `pending` / `error` / `neutral` (CSS modifier for the status dot).
+ */
+export function statusKind(status: string | undefined): 'ok' | 'pending' | 'error' | 'neutral' {
+  switch (status) {
+    case 'FINISHED':
+      return 'ok';
+    case 'RUNNING':
+    case 'SCHEDULED':
+      return 'pending';
+    case 'FAILED':
+      return 'error';
+    default:
+      return 'neutral';
+  }
+}
+
+// -- search syntax --------------------------------------------------------------------------------
+
+/**
+ * Quote a key for MLflow's search / order_by syntax: `lr` stays, `my key` becomes `` `my key` ``.
+ */
+export function quoteKey(key: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? key : `\`${key.replace(/`/g, '')}\``;
+}
+
+export function quoteString(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+const SEARCH_SYNTAX = /(=|<|>|!=|\b(LIKE|ILIKE|IN|AND|IS)\b)/i;
+
+/**
+ * The experiments search box: plain text is a case-insensitive name filter
+ * (`name ILIKE '%text%'`); text with MLflow search syntax (an operator such as
+ * `=`, `<`, `LIKE`) is passed through unchanged.
+ */
+export function experimentFilter(text: string): string {
+  const t = text.trim();
+  if (!t) {
+    return '';
+  }
+  if (SEARCH_SYNTAX.test(t)) {
+    return t;
+  }
+  return `name ILIKE ${quoteString(`%${t}%`)}`;
+}
+
+/**
+ * Same idea for registered models: plain text becomes `name ILIKE '%text%'`.
+ */
+export function modelFilter(text: string): string {
+  const t = text.trim();
+  if (!t) {
+    return '';
+  }
+  if (SEARCH_SYNTAX.test(t)) {
+    return t;
+  }
+  return `name ILIKE ${quoteString(`%${t}%`)}`;
+}
+
+/**
+ * A sortable column of the runs table.
+ */
+export type ColumnId =
+  | 'status'
+  | 'name'
+  | 'start'
+  | 'duration'
+  | 'user'
+  | 'source'
+  | `param:${string}`
+  | `metric:${string}`
+  | `tag:${string}`;
+
+/**
+ * MLflow `order_by` for a column, or `null` when MLflow cannot sort by it
+ * (then the view sorts the loaded rows).
+ */
+export function orderByFor(column: ColumnId, desc: boolean): string | null {
+  const dir = desc ? 'DESC' : 'ASC';
+  switch (column) {
+    case 'status':
+      return `attributes.status ${dir}`;
+    case 'name':
+      return `attributes.run_name ${dir}`;
+    case 'start':
+      return `attributes.start_time ${dir}`;
+    case 'user':
+      return `attributes.user_id ${dir}`;
+    case 'source':
+      return `tags.${quoteKey(SOURCE_NAME_TAG)} ${dir}`;
+    case 'duration':
+      return null;
+    default: {
+      const [kind, ...rest] = column.split(':');
+      const key = rest.join(':');
+      const prefix = kind === 'param' ? 'params' : kind === 'metric' ? 'metrics' : 'tags';
+      return `${prefix}.${quoteKey(key)} ${dir}`;
+    }
+  }
+}
+
+/**
+ * The value of a column for a run (used for display and client-side sorting).
+ */
+export function columnValue(run: IRun, column: ColumnId, now: number = Date.now()): string | number | null {
+  switch (column) {
+    case 'status':
+      return run.info.status;
+    case 'name':
+      return runName(run);
+    case 'start':
+      return run.info.start_time ?? null;
+    case 'duration':
+      return runDuration(run, now);
+    case 'user':
+      return runUser(run);
+    case 'source':
+      return runSource(run);
+    default: {
+      const [kind, ...rest] = column.split(':');
+      const key = rest.join(':');
+      if (kind === 'metric') {
+        const m = run.data.metrics?.find(x => x.key === key);
+        return m ? Number(m.value) : null;
+      }
+      const list = kind === 'param' ? run.data.params : run.data.tags;
+      const kv = list?.find(x => x.key === key);
+      return kv ? kv.value : null;
+    }
+  }
+}
+
+/**
+ * Compare two column values for sorting; missing values sort last.
+ */
+export function compareValues(a: string | number | null, b: string | number | null): number {
+  if (a === null || a === undefined || a === '') {
+    return b === null || b === undefined || b === '' ? 0 : 1;
+  }
+  if (b === null || b === undefined || b === '') {
+    return -1;
+  }
+  if (typeof a === 'number' && typeof b === 'number') {
+    return a - b;
+  }
+  const na = Number(a);
+  const nb = Number(b);
+  if (!Number.isNaN(na) && !Number.isNaN(nb)) {
+    return na - nb;
+  }
+  return String(a).localeCompare(String(b));
+}
+
+/**
+ * Whether values differ across runs (for the compare view's highlighting).
+ */
+export function valuesDiffer(values: Array<string | number | null | undefined>): boolean {
+  const seen = new Set(values.map(v => (v === undefined || v === null ? '\u0000' : String(v))));
+  return seen.size > 1;
+}
+
+// -- errors ---------------------------------------------------------------------------------------
+
+export type ErrorKind = 'signed-out' | 'unavailable' | 'forbidden' | 'not-found' | 'network' | 'invalid' | 'other';
+
+export interface IErrorDescription {
+  kind: ErrorKind;
+  /** What went wrong, in a short sentence. */
+  title: string;
+  /** The server's own message. */
+  message: string;
+  /** What the user can do about it. */
+  hint: string;
+}
+
+/**
+ * Turn a client error into what the UI says: the server's reason plus what to do.
+ */
+export function describeError(error: unknown): IErrorDescription {
+  const message = error instanceof Error ? error.message : String(error);
+  const status = error instanceof InfinStorRequestError ? error.status : -1;
+  const reason = error instanceof InfinStorRequestError ? error.reason : '';
+  if (status === 0) {
+    return {
+      kind: 'network',
+      title: 'The Jupyter server does not answer.',
+      message,
+      hint: 'Check that the Jupyter server is still running, then retry.'
+    };
+  }
+  if (reason === 'sign_in_required' || reason === 'UNAUTHENTICATED' || status === 401) {
+    return {
+      kind: 'signed-out',
+      title: 'You are signed out of the tracking service.',
+      message,
+      hint: 'Sign in from the InfinStor panel, then retry.'
+    };
+  }
+  if (
+    reason === 'tracking_unavailable' ||
+    reason === 'TEMPORARILY_UNAVAILABLE' ||
+    status === 502 ||
+    status === 503 ||
+    status === 504
+  ) {
+    return {
+      kind: 'unavailable',
+      title: 'The tracking service is not available.',
+      message,
+      hint: 'See "Tracking service" above (restart it if it failed), then retry.'
+    };
+  }
+  if (reason === 'PERMISSION_DENIED' || status === 403) {
+    return {
+      kind: 'forbidden',
+      title: 'You do not have permission to do this.',
+      message,
+      hint: 'Ask the owner of the experiment or model (or your platform admin) for access.'
+    };
+  }
+  if (reason === 'RESOURCE_DOES_NOT_EXIST' || status === 404) {
+    return {
+      kind: 'not-found',
+      title: 'Not found.',
+      message,
+      hint: 'It may have been deleted or renamed. Refresh the list.'
+    };
+  }
+  if (reason === 'INVALID_PARAMETER_VALUE' || reason === 'BAD_REQUEST' || status === 400) {
+    return {
+      kind: 'invalid',
+      title: 'The tracking service refused the request.',
+      message,
+      hint: 'Check the value you entered (for filters, MLflow search syntax such as metrics.loss < 0.2).'
+    };
+  }
+  return {
+    kind: 'other',
+    title: 'The request failed.',
+    message,
+    hint: 'Retry; if it keeps failing, look at the Jupyter server log.'
+  };
+}
+
+// -- CSV ------------------------------------------------------------------------------------------
+
+/**
+ * Parse CSV (RFC 4180 quotes, `,` or tab separated), at most `maxRows` rows.
+ */
+export function parseCsv(text: string, maxRows = 1000): { rows: string[][]; truncated: boolean } {
+  const firstLine = text.slice(0, text.indexOf('\n') === -1 ? text.length : text.indexOf('\n'));
+  const sep = firstLine.split('\t').length > firstLine.split(',').length ? '\t' : ',';
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"') {
+        if (text[i + 1] === '"') {
+          field += '"';
+          i += 2;
+          continue;
+        }
+        quoted = false;
+        i++;
+        continue;
+      }
+      field += c;
+      i++;
+      continue;
+    }
+    if (c === '"' && field === '') {
+      quoted = true;
+      i++;
+      continue;
+    }
+    if (c === sep) {
+      row.push(field);
+      field = '';
+      i++;
+      continue;
+    }
+    if (c === '\n' || c === '\r') {
+      row.push(field);
+      field = '';
+      rows.push(row);
+      row = [];
+      if (c === '\r' && text[i + 1] === '\n') {
+        i++;
+      }
+      i++;
+      if (rows.length >= maxRows) {
+        return { rows, truncated: i < n };
+      }
+      continue;
+    }
+    field += c;
+    i++;
+  }
+  if (field !== '' || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
+  return { rows, truncated: false };
+}
+
+/**
+ * How to preview an artifact, from its name.
+ */
+export type PreviewKind = 'image' | 'csv' | 'json' | 'html' | 'notebook' | 'text' | 'none';
+
+export function previewKind(path: string): PreviewKind {
+  const name = path.toLowerCase();
+  const ext = name.includes('.') ? name.slice(name.lastIndexOf('.') + 1) : '';
+  if (['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp'].includes(ext)) {
+    return 'image';
+  }
+  if (['csv', 'tsv'].includes(ext)) {
+    return 'csv';
+  }
+  if (['json', 'geojson'].includes(ext)) {
+    return 'json';
+  }
+  if (['html', 'htm'].includes(ext)) {
+    return 'html';
+  }
+  if (ext === 'ipynb') {
+    return 'notebook';
+  }
+  const base = name.slice(name.lastIndexOf('/') + 1);
+  if (
+    ['txt', 'log', 'md', 'py', 'yaml', 'yml', 'toml', 'cfg', 'ini', 'sh', 'r', 'sql', 'xml', 'js', 'ts'].includes(ext) ||
+    ['mlmodel', 'mlproject', 'requirements.txt', 'conda.yaml', 'python_env.yaml', 'license'].includes(base)
+  ) {
+    return 'text';
+  }
+  return 'none';
+}

@@ -1,0 +1,308 @@
+import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
+import { addIcon, Button, deleteIcon, editIcon, launchIcon, searchIcon } from '@jupyterlab/ui-components';
+import React from 'react';
+
+import { describeError, formatRelative, formatTimestamp, ColumnId } from '../format';
+import { availableKeys, experimentOwner, ExperimentsModel, RunsModel } from '../models';
+import { IExperiment, IRun } from '../types';
+import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, useDebounced, useSignal } from './common';
+import { RunsTable } from './runsTable';
+
+/**
+ * Show a refused action with the server's reason (never fail silently).
+ */
+export async function showRefusal(action: string, error: unknown): Promise<void> {
+  const d = describeError(error);
+  await showDialog({
+    title: action,
+    body: (
+      <div className="jp-InfinStor-refusal" data-testid="infinstor-refusal">
+        <p className="jp-InfinStor-stateTitle">{d.title}</p>
+        <p>{d.message}</p>
+        <p className="jp-InfinStor-stateHint">{d.hint}</p>
+      </div>
+    ),
+    buttons: [Dialog.okButton({ label: 'Close' })]
+  });
+}
+
+export async function createExperimentDialog(model: ExperimentsModel): Promise<string | null> {
+  const result = await InputDialog.getText({
+    title: 'New experiment',
+    label: 'Name',
+    placeholder: 'e.g. churn-model',
+    okLabel: 'Create'
+  });
+  if (!result.button.accept || !result.value?.trim()) {
+    return null;
+  }
+  try {
+    return await model.create(result.value);
+  } catch (error) {
+    await showRefusal('Could not create the experiment', error);
+    return null;
+  }
+}
+
+async function renameDialog(model: ExperimentsModel, experiment: IExperiment): Promise<void> {
+  const result = await InputDialog.getText({
+    title: `Rename experiment "${experiment.name}"`,
+    label: 'New name',
+    text: experiment.name,
+    okLabel: 'Rename'
+  });
+  if (!result.button.accept || !result.value?.trim() || result.value.trim() === experiment.name) {
+    return;
+  }
+  try {
+    await model.rename(experiment.experiment_id, result.value);
+  } catch (error) {
+    await showRefusal('Could not rename the experiment', error);
+  }
+}
+
+async function deleteDialog(model: ExperimentsModel, experiment: IExperiment): Promise<void> {
+  const result = await showDialog({
+    title: 'Delete experiment',
+    body: `Delete the experiment "${experiment.name}" and hide its runs? MLflow keeps deleted experiments until they are garbage-collected.`,
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+  });
+  if (!result.button.accept) {
+    return;
+  }
+  try {
+    await model.remove(experiment.experiment_id);
+  } catch (error) {
+    await showRefusal('Could not delete the experiment', error);
+  }
+}
+
+/**
+ * The experiments list: search (name or MLflow search syntax), creation time, owner,
+ * create / rename / delete.
+ */
+export function ExperimentsList(props: {
+  model: ExperimentsModel;
+  onOpen: (experiment: IExperiment) => void;
+  actions: IMlflowActions;
+}): JSX.Element {
+  const { model } = props;
+  useSignal(model.changed);
+  const [text, setText] = React.useState(model.query);
+  const debounced = useDebounced(text, 250);
+  React.useEffect(() => {
+    void model.setQuery(debounced);
+  }, [debounced, model]);
+
+  return (
+    <div className="jp-InfinStor-experiments" data-testid="infinstor-experiments">
+      <div className="jp-InfinStor-toolbar">
+        <label className="jp-InfinStor-search">
+          <searchIcon.react tag="span" className="jp-InfinStor-searchIcon" />
+          <input
+            type="search"
+            className="jp-InfinStor-input"
+            aria-label="Search experiments (name, or MLflow search syntax)"
+            placeholder="Search experiments or name LIKE '%x%'"
+            value={text}
+            data-testid="infinstor-experiments-search"
+            onChange={e => setText(e.target.value)}
+            onKeyDown={e => {
+              if (e.key === 'Enter') {
+                void model.setQuery(text);
+              }
+            }}
+          />
+        </label>
+        <Button
+          minimal
+          small
+          className="jp-InfinStor-iconButton"
+          title="New experiment"
+          aria-label="New experiment"
+          data-testid="infinstor-experiment-create"
+          onClick={() => void createExperimentDialog(model)}
+        >
+          <addIcon.react tag="span" className="jp-InfinStor-buttonIcon" />
+        </Button>
+        <RefreshButton label="Refresh experiments" onClick={() => void model.refresh()} />
+      </div>
+      {model.error && <ErrorState error={model.error} what="Could not list the experiments." onRetry={() => void model.refresh()} />}
+      {!model.loaded && !model.error && <LoadingState label="Loading experiments…" />}
+      {model.loaded && !model.error && model.experiments.length === 0 && (
+        <EmptyState
+          title={model.query ? 'No experiment matches this search.' : 'No experiments yet.'}
+          hint={model.query ? 'Clear the search, or use MLflow syntax such as tags.team = \'vision\'.' : 'Create one with +, or log a run from a notebook.'}
+        />
+      )}
+      {model.experiments.length > 0 && (
+        <ul className="jp-InfinStor-list" aria-label="Experiments" data-testid="infinstor-experiments-list">
+          {model.experiments.map(exp => {
+            const owner = experimentOwner(exp);
+            return (
+              <li key={exp.experiment_id} className="jp-InfinStor-listItem" data-testid="infinstor-experiment-item" data-experiment-id={exp.experiment_id}>
+                <button
+                  className="jp-InfinStor-listMain"
+                  title={`Open the runs of ${exp.name}`}
+                  onClick={() => props.onOpen(exp)}
+                >
+                  <span className="jp-InfinStor-listName">{exp.name}</span>
+                  <span className="jp-InfinStor-listMeta">
+                    <span title={`Created ${formatTimestamp(exp.creation_time)}`}>
+                      Created {formatRelative(exp.creation_time)}
+                    </span>
+                    {owner && <span> · {owner}</span>}
+                    <span> · id {exp.experiment_id}</span>
+                  </span>
+                </button>
+                <span className="jp-InfinStor-listActions">
+                  <Button minimal small className="jp-InfinStor-iconButton" title={`Rename ${exp.name}`} aria-label={`Rename ${exp.name}`} onClick={() => void renameDialog(model, exp)}>
+                    <editIcon.react tag="span" className="jp-InfinStor-buttonIcon" />
+                  </Button>
+                  <Button minimal small className="jp-InfinStor-iconButton" title={`Delete ${exp.name}`} aria-label={`Delete ${exp.name}`} onClick={() => void deleteDialog(model, exp)}>
+                    <deleteIcon.react tag="span" className="jp-InfinStor-buttonIcon" />
+                  </Button>
+                  <Button
+                    minimal
+                    small
+                    className="jp-InfinStor-iconButton"
+                    title={`Open ${exp.name} in MLflow UI`}
+                    aria-label={`Open ${exp.name} in MLflow UI`}
+                    onClick={() => props.actions.openUi(`#/experiments/${exp.experiment_id}/runs`, exp.name)}
+                  >
+                    <launchIcon.react tag="span" className="jp-InfinStor-buttonIcon" />
+                  </Button>
+                </span>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+      {model.truncated && <p className="jp-InfinStor-hint">Only the first experiments are shown; search to narrow down.</p>}
+    </div>
+  );
+}
+
+/**
+ * The runs of one experiment: filter box, column picker, compare, the table.
+ */
+export function ExperimentRuns(props: {
+  experiment: IExperiment;
+  model: RunsModel;
+  onBack: () => void;
+  actions: IMlflowActions;
+}): JSX.Element {
+  const { model, experiment, actions } = props;
+  useSignal(model.changed);
+  const [filter, setFilter] = React.useState(model.filter);
+  const [extra, setExtra] = React.useState<ColumnId[]>([]);
+  const [selected, setSelected] = React.useState<Set<string>>(new Set());
+  const keys = React.useMemo(() => availableKeys(model.runs.slice(0, 200)), [model.runs.length > 0 ? model.runs[0] : null, model.runs.length > 200]);
+
+  const toggle = React.useCallback((id: string) => {
+    setSelected(s => {
+      const next = new Set(s);
+      if (next.has(id)) {
+        next.delete(id);
+      } else {
+        next.add(id);
+      }
+      return next;
+    });
+  }, []);
+  const openRun = React.useCallback((run: IRun) => actions.openRun(run.info.run_id), [actions]);
+  const openSource = React.useCallback((path: string) => actions.openNotebook(path), [actions]);
+  const toggleColumn = (id: ColumnId) =>
+    setExtra(cols => (cols.includes(id) ? cols.filter(c => c !== id) : [...cols, id]));
+
+  return (
+    <div className="jp-InfinStor-runsView" data-testid="infinstor-runs-view">
+      <div className="jp-InfinStor-runsTitle">
+        <Button minimal small className="jp-InfinStor-backButton" aria-label="Back to experiments" title="Back to experiments" data-testid="infinstor-runs-back" onClick={props.onBack}>
+          ‹ Experiments
+        </Button>
+        <h4 className="jp-InfinStor-runsHeading" title={experiment.name} data-testid="infinstor-runs-experiment">
+          {experiment.name}
+        </h4>
+        <RefreshButton label="Refresh runs" onClick={() => void model.reload()} />
+        <Button
+          minimal
+          small
+          className="jp-InfinStor-iconButton"
+          title="Open this experiment in MLflow UI"
+          aria-label="Open this experiment in MLflow UI"
+          data-testid="infinstor-runs-open-ui"
+          onClick={() => actions.openUi(`#/experiments/${experiment.experiment_id}/runs`, experiment.name)}
+        >
+          <launchIcon.react tag="span" className="jp-InfinStor-buttonIcon" />
+        </Button>
+      </div>
+      <form
+        className="jp-InfinStor-toolbar"
+        onSubmit={e => {
+          e.preventDefault();
+          void model.setFilter(filter);
+        }}
+      >
+        <input
+          type="search"
+          className="jp-InfinStor-input jp-InfinStor-filter"
+          aria-label="Filter runs (MLflow search syntax)"
+          placeholder="metrics.loss < 0.2 and params.lr = '0.01'"
+          value={filter}
+          data-testid="infinstor-runs-filter"
+          onChange={e => setFilter(e.target.value)}
+        />
+        <Button type="submit" small className="jp-mod-styled" data-testid="infinstor-runs-filter-apply">
+          Filter
+        </Button>
+      </form>
+      <div className="jp-InfinStor-toolbar">
+        <details className="jp-InfinStor-columns">
+          <summary data-testid="infinstor-columns">Columns{extra.length ? ` (+${extra.length})` : ''}</summary>
+          <div className="jp-InfinStor-columnsMenu">
+            {(['params', 'metrics', 'tags'] as const).map(kind =>
+              keys[kind].length ? (
+                <fieldset key={kind}>
+                  <legend>{kind}</legend>
+                  {keys[kind].map(key => {
+                    const id = `${kind === 'params' ? 'param' : kind === 'metrics' ? 'metric' : 'tag'}:${key}` as ColumnId;
+                    return (
+                      <label key={id}>
+                        <input type="checkbox" checked={extra.includes(id)} onChange={() => toggleColumn(id)} /> {key}
+                      </label>
+                    );
+                  })}
+                </fieldset>
+              ) : null
+            )}
+          </div>
+        </details>
+        <span className="jp-InfinStor-spacer" />
+        <span className="jp-InfinStor-hint" data-testid="infinstor-runs-count">
+          {model.runs.length}
+          {model.hasMore ? '+' : ''} runs
+        </span>
+        <Button
+          small
+          className="jp-mod-styled jp-mod-accept"
+          disabled={selected.size < 2}
+          title={selected.size < 2 ? 'Select two or more runs to compare' : `Compare ${selected.size} runs`}
+          data-testid="infinstor-compare"
+          onClick={() => actions.compareRuns([...selected])}
+        >
+          Compare{selected.size ? ` (${selected.size})` : ''}
+        </Button>
+      </div>
+      <RunsTable
+        model={model}
+        extraColumns={extra}
+        selected={selected}
+        onToggle={toggle}
+        onOpen={openRun}
+        onOpenSource={openSource}
+        label={`Runs of ${experiment.name}`}
+      />
+    </div>
+  );
+}

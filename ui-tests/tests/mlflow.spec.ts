@@ -1,0 +1,418 @@
+/**
+ * The MLflow browser: experiments, runs (10,000-run experiment), run detail
+ * with charts and artifacts, comparison, this notebook, registered models,
+ * MLflow UI deep links, and the error states. Seeded by seed_tracking.py
+ * (see jupyter_server_test_config.py). Screenshots are attached to the report
+ * in the light and dark themes.
+ */
+import { expect, galata, test } from '@jupyterlab/galata';
+import type { Locator, Page, TestInfo } from '@playwright/test';
+
+const SIDEBAR_ID = 'infinstor-sidebar';
+const START_TIMEOUT = 60 * 1000;
+
+test.use({ autoGoto: true });
+
+async function openSidebar(page: Page): Promise<Locator> {
+  await page.locator(`.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="${SIDEBAR_ID}"]`).click();
+  const panel = page.locator(`#${SIDEBAR_ID}`);
+  await expect(panel).toBeVisible();
+  await expect(page.getByTestId('infinstor-tracking-state')).toHaveText('running', { timeout: START_TIMEOUT });
+  return panel;
+}
+
+async function widenSidebar(page: Page, width = 520) {
+  const handle = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle').first();
+  const box = await handle.boundingBox();
+  if (box) {
+    await page.mouse.move(box.x + box.width / 2, box.y + 200);
+    await page.mouse.down();
+    await page.mouse.move(box.x + (width - box.x), box.y + 200, { steps: 4 });
+    await page.mouse.up();
+  }
+}
+
+async function shot(page: Page, testInfo: TestInfo, name: string, target?: Locator) {
+  for (const theme of ['light', 'dark'] as const) {
+    if (theme === 'dark') {
+      await page.theme.setDarkTheme();
+    }
+    const body = await (target ?? page).screenshot({
+      animations: 'disabled',
+      path: testInfo.outputPath(`${name}-${theme}.png`)
+    });
+    await testInfo.attach(`${name}-${theme}`, { body, contentType: 'image/png' });
+  }
+  await page.theme.setLightTheme();
+}
+
+async function openExperiment(page: Page, name: string) {
+  const item = page.getByTestId('infinstor-experiment-item').filter({ hasText: name });
+  await item.locator('.jp-InfinStor-listMain').click();
+  await expect(page.getByTestId('infinstor-runs-experiment')).toHaveText(name);
+}
+
+async function openRunFromTable(page: Page, runName: string) {
+  const row = page.getByTestId('infinstor-run-row').filter({ hasText: runName }).first();
+  await row.getByRole('button', { name: runName, exact: true }).click();
+  const detail = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) [data-testid="infinstor-run-detail"]');
+  await expect(detail.getByTestId('infinstor-run-title')).toHaveText(runName);
+  return detail;
+}
+
+test.describe('MLflow browser', () => {
+  test('experiments: search, create, rename (and a refused rename), delete', async ({ page }, testInfo) => {
+    const panel = await openSidebar(page);
+    await widenSidebar(page);
+    const list = page.getByTestId('infinstor-experiments-list');
+    for (const name of ['vision-resnet', 'churn-model', 'nlp-sentiment', 'big-sweep-10k']) {
+      await expect(list.getByText(name, { exact: true })).toBeVisible();
+    }
+    // Owner and creation time are shown.
+    const vision = page.getByTestId('infinstor-experiment-item').filter({ hasText: 'vision-resnet' });
+    await expect(vision).toContainText('ada');
+    await expect(vision).toContainText(/Created /);
+    await shot(page, testInfo, 'experiments', panel);
+
+    // Name filter, then MLflow search syntax.
+    const search = page.getByTestId('infinstor-experiments-search');
+    await search.fill('churn');
+    await expect(page.getByTestId('infinstor-experiment-item')).toHaveCount(1);
+    await search.fill("tags.team = 'nlp'");
+    await expect(page.getByTestId('infinstor-experiment-item')).toHaveCount(1);
+    await expect(page.getByTestId('infinstor-experiment-item')).toContainText('nlp-sentiment');
+    await search.fill('no-such-experiment-xyz');
+    await expect(page.getByTestId('infinstor-mlflow-empty')).toContainText('No experiment matches');
+    await search.fill('');
+
+    // Create.
+    await page.getByTestId('infinstor-experiment-create').click();
+    await page.locator('.jp-Dialog input').fill('galata-created');
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Create' }).click();
+    const created = page.getByTestId('infinstor-experiment-item').filter({ hasText: 'galata-created' });
+    await expect(created).toHaveCount(1);
+
+    // A refused rename shows the server's reason.
+    await created.getByRole('button', { name: 'Rename galata-created' }).click();
+    await page.locator('.jp-Dialog input').fill('churn-model');
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Rename' }).click();
+    const refusal = page.getByTestId('infinstor-refusal');
+    await expect(refusal).toBeVisible();
+    await expect(refusal).toContainText(/already exists|UNIQUE constraint/i);
+    await shot(page, testInfo, 'experiment-rename-refused', page.locator('.jp-Dialog-content'));
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Close' }).click();
+
+    // Rename for real.
+    await created.getByRole('button', { name: 'Rename galata-created' }).click();
+    await page.locator('.jp-Dialog input').fill('galata-renamed');
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Rename' }).click();
+    const renamed = page.getByTestId('infinstor-experiment-item').filter({ hasText: 'galata-renamed' });
+    await expect(renamed).toHaveCount(1);
+
+    // Delete.
+    await renamed.getByRole('button', { name: 'Delete galata-renamed' }).click();
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Delete' }).click();
+    await expect(renamed).toHaveCount(0);
+  });
+
+  test('runs: 10,000 runs virtualized, paged, sorted, filtered, with picked columns', async ({ page }, testInfo) => {
+    const panel = await openSidebar(page);
+    await widenSidebar(page, 640);
+    await openExperiment(page, 'big-sweep-10k');
+    const table = page.getByTestId('infinstor-runs-table');
+    const rows = page.getByTestId('infinstor-run-row');
+    await expect(rows.first()).toBeVisible();
+    // Newest first, the default sort.
+    await expect(rows.first()).toContainText('sweep-09999');
+    await expect(page.getByTestId('infinstor-runs-count')).toHaveText('100+ runs');
+    await shot(page, testInfo, 'runs-big', panel);
+
+    // Scroll: pages load from the server, the DOM stays small.
+    for (let i = 0; i < 6; i++) {
+      await table.evaluate(el => (el.scrollTop = el.scrollHeight));
+      await page.waitForTimeout(300);
+    }
+    await expect(page.getByTestId('infinstor-runs-count')).not.toHaveText('100+ runs');
+    const count = await page.locator('[data-testid="infinstor-run-row"]').count();
+    expect(count).toBeLessThan(200);
+    const total = await page.getByTestId('infinstor-runs-count').textContent();
+    testInfo.annotations.push({ type: 'rows', description: `${count} row elements for ${total}` });
+
+    // Keyboard: focus a row, move with the arrows.
+    await table.evaluate(el => (el.scrollTop = 0));
+    await rows.first().focus();
+    await page.keyboard.press('ArrowDown');
+    await expect(page.locator('[data-testid="infinstor-run-row"][tabindex="0"]')).toHaveAttribute('data-index', '1');
+    await page.keyboard.press('Space');
+    await expect(page.locator('[data-testid="infinstor-run-row"][data-index="1"]')).toHaveAttribute('aria-selected', 'true');
+
+    // Sort by name ascending (server-side order_by).
+    await page.getByTestId('infinstor-sort-name').click();
+    await expect(rows.first()).toContainText('sweep-00000');
+    await expect(table.locator('[role="columnheader"][aria-sort="ascending"]')).toHaveCount(1);
+
+    // Filter with MLflow syntax.
+    await page.getByTestId('infinstor-runs-filter').fill("metrics.loss < 0.2 and params.lr = '0.01'");
+    await page.getByTestId('infinstor-runs-filter-apply').click();
+    await expect(rows.first()).toBeVisible();
+    const firstLr = await rows.first().getAttribute('data-run-id');
+    expect(firstLr).toBeTruthy();
+
+    // Pick a param and a metric column.
+    await page.getByTestId('infinstor-columns').click();
+    await page.locator('.jp-InfinStor-columnsMenu label', { hasText: /^\s*lr$/ }).locator('input').check();
+    await page.locator('.jp-InfinStor-columnsMenu label', { hasText: /^\s*loss$/ }).locator('input').check();
+    await page.getByTestId('infinstor-columns').click();
+    await expect(table.getByRole('columnheader', { name: /param: lr/ })).toBeVisible();
+    await expect(rows.first()).toContainText('0.01');
+    // Sort by the metric column.
+    await page.getByTestId('infinstor-sort-metric:loss').click();
+    await expect(table.locator('[role="columnheader"][aria-sort]:not([aria-sort="none"])')).toContainText('metric: loss');
+    await shot(page, testInfo, 'runs-filtered', panel);
+
+    // A bad filter shows MLflow's reason.
+    await page.getByTestId('infinstor-runs-filter').fill('metrics.loss <');
+    await page.getByTestId('infinstor-runs-filter-apply').click();
+    await expect(page.getByTestId('infinstor-mlflow-error')).toContainText(/refused|Invalid/i);
+  });
+
+  test('run detail: overview, params, metrics with charts, tags, artifacts, register model', async ({ page }, testInfo) => {
+    await openSidebar(page);
+    await widenSidebar(page, 640);
+    await openExperiment(page, 'vision-resnet');
+    const detail = await openRunFromTable(page, 'artifact-showcase');
+    const main = page.locator('#jp-main-dock-panel');
+
+    const overview = detail.getByTestId('infinstor-run-overview');
+    await expect(overview).toContainText('Finished');
+    await expect(overview).toContainText('seeded/train.ipynb');
+    await expect(overview).toContainText('local');
+    await shot(page, testInfo, 'run-overview', main);
+
+    await detail.getByRole('tab', { name: /Parameters/ }).click();
+    await expect(detail.getByRole('table', { name: 'Parameters' })).toContainText('optimizer');
+    await expect(detail.getByRole('table', { name: 'Parameters' })).toContainText('adam');
+
+    await detail.getByRole('tab', { name: /Metrics/ }).click();
+    await expect(detail.getByRole('table', { name: 'Metrics' })).toContainText('accuracy');
+    const charts = detail.getByTestId('infinstor-metric-charts');
+    await expect(charts.locator('canvas')).toHaveCount(2);
+    // Two metrics on one chart, on the time axis.
+    await detail.getByRole('checkbox', { name: 'Plot loss on the combined chart' }).check();
+    await detail.getByRole('checkbox', { name: 'Plot accuracy on the combined chart' }).check();
+    await detail.getByRole('radio', { name: 'Time' }).check();
+    await expect(detail.getByTestId('infinstor-combined-chart').locator('canvas')).toHaveCount(1);
+    await expect(detail.getByTestId('infinstor-combined-chart').locator('.u-legend')).toContainText('accuracy');
+    await shot(page, testInfo, 'run-metrics', main);
+
+    await detail.getByRole('tab', { name: 'Tags' }).click();
+    await detail.getByTestId('infinstor-tag-key').fill('reviewed-by');
+    await detail.getByTestId('infinstor-tag-value').fill('galata');
+    await detail.getByTestId('infinstor-tag-add').click();
+    await expect(detail.locator('[data-testid="infinstor-tag"][data-key="reviewed-by"]')).toContainText('galata');
+    await detail.getByRole('button', { name: 'Delete tag reviewed-by' }).click();
+    await expect(detail.locator('[data-testid="infinstor-tag"][data-key="reviewed-by"]')).toHaveCount(0);
+    // System tags are read-only.
+    await expect(detail.locator('[data-testid="infinstor-tag"][data-key="mlflow.user"]')).toContainText('system');
+    await shot(page, testInfo, 'run-tags', main);
+
+    await detail.getByRole('tab', { name: 'Artifacts' }).click();
+    const artifact = (path: string) => detail.locator(`[data-testid="infinstor-artifact"][data-path="${path}"]`);
+    const preview = detail.getByTestId('infinstor-artifact-preview');
+    await artifact('plots').click();
+    await artifact('plots/confusion.png').click();
+    await expect(preview.locator('img')).toBeVisible();
+    expect(await preview.locator('img').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(96);
+    await shot(page, testInfo, 'artifact-image', main);
+
+    await artifact('data').click();
+    await artifact('data/predictions.csv').click();
+    await expect(preview.locator('table thead')).toContainText('confidence');
+    await expect(preview.locator('table tbody tr')).toHaveCount(120);
+    await shot(page, testInfo, 'artifact-csv', main);
+
+    await artifact('config.json').click();
+    await expect(preview.locator('pre')).toContainText('"resnet50"');
+    await artifact('notes.txt').click();
+    await expect(preview.locator('pre')).toContainText('Augmentation');
+
+    await artifact('report.html').click();
+    const frame = preview.locator('iframe');
+    await expect(frame).toHaveAttribute('sandbox', '');
+    await expect(page.frameLocator('[data-testid="infinstor-artifact-preview"] iframe').locator('h1')).toHaveText('Evaluation report');
+    // Scripts in the artifact never run.
+    await expect(page.frameLocator('[data-testid="infinstor-artifact-preview"] iframe').locator('#script-ran')).toHaveCount(0);
+    await shot(page, testInfo, 'artifact-html', main);
+
+    await artifact('notebooks').click();
+    await artifact('notebooks/train.ipynb').click();
+    const nb = detail.getByTestId('infinstor-notebook-preview');
+    await expect(nb.locator('h1')).toHaveText(/Training notebook/);
+    await expect(nb).toContainText('epoch 1 loss 0.42');
+    await shot(page, testInfo, 'artifact-notebook', main);
+
+    // Download.
+    const download = page.waitForEvent('download');
+    await detail.getByTestId('infinstor-artifact-download').click();
+    expect((await download).suggestedFilename()).toBe('train.ipynb');
+
+    // Register the logged model.
+    await detail.getByTestId('infinstor-register-model').click();
+    const form = page.getByTestId('infinstor-register-form');
+    await expect(form).toBeVisible();
+    await expect(form.locator('select option')).toHaveCount(2); // logged model + artifacts/model
+    await form.getByTestId('infinstor-register-name').fill('galata-registered');
+    await shot(page, testInfo, 'register-model', page.locator('.jp-Dialog-content'));
+    await page.locator('.jp-Dialog').getByRole('button', { name: 'Register' }).click();
+    await expect(page.locator('.jp-toast-message', { hasText: 'Registered galata-registered version 1' })).toBeVisible();
+  });
+
+  test('run detail: parent and child runs; a running run', async ({ page }, testInfo) => {
+    await openSidebar(page);
+    await widenSidebar(page, 640);
+    await openExperiment(page, 'vision-resnet');
+    const parent = await openRunFromTable(page, 'hyperparam-sweep');
+    await expect(parent.getByTestId('infinstor-child-runs').getByRole('button')).toHaveCount(3);
+    await parent.getByTestId('infinstor-child-runs').getByRole('button', { name: /sweep-trial-0/ }).click();
+    const child = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) [data-testid="infinstor-run-detail"]');
+    await expect(child.getByTestId('infinstor-run-title')).toHaveText('sweep-trial-0');
+    await expect(child.getByTestId('infinstor-run-overview')).toContainText('hyperparam-sweep');
+
+    const live = await openRunFromTable(page, 'resnet-live');
+    await expect(live.getByTestId('infinstor-run-overview')).toContainText('Running');
+    await shot(page, testInfo, 'run-running', page.locator('#jp-main-dock-panel'));
+  });
+
+  test('compare: params and metrics side by side, histories overlaid', async ({ page }, testInfo) => {
+    await openSidebar(page);
+    await widenSidebar(page, 640);
+    await openExperiment(page, 'vision-resnet');
+    for (const name of ['resnet-sgd-lr0.1', 'resnet-adam-lr0.01', 'resnet-adamw-lr0.003']) {
+      await page
+        .getByTestId('infinstor-run-row')
+        .filter({ hasText: name })
+        .getByRole('checkbox')
+        .check();
+    }
+    await expect(page.getByTestId('infinstor-compare')).toHaveText('Compare (3)');
+    await page.getByTestId('infinstor-compare').click();
+    const compare = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) [data-testid="infinstor-compare"]');
+    const params = compare.getByTestId('infinstor-compare-params');
+    await expect(params.locator('tr', { hasText: 'optimizer' })).toHaveAttribute('data-differs', 'true');
+    await expect(params.locator('tr', { hasText: 'batch_size' })).toHaveAttribute('data-differs', 'false');
+    await expect(compare.getByTestId('infinstor-compare-chart').locator('canvas')).toHaveCount(1);
+    await expect(compare.getByTestId('infinstor-compare-chart').locator('.u-legend')).toContainText('resnet-adamw-lr0.003');
+    await shot(page, testInfo, 'compare', page.locator('#jp-main-dock-panel'));
+    await compare.getByTestId('infinstor-compare-only-diff').check();
+    await expect(params.locator('tr', { hasText: 'batch_size' })).toHaveCount(0);
+  });
+
+  test('this notebook: runs of the active notebook; the source opens it', async ({ page }, testInfo) => {
+    const panel = await openSidebar(page);
+    await widenSidebar(page, 640);
+    const nb = JSON.stringify({ cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 });
+    await page.contents.uploadContent(nb, 'text', 'seeded/train.ipynb');
+    await page.getByTestId('infinstor-browser-tab-notebook').click();
+    await expect(page.getByTestId('infinstor-notebook-none')).toBeVisible();
+
+    // Opening the notebook from a run's source column.
+    await page.getByTestId('infinstor-browser-tab-experiments').click();
+    await openExperiment(page, 'vision-resnet');
+    await page.getByTestId('infinstor-run-source').first().click();
+    await expect(page.locator('.jp-NotebookPanel:not(.lm-mod-hidden)')).toBeVisible();
+    await expect(page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current')).toContainText('train.ipynb');
+
+    await page.getByTestId('infinstor-browser-tab-notebook').click();
+    await expect(page.getByTestId('infinstor-notebook-path')).toHaveText('seeded/train.ipynb');
+    const runs = page.getByTestId('infinstor-notebook-run');
+    await expect(runs.first()).toBeVisible();
+    expect(await runs.count()).toBeGreaterThanOrEqual(10);
+    // Newest first: the running run started 10 minutes ago.
+    await expect(runs.first()).toContainText('resnet-live');
+    await shot(page, testInfo, 'this-notebook', panel);
+  });
+
+  test('models: versions with aliases and tags; the source run opens', async ({ page }, testInfo) => {
+    const panel = await openSidebar(page);
+    await widenSidebar(page, 640);
+    await page.getByTestId('infinstor-browser-tab-models').click();
+    const model = page.locator('[data-testid="infinstor-model-item"][data-model-name="churn-classifier"]');
+    await expect(model).toBeVisible();
+    await expect(model).toContainText('@champion');
+    await model.locator('.jp-InfinStor-listMain').click();
+    const versions = model.getByTestId('infinstor-model-version');
+    await expect(versions).toHaveCount(3);
+    await expect(model.locator('[data-version="3"]')).toContainText('@champion');
+    await expect(model.locator('[data-version="2"]')).toContainText('@challenger');
+    await expect(model.locator('[data-version="2"]')).toContainText('validated=true');
+    await expect(model).toContainText('Predicts customer churn');
+    await expect(model.locator('[data-version="3"]')).toContainText('ready');
+    await shot(page, testInfo, 'models', panel);
+
+    await page.getByTestId('infinstor-models-search').fill('resnet');
+    await expect(page.getByTestId('infinstor-model-item')).toHaveCount(1);
+    await page.getByTestId('infinstor-models-search').fill('');
+    await model.locator('[data-version="3"]').getByTestId('infinstor-version-run').click();
+    const detail = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) [data-testid="infinstor-run-detail"]');
+    await expect(detail.getByTestId('infinstor-run-title')).toHaveText('xgb-depth6');
+  });
+
+  test("open in MLflow UI: the same experiment in MLflow's own UI, in a lab tab", async ({ page }, testInfo) => {
+    await openSidebar(page);
+    await widenSidebar(page, 640);
+    await openExperiment(page, 'vision-resnet');
+    await page.getByTestId('infinstor-runs-open-ui').click();
+    const frame = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) .jp-InfinStor-mlflowUi iframe');
+    await expect(frame).toHaveAttribute('src', /infinstor\/api\/mlflow\/#\/experiments\/\d+\/runs$/);
+    const ui = page.frameLocator('.jp-MainAreaWidget:not(.lm-mod-hidden) .jp-InfinStor-mlflowUi iframe');
+    await expect(ui.getByText('resnet-sgd-lr0.1').first()).toBeVisible({ timeout: 30000 });
+    await shot(page, testInfo, 'mlflow-ui', page.locator('#jp-main-dock-panel'));
+  });
+
+  for (const c of [
+    { status: 401, body: { message: 'Sign in to use the tracking service.', reason: 'sign_in_required' }, text: 'Sign in from the InfinStor panel' },
+    { status: 503, body: { message: 'The tracking service did not answer.', reason: 'tracking_unavailable' }, text: 'not available' },
+    { status: 403, body: { error_code: 'PERMISSION_DENIED', message: 'No permission on experiments.' }, text: 'do not have permission' }
+  ]) {
+    test(`error state ${c.status} says what to do`, async ({ page }, testInfo) => {
+      let fail = true;
+      await page.route('**/infinstor/api/mlflow/api/2.0/mlflow/experiments/search*', route =>
+        fail
+          ? route.fulfill({ status: c.status, contentType: 'application/json', body: JSON.stringify(c.body) })
+          : route.continue()
+      );
+      const panel = await openSidebar(page);
+      // The list may have loaded before the route was set (restored sidebar): ask again.
+      await panel.getByRole('button', { name: 'Refresh experiments' }).click();
+      const error = page.getByTestId('infinstor-mlflow-error');
+      await expect(error).toContainText(c.text);
+      await expect(error).toContainText(c.body.message);
+      await shot(page, testInfo, `error-${c.status}`, panel);
+      fail = false;
+      await error.getByRole('button', { name: 'Retry' }).click();
+      await expect(page.getByTestId('infinstor-mlflow-error')).toHaveCount(0);
+      await expect(page.getByTestId('infinstor-experiment-item').first()).toBeVisible();
+    });
+  }
+
+  test('palette has the MLflow commands', async ({ page }) => {
+    const ids = [
+      'infinstor:mlflow-show-experiments',
+      'infinstor:mlflow-show-notebook-runs',
+      'infinstor:mlflow-show-models',
+      'infinstor:mlflow-new-experiment',
+      'infinstor:mlflow-refresh',
+      'infinstor:mlflow-open-in-ui',
+      'infinstor:mlflow-open-run',
+      'infinstor:mlflow-compare-runs'
+    ];
+    const has = await page.evaluate(ids => ids.map(id => (window as any).jupyterapp.commands.hasCommand(id)), ids);
+    expect(has).toEqual(ids.map(() => true));
+    await page.keyboard.press('Control+Shift+C');
+    const palette = page.locator('#command-palette');
+    await palette.locator('.lm-CommandPalette-input').fill('MLflow registered models');
+    await palette.locator('.lm-CommandPalette-item', { hasText: 'Show MLflow registered models' }).click();
+    await expect(page.getByTestId('infinstor-models')).toBeVisible();
+    void galata;
+  });
+});
