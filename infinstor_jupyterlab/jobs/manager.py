@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import json
 import contextlib
 import logging
 import os
@@ -195,6 +196,21 @@ class JobManager:
             raise BadRequest(f"Invalid MLproject: {exc}") from None
         return kind, project_dir, as_text
 
+    async def _experiment_id(self, request: JobRequest) -> str:
+        """The request's experiment: by id (must exist) or by name (created when missing)."""
+        if request.experiment_id is not None:
+            return (await self.mlflow.get_experiment(request.experiment_id))["experiment_id"]
+        return await self.mlflow.get_or_create_experiment(request.experiment_name or "Default")
+
+    def _run_tags(self, source: Path, kind: str, entry_point: str, target_name: str) -> dict[str, str]:
+        return {
+            MLFLOW_USER: self.user,
+            MLFLOW_SOURCE_NAME: self.lab_path(source),
+            MLFLOW_SOURCE_TYPE: "NOTEBOOK" if kind == "notebook" else "PROJECT",
+            MLFLOW_PROJECT_ENTRY_POINT: entry_point,
+            JOB_TARGET_TAG: target_name,
+        }
+
     async def submit(self, request: JobRequest) -> Job:
         target = self.targets.get(request.target)
         if target is None:
@@ -212,10 +228,7 @@ class JobManager:
         job_dir.mkdir(parents=True)
         try:
             kind, project_dir, params = await asyncio.to_thread(self._prepare_project, request, source, job_dir)
-            if request.experiment_id is not None:
-                experiment_id = (await self.mlflow.get_experiment(request.experiment_id))["experiment_id"]
-            else:
-                experiment_id = await self.mlflow.get_or_create_experiment(request.experiment_name or "Default")
+            experiment_id = await self._experiment_id(request)
         except NotFound as exc:
             shutil.rmtree(job_dir, ignore_errors=True)
             raise BadRequest(f"Experiment not found: {exc.message}") from None
@@ -223,14 +236,7 @@ class JobManager:
             shutil.rmtree(job_dir, ignore_errors=True)
             raise
 
-        tags = {
-            MLFLOW_USER: self.user,
-            MLFLOW_SOURCE_NAME: self.lab_path(source),
-            MLFLOW_SOURCE_TYPE: "NOTEBOOK" if kind == "notebook" else "PROJECT",
-            MLFLOW_PROJECT_ENTRY_POINT: request.entry_point,
-            JOB_ID_TAG: job_id,
-            JOB_TARGET_TAG: target.name,
-        }
+        tags = {**self._run_tags(source, kind, request.entry_point, target.name), JOB_ID_TAG: job_id}
         run = await self.mlflow.create_run(experiment_id, request.run_name, tags)
         run_id = run["info"]["run_id"]
         job = Job(
@@ -425,28 +431,17 @@ class JobManager:
             texts = [
                 await asyncio.to_thread(self._validate_set, kind, source, project_dir, request.entry_point, s) for s in sets
             ]
-            if request.experiment_id is not None:
-                experiment_id = (await self.mlflow.get_experiment(request.experiment_id))["experiment_id"]
-            else:
-                experiment_id = await self.mlflow.get_or_create_experiment(request.experiment_name or "Default")
+            experiment_id = await self._experiment_id(request)
         except NotFound as exc:
             shutil.rmtree(parent_dir, ignore_errors=True)
             raise BadRequest(f"Experiment not found: {exc.message}") from None
         except BaseException:
             shutil.rmtree(parent_dir, ignore_errors=True)
             raise
-        base_tags = {
-            MLFLOW_USER: self.user,
-            MLFLOW_SOURCE_NAME: self.lab_path(source),
-            MLFLOW_SOURCE_TYPE: "NOTEBOOK" if kind == "notebook" else "PROJECT",
-            MLFLOW_PROJECT_ENTRY_POINT: request.entry_point,
-            JOB_TARGET_TAG: target.name,
-        }
-        import json as _json
-
+        base_tags = self._run_tags(source, kind, request.entry_point, target.name)
         parent_run = await self.mlflow.create_run(
             experiment_id, request.run_name,
-            {**base_tags, JOB_ID_TAG: parent_id, SWEEP_TAG: _json.dumps(request.sweep)[:5000]},
+            {**base_tags, JOB_ID_TAG: parent_id, SWEEP_TAG: json.dumps(request.sweep)[:5000]},
         )  # fmt: skip
         parent_run_id = parent_run["info"]["run_id"]
         parent_name = parent_run["info"].get("run_name") or request.run_name or "sweep"
