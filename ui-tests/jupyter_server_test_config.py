@@ -36,5 +36,8 @@ c.ServerApp.allow_root = True  # noqa: F821
 c.ServerApp.ip = "127.0.0.1"  # noqa: F821
 # INFINSTOR_UI_TEST_PORT lets two suites run side by side (see playwright.config.js).
 c.ServerApp.port = int(os.environ.get("INFINSTOR_UI_TEST_PORT", "8888"))  # noqa: F821
+# Fail if the port is taken instead of moving to another one: Playwright waits on this port and
+# would otherwise test whatever server already answers there.
+c.ServerApp.port_retries = 0  # noqa: F821
 c.LabApp.news_url = None  # noqa: F821
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"  # noqa: F821
