@@ -4,8 +4,9 @@
 Starts a Jupyter server (`jupyter server`, the extension on its embedded default, a temporary
 JUPYTER_DATA_DIR) and, through it, the embedded MLflow service; seeds an experiment with 100 runs
 and a 100 MB artifact; then runs the same MLflow calls directly and through
-`/infinstor/api/mlflow/`, with 1 and with 32 concurrent clients, alternating direct and proxied
-rounds. Prints medians, p95 and the proxied/direct ratios.
+`/infinstor/api/mlflow/`, with 1 and with 32 concurrent clients: with 1 client direct and proxied
+calls are interleaved one by one, with 32 whole rounds alternate. Prints medians, p95 and the
+proxied/direct ratios.
 
     python bench/proxy.py [--rounds 4] [--requests 40] [--artifact-mb 100] [--json out.json]
 """
@@ -204,7 +205,9 @@ async def main(args) -> int:
     servers.start()
     results = []
     try:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        # Idle connections closed after 4 s, before uvicorn's 5 s keep-alive closes them (a POST
+        # sent on a connection uvicorn is closing fails; aiohttp retries only idempotent calls).
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=4)
         timeout = aiohttp.ClientTimeout(total=600)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             await servers.wait(session)
@@ -228,14 +231,27 @@ async def main(args) -> int:
                         await round_(session, target, op, min(clients, 4), 1)
                     samples = {"direct": ([], 0, 0.0), "proxy": ([], 0, 0.0)}
                     errors = {"direct": {}, "proxy": {}}
-                    for r in range(rounds):
-                        order = (direct, proxy) if r % 2 == 0 else (proxy, direct)
-                        for target in order:
-                            lat, size, wall, errs = await round_(session, target, op, clients, per_client)
-                            prev = samples[target.name]
-                            samples[target.name] = (prev[0] + lat, prev[1] + size, prev[2] + wall)
-                            for code, n in errs.items():
-                                errors[target.name][code] = errors[target.name].get(code, 0) + n
+
+                    def record(target, lat, size, wall, errs):
+                        prev = samples[target.name]
+                        samples[target.name] = (prev[0] + lat, prev[1] + size, prev[2] + wall)
+                        for code, n in errs.items():
+                            errors[target.name][code] = errors[target.name].get(code, 0) + n
+
+                    if clients == 1 and not args.no_interleave:
+                        # One client: direct and proxied calls interleaved one by one (alternating
+                        # which goes first), so drift in machine load hits both alike.
+                        for i in range(rounds * per_client):
+                            order = (direct, proxy) if i % 2 == 0 else (proxy, direct)
+                            for target in order:
+                                lat, size, wall, errs = await round_(session, target, op, 1, 1)
+                                record(target, lat, size, wall, errs)
+                    else:
+                        for r in range(rounds):
+                            order = (direct, proxy) if r % 2 == 0 else (proxy, direct)
+                            for target in order:
+                                lat, size, wall, errs = await round_(session, target, op, clients, per_client)
+                                record(target, lat, size, wall, errs)
                     row = {"operation": name, "clients": clients}
                     for t in ("direct", "proxy"):
                         lat, size, wall = samples[t]
@@ -304,4 +320,8 @@ if __name__ == "__main__":
     parser.add_argument("--artifact-downloads", type=int, default=2, help="downloads per round, 1 client")
     parser.add_argument("--json", help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--no-interleave", action="store_true",
+        help="1 client: alternate whole rounds instead of single calls",
+    )  # fmt: skip
     sys.exit(asyncio.run(main(parser.parse_args())))

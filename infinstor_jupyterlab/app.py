@@ -266,6 +266,6 @@ class InfinStor(ExtensionApp):
     async def stop_extension(self):
         proxy = self.settings.get(PROXY_SETTINGS_KEY)
         if proxy is not None:
-            proxy.close()
+            await proxy.close()
         await self.context.jobs.shutdown()
         await self.context.tracking.stop()

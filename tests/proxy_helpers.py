@@ -147,6 +147,8 @@ class RecordingUpstream:
         self._ready.set()
         await self._stop.wait()
         server.stop()
+        # Like a server process that exits: its open (keep-alive) connections close too.
+        await server.close_all_connections()
 
     def stop(self) -> None:
         if not self._thread.is_alive():

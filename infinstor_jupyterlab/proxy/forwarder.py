@@ -1,18 +1,24 @@
 """Forward one browser request to the tracking server and stream the answer back.
 
 Design:
-- One HTTP client for all proxied requests (`max_clients` concurrent upstream requests; more wait
-  in its queue for at most `connect_timeout`).
+- One aiohttp `ClientSession` per Jupyter server, with a keep-alive connection pool to the
+  tracking server (at most `max_clients` requests in flight; more wait for at most
+  `connect_timeout`, then get a 503). IP literals (the embedded service) are never resolved; host
+  names are resolved once per `ttl_dns_cache`. No cookie jar, no decompression: bytes pass through.
 - Request bodies up to `replay_limit` are buffered, so a request can be replayed once after the
   tracking server answered 401 and the backend refreshed its credentials. Larger bodies are
   streamed to the tracking server as they arrive (`StreamingBody`, bounded by `high_water` bytes).
-- Responses are streamed with back-pressure: each chunk read from the tracking server is written
-  to the browser and the next one is read only once that write has reached the socket, so a slow
-  browser slows the tracking server down instead of filling our memory.
+- Responses are streamed with back-pressure: reading from the tracking server overlaps writing to
+  the browser (one flush in flight, at most `WRITE_WINDOW` = 2 MiB queued behind it, plus the
+  client's bounded read buffer of 1 MiB), so a slow browser slows the tracking server down
+  instead of filling our memory. Small responses (by Content-Length) are read whole and sent in one write.
 - Timeouts: `connect_timeout` for the TCP connection, `request_timeout` for the tracking server
   to start answering once the request is sent, `idle_timeout` for any stall while a body streams
-  in either direction. Failures become JSON errors (502/503/504) unless the response had already
-  begun, in which case the browser's connection is closed (a truncated response, never a hang).
+  in either direction (a watchdog per exchange that cancels it). Failures become JSON errors
+  (502/503/504) unless the response had already begun, in which case the browser's connection is
+  closed (a truncated response, never a hang). A connection is returned to the pool only after a
+  complete exchange; anything else (errors, timeouts, a browser that went away, a 401 answered
+  before a streamed body was consumed) closes it.
 - Headers: hop-by-hop headers and the browser's Jupyter credentials never go upstream; the
   credentials the backend provides are added instead. Upstream cookies, authentication challenges
   and site-wide directives (HSTS, Clear-Site-Data) never reach the browser; redirects are
@@ -24,22 +30,18 @@ This module knows nothing of tornado.web: the handler adapts itself to `Downstre
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+import aiohttp
 from tornado import httputil
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
-from tornado.iostream import IOStream, StreamClosedError
-from tornado.netutil import DefaultLoopResolver, Resolver
-from tornado.simple_httpclient import SimpleAsyncHTTPClient, _HTTPConnection
+from tornado.iostream import StreamClosedError
+from yarl import URL
 
 from ..errors import InfinStorError, SignInRequired
 from ..tracking.base import TrackingBackend
@@ -74,7 +76,8 @@ class _ClientGone(Exception):
     """The browser went away: stop talking to the tracking server."""
 
 
-CHUNK_SIZE = 512 * 1024
+CHUNK_SIZE = 512 * 1024  # the upstream client's read buffer (it pauses reading at twice this)
+WRITE_WINDOW = 2 * 1024 * 1024  # response bytes queued while a flush to the browser is in flight
 
 SIGN_IN_MESSAGE = (
     "The tracking service did not accept your credentials; sign in again, then retry."
@@ -249,10 +252,16 @@ class Downstream(Protocol):
     def write(self, chunk: bytes, flush: bool) -> Awaitable[None] | None:
         """Queue `chunk`; with `flush`, send it and return an awaitable done once it is sent."""
 
+    def flush(self) -> Awaitable[None]:
+        """Send what was queued; done once it is sent (one flush at a time)."""
+
     def finish(self) -> Awaitable[None] | None: ...
 
     def abort(self) -> None:
         """Close the browser's connection (a response that began cannot be completed)."""
+
+    def on_close(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` if the browser's connection closes before the response is finished."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +288,12 @@ class ProxySettings:
     upload_high_water: int = 1024 * 1024
     # How long a successful exchange vouches for the tracking service (skips ensure_running).
     healthy_for: float = 5.0
+    # Idle pooled connections to the tracking server are closed after this many seconds: below
+    # uvicorn's default keep-alive (5 s, MLflow's server), so we close an idle connection before
+    # the server does and never send a request on a connection it is closing.
+    keepalive_timeout: float = 4.0
+
+
 
 
 class StreamingBody:
@@ -286,7 +301,7 @@ class StreamingBody:
 
     The handler `feed`s chunks as tornado receives them; `feed` returns an awaitable while more
     than `high_water` bytes wait, which tornado awaits before reading more from the browser.
-    `produce` is the HTTP client's body_producer.
+    `chunks()` is what the HTTP client sends (it awaits each socket write before taking more).
     """
 
     def __init__(self, high_water: int = 1024 * 1024):
@@ -299,6 +314,7 @@ class StreamingBody:
         self._error: BaseException | None = None
         self._discarding = False
         self.started = False
+        self.complete = False  # every byte was handed to the HTTP client
         self.sent = 0
         self.on_progress: Callable[[], None] = lambda: None
         self.on_sent: Callable[[], None] = lambda: None
@@ -339,7 +355,7 @@ class StreamingBody:
         if self._space is not None and not self._space.done():
             self._space.set_result(None)
 
-    async def produce(self, write: Callable[[bytes], Awaitable[None]]) -> None:
+    async def chunks(self) -> AsyncIterator[bytes]:
         self.started = True
         while True:
             if self._error is not None:
@@ -349,11 +365,12 @@ class StreamingBody:
                 self._buffered -= len(chunk)
                 if self._buffered < self._high_water:
                     self._release_feeder()
-                await write(chunk)
+                yield chunk  # resumed once the client wrote it (and drained its buffer)
                 self.sent += len(chunk)
                 self.on_progress()
                 continue
             if self._ended:
+                self.complete = True
                 self.on_sent()
                 return
             self._data_ready = asyncio.get_running_loop().create_future()
@@ -365,65 +382,20 @@ Body = bytes | StreamingBody | None
 # -- the tracking server side ---------------------------------------------------------------------
 
 
-class _ProxyConnection(_HTTPConnection):
-    """tornado's client connection, made abortable by the exchange that owns its request."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        exchange = getattr(self.request, "infinstor_exchange", None)
-        if exchange is not None:
-            exchange._connection = self
-
-    def _create_connection(self, stream: IOStream) -> HTTP1Connection:
-        # Bigger reads than tornado's 64 KiB: fewer, larger writes to the browser per artifact.
-        stream.set_nodelay(True)
-        stream.read_chunk_size = CHUNK_SIZE
-        return HTTP1Connection(
-            stream,
-            True,
-            HTTP1ConnectionParameters(
-                no_keep_alive=True,
-                max_header_size=self.max_header_size,
-                max_body_size=self.max_body_size,
-                decompress=bool(self.request.decompress_response),
-                chunk_size=CHUNK_SIZE,
-            ),
-            self._sockaddr,
-        )
-
-    def abort(self, exc: BaseException) -> None:
-        # Completes the fetch with `exc` and closes the socket (what tornado's own timeout does).
-        self._handle_exception(type(exc), exc, None)
-
-
-class _LiteralResolver(Resolver):
-    """IP literals (the embedded service's 127.0.0.1) need no getaddrinfo in a thread per request."""
-
-    def initialize(self) -> None:
-        self._default = DefaultLoopResolver()
-
-    def close(self) -> None:
-        self._default.close()
-
-    async def resolve(self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC):
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return await self._default.resolve(host, port, family)
-        if address.version == 6:
-            return [(socket.AF_INET6, (host, port, 0, 0))]
-        return [(socket.AF_INET, (host, port))]
-
-
-class ProxyHTTPClient(SimpleAsyncHTTPClient):
-    def _connection_class(self) -> type:
-        return _ProxyConnection
-
-
 @dataclass
 class _Outcome:
     kind: str  # "done", "unauthorized", "not_connected"
     error: BaseException | None = None
+
+
+def _done(awaitable: Awaitable[None]) -> bool:
+    return isinstance(awaitable, asyncio.Future) and awaitable.done()
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Mark a write's failure as seen (the exchange already failed for another reason)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class _Exchange:
@@ -443,15 +415,14 @@ class _Exchange:
         self.body = body
         self.downstream = downstream
         self.secrets = secrets
-        self._connection: _ProxyConnection | None = None
-        self._start_line: httputil.ResponseStartLine | None = None
-        self._headers = httputil.HTTPHeaders()
         self.status: int | None = None
         self.unauthorized = False
         self.started = False  # the browser's response was started
         self.flush = True
         self.error: BaseException | None = None
         self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task | None = None
+        self._cancelled = False
         self._phase = "upload" if isinstance(body, StreamingBody) else "waiting"
         self._last = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
@@ -488,31 +459,27 @@ class _Exchange:
         self.touch()
 
     def abort(self, exc: BaseException) -> None:
+        """Stop the attempt (cancels the request; its connection is closed, not pooled)."""
         if self.error is None:
             self.error = exc
-        if self._connection is not None:
-            self._connection.abort(exc)
+        task = self._task
+        if task is not None and not self._cancelled and not task.done():
+            self._cancelled = True
+            task.cancel()
 
-    # tornado client callbacks --------------------------------------------------------------------
-    def on_header_line(self, line: str) -> None:
-        if self._start_line is None:
-            self._start_line = httputil.parse_response_start_line(line.strip())
-            return
-        if line == "\r\n":
-            self._on_headers()
-            return
-        self._headers.parse_line(line)
+    def browser_gone(self) -> None:
+        self.abort(_ClientGone("the browser closed the connection"))
 
-    def _on_headers(self) -> None:
+    # the response --------------------------------------------------------------------------------
+    def _on_headers(self, response: aiohttp.ClientResponse) -> None:
         self.set_phase("download")
-        start = self._start_line
-        assert start is not None
-        self.status = start.code
-        if start.code == 401:
+        self.status = response.status
+        if response.status == 401:
             self.unauthorized = True
             return
-        headers = browser_response_headers(self._headers.get_all(), self.secrets)
-        location = self._headers.get("Location")
+        upstream = response.headers
+        headers = browser_response_headers(upstream.items(), self.secrets)
+        location = upstream.get("Location")
         if location is not None:
             rewritten = rewrite_location(location, self.proxy.upstream_uri(), self.proxy.prefix)
             if rewritten is None:
@@ -523,28 +490,63 @@ class _Exchange:
                 )
                 return
             headers.append(("Location", rewritten))
-        length = self._headers.get("Content-Length")
+        length = upstream.get("Content-Length")
         self.flush = not (
             length is not None and length.isdigit() and int(length) <= self.settings.small_response
         )
-        self.downstream.start(start.code, start.reason, headers)
+        self.downstream.start(response.status, response.reason or "", headers)
         self.started = True
 
-    def on_chunk(self, chunk: bytes) -> Awaitable[None] | None:
-        self._last = self._loop.time()
-        if not self.started:  # a 401 or refused redirect: its body is not for the browser
-            return None
-        result = self.downstream.write(chunk, self.flush)
-        if result is None:
-            return None
-        return self._after_write(result)
-
-    async def _after_write(self, result: Awaitable[None]) -> None:
+    async def _written(self, pending: Awaitable[None]) -> None:
         try:
-            await result
+            await pending
         except Exception as exc:  # the browser's connection closed
             raise _ClientGone(str(exc)) from exc
         self._last = self._loop.time()
+
+    async def _stream(self, response: aiohttp.ClientResponse) -> None:
+        content = response.content
+        if not self.flush:  # small, of known length: one read, one write (sent by finish)
+            data = await content.read()
+            self._last = self._loop.time()
+            if data:
+                self.downstream.write(data, False)
+            return
+        # Keep reading from the tracking server while the previous flush to the browser is in
+        # flight (tornado allows one at a time): what arrives meanwhile is queued in the handler
+        # and goes out in the next flush. Once `WRITE_WINDOW` bytes are queued we wait for the
+        # flush: a slow browser stops our reads (and so, through TCP, the tracking server).
+        downstream = self.downstream
+        in_flight: Awaitable[None] | None = None
+        queued = 0
+        try:
+            while True:
+                chunk, http_chunk_end = await content.readchunk()  # as received: no join, no copy
+                if not chunk:
+                    if http_chunk_end:
+                        continue
+                    break
+                self._last = self._loop.time()
+                downstream.write(chunk, False)
+                queued += len(chunk)
+                if in_flight is not None:
+                    if queued < WRITE_WINDOW and not _done(in_flight):
+                        continue
+                    current, in_flight = in_flight, None
+                    await self._written(current)
+                in_flight = downstream.flush()
+                queued = 0
+            if in_flight is not None:
+                current, in_flight = in_flight, None
+                await self._written(current)
+            if queued:
+                await self._written(downstream.flush())
+        finally:
+            if isinstance(in_flight, asyncio.Future):
+                if in_flight.done():
+                    _retrieve(in_flight)
+                else:
+                    in_flight.add_done_callback(_retrieve)
 
     # the attempt ---------------------------------------------------------------------------------
     async def run(self, credentials: dict[str, str]) -> _Outcome:
@@ -557,43 +559,35 @@ class _Exchange:
         if urlsplit(url).netloc != urlsplit(uri).netloc:  # belt and braces: policy guarantees it
             raise UpstreamBadResponse("Refusing to send a proxied request to another host.")
         headers = upstream_request_headers(req.headers, credentials)
-        kwargs: dict = {}
+        data: bytes | AsyncIterator[bytes] | None = None
         if isinstance(self.body, StreamingBody):
-            kwargs["body_producer"] = self.body.produce
+            data = self.body.chunks()
             if req.content_length is not None:
                 headers["Content-Length"] = str(req.content_length)
         elif self.body is not None:
-            kwargs["body"] = self.body
+            data = self.body
         elif req.method in ("POST", "PUT", "PATCH"):
-            kwargs["body"] = b""
-        request = HTTPRequest(
-            url,
-            method=req.method,
-            headers=headers,
-            header_callback=self.on_header_line,
-            streaming_callback=self.on_chunk,
-            connect_timeout=self.settings.connect_timeout,
-            request_timeout=0,  # the watchdog below times each phase instead
-            follow_redirects=False,
-            decompress_response=False,
-            allow_nonstandard_methods=True,
-            **kwargs,
-        )
-        request.infinstor_exchange = self  # type: ignore[attr-defined]
+            data = b""
+        self._task = asyncio.current_task()
         self._arm()
         try:
-            response = await self.proxy.client().fetch(request, raise_error=False)
-            transport_error = response.error if response.code == 599 else None
+            await self._talk(URL(url, encoded=True), list(headers.get_all()), data)
+        except asyncio.CancelledError:
+            if not self._cancelled:
+                raise
+            assert self._task is not None
+            self._task.uncancel()  # our own abort (timeout, browser gone): self.error says why
         except _ClientGone as exc:
-            transport_error = exc
-        except (OSError, HTTPClientError) as exc:
-            transport_error = exc
+            if self.error is None:
+                self.error = exc
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            if self.error is None:
+                self.error = exc
         finally:
+            self._task = None
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if transport_error is not None and self.error is None:
-            self.error = transport_error
 
         if self.unauthorized and self.error is None:
             return _Outcome("unauthorized")
@@ -603,39 +597,55 @@ class _Exchange:
             return _Outcome("done", self._as_proxy_error(self.error))
         return _Outcome("done")
 
+    async def _talk(self, url: URL, headers: list[tuple[str, str]], data) -> None:
+        proxy = self.proxy
+        await proxy.acquire()
+        response: aiohttp.ClientResponse | None = None
+        reusable = False
+        try:
+            response = await proxy.session().request(
+                self.request.method,
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+            )
+            self._on_headers(response)
+            if self.started:
+                await self._stream(response)
+                reusable = not isinstance(self.body, StreamingBody) or self.body.complete
+        finally:
+            if response is not None:
+                if reusable:
+                    response.release()  # back to the pool (the body was read to its end)
+                else:
+                    response.close()  # unread body, or the request body was cut short
+            proxy.release()
+
     def _never_connected(self) -> bool:
         """True if the request failed before anything was sent (so it can be sent again)."""
-        if self.status is not None or not isinstance(self.error, OSError):
+        if self.status is not None or not isinstance(self.error, aiohttp.ClientConnectorError):
             return False
-        if isinstance(self.body, StreamingBody) and self.body.started:
-            return False
-        return self._connection is None or not hasattr(self._connection, "stream")
+        return not (isinstance(self.body, StreamingBody) and self.body.started)
 
     def _as_proxy_error(self, exc: BaseException) -> BaseException:
         if isinstance(exc, (InfinStorError, _ClientGone)):
             return exc
         uri = self.proxy.upstream_uri()
-        if isinstance(exc, HTTPClientError) and exc.code == 599:
-            text = str(exc)
-            if "in request queue" in text:
-                return ProxyBusy(
-                    f"Too many requests to the tracking service are in progress "
-                    f"({self.settings.max_clients}); try again shortly."
-                )
-            if "Timeout" in text:
-                return UpstreamTimeout(
-                    f"The tracking service at {uri} did not answer in time ({text})."
-                )
-            if self.status is not None:
-                return UpstreamBadResponse(
-                    f"The connection to the tracking service broke during the response ({text})."
-                )
-            return UpstreamUnreachable(f"Cannot reach the tracking service at {uri}: {text}.")
-        if isinstance(exc, TimeoutError):
-            return UpstreamTimeout(f"The tracking service at {uri} did not answer in time.")
-        if isinstance(exc, OSError):
-            reason = exc.strerror or exc.__class__.__name__
+        detail = str(exc) or exc.__class__.__name__
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):  # incl. aiohttp's connect timeout
+            return UpstreamTimeout(f"The tracking service at {uri} did not answer in time ({detail}).")
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = exc.strerror or exc.os_error.__class__.__name__
             return UpstreamUnreachable(f"Cannot reach the tracking service at {uri}: {reason}.")
+        if self.status is not None:
+            return UpstreamBadResponse(
+                f"The connection to the tracking service broke during the response ({detail})."
+            )
+        if isinstance(exc, aiohttp.ClientResponseError):  # not HTTP, or malformed
+            return UpstreamBadResponse(f"The tracking service at {uri} sent an invalid response ({detail}).")
+        if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, OSError)):
+            return UpstreamUnreachable(f"Cannot reach the tracking service at {uri}: {detail}.")
         return UpstreamBadResponse(f"The proxied request failed: {exc.__class__.__name__}: {exc}")
 
 
@@ -646,26 +656,65 @@ class MlflowProxy:
         self.tracking = tracking
         self.settings = settings
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
-        self._client: ProxyHTTPClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._healthy_until = 0.0
 
     def upstream_uri(self) -> str:
         return self.tracking.uri.rstrip("/")
 
-    def client(self) -> ProxyHTTPClient:
-        if self._client is None:
-            self._client = ProxyHTTPClient(
-                force_instance=True,
-                max_clients=self.settings.max_clients,
-                max_body_size=1 << 50,  # responses are streamed, never held whole
-                resolver=_LiteralResolver(),
+    def session(self) -> aiohttp.ClientSession:
+        """The shared client (created on first use, on the server's event loop)."""
+        if self._session is None or self._session.closed:
+            s = self.settings
+            connector = aiohttp.TCPConnector(
+                limit=s.max_clients,
+                limit_per_host=0,
+                keepalive_timeout=s.keepalive_timeout,
+                ttl_dns_cache=60,  # IP literals are never resolved; host names once a minute
             )
-        return self._client
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                # Only the TCP connect is timed by the client; `_Exchange`'s watchdog times the
+                # answer (request_timeout) and stalls in either direction (idle_timeout).
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=None, sock_connect=s.connect_timeout, sock_read=None
+                ),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                # Send only what the browser sent (plus Host, credentials and the body's length).
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                read_bufsize=CHUNK_SIZE,
+                max_line_size=65536,
+                max_field_size=65536,
+                trust_env=False,
+            )
+        return self._session
 
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+    async def acquire(self) -> None:
+        """A slot for one upstream request; ProxyBusy if none frees up within connect_timeout."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.settings.max_clients)
+        if not self._slots.locked():
+            await self._slots.acquire()  # immediate
+            return
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ProxyBusy(
+                f"Too many requests to the tracking service are in progress "
+                f"({self.settings.max_clients}); try again shortly."
+            ) from None
+
+    def release(self) -> None:
+        assert self._slots is not None
+        self._slots.release()
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
 
     def replayable(self, body: Body) -> bool:
         return not isinstance(body, StreamingBody)
@@ -676,9 +725,16 @@ class MlflowProxy:
             await self.tracking.ensure_running()
         credentials = await self.tracking.request_headers()
         refreshed = reconnected = False
+        on_close = getattr(downstream, "on_close", None)
         while True:
             exchange = _Exchange(self, request, body, downstream, credential_secrets(credentials))
-            outcome = await exchange.run(credentials)
+            if on_close is not None:
+                on_close(exchange.browser_gone)
+            try:
+                outcome = await exchange.run(credentials)
+            finally:
+                if on_close is not None:
+                    on_close(None)
             if outcome.kind == "unauthorized":
                 if isinstance(body, StreamingBody):
                     body.discard()

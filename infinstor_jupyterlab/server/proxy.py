@@ -75,6 +75,9 @@ class _Browser:
         self.handler.write(chunk)
         return self.handler.flush() if flush else None
 
+    def flush(self):
+        return self.handler.flush()
+
     def finish(self):
         return self.handler.finish()
 
@@ -82,7 +85,11 @@ class _Browser:
         if self.handler._finished:
             return
         stream = self.handler.detach()
-        stream.close()
+        if stream is not None:
+            stream.close()
+
+    def on_close(self, callback) -> None:
+        self.handler._on_browser_gone = callback
 
 
 @web.stream_request_body
@@ -98,6 +105,7 @@ class MlflowProxyHandler(InfinStorHandler):
         self._buffer: list[bytes] | None = None
         self._body: StreamingBody | None = None
         self._task: asyncio.Future | None = None
+        self._on_browser_gone = None  # set by the forwarder while an exchange is in progress
 
     @property
     def proxy(self) -> MlflowProxy:
@@ -235,6 +243,9 @@ class MlflowProxyHandler(InfinStorHandler):
         super().on_connection_close()
         if self._body is not None:
             self._body.fail(ConnectionResetError("the browser closed the connection"))
+        callback, self._on_browser_gone = self._on_browser_gone, None
+        if callback is not None:
+            callback()  # stop talking to the tracking server; its connection is not reused
 
     async def _forward(self) -> None:
         if self._task is not None:
