@@ -12,6 +12,10 @@ const PORT = process.env.INFINSTOR_UI_TEST_PORT || '8888';
 const JUPYTER_DATA_DIR =
   process.env.INFINSTOR_UI_TEST_DATA_DIR || path.join(__dirname, '.jupyter-data');
 
+// The sign-in servers' ports and the data dir that holds their token store; signin.spec.ts
+// reads the same values (through signin_setup.js).
+const SIGNIN = require('./signin_setup');
+
 module.exports = {
   ...baseConfig,
   testDir: './tests',
@@ -44,11 +48,41 @@ module.exports = {
       ]
     }
   },
-  webServer: {
-    command: 'jupyter lab --config jupyter_server_test_config.py',
-    url: `http://127.0.0.1:${PORT}/lab`,
-    timeout: 120 * 1000,
-    reuseExistingServer: !process.env.CI,
-    env: { ...process.env, JUPYTER_DATA_DIR, INFINSTOR_UI_TEST_PORT: PORT }
-  }
+  webServer: [
+    {
+      command: 'jupyter lab --config jupyter_server_test_config.py',
+      url: `http://127.0.0.1:${PORT}/lab`,
+      timeout: 120 * 1000,
+      reuseExistingServer: !process.env.CI,
+      env: { ...process.env, JUPYTER_DATA_DIR, INFINSTOR_UI_TEST_PORT: PORT }
+    },
+    // The sign-in spec (tests/signin.spec.ts): the test identity provider, a token-checking
+    // MLflow service trusting it, and a second lab using both (see jupyter_server_signin_config.py).
+    {
+      command: `node start_idp.js ${SIGNIN.idpPort}`,
+      url: `${SIGNIN.issuer}/.well-known/openid-configuration`,
+      timeout: 300 * 1000, // the first run installs the provider (npm ci)
+      reuseExistingServer: false,
+      env: { ...process.env, IDP_PASSWORD: 'wonderland' }
+    },
+    {
+      command: `python start_oidc_service.py ${SIGNIN.servicePort} ${SIGNIN.issuer}`,
+      url: `http://127.0.0.1:${SIGNIN.servicePort}/health`,
+      timeout: 300 * 1000,
+      reuseExistingServer: false
+    },
+    {
+      command: 'jupyter lab --config jupyter_server_signin_config.py',
+      url: `http://127.0.0.1:${SIGNIN.port}/lab`,
+      timeout: 120 * 1000,
+      reuseExistingServer: false,
+      env: {
+        ...process.env,
+        JUPYTER_DATA_DIR: SIGNIN.dataDir,
+        INFINSTOR_UI_TEST_SIGNIN_PORT: SIGNIN.port,
+        INFINSTOR_UI_TEST_IDP_PORT: SIGNIN.idpPort,
+        INFINSTOR_UI_TEST_SERVICE_PORT: SIGNIN.servicePort
+      }
+    }
+  ]
 };

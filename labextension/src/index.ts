@@ -10,6 +10,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { infinstorIcon } from './icons';
 import { DEFAULT_POLL_INTERVAL, StatusModel } from './model';
 import { InfinStorSidebar } from './sidebar';
+import { SignInController } from './signin';
 import {
   SERVER_EXTENSION_MISSING_NOTIFICATION,
   versionMismatch,
@@ -17,7 +18,7 @@ import {
 } from './status';
 import { FRONTEND_VERSION } from './version';
 import { jobsPlugin } from './jobs/plugin';
-import { mlflowPlugin } from './mlflow/plugin';
+import { MlflowCommandIDs, mlflowPlugin } from './mlflow/plugin';
 
 export { InfinStorRequestError, requestAPI } from './handler';
 export { StatusModel } from './model';
@@ -25,6 +26,7 @@ export * from './status';
 export { infinstorIcon } from './icons';
 export { InfinStorSidebar, SIDEBAR_ID } from './sidebar';
 export { FRONTEND_VERSION } from './version';
+export * from './signin';
 export { JobCommandIDs, jobsPlugin, JOBS_PLUGIN_ID } from './jobs/plugin';
 export { MlflowCommandIDs, mlflowPlugin, MLFLOW_PLUGIN_ID } from './mlflow/plugin';
 export { MlflowClient } from './mlflow/client';
@@ -40,6 +42,8 @@ export const PLUGIN_ID = 'infinstor-jupyterlab:plugin';
 export namespace CommandIDs {
   export const openSidebar = 'infinstor:open-sidebar';
   export const refreshStatus = 'infinstor:refresh-status';
+  export const signIn = 'infinstor:sign-in';
+  export const signOut = 'infinstor:sign-out';
 }
 
 const PALETTE_CATEGORY = 'InfinStor';
@@ -60,8 +64,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const trans = (translator ?? nullTranslator).load('infinstor_jupyterlab');
 
     const model = new StatusModel({ interval: DEFAULT_POLL_INTERVAL });
+    const signIn = new SignInController({ model });
     const sidebar = new InfinStorSidebar({
       model,
+      signIn,
       translator: translator ?? nullTranslator
     });
 
@@ -118,7 +124,49 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => model.refresh()
     });
 
+    app.commands.addCommand(CommandIDs.signIn, {
+      label: trans.__('Sign in to the tracking service'),
+      caption: trans.__('Sign in with your identity provider (opens a sign-in window)'),
+      isEnabled: () => signIn.state.canSignIn,
+      execute: () => {
+        app.shell.activateById(sidebar.id);
+        signIn.signIn();
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.signOut, {
+      label: trans.__('Sign out of the tracking service'),
+      caption: trans.__('Sign out and forget the stored credentials'),
+      isEnabled: () => signIn.state.canSignOut && signIn.busy === null,
+      execute: () => signIn.signOut()
+    });
+
+    const notifySignIn = () => {
+      app.commands.notifyCommandChanged(CommandIDs.signIn);
+      app.commands.notifyCommandChanged(CommandIDs.signOut);
+    };
+    model.changed.connect(notifySignIn);
+    signIn.changed.connect(notifySignIn);
+
+    // When who is signed in changes, what the MLflow browser showed is stale: reload it.
+    let lastUser: string | null = null;
+    model.changed.connect(() => {
+      const user = model.status?.user;
+      if (!user) {
+        return;
+      }
+      const key = user.signed_in ? `signed-in:${user.name}` : 'signed-out';
+      if (lastUser !== null && key !== lastUser && app.commands.hasCommand(MlflowCommandIDs.refresh)) {
+        void app.commands.execute(MlflowCommandIDs.refresh).catch(reason => {
+          console.warn('InfinStor: could not reload the MLflow browser', reason);
+        });
+      }
+      lastUser = key;
+    });
+
     if (palette) {
+      palette.addItem({ command: CommandIDs.signIn, category: PALETTE_CATEGORY });
+      palette.addItem({ command: CommandIDs.signOut, category: PALETTE_CATEGORY });
       palette.addItem({
         command: CommandIDs.openSidebar,
         category: PALETTE_CATEGORY,

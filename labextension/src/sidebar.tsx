@@ -20,11 +20,12 @@ import {
   shouldShowMessage,
   stateKind,
   stateLabel,
-  userLabel,
   versionMismatch,
   versionMismatchMessage
 } from './status';
 import { FRONTEND_VERSION } from './version';
+import { SignInController } from './signin';
+import { UserSection } from './user';
 
 /**
  * Id of the sidebar widget.
@@ -52,6 +53,10 @@ export interface ISidebarContentProps {
   trans: TranslationBundle;
   frontendVersion?: string;
   restart?: () => Promise<ITrackingStatus>;
+  /**
+   * Sign-in / sign-out actions (the buttons are hidden without it).
+   */
+  signIn?: SignInController;
   /**
    * Extra sections below the status and user (the MLflow browser).
    */
@@ -163,25 +168,7 @@ export function SidebarContent(props: ISidebarContentProps): JSX.Element {
               {actionError}
             </div>
           )}
-          <section className="jp-InfinStor-section" aria-labelledby="infinstor-user-heading">
-            <h3 id="infinstor-user-heading" className="jp-InfinStor-sectionTitle">
-              {trans.__('User')}
-            </h3>
-            <dl className="jp-InfinStor-fields">
-              <dt>{trans.__('Signed in as')}</dt>
-              <dd>
-                <span data-testid="infinstor-user" className="jp-InfinStor-user">
-                  {userLabel(status.user)}
-                </span>
-                {!status.user.signed_in && (
-                  <span className="jp-InfinStor-hint">
-                    {' '}
-                    {trans.__('(not signed in)')}
-                  </span>
-                )}
-              </dd>
-            </dl>
-          </section>
+          <UserSection status={status} trans={trans} signIn={props.signIn} />
         </>
       )}
 
@@ -292,6 +279,22 @@ function TrackingSection(props: {
             </dd>
           </>
         )}
+        {status.auth?.configured && status.auth.issuer && (
+          <>
+            <dt>{trans.__('Sign-in')}</dt>
+            <dd className="jp-InfinStor-uri" data-testid="infinstor-auth-issuer">
+              {status.auth.issuer}
+            </dd>
+          </>
+        )}
+        {!embedded && status.auth?.service && status.auth.service !== tracking.uri && (
+          <>
+            <dt>{trans.__('Service')}</dt>
+            <dd className="jp-InfinStor-uri" data-testid="infinstor-auth-service">
+              {status.auth.service}
+            </dd>
+          </>
+        )}
         {tracking.mlflow_version && (
           <>
             <dt>{trans.__('MLflow')}</dt>
@@ -330,6 +333,7 @@ export class InfinStorSidebar extends ReactWidget {
   constructor(options: InfinStorSidebar.IOptions) {
     super();
     this._model = options.model;
+    this._signIn = options.signIn;
     this._translator = options.translator ?? nullTranslator;
     const trans = this._translator.load('infinstor_jupyterlab');
     this.id = SIDEBAR_ID;
@@ -348,7 +352,7 @@ export class InfinStorSidebar extends ReactWidget {
     const trans = this._translator.load('infinstor_jupyterlab');
     return (
       <UseSignal signal={this._model.changed} initialSender={this._model}>
-        {() => <SidebarContent model={this._model} trans={trans} body={this._body} />}
+        {() => <SidebarContent model={this._model} trans={trans} body={this._body} signIn={this._signIn} />}
       </UseSignal>
     );
   }
@@ -363,6 +367,7 @@ export class InfinStorSidebar extends ReactWidget {
 
   private _body: React.ReactNode = null;
   private _model: StatusModel;
+  private _signIn: SignInController | undefined;
   private _translator: ITranslator;
 }
 
@@ -370,5 +375,6 @@ export namespace InfinStorSidebar {
   export interface IOptions {
     model: StatusModel;
     translator?: ITranslator;
+    signIn?: SignInController;
   }
 }

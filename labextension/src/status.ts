@@ -33,6 +33,24 @@ export interface IUserStatus {
   signed_in: boolean;
   name: string;
   display_name: string;
+  /** Only when signed in (may be empty). */
+  email?: string;
+  groups?: string[];
+  org?: string;
+}
+
+/**
+ * The sign-in configuration of the server (`auth` in the status payload).
+ * Never contains a credential.
+ */
+export interface IAuthStatus {
+  /** Whether users can sign in from the lab (an identity provider is configured). */
+  configured: boolean;
+  /** The identity provider's issuer URL, for display. */
+  issuer: string;
+  client_id: string;
+  /** The tracking service the sign-in is for, for display. */
+  service: string;
 }
 
 /**
@@ -43,6 +61,8 @@ export interface IStatus {
   version: string;
   tracking: ITrackingStatus;
   user: IUserStatus;
+  /** Absent from servers that predate sign-in: treated as not configured. */
+  auth?: IAuthStatus;
 }
 
 /**
@@ -65,6 +85,7 @@ export function parseStatus(data: unknown): IStatus {
   const tracking = data.tracking;
   const user = isObject(data.user) ? data.user : {};
   const name = asString(user.name);
+  const auth = isObject(data.auth) ? data.auth : {};
   return {
     version: asString(data.version),
     tracking: {
@@ -77,7 +98,16 @@ export function parseStatus(data: unknown): IStatus {
     user: {
       signed_in: user.signed_in === true,
       name,
-      display_name: asString(user.display_name) || name
+      display_name: asString(user.display_name) || name,
+      email: asString(user.email),
+      groups: Array.isArray(user.groups) ? user.groups.map(asString).filter(Boolean) : [],
+      org: asString(user.org)
+    },
+    auth: {
+      configured: auth.configured === true,
+      issuer: asString(auth.issuer),
+      client_id: asString(auth.client_id),
+      service: asString(auth.service)
     }
   };
 }

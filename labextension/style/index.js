@@ -1,3 +1,4 @@
 import './base.css';
 import './jobs.css';
 import './mlflow.css';
+import './signin.css';

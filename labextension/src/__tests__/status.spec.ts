@@ -26,7 +26,15 @@ const payload = {
     uri: 'http://127.0.0.1:5123',
     mlflow_version: '3.17.2'
   },
-  user: { signed_in: false, name: 'local', display_name: 'local' }
+  user: {
+    signed_in: false,
+    name: 'local',
+    display_name: 'local',
+    email: '',
+    groups: [],
+    org: ''
+  },
+  auth: { configured: false, issuer: '', client_id: '', service: '' }
 };
 
 describe('parseStatus', () => {
@@ -45,8 +53,53 @@ describe('parseStatus', () => {
         uri: '',
         mlflow_version: ''
       },
-      user: { signed_in: false, name: '', display_name: '' }
+      user: {
+        signed_in: false,
+        name: '',
+        display_name: '',
+        email: '',
+        groups: [],
+        org: ''
+      },
+      auth: { configured: false, issuer: '', client_id: '', service: '' }
     });
+  });
+
+  it('reads the signed-in user and the sign-in configuration (nulls become empty)', () => {
+    const status = parseStatus({
+      ...payload,
+      user: {
+        signed_in: true,
+        name: 'alice',
+        display_name: 'Alice Liddell',
+        email: 'alice@acme.example',
+        groups: ['vision', 7, null],
+        org: 'acme'
+      },
+      auth: {
+        configured: true,
+        issuer: 'http://127.0.0.1:8999',
+        client_id: 'infinstor-lab',
+        service: 'http://127.0.0.1:5000'
+      }
+    });
+    expect(status.user).toEqual({
+      signed_in: true,
+      name: 'alice',
+      display_name: 'Alice Liddell',
+      email: 'alice@acme.example',
+      groups: ['vision', '7'],
+      org: 'acme'
+    });
+    expect(status.auth?.configured).toBe(true);
+    expect(status.auth?.issuer).toBe('http://127.0.0.1:8999');
+    const embedded = parseStatus({
+      ...payload,
+      user: { signed_in: false, name: 'local', display_name: 'local', email: null, org: null },
+      auth: { configured: false, issuer: null }
+    });
+    expect(embedded.user.email).toBe('');
+    expect(embedded.auth).toEqual({ configured: false, issuer: '', client_id: '', service: '' });
   });
 
   it('uses the user name when there is no display name', () => {
