@@ -238,8 +238,8 @@ async def test_sweep_fans_out_over_three_instances(jp_fetch, jp_root_dir, infins
     assert max(busy_seen) == 2, busy_seen
 
 
-def inject(target, operation: str, code: str, message: str, status: int = 400):
-    """Make the target's own EC2 client receive this AWS error response for `operation`.
+def inject(target, operation: str, code: str, message: str, status: int = 400, service: str = "ec2"):
+    """Make the target's own client of `service` receive this AWS error response for `operation`.
 
     moto cannot produce capacity, authorization or quota errors: the response is injected at the
     boto3 client boundary, so botocore itself raises the real ClientError, as with AWS.
@@ -247,13 +247,13 @@ def inject(target, operation: str, code: str, message: str, status: int = 400):
     from botocore.awsrequest import AWSResponse
 
     def respond(**kwargs):
-        return AWSResponse("https://ec2.amazonaws.com/", status, {}, None), {
+        return AWSResponse(f"https://{service}.amazonaws.com/", status, {}, None), {
             "Error": {"Code": code, "Message": message},
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
 
-    client = target.clients("ec2")
-    event = f"before-call.ec2.{operation}"
+    client = target.clients(service)
+    event = f"before-call.{service}.{operation}"
     client.meta.events.register(event, respond, unique_id="infinstor-test-inject")
     return lambda: client.meta.events.unregister(event, unique_id="infinstor-test-inject")
 
@@ -428,3 +428,84 @@ def test_mlflow_run_backend_on_ec2(tmp_path, aws, hypervisor):  # noqa: F811
     finally:
         server.stop()
         kill_processes_mentioning(str(tmp_path))
+
+
+async def test_instance_terminated_by_someone_else_mid_run(jp_fetch, jp_root_dir, infinstor, aws, hypervisor):  # noqa: F811
+    """Someone terminates the instance (console, CLI, another tool) while its job runs: the job ends
+    FAILED with the instance's state and AWS's reason, its credentials and staged files are removed."""
+    quick_project(jp_root_dir, seconds=120)
+    await wait_for_state(jp_fetch, "running")
+    job = await submit(jp_fetch, path="quick", target="ec2", run_name="doomed")
+    [instance] = our_instances(aws)
+    instance_id = instance["InstanceId"]
+    log = ""
+    deadline = time.monotonic() + 90
+    while "training with" not in log and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        log = await read_whole_log(jp_fetch, job["id"])
+    assert "training with" in log, (log[-2000:], hypervisor.agent_log(instance_id)[-2000:])
+    # While it runs, the token and the staged project exist; the Compute API names the job.
+    assert aws.parameters() == [f"/infinstor/jobs/{infinstor.jobs.user}/{job['id']}/token"]
+    assert any(k.endswith("/project.tar.gz") for k in aws.keys("lab/users/")), aws.keys("lab/users/")
+    [row] = json.loads((await jp_fetch("infinstor", "api", "compute", "instances")).body)["instances"]
+    assert row["id"] == instance_id and row["current_job"] == job["id"] and row["current_job_title"] == "doomed"
+    assert row["agent"] == "busy" and row["idle_seconds"] is None
+
+    aws.ec2.terminate_instances(InstanceIds=[instance_id])  # not through the lab
+    job = await wait_for_job(jp_fetch, job["id"], timeout=60)
+    assert job["status"] == "FAILED", job
+    reason = job["failure_reason"]
+    assert reason.startswith(f"Instance {instance_id} is "), reason
+    assert any(state in reason for state in ("terminated", "shutting-down")), reason
+    assert "the job on it was lost" in reason
+    assert (await run_of(infinstor, job["run_id"]))["info"]["status"] == "FAILED"
+    run = await run_of(infinstor, job["run_id"])
+    assert {t["key"]: t["value"] for t in run["data"]["tags"]}["infinstor.job.failure_reason"] == reason
+    await until(lambda: not aws.keys("lab/users/") and not aws.parameters(), timeout=20, what="the job's files and token to go")
+    assert_nothing_left(aws)
+    assert json.loads((await jp_fetch("infinstor", "api", "compute", "instances")).body)["instances"] == []
+
+
+async def test_aws_identity_decides_availability(jp_fetch, jp_root_dir, infinstor, aws):  # noqa: F811
+    """The target asks STS who the server's credentials are: refused credentials disable it with
+    AWS's message (dialog, Compute view, submits); the identity shows in the read-only settings."""
+    quick_project(jp_root_dir)
+    target = infinstor.jobs.targets["ec2"]
+    config = json.loads((await jp_fetch("infinstor", "api", "compute", "config")).body)
+    assert config["enabled"] and config["available"] and config["reason"] is None and config["missing"] == []
+    import boto3
+
+    sts = boto3.client("sts", endpoint_url=aws.endpoint, region_name="us-east-1")
+    assert config["identity"]["account"] == sts.get_caller_identity()["Account"]
+    assert config["identity"]["arn"].startswith("arn:aws:")
+    assert config["config"] == {
+        "region": "us-east-1", "ami": "/infinstor/test/ami", "default_instance_type": "t3.medium",
+        "allowed_instance_types": ["t3.medium", "t3.large", "g5.xlarge"], "subnet_id": "", "security_group_ids": [],
+        "iam_instance_profile": PROFILE, "s3_bucket": BUCKET, "s3_prefix": "lab", "idle_timeout": 6.0,
+        "max_instances_per_user": 3, "tags": {"team": "ml", "cost-center": "42"},
+    }  # fmt: skip
+    text = json.dumps(config)
+    for secret in ("testing", "endpoint_url", aws.endpoint, "agent_environment", "aws_profile", "tracking_uri"):
+        assert secret not in text, secret
+
+    # Credentials AWS refuses: STS answers with the real error; the target is disabled with it.
+    remove = inject(target, "GetCallerIdentity", "InvalidClientTokenId", "The security token included in the request is invalid.", 403, service="sts")
+    try:
+        await target.refresh_availability(force=True)
+        [ec2] = [t for t in json.loads((await jp_fetch("infinstor", "api", "targets")).body)["targets"] if t["name"] == "ec2"]
+        assert ec2["available"] is False
+        assert ec2["reason"].startswith("EC2 is not available: AWS did not accept the Jupyter server's credentials")
+        assert "InvalidClientTokenId: The security token included in the request is invalid." in ec2["reason"]
+        listed = json.loads((await jp_fetch("infinstor", "api", "compute", "instances")).body)
+        assert listed == {"available": False, "reason": ec2["reason"], "instances": []}
+        config = json.loads((await jp_fetch("infinstor", "api", "compute", "config")).body)
+        assert config["available"] is False and config["reason"] == ec2["reason"] and config["identity"] is None
+        with pytest.raises(HTTPClientError) as excinfo:
+            await jp_fetch("infinstor", "api", "jobs", method="POST", body=json.dumps({"path": "quick", "target": "ec2"}))
+        assert excinfo.value.code == 409 and "InvalidClientTokenId" in json.loads(excinfo.value.response.body)["message"]
+        # A failed check is repeated at the next look (no waiting for the cache).
+    finally:
+        remove()
+    [ec2] = [t for t in json.loads((await jp_fetch("infinstor", "api", "targets")).body)["targets"] if t["name"] == "ec2"]
+    assert ec2["available"] is True and ec2["reason"] is None
+    assert our_instances(aws) == [] and aws.parameters() == []

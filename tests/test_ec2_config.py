@@ -22,6 +22,11 @@ async def test_ec2_unavailable_until_configured(jp_fetch, jp_root_dir):
     assert excinfo.value.code == 409
     listed = json.loads((await jp_fetch("infinstor", "api", "compute", "instances")).body)
     assert listed == {"available": False, "reason": ec2["reason"], "instances": []}
+    config = json.loads((await jp_fetch("infinstor", "api", "compute", "config")).body)
+    assert config["enabled"] is True and config["available"] is False and config["reason"] == ec2["reason"]
+    assert config["missing"] == ["region", "ami", "s3_bucket", "iam_instance_profile"]
+    assert config["identity"] is None  # no AWS call before the configuration is complete
+    assert config["config"]["default_instance_type"] == "t3.medium" and config["config"]["idle_timeout"] == 900.0
 
 
 def test_ec2_options_are_checked(jp_fetch):

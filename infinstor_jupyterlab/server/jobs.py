@@ -61,4 +61,6 @@ class TargetsHandler(InfinStorHandler):
     @web.authenticated
     @authorized
     async def get(self):
+        for target in self.infinstor.jobs.targets.values():
+            await target.refresh_availability()
         self.write_json({"targets": self.infinstor.jobs.describe_targets()})

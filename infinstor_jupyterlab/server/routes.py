@@ -10,6 +10,7 @@ def build_handlers() -> list[tuple[str, type]]:
     from .jobs import JOB_ID, JobCancelHandler, JobHandler, JobLogHandler, JobsHandler, TargetsHandler
     from .compute import (
         INSTANCE_ID,
+        ComputeConfigHandler,
         ComputeInstancesHandler,
         ComputeInstanceStopHandler,
         ComputeInstanceTerminateHandler,
@@ -31,6 +32,7 @@ def build_handlers() -> list[tuple[str, type]]:
         (rf"{API_PREFIX}/jobs/{JOB_ID}", JobHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/log", JobLogHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/cancel", JobCancelHandler),
+        (rf"{API_PREFIX}/compute/config", ComputeConfigHandler),
         (rf"{API_PREFIX}/compute/instances", ComputeInstancesHandler),
         (rf"{API_PREFIX}/compute/instances/{INSTANCE_ID}/stop", ComputeInstanceStopHandler),
         (rf"{API_PREFIX}/compute/instances/{INSTANCE_ID}/terminate", ComputeInstanceTerminateHandler),

@@ -44,6 +44,11 @@ class JobTarget(LoggingConfigurable):
         """None when the target can take jobs; otherwise why not (shown in the dialog)."""
         return None
 
+    async def refresh_availability(self, force: bool = False) -> None:
+        """Re-check what `unavailable_reason` reports when that needs I/O (e.g. asking a cloud
+        provider who the server's credentials belong to). Called before the targets are listed;
+        cheap when the last answer is still fresh, unless `force`."""
+
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Check target options of a request; return them normalised or raise BadRequest."""
         return options

@@ -84,6 +84,10 @@ class EC2Target(JobTarget):
     agent_environment = Dict(
         value_trait=Unicode(), help="Extra settings for the agent config (e.g. endpoint_url for a VPC endpoint)."
     ).tag(config=True)  # fmt: skip
+    identity_check_interval = Float(
+        300.0, help="Seconds for which the lab trusts its last successful check of its AWS credentials "
+        "(sts:GetCallerIdentity); a failed check is repeated at the next look."
+    ).tag(config=True)  # fmt: skip
 
     @default("max_parallel")
     def _default_max_parallel(self):
@@ -95,6 +99,11 @@ class EC2Target(JobTarget):
         self._clients: Clients | None = None
         self._pool_lock = asyncio.Lock()
         self._busy: dict[str, str] = {}  # instance id -> job id
+        # The last sts:GetCallerIdentity answer: the account and ARN, or why the credentials failed.
+        self._identity: dict[str, str] | None = None
+        self._identity_error: str | None = None
+        self._identity_checked_at = 0.0
+        self._identity_lock = asyncio.Lock()
 
     # -- configuration ---------------------------------------------------------------------------
     @property
@@ -103,8 +112,14 @@ class EC2Target(JobTarget):
             self._clients = Clients(self.region or None, self.endpoint_url or None, self.aws_profile or None)
         return self._clients
 
-    def unavailable_reason(self) -> str | None:
-        missing = [name for name in ("region", "ami", "s3_bucket", "iam_instance_profile") if not getattr(self, name)]
+    REQUIRED = ("region", "ami", "s3_bucket", "iam_instance_profile")
+
+    def missing_settings(self) -> list[str]:
+        return [name for name in self.REQUIRED if not getattr(self, name)]
+
+    def _static_reason(self) -> str | None:
+        """Why not, from the configuration alone (no AWS call)."""
+        missing = self.missing_settings()
         if missing:
             return "EC2 is not configured: the platform admin must set " + ", ".join(f"c.EC2Target.{m}" for m in missing) + " (see docs/ec2.md)."
         try:
@@ -114,6 +129,54 @@ class EC2Target(JobTarget):
         if self.manager is not None and self._token_key() is None:
             return "EC2 jobs need job tokens from the tracking service; only the embedded service issues them so far."
         return None
+
+    def unavailable_reason(self) -> str | None:
+        # The configuration, then the last check of the server's AWS credentials (refresh_availability).
+        return self._static_reason() or self._identity_error
+
+    async def refresh_availability(self, force: bool = False) -> None:
+        """Ask STS who the Jupyter server's AWS credentials belong to (sts:GetCallerIdentity needs no
+        permission, so a failure means the credentials themselves are missing, expired or refused)."""
+        if self._static_reason():
+            return
+        async with self._identity_lock:
+            fresh = time.monotonic() - self._identity_checked_at < self.identity_check_interval
+            if not force and self._identity_error is None and self._identity is not None and fresh:
+                return
+            try:
+                answer = await asyncio.to_thread(self.clients("sts").get_caller_identity)
+            except Exception as exc:
+                self._identity = None
+                self._identity_error = (
+                    f"EC2 is not available: AWS did not accept the Jupyter server's credentials ({describe(exc)}). "
+                    "The platform admin must give the server a working AWS identity (see docs/ec2.md)."
+                )
+            else:
+                self._identity = {"account": answer.get("Account", ""), "arn": answer.get("Arn", "")}
+                self._identity_error = None
+            self._identity_checked_at = time.monotonic()
+
+    @property
+    def identity(self) -> dict[str, str] | None:
+        """The account and ARN of the server's AWS credentials at the last check (no secret)."""
+        return dict(self._identity) if self._identity else None
+
+    def public_config(self) -> dict[str, Any]:
+        """The settings the lab shows read-only (never a credential, an endpoint or agent settings)."""
+        return {
+            "region": self.region,
+            "ami": self.ami,
+            "default_instance_type": self.default_instance_type,
+            "allowed_instance_types": list(self.allowed_instance_types),
+            "subnet_id": self.subnet_id,
+            "security_group_ids": list(self.security_group_ids),
+            "iam_instance_profile": self.iam_instance_profile,
+            "s3_bucket": self.s3_bucket,
+            "s3_prefix": self.s3_prefix,
+            "idle_timeout": self.idle_timeout,
+            "max_instances_per_user": self.max_instances_per_user,
+            "tags": dict(self.tags),
+        }
 
     def capabilities(self) -> dict[str, Any]:
         return {
@@ -216,6 +279,9 @@ class EC2Target(JobTarget):
         }
         instance_id = None
         how = None
+        await self.refresh_availability()
+        if self._identity_error:
+            raise TargetUnavailable(self._identity_error)
         try:
             await self._write_log(log_path, f"[infinstor] staging the project to s3://{settings.bucket}/{layout.job_prefix(settings.prefix, user, job.id)}\n")
             await asyncio.to_thread(pool.stage, self.clients, settings, Path(job.project_dir), spec)
@@ -408,6 +474,7 @@ class EC2Target(JobTarget):
                 launched_ts = launched.timestamp() if hasattr(launched, "timestamp") else None
                 beat = pool.heartbeat(self.clients, settings, instance["InstanceId"]) if state == "running" else None
                 idle_since = beat.get("idle_since") if beat and beat.get("state") == "idle" else None
+                reason = (instance.get("StateReason") or {}).get("Message") or instance.get("StateTransitionReason") or None
                 out.append(
                     {
                         "id": instance["InstanceId"],
@@ -419,6 +486,7 @@ class EC2Target(JobTarget):
                         "agent": beat.get("state") if beat else None,
                         "current_job": tags.get(layout.TAG_JOB) or None,
                         "name": tags.get("Name"),
+                        "state_reason": reason if state != "running" else None,
                     }
                 )
             return out
