@@ -310,7 +310,13 @@ test.describe('MLflow browser', () => {
   test('this notebook: runs of the active notebook; the source opens it', async ({ page }, testInfo) => {
     const panel = await openSidebar(page);
     await widenSidebar(page, 640);
-    const nb = JSON.stringify({ cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 });
+    // With a kernelspec: a notebook without one makes the lab ask for a kernel in a modal dialog.
+    const nb = JSON.stringify({
+      cells: [],
+      metadata: { kernelspec: { name: 'python3', display_name: 'Python 3 (ipykernel)', language: 'python' } },
+      nbformat: 4,
+      nbformat_minor: 5
+    });
     await page.contents.uploadContent(nb, 'text', 'seeded/train.ipynb');
     await page.getByTestId('infinstor-browser-tab-notebook').click();
     await expect(page.getByTestId('infinstor-notebook-none')).toBeVisible();
