@@ -21,7 +21,7 @@ from typing import Sequence
 
 from .auth.credentials import SERVICE_URI_ENV, CredentialManager, expiry_text
 from .auth.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDCSettings
-from .auth.tokens import TokenStore
+from .auth.tokens import TokenStore, TokenStoreError
 from .errors import InfinStorError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -83,7 +83,10 @@ def _manager(args) -> CredentialManager:
             EXIT_USAGE,
         )
     settings = OIDCSettings.from_environment(issuer=args.issuer, client_id=args.client_id, scopes=args.scopes, audience=args.audience)
-    store = TokenStore(args.token_store) if args.token_store else TokenStore()
+    try:
+        store = TokenStore(args.token_store) if args.token_store else TokenStore()
+    except TokenStoreError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
     return CredentialManager(service, store=store, settings=settings)
 
 

@@ -6,6 +6,12 @@ are atomic (temporary file + rename); `TokenStore.lock()` is a cross-process loc
 around read-modify-write and around a refresh, so processes sharing the store never race with a
 rotating refresh token.
 
+Where the OS has a keyring (macOS Keychain, Windows Credential Locker, the Secret Service or
+KWallet on a Linux desktop), the tokens themselves go there and the file keeps only what is not
+secret (who, which provider, expiry) plus a marker. $INFINSTOR_TOKEN_BACKEND chooses: `auto`
+(default: the OS keyring if one is usable, else the file), `file`, or `keyring` (whatever backend
+the `keyring` package is configured with, e.g. by $PYTHON_KEYRING_BACKEND; an error if none).
+
 Token values never leave this module in a log line, an exception message or a repr.
 """
 
@@ -28,6 +34,10 @@ from ..paths import ensure_private_dir, infinstor_data_dir
 log = logging.getLogger(__name__)
 
 TOKEN_STORE_ENV = "INFINSTOR_TOKEN_STORE"
+TOKEN_BACKEND_ENV = "INFINSTOR_TOKEN_BACKEND"
+TOKEN_BACKENDS = ("auto", "file", "keyring")
+KEYRING_SERVICE = "infinstor-jupyterlab"
+IN_KEYRING = "keyring"  # the file entry's `secrets` value when the tokens are in the keyring
 STORE_VERSION = 1
 
 try:  # POSIX only; elsewhere the lock is per process
@@ -170,16 +180,102 @@ class TokenStoreError(Exception):
     pass
 
 
+def _is_os_keyring(backend) -> bool:
+    """A keyring the OS provides (not keyring's fail/null backends, not keyrings.alt's files)."""
+    module = type(backend).__module__
+    if not module.startswith("keyring.backends.") or module.rsplit(".", 1)[-1] in ("fail", "null"):
+        return False
+    try:
+        return float(backend.priority) >= 1
+    except Exception:  # a backend whose priority check fails is not usable here
+        return False
+
+
+class KeyringVault:
+    """The secret fields of each TokenSet, one keyring entry per (store file, service)."""
+
+    def __init__(self, backend, store_path: Path):
+        self.backend = backend
+        self._prefix = f"{store_path}|"
+
+    def __repr__(self) -> str:
+        return f"KeyringVault({type(self.backend).__module__}.{type(self.backend).__name__})"
+
+    @classmethod
+    def select(cls, mode: str, store_path: Path) -> KeyringVault | None:
+        if mode not in TOKEN_BACKENDS:
+            raise TokenStoreError(
+                f"{TOKEN_BACKEND_ENV}={mode!r} is not one of {', '.join(TOKEN_BACKENDS)}"
+            )
+        if mode == "file":
+            return None
+        try:
+            import keyring
+        except ImportError:
+            if mode == "keyring":
+                raise TokenStoreError(
+                    f"{TOKEN_BACKEND_ENV}=keyring needs the `keyring` package (pip install keyring)"
+                ) from None
+            return None
+        backend = keyring.get_keyring()
+        if mode == "keyring":
+            if type(backend).__module__.rsplit(".", 1)[-1] in ("fail", "null"):
+                raise TokenStoreError(
+                    f"{TOKEN_BACKEND_ENV}=keyring, but no keyring backend is available here"
+                )
+            return cls(backend, store_path)
+        # auto: only a real OS keyring; a chainer wraps the usable ones, best first.
+        candidates = list(getattr(backend, "backends", None) or [backend])
+        for candidate in candidates:
+            if _is_os_keyring(candidate):
+                return cls(candidate, store_path)
+        return None
+
+    def get(self, service: str) -> dict[str, Any] | None:
+        try:
+            raw = self.backend.get_password(KEYRING_SERVICE, self._prefix + service)
+        except Exception as exc:  # a locked or unreachable keyring
+            raise TokenStoreError(f"Cannot read the keyring: {exc.__class__.__name__}") from None
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def put(self, service: str, secrets: dict[str, Any]) -> None:
+        try:
+            self.backend.set_password(KEYRING_SERVICE, self._prefix + service, json.dumps(secrets))
+        except Exception as exc:
+            raise TokenStoreError(f"Cannot write to the keyring: {exc.__class__.__name__}") from None
+
+    def delete(self, service: str) -> None:
+        with contextlib.suppress(Exception):  # already gone (or never there)
+            self.backend.delete_password(KEYRING_SERVICE, self._prefix + service)
+
+
 class TokenStore:
     """A JSON file of TokenSets keyed by service origin, private to this user."""
 
-    def __init__(self, path: Path | str | None = None, *, lock_timeout: float = 60.0):
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        lock_timeout: float = 60.0,
+        backend: str | None = None,
+    ):
         self.path = Path(path) if path else default_store_path()
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout = lock_timeout
+        mode = (backend or os.environ.get(TOKEN_BACKEND_ENV, "") or "auto").strip().lower()
+        self.vault = KeyringVault.select(mode, self.path)
         self._local = threading.local()
         self._cache: tuple[tuple[int, int, int], dict] | None = None
         self._cache_lock = threading.Lock()
+        # Secrets read from the keyring, per service, valid while the file entry is unchanged
+        # (every write rewrites the file, so a peer's refresh shows up as a new entry).
+        self._vault_cache: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         return f"TokenStore({str(self.path)!r})"
@@ -268,20 +364,59 @@ class TokenStore:
             self._cache = None
 
     # -- API -------------------------------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        """Where the tokens are kept, for messages (never a secret)."""
+        if self.vault is not None:
+            return f"the OS keyring ({type(self.vault.backend).__name__}), indexed in {self.path}"
+        return str(self.path)
+
+    def _with_secrets(self, service: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+        if entry.get("secrets") != IN_KEYRING:
+            return entry
+        if self.vault is None:
+            log.warning(
+                "InfinStor: the credentials for %s are in a keyring that is not available to "
+                "this process; sign in again",
+                service,
+            )
+            return None
+        revision = json.dumps(entry, sort_keys=True)
+        cached = self._vault_cache.get(service)
+        if cached is not None and cached[0] == revision:
+            secrets = cached[1]
+        else:
+            secrets = self.vault.get(service)
+            if secrets is None:
+                log.warning("InfinStor: the keyring holds no credentials for %s", service)
+                return None
+            self._vault_cache[service] = (revision, secrets)
+        merged = dict(entry)
+        for name in _SECRET_FIELDS:
+            merged[name] = secrets.get(name)
+        return merged
+
     def get(self, service: str) -> TokenSet | None:
         entry = self._read_all().get(service)
         if not entry:
             return None
         try:
-            return TokenSet.from_dict(entry)
+            entry = self._with_secrets(service, entry)
+            return TokenSet.from_dict(entry) if entry else None
         except (TypeError, ValueError):
             log.warning("InfinStor: ignoring unreadable credentials for %s", service)
             return None
 
     def put(self, service: str, tokens: TokenSet) -> None:
+        data = tokens.to_dict()
         with self.lock():
             services = self._read_all()
-            services[service] = tokens.to_dict()
+            if self.vault is not None:
+                self.vault.put(service, {name: data[name] for name in _SECRET_FIELDS})
+                for name in _SECRET_FIELDS:
+                    data[name] = None
+                data["secrets"] = IN_KEYRING
+            services[service] = data
             self._write_all(services)
 
     def delete(self, service: str) -> TokenSet | None:
@@ -290,7 +425,16 @@ class TokenStore:
             entry = services.pop(service, None)
             if entry is None:
                 return None
+            try:
+                entry = self._with_secrets(service, entry)
+            except TokenStoreError:
+                entry = None
+            if self.vault is not None:
+                self.vault.delete(service)
+            self._vault_cache.pop(service, None)
             self._write_all(services)
+        if not entry:
+            return None
         try:
             return TokenSet.from_dict(entry)
         except (TypeError, ValueError):
