@@ -18,6 +18,7 @@ import {
 } from './status';
 import { FRONTEND_VERSION } from './version';
 import { jobsPlugin } from './jobs/plugin';
+import { computePlugin } from './compute/plugin';
 import { MlflowCommandIDs, mlflowPlugin } from './mlflow/plugin';
 
 export { InfinStorRequestError, requestAPI } from './handler';
@@ -30,6 +31,7 @@ export * from './signin';
 export { JobCommandIDs, jobsPlugin, JOBS_PLUGIN_ID } from './jobs/plugin';
 export { MlflowCommandIDs, mlflowPlugin, MLFLOW_PLUGIN_ID } from './mlflow/plugin';
 export { MlflowClient } from './mlflow/client';
+export { ComputeCommandIDs, computePlugin, COMPUTE_PLUGIN_ID } from './compute/plugin';
 
 /**
  * Plugin id; also the settings schema id (labextension/schema/plugin.json).
@@ -203,4 +205,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, jobsPlugin, mlflowPlugin];
+export default [plugin, jobsPlugin, mlflowPlugin, computePlugin];
