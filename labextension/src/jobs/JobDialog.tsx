@@ -16,10 +16,16 @@ import {
   buildJobRequest,
   FieldValue,
   fieldKind,
+  gridText,
   IJobForm,
   initialFieldValue,
   isRequired,
+  ISweepForm,
   kindLabel,
+  MAX_SWEEP_SIZE,
+  SweepMode,
+  sweepFormFromJob,
+  sweepSupport,
   targetOptionsShown,
   basename
 } from './validation';
@@ -67,7 +73,8 @@ export function JobForm(props: IJobFormProps): JSX.Element {
     runName: prefill?.run_name ?? '',
     includeFolder: prefill?.include_folder ?? false,
     envManager: String(prefill?.options?.env_manager ?? ''),
-    instanceType: String(prefill?.options?.instance_type ?? '')
+    instanceType: String(prefill?.options?.instance_type ?? ''),
+    sweep: sweepFormFromJob(prefill)
   }));
   const [experiments, setExperiments] = React.useState<IExperiment[] | null>(null);
   const [selectedExperiment, setSelectedExperiment] = React.useState<IExperiment | null>(null);
@@ -214,6 +221,11 @@ export function JobForm(props: IJobFormProps): JSX.Element {
     setFields(f => ({ ...f, [name]: value }));
   };
 
+  const updateSweep = (patch: Partial<ISweepForm>) => {
+    setServerError(null);
+    setForm(f => ({ ...f, sweep: { ...(f.sweep as ISweepForm), ...patch } }));
+  };
+
   if (loadError) {
     return (
       <div className="jp-InfinStor-jobForm" data-testid="infinstor-job-form" tabIndex={-1}>
@@ -237,6 +249,21 @@ export function JobForm(props: IJobFormProps): JSX.Element {
 
   const target = targets.find(t => t.name === form.target);
   const shown = targetOptionsShown(target);
+  const sweepCaps = sweepSupport(target);
+  const sweepForm = form.sweep as ISweepForm;
+  const sweepMode: SweepMode = sweepCaps.shown ? sweepForm.mode : 'none';
+  const setSweepMode = (mode: SweepMode) => {
+    const grid = { ...sweepForm.grid };
+    if (mode === 'grid') {
+      // Start each parameter's values from its single value.
+      for (const spec of specs) {
+        if (!(spec.name in grid)) {
+          grid[spec.name] = gridText(spec, fields[spec.name] ?? initialFieldValue(spec));
+        }
+      }
+    }
+    updateSweep({ mode, grid });
+  };
   const experimentOptions = [...(experiments ?? [])];
   if (selectedExperiment && !experimentOptions.some(e => e.experiment_id === selectedExperiment.experiment_id)) {
     experimentOptions.unshift(selectedExperiment);
@@ -332,6 +359,102 @@ export function JobForm(props: IJobFormProps): JSX.Element {
             ))}
           </select>
         </div>
+      )}
+
+      {sweepCaps.shown && (
+        <fieldset className="jp-InfinStor-formGroup" data-testid="infinstor-job-sweep">
+          <legend>{trans.__('Runs')}</legend>
+          <div className="jp-InfinStor-radioRow" role="radiogroup" aria-label={trans.__('Single run or parameter sweep')}>
+            {(
+              [
+                ['none', trans.__('Single run')],
+                ['grid', trans.__('Sweep: grid')],
+                ['list', trans.__('Sweep: list of sets')]
+              ] as Array<[SweepMode, string]>
+            ).map(([mode, label]) => (
+              <label key={mode}>
+                <input
+                  type="radio"
+                  name="infinstor-job-sweep-mode"
+                  data-testid={`infinstor-job-sweep-mode-${mode}`}
+                  checked={sweepMode === mode}
+                  onChange={() => setSweepMode(mode)}
+                />
+                {label}
+              </label>
+            ))}
+          </div>
+          {sweepMode === 'grid' && (
+            <p className="jp-InfinStor-hint" data-testid="infinstor-job-sweep-grid-hint">
+              {trans.__(
+                'Give each parameter one value, or several separated by commas: every combination runs as a child of one parent run. Quote strings that hold commas.'
+              )}
+            </p>
+          )}
+          {sweepMode === 'list' && (
+            <div className="jp-InfinStor-formRow">
+              <label htmlFor="infinstor-job-sweep-list">{trans.__('Parameter sets, one a line')}</label>
+              <textarea
+                id="infinstor-job-sweep-list"
+                className="jp-mod-styled jp-InfinStor-input jp-InfinStor-code jp-InfinStor-sweepList"
+                data-testid="infinstor-job-sweep-list"
+                rows={4}
+                spellCheck={false}
+                placeholder={specs.length ? specs.slice(0, 2).map(spec => `${spec.name}=…`).join(', ') : ''}
+                aria-invalid={!!check.errors.sweep}
+                aria-describedby={check.errors.sweep ? 'infinstor-job-sweep-error' : 'infinstor-job-sweep-list-hint'}
+                value={sweepForm.list}
+                onChange={e => updateSweep({ list: e.target.value })}
+              />
+              <p id="infinstor-job-sweep-list-hint" className="jp-InfinStor-hint">
+                {trans.__(
+                  'e.g. alpha=0.1, l1_ratio=0.5 — parameters a line leaves out take the values below.'
+                )}
+              </p>
+            </div>
+          )}
+          {sweepMode !== 'none' && (
+            <>
+              <div className="jp-InfinStor-formRow">
+                <label htmlFor="infinstor-job-max-instances">
+                  {trans.__('Run on up to this many instances at once (at most %1)', sweepCaps.maxInstances)}
+                </label>
+                <input
+                  id="infinstor-job-max-instances"
+                  type="number"
+                  min={1}
+                  max={sweepCaps.maxInstances}
+                  step={1}
+                  className={`jp-mod-styled jp-InfinStor-input${check.errors.maxInstances ? ' jp-InfinStor-invalid' : ''}`}
+                  data-testid="infinstor-job-max-instances"
+                  placeholder={String(Math.min(sweepCaps.maxInstances, check.sweepSize ?? sweepCaps.maxInstances))}
+                  aria-invalid={!!check.errors.maxInstances}
+                  aria-describedby={check.errors.maxInstances ? 'infinstor-job-max-instances-error' : undefined}
+                  value={sweepForm.maxInstances}
+                  onChange={e => updateSweep({ maxInstances: e.target.value })}
+                />
+                {check.errors.maxInstances && (
+                  <p id="infinstor-job-max-instances-error" className="jp-InfinStor-fieldError" role="alert" data-testid="infinstor-job-max-instances-error">
+                    {check.errors.maxInstances}
+                  </p>
+                )}
+              </div>
+              {check.errors.sweep ? (
+                <p id="infinstor-job-sweep-error" className="jp-InfinStor-fieldError" role="alert" data-testid="infinstor-job-sweep-error">
+                  {check.errors.sweep}
+                </p>
+              ) : check.sweepSize !== undefined ? (
+                <p className="jp-InfinStor-hint" role="status" data-testid="infinstor-job-sweep-size" data-size={check.sweepSize}>
+                  {trans.__(
+                    '%1 child runs under one parent run (at most %2).',
+                    check.sweepSize,
+                    MAX_SWEEP_SIZE
+                  )}
+                </p>
+              ) : null}
+            </>
+          )}
+        </fieldset>
       )}
 
       <fieldset className="jp-InfinStor-formGroup" data-testid="infinstor-job-experiment-group">
@@ -457,16 +580,27 @@ export function JobForm(props: IJobFormProps): JSX.Element {
               : trans.__('The main entry point takes no parameters.')}
           </p>
         )}
-        {specs.map(spec => (
-          <ParameterField
-            key={spec.name}
-            spec={spec}
-            value={fields[spec.name] ?? initialFieldValue(spec)}
-            error={check.parameterErrors[spec.name] ?? null}
-            onChange={value => setField(spec.name, value)}
-            trans={trans}
-          />
-        ))}
+        {specs.map(spec =>
+          sweepMode === 'grid' ? (
+            <GridField
+              key={spec.name}
+              spec={spec}
+              value={sweepForm.grid[spec.name] ?? gridText(spec, fields[spec.name] ?? initialFieldValue(spec))}
+              error={check.parameterErrors[spec.name] ?? null}
+              onChange={value => updateSweep({ grid: { ...sweepForm.grid, [spec.name]: value } })}
+              trans={trans}
+            />
+          ) : (
+            <ParameterField
+              key={spec.name}
+              spec={spec}
+              value={fields[spec.name] ?? initialFieldValue(spec)}
+              error={check.parameterErrors[spec.name] ?? null}
+              onChange={value => setField(spec.name, value)}
+              trans={trans}
+            />
+          )
+        )}
       </fieldset>
 
       {project.kind === 'notebook' && (
@@ -565,6 +699,60 @@ function ParameterField(props: {
         </span>
       </label>
       {input}
+      {invalid && (
+        <p id={errorId} className="jp-InfinStor-fieldError" role="alert" data-testid={`infinstor-job-param-error-${spec.name}`}>
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/**
+ * A parameter's field in grid mode: one value, or several separated by commas.
+ */
+function GridField(props: {
+  spec: IParameterSpec;
+  value: string;
+  error: string | null;
+  onChange: (value: string) => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { spec, value, error, onChange, trans } = props;
+  const id = `infinstor-job-sweep-values-${spec.name}`;
+  const errorId = `${id}-error`;
+  const invalid = error !== null;
+  const example: Record<string, string> = {
+    int: '1, 2, 4',
+    float: '0.01, 0.1',
+    bool: 'true, false',
+    str: 'a, b',
+    list: '[16, 8], [32, 16]',
+    dict: "{'a': 1}, {'a': 2}"
+  };
+  return (
+    <div className="jp-InfinStor-paramRow" data-testid={`infinstor-job-param-row-${spec.name}`}>
+      <label htmlFor={id} className="jp-InfinStor-paramName">
+        {spec.name}
+        <span className="jp-InfinStor-paramType">
+          {' '}
+          {trans.__('%1 values, comma-separated', kindLabel(spec))}
+          {isRequired(spec) ? trans.__(', required') : ''}
+        </span>
+      </label>
+      <input
+        id={id}
+        type="text"
+        spellCheck={false}
+        className={`jp-mod-styled jp-InfinStor-input jp-InfinStor-code${invalid ? ' jp-InfinStor-invalid' : ''}`}
+        data-testid={id}
+        data-param-type={String(spec.type)}
+        aria-invalid={invalid}
+        aria-describedby={invalid ? errorId : undefined}
+        placeholder={trans.__('e.g. %1', example[String(spec.type)] ?? '1, 2')}
+        value={value}
+        onChange={e => onChange(e.target.value)}
+      />
       {invalid && (
         <p id={errorId} className="jp-InfinStor-fieldError" role="alert" data-testid={`infinstor-job-param-error-${spec.name}`}>
           {error}

@@ -52,7 +52,16 @@ export interface IJobRequest {
   include_folder?: boolean;
   entry_point?: string;
   options?: Record<string, unknown>;
+  /** A parameter sweep: one parent run, one child job per parameter set. */
+  sweep?: ISweep;
+  /** Sweep children running at once at most (capped by the target's `max_instances`). */
+  max_instances?: number;
 }
+
+/** A grid (every combination of the values) or a list of parameter sets. */
+export type ISweep =
+  | { grid: Record<string, ParameterValue[]> }
+  | { list: Array<Record<string, ParameterValue>> };
 
 export interface IJobLog {
   job_id: string;
@@ -68,6 +77,8 @@ export interface ITargetCapabilities {
   instance_types?: string[];
   sweeps?: boolean;
   max_parallel?: number;
+  /** Instances a sweep may use at once at most (the admin's limit), for targets with sweeps. */
+  max_instances?: number;
   [key: string]: unknown;
 }
 

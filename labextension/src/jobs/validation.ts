@@ -6,6 +6,7 @@ import {
   IJob,
   IJobRequest,
   IParameterSpec,
+  ISweep,
   ITarget,
   ParameterValue
 } from './types';
@@ -192,6 +193,8 @@ export interface IJobForm {
   includeFolder: boolean;
   envManager: string;
   instanceType: string;
+  /** The sweep fields (shown for targets with sweep support). */
+  sweep?: ISweepForm;
 }
 
 /** Which target options the dialog shows for a target. */
@@ -211,9 +214,11 @@ export function targetOptionsShown(target: ITarget | undefined): ITargetOptionsS
 /** Result of building a job request from the dialog. */
 export interface IRequestCheck {
   request: IJobRequest | null;
-  /** Errors not tied to one parameter, by field: target, experiment, runName, options. */
+  /** Errors not tied to one parameter, by field: target, experiment, runName, options, sweep, maxInstances. */
   errors: Record<string, string>;
   parameterErrors: Record<string, string>;
+  /** The number of parameter sets of a sweep (when the sweep fields parse). */
+  sweepSize?: number;
 }
 
 export const MAX_RUN_NAME = 250;
@@ -258,14 +263,24 @@ export function buildJobRequest(
   if (shown.instanceType && form.instanceType) {
     options.instance_type = form.instanceType;
   }
-  if (Object.keys(errors).length > 0 || !params.valid) {
-    return { request: null, errors, parameterErrors: params.errors };
+  const sweeping = !!form.sweep && form.sweep.mode !== 'none' && sweepSupport(target).shown;
+  const sweep = sweeping ? checkSweep(form.sweep!, specs, fields, target!) : null;
+  if (sweep) {
+    Object.assign(errors, sweep.errors);
+  }
+  const parameterErrors = sweep ? sweep.parameterErrors : params.errors;
+  if (Object.keys(errors).length > 0 || Object.keys(parameterErrors).length > 0) {
+    return { request: null, errors, parameterErrors, sweepSize: sweep?.size };
   }
   const request: IJobRequest = {
     path: form.path,
     target: form.target,
-    parameters: params.values
+    parameters: sweep ? sweep.parameters : params.values
   };
+  if (sweep) {
+    request.sweep = sweep.sweep!;
+    request.max_instances = sweep.maxInstances!;
+  }
   if (form.experimentMode === 'existing') {
     request.experiment_id = form.experimentId;
   } else {
@@ -280,7 +295,329 @@ export function buildJobRequest(
   if (Object.keys(options).length > 0) {
     request.options = options;
   }
-  return { request, errors, parameterErrors: {} };
+  return { request, errors, parameterErrors: {}, sweepSize: sweep?.size };
+}
+
+// ---------------------------------------------------------------------------
+// Parameter sweeps
+
+/** Parameter sets a sweep may have at most (the server's limit, jobs/models.py). */
+export const MAX_SWEEP_SIZE = 1000;
+
+/** How the dialog runs the job: once, over a grid of values, or over a list of parameter sets. */
+export type SweepMode = 'none' | 'grid' | 'list';
+
+/** The sweep fields of the dialog. */
+export interface ISweepForm {
+  mode: SweepMode;
+  /** Grid mode: comma-separated values by parameter name (absent: the parameter's own field). */
+  grid: Record<string, string>;
+  /** List mode: one parameter set a line, `name=value, name=value`. */
+  list: string;
+  /** "Run on up to N instances at once", as typed. */
+  maxInstances: string;
+}
+
+export function emptySweepForm(): ISweepForm {
+  return { mode: 'none', grid: {}, list: '', maxInstances: '' };
+}
+
+/** Whether the dialog offers sweeps for a target, and its limit of instances at once. */
+export function sweepSupport(target: ITarget | undefined): { shown: boolean; maxInstances: number } {
+  const caps = target?.capabilities ?? {};
+  if (!target?.available || caps.sweeps !== true) {
+    return { shown: false, maxInstances: 0 };
+  }
+  const limit = Number(caps.max_instances ?? caps.max_parallel ?? 1);
+  return { shown: true, maxInstances: Number.isInteger(limit) && limit >= 1 ? limit : 1 };
+}
+
+/**
+ * Split `text` at its top-level commas: commas inside quotes or brackets
+ * (`"a,b"`, `[1, 2]`) do not split. Throws a SyntaxError on an unclosed quote.
+ */
+export function splitValues(text: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let quote: string | null = null;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quote) {
+      current += ch;
+      if (ch === '\\' && i + 1 < text.length) {
+        current += text[++i];
+      } else if (ch === quote) {
+        quote = null;
+      }
+      continue;
+    }
+    if (ch === '"' || ch === "'") {
+      quote = ch;
+    } else if (ch === '[' || ch === '(' || ch === '{') {
+      depth++;
+    } else if ((ch === ']' || ch === ')' || ch === '}') && depth > 0) {
+      depth--;
+    } else if (ch === ',' && depth === 0) {
+      parts.push(current.trim());
+      current = '';
+      continue;
+    }
+    current += ch;
+  }
+  if (quote) {
+    throw new SyntaxError(`a ${quote} quote is not closed`);
+  }
+  parts.push(current.trim());
+  return parts;
+}
+
+const TRUE_WORDS = ['true', '1', 'yes'];
+const FALSE_WORDS = ['false', '0', 'no'];
+
+/** One value of a sweep, typed like the parameter's own field would type it. */
+export function checkSweepValue(spec: IParameterSpec, text: string): IFieldCheck {
+  const trimmed = text.trim();
+  const kind = fieldKind(spec);
+  if (!trimmed) {
+    return { error: `Parameter "${spec.name}": a value is empty.` };
+  }
+  if (kind === 'bool') {
+    const word = trimmed.toLowerCase();
+    if (TRUE_WORDS.includes(word)) {
+      return { value: true };
+    }
+    if (FALSE_WORDS.includes(word)) {
+      return { value: false };
+    }
+    return { error: `Parameter "${spec.name}" takes true or false; "${trimmed}" is neither.` };
+  }
+  if (kind === 'text' && (trimmed[0] === '"' || trimmed[0] === "'")) {
+    try {
+      const parsed = parsePythonLiteral(trimmed);
+      if (parsed.type === 'str') {
+        return { value: parsed.value };
+      }
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error);
+      return { error: `Parameter "${spec.name}": ${detail}.` };
+    }
+  }
+  return checkParameter(spec, trimmed);
+}
+
+/** The comma-separated values of one grid parameter, checked. */
+export function checkGridValues(
+  spec: IParameterSpec,
+  text: string
+): { values?: ParameterValue[]; error?: string } {
+  let parts: string[];
+  try {
+    parts = splitValues(text);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    return { error: `Parameter "${spec.name}": ${detail}.` };
+  }
+  const values: ParameterValue[] = [];
+  for (const part of parts) {
+    const checked = checkSweepValue(spec, part);
+    if (checked.error) {
+      return { error: checked.error };
+    }
+    if (values.some(v => v === checked.value)) {
+      return { error: `Parameter "${spec.name}": ${JSON.stringify(checked.value)} is listed twice.` };
+    }
+    values.push(checked.value!);
+  }
+  return { values };
+}
+
+/** The grid field text of a parameter from its single-value field (when grid mode starts). */
+export function gridText(spec: IParameterSpec, value: FieldValue): string {
+  if (typeof value === 'boolean') {
+    return value ? 'true' : 'false';
+  }
+  return value;
+}
+
+/**
+ * The list of parameter sets: one set a line, `name=value` pairs separated by
+ * commas (quote strings holding commas). Blank lines are skipped.
+ */
+export function parseSweepList(
+  text: string,
+  specs: IParameterSpec[]
+): { sets?: Array<Record<string, ParameterValue>>; error?: string } {
+  const byName = new Map(specs.map(s => [s.name, s]));
+  const sets: Array<Record<string, ParameterValue>> = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (!line) {
+      continue;
+    }
+    const where = `Line ${i + 1}`;
+    let pairs: string[];
+    try {
+      pairs = splitValues(line);
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error);
+      return { error: `${where}: ${detail}.` };
+    }
+    const set: Record<string, ParameterValue> = {};
+    for (const pair of pairs) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) {
+        return { error: `${where}: write name=value pairs separated by commas; "${pair}" is not one.` };
+      }
+      const name = pair.slice(0, eq).trim();
+      const spec = byName.get(name);
+      if (!spec) {
+        const known = specs.map(s => s.name).join(', ');
+        return { error: `${where}: there is no parameter "${name}"${known ? ` (parameters: ${known})` : ''}.` };
+      }
+      if (name in set) {
+        return { error: `${where}: "${name}" is given twice.` };
+      }
+      const checked = checkSweepValue(spec, pair.slice(eq + 1));
+      if (checked.error) {
+        return { error: `${where}: ${checked.error}` };
+      }
+      set[name] = checked.value!;
+    }
+    sets.push(set);
+  }
+  return { sets };
+}
+
+/** A sweep value as the sweep fields show it (quoted when it holds a comma or a quote). */
+export function sweepValueText(value: unknown): string {
+  if (typeof value === 'string') {
+    return /[,"'=]/.test(value) || value !== value.trim() ? JSON.stringify(value) : value;
+  }
+  return typeof value === 'boolean' ? (value ? 'true' : 'false') : String(value);
+}
+
+/** The sweep fields of a previous sweep (re-run), or empty ones. */
+export function sweepFormFromJob(job: IJob | null | undefined): ISweepForm {
+  const form = emptySweepForm();
+  const sweep = job?.options?.sweep as Record<string, unknown> | undefined;
+  if (!sweep || typeof sweep !== 'object') {
+    return form;
+  }
+  const max = job?.options?.max_instances;
+  form.maxInstances = typeof max === 'number' ? String(max) : '';
+  if (sweep.grid && typeof sweep.grid === 'object') {
+    form.mode = 'grid';
+    for (const [name, values] of Object.entries(sweep.grid as Record<string, unknown[]>)) {
+      form.grid[name] = (Array.isArray(values) ? values : [values]).map(sweepValueText).join(', ');
+    }
+  } else if (Array.isArray(sweep.list)) {
+    form.mode = 'list';
+    form.list = (sweep.list as Array<Record<string, unknown>>)
+      .map(set => Object.entries(set).map(([k, v]) => `${k}=${sweepValueText(v)}`).join(', '))
+      .join('\n');
+  }
+  return form;
+}
+
+/** The checked sweep: what goes into the request, or what is wrong. */
+export interface ISweepCheck {
+  sweep: ISweep | null;
+  /** The fixed parameters (each set is merged over them). */
+  parameters: Record<string, ParameterValue>;
+  maxInstances: number | null;
+  /** The number of parameter sets, when known. */
+  size?: number;
+  /** By field: sweep, maxInstances. */
+  errors: Record<string, string>;
+  parameterErrors: Record<string, string>;
+}
+
+/**
+ * Check the sweep fields against the parameters and the target's limit.
+ */
+export function checkSweep(
+  form: ISweepForm,
+  specs: IParameterSpec[],
+  fields: Record<string, FieldValue>,
+  target: ITarget
+): ISweepCheck {
+  const errors: Record<string, string> = {};
+  const parameterErrors: Record<string, string> = {};
+  const parameters: Record<string, ParameterValue> = {};
+  let sweep: ISweep | null = null;
+  let size: number | undefined;
+  if (specs.length === 0) {
+    errors.sweep = 'This project takes no parameters: there is nothing to sweep over.';
+  } else if (form.mode === 'grid') {
+    const grid: Record<string, ParameterValue[]> = {};
+    size = 1;
+    for (const spec of specs) {
+      const raw = spec.name in form.grid
+        ? form.grid[spec.name]
+        : gridText(spec, spec.name in fields ? fields[spec.name] : initialFieldValue(spec));
+      if (fieldKind(spec) !== 'bool' && !raw.trim()) {
+        // An empty field: the parameter's default (or an error for a required one).
+        const single = checkParameter(spec, raw);
+        if (single.error) {
+          parameterErrors[spec.name] = single.error;
+        } else if (single.value !== undefined) {
+          parameters[spec.name] = single.value;
+        }
+        continue;
+      }
+      const checked = checkGridValues(spec, raw);
+      if (checked.error) {
+        parameterErrors[spec.name] = checked.error;
+      } else if (checked.values!.length === 1) {
+        parameters[spec.name] = checked.values![0];
+      } else {
+        grid[spec.name] = checked.values!;
+        size *= checked.values!.length;
+      }
+    }
+    if (Object.keys(parameterErrors).length === 0 && Object.keys(grid).length === 0) {
+      errors.sweep = 'Give two or more values (comma-separated) for at least one parameter.';
+    }
+    sweep = { grid };
+  } else {
+    const single = checkParameters(specs, fields);
+    Object.assign(parameterErrors, single.errors);
+    Object.assign(parameters, single.values);
+    const parsed = parseSweepList(form.list, specs);
+    if (parsed.error) {
+      errors.sweep = parsed.error;
+    } else {
+      size = parsed.sets!.length;
+      if (size < 2) {
+        errors.sweep = 'Give two or more parameter sets, one a line (e.g. alpha=0.1, l1_ratio=0.5).';
+      }
+      sweep = { list: parsed.sets! };
+    }
+  }
+  if (size !== undefined && size > MAX_SWEEP_SIZE) {
+    errors.sweep = `The sweep has ${size} parameter sets; at most ${MAX_SWEEP_SIZE} are allowed.`;
+  }
+  const limit = sweepSupport(target).maxInstances;
+  const typed = form.maxInstances.trim();
+  let maxInstances: number | null = null;
+  if (!typed) {
+    maxInstances = Math.min(limit, size ?? limit);
+  } else if (!/^\d+$/.test(typed) || Number(typed) < 1 || Number(typed) > limit) {
+    errors.maxInstances = `Run on 1 to ${limit} instance${limit === 1 ? '' : 's'} at once (the admin's limit is ${limit}).`;
+  } else {
+    maxInstances = Number(typed);
+  }
+  const valid = Object.keys(errors).length === 0 && Object.keys(parameterErrors).length === 0;
+  return {
+    sweep: valid ? sweep : null,
+    parameters,
+    maxInstances: valid ? maxInstances : null,
+    size,
+    errors,
+    parameterErrors
+  };
 }
 
 // ---------------------------------------------------------------------------
