@@ -361,6 +361,16 @@ test.describe('MLflow browser', () => {
     await model.locator('[data-version="3"]').getByTestId('infinstor-version-run').click();
     const detail = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) [data-testid="infinstor-run-detail"]');
     await expect(detail.getByTestId('infinstor-run-title')).toHaveText('xgb-depth6');
+
+    // "Open in MLflow UI" from the run detail and from the model: MLflow's own pages, in a lab tab.
+    const uiFrame = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) .jp-InfinStor-mlflowUi iframe');
+    await detail.getByTestId('infinstor-run-open-ui').click();
+    await expect(uiFrame).toHaveAttribute('src', /infinstor\/api\/mlflow\/#\/experiments\/\d+\/runs\/[0-9a-f]{32}$/);
+    const ui = page.frameLocator('.jp-MainAreaWidget:not(.lm-mod-hidden) .jp-InfinStor-mlflowUi iframe');
+    await expect(ui.getByText('xgb-depth6').first()).toBeVisible({ timeout: 30000 });
+    await model.getByRole('button', { name: 'Open churn-classifier in MLflow UI' }).click();
+    await expect(uiFrame).toHaveAttribute('src', /infinstor\/api\/mlflow\/#\/models\/churn-classifier$/);
+    await expect(ui.getByText('churn-classifier').first()).toBeVisible({ timeout: 30000 });
   });
 
   test("open in MLflow UI: the same experiment in MLflow's own UI, in a lab tab", async ({ page }, testInfo) => {
