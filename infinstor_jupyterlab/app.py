@@ -184,7 +184,9 @@ class InfinStor(ExtensionApp):
         )
         credentials = getattr(tracking, "credentials", None)
         if credentials is not None:
-            self.context.auth = SignInService(credentials, credentials.settings)
+            self.context.auth = SignInService(
+                credentials, credentials.settings, template=self._oidc_settings()
+            )
         if self.oidc_redirect_uri:
             self.settings["infinstor_oidc_redirect_uri"] = self.oidc_redirect_uri
         self.settings["infinstor"] = self.context

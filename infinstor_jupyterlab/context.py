@@ -60,7 +60,7 @@ class InfinStorContext:
 
     def auth_status(self) -> dict:
         if self.auth is None:
-            return {"configured": False, "issuer": None}
+            return {"configured": False, "issuer": None, "source": None}
         return self.auth.status_json()
 
     @staticmethod

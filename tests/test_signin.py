@@ -345,6 +345,70 @@ def response_text(response) -> str:
     return "\n".join([f"{k}: {v}" for k, v in response.headers.get_all()] + [response.body.decode("utf-8", "replace")])
 
 
+class TestSignInConfiguredFromLabSettings:
+    """No provider in the server's configuration: the lab's settings may set one."""
+
+    @pytest.fixture
+    def jp_server_config(self, oidc_service, idp):
+        config = lab_config(oidc_service, idp)
+        for key in ("oidc_issuer", "oidc_client_id"):
+            del config["InfinStor"][key]
+        return config
+
+    async def test_settings_provider_checked_then_used_for_sign_in(self, jp_fetch, idp, monkeypatch):
+        monkeypatch.delenv("INFINSTOR_OIDC_ISSUER", raising=False)
+        monkeypatch.delenv("INFINSTOR_OIDC_CLIENT_ID", raising=False)
+
+        async def put(body):
+            return await jp_fetch("infinstor", "api", "auth", "config", method="PUT", body=json.dumps(body), raise_error=False)
+
+        status = json.loads((await jp_fetch("infinstor", "api", "status")).body)
+        assert status["auth"]["configured"] is False and status["auth"]["source"] is None
+        login = await jp_fetch("infinstor", "api", "auth", "login", follow_redirects=False, raise_error=False)
+        assert login.code == 400 and "not configured" in json.loads(login.body)["message"]
+
+        # Bad input: clear 4xx, nothing changes.
+        for body, reason in (
+            ({"issuer": "http://idp.example.com", "client_id": LAB_CLIENT}, "invalid_issuer"),
+            ({"issuer": "ftp://x", "client_id": LAB_CLIENT}, "invalid_issuer"),
+            ({"issuer": idp.issuer}, "incomplete_sign_in_config"),
+            ({"issuer": idp.issuer, "client_id": "a b<c>"}, "invalid_client_id"),
+            ({"issuer": 5, "client_id": LAB_CLIENT}, "invalid_sign_in_config"),
+        ):
+            refused = await put(body)
+            assert refused.code == 400 and json.loads(refused.body)["reason"] == reason, (body, refused.body)
+        # A URL that is no identity provider: refused after discovery fails.
+        not_idp = await put({"issuer": idp.issuer + "/nothing-here", "client_id": LAB_CLIENT})
+        assert 400 <= not_idp.code < 600 and not_idp.code != 200
+        assert "openid-configuration" in json.loads(not_idp.body)["message"]
+        assert json.loads((await jp_fetch("infinstor", "api", "status")).body)["auth"]["configured"] is False
+
+        ok = await put({"issuer": idp.issuer + "/", "client_id": LAB_CLIENT})
+        assert ok.code == 200
+        auth = json.loads(ok.body)["auth"]
+        assert auth["configured"] is True and auth["issuer"] == idp.issuer and auth["source"] == "settings"
+
+        callback, _ = await browser_sign_in(jp_fetch, idp, "carol")
+        assert callback.code == 200 and "Signed in as" in callback.body.decode()
+        user = json.loads((await jp_fetch("infinstor", "api", "status")).body)["user"]
+        assert user["signed_in"] is True and user["name"] == "carol" and user["org"] == "acme"
+
+        # Cleared from the settings: no provider again (the signed-in user stays signed in).
+        cleared = await put({"issuer": "", "client_id": ""})
+        assert json.loads(cleared.body)["auth"] == {**auth, "configured": False, "issuer": None, "client_id": None, "source": None}
+        await jp_fetch("infinstor", "api", "auth", "logout", method="POST", body=b"{}")
+
+    async def test_server_configuration_wins(self, jp_fetch, idp, oidc_service, jp_serverapp):
+        # Same server, but with the provider set by the admin: the lab cannot change it.
+        auth = jp_serverapp.web_app.settings["infinstor"].auth
+        auth.source = "server"
+        refused = await jp_fetch(
+            "infinstor", "api", "auth", "config", method="PUT", raise_error=False,
+            body=json.dumps({"issuer": idp.issuer, "client_id": "someone-else"}),
+        )  # fmt: skip
+        assert refused.code == 409 and json.loads(refused.body)["reason"] == "sign_in_config_locked"
+
+
 class TestLabSignIn:
     @pytest.fixture
     def jp_server_config(self, oidc_service, idp):

@@ -140,3 +140,16 @@ class AuthLogoutHandler(_AuthHandler):
     async def post(self):
         await self.signin.sign_out()
         self.write_json({"user": self.infinstor.current_user().to_json()})
+
+
+class AuthConfigHandler(_AuthHandler):
+    """The identity provider from the lab's settings (when the server's configuration has none)."""
+
+    @web.authenticated
+    @authorized
+    async def put(self):
+        body = self.get_json_body_or_400()
+        issuer, client_id = body.get("issuer", ""), body.get("client_id", "")
+        if not isinstance(issuer, str) or not isinstance(client_id, str):
+            raise BadRequest("issuer and client_id must be strings.", reason="invalid_sign_in_config")
+        self.write_json({"auth": await self.signin.configure(issuer, client_id)})

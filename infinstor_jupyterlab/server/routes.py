@@ -6,7 +6,7 @@ API_PREFIX = "/infinstor/api"
 
 
 def build_handlers() -> list[tuple[str, type]]:
-    from .auth import AuthCallbackHandler, AuthLoginHandler, AuthLogoutHandler
+    from .auth import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
     from .jobs import JOB_ID, JobCancelHandler, JobHandler, JobLogHandler, JobsHandler, TargetsHandler
     from .compute import (
         INSTANCE_ID,
@@ -25,6 +25,7 @@ def build_handlers() -> list[tuple[str, type]]:
         (rf"{API_PREFIX}/auth/login", AuthLoginHandler),
         (rf"{API_PREFIX}/auth/callback", AuthCallbackHandler),
         (rf"{API_PREFIX}/auth/logout", AuthLogoutHandler),
+        (rf"{API_PREFIX}/auth/config", AuthConfigHandler),
         (rf"{API_PREFIX}/projects", ProjectsHandler),
         (rf"{API_PREFIX}/projects/parameters", ProjectParametersHandler),
         (rf"{API_PREFIX}/targets", TargetsHandler),
