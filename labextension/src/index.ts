@@ -11,6 +11,7 @@ import { infinstorIcon } from './icons';
 import { DEFAULT_POLL_INTERVAL, StatusModel } from './model';
 import { InfinStorSidebar } from './sidebar';
 import { SignInController } from './signin';
+import { SignInConfigSync } from './signinConfig';
 import {
   SERVER_EXTENSION_MISSING_NOTIFICATION,
   versionMismatch,
@@ -28,6 +29,7 @@ export { infinstorIcon } from './icons';
 export { InfinStorSidebar, SIDEBAR_ID } from './sidebar';
 export { FRONTEND_VERSION } from './version';
 export * from './signin';
+export { SignInConfigSync, signInConfigUpdate } from './signinConfig';
 export { JobCommandIDs, jobsPlugin, JOBS_PLUGIN_ID } from './jobs/plugin';
 export { MlflowCommandIDs, mlflowPlugin, MLFLOW_PLUGIN_ID } from './mlflow/plugin';
 export { MlflowClient } from './mlflow/client';
@@ -181,11 +183,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     if (settingRegistry) {
+      const signInConfig = new SignInConfigSync({ model });
+      signInConfig.failed.connect((_, message) => {
+        Notification.error(
+          trans.__('The sign-in settings were not applied: %1', message),
+          { autoClose: false }
+        );
+      });
       const applySettings = (settings: ISettingRegistry.ISettings) => {
         const seconds = settings.get('pollInterval').composite;
         if (typeof seconds === 'number' && Number.isFinite(seconds)) {
           model.interval = seconds * 1000;
         }
+        const issuer = settings.get('oidcIssuer').composite;
+        const clientId = settings.get('oidcClientId').composite;
+        signInConfig.settings = {
+          issuer: typeof issuer === 'string' ? issuer : '',
+          clientId: typeof clientId === 'string' ? clientId : ''
+        };
       };
       settingRegistry
         .load(PLUGIN_ID)

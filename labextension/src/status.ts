@@ -51,6 +51,11 @@ export interface IAuthStatus {
   client_id: string;
   /** The tracking service the sign-in is for, for display. */
   service: string;
+  /**
+   * Where the identity provider comes from: the server's configuration (the lab
+   * cannot change it), the lab's settings, or '' (none).
+   */
+  source: 'server' | 'settings' | '';
 }
 
 /**
@@ -107,7 +112,8 @@ export function parseStatus(data: unknown): IStatus {
       configured: auth.configured === true,
       issuer: asString(auth.issuer),
       client_id: asString(auth.client_id),
-      service: asString(auth.service)
+      service: asString(auth.service),
+      source: auth.source === 'server' || auth.source === 'settings' ? auth.source : ''
     }
   };
 }
