@@ -14,12 +14,18 @@ step() { printf '\n==== %s ====\n' "$*"; }
 failed_suites=()
 
 step "system packages"
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian chromium for the browser tests; PostgreSQL's server binaries for the tracking service's
+# tests on a real PostgreSQL (a throwaway cluster started by the tests themselves).
+apt_packages=()
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_packages+=(postgresql)
+if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null \
-    || { echo "could not install chromium"; exit 1; }
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null \
+    || { echo "could not install ${apt_packages[*]}"; exit 1; }
 fi
 chromium --version
+ls -d /usr/lib/postgresql/*/bin/initdb
 
 step "build and install the package (wheel with the prebuilt labextension)"
 # A fresh build every time: the wheel build skips the frontend if a built one is already there.
