@@ -34,7 +34,7 @@ const payload = {
     groups: [],
     org: ''
   },
-  auth: { configured: false, issuer: '', client_id: '', service: '' }
+  auth: { configured: false, issuer: '', client_id: '', service: '', source: '' }
 };
 
 describe('parseStatus', () => {
@@ -61,7 +61,7 @@ describe('parseStatus', () => {
         groups: [],
         org: ''
       },
-      auth: { configured: false, issuer: '', client_id: '', service: '' }
+      auth: { configured: false, issuer: '', client_id: '', service: '', source: '' }
     });
   });
 
@@ -80,7 +80,8 @@ describe('parseStatus', () => {
         configured: true,
         issuer: 'http://127.0.0.1:8999',
         client_id: 'infinstor-lab',
-        service: 'http://127.0.0.1:5000'
+        service: 'http://127.0.0.1:5000',
+        source: 'server'
       }
     });
     expect(status.user).toEqual({
@@ -93,13 +94,14 @@ describe('parseStatus', () => {
     });
     expect(status.auth?.configured).toBe(true);
     expect(status.auth?.issuer).toBe('http://127.0.0.1:8999');
+    expect(status.auth?.source).toBe('server');
     const embedded = parseStatus({
       ...payload,
       user: { signed_in: false, name: 'local', display_name: 'local', email: null, org: null },
       auth: { configured: false, issuer: null }
     });
     expect(embedded.user.email).toBe('');
-    expect(embedded.auth).toEqual({ configured: false, issuer: '', client_id: '', service: '' });
+    expect(embedded.auth).toEqual({ configured: false, issuer: '', client_id: '', service: '', source: '' });
   });
 
   it('uses the user name when there is no display name', () => {
