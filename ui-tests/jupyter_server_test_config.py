@@ -30,6 +30,15 @@ subprocess.run(
     check=True,
 )
 
+# EC2 jobs on emulated AWS: moto_server on INFINSTOR_UI_TEST_MOTO_PORT (started by
+# playwright.config.js), seeded with what the admin's CloudFormation stack would create.
+sys.path.insert(0, str(HERE))
+import seed_moto  # noqa: E402
+
+MOTO_URL = f"http://127.0.0.1:{os.environ.get('INFINSTOR_UI_TEST_MOTO_PORT', '8894')}"
+os.environ.update(seed_moto.AWS_ENV)
+seed_moto.seed(MOTO_URL)
+
 configure_jupyter_server(c)  # noqa: F821
 
 c.ServerApp.allow_root = True  # noqa: F821
@@ -41,3 +50,17 @@ c.ServerApp.port = int(os.environ.get("INFINSTOR_UI_TEST_PORT", "8888"))  # noqa
 c.ServerApp.port_retries = 0  # noqa: F821
 c.LabApp.news_url = None  # noqa: F821
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"  # noqa: F821
+
+c.EC2Target.region = seed_moto.REGION  # noqa: F821
+c.EC2Target.endpoint_url = MOTO_URL  # noqa: F821
+c.EC2Target.ami = seed_moto.AMI_PARAMETER  # noqa: F821
+c.EC2Target.s3_bucket = seed_moto.BUCKET  # noqa: F821
+c.EC2Target.s3_prefix = "lab"  # noqa: F821
+c.EC2Target.iam_instance_profile = seed_moto.PROFILE  # noqa: F821
+c.EC2Target.default_instance_type = "t3.medium"  # noqa: F821
+c.EC2Target.allowed_instance_types = ["t3.medium", "g5.xlarge"]  # noqa: F821
+c.EC2Target.max_instances_per_user = 3  # noqa: F821
+c.EC2Target.tags = {"team": "ui-tests"}  # noqa: F821
+# The emulated instances never boot: jobs wait for their agent until the test ends them.
+c.EC2Target.checkin_timeout = 600.0  # noqa: F821
+c.EC2Target.poll_interval = 0.5  # noqa: F821

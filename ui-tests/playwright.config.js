@@ -9,6 +9,8 @@ const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
 // INFINSTOR_UI_TEST_PORT / INFINSTOR_UI_TEST_DATA_DIR (a folder inside ui-tests) let two
 // suites run side by side; run them with their own `--output` folder too.
 const PORT = process.env.INFINSTOR_UI_TEST_PORT || '8888';
+// moto_server: emulated AWS for the main lab's EC2 target (jupyter_server_test_config.py).
+const MOTO_PORT = process.env.INFINSTOR_UI_TEST_MOTO_PORT || '8894';
 const JUPYTER_DATA_DIR =
   process.env.INFINSTOR_UI_TEST_DATA_DIR || path.join(__dirname, '.jupyter-data');
 
@@ -50,11 +52,28 @@ module.exports = {
   },
   webServer: [
     {
+      command: `python -m moto.server -H 127.0.0.1 -p ${MOTO_PORT}`,
+      url: `http://127.0.0.1:${MOTO_PORT}/moto-api/`,
+      timeout: 120 * 1000,
+      reuseExistingServer: false,
+      env: {
+        ...process.env,
+        AWS_ACCESS_KEY_ID: 'testing',
+        AWS_SECRET_ACCESS_KEY: 'testing',
+        AWS_DEFAULT_REGION: 'us-east-1'
+      }
+    },
+    {
       command: 'jupyter lab --config jupyter_server_test_config.py',
       url: `http://127.0.0.1:${PORT}/lab`,
       timeout: 120 * 1000,
       reuseExistingServer: !process.env.CI,
-      env: { ...process.env, JUPYTER_DATA_DIR, INFINSTOR_UI_TEST_PORT: PORT }
+      env: {
+        ...process.env,
+        JUPYTER_DATA_DIR,
+        INFINSTOR_UI_TEST_PORT: PORT,
+        INFINSTOR_UI_TEST_MOTO_PORT: MOTO_PORT
+      }
     },
     // The sign-in spec (tests/signin.spec.ts): the test identity provider, a token-checking
     // MLflow service trusting it, and a second lab using both (see jupyter_server_signin_config.py).

@@ -1,4 +1,5 @@
 import './base.css';
 import './jobs.css';
+import './compute.css';
 import './mlflow.css';
 import './signin.css';

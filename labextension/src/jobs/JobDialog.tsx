@@ -866,6 +866,17 @@ export class JobDialog extends Dialog<IJob | null> {
       });
   }
 
+  /**
+   * Dialog re-enables its accept button on every `input` event from HTML
+   * validity alone (after the form may have disabled it): the form decides.
+   */
+  handleEvent(event: Event): void {
+    super.handleEvent(event);
+    if (event.type === 'input') {
+      this._updateAccept();
+    }
+  }
+
   private _updateAccept(): void {
     const button = this.node.querySelector<HTMLButtonElement>('.jp-Dialog-button.jp-mod-accept');
     if (button) {
