@@ -232,6 +232,12 @@ export function ComputeView(props: IComputeViewProps): JSX.Element {
         </ul>
       ) : null}
 
+      {model.configError && (
+        <p className="jp-InfinStor-fieldError jp-InfinStor-computeConfigError" role="alert" data-testid="infinstor-compute-config-error">
+          {trans.__('Could not read the EC2 settings: %1', model.configError.message)}
+        </p>
+      )}
+
       {config && config.enabled && rows.length > 0 && (
         <details className="jp-InfinStor-computeConfig" data-testid="infinstor-compute-config" open={!model.available}>
           <summary>{trans.__('EC2 settings (read-only, set by the platform admin)')}</summary>

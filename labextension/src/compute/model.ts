@@ -70,6 +70,11 @@ export class ComputeModel implements IDisposable {
     return this._config;
   }
 
+  /** Why the settings could not be read the last time, or null. */
+  get configError(): Error | null {
+    return this._configError;
+  }
+
   /** Whether the first request has not completed yet. */
   get loading(): boolean {
     return !this._loaded && this._error === null;
@@ -178,7 +183,7 @@ export class ComputeModel implements IDisposable {
       this._configWanted = false;
       const [answer, config] = await Promise.all([
         this._client.instances(),
-        wantConfig ? this._client.config().catch(() => this._config) : Promise.resolve(this._config)
+        wantConfig ? this._readConfig() : Promise.resolve(this._config)
       ]);
       if (this._isDisposed) {
         return;
@@ -203,6 +208,18 @@ export class ComputeModel implements IDisposable {
     }
   }
 
+  /** The settings; on failure the last ones read (the instances matter more). */
+  private async _readConfig(): Promise<IComputeConfig | null> {
+    try {
+      const config = await this._client.config();
+      this._configError = null;
+      return config;
+    } catch (error) {
+      this._configError = error instanceof Error ? error : new Error(String(error));
+      return this._config;
+    }
+  }
+
   private _schedule(): void {
     let interval = STEADY_INTERVAL;
     if (!this._available) {
@@ -224,6 +241,7 @@ export class ComputeModel implements IDisposable {
   private _available = false;
   private _reason: string | null = null;
   private _config: IComputeConfig | null = null;
+  private _configError: Error | null = null;
   private _configWanted = true;
   private _pending = new Map<string, InstanceAction>();
   private _loaded = false;

@@ -58,8 +58,13 @@ export class FakeComputeClient implements IComputeClient {
     return JSON.parse(JSON.stringify(this.answer));
   }
 
+  configError: Error | null = null;
+
   async config(): Promise<IComputeConfig> {
     this.calls.push('config');
+    if (this.configError) {
+      throw this.configError;
+    }
     return JSON.parse(JSON.stringify(this.configAnswer));
   }
 

@@ -103,6 +103,20 @@ describe('ComputeModel', () => {
     expect(model.error).toBeNull();
   });
 
+  it('keeps the instances and the last settings when the settings cannot be read', async () => {
+    client.answer.instances = [instance('i-0aaa')];
+    await model.refresh();
+    client.configError = new Error('Forbidden');
+    await model.refresh();
+    expect(model.error).toBeNull();
+    expect(model.configError?.message).toBe('Forbidden');
+    expect(model.config?.config?.region).toBe('eu-west-1');
+    expect(model.instances).toHaveLength(1);
+    client.configError = null;
+    await model.refresh();
+    expect(model.configError).toBeNull();
+  });
+
   it('re-reads the settings on an explicit refresh only', async () => {
     await model.refresh();
     await model.refresh();
