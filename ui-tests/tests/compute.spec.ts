@@ -86,7 +86,8 @@ async function terminateFromView(page: Page, panel: Locator, id: string) {
   expect(response.status()).toBe(200);
   // AWS's answer shows at once; the next listing drops the terminated instance.
   await expect
-    .poll(async () => ((await row.count()) === 0 ? 'gone' : await row.getAttribute('data-state')))
+    // (evaluateAll does not wait for the row, which may vanish at any moment.)
+    .poll(() => row.evaluateAll(nodes => (nodes.length ? nodes[0].getAttribute('data-state') : 'gone')))
     .toMatch(/^(shutting-down|terminated|gone)$/);
 }
 

@@ -165,19 +165,25 @@ export class ComputeModel implements IDisposable {
         ];
       }
     } finally {
+      this._actionsDone++;
       this._pending.delete(id);
       if (!this._isDisposed) {
         this._schedule();
         this._changed.emit();
       }
     }
-    if (!this._poll.isDisposed) {
-      await this._poll.refresh();
-      await this._poll.tick;
+    // List again now (not through the poll: a listing already under way started before the
+    // action, and is discarded when it answers).
+    if (!this._isDisposed) {
+      await this._fetch().catch(() => undefined);
     }
   }
 
   private async _fetch(): Promise<void> {
+    // An answer is stale when a later request was already applied, or an action on an
+    // instance completed while it was under way (it could show the state before the action).
+    const seq = ++this._fetchSeq;
+    const actions = this._actionsDone;
     try {
       const wantConfig = this._configWanted || !this._loaded;
       this._configWanted = false;
@@ -188,6 +194,10 @@ export class ComputeModel implements IDisposable {
       if (this._isDisposed) {
         return;
       }
+      if (seq < this._appliedSeq || actions !== this._actionsDone) {
+        return;
+      }
+      this._appliedSeq = seq;
       this._loaded = true;
       this._error = null;
       this._fetchedAt = Date.now();
@@ -244,6 +254,9 @@ export class ComputeModel implements IDisposable {
   private _configError: Error | null = null;
   private _configWanted = true;
   private _pending = new Map<string, InstanceAction>();
+  private _fetchSeq = 0;
+  private _appliedSeq = 0;
+  private _actionsDone = 0;
   private _loaded = false;
   private _error: Error | null = null;
   private _fetchedAt = 0;

@@ -50,12 +50,19 @@ export class FakeComputeClient implements IComputeClient {
   actError: Error | null = null;
   calls: string[] = [];
 
+  /** When set, listings wait for it (after taking their snapshot), as a slow server would. */
+  gate: Promise<void> | null = null;
+
   async instances(): Promise<IInstancesAnswer> {
     this.calls.push('instances');
     if (this.listError) {
       throw this.listError;
     }
-    return JSON.parse(JSON.stringify(this.answer));
+    const snapshot = JSON.parse(JSON.stringify(this.answer));
+    if (this.gate) {
+      await this.gate;
+    }
+    return snapshot;
   }
 
   configError: Error | null = null;

@@ -82,6 +82,28 @@ describe('ComputeModel', () => {
     expect(model.find('i-0bbb')?.state).toBe('shutting-down');
   });
 
+  it('never shows a listing taken before an action over its result', async () => {
+    client.answer.instances = [instance('i-0aaa')];
+    await model.refresh();
+    // A slow listing starts while the instance still runs...
+    let release: () => void = () => undefined;
+    client.gate = new Promise<void>(resolve => (release = resolve));
+    const listings = client.calls.filter(c => c === 'instances').length;
+    const slow = model.refresh();
+    while (client.calls.filter(c => c === 'instances').length === listings) {
+      await new Promise(resolve => setTimeout(resolve, 5));
+    }
+    // ...the user terminates it; the listing answers only afterwards.
+    client.gate = null;
+    await model.terminate('i-0aaa');
+    expect(model.find('i-0aaa')?.state).toBe('shutting-down');
+    release();
+    await slow;
+    await new Promise(resolve => setTimeout(resolve, 0));
+    expect(model.find('i-0aaa')?.state).toBe('shutting-down');
+    expect(model.interval).toBe(TRANSITION_INTERVAL);
+  });
+
   it('passes action errors on and clears the pending action', async () => {
     client.answer.instances = [instance('i-0aaa')];
     await model.refresh();
