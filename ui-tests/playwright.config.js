@@ -23,6 +23,8 @@ module.exports = {
   testDir: './tests',
   // The embedded MLflow server can take a while to start the first time.
   timeout: 120 * 1000,
+  // A loaded 2-core machine can take longer than Playwright's default 5 s to re-render.
+  expect: { timeout: 10 * 1000 },
   workers: 1,
   retries: process.env.CI ? 1 : 0,
   reporter: [
