@@ -106,3 +106,16 @@ def test_cloudformation_template_is_valid_and_least_privilege():
     if shutil.which("cfn-lint"):
         result = subprocess.run(["cfn-lint", str(path)], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_compute_api_without_the_ec2_target(jp_fetch, infinstor, monkeypatch):
+    """A server whose job targets leave EC2 out: the Compute view says so; actions are 404."""
+    monkeypatch.delitem(infinstor.jobs.targets, "ec2")
+    listed = json.loads((await jp_fetch("infinstor", "api", "compute", "instances")).body)
+    assert listed["available"] is False and listed["instances"] == []
+    assert listed["reason"].startswith("EC2 is not configured: the EC2 target is not enabled on this server")
+    config = json.loads((await jp_fetch("infinstor", "api", "compute", "config")).body)
+    assert config == {"enabled": False, "available": False, "reason": listed["reason"], "missing": [], "config": None, "identity": None}
+    with pytest.raises(HTTPClientError) as excinfo:
+        await jp_fetch("infinstor", "api", "compute", "instances", "i-0123456789abcdef0", "stop", method="POST", body=b"")
+    assert excinfo.value.code == 404
