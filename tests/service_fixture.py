@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -135,16 +136,16 @@ def postgres_bin() -> Path | None:
 class PostgresCluster:
     """A throwaway PostgreSQL cluster on a loopback port (initdb refuses root: run as `postgres`)."""
 
-    def __init__(self, root: Path):
+    def __init__(self):
         bin_dir = postgres_bin()
         if bin_dir is None:
             pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): apt-get install -y postgresql")
         self.bin = bin_dir
-        self.root = root
+        # Not under pytest's tmp dir: that is private to root, and the server runs as `postgres`.
+        root = self.root = Path(tempfile.mkdtemp(prefix="infinstor-pg-"))
         self.data = root / "data"
         self.port = free_port()
         self.as_user = [] if os.geteuid() != 0 else [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
-        root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(root, "postgres", "postgres")
         self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
@@ -152,7 +153,7 @@ class PostgresCluster:
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(root / "postgres.log"), "-w", "-t", "60",
             "-o", f"-h 127.0.0.1 -p {self.port} -k {root} -F -c fsync=off -c full_page_writes=off", "start",
         ])  # fmt: skip
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}"
 
     def _run(self, command: list[str]) -> None:
         result = subprocess.run(self.as_user + command, capture_output=True, text=True, timeout=120)
@@ -160,10 +161,10 @@ class PostgresCluster:
             raise RuntimeError(f"{command[0]} failed: {result.stderr or result.stdout}")
 
     def create_database(self, name: str) -> str:
-        self._run([str(self.bin.parent / "bin" / "createdb") if (self.bin / "createdb").exists() else "createdb",
-                   "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name])  # fmt: skip
+        self._run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name])
         return f"{self.url}/{name}"
 
     def stop(self) -> None:
         subprocess.run(self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
                        capture_output=True, timeout=60)  # fmt: skip
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -72,7 +72,7 @@ def _create_company_app(flask_app):
     if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") != "uvicorn":
         raise RuntimeError("company mode runs under uvicorn (MLflow's default server); drop --gunicorn-opts/--waitress-opts")
     database_uri = config.database_uri or os.environ.get(BACKEND_STORE_URI_ENV_VAR)
-    if not database_uri or not database_uri.startswith(("sqlite", "postgresql", "mysql", "mssql")):
+    if not database_uri or not database_uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql"):
         raise RuntimeError("company mode needs a database for its tables: a SQL --backend-store-uri or database_uri in the configuration")
     engine = make_engine(database_uri)
     migrate(engine)

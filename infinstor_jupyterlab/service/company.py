@@ -272,7 +272,7 @@ class CompanyService:
     def check_run(self, who: Principal, run_id: str, need: str) -> str:
         experiment_id = self.run_experiment(who.org, run_id)
         rank = self.rank(who, "experiment", experiment_id)
-        if rank == 0 and need == "reader" and self._read_via_model_version(who, run_id):
+        if rank == 0 and self._read_via_model_version(who, run_id):
             rank = ROLE_RANK["reader"]
         self.check(rank, need, f"Run with id={run_id} not found")
         return experiment_id
@@ -280,7 +280,7 @@ class CompanyService:
     def check_logged_model(self, who: Principal, model_id: str, need: str) -> str:
         experiment_id, source_run = self.logged_model(who.org, model_id)
         rank = self.rank(who, "experiment", experiment_id)
-        if rank == 0 and need == "reader" and source_run and self._read_via_model_version(who, source_run):
+        if rank == 0 and source_run and self._read_via_model_version(who, source_run):
             rank = ROLE_RANK["reader"]
         self.check(rank, need, f"Logged model with ID '{model_id}' not found.")
         return experiment_id
@@ -298,7 +298,7 @@ class CompanyService:
             raise not_found("No such artifact")
         experiment_id = parts[2]
         rank = self.rank(who, "experiment", experiment_id)
-        if rank == 0 and need == "reader" and len(parts) >= 5:
+        if rank == 0 and len(parts) >= 5:
             if parts[3] == "models":
                 model_experiment, source_run = self.logged_model(who.org, parts[4])
                 if model_experiment == experiment_id and source_run and self._read_via_model_version(who, source_run):
@@ -449,7 +449,11 @@ class CompanyService:
             return
         from mlflow.protos.service_pb2 import SearchExperiments
 
+        from mlflow.store.tracking import SEARCH_MAX_RESULTS_DEFAULT
+
         request = params.message(SearchExperiments(), repeated=("order_by",))
+        if not request.HasField("max_results"):
+            request.max_results = SEARCH_MAX_RESULTS_DEFAULT
         readable = self.store.readable_ids(who.org, "experiment", who.username, list(who.groups))
         tracking = _stores()[0]
 
@@ -768,6 +772,13 @@ class CompanyASGIMiddleware:
             if denied.audit:
                 await asyncio.to_thread(self.service.record, denied.who, denied.action, denied.refusal.status, denied.audit)
             return await _send(send, denied.refusal.status, denied.refusal.body())
+        except Exception as exc:
+            from mlflow.exceptions import MlflowException
+
+            if isinstance(exc, MlflowException):  # e.g. a bad search filter, as MLflow would answer
+                return await _send(send, exc.get_http_status_code(), exc.serialize_as_json().encode())
+            log.exception("InfinStor company: cannot decide on %s %s", method, path)
+            return await _send(send, 500, Refusal(500, "INTERNAL_ERROR", "The service could not authorize this request.").body())
         if api_answer is not None:
             return await _send(send, api_answer[0], api_answer[1])
         if outcome.respond is not None:
