@@ -137,6 +137,8 @@ def routes() -> tuple[Route, ...]:
                 table.append(Route(operation, method, _path_regex(path)))
     for path in _get_paths("/mlflow/server-info", version=3):
         table.append(Route("GetServerInfo", "GET", _path_regex(path)))
+    # MLflow serves dataset search for its UI on a route of its own (the proto's path lacks a '/').
+    table.append(Route("SearchDatasets", "POST", _path_regex("/ajax-api/2.0/mlflow/experiments/search-datasets")))
     return tuple(table)
 
 
