@@ -11,12 +11,14 @@ nothing else. Plus tokens, sharing, paging of private views, org admins and the 
 from __future__ import annotations
 
 import json
-import time
+import os
+import subprocess
+import sys
 
 import pytest
 import requests
 
-from service_fixture import ADMIN_GROUP, CompanyServer, PostgresCluster, user_token
+from service_fixture import CompanyServer, PostgresCluster, user_token
 
 pytestmark = pytest.mark.slow
 
@@ -303,3 +305,41 @@ def test_authentication_failures(deployment, idp, tokens, world):
     assert status(main.call("GET", "api/3.0/mlflow/workspaces", tokens["alice"])) == 403
     assert status(main.call("POST", "graphql", tokens["alice"], json={"query": "{ __typename }"})) == 403
     assert main.call("GET", "health").status_code == 200
+
+
+def test_cli_tokens_and_sharing(deployment, tokens, world, tmp_path):
+    main, _ = deployment
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
+    env.update(INFINSTOR_DATA_DIR=str(tmp_path / "cli-data"), INFINSTOR_INSECURE_LOOPBACK="1", PYTHONUNBUFFERED="1")
+    service = ["--service", main.uri]
+
+    def cli(*args, stdin=None):
+        return subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.cli", *args], env=env, input=stdin,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    signed_in = cli("login", *service, "--token", "-", stdin=tokens["alice"] + "\n")
+    assert signed_in.returncode == 0, signed_in.stderr
+    created = cli("token", "create", *service, "--name", "nightly", "--days", "2")
+    assert created.returncode == 0, created.stderr
+    api_token = created.stdout.strip()
+    assert api_token.startswith("inf_") and "shown once" in created.stderr
+    listed = cli("token", "list", *service, "--json")
+    entry = next(t for t in json.loads(listed.stdout) if t["name"] == "nightly")
+    assert api_token not in listed.stdout
+    experiment = world["experiment_id"]
+    granted = cli("share", "grant", *service, "--experiment", experiment, "--group", "sales", "--role", "reader")
+    assert granted.returncode == 0 and "group sales is now reader" in granted.stdout, granted.stderr
+    ok(main.mlflow("GET", "experiments/get", tokens["erin"], params={"experiment_id": experiment}))
+    shown = json.loads(cli("share", "list", *service, "--experiment", experiment, "--json").stdout)
+    assert {"principal_type": "group", "principal": "sales", "role": "reader"}.items() <= next(
+        g for g in shown if g["principal"] == "sales").items()  # fmt: skip
+    revoked = cli("share", "revoke", *service, "--experiment", experiment, "--group", "sales")
+    assert revoked.returncode == 0, revoked.stderr
+    assert status(main.mlflow("GET", "experiments/get", tokens["erin"], params={"experiment_id": experiment})) == 404
+    assert cli("token", "revoke", *service, entry["id"]).returncode == 0
+    assert status(main.mlflow("GET", "experiments/get", api_token, params={"experiment_id": experiment})) == 401
+    # Refusals are clear and fail the command.
+    env["INFINSTOR_DATA_DIR"] = str(tmp_path / "bob-data")
+    assert cli("login", *service, "--token", "-", stdin=tokens["bob"] + "\n").returncode == 0
+    refused = cli("share", "grant", *service, "--experiment", experiment, "--user", "erin", "--role", "manager")
+    assert refused.returncode == 1 and "refused (403)" in refused.stderr
