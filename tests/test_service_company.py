@@ -39,15 +39,16 @@ def backend(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def deployment(backend, idp, tmp_path_factory):
-    """Two replicas on one database: `main` with the shipped policy, `tagging` with an override
-    that lets readers tag model versions."""
+    """Two replicas on one database: `main` with the shipped policy and defaults, `tagging` with
+    an override that lets readers tag model versions, private experiments and org-readable models."""
     name, cluster = backend
     root = tmp_path_factory.mktemp(f"company-{name}")
     uri = cluster.create_database("mlflow") if cluster else f"sqlite:///{root / 'mlflow.db'}"
     main = CompanyServer(root / "main", idp.issuer, backend_uri=uri)
     try:
         tagging = CompanyServer(root / "tagging", idp.issuer, backend_uri=uri,
-                                policy={"operations": {"SetModelVersionTag": "reader"}})  # fmt: skip
+                                policy={"operations": {"SetModelVersionTag": "reader"}},
+                                config={"defaults": {"experiment": "private", "registered_models_org_readable": True}})  # fmt: skip
     except Exception:
         main.stop()
         raise
@@ -216,6 +217,19 @@ def test_api_tokens_create_use_list_revoke(deployment, tokens, world):
     assert status(main.mlflow("GET", "experiments/get", token[:-2] + "zz", params={"experiment_id": "0"})) == 401
 
 
+def test_configurable_defaults_on_create(deployment, tokens):
+    _, other = deployment  # private experiments, registered models readable organisation-wide
+    alice = tokens["alice"]
+    experiment_id = ok(other.mlflow("POST", "experiments/create", alice, json={"name": "alice-private"}))["experiment_id"]
+    grants = ok(other.infinstor("GET", "permissions", alice, params={"resource_type": "experiment", "resource_id": experiment_id}))
+    assert [(g["principal_type"], g["principal"], g["role"]) for g in grants["permissions"]] == [("user", "alice", "manager")]
+    assert status(other.mlflow("GET", "experiments/get", tokens["bob"], params={"experiment_id": experiment_id})) == 404
+    ok(other.mlflow("POST", "registered-models/create", alice, json={"name": "org-wide-model"}))
+    assert ok(other.mlflow("GET", "registered-models/get", tokens["erin"], params={"name": "org-wide-model"}))
+    assert status(other.mlflow("GET", "registered-models/get", tokens["dave"], params={"name": "org-wide-model"})) == 404
+    assert status(other.mlflow("PATCH", "registered-models/update", tokens["bob"], json={"name": "org-wide-model", "description": "x"})) == 403
+
+
 def test_sharing_with_a_user_and_revoking(deployment, tokens, world):
     main, _ = deployment
     alice, erin = tokens["alice"], tokens["erin"]
@@ -301,8 +315,13 @@ def test_authentication_failures(deployment, idp, tokens, world):
     # A client cannot pick another organisation's workspace with MLflow's own header.
     response = main.mlflow("GET", "experiments/get", tokens["dave"], params=experiment, headers={"X-MLflow-Workspace": "acme"})
     assert response.status_code == 404
-    # Operations this service does not authorize are refused, not passed through.
-    assert status(main.call("GET", "api/3.0/mlflow/workspaces", tokens["alice"])) == 403
+    # Workspaces: each caller sees their own organisation's, and no other name.
+    assert ok(main.call("GET", "api/3.0/mlflow/workspaces", tokens["dave"])) == {"workspaces": [{"name": "globex"}]}
+    assert status(main.call("GET", "api/3.0/mlflow/workspaces/acme", tokens["dave"])) == 404
+    assert ok(main.call("GET", "api/3.0/mlflow/workspaces/acme", tokens["frank"]))["workspace"]["name"] == "acme"
+    # Operations this service does not authorize are refused, not passed through, even to admins.
+    assert status(main.call("POST", "api/3.0/mlflow/workspaces", tokens["frank"], json={"name": "evil"})) == 403
+    assert status(main.call("DELETE", "api/3.0/mlflow/workspaces/globex", tokens["frank"])) == 403
     assert status(main.call("POST", "graphql", tokens["alice"], json={"query": "{ __typename }"})) == 403
     assert main.call("GET", "health").status_code == 200
 

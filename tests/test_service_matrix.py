@@ -115,6 +115,8 @@ def request_for(operation: str, t: Target, who: str) -> tuple[str, str, dict]:
         "SearchRegisteredModels": ("GET", "registered-models/search", {}),
         "SearchModelVersions": ("GET", "model-versions/search", {}),
         "GetServerInfo": ("GET", "@api/3.0/mlflow/server-info", {}),
+        "ListWorkspaces": ("GET", "@api/3.0/mlflow/workspaces", {}),
+        "GetWorkspace": ("GET", f"@api/3.0/mlflow/workspaces/{'globex' if who == 'other-org' else 'acme'}", {}),
         "GetExperiment": ("GET", "experiments/get", {"params": {"experiment_id": t.experiment_id}}),
         "GetExperimentByName": ("GET", "experiments/get-by-name", {"params": {"experiment_name": t.experiment_name}}),
         "UpdateExperiment": ("POST", "experiments/update", {"json": {"experiment_id": t.experiment_id, "new_name": f"renamed-{unique}"}}),

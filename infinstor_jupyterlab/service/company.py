@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -154,6 +155,7 @@ class CompanyService:
         self._run_experiments = _LRU()
         self._logged_models = _LRU()
         self._workspaces: set[str] = set()
+        self._touched: dict[str, float] = {}
         self._workspace_lock = threading.Lock()
 
     # -- authentication -------------------------------------------------------------------------
@@ -166,7 +168,7 @@ class CompanyService:
             if record is None:
                 raise InvalidToken("the API token is unknown, revoked or expired")
             groups = tuple(self.store.user_groups(record.org, record.username) or ())
-            self.store.touch_token(record.token_id)
+            self._touch(record.token_id)
             return self._principal(record.username, record.org, groups, None, "api_token", token_id=record.token_id)
         if self.job_key is not None and _is_job_token(token):
             try:
@@ -187,6 +189,15 @@ class CompanyService:
         self.ensure_workspace(org)
         self.store.see_user(org, caller.username, caller.email, list(groups))
         return self._principal(caller.username, org, groups, caller.email, "oidc")
+
+    def _touch(self, token_id: str) -> None:
+        """Record a token's last use, at most once a minute (not a database write per request)."""
+        now = time.monotonic()
+        with self._workspace_lock:
+            if now - self._touched.get(token_id, -3600.0) < 60:
+                return
+            self._touched[token_id] = now
+        self.store.touch_token(token_id)
 
     def _principal(self, username, org, groups, email, kind, token_id=None) -> Principal:
         is_admin = any(g in self.config.org_admin_groups for g in groups)
@@ -341,6 +352,13 @@ class CompanyService:
 
     def _kind_none(self, who, operation, need, params, path_vars, outcome):
         pass
+
+    def _kind_own_workspaces(self, who, operation, need, params, path_vars, outcome):
+        """A caller's workspaces are their organisation's, and no other (names never leak)."""
+        if operation == "ListWorkspaces":
+            outcome.respond = (200, _json({"workspaces": [{"name": who.org}]}))
+        elif path_vars.get("workspace_name") != who.org:
+            raise not_found(f"Workspace '{path_vars.get('workspace_name')}' not found")
 
     def _kind_experiment(self, who, operation, need, params, path_vars, outcome):
         experiment_id = _required(params, "experiment_id")

@@ -37,6 +37,8 @@ KINDS: dict[str, str] = {
     "SearchRegisteredModels": "search_registered_models!",
     "SearchModelVersions": "search_model_versions!",
     "GetServerInfo": "none!",
+    "ListWorkspaces": "own_workspaces!",
+    "GetWorkspace": "own_workspaces!",
     "GetExperiment": "experiment",
     "GetExperimentByName": "experiment_name",
     "UpdateExperiment": "experiment",
