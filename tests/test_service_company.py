@@ -305,7 +305,7 @@ def test_org_admin_manages_everything_in_the_org_and_reads_the_audit_log(deploym
     assert not any(e["username"] == "dave" for e in events)  # globex's log is globex's
 
 
-def test_authentication_failures(deployment, idp, tokens, world):
+def test_refusals_and_lookalike_requests(deployment, idp, tokens, world):
     main, _ = deployment
     experiment = {"experiment_id": world["experiment_id"]}
     assert status(main.mlflow("GET", "experiments/get", None, params=experiment)) == 401
@@ -324,6 +324,20 @@ def test_authentication_failures(deployment, idp, tokens, world):
     assert status(main.call("DELETE", "api/3.0/mlflow/workspaces/globex", tokens["frank"])) == 403
     assert status(main.call("POST", "graphql", tokens["alice"], json={"query": "{ __typename }"})) == 403
     assert main.call("GET", "health").status_code == 200
+    # The JSON (camelCase) spelling of a field is read like MLflow reads it, never skipped.
+    dave, erin = tokens["dave"], tokens["erin"]
+    own = ok(main.mlflow("POST", "experiments/create", erin, json={"name": "erin-models"}))["experiment_id"]
+    erin_run = ok(main.mlflow("POST", "runs/create", erin, json={"experiment_id": own}))["run"]["info"]["run_id"]
+    sneaky = {"run_uuid": erin_run, "runId": world["second"], "key": "x", "value": 1, "timestamp": 1}
+    assert status(main.mlflow("POST", "runs/log-metric", erin, json=sneaky)) == 404
+    assert ok(main.mlflow("POST", "runs/search", dave, json={"experimentIds": [world["experiment_id"]]})) == {}
+    mixed = ok(main.mlflow("POST", "runs/search", erin, json={"experimentIds": [world["experiment_id"], own]}))
+    assert [r["info"]["run_id"] for r in mixed["runs"]] == [erin_run]
+    # A body naming another logged model than the path is refused (MLflow acts on the body's).
+    model_id = ok(main.mlflow("POST", "logged-models", erin, json={"experiment_id": own, "name": "m"}))["model"]["info"]["model_id"]
+    lookalike = main.call("PATCH", f"api/2.0/mlflow/logged-models/{model_id}", erin, json={"model_id": "m-someone-else", "status": "LOGGED_MODEL_READY"})
+    assert lookalike.status_code == 400
+    ok(main.call("PATCH", f"api/2.0/mlflow/logged-models/{model_id}", erin, json={"model_id": model_id, "status": "LOGGED_MODEL_READY"}))
 
 
 def test_cli_tokens_and_sharing(deployment, tokens, world, tmp_path):

@@ -389,6 +389,9 @@ class CompanyService:
 
     def _kind_logged_model(self, who, operation, need, params, path_vars, outcome):
         model_id = path_vars["model_id"]
+        # Some MLflow handlers act on the body's model_id rather than the path's: they must agree.
+        if params.get("model_id") not in (None, model_id):
+            raise bad_request("The model_id in the body does not match the path.")
         self.check_logged_model(who, model_id, need)
         outcome.audit = ("logged_model", model_id)
 
@@ -454,13 +457,14 @@ class CompanyService:
         data = params.body_json
         if not isinstance(data, dict):
             raise bad_request("Expected a JSON body.")
-        requested = [str(i) for i in data.get("experiment_ids") or []]
+        requested = params.get_all("experiment_ids")
         readable = self.store.roles_on_any(who.org, "experiment", requested, who.username, list(who.groups))
         kept = [i for i in requested if i in readable]
         if not kept:
             outcome.respond = (200, b"{}")
         elif kept != requested:
-            outcome.body = _json({**data, "experiment_ids": kept})
+            rest = {k: v for k, v in data.items() if k not in ("experiment_ids", "experimentIds")}
+            outcome.body = _json({**rest, "experiment_ids": kept})
 
     def _kind_search_experiments(self, who, operation, need, params, path_vars, outcome):
         if who.is_admin:
@@ -670,16 +674,27 @@ class _Params:
     def __init__(self, query: dict[str, list[str]], body_json: Any):
         self.query, self.body_json = query, body_json
 
+    def _body_value(self, name: str):
+        """A body field by its proto name or its JSON (camelCase) name, as protobuf parsing
+        accepts both: authorizing one spelling while MLflow acts on the other must not happen."""
+        if not isinstance(self.body_json, dict):
+            return None
+        value = self.body_json.get(name)
+        if value in (None, ""):
+            value = self.body_json.get(_camel(name))
+        return None if value in (None, "") else value
+
     def get(self, name: str) -> str | None:
-        if isinstance(self.body_json, dict) and self.body_json.get(name) not in (None, ""):
-            value = self.body_json[name]
+        value = self._body_value(name)
+        if value is not None:
             return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
         values = self.query.get(name)
         return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
-        if isinstance(self.body_json, dict) and isinstance(self.body_json.get(name), list):
-            return [str(v) for v in self.body_json[name]]
+        value = self._body_value(name)
+        if isinstance(value, list):
+            return [str(v) for v in value]
         return self.query.get(name, [])
 
     def message(self, message, repeated: tuple[str, ...] = ()):
@@ -694,6 +709,11 @@ class _Params:
         except Exception as exc:
             raise bad_request(f"Invalid search parameters: {exc}") from None
         return message
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def _params(query: str, body: bytes | None) -> _Params:
