@@ -301,6 +301,8 @@ def test_org_admin_manages_everything_in_the_org_and_reads_the_audit_log(deploym
     assert ("bob", "LogBatch", 200) in actions
     assert ("carol", "SetRegisteredModelTag", 403) in actions
     assert ("alice", "infinstor:POST permissions", 200) in actions
+    assert any(e["username"].startswith("job:") and e["action"] == "LogMetric" and e["resource_id"] == world["run_id"] for e in events)
+    assert any(e["username"].startswith("job:") and e["action"] == "DeleteRun" and e["status"] == 403 for e in events)
     assert all(e["at"] > 0 for e in events)
     assert not any(e["username"] == "dave" for e in events)  # globex's log is globex's
 

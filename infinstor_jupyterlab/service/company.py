@@ -25,11 +25,14 @@ Our own REST API (tokens, sharing, audit, whoami) is under /api/2.0/infinstor/.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import logging
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
@@ -328,7 +331,8 @@ class CompanyService:
                 raise forbidden("This operation is not available to a job token.")
             if matched is not None and not who.job_scope.allows(method, path, query, body):
                 raise Refusal(403, "PERMISSION_DENIED", json.loads(job_tokens.FORBIDDEN_BODY)["message"])
-            return Outcome(who, matched[0] if matched else None)
+            audit = ("run", who.job_scope.claims.run_id) if method != "GET" else None
+            return Outcome(who, matched[0] if matched else None, audit=audit)
         if matched is None:
             if _is_ui_path(path):
                 return Outcome(who)
@@ -419,8 +423,12 @@ class CompanyService:
         source = params.get("source") or ""
         if run_id:
             self.check_run(who, run_id, "reader")
+        if params.get("model_id"):
+            self.check_logged_model(who, params.get("model_id"), "reader")
         if source.startswith("models:/m-"):
             self.check_logged_model(who, source[len("models:/"):].split("/")[0], "reader")
+        elif source.startswith("models:/"):  # a version copied from another registered model
+            self.check_model(who, source[len("models:/"):].split("/")[0], "reader")
         elif source.startswith("runs:/"):
             self.check_run(who, source[len("runs:/"):].split("/")[0], "reader")
         elif source.startswith("mlflow-artifacts:/"):
@@ -773,9 +781,17 @@ def _needs_body(method: str, path: str) -> bool:
 
 
 class CompanyASGIMiddleware:
-    def __init__(self, app, service: CompanyService):
+    def __init__(self, app, service: CompanyService, threads: int = 32):
         self.app = app
         self.service = service
+        # Decisions block on the database: they run here, never on the event loop. Sized like the
+        # thread pool that serves MLflow's Flask app, so neither starves the other.
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="infinstor-authz")
+
+    async def _in_thread(self, fn, *args):
+        # A fresh copy of the context per call: the workspace each decision sets stays its own.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(context.run, fn, *args))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -800,7 +816,7 @@ class CompanyASGIMiddleware:
         headers = [(k, v) for k, v in scope.get("headers") or [] if k != WORKSPACE_HEADER]
         authorization = next((v for k, v in headers if k == b"authorization"), None)
         try:
-            who, outcome, api_answer = await asyncio.to_thread(self._decide, authorization, method, path, query, body)
+            who, outcome, api_answer = await self._in_thread(self._decide, authorization, method, path, query, body)
         except InvalidToken as exc:
             return await _send(send, 401, _unauthenticated(str(exc)), [(b"www-authenticate", b'Bearer realm="infinstor"')])
         except VerifierUnavailable as exc:
@@ -808,7 +824,7 @@ class CompanyASGIMiddleware:
             return await _send(send, 503, Refusal(503, "TEMPORARILY_UNAVAILABLE", f"Cannot verify credentials now: {exc}").body())
         except _Denied as denied:
             if denied.audit:
-                await asyncio.to_thread(self.service.record, denied.who, denied.action, denied.refusal.status, denied.audit)
+                await self._in_thread(self.service.record, denied.who, denied.action, denied.refusal.status, denied.audit)
             return await _send(send, denied.refusal.status, denied.refusal.body())
         except Exception as exc:
             from mlflow.exceptions import MlflowException
@@ -830,7 +846,7 @@ class CompanyASGIMiddleware:
             receive = _replay(new_body, receive)
         status = await self._forward(scope, receive, send, outcome)
         if outcome.audit is not None:
-            await asyncio.to_thread(self.service.record, who, outcome.operation or method, status, outcome.audit, outcome.detail)
+            await self._in_thread(self.service.record, who, outcome.operation or method, status, outcome.audit, outcome.detail)
         return None
 
     def _decide(self, authorization, method, path, query, body):
@@ -875,7 +891,7 @@ class CompanyASGIMiddleware:
         status = start["status"] if start else 500
         body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
         try:
-            await asyncio.to_thread(outcome.after, status, body)
+            await self._in_thread(outcome.after, status, body)
         except Exception:
             log.exception("InfinStor: could not record the grants of %s", outcome.operation)
             message = "The resource was created but its permissions could not be recorded."
