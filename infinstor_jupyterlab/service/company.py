@@ -25,6 +25,7 @@ Our own REST API (tokens, sharing, audit, whoami) is under /api/2.0/infinstor/.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import functools
 import json
@@ -116,6 +117,10 @@ class _LRU:
                 self.data.move_to_end(key)
             return value
 
+    def clear(self) -> None:
+        with self.lock:
+            self.data.clear()
+
     def put(self, key, value) -> None:
         with self.lock:
             self.data[key] = value
@@ -156,6 +161,8 @@ class CompanyService:
         )
         self.job_key = job_tokens.derive_key(config.job_token_secret) if config.job_token_secret else None
         self._run_experiments = _LRU()
+        self._roles = _LRU(50_000)
+        self.audit = AuditWriter(store)
         self._logged_models = _LRU()
         self._workspaces: set[str] = set()
         self._touched: dict[str, float] = {}
@@ -238,8 +245,20 @@ class CompanyService:
     def rank(self, who: Principal, resource_type: str, resource_id: str) -> int:
         if who.is_admin:
             return RANK_ADMIN
+        key = (who.org, who.username, who.groups, resource_type, str(resource_id))
+        cached = self._roles.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         role = self.store.role_on(who.org, resource_type, resource_id, who.username, list(who.groups))
-        return ROLE_RANK.get(role, 0)
+        rank = ROLE_RANK.get(role, 0)
+        # Only roles held are reused: a resource created a moment ago must not stay hidden.
+        if rank and self.config.grant_cache_seconds > 0:
+            self._roles.put(key, (rank, time.monotonic() + self.config.grant_cache_seconds))
+        return rank
+
+    def grants_changed(self) -> None:
+        """This replica changed grants: forget every role it reused."""
+        self._roles.clear()
 
     def run_experiment(self, org: str, run_id: str) -> str:
         key = (org, run_id)
@@ -410,10 +429,10 @@ class CompanyService:
         outcome.audit = ("registered_model", name)
         if operation == "RenameRegisteredModel":
             new_name = _required(params, "new_name")
-            outcome.after = lambda status, _body: status == 200 and self.store.rename_resource(who.org, "registered_model", name, new_name)
+            outcome.after = lambda status, _body: status == 200 and self._changed(self.store.rename_resource(who.org, "registered_model", name, new_name))
             outcome.detail = {"new_name": new_name}
         elif operation == "DeleteRegisteredModel":
-            outcome.after = lambda status, _body: status == 200 and self.store.forget_resource(who.org, "registered_model", name)
+            outcome.after = lambda status, _body: status == 200 and self._changed(self.store.forget_resource(who.org, "registered_model", name))
 
     def _kind_create_model_version(self, who, operation, need, params, path_vars, outcome):
         name = _required(params, "name")
@@ -442,6 +461,9 @@ class CompanyService:
     def _kind_create_registered_model(self, who, operation, need, params, path_vars, outcome):
         outcome.after = lambda status, body: status == 200 and self._grant_on_create_model(who, body)
         outcome.audit = ("registered_model", params.get("name"))
+
+    def _changed(self, _result=None) -> None:
+        self.grants_changed()
 
     def _grant_on_create_experiment(self, who: Principal, body: bytes) -> None:
         experiment_id = str(json.loads(body)["experiment_id"])
@@ -571,6 +593,7 @@ class CompanyService:
             if not who.is_admin:
                 raise forbidden("The audit log is for organisation admins.")
             limit = min(max(int(params.get("limit") or 100), 1), 1000)
+            self.audit.flush()
             before = params.get("before_id")
             return 200, {"events": self.store.audit_log(who.org, limit, int(before) if before else None)}, None
         raise not_found(f"No such InfinStor API: {method} {route}")
@@ -638,17 +661,58 @@ class CompanyService:
             if role not in ROLES:
                 raise bad_request(f"role must be one of {', '.join(ROLES)}")
             self.store.grant(who.org, resource_type, resource_id, principal_type, principal, role, who.username)
+            self.grants_changed()
             return 200, {"granted": {"principal_type": principal_type, "principal": principal, "role": role}}, entry
-        if not self.store.revoke(who.org, resource_type, resource_id, principal_type, principal):
+        revoked = self.store.revoke(who.org, resource_type, resource_id, principal_type, principal)
+        self.grants_changed()
+        if not revoked:
             raise not_found(f"{principal_type} {principal} holds no role on this {resource_type}")
         return 200, {"revoked": {"principal_type": principal_type, "principal": principal}}, entry
 
     def record(self, who: Principal, action: str, status: int, entry: tuple | None, detail: dict | None = None) -> None:
         resource_type, resource_id = entry or (None, None)
-        try:
-            self.store.record(who.org, who.username, action, status, resource_type, resource_id, detail)
-        except Exception:  # the write itself has happened; a lost audit row must be visible in logs
-            log.exception("InfinStor: could not write the audit record of %s by %s", action, who.username)
+        self.audit.add(self.store.audit_row(who.org, who.username, action, status, resource_type, resource_id, detail))
+
+
+class AuditWriter:
+    """Audit rows written in batches by one background thread (a few per second), so a busy
+    service does not pay a database transaction per write; `flush` writes what is pending now."""
+
+    def __init__(self, store: ServiceStore, interval: float = 0.25, max_pending: int = 10_000):
+        self.store, self.interval, self.max_pending = store, interval, max_pending
+        self._pending: list[dict] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="infinstor-audit", daemon=True)
+        self._thread.start()
+        atexit.register(self.flush)
+
+    def add(self, row: dict) -> None:
+        with self._lock:
+            self._pending.append(row)
+            full = len(self._pending) >= 500
+        if full:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            with self._lock:
+                rows, self._pending = self._pending, []
+            if not rows:
+                return
+            try:
+                self.store.record_many(rows)
+            except Exception:
+                log.exception("InfinStor: could not write %d audit records; keeping them for the next attempt", len(rows))
+                with self._lock:  # keep them, but never grow without bound
+                    self._pending = (rows + self._pending)[-self.max_pending:]
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
 
 
 def filtered_page(fetch, keep, max_results: int, page_token: str | None, batch: int = 1000):
@@ -664,8 +728,12 @@ def filtered_page(fetch, keep, max_results: int, page_token: str | None, batch: 
     if max_results <= 0:
         raise bad_request("max_results must be positive")
     items: list = []
+    # Start near the page size (most callers see most of what they search) and widen the window
+    # while filtering drops items, up to `batch` rows per query.
+    size = min(max(2 * max_results, 50), max(batch, max_results))
     while True:
-        page = fetch(max(batch, max_results), SearchUtils.create_page_token(offset) if offset else None)
+        page = fetch(size, SearchUtils.create_page_token(offset) if offset else None)
+        size = min(size * 4, max(batch, max_results))
         for index, item in enumerate(page):
             if keep(item):
                 if len(items) == max_results:

@@ -45,6 +45,9 @@ class ServiceConfig:
     # Job-scoped tokens (for VMs): the signing secret; without it the service mints none.
     job_token_secret: str | None = field(default=None, repr=False)
     job_token_max_seconds: float = 24 * 3600.0
+    # How long a replica may reuse a role it looked up (roles it grants or revokes itself apply at
+    # once; a revocation made on another replica applies within this many seconds). 0: never.
+    grant_cache_seconds: float = 5.0
 
 
 _ENV = {
@@ -84,7 +87,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens"}, "the configuration")
+    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds"}, "the configuration")
     for name, where in _ENV.items():
         if environ.get(name):
             target = data
@@ -121,8 +124,11 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         leeway = float(oidc.get("leeway", 30))
         default_days, max_days = float(tokens.get("default_days", 90)), float(tokens.get("max_days", 365))
         job_max = float(job_tokens.get("max_seconds", 24 * 3600))
+        grant_cache = float(data.get("grant_cache_seconds", 5))
     except (TypeError, ValueError):
-        raise ConfigError("oidc.leeway, tokens.default_days, tokens.max_days and job_tokens.max_seconds must be numbers") from None
+        raise ConfigError("oidc.leeway, tokens.default_days, tokens.max_days job_tokens.max_seconds and grant_cache_seconds must be numbers") from None
+    if not 0 <= grant_cache <= 300:
+        raise ConfigError("grant_cache_seconds must be between 0 and 300")
     if not 0 < default_days <= max_days:
         raise ConfigError("tokens: need 0 < default_days <= max_days")
     secret = job_tokens.get("secret") or None
@@ -138,4 +144,5 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         models_org_readable=bool(defaults.get("registered_models_org_readable", False)),
         token_default_days=default_days, token_max_days=max_days,
         job_token_secret=None if secret is None else str(secret), job_token_max_seconds=job_max,
+        grant_cache_seconds=grant_cache,
     )  # fmt: skip

@@ -362,6 +362,15 @@ class ServiceStore:
             return bool(c.execute(api_tokens.update().where(*where).values(revoked_at=time.time())).rowcount)
 
     # -- audit --------------------------------------------------------------------------------
+    @staticmethod
+    def audit_row(org: str, username: str, action: str, status: int, resource_type: str | None = None,
+                  resource_id: str | None = None, detail: dict | None = None) -> dict:  # fmt: skip
+        return {
+            "at": time.time(), "org": org, "username": username, "action": action, "status": status,
+            "resource_type": resource_type, "resource_id": None if resource_id is None else str(resource_id),
+            "detail": None if detail is None else json.dumps(detail, sort_keys=True),
+        }  # fmt: skip
+
     def record(self, org: str, username: str, action: str, status: int, resource_type: str | None = None,
                resource_id: str | None = None, detail: dict | None = None) -> None:  # fmt: skip
         with self.engine.begin() as c:
@@ -370,6 +379,12 @@ class ServiceStore:
                 resource_type=resource_type, resource_id=None if resource_id is None else str(resource_id),
                 detail=None if detail is None else json.dumps(detail, sort_keys=True),
             ))  # fmt: skip
+
+    def record_many(self, rows: list[dict]) -> None:
+        """Audit rows as built by `audit_row`, in one transaction."""
+        if rows:
+            with self.engine.begin() as c:
+                c.execute(audit.insert(), rows)
 
     def audit_log(self, org: str, limit: int = 100, before_id: int | None = None) -> list[dict]:
         query = sa.select(audit).where(audit.c.org == org)
