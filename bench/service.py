@@ -131,15 +131,13 @@ def seed(uri: str, caller: dict, other: dict, runs: int) -> tuple[str, list[str]
 
 
 class Target:
-    def __init__(self, name: str, uri: str, headers: dict, experiment_id: str, run_ids: list[str]):
+    def __init__(self, name: str, uri: str, headers: dict, experiment_id: str, run_ids: list[str], client_runs: list[str]):
         self.name, self.uri, self.headers = name, uri, headers
-        self.experiment_id, self.run_ids = experiment_id, run_ids
+        self.experiment_id, self.run_ids, self.client_runs = experiment_id, run_ids, client_runs
 
 
-async def client(session: aiohttp.ClientSession, target: Target, deadline: float, latencies: dict, errors: dict) -> None:
+async def client(session: aiohttp.ClientSession, target: Target, own_run: str, deadline: float, latencies: dict, errors: dict) -> None:
     base = f"{target.uri}/api/2.0/mlflow/"
-    async with session.post(base + "runs/create", json={"experiment_id": target.experiment_id}, headers=target.headers) as r:
-        own_run = (await r.json())["run"]["info"]["run_id"]
     plan = [op for op, weight in WEIGHTS.items() for _ in range(weight)]
     rng = random.Random()
     step = 0
@@ -180,7 +178,7 @@ async def measure(target: Target, clients: int, seconds: float) -> dict:
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         deadline = time.monotonic() + seconds
         started = time.monotonic()
-        await asyncio.gather(*(client(session, target, deadline, latencies, errors) for _ in range(clients)))
+        await asyncio.gather(*(client(session, target, own, deadline, latencies, errors) for own in target.client_runs[:clients]))
         wall = time.monotonic() - started
     every = [v for values in latencies.values() for v in values]
     return {
@@ -227,7 +225,10 @@ def main() -> int:
             ("infinstor", ours, alice, carol),
         ):
             experiment_id, run_ids = seed(server.uri, caller, other, args.runs)
-            targets.append(Target(name, server.uri, caller, experiment_id, run_ids))
+            # One run per client for its log-batch calls, created up front (not in the measurement).
+            client_runs = [call(server.uri, caller, "POST", "runs/create", json={"experiment_id": experiment_id})["run"]["info"]["run_id"]
+                           for _ in range(args.clients)]  # fmt: skip
+            targets.append(Target(name, server.uri, caller, experiment_id, run_ids, client_runs))
 
         results: dict[str, list[dict]] = {t.name: [] for t in targets}
         for round_index in range(args.rounds):
