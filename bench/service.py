@@ -29,6 +29,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -196,6 +197,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--json", default=None, help="Write the results here too.")
+    parser.add_argument("--keep", action="store_true", help="Keep the servers' directories (logs, databases).")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="infinstor-bench-service-"))
@@ -268,6 +270,8 @@ def main() -> int:
                 process.stop()
             except Exception as exc:  # keep stopping the others
                 print(f"could not stop {process}: {exc}", file=sys.stderr)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
