@@ -107,6 +107,12 @@ def test_config_file_and_environment(tmp_path):
     assert config.experiment_default == "private" and config.models_org_readable is True
     assert config.org_admin_groups == ("admins",) and config.job_token_secret == "s" * 40
     assert "s" * 40 not in repr(config)
+    browser_file = write(tmp_path, "b.yaml", {"oidc": {"issuer": "https://idp.example", "audience": "mlflow"},
+                                              "browser": {"client_id": "mlflow-ui"}})  # fmt: skip
+    with_browser = load_config(None, {"INFINSTOR_SERVICE_CONFIG": browser_file, "INFINSTOR_SESSION_SECRET": "b" * 40,
+                                      "INFINSTOR_BROWSER_CLIENT_SECRET": "c" * 20})  # fmt: skip
+    assert with_browser.browser.client_id == "mlflow-ui" and with_browser.browser.redirect_path == "/infinstor/auth/callback"
+    assert "b" * 40 not in repr(with_browser) and "c" * 20 not in repr(with_browser)
 
 
 @pytest.mark.parametrize(
@@ -118,6 +124,9 @@ def test_config_file_and_environment(tmp_path):
         ({"oidc": {"issuer": "i", "audience": "a"}, "defaults": {"experiment_group_role": "owner"}}, "experiment_group_role"),
         ({"oidc": {"issuer": "i", "audience": "a"}, "job_tokens": {"secret": "short"}}, "at least 32"),
         ({"oidc": {"issuer": "i", "audience": "a"}, "tokens": {"default_days": 400}}, "default_days <= max_days"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "browser": {"client_id": "ui"}}, "session_secret"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "browser": {"scopes": "openid"}}, "needs browser.client_id"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "grant_cache_seconds": 3600}, "grant_cache_seconds"),
     ],
 )
 def test_config_errors(tmp_path, data, message):

@@ -36,11 +36,14 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlencode
+
+import requests
 
 import jwt
 
 from . import job_tokens
+from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed
 from .config import ServiceConfig
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, ServiceStore, split_api_token
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
@@ -160,6 +163,7 @@ class CompanyService:
             config.issuer, config.audience, jwks_uri=config.jwks_uri, leeway=config.leeway, claim_names=config.claims
         )
         self.job_key = job_tokens.derive_key(config.job_token_secret) if config.job_token_secret else None
+        self.browser = BrowserSignIn(config.browser, config.issuer, config.audience) if config.browser else None
         self._run_experiments = _LRU()
         self._roles = _LRU(50_000)
         self.audit = AuditWriter(store)
@@ -873,6 +877,25 @@ class CompanyASGIMiddleware:
             return None
         method = scope["method"]
         query = (scope.get("query_string") or b"").decode("latin-1")
+        browser = self.service.browser
+        cookie_auth = False
+        if browser is not None:
+            handled = await self._browser_flow(browser, scope, send, path, query)
+            if handled:
+                return None
+            if not any(k == b"authorization" for k, _ in scope.get("headers") or []):
+                token, set_cookies = await self._in_thread(browser.session, scope)
+                if set_cookies:
+                    send = _adding_headers(send, [(b"set-cookie", c) for c in set_cookies])
+                if token is None and method == "GET" and (_is_ui_path(path) or _wants_html(scope)):
+                    target = path + (f"?{query}" if query else "")
+                    return await _redirect(send, f"{LOGIN_PATH}?{urlencode({'next': target})}")
+                if token is not None:
+                    cookie_auth = True
+                    scope = {**scope, "headers": [*scope.get("headers", []), (b"authorization", f"Bearer {token}".encode())]}
+            if cookie_auth and method not in ("GET", "HEAD", "OPTIONS") and not browser.same_origin(scope):
+                refusal = forbidden("A change made with the browser session must come from this service's own pages.")
+                return await _send(send, 403, refusal.body())
         body = None
         if _needs_body(method, path):
             try:
@@ -916,6 +939,32 @@ class CompanyASGIMiddleware:
         if outcome.audit is not None:
             await self._in_thread(self.service.record, who, outcome.operation or method, status, outcome.audit, outcome.detail)
         return None
+
+    async def _browser_flow(self, browser, scope, send, path: str, query: str) -> bool:
+        """Serve the sign-in pages; True if this request was one of them."""
+        if scope["method"] != "GET" or path not in (LOGIN_PATH, LOGOUT_PATH, browser.config.redirect_path):
+            return False
+        params = parse_qs(query)
+        try:
+            if path == LOGIN_PATH:
+                location, cookies = await self._in_thread(browser.login, scope, (params.get("next") or ["/"])[0])
+            elif path == LOGOUT_PATH:
+                location, cookies = browser.logout(scope)
+            else:
+                cookie_header = dict(scope.get("headers") or []).get(b"cookie")
+                location, cookies = await self._in_thread(browser.callback, scope, params, cookie_header)
+        except SignInFailed as exc:
+            body = f"Sign-in failed: {exc}.".encode()
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+            await send({"type": "http.response.body", "body": body})
+            return True
+        except requests.RequestException as exc:
+            log.error("InfinStor browser sign-in: cannot reach the identity provider: %s", type(exc).__name__)
+            await _send(send, 503, Refusal(503, "TEMPORARILY_UNAVAILABLE", "Cannot reach the identity provider now.").body())
+            return True
+        await _redirect(_adding_headers(send, [(b"set-cookie", c) for c in cookies]), location)
+        return True
 
     def _decide(self, authorization, method, path, query, body):
         service = self.service
@@ -1013,6 +1062,29 @@ def _replay(body: bytes, receive):
         return await receive()
 
     return replay
+
+
+def _wants_html(scope) -> bool:
+    accept = dict(scope.get("headers") or []).get(b"accept", b"")
+    return b"text/html" in accept
+
+
+def _adding_headers(send, extra: list[tuple[bytes, bytes]]):
+    if not extra:
+        return send
+
+    async def sending(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
+
+
+async def _redirect(send, location: str):
+    await send({"type": "http.response.start", "status": 302,
+                "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0"), (b"cache-control", b"no-store")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _send(send, status: int, body: bytes, extra_headers: list | None = None):

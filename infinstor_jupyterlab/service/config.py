@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from .browser import BrowserConfig
 from .oidc_auth import ClaimNames
 
 CONFIG_ENV = "INFINSTOR_SERVICE_CONFIG"
@@ -48,6 +49,8 @@ class ServiceConfig:
     # How long a replica may reuse a role it looked up (roles it grants or revokes itself apply at
     # once; a revocation made on another replica applies within this many seconds). 0: never.
     grant_cache_seconds: float = 5.0
+    # Browser sign-in to the MLflow web UI (None: the UI needs a bearer token, e.g. via the lab's proxy).
+    browser: BrowserConfig | None = None
 
 
 _ENV = {
@@ -58,6 +61,8 @@ _ENV = {
     "INFINSTOR_SERVICE_DATABASE_URI": ("database_uri",),
     "INFINSTOR_SERVICE_POLICY": ("policy_file",),
     "INFINSTOR_JOB_TOKEN_SECRET": ("job_tokens", "secret"),
+    "INFINSTOR_SESSION_SECRET": ("browser", "session_secret"),
+    "INFINSTOR_BROWSER_CLIENT_SECRET": ("browser", "client_secret"),
 }
 
 
@@ -87,7 +92,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds"}, "the configuration")
+    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds", "browser"}, "the configuration")
     for name, where in _ENV.items():
         if environ.get(name):
             target = data
@@ -105,6 +110,27 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     job_tokens = _section(data, "job_tokens")
     _check_keys(job_tokens, {"secret", "max_seconds"}, "job_tokens")
 
+    browser = _section(data, "browser")
+    _check_keys(browser, {"client_id", "client_secret", "scopes", "redirect_path", "session_secret", "session_hours", "public_url"}, "browser")
+    browser_config = None
+    if browser.get("client_id"):
+        secret = str(browser.get("session_secret") or "")
+        if len(secret) < 32:
+            raise ConfigError("browser sign-in needs browser.session_secret (or INFINSTOR_SESSION_SECRET) of at least 32 characters")
+        redirect_path = str(browser.get("redirect_path") or "/infinstor/auth/callback")
+        if not redirect_path.startswith("/"):
+            raise ConfigError("browser.redirect_path must be a path starting with '/'")
+        try:
+            hours = float(browser.get("session_hours", 12))
+        except (TypeError, ValueError):
+            raise ConfigError("browser.session_hours must be a number") from None
+        browser_config = BrowserConfig(
+            client_id=str(browser["client_id"]), client_secret=browser.get("client_secret") or None,
+            scopes=str(browser.get("scopes") or "openid profile email"), redirect_path=redirect_path,
+            session_secret=secret, session_hours=hours, public_url=browser.get("public_url") or None,
+        )  # fmt: skip
+    elif set(browser) - {"session_secret", "client_secret"}:
+        raise ConfigError("browser sign-in needs browser.client_id")
     issuer, audience = str(oidc.get("issuer") or "").strip(), str(oidc.get("audience") or "").strip()
     if not issuer or not audience:
         raise ConfigError("company mode needs oidc.issuer and oidc.audience (or INFINSTOR_OIDC_ISSUER / INFINSTOR_OIDC_AUDIENCE)")
@@ -144,5 +170,5 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         models_org_readable=bool(defaults.get("registered_models_org_readable", False)),
         token_default_days=default_days, token_max_days=max_days,
         job_token_secret=None if secret is None else str(secret), job_token_max_seconds=job_max,
-        grant_cache_seconds=grant_cache,
+        grant_cache_seconds=grant_cache, browser=browser_config,
     )  # fmt: skip
