@@ -10,10 +10,12 @@ nothing else. Plus tokens, sharing, paging of private views, org admins and the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -378,3 +380,30 @@ def test_cli_tokens_and_sharing(deployment, tokens, world, tmp_path):
     assert cli("login", *service, "--token", "-", stdin=tokens["bob"] + "\n").returncode == 0
     refused = cli("share", "grant", *service, "--experiment", experiment, "--user", "erin", "--role", "manager")
     assert refused.returncode == 1 and "refused (403)" in refused.stderr
+
+
+def test_ec2_target_gets_job_tokens_from_the_company_service(deployment, tokens, world, tmp_path, monkeypatch):
+    """The lab's EC2 target, signed in to a company service, asks it for the VM's job token."""
+    from infinstor_jupyterlab.auth.credentials import CredentialManager
+    from infinstor_jupyterlab.auth.tokens import TokenStore
+    from infinstor_jupyterlab.errors import InfinStorError
+    from infinstor_jupyterlab.jobs.targets.ec2 import EC2Target
+    from infinstor_jupyterlab.tracking.remote import RemoteTrackingServer
+
+    monkeypatch.setenv("INFINSTOR_INSECURE_LOOPBACK", "1")
+    main, _ = deployment
+    job = SimpleNamespace(id="job-7", run_id=world["run_id"], experiment_id=world["experiment_id"])
+
+    def target_for(user: str) -> EC2Target:
+        credentials = CredentialManager(main.uri, store=TokenStore(tmp_path / f"{user}.json"))
+        credentials.save_api_token(tokens[user])
+        target = EC2Target()
+        target.bind(SimpleNamespace(tracking=RemoteTrackingServer(main.uri, credentials=credentials), user=user))
+        return target
+
+    token = asyncio.run(target_for("bob")._issue_token(job))  # bob edits the run's experiment
+    ok(main.mlflow("POST", "runs/log-metric", token, json={"run_id": world["run_id"], "key": "vm", "value": 1, "timestamp": 3}))
+    assert status(main.mlflow("POST", "runs/log-metric", token, json={"run_id": world["second"], "key": "vm", "value": 1, "timestamp": 3})) == 403
+    assert ok(main.infinstor("GET", "whoami", token))["username"] == "job:job-7"
+    with pytest.raises(InfinStorError, match="would not issue a job token.*403"):
+        asyncio.run(target_for("carol")._issue_token(job))  # carol only reads that run
