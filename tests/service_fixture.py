@@ -168,3 +168,11 @@ class PostgresCluster:
         subprocess.run(self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
                        capture_output=True, timeout=60)  # fmt: skip
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One throwaway PostgreSQL cluster for the session; each test module makes its own database."""
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from service_fixture import CompanyServer, PostgresCluster, user_token
+from service_fixture import CompanyServer, user_token
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +28,16 @@ USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def backend(request, tmp_path_factory):
+def backend(request):
     if request.param == "sqlite":
-        yield request.param, None
-        return
-    cluster = PostgresCluster()
-    try:
-        yield request.param, cluster
-    finally:
-        cluster.stop()
+        return request.param, None
+    return request.param, request.getfixturevalue("postgres_cluster")
+
+
+def backend_independent(backend) -> None:
+    """Client-side behaviour the store cannot change: checked once, on SQLite."""
+    if backend[0] != "sqlite":
+        pytest.skip("does not depend on the database; checked on SQLite")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def deployment(backend, idp, tmp_path_factory):
     an override that lets readers tag model versions, private experiments and org-readable models."""
     name, cluster = backend
     root = tmp_path_factory.mktemp(f"company-{name}")
-    uri = cluster.create_database("mlflow") if cluster else f"sqlite:///{root / 'mlflow.db'}"
+    uri = cluster.create_database("company") if cluster else f"sqlite:///{root / 'mlflow.db'}"
     main = CompanyServer(root / "main", idp.issuer, backend_uri=uri)
     try:
         tagging = CompanyServer(root / "tagging", idp.issuer, backend_uri=uri,
@@ -344,7 +345,8 @@ def test_refusals_and_lookalike_requests(deployment, idp, tokens, world):
     ok(main.call("PATCH", f"api/2.0/mlflow/logged-models/{model_id}", erin, json={"model_id": model_id, "status": "LOGGED_MODEL_READY"}))
 
 
-def test_cli_tokens_and_sharing(deployment, tokens, world, tmp_path):
+def test_cli_tokens_and_sharing(backend, deployment, tokens, world, tmp_path):
+    backend_independent(backend)
     main, _ = deployment
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
     env.update(INFINSTOR_DATA_DIR=str(tmp_path / "cli-data"), INFINSTOR_INSECURE_LOOPBACK="1", PYTHONUNBUFFERED="1")
@@ -382,8 +384,9 @@ def test_cli_tokens_and_sharing(deployment, tokens, world, tmp_path):
     assert refused.returncode == 1 and "refused (403)" in refused.stderr
 
 
-def test_ec2_target_gets_job_tokens_from_the_company_service(deployment, tokens, world, tmp_path, monkeypatch):
+def test_ec2_target_gets_job_tokens_from_the_company_service(backend, deployment, tokens, world, tmp_path, monkeypatch):
     """The lab's EC2 target, signed in to a company service, asks it for the VM's job token."""
+    backend_independent(backend)
     from infinstor_jupyterlab.auth.credentials import CredentialManager
     from infinstor_jupyterlab.auth.tokens import TokenStore
     from infinstor_jupyterlab.errors import InfinStorError

@@ -21,7 +21,7 @@ import requests
 from idp_fixture import SHORT_CLIENT, IdP
 from infinstor_jupyterlab.service.db import ROLE_RANK
 from infinstor_jupyterlab.service.policy import KINDS, load_policy
-from service_fixture import CompanyServer, PostgresCluster, user_token
+from service_fixture import CompanyServer, user_token
 
 pytestmark = pytest.mark.slow
 
@@ -214,18 +214,11 @@ def outcome(response: requests.Response, operation: str) -> str:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def matrix_server(request, idp, tmp_path_factory):
-    cluster = PostgresCluster() if request.param == "postgresql" else None
+    cluster = request.getfixturevalue("postgres_cluster") if request.param == "postgresql" else None
     root = tmp_path_factory.mktemp(f"matrix-{request.param}")
-    try:
-        uri = cluster.create_database("mlflow") if cluster else None
-        server = CompanyServer(root, idp.issuer, backend_uri=uri)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        if cluster:
-            cluster.stop()
+    server = CompanyServer(root, idp.issuer, backend_uri=cluster.create_database("matrix") if cluster else None)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
