@@ -170,6 +170,7 @@ class CompanyService:
         self._logged_models = _LRU()
         self._workspaces: set[str] = set()
         self._touched: dict[str, float] = {}
+        self._touch_lock = threading.Lock()
         self._workspace_lock = threading.Lock()
 
     # -- authentication -------------------------------------------------------------------------
@@ -207,7 +208,7 @@ class CompanyService:
     def _touch(self, token_id: str) -> None:
         """Record a token's last use, at most once a minute (not a database write per request)."""
         now = time.monotonic()
-        with self._workspace_lock:
+        with self._touch_lock:
             if now - self._touched.get(token_id, -3600.0) < 60:
                 return
             self._touched[token_id] = now
