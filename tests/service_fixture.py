@@ -58,7 +58,7 @@ class CompanyServer:
     """`mlflow server --app-name infinstor` in company mode."""
 
     def __init__(self, root: Path, issuer: str, *, backend_uri: str | None = None, policy: dict | None = None,
-                 config: dict | None = None, startup_timeout: float = 120):  # fmt: skip
+                 config: dict | None = None, startup_timeout: float = 300):  # fmt: skip
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.port = free_port()
