@@ -4,6 +4,8 @@
     infinstor login --token TOKEN | --token -                         store an API token
     infinstor logout [--service URL]
     infinstor whoami [--service URL] [--json]
+    infinstor token create --name NAME [--days N] | list [--all] | revoke ID   API tokens (company service)
+    infinstor share list|grant|revoke (--experiment ID | --model NAME) [--user U | --group G | --org O] [--role R]
     infinstor project NOTEBOOK [-o DIR] [--include-folder]            notebook -> MLflow project
     infinstor agent [--config FILE] [--instance-id ID]                the job agent of an EC2 VM
 
@@ -64,6 +66,34 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("logout", parents=[common], help="Sign out: revoke and forget the stored credentials.")
     whoami = sub.add_parser("whoami", parents=[common], help="Who is signed in, and until when.")
     whoami.add_argument("--json", action="store_true", help="Print JSON.")
+    token = sub.add_parser("token", help="API tokens for automation, on a company tracking service.")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION")
+    token_sub.required = True
+    token_create = token_sub.add_parser("create", parents=[common], help="Create an API token (printed once).")
+    token_create.add_argument("--name", required=True, help="What the token is for (shown by `token list`).")
+    token_create.add_argument("--days", type=float, default=None, help="Days until it expires (default: the service's default).")
+    token_create.add_argument("--json", action="store_true", help="Print JSON.")
+    token_list = token_sub.add_parser("list", parents=[common], help="Your API tokens (never their secrets).")
+    token_list.add_argument("--all", action="store_true", help="Every token of your organisation (organisation admins).")
+    token_list.add_argument("--json", action="store_true", help="Print JSON.")
+    token_revoke = token_sub.add_parser("revoke", parents=[common], help="Revoke an API token by its id.")
+    token_revoke.add_argument("token_id", metavar="ID")
+    share = sub.add_parser("share", help="Who may use an experiment or registered model, on a company tracking service.")
+    share_sub = share.add_subparsers(dest="share_command", metavar="ACTION")
+    share_sub.required = True
+    for action, text in (("list", "List who holds a role."), ("grant", "Give a role."), ("revoke", "Take a role away.")):
+        command = share_sub.add_parser(action, parents=[common], help=text)
+        target = command.add_mutually_exclusive_group(required=True)
+        target.add_argument("--experiment", metavar="ID", help="An experiment id.")
+        target.add_argument("--model", metavar="NAME", help="A registered model name.")
+        if action != "list":
+            principal = command.add_mutually_exclusive_group(required=True)
+            principal.add_argument("--user", help="A user name.")
+            principal.add_argument("--group", help="A group (as the identity provider names it).")
+            principal.add_argument("--org", help="Your whole organisation.")
+        if action == "grant":
+            command.add_argument("--role", required=True, choices=("reader", "editor", "manager"))
+        command.add_argument("--json", action="store_true", help="Print JSON.")
     project = sub.add_parser("project", help="Turn a notebook into a standard MLflow project directory.")
     project.add_argument("notebook", help="The notebook (.ipynb); its cell tagged `parameters` becomes the entry point's parameters.")
     project.add_argument("-o", "--output", default=None, metavar="DIR", help="Where to write the project (default: <notebook>-mlproject beside it).")
@@ -174,6 +204,88 @@ def _whoami(args) -> int:
     return EXIT_OK
 
 
+def _service_api(manager: CredentialManager, method: str, endpoint: str, *, params=None, body=None) -> dict:
+    """Call the company service's own API (/api/2.0/infinstor/...) with the stored credentials."""
+    import requests
+
+    url = f"{manager.service_url}/api/2.0/infinstor/{endpoint}"
+    for attempt in (1, 2):
+        try:
+            response = requests.request(method, url, params=params, json=body, headers=manager.request_headers(), timeout=60)
+        except requests.RequestException as exc:
+            raise CLIError(f"Cannot reach {manager.service} ({type(exc).__name__}).") from None
+        if response.status_code == 401 and attempt == 1 and manager.refresh_after_rejection():
+            continue
+        break
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    if response.status_code == 404 and not data.get("error_code"):
+        raise CLIError(f"{manager.service} has no InfinStor API (is it a company tracking service?).")
+    if response.status_code >= 400:
+        raise CLIError(f"{manager.service} refused ({response.status_code}): {data.get('message') or response.reason}")
+    return data
+
+
+def _when(ms) -> str:
+    import datetime
+
+    return "-" if ms is None else datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _token(args) -> int:
+    manager = _manager(args)
+    if args.token_command == "create":
+        body = {"name": args.name, **({"expires_in_days": args.days} if args.days is not None else {})}
+        data = _service_api(manager, "POST", "tokens", body=body)
+        if args.json:
+            _print(json.dumps(data, indent=2))
+        else:
+            print(f"Created API token {data['id']} ({data['name']}), expires {_when(data['expires_at'])}. "
+                  "It is shown once: store it now.", file=sys.stderr)  # fmt: skip
+            _print(data["token"])
+        return EXIT_OK
+    if args.token_command == "list":
+        tokens = _service_api(manager, "GET", "tokens", params={"all": "true"} if args.all else None)["tokens"]
+        if args.json:
+            _print(json.dumps(tokens, indent=2))
+            return EXIT_OK
+        if not tokens:
+            _print("No API tokens.")
+        for t in tokens:
+            state = "revoked" if t["revoked_at"] else f"expires {_when(t['expires_at'])}"
+            _print(f"{t['id']}  {t['name']}  ({t['username']}; created {_when(t['created_at'])}; {state}; last used {_when(t['last_used_at'])})")
+        return EXIT_OK
+    _service_api(manager, "DELETE", f"tokens/{args.token_id}")
+    _print(f"Revoked API token {args.token_id}.")
+    return EXIT_OK
+
+
+def _share(args) -> int:
+    manager = _manager(args)
+    resource = {"resource_type": "experiment", "resource_id": args.experiment} if args.experiment else {
+        "resource_type": "registered_model", "resource_id": args.model}  # fmt: skip
+    if args.share_command == "list":
+        grants = _service_api(manager, "GET", "permissions", params=resource)["permissions"]
+        if args.json:
+            _print(json.dumps(grants, indent=2))
+            return EXIT_OK
+        for g in grants:
+            _print(f"{g['role']:8} {g['principal_type']:5} {g['principal']}  (by {g['granted_by'] or '-'}, {_when(g['granted_at'])})")
+        return EXIT_OK
+    kind, name = ("user", args.user) if args.user else ("group", args.group) if args.group else ("org", args.org)
+    body = {**resource, "principal_type": kind, "principal": name}
+    if args.share_command == "grant":
+        data = _service_api(manager, "POST", "permissions", body={**body, "role": args.role})
+        message = f"{kind} {name} is now {args.role} of {resource['resource_type']} {resource['resource_id']}."
+    else:
+        data = _service_api(manager, "DELETE", "permissions", body=body)
+        message = f"{kind} {name} no longer holds a role on {resource['resource_type']} {resource['resource_id']}."
+    _print(json.dumps(data, indent=2) if args.json else message)
+    return EXIT_OK
+
+
 def _project(args) -> int:
     from .projects import build_project
 
@@ -199,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return agent_main(argv[1:]) or EXIT_OK
     parser = _parser()
     args = parser.parse_args(argv)
-    handler = {"login": _login, "logout": _logout, "whoami": _whoami, "project": _project}[args.command]
+    handler = {"login": _login, "logout": _logout, "whoami": _whoami, "token": _token, "share": _share, "project": _project}[args.command]
     try:
         return handler(args)
     except CLIError as exc:

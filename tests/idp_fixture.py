@@ -6,7 +6,7 @@ Fixtures (imported by conftest):
 - `oidc_service` (session): `mlflow server --app-name infinstor` in oidc mode trusting `idp`.
 
 Test users (password IDP_PASSWORD): alice, bob (acme, [vision]), carol (acme, [nlp]),
-dave (globex, [research]). Clients: `infinstor-lab` (public: auth code + PKCE, refresh, device
+dave (globex, [research]), erin (acme, [sales]), frank (acme, [acme-admins]). Clients: `infinstor-lab` (public: auth code + PKCE, refresh, device
 code; access tokens live 300 s), `infinstor-lab-short` (the same, 4 s tokens), and
 `infinstor-automation` (confidential, client_credentials, secret AUTOMATION_SECRET).
 """

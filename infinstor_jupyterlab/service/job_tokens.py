@@ -67,9 +67,11 @@ class JobClaims:
     experiment_id: str
     expires_at: float
     token_id: str
+    # The organisation (MLflow workspace) of the run, for the company service; None in single-user mode.
+    workspace: str | None = None
 
 
-def issue(key: bytes, *, job_id: str, run_id: str, experiment_id: str, ttl: float = 3600.0) -> str:
+def issue(key: bytes, *, job_id: str, run_id: str, experiment_id: str, ttl: float = 3600.0, workspace: str | None = None) -> str:
     now = int(time.time())
     claims = {
         "typ": TOKEN_TYPE,
@@ -81,6 +83,8 @@ def issue(key: bytes, *, job_id: str, run_id: str, experiment_id: str, ttl: floa
         "exp": now + int(ttl),
         "jti": uuid.uuid4().hex,
     }
+    if workspace:
+        claims["ws"] = workspace
     return jwt.encode(claims, key, algorithm="HS256")
 
 
@@ -104,6 +108,7 @@ def verify(key: bytes, token: str) -> JobClaims:
     return JobClaims(
         job_id=str(claims["job"]), run_id=run, experiment_id=experiment,
         expires_at=float(claims["exp"]), token_id=str(claims.get("jti", "")),
+        workspace=str(claims["ws"]) if claims.get("ws") else None,
     )  # fmt: skip
 
 
@@ -212,7 +217,14 @@ class JobScope:
 
     def _artifact_path_allowed(self, artifact_path: str) -> bool:
         parts = [p for p in artifact_path.split("/") if p]
-        if any(p in (".", "..") for p in parts) or len(parts) < 3:
+        if any(p in (".", "..") for p in parts):
+            return False
+        if self.claims.workspace:
+            # Workspace-aware servers keep artifacts under workspaces/<workspace>/<experiment>/...
+            if parts[:2] != ["workspaces", self.claims.workspace]:
+                return False
+            parts = parts[2:]
+        if len(parts) < 3:
             return False
         experiment = self.claims.experiment_id
         # mlflow-artifacts:/<experiment>/<run>/artifacts/... : the run's own artifacts

@@ -49,20 +49,40 @@ class VerifierUnavailable(Exception):
     """The identity provider's keys cannot be fetched right now."""
 
 
+@dataclass(frozen=True)
+class ClaimNames:
+    """Which token claims name the user, their email, groups and organisation (IdPs differ:
+    Azure AD has `groups` of object ids and `tid`, Okta `groups`, Keycloak often `org` mappers)."""
+
+    username: str = "preferred_username"
+    email: str = "email"
+    groups: str = "groups"
+    org: str = "org"
+
+
 @dataclass
 class Caller:
     username: str
     subject: str
     claims: dict[str, Any] = field(repr=False)
+    claim_names: ClaimNames = field(default=ClaimNames(), repr=False)
 
     @property
     def org(self) -> str | None:
-        return self.claims.get("org")
+        value = self.claims.get(self.claim_names.org)
+        return str(value) if isinstance(value, (str, int)) and str(value) else None
+
+    @property
+    def email(self) -> str | None:
+        value = self.claims.get(self.claim_names.email)
+        return value if isinstance(value, str) and value else None
 
     @property
     def groups(self) -> list[str]:
-        groups = self.claims.get("groups") or []
-        return list(groups) if isinstance(groups, list) else []
+        groups = self.claims.get(self.claim_names.groups) or []
+        if isinstance(groups, str):  # some IdPs send one group as a plain string
+            groups = [groups]
+        return [str(g) for g in groups if isinstance(g, (str, int)) and str(g)] if isinstance(groups, list) else []
 
 
 class TokenVerifier:
@@ -74,6 +94,7 @@ class TokenVerifier:
         jwks_uri: str | None = None,
         leeway: float = 30.0,
         username_claim: str = "preferred_username",
+        claim_names: ClaimNames | None = None,
         min_refetch_interval: float = 5.0,
         cache_lifespan: float = 300.0,
         timeout: float = 10.0,
@@ -83,7 +104,8 @@ class TokenVerifier:
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.leeway = leeway
-        self.username_claim = username_claim
+        self.claim_names = claim_names or ClaimNames(username=username_claim)
+        self.username_claim = self.claim_names.username
         self.min_refetch_interval = min_refetch_interval
         self.cache_lifespan = cache_lifespan
         self.timeout = timeout
@@ -174,7 +196,7 @@ class TokenVerifier:
         )
         if not username:
             raise InvalidToken("the token names no user")
-        return Caller(username=str(username), subject=str(claims.get("sub") or ""), claims=claims)
+        return Caller(username=str(username), subject=str(claims.get("sub") or ""), claims=claims, claim_names=self.claim_names)
 
 
 def _find_key(keys: list[jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:

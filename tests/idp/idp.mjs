@@ -40,6 +40,9 @@ const USERS = {
   bob: { name: 'Bob Builder', org: 'acme', groups: ['vision'] },
   carol: { name: 'Carol Danvers', org: 'acme', groups: ['nlp'] },
   dave: { name: 'Dave Lister', org: 'globex', groups: ['research'] },
+  // For the company service's tests: another group of acme, and an acme organisation admin.
+  erin: { name: 'Erin Hannon', org: 'acme', groups: ['sales'] },
+  frank: { name: 'Frank Admin', org: 'acme', groups: ['acme-admins'] },
 };
 
 function claimsOf(id) {

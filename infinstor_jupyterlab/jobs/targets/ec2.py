@@ -126,8 +126,9 @@ class EC2Target(JobTarget):
             import boto3  # noqa: F401
         except ImportError:
             return "boto3 is not installed on the Jupyter server (pip install boto3)."
-        if self.manager is not None and self._token_key() is None:
-            return "EC2 jobs need job tokens from the tracking service; only the embedded service issues them so far."
+        if self.manager is not None and self._token_source() is None:
+            return ("EC2 jobs need job tokens from the tracking service: the embedded service, or a company "
+                    "tracking service you are signed in to.")  # fmt: skip
         return None
 
     def unavailable_reason(self) -> str | None:
@@ -234,13 +235,52 @@ class EC2Target(JobTarget):
             return derive_key(read_secret(tracking.secret_path))
         return None
 
-    def _issue_token(self, job: Job) -> str:
+    def _token_source(self) -> str | None:
+        """Who mints job tokens: "embedded" (signed here with a key derived from the install
+        secret), "service" (a remote company service, asked with the signed-in user's credentials)."""
+        from ...tracking.embedded import EmbeddedTrackingServer
+        from ...tracking.remote import RemoteTrackingServer
+
+        tracking = getattr(self.manager, "tracking", None)
+        if isinstance(tracking, EmbeddedTrackingServer):
+            return "embedded"
+        if isinstance(tracking, RemoteTrackingServer) and tracking.credentials is not None:
+            return "service"
+        return None
+
+    async def _issue_token(self, job: Job) -> str:
         from ...service.job_tokens import issue
 
-        key = self._token_key()
-        if key is None:
-            raise TargetUnavailable("EC2 jobs need job tokens from the tracking service; only the embedded service issues them so far.")
-        return issue(key, job_id=job.id, run_id=job.run_id, experiment_id=job.experiment_id, ttl=self.job_token_ttl)
+        source = self._token_source()
+        if source == "embedded":
+            key = self._token_key()
+            return issue(key, job_id=job.id, run_id=job.run_id, experiment_id=job.experiment_id, ttl=self.job_token_ttl)
+        if source == "service":
+            return await self._service_job_token(self.manager.tracking, job)
+        raise TargetUnavailable("EC2 jobs need job tokens from the tracking service: the embedded service, or a company tracking service you are signed in to.")
+
+    async def _service_job_token(self, tracking, job: Job) -> str:
+        """A job token for the job's run from the company service (POST /api/2.0/infinstor/tokens)."""
+        import requests
+
+        url = f"{tracking.credentials.service_url}/api/2.0/infinstor/tokens"
+        body = {"kind": "job", "run_id": job.run_id, "job_id": job.id, "ttl_seconds": int(self.job_token_ttl)}
+        for attempt in (1, 2):
+            headers = await tracking.request_headers()
+            try:
+                response = await asyncio.to_thread(requests.post, url, json=body, headers=headers, timeout=30)
+            except requests.RequestException as exc:
+                raise TargetUnavailable(f"Cannot reach the tracking service for a job token ({type(exc).__name__}).") from None
+            if response.status_code == 401 and attempt == 1 and await tracking.refresh_credentials():
+                continue
+            break
+        if response.status_code != 200:
+            try:
+                message = response.json().get("message") or response.reason
+            except ValueError:
+                message = response.reason
+            raise TargetUnavailable(f"The tracking service would not issue a job token (HTTP {response.status_code}): {message}")
+        return response.json()["token"]
 
     def _user(self, job: Job) -> str:
         return job.user or getattr(self.manager, "user", None) or "unknown"
@@ -285,7 +325,7 @@ class EC2Target(JobTarget):
         try:
             await self._write_log(log_path, f"[infinstor] staging the project to s3://{settings.bucket}/{layout.job_prefix(settings.prefix, user, job.id)}\n")
             await asyncio.to_thread(pool.stage, self.clients, settings, Path(job.project_dir), spec)
-            token = self._issue_token(job)
+            token = await self._issue_token(job)
             await asyncio.to_thread(pool.put_token, self.clients, token_name, token)
             job.target_state["token_issued_at"] = time.time()
             async with self._pool_lock:
@@ -410,7 +450,7 @@ class EC2Target(JobTarget):
         if time.time() - issued < self.job_token_ttl / 2:
             return
         try:
-            token = self._issue_token(job)
+            token = await self._issue_token(job)
             await asyncio.to_thread(pool.put_token, self.clients, job.target_state["token_parameter"], token, overwrite=True)
             job.target_state["token_issued_at"] = time.time()
         except Exception as exc:

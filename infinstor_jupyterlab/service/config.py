@@ -1,0 +1,174 @@
+"""Configuration of the company service: one YAML file (INFINSTOR_SERVICE_CONFIG) plus environment.
+
+Environment variables win over the file, so secrets and per-deployment values need not be
+written into it. Everything is checked at start-up; a mistake stops the server with a message
+that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .browser import BrowserConfig
+from .oidc_auth import ClaimNames
+
+CONFIG_ENV = "INFINSTOR_SERVICE_CONFIG"
+
+EXPERIMENT_DEFAULTS = ("shared", "private")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    issuer: str
+    audience: str
+    jwks_uri: str | None = None
+    leeway: float = 30.0
+    claims: ClaimNames = field(default_factory=ClaimNames)
+    database_uri: str | None = None  # default: MLflow's backend store
+    policy_file: str | None = None
+    org_admin_groups: tuple[str, ...] = ()
+    # Defaults on create.
+    experiment_default: str = "shared"  # shared: creator's groups become editors; private: only the creator
+    experiment_group_role: str = "editor"
+    model_group_role: str = "reader"
+    models_org_readable: bool = False
+    # API tokens.
+    token_default_days: float = 90.0
+    token_max_days: float = 365.0
+    # Job-scoped tokens (for VMs): the signing secret; without it the service mints none.
+    job_token_secret: str | None = field(default=None, repr=False)
+    job_token_max_seconds: float = 24 * 3600.0
+    # How long a replica may reuse a role it looked up (roles it grants or revokes itself apply at
+    # once; a revocation made on another replica applies within this many seconds). 0: never.
+    grant_cache_seconds: float = 5.0
+    # Browser sign-in to the MLflow web UI (None: the UI needs a bearer token, e.g. via the lab's proxy).
+    browser: BrowserConfig | None = None
+
+
+_ENV = {
+    "INFINSTOR_OIDC_ISSUER": ("oidc", "issuer"),
+    "INFINSTOR_OIDC_AUDIENCE": ("oidc", "audience"),
+    "INFINSTOR_OIDC_JWKS_URI": ("oidc", "jwks_uri"),
+    "INFINSTOR_OIDC_LEEWAY": ("oidc", "leeway"),
+    "INFINSTOR_SERVICE_DATABASE_URI": ("database_uri",),
+    "INFINSTOR_SERVICE_POLICY": ("policy_file",),
+    "INFINSTOR_JOB_TOKEN_SECRET": ("job_tokens", "secret"),
+    "INFINSTOR_SESSION_SECRET": ("browser", "session_secret"),
+    "INFINSTOR_BROWSER_CLIENT_SECRET": ("browser", "client_secret"),
+}
+
+
+def _section(data: dict, name: str) -> dict:
+    value = data.get(name) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{name}' must be a mapping")
+    return value
+
+
+def _check_keys(section: dict, allowed: set[str], where: str) -> None:
+    unknown = set(section) - allowed
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {where}: {sorted(unknown)}; expected some of {sorted(allowed)}")
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> ServiceConfig:
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(CONFIG_ENV)
+    data: dict = {}
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read {CONFIG_ENV}={path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds", "browser"}, "the configuration")
+    for name, where in _ENV.items():
+        if environ.get(name):
+            target = data
+            for key in where[:-1]:
+                target = target.setdefault(key, {})
+            target[where[-1]] = environ[name]
+    oidc = _section(data, "oidc")
+    _check_keys(oidc, {"issuer", "audience", "jwks_uri", "leeway", "claims"}, "oidc")
+    claims = _section(oidc, "claims")
+    _check_keys(claims, {"username", "email", "groups", "org"}, "oidc.claims")
+    defaults = _section(data, "defaults")
+    _check_keys(defaults, {"experiment", "experiment_group_role", "registered_model_group_role", "registered_models_org_readable"}, "defaults")
+    tokens = _section(data, "tokens")
+    _check_keys(tokens, {"default_days", "max_days"}, "tokens")
+    job_tokens = _section(data, "job_tokens")
+    _check_keys(job_tokens, {"secret", "max_seconds"}, "job_tokens")
+
+    browser = _section(data, "browser")
+    _check_keys(browser, {"client_id", "client_secret", "scopes", "redirect_path", "session_secret", "session_hours", "public_url"}, "browser")
+    browser_config = None
+    if browser.get("client_id"):
+        secret = str(browser.get("session_secret") or "")
+        if len(secret) < 32:
+            raise ConfigError("browser sign-in needs browser.session_secret (or INFINSTOR_SESSION_SECRET) of at least 32 characters")
+        redirect_path = str(browser.get("redirect_path") or "/infinstor/auth/callback")
+        if not redirect_path.startswith("/"):
+            raise ConfigError("browser.redirect_path must be a path starting with '/'")
+        try:
+            hours = float(browser.get("session_hours", 12))
+        except (TypeError, ValueError):
+            raise ConfigError("browser.session_hours must be a number") from None
+        browser_config = BrowserConfig(
+            client_id=str(browser["client_id"]), client_secret=browser.get("client_secret") or None,
+            scopes=str(browser.get("scopes") or "openid profile email"), redirect_path=redirect_path,
+            session_secret=secret, session_hours=hours, public_url=browser.get("public_url") or None,
+        )  # fmt: skip
+    elif set(browser) - {"session_secret", "client_secret"}:
+        raise ConfigError("browser sign-in needs browser.client_id")
+    issuer, audience = str(oidc.get("issuer") or "").strip(), str(oidc.get("audience") or "").strip()
+    if not issuer or not audience:
+        raise ConfigError("company mode needs oidc.issuer and oidc.audience (or INFINSTOR_OIDC_ISSUER / INFINSTOR_OIDC_AUDIENCE)")
+    experiment_default = defaults.get("experiment", "shared")
+    if experiment_default not in EXPERIMENT_DEFAULTS:
+        raise ConfigError(f"defaults.experiment must be one of {EXPERIMENT_DEFAULTS}, not {experiment_default!r}")
+    group_roles = {}
+    for key, fallback in (("experiment_group_role", "editor"), ("registered_model_group_role", "reader")):
+        role = defaults.get(key, fallback)
+        if role not in ("reader", "editor", "manager"):
+            raise ConfigError(f"defaults.{key} must be reader, editor or manager, not {role!r}")
+        group_roles[key] = role
+    admin_groups = data.get("org_admin_groups") or []
+    if not isinstance(admin_groups, list) or not all(isinstance(g, str) and g for g in admin_groups):
+        raise ConfigError("org_admin_groups must be a list of group names")
+    try:
+        leeway = float(oidc.get("leeway", 30))
+        default_days, max_days = float(tokens.get("default_days", 90)), float(tokens.get("max_days", 365))
+        job_max = float(job_tokens.get("max_seconds", 24 * 3600))
+        grant_cache = float(data.get("grant_cache_seconds", 5))
+    except (TypeError, ValueError):
+        raise ConfigError("oidc.leeway, tokens.default_days, tokens.max_days job_tokens.max_seconds and grant_cache_seconds must be numbers") from None
+    if not 0 <= grant_cache <= 300:
+        raise ConfigError("grant_cache_seconds must be between 0 and 300")
+    if not 0 < default_days <= max_days:
+        raise ConfigError("tokens: need 0 < default_days <= max_days")
+    secret = job_tokens.get("secret") or None
+    if secret is not None and len(str(secret)) < 32:
+        raise ConfigError("job_tokens.secret (INFINSTOR_JOB_TOKEN_SECRET) must be at least 32 characters")
+    return ServiceConfig(
+        issuer=issuer, audience=audience, jwks_uri=oidc.get("jwks_uri") or None, leeway=leeway,
+        claims=ClaimNames(**{k: str(v) for k, v in claims.items()}),
+        database_uri=data.get("database_uri") or None, policy_file=data.get("policy_file") or None,
+        org_admin_groups=tuple(admin_groups), experiment_default=experiment_default,
+        experiment_group_role=group_roles["experiment_group_role"],
+        model_group_role=group_roles["registered_model_group_role"],
+        models_org_readable=bool(defaults.get("registered_models_org_readable", False)),
+        token_default_days=default_days, token_max_days=max_days,
+        job_token_secret=None if secret is None else str(secret), job_token_max_seconds=job_max,
+        grant_cache_seconds=grant_cache, browser=browser_config,
+    )  # fmt: skip

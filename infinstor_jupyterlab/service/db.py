@@ -1,0 +1,400 @@
+"""The company service's own tables: users, role grants, API tokens and the audit log.
+
+They live beside MLflow's tables (same database by default, `infinstor_` prefix) and carry their
+own schema version in `infinstor_schema`, upgraded at start-up by the ordered steps in
+`MIGRATIONS` (MLflow's alembic history is MLflow's; ours must not depend on its revisions).
+Works on SQLite and PostgreSQL (SQLAlchemy Core only).
+
+Why our own grant table rather than MLflow's auth permission store: MLflow's store grants to
+users and to roles that users are *assigned* to; we need grants to IdP groups and to a whole
+organisation that follow the token's claims on every request, with no per-user assignment to keep
+in sync, and roles whose allowed operations come from a policy file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_table = sa.Table("infinstor_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+users = sa.Table(
+    "infinstor_users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org", sa.String(63), nullable=False),
+    sa.Column("username", sa.String(255), nullable=False),
+    sa.Column("email", sa.String(320)),
+    sa.Column("groups", sa.Text, nullable=False, default="[]"),
+    sa.Column("first_seen", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.UniqueConstraint("org", "username", name="uq_infinstor_users_org_username"),
+)  # fmt: skip
+
+grants = sa.Table(
+    "infinstor_grants", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org", sa.String(63), nullable=False),
+    sa.Column("resource_type", sa.String(32), nullable=False),
+    sa.Column("resource_id", sa.String(512), nullable=False),
+    sa.Column("principal_type", sa.String(16), nullable=False),
+    sa.Column("principal", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("granted_by", sa.String(255)),
+    sa.Column("granted_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("org", "resource_type", "resource_id", "principal_type", "principal", name="uq_infinstor_grants"),
+    sa.Index("ix_infinstor_grants_principal", "org", "principal_type", "principal"),
+)  # fmt: skip
+
+api_tokens = sa.Table(
+    "infinstor_api_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("org", sa.String(63), nullable=False),
+    sa.Column("username", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("last_used_at", sa.Float),
+    sa.Index("ix_infinstor_api_tokens_user", "org", "username"),
+)  # fmt: skip
+
+audit = sa.Table(
+    "infinstor_audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("org", sa.String(63), nullable=False),
+    sa.Column("username", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(128), nullable=False),
+    sa.Column("resource_type", sa.String(32)),
+    sa.Column("resource_id", sa.String(512)),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_infinstor_audit_org_at", "org", "at"),
+)  # fmt: skip
+
+
+def _v1(connection) -> None:
+    for table in (users, grants, api_tokens, audit):
+        table.create(connection, checkfirst=True)
+
+
+# (version, step): each step brings the schema from version-1 to version. Append, never edit.
+MIGRATIONS = [(1, _v1)]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+ROLES = ("reader", "editor", "manager")
+ROLE_RANK = {"reader": 1, "editor": 2, "manager": 3}
+PRINCIPAL_TYPES = ("user", "group", "org")
+RESOURCE_TYPES = ("experiment", "registered_model")
+TOKEN_PREFIX = "inf_"
+
+
+def current_version(connection) -> int:
+    if not sa.inspect(connection).has_table(schema_table.name):
+        return 0
+    row = connection.execute(sa.select(schema_table.c.version)).first()
+    return int(row[0]) if row else 0
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Bring our tables to SCHEMA_VERSION; safe when several replicas start at once."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # One migrator at a time across replicas; released at commit.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(7107274757)"))
+        version = current_version(connection)
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the InfinStor tables are at schema version {version}, newer than this release "
+                f"({SCHEMA_VERSION}); upgrade the service"
+            )
+        if version == 0:
+            schema_table.create(connection, checkfirst=True)
+        for target, step in MIGRATIONS:
+            if target > version:
+                step(connection)
+        if version == 0:
+            connection.execute(schema_table.insert().values(version=SCHEMA_VERSION))
+        elif version < SCHEMA_VERSION:
+            connection.execute(schema_table.update().values(version=SCHEMA_VERSION))
+    return SCHEMA_VERSION
+
+
+def make_engine(uri: str) -> sa.Engine:
+    if uri.startswith("sqlite"):
+        engine = sa.create_engine(uri, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(uri, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@dataclass(frozen=True)
+class Grant:
+    resource_type: str
+    resource_id: str
+    principal_type: str
+    principal: str
+    role: str
+    granted_by: str | None
+    granted_at: float
+
+    def to_json(self) -> dict:
+        return {
+            "resource_type": self.resource_type, "resource_id": self.resource_id,
+            "principal_type": self.principal_type, "principal": self.principal, "role": self.role,
+            "granted_by": self.granted_by, "granted_at": int(self.granted_at * 1000),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_id: str
+    org: str
+    username: str
+    name: str
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+    last_used_at: float | None
+
+    def to_json(self) -> dict:
+        ms = lambda t: None if t is None else int(t * 1000)  # noqa: E731
+        return {
+            "id": self.token_id, "name": self.name, "username": self.username,
+            "created_at": ms(self.created_at), "expires_at": ms(self.expires_at),
+            "revoked_at": ms(self.revoked_at), "last_used_at": ms(self.last_used_at),
+        }  # fmt: skip
+
+
+def _hash_secret(secret: str) -> str:
+    # API token secrets are 256-bit random strings, so one SHA-256 is enough (no slow KDF needed,
+    # and none runs per request).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_api_token(token: str) -> tuple[str, str] | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    token_id, _, secret = token[len(TOKEN_PREFIX):].partition("_")
+    if len(token_id) != 16 or not secret or len(secret) > 128:
+        return None
+    return token_id, secret
+
+
+class ServiceStore:
+    """All reads and writes of our tables. Blocking: call from worker threads, never an event loop."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self._seen: dict[tuple[str, str], tuple[str, str | None, float]] = {}
+        self._seen_lock = threading.Lock()
+
+    # -- users --------------------------------------------------------------------------------
+    def see_user(self, org: str, username: str, email: str | None, groups: list[str], refresh_every: float = 300.0) -> None:
+        """Provision on first sight; keep email and groups current (at most every few minutes)."""
+        key = (org, username)
+        groups_json = json.dumps(sorted(set(groups)))
+        now = time.time()
+        with self._seen_lock:
+            seen = self._seen.get(key)
+        if seen and seen[0] == groups_json and seen[1] == email and now - seen[2] < refresh_every:
+            return
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(users.c.id).where(users.c.org == org, users.c.username == username)).first()
+            if row is None:
+                try:
+                    with c.begin_nested():
+                        c.execute(users.insert().values(org=org, username=username, email=email, groups=groups_json, first_seen=now, last_seen=now))
+                except sa.exc.IntegrityError:
+                    row = True  # another replica provisioned it first
+            if row is not None:
+                c.execute(users.update().where(users.c.org == org, users.c.username == username).values(email=email, groups=groups_json, last_seen=now))
+        with self._seen_lock:
+            self._seen[key] = (groups_json, email, now)
+
+    def user_groups(self, org: str, username: str) -> list[str] | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(users.c.groups).where(users.c.org == org, users.c.username == username)).first()
+        return None if row is None else list(json.loads(row[0] or "[]"))
+
+    # -- grants -------------------------------------------------------------------------------
+    @staticmethod
+    def _principal_clause(username: str, groups: list[str], org: str):
+        clauses = [sa.and_(grants.c.principal_type == "user", grants.c.principal == username)]
+        if groups:
+            clauses.append(sa.and_(grants.c.principal_type == "group", grants.c.principal.in_(list(groups))))
+        clauses.append(sa.and_(grants.c.principal_type == "org", grants.c.principal == org))
+        return sa.or_(*clauses)
+
+    def role_on(self, org: str, resource_type: str, resource_id: str, username: str, groups: list[str]) -> str | None:
+        """The caller's highest role on one resource (from their user, group and org grants)."""
+        query = sa.select(grants.c.role).where(
+            grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id),
+            self._principal_clause(username, groups, org),
+        )  # fmt: skip
+        with self.engine.connect() as c:
+            roles = [r[0] for r in c.execute(query)]
+        return max(roles, key=ROLE_RANK.__getitem__, default=None)
+
+    def roles_on_any(self, org: str, resource_type: str, resource_ids: list[str], username: str, groups: list[str]) -> dict[str, str]:
+        if not resource_ids:
+            return {}
+        query = sa.select(grants.c.resource_id, grants.c.role).where(
+            grants.c.org == org, grants.c.resource_type == resource_type,
+            grants.c.resource_id.in_([str(i) for i in resource_ids]), self._principal_clause(username, groups, org),
+        )  # fmt: skip
+        result: dict[str, str] = {}
+        with self.engine.connect() as c:
+            for resource_id, role in c.execute(query):
+                if ROLE_RANK[role] > ROLE_RANK.get(result.get(resource_id, ""), 0):
+                    result[resource_id] = role
+        return result
+
+    def readable_ids(self, org: str, resource_type: str, username: str, groups: list[str]) -> set[str]:
+        query = sa.select(grants.c.resource_id).where(
+            grants.c.org == org, grants.c.resource_type == resource_type, self._principal_clause(username, groups, org)
+        )
+        with self.engine.connect() as c:
+            return {r[0] for r in c.execute(query)}
+
+    def grant(self, org: str, resource_type: str, resource_id: str, principal_type: str, principal: str, role: str, granted_by: str | None) -> None:
+        if role not in ROLE_RANK or principal_type not in PRINCIPAL_TYPES or resource_type not in RESOURCE_TYPES:
+            raise ValueError("unknown role, principal type or resource type")
+        key = dict(org=org, resource_type=resource_type, resource_id=str(resource_id), principal_type=principal_type, principal=principal)
+        now = time.time()
+        with self.engine.begin() as c:
+            where = [getattr(grants.c, k) == v for k, v in key.items()]
+            updated = c.execute(grants.update().where(*where).values(role=role, granted_by=granted_by, granted_at=now)).rowcount
+            if not updated:
+                c.execute(grants.insert().values(**key, role=role, granted_by=granted_by, granted_at=now))
+
+    def revoke(self, org: str, resource_type: str, resource_id: str, principal_type: str, principal: str) -> bool:
+        with self.engine.begin() as c:
+            deleted = c.execute(grants.delete().where(
+                grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id),
+                grants.c.principal_type == principal_type, grants.c.principal == principal,
+            )).rowcount  # fmt: skip
+        return bool(deleted)
+
+    def list_grants(self, org: str, resource_type: str, resource_id: str) -> list[Grant]:
+        query = (
+            sa.select(grants.c.resource_type, grants.c.resource_id, grants.c.principal_type, grants.c.principal,
+                      grants.c.role, grants.c.granted_by, grants.c.granted_at)
+            .where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id))
+            .order_by(grants.c.principal_type, grants.c.principal)
+        )  # fmt: skip
+        with self.engine.connect() as c:
+            return [Grant(*row) for row in c.execute(query)]
+
+    def rename_resource(self, org: str, resource_type: str, old_id: str, new_id: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(grants.delete().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == new_id))
+            c.execute(grants.update().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == old_id).values(resource_id=new_id))
+
+    def forget_resource(self, org: str, resource_type: str, resource_id: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(grants.delete().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id)))
+
+    # -- API tokens ---------------------------------------------------------------------------
+    def create_token(self, org: str, username: str, name: str, ttl_seconds: float) -> tuple[str, TokenRecord]:
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        now = time.time()
+        record = TokenRecord(token_id, org, username, name, now, now + ttl_seconds, None, None)
+        with self.engine.begin() as c:
+            c.execute(api_tokens.insert().values(
+                token_id=token_id, secret_hash=_hash_secret(secret), org=org, username=username, name=name,
+                created_at=now, expires_at=record.expires_at,
+            ))  # fmt: skip
+        return f"{TOKEN_PREFIX}{token_id}_{secret}", record
+
+    def check_token(self, token: str) -> TokenRecord | None:
+        """The record of a valid (known, unexpired, unrevoked) API token; None otherwise."""
+        parts = split_api_token(token)
+        if parts is None:
+            return None
+        token_id, secret = parts
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(api_tokens).where(api_tokens.c.token_id == token_id)).mappings().first()
+        if row is None or not hmac.compare_digest(row["secret_hash"], _hash_secret(secret)):
+            return None
+        if row["revoked_at"] is not None or row["expires_at"] <= time.time():
+            return None
+        return TokenRecord(row["token_id"], row["org"], row["username"], row["name"], row["created_at"],
+                           row["expires_at"], row["revoked_at"], row["last_used_at"])  # fmt: skip
+
+    def touch_token(self, token_id: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(api_tokens.update().where(api_tokens.c.token_id == token_id).values(last_used_at=time.time()))
+
+    def list_tokens(self, org: str, username: str | None) -> list[TokenRecord]:
+        query = sa.select(
+            api_tokens.c.token_id, api_tokens.c.org, api_tokens.c.username, api_tokens.c.name, api_tokens.c.created_at,
+            api_tokens.c.expires_at, api_tokens.c.revoked_at, api_tokens.c.last_used_at,
+        ).where(api_tokens.c.org == org)  # fmt: skip
+        if username is not None:
+            query = query.where(api_tokens.c.username == username)
+        with self.engine.connect() as c:
+            return [TokenRecord(*row) for row in c.execute(query.order_by(api_tokens.c.created_at))]
+
+    def revoke_token(self, org: str, token_id: str, username: str | None) -> bool:
+        where = [api_tokens.c.org == org, api_tokens.c.token_id == token_id, api_tokens.c.revoked_at.is_(None)]
+        if username is not None:
+            where.append(api_tokens.c.username == username)
+        with self.engine.begin() as c:
+            return bool(c.execute(api_tokens.update().where(*where).values(revoked_at=time.time())).rowcount)
+
+    # -- audit --------------------------------------------------------------------------------
+    @staticmethod
+    def audit_row(org: str, username: str, action: str, status: int, resource_type: str | None = None,
+                  resource_id: str | None = None, detail: dict | None = None) -> dict:  # fmt: skip
+        return {
+            "at": time.time(), "org": org, "username": username, "action": action, "status": status,
+            "resource_type": resource_type, "resource_id": None if resource_id is None else str(resource_id),
+            "detail": None if detail is None else json.dumps(detail, sort_keys=True),
+        }  # fmt: skip
+
+    def record(self, org: str, username: str, action: str, status: int, resource_type: str | None = None,
+               resource_id: str | None = None, detail: dict | None = None) -> None:  # fmt: skip
+        with self.engine.begin() as c:
+            c.execute(audit.insert().values(
+                at=time.time(), org=org, username=username, action=action, status=status,
+                resource_type=resource_type, resource_id=None if resource_id is None else str(resource_id),
+                detail=None if detail is None else json.dumps(detail, sort_keys=True),
+            ))  # fmt: skip
+
+    def record_many(self, rows: list[dict]) -> None:
+        """Audit rows as built by `audit_row`, in one transaction."""
+        if rows:
+            with self.engine.begin() as c:
+                c.execute(audit.insert(), rows)
+
+    def audit_log(self, org: str, limit: int = 100, before_id: int | None = None) -> list[dict]:
+        query = sa.select(audit).where(audit.c.org == org)
+        if before_id is not None:
+            query = query.where(audit.c.id < before_id)
+        with self.engine.connect() as c:
+            rows = c.execute(query.order_by(audit.c.id.desc()).limit(limit)).mappings().all()
+        return [
+            {"id": r["id"], "at": int(r["at"] * 1000), "username": r["username"], "action": r["action"],
+             "resource_type": r["resource_type"], "resource_id": r["resource_id"], "status": r["status"],
+             "detail": json.loads(r["detail"]) if r["detail"] else None}
+            for r in rows
+        ]  # fmt: skip

@@ -1,0 +1,222 @@
+"""The company service's parts on their own: policy validation, configuration, our schema
+migrations and store (on a real SQLite file), and paging over filtered search results."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from infinstor_jupyterlab.service.company import filtered_page
+from infinstor_jupyterlab.service.config import ConfigError, load_config
+from infinstor_jupyterlab.service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, schema_table
+from infinstor_jupyterlab.service.policy import KINDS, PolicyError, load_policy, match_route, mlflow_operations
+
+
+def write(tmp_path, name, data) -> str:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return str(path)
+
+
+# -- policy -------------------------------------------------------------------------------------------
+def test_shipped_policy_covers_operations_mlflow_has():
+    policy = load_policy()
+    assert set(policy.roles) == set(KINDS) <= mlflow_operations()
+    assert policy.role_for("GetRun") == "reader"
+    assert policy.role_for("SetModelVersionTag") == "editor"
+    assert policy.role_for("DeleteRegisteredModel") == "manager"
+    assert policy.role_for("CreateExperiment") == "member"
+    assert policy.role_for("StartTraceV3") == "admin"  # not listed: organisation admins only
+
+
+def test_override_one_operation(tmp_path):
+    policy = load_policy(write(tmp_path, "p.yaml", {"operations": {"SetModelVersionTag": "reader", "GetRun": "editor"}}))
+    assert policy.role_for("SetModelVersionTag") == "reader"
+    assert policy.role_for("GetRun") == "editor"
+    assert policy.role_for("SetTag") == "editor"  # the rest stays as shipped
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"operations": {"SetModelVersionTags": "reader"}}, "unknown operation 'SetModelVersionTags'"),
+        ({"operations": {"StartTraceV3": "reader"}}, "cannot authorize yet"),
+        ({"operations": {"GetRun": "owner"}}, "unknown role 'owner'"),
+        ({"operations": {"GetRun": "member"}}, "about one resource"),
+        ({"operations": {"SearchRuns": "reader"}}, "must be 'member' or 'admin'"),
+        ({"roles": {"reader": ["GetRun"], "editor": ["GetRun"]}}, "listed under both"),
+        ({"roles": {"reader": "GetRun"}}, "must be a list"),
+        ({"rules": {}}, "unknown key"),
+        ("roles: [unclosed", "not valid YAML"),
+    ],
+)
+def test_invalid_policies_are_errors(tmp_path, data, message):
+    with pytest.raises(PolicyError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_policy(write(tmp_path, "p.yaml", data))
+
+
+def test_missing_policy_file_is_an_error(tmp_path):
+    with pytest.raises(PolicyError, match="cannot read the policy file"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_routes_come_from_mlflow():
+    assert match_route("POST", "/api/2.0/mlflow/runs/log-batch") == ("LogBatch", {})
+    assert match_route("POST", "/ajax-api/2.0/mlflow/runs/search") == ("SearchRuns", {})
+    assert match_route("DELETE", "/api/2.0/mlflow/logged-models/m-1/tags/k") == ("DeleteLoggedModelTag", {"model_id": "m-1", "tag_key": "k"})
+    assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts/workspaces/acme/1/r/artifacts/a.txt") == (
+        "DownloadArtifact", {"artifact_path": "workspaces/acme/1/r/artifacts/a.txt"})  # fmt: skip
+    assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts")[0] == "ListProxiedArtifacts"
+    assert match_route("GET", "/static-files/index.html") is None
+    assert match_route("GET", "/api/2.0/mlflow/no-such-thing") is None
+
+
+def test_server_refuses_to_start_with_an_invalid_policy(tmp_path):
+    config = write(tmp_path, "service.yaml", {
+        "oidc": {"issuer": "http://127.0.0.1:9", "audience": "x"},
+        "policy_file": write(tmp_path, "policy.yaml", {"operations": {"SetModelVersionTagz": "reader"}}),
+    })  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW"))}
+    env.update(INFINSTOR_SERVICE_MODE="company", INFINSTOR_SERVICE_CONFIG=config, MLFLOW_ENABLE_WORKSPACES="true",
+               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow", "server", "--app-name", "infinstor", "--host", "127.0.0.1", "--port", "0",
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'm.db'}"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    # The server stops at start-up (MLflow's CLI itself may still exit 0 once its server is gone).
+    assert "unknown operation 'SetModelVersionTagz'" in result.stdout + result.stderr
+
+
+# -- configuration ------------------------------------------------------------------------------------
+def test_config_file_and_environment(tmp_path):
+    path = write(tmp_path, "c.yaml", {
+        "oidc": {"issuer": "https://idp.example", "audience": "mlflow", "claims": {"org": "tid", "groups": "roles"}},
+        "org_admin_groups": ["admins"],
+        "defaults": {"experiment": "private", "registered_models_org_readable": True},
+    })  # fmt: skip
+    config = load_config(path, {"INFINSTOR_OIDC_AUDIENCE": "from-env", "INFINSTOR_JOB_TOKEN_SECRET": "s" * 40})
+    assert config.issuer == "https://idp.example" and config.audience == "from-env"
+    assert config.claims.org == "tid" and config.claims.groups == "roles" and config.claims.username == "preferred_username"
+    assert config.experiment_default == "private" and config.models_org_readable is True
+    assert config.org_admin_groups == ("admins",) and config.job_token_secret == "s" * 40
+    assert "s" * 40 not in repr(config)
+    browser_file = write(tmp_path, "b.yaml", {"oidc": {"issuer": "https://idp.example", "audience": "mlflow"},
+                                              "browser": {"client_id": "mlflow-ui"}})  # fmt: skip
+    with_browser = load_config(None, {"INFINSTOR_SERVICE_CONFIG": browser_file, "INFINSTOR_SESSION_SECRET": "b" * 40,
+                                      "INFINSTOR_BROWSER_CLIENT_SECRET": "c" * 20})  # fmt: skip
+    assert with_browser.browser.client_id == "mlflow-ui" and with_browser.browser.redirect_path == "/infinstor/auth/callback"
+    assert "b" * 40 not in repr(with_browser) and "c" * 20 not in repr(with_browser)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({}, "needs oidc.issuer"),
+        ({"oidc": {"issuer": "i", "audience": "a", "claim": {}}}, "unknown setting"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "defaults": {"experiment": "public"}}, "defaults.experiment"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "defaults": {"experiment_group_role": "owner"}}, "experiment_group_role"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "job_tokens": {"secret": "short"}}, "at least 32"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "tokens": {"default_days": 400}}, "default_days <= max_days"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "browser": {"client_id": "ui"}}, "session_secret"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "browser": {"scopes": "openid"}}, "needs browser.client_id"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "grant_cache_seconds": 3600}, "grant_cache_seconds"),
+    ],
+)
+def test_config_errors(tmp_path, data, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, "c.yaml", data), {})
+
+
+# -- schema and store ---------------------------------------------------------------------------------
+def test_migrations_are_versioned_and_idempotent(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert migrate(engine) == SCHEMA_VERSION
+    assert migrate(engine) == SCHEMA_VERSION
+    with engine.connect() as c:
+        assert current_version(c) == SCHEMA_VERSION
+        assert c.execute(sa.select(sa.func.count()).select_from(schema_table)).scalar() == 1
+        assert {"infinstor_users", "infinstor_grants", "infinstor_api_tokens", "infinstor_audit"} <= set(sa.inspect(c).get_table_names())
+    with engine.begin() as c:
+        c.execute(schema_table.update().values(version=SCHEMA_VERSION + 1))
+    with pytest.raises(RuntimeError, match="newer than this release"):
+        migrate(engine)
+
+
+def test_store_roles_tokens_and_audit(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    store = ServiceStore(engine)
+    store.grant("acme", "experiment", "1", "group", "vision", "editor", "alice")
+    store.grant("acme", "experiment", "1", "user", "bob", "reader", "alice")
+    store.grant("acme", "experiment", "2", "org", "acme", "reader", "alice")
+    assert store.role_on("acme", "experiment", "1", "bob", ["vision"]) == "editor"  # the highest counts
+    assert store.role_on("acme", "experiment", "1", "carol", ["nlp"]) is None
+    assert store.role_on("globex", "experiment", "1", "bob", ["vision"]) is None  # grants are per organisation
+    assert store.readable_ids("acme", "experiment", "carol", []) == {"2"}
+    store.grant("acme", "experiment", "1", "group", "vision", "manager", "alice")  # a second grant replaces the first
+    assert [g.role for g in store.list_grants("acme", "experiment", "1") if g.principal == "vision"] == ["manager"]
+    with pytest.raises(ValueError):
+        store.grant("acme", "experiment", "1", "team", "x", "reader", "alice")
+
+    token, record = store.create_token("acme", "alice", "ci", 3600)
+    assert store.check_token(token).username == "alice"
+    assert store.check_token(token + "x") is None
+    with engine.connect() as c:
+        stored = c.execute(sa.text("SELECT secret_hash FROM infinstor_api_tokens")).scalar()
+    assert token.rsplit("_", 1)[1] not in stored
+    short, short_record = store.create_token("acme", "alice", "short", 0.5)
+    time.sleep(0.6)
+    assert store.check_token(short) is None  # expired
+    assert store.revoke_token("acme", record.token_id, "bob") is False  # not bob's
+    assert store.revoke_token("acme", record.token_id, "alice") is True
+    assert store.check_token(token) is None
+
+    store.record("acme", "alice", "CreateExperiment", 200, "experiment", "1", {"k": 1})
+    store.record("globex", "dave", "CreateExperiment", 200, "experiment", "9")
+    events = store.audit_log("acme")
+    assert [(e["username"], e["action"], e["detail"]) for e in events] == [("alice", "CreateExperiment", {"k": 1})]
+
+
+# -- paging over a filtered stream ---------------------------------------------------------------------
+class _Offsets:
+    """A store-like search over a list: offset page tokens, like MLflow's SQL stores."""
+
+    def __init__(self, items):
+        self.items, self.calls = items, 0
+
+    def __call__(self, max_results, token):
+        from mlflow.store.entities.paged_list import PagedList
+        from mlflow.utils.search_utils import SearchUtils
+
+        self.calls += 1
+        start = SearchUtils.parse_start_offset_from_page_token(token) if token else 0
+        page = self.items[start:start + max_results]
+        more = start + max_results < len(self.items)
+        return PagedList(page, SearchUtils.create_page_token(start + max_results) if more else None)
+
+
+@pytest.mark.parametrize("total, page_size", [(50, 4), (12, 3), (7, 10), (2500, 7)])
+def test_filtered_pages_are_full_and_complete(total, page_size):
+    items = list(range(total))
+    fetch = _Offsets(items)
+    keep = lambda i: i % 3 == 0  # noqa: E731
+    pages, token = [], None
+    while True:
+        page, token = filtered_page(fetch, keep, page_size, token, batch=100)
+        pages.append(page)
+        if not token:
+            break
+    wanted = [i for i in items if keep(i)]
+    assert [i for p in pages for i in p] == wanted
+    assert all(len(p) == page_size for p in pages[:-1]) and 0 < len(pages[-1]) <= page_size
+
+
+def test_filtered_page_with_nothing_readable():
+    assert filtered_page(_Offsets(list(range(30))), lambda i: False, 5, None, batch=10) == ([], None)
