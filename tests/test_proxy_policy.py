@@ -268,3 +268,77 @@ def test_redirects_under_a_tracking_uri_with_a_path():
     assert rewrite_location("https://mlflow.example.com/tracking/", uri, prefix) == prefix
     assert rewrite_location("/elsewhere", uri, prefix) is None
     assert rewrite_location("/trackingx", uri, prefix) is None
+
+
+# -- the company service's own API: exactly the Share dialog's two calls ---------------------------------
+@pytest.mark.parametrize(
+    "path,method",
+    [
+        ("api/2.0/infinstor/permissions", "GET"),
+        ("api/2.0/infinstor/permissions", "POST"),
+        ("api/2.0/infinstor/permissions", "DELETE"),
+        ("api/2.0/infinstor/permissions/", "GET"),
+        ("api/2.0/infinstor/whoami", "GET"),
+    ],
+)
+def test_sharing_calls_are_allowed(path, method):
+    route = resolve(path, method)
+    assert route.kind == "api" and route.path == path
+
+
+INFINSTOR_REFUSED = [
+    "api/2.0/infinstor/tokens",
+    "api/2.0/infinstor/tokens/",
+    "api/2.0/infinstor/tokens/3f2a9c0d1e4b5a6f",
+    "api/2.0/infinstor/%74okens",  # decoded once by the service: 'tokens'
+    "api/2.0/infinstor/%2574okens",
+    "api/2.0/infinstor/audit",
+    "api/2.0/infinstor/",
+    "api/2.0/infinstor",
+    "api/2.0/infinstor/permissions/x",
+    "api/2.0/infinstor/permissions;tokens",
+    "api/2.0/infinstor/whoami/tokens",
+    "api/2.0/infinstor/frobnicate",
+    "api/3.0/infinstor/permissions",
+    "api/3.0/infinstor/tokens",
+    "ajax-api/2.0/infinstor/tokens",
+    "ajax-api/2.0/infinstor/permissions",
+    "ajax-api/2.0/infinstor/whoami",
+    "ajax-api/3.0/infinstor/tokens",
+    "ajax-api/2.0/infinstor/audit",
+    "API/2.0/infinstor/permissions",
+    "api/2.0/INFINSTOR/permissions",
+]
+
+
+@pytest.mark.parametrize("path", INFINSTOR_REFUSED)
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_other_infinstor_api_paths_are_refused(path, method):
+    """Above all `tokens`: its answers carry API and job tokens, which must never reach a browser."""
+    with pytest.raises(PathRefused) as info:
+        resolve(path, method)
+    assert info.value.status == 403, (path, method, info.value.status)
+
+
+@pytest.mark.parametrize("path", ["api/2.0/infinstor/permissions/..%2Ftokens", "api/2.0/infinstor/permissions/../tokens",
+                                  "api/2.0/infinstor/permissions%2f..%2ftokens", "api/2.0/infinstor//tokens"])  # fmt: skip
+def test_smuggling_into_tokens_is_malformed(path):
+    with pytest.raises(BadProxyPath):
+        resolve(path, "GET")
+
+
+@pytest.mark.parametrize(
+    "path,method",
+    [
+        ("api/2.0/infinstor/permissions", "PUT"),
+        ("api/2.0/infinstor/permissions", "PATCH"),
+        ("api/2.0/infinstor/permissions", "HEAD"),
+        ("api/2.0/infinstor/whoami", "POST"),
+        ("api/2.0/infinstor/whoami", "DELETE"),
+        ("api/2.0/infinstor/whoami", "PUT"),
+    ],
+)
+def test_sharing_calls_methods_are_limited(path, method):
+    with pytest.raises(PathRefused) as info:
+        resolve(path, method)
+    assert info.value.status == 405

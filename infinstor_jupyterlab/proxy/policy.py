@@ -7,6 +7,11 @@ byte, so what the tracking server sees is exactly what was checked. The rules:
 - Only MLflow's own surface: its REST API (`api/2.0|3.0/mlflow/…`, `api/2.0/mlflow-artifacts/…`),
   the UI's API (`ajax-api/…`, `graphql`), artifact downloads (`get-artifact`,
   `model-versions/get-artifact`) and the UI itself (`` (index.html) and `static-files/…`).
+- Of the company service's own API (`api/2.0/infinstor/…`), exactly the two calls the sidebar's
+  Share dialog needs: `api/2.0/infinstor/permissions` (GET, POST, DELETE) and
+  `api/2.0/infinstor/whoami` (GET). Nothing else in an `infinstor` namespace is forwarded, under
+  `api/` or `ajax-api/`, in any version: in particular never `tokens`, whose answers carry API and
+  job tokens that must not reach a browser, nor `audit`.
 - Never a traversal or a smuggled URL: no `.`/`..` segments, no empty segments (`//`), no
   backslashes, no encoded separators (`%2F`, `%5C`), no control characters or invalid UTF-8, at
   any level of percent-decoding (double-encoded `%252e%252e` is caught too). The upstream URL is always
@@ -72,6 +77,16 @@ _DENY_PREFIXES: tuple[tuple[tuple[str, ...], str], ...] = (
     # user at the server's own console, not for requests relayed from a browser elsewhere.
     (("ajax-api", "3.0", "mlflow", "assistant"), "MLflow's assistant is not available through the proxy."),
     (("api", "3.0", "mlflow", "assistant"), "MLflow's assistant is not available through the proxy."),
+)
+
+# The company service's own API: only these exact paths, with these methods (see the module doc).
+_INFINSTOR_API: dict[tuple[str, ...], frozenset[str]] = {
+    ("api", "2.0", "infinstor", "permissions"): frozenset({"GET", "POST", "DELETE"}),
+    ("api", "2.0", "infinstor", "whoami"): frozenset({"GET"}),
+}
+_INFINSTOR_REFUSED = (
+    "Of the tracking service's own API only api/2.0/infinstor/permissions and "
+    "api/2.0/infinstor/whoami are available through the proxy (never tokens)."
 )
 
 _RULES: tuple[_Rule, ...] = (
@@ -159,6 +174,15 @@ def resolve(raw_path: str, method: str) -> ProxyRoute:
     for prefix, message in _DENY_PREFIXES:
         if segments[: len(prefix)] == list(prefix):
             raise PathRefused(message)
+    if len(segments) >= 3 and segments[0] in ("api", "ajax-api") and segments[2] == "infinstor":
+        # An exact match (a trailing slash tolerated) or nothing: `ajax-api/…` would otherwise match.
+        key = tuple(segments[:-1] if len(segments) == 5 and segments[-1] == "" else segments)
+        methods = _INFINSTOR_API.get(key)
+        if methods is None:
+            raise PathRefused(_INFINSTOR_REFUSED)
+        if method not in methods:
+            raise PathRefused(f"{method} is not allowed on /{'/'.join(key)} through the MLflow proxy.", status=405)
+        return ProxyRoute(path=raw_path, kind="api")
     for rule in _RULES:
         if _matches(segments, rule):
             if method not in rule.methods:
