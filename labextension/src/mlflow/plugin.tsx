@@ -10,6 +10,7 @@ import { IMlflowActions } from './views/common';
 import { createExperimentDialog } from './views/experiments';
 import { MlflowBrowser, MlflowBrowserModel } from './views/browser';
 import { CompareWidget, createMlflowUiWidget, RunDetailWidget, wrap } from './widgets';
+import { sharingKey } from './sharing';
 
 export const MLFLOW_PLUGIN_ID = 'infinstor-jupyterlab:mlflow';
 
@@ -192,6 +193,15 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
       const sidebar = Array.from(app.shell.widgets('left')).find(w => w.id === SIDEBAR_ID) as InfinStorSidebar | undefined;
       if (sidebar && typeof sidebar.setBody === 'function') {
         sidebar.setBody(<MlflowBrowser model={browser} actions={actions} />);
+        // Whether the service shares: asked (GET whoami) once per service, state and user.
+        const status = sidebar.model;
+        const check = () => {
+          browser.sharing.update(sharingKey(status.status)).catch(reason => {
+            console.error('InfinStor: could not check whether the tracking service supports sharing.', reason);
+          });
+        };
+        status.changed.connect(check);
+        check();
         return true;
       }
       return false;

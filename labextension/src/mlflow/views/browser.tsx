@@ -4,6 +4,7 @@ import React from 'react';
 import { MlflowClient } from '../client';
 import { formatDuration, formatRelative, formatTimestamp, runDuration, runName } from '../format';
 import { ExperimentsModel, NotebookRunsModel, RegisteredModelsModel, RunsModel } from '../models';
+import { SharingClient, SharingSupport } from '../sharing';
 import { IExperiment } from '../types';
 import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, StatusBadge, Tabs, useSignal } from './common';
 import { ExperimentRuns, ExperimentsList } from './experiments';
@@ -21,12 +22,15 @@ export class MlflowBrowserModel {
     this.experiments = new ExperimentsModel({ client: this.client });
     this.notebookRuns = new NotebookRunsModel({ client: this.client });
     this.registeredModels = new RegisteredModelsModel({ client: this.client });
+    this.sharing = new SharingSupport(new SharingClient(this.client));
   }
 
   readonly client: MlflowClient;
   readonly experiments: ExperimentsModel;
   readonly notebookRuns: NotebookRunsModel;
   readonly registeredModels: RegisteredModelsModel;
+  /** Whether the tracking service shares (the "Share…" buttons show only then). */
+  readonly sharing: SharingSupport;
 
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -103,13 +107,14 @@ export function MlflowBrowser(props: { model: MlflowBrowserModel; actions: IMlfl
               experiment={model.experiment}
               model={model.runs}
               actions={actions}
+              sharing={model.sharing}
               onBack={() => model.openExperiment(null)}
             />
           ) : (
-            <ExperimentsList model={model.experiments} actions={actions} onOpen={e => model.openExperiment(e)} />
+            <ExperimentsList model={model.experiments} actions={actions} sharing={model.sharing} onOpen={e => model.openExperiment(e)} />
           ))}
         {tab === 'notebook' && <NotebookRuns model={model.notebookRuns} actions={actions} />}
-        {tab === 'models' && <ModelsPanel model={model.registeredModels} actions={actions} />}
+        {tab === 'models' && <ModelsPanel model={model.registeredModels} actions={actions} sharing={model.sharing} />}
       </div>
     </section>
   );

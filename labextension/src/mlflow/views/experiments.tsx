@@ -7,6 +7,8 @@ import { availableKeys, experimentOwner, ExperimentsModel, RunsModel } from '../
 import { IExperiment, IRun } from '../types';
 import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, useDebounced, useSignal } from './common';
 import { RunsTable } from './runsTable';
+import { SharingSupport } from '../sharing';
+import { ShareButton } from './share';
 
 /**
  * Show a refused action with the server's reason (never fail silently).
@@ -85,6 +87,8 @@ export function ExperimentsList(props: {
   model: ExperimentsModel;
   onOpen: (experiment: IExperiment) => void;
   actions: IMlflowActions;
+  /** Shows "Share…" on each experiment when the service shares. */
+  sharing?: SharingSupport | null;
 }): JSX.Element {
   const { model } = props;
   useSignal(model.changed);
@@ -156,6 +160,11 @@ export function ExperimentsList(props: {
                   </span>
                 </button>
                 <span className="jp-InfinStor-listActions">
+                  <ShareButton
+                    support={props.sharing ?? null}
+                    target={{ type: 'experiment', id: exp.experiment_id, name: exp.name }}
+                    testid="infinstor-experiment-share"
+                  />
                   <Button minimal small className="jp-InfinStor-iconButton" title={`Rename ${exp.name}`} aria-label={`Rename ${exp.name}`} onClick={() => void renameDialog(model, exp)}>
                     <editIcon.react tag="span" className="jp-InfinStor-buttonIcon" />
                   </Button>
@@ -191,6 +200,8 @@ export function ExperimentRuns(props: {
   model: RunsModel;
   onBack: () => void;
   actions: IMlflowActions;
+  /** Shows "Share…" in the header when the service shares. */
+  sharing?: SharingSupport | null;
 }): JSX.Element {
   const { model, experiment, actions } = props;
   useSignal(model.changed);
@@ -225,6 +236,11 @@ export function ExperimentRuns(props: {
           {experiment.name}
         </h4>
         <RefreshButton label="Refresh runs" onClick={() => void model.reload()} />
+        <ShareButton
+          support={props.sharing ?? null}
+          target={{ type: 'experiment', id: experiment.experiment_id, name: experiment.name }}
+          testid="infinstor-runs-share"
+        />
         <Button
           minimal
           small

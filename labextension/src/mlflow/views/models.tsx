@@ -4,12 +4,19 @@ import React from 'react';
 import { formatRelative, formatTimestamp, tagMap } from '../format';
 import { RegisteredModelsModel, versionAliases } from '../models';
 import { IModelVersion, IRegisteredModel } from '../types';
+import { SharingSupport } from '../sharing';
 import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, useDebounced, useSignal } from './common';
+import { ShareButton } from './share';
 
 /**
  * Registered models (searchable) and, expanded, their versions.
  */
-export function ModelsPanel(props: { model: RegisteredModelsModel; actions: IMlflowActions }): JSX.Element {
+export function ModelsPanel(props: {
+  model: RegisteredModelsModel;
+  actions: IMlflowActions;
+  /** Shows "Share…" on each model when the service shares. */
+  sharing?: SharingSupport | null;
+}): JSX.Element {
   const { model } = props;
   useSignal(model.changed);
   const [text, setText] = React.useState(model.query);
@@ -64,6 +71,11 @@ export function ModelsPanel(props: { model: RegisteredModelsModel; actions: IMlf
                 </span>
               </button>
               <span className="jp-InfinStor-listActions">
+                <ShareButton
+                  support={props.sharing ?? null}
+                  target={{ type: 'registered_model', id: m.name, name: m.name }}
+                  testid="infinstor-model-share"
+                />
                 <Button
                   minimal
                   small
