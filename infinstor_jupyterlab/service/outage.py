@@ -1,0 +1,165 @@
+"""Database outages answered as `503 TEMPORARILY_UNAVAILABLE`, not as 500s.
+
+While PostgreSQL is down or restarting (a fail-over, a minor-version upgrade), requests fail deep
+inside MLflow's stores or ours. MLflow answers some of them 503 with the driver's error text (host,
+port, SQL) and others 500 with an HTML page; ours would be 500 INTERNAL_ERROR. Clients and load
+balancers retry a 503 (MLflow's Python client does, with back-off), so the service says 503 with
+one clear message and a `Retry-After`, and nothing about the database's address.
+
+How: `DatabaseOutageASGIMiddleware` wraps the whole ASGI app. Successful and 4xx answers stream
+through untouched; a 5xx answer (or an exception) is held, and it becomes the outage answer when
+it says TEMPORARILY_UNAVAILABLE, or the exception is a connection-level database error, or a
+probe (`SELECT 1`, at most one every `probe_interval` seconds, shared by all requests) finds the
+database unreachable right now. Any other 5xx goes out as it was.
+
+Health checks: in company mode MLflow's own `/health` resolves the default workspace, so it
+needs the database. A load balancer or orchestrator that took that for "this replica is broken"
+would drain or restart every replica during a database outage, which helps nothing. So here
+`GET /health` is liveness (the process serves requests; no database) and `GET /health/ready` is
+readiness (200 when the database answers `SELECT 1`, else the 503 outage answer).
+
+Recovery needs no restart: every engine (MLflow's and ours) is created with `pool_pre_ping`, so
+connections from before the outage are tested, found dead, invalidated and replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+OUTAGE_CODE = "TEMPORARILY_UNAVAILABLE"
+OUTAGE_MESSAGE = "The tracking database is unavailable; retry shortly."
+RETRY_AFTER_SECONDS = 2
+OUTAGE_BODY = json.dumps({"error_code": OUTAGE_CODE, "message": OUTAGE_MESSAGE}).encode()
+
+
+def is_connection_error(exc: BaseException | None) -> bool:
+    """True if `exc` (or what caused it) is a lost or refused database connection."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError, sa.exc.TimeoutError)):
+            return True
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        module = type(exc).__module__ or ""
+        if module.startswith(("psycopg2", "psycopg")) and type(exc).__name__ in ("OperationalError", "InterfaceError"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+class DatabaseProbe:
+    """Is the database reachable now? One `SELECT 1` at most every `interval` seconds."""
+
+    def __init__(self, engine: sa.Engine, interval: float = 1.0):
+        self.engine, self.interval = engine, interval
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._reachable = True
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._checked_at = float("-inf")
+
+    def reachable(self) -> bool:
+        with self._lock:
+            if time.monotonic() - self._checked_at < self.interval:
+                return self._reachable
+            try:
+                with self.engine.connect() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+                self._reachable = True
+            except Exception as exc:  # any failure to run SELECT 1 means "not usable now"
+                log.warning("InfinStor: the tracking database is unreachable (%s)", type(exc).__name__)
+                self._reachable = False
+            self._checked_at = time.monotonic()
+            return self._reachable
+
+
+def _says_unavailable(body: bytes) -> bool:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("error_code") == OUTAGE_CODE
+
+
+async def send_outage(send) -> None:
+    await send({
+        "type": "http.response.start", "status": 503,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(OUTAGE_BODY)).encode()),
+                    (b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": OUTAGE_BODY})
+
+
+class DatabaseOutageASGIMiddleware:
+    def __init__(self, app, engine: sa.Engine, probe_interval: float = 1.0):
+        self.app = app
+        self.probe = DatabaseProbe(engine, probe_interval)
+
+    async def _health(self, scope, send) -> None:
+        if scope["path"] == "/health/ready":
+            import asyncio
+
+            self.probe.invalidate()
+            if not await asyncio.get_running_loop().run_in_executor(None, self.probe.reachable):
+                return await send_outage(send)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"OK" if scope["method"] == "GET" else b""})
+
+    async def _outage(self, status: int, body: bytes, exc: BaseException | None) -> bool:
+        if status == 503 and _says_unavailable(body):
+            return True
+        if is_connection_error(exc):
+            return True
+        import asyncio
+
+        return not await asyncio.get_running_loop().run_in_executor(None, self.probe.reachable)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope.get("path") in ("/health", "/health/ready") and scope.get("method") in ("GET", "HEAD"):
+            return await self._health(scope, send)
+        held: list[dict] = []
+        state = {"holding": False, "started": False}
+
+        async def guarded_send(message):
+            if message["type"] == "http.response.start":
+                state["started"] = True
+                if message["status"] >= 500:
+                    state["holding"] = True
+                    held.append(message)
+                    return
+                return await send(message)
+            if state["holding"]:
+                held.append(message)
+                return
+            return await send(message)
+
+        try:
+            await self.app(scope, receive, guarded_send)
+        except Exception as exc:
+            if state["started"] and not state["holding"]:
+                raise  # part of a good answer is already out: nothing to replace
+            if await self._outage(500, b"", exc):
+                return await send_outage(send)
+            raise
+        if not state["holding"]:
+            return None
+        status = held[0]["status"]
+        body = b"".join(m.get("body", b"") for m in held[1:] if m["type"] == "http.response.body")
+        if await self._outage(status, body, None):
+            return await send_outage(send)
+        for message in held:
+            await send(message)
+        return None
