@@ -94,3 +94,89 @@ def test_database_restart_answers_503_then_recovers(cluster, server, idp):
     admin = user_token(idp, "frank")
     audit = ok(server.infinstor("GET", "audit", admin, params={"limit": 20}))
     assert any(row.get("action") == "LogBatch" and row.get("status") == 200 for row in audit["events"]), audit
+
+
+# -- the middleware's verdicts, on real SQLAlchemy errors and MLflow's real answers to them -------
+def _asgi_answer(app, path="/api/2.0/mlflow/runs/get"):
+    import asyncio
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app({"type": "http", "method": "GET", "path": path, "headers": []}, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def _mlflow_answer_to(exc: Exception):
+    """An ASGI app that answers the way MLflow's handlers answer an exception raised in a store
+    session (ManagedSessionMaker maps it to an MlflowException; the handler serializes that)."""
+    import sqlalchemy as sa
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST, TEMPORARILY_UNAVAILABLE
+
+    code = TEMPORARILY_UNAVAILABLE if isinstance(exc, sa.exc.OperationalError) else BAD_REQUEST
+    error = MlflowException(message=exc, error_code=code)
+
+    async def app(scope, receive, send):
+        body = error.serialize_as_json().encode()
+        await send({"type": "http.response.start", "status": error.get_http_status_code(), "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def _pool_timeout(tmp_path):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'pool.db'}", poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05)
+    held = engine.connect()
+    try:
+        engine.connect()
+    except sa.exc.TimeoutError as exc:
+        return exc, engine
+    finally:
+        held.close()
+    raise AssertionError("no pool timeout")
+
+
+def test_pool_timeout_and_lost_connections_are_503_not_400_or_500(tmp_path):
+    import json
+
+    import sqlalchemy as sa
+
+    from infinstor_jupyterlab.service.outage import BUSY_MESSAGE, DatabaseOutageASGIMiddleware, classify_exception
+
+    timeout, engine = _pool_timeout(tmp_path)  # a live database: the probe finds it reachable
+    # MLflow answers a pool timeout 400 BAD_REQUEST (clients never retry a 400): we answer 503.
+    status, body = _asgi_answer(DatabaseOutageASGIMiddleware(_mlflow_answer_to(timeout), engine))
+    assert (status, json.loads(body)) == (503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": BUSY_MESSAGE})
+    assert classify_exception(RuntimeError("wrapped")) is None
+    try:
+        raise RuntimeError("authorization failed") from timeout
+    except RuntimeError as wrapped:
+        assert classify_exception(wrapped) == "busy"
+    # A pool invalidated by a lost database (not an OperationalError: MLflow says 400 for it).
+    invalidated = sa.exc.InvalidatePoolError()
+    assert classify_exception(invalidated) == "outage"
+
+    # Genuine client errors and genuine server errors go out as they were, with a live database.
+    integrity = sa.exc.IntegrityError("INSERT ...", {}, Exception("duplicate key"))
+    status, body = _asgi_answer(DatabaseOutageASGIMiddleware(_mlflow_answer_to(integrity), engine))
+    assert status == 400 and json.loads(body)["error_code"] == "BAD_REQUEST"
+
+    async def broken(scope, receive, send):
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"error_code": "INTERNAL_ERROR", "message": "a bug"}'})
+
+    assert _asgi_answer(DatabaseOutageASGIMiddleware(broken, engine)) == (500, b'{"error_code": "INTERNAL_ERROR", "message": "a bug"}')
+    # The same 500 while the database is unreachable is an outage.
+    gone = sa.create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+    status, body = _asgi_answer(DatabaseOutageASGIMiddleware(broken, gone))
+    assert (status, json.loads(body)) == (503, OUTAGE)
+    engine.dispose()

@@ -44,6 +44,7 @@ from . import job_tokens
 from .config import ServiceConfig
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, ServiceStore, split_api_token
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
+from .outage import classify_exception, send_outage
 from .policy import KINDS, Policy, match_route
 
 log = logging.getLogger(__name__)
@@ -899,6 +900,9 @@ class CompanyASGIMiddleware:
 
             if isinstance(exc, MlflowException):  # e.g. a bad search filter, as MLflow would answer
                 return await _send(send, exc.get_http_status_code(), exc.serialize_as_json().encode())
+            if unavailable := classify_exception(exc):  # database away or pool exhausted: 503, retry
+                log.warning("InfinStor company: %s on %s %s: %s", unavailable, method, path, type(exc).__name__)
+                return await send_outage(send, unavailable)
             log.exception("InfinStor company: cannot decide on %s %s", method, path)
             return await _send(send, 500, Refusal(500, "INTERNAL_ERROR", "The service could not authorize this request.").body())
         if api_answer is not None:
