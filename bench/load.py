@@ -603,6 +603,8 @@ def main() -> int:
         results["nginx"] = nginx_log_summary(nginx.access_log, stats.events["t0_wall"], replicas)
         results["samples"] = samples
         results["machine"]["load_after"] = os.getloadavg()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        results["machine"]["client_cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
         results["machine"]["load1_during"] = [s["load1"] for s in samples]
         results["pg_connections_max"] = max((s["pg_connections"] or 0) for s in samples) if samples else None
         results["replica_rss_mb_max"] = {r.name: max(s["rss_mb"][r.name] for s in samples) for r in replicas} if samples else None

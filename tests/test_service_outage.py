@@ -44,6 +44,9 @@ def test_database_restart_answers_503_then_recovers(cluster, server, idp):
     ok(server.mlflow("POST", "runs/log-batch", token, json={"run_id": run_id, "metrics": [
         {"key": "loss", "value": 1.0, "timestamp": 1, "step": 0}]}))  # fmt: skip
     api_token = ok(server.infinstor("POST", "tokens", token, json={"name": "outage-ci", "expires_in_days": 1}))["token"]
+    # A run this replica has never looked up (no cached experiment): during the outage its lookup
+    # fails, which must be a 503, not "not found".
+    unseen_run = ok(server.mlflow("POST", "runs/create", token, json={"experiment_id": experiment_id}))["run"]["info"]["run_id"]
     pid = server.proc.pid
 
     calls = {
@@ -68,6 +71,8 @@ def test_database_restart_answers_503_then_recovers(cluster, server, idp):
                 assert response.json() == OUTAGE, what
                 assert response.headers.get("Retry-After") == "2", what
                 assert str(cluster.port) not in response.text and "psycopg" not in response.text, what
+        unseen = server.mlflow("GET", "runs/get", token, params={"run_id": unseen_run})
+        assert (unseen.status_code, unseen.json()) == (503, OUTAGE)
         # Liveness needs no database (no replica is drained or restarted for the database's sake);
         # readiness says the database is away.
         assert (server.call("GET", "health").status_code, server.call("GET", "health").text) == (200, "OK")

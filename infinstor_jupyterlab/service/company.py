@@ -44,7 +44,7 @@ from . import job_tokens
 from .config import ServiceConfig
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, ServiceStore, split_api_token
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
-from .outage import classify_exception, send_outage
+from .outage import classify_exception, send_outage, store_unavailable
 from .policy import KINDS, Policy, match_route
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,9 @@ class CompanyService:
 
             try:
                 experiment_id = _stores()[0].get_run(run_id).info.experiment_id
-            except MlflowException:
+            except MlflowException as exc:
+                if store_unavailable(exc):  # the database failed: 503, not "not found"
+                    raise
                 raise not_found(f"Run with id={run_id} not found") from None
             self._run_experiments.put(key, experiment_id)
         return experiment_id
@@ -282,7 +284,9 @@ class CompanyService:
 
             try:
                 model = _stores()[0].get_logged_model(model_id)
-            except MlflowException:
+            except MlflowException as exc:
+                if store_unavailable(exc):  # the database failed: 503, not "not found"
+                    raise
                 raise not_found(f"Logged model with ID '{model_id}' not found.") from None
             found = (str(model.experiment_id), model.source_run_id)
             self._logged_models.put(key, found)

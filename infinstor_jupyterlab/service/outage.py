@@ -81,6 +81,12 @@ def is_connection_error(exc: BaseException | None, chain: bool = True) -> bool:
     return False
 
 
+def store_unavailable(exc: BaseException) -> bool:
+    """An MlflowException from a store that says the database failed, not that the item is
+    missing: a lookup must pass it on (-> 503), never answer 404 for it."""
+    return getattr(exc, "error_code", None) in ("TEMPORARILY_UNAVAILABLE", "BAD_REQUEST", "INTERNAL_ERROR")
+
+
 class DatabaseProbe:
     """Is the database reachable now? One `SELECT 1` at most every `interval` seconds."""
 
