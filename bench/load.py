@@ -228,6 +228,8 @@ class Stats:
         self.outcomes_by_time: dict[int, Counter] = defaultdict(Counter)  # 10-s bucket -> retried outcomes
         self.error_bodies: list[str] = []  # a few 500 bodies, to say what they were
         self.t0 = time.monotonic()
+        # failed attempts per logical request, by what failed: {"502": Counter({1: n, 2: m}), ...}
+        self.failures_per_request: dict[str, Counter] = defaultdict(Counter)
         self.errors: list[str] = []
         self.events: dict[str, float] = {}
 
@@ -246,6 +248,7 @@ async def call(session: aiohttp.ClientSession, base: str, user: User, method: st
                *, json_body=None, params=None) -> tuple[int, dict]:
     """One logical request with MLflow-client-like retries. Returns (final status, body)."""
     headers = {"Authorization": f"Bearer {user.token}"}
+    failed: Counter = Counter()
     for attempt in range(MAX_ATTEMPTS):
         retry_after = 0.0
         try:
@@ -253,6 +256,9 @@ async def call(session: aiohttp.ClientSession, base: str, user: User, method: st
                 body = await response.read()
                 status = response.status
                 if status not in RETRY_STATUSES:
+                    if stats is not None:
+                        for what, times in failed.items():
+                            stats.failures_per_request[what][times] += 1
                     return status, (json.loads(body) if body and body[:1] in (b"{", b"[") else {})
                 outcome = str(status)
                 if status == 500 and stats is not None and len(stats.error_bodies) < 5:
@@ -260,6 +266,7 @@ async def call(session: aiohttp.ClientSession, base: str, user: User, method: st
                 retry_after = float(response.headers.get("Retry-After", "0") or 0)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             outcome = type(exc).__name__
+        failed[outcome] += 1
         if stats is not None:
             stats.attempt_outcomes[outcome] += 1
             stats.retried[path] += 1
@@ -591,12 +598,13 @@ def main() -> int:
             timed_phase(args, base, users, stats, replicas, cluster, samples), args.seconds + 300))  # fmt: skip
 
         print("[check] every acknowledged metric is stored", flush=True)
-        results["verify"] = asyncio.run(verify(base, users))
+        results["verify"] = asyncio.run(asyncio.wait_for(verify(base, users), 600))
         results["summary"] = summarize(stats, t0, windows, args.ramp, stats.events["duration"])
         results["events"] = stats.events
         results["retried_attempts"] = dict(stats.attempt_outcomes)
         results["retried_by_path"] = dict(stats.retried)
         results["errors_after_retries"] = stats.errors[:20]
+        results["failed_attempts_per_request"] = {k: dict(sorted(v.items())) for k, v in stats.failures_per_request.items()}
         results["retried_by_time"] = {k: dict(v) for k, v in sorted(stats.outcomes_by_time.items())}
         results["error_bodies"] = stats.error_bodies
         nginx.stop()
@@ -608,7 +616,7 @@ def main() -> int:
         results["machine"]["load1_during"] = [s["load1"] for s in samples]
         results["pg_connections_max"] = max((s["pg_connections"] or 0) for s in samples) if samples else None
         results["replica_rss_mb_max"] = {r.name: max(s["rss_mb"][r.name] for s in samples) for r in replicas} if samples else None
-        print(json.dumps({k: results[k] for k in ("summary", "verify", "events", "retried_attempts", "retried_by_time", "error_bodies", "errors_after_retries",
+        print(json.dumps({k: results[k] for k in ("summary", "verify", "events", "retried_attempts", "failed_attempts_per_request", "retried_by_time", "error_bodies", "errors_after_retries",
                                                    "pg_connections_max", "replica_rss_mb_max", "machine")}, indent=2))  # fmt: skip
         print("[nginx] requests per replica per 10 s:")
         for at, counts in results["nginx"]["per_bucket"].items():
