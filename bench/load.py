@@ -147,7 +147,7 @@ class Replica:
 
 
 class Nginx:
-    def __init__(self, root: Path, replicas: list[Replica]):
+    def __init__(self, root: Path, replicas: list[Replica], proxy_conf: Path):
         self.prefix = root / "nginx"
         for sub in ("logs", "tmp"):
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
@@ -188,7 +188,7 @@ http {{
         client_max_body_size 5g;
         location / {{
             proxy_pass http://infinstor_tracking;
-            include {REPO / 'deploy' / 'nginx' / 'infinstor-proxy.conf'};
+            include {proxy_conf.resolve()};
         }}
     }}
 }}
@@ -513,6 +513,8 @@ def main() -> int:
     parser.add_argument("--ramp", type=float, default=10.0, help="users start spread over this many seconds")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per replica (1-4)")
     parser.add_argument("--db-down", type=float, default=3.0, help="seconds PostgreSQL stays stopped")
+    parser.add_argument("--proxy-conf", type=Path, default=REPO / "deploy" / "nginx" / "infinstor-proxy.conf",
+                        help="nginx proxy settings to include (default: the shipped deploy/nginx/infinstor-proxy.conf)")
     parser.add_argument("--json", type=Path, help="write the full results here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = parser.parse_args()
@@ -553,7 +555,7 @@ def main() -> int:
         replicas[1].start()
         started.append(replicas[1])
         replicas[1].wait_ready()
-        nginx = Nginx(root, replicas)
+        nginx = Nginx(root, replicas, args.proxy_conf)
         started.append(nginx)
         base = nginx.url
 
