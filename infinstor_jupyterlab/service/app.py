@@ -78,5 +78,7 @@ def _create_company_app(flask_app):
     migrate(engine)
     from mlflow.server.fastapi_app import create_fastapi_app
 
+    from .outage import DatabaseOutageASGIMiddleware
+
     service = CompanyService(config, policy, ServiceStore(engine))
-    return CompanyASGIMiddleware(create_fastapi_app(flask_app), service)
+    return DatabaseOutageASGIMiddleware(CompanyASGIMiddleware(create_fastapi_app(flask_app), service), engine)

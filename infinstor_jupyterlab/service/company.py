@@ -47,6 +47,7 @@ from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed
 from .config import ServiceConfig
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, ServiceStore, split_api_token
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
+from .outage import classify_exception, send_outage, store_unavailable
 from .policy import KINDS, Policy, match_route
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,9 @@ class CompanyService:
 
             try:
                 experiment_id = _stores()[0].get_run(run_id).info.experiment_id
-            except MlflowException:
+            except MlflowException as exc:
+                if store_unavailable(exc):  # the database failed: 503, not "not found"
+                    raise
                 raise not_found(f"Run with id={run_id} not found") from None
             self._run_experiments.put(key, experiment_id)
         return experiment_id
@@ -286,7 +289,9 @@ class CompanyService:
 
             try:
                 model = _stores()[0].get_logged_model(model_id)
-            except MlflowException:
+            except MlflowException as exc:
+                if store_unavailable(exc):  # the database failed: 503, not "not found"
+                    raise
                 raise not_found(f"Logged model with ID '{model_id}' not found.") from None
             found = (str(model.experiment_id), model.source_run_id)
             self._logged_models.put(key, found)
@@ -923,6 +928,9 @@ class CompanyASGIMiddleware:
 
             if isinstance(exc, MlflowException):  # e.g. a bad search filter, as MLflow would answer
                 return await _send(send, exc.get_http_status_code(), exc.serialize_as_json().encode())
+            if unavailable := classify_exception(exc):  # database away or pool exhausted: 503, retry
+                log.warning("InfinStor company: %s on %s %s: %s", unavailable, method, path, type(exc).__name__)
+                return await send_outage(send, unavailable)
             log.exception("InfinStor company: cannot decide on %s %s", method, path)
             return await _send(send, 500, Refusal(500, "INTERNAL_ERROR", "The service could not authorize this request.").body())
         if api_answer is not None:
