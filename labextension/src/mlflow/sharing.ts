@@ -33,8 +33,8 @@ export interface IPermission {
   principal: string;
   role: Role;
   granted_by: string;
-  /** ISO 8601 time, or '' when the service did not say. */
-  granted_at: string;
+  /** When, in milliseconds since the epoch (the service's unit), or null when it did not say. */
+  granted_at: number | null;
 }
 
 /** The caller, as `GET whoami` describes them. */
@@ -117,8 +117,20 @@ function normalizePermission(raw: any): IPermission {
     principal: String(raw?.principal ?? ''),
     role: raw?.role,
     granted_by: String(raw?.granted_by ?? ''),
-    granted_at: raw?.granted_at ? String(raw.granted_at) : ''
+    granted_at: grantedAt(raw?.granted_at)
   };
+}
+
+/** Milliseconds since the epoch (also from a numeric or ISO 8601 string), or null. */
+export function grantedAt(value: unknown): number | null {
+  if (typeof value === 'number') {
+    return Number.isFinite(value) && value > 0 ? value : null;
+  }
+  if (typeof value !== 'string' || !value.trim()) {
+    return null;
+  }
+  const ms = /^\d+$/.test(value.trim()) ? Number(value) : Date.parse(value);
+  return Number.isFinite(ms) && ms > 0 ? ms : null;
 }
 
 /** Organisation first, then groups, then users; by name within each. */

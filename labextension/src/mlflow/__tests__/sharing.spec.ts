@@ -7,6 +7,7 @@ import { InfinStorRequestError } from '../../handler';
 import { MlflowClient } from '../client';
 import {
   comparePermissions,
+  grantedAt,
   IPermission,
   ShareModel,
   SharingClient,
@@ -56,7 +57,7 @@ const EXPERIMENT = { type: 'experiment' as const, id: '12', name: 'churn' };
 /** A service that keeps grants like the company service does (per resource, one role per principal). */
 function sharingService(options: { managers?: string[]; caller?: string } = {}) {
   const grants: IPermission[] = [
-    { principal_type: 'user', principal: 'alice', role: 'manager', granted_by: 'alice', granted_at: '2026-11-01T10:00:00+00:00' }
+    { principal_type: 'user', principal: 'alice', role: 'manager', granted_by: 'alice', granted_at: 1793527200000 }
   ];
   const managers = options.managers ?? ['alice'];
   const caller = options.caller ?? 'alice';
@@ -76,7 +77,7 @@ function sharingService(options: { managers?: string[]; caller?: string } = {}) 
       }
       const index = grants.findIndex(g => g.principal_type === b.principal_type && g.principal === b.principal);
       if (call.method === 'POST') {
-        const grant = { principal_type: b.principal_type, principal: b.principal, role: b.role, granted_by: caller, granted_at: '2026-11-29T20:00:00+00:00' };
+        const grant = { principal_type: b.principal_type, principal: b.principal, role: b.role, granted_by: caller, granted_at: 1795985619348 };
         if (index >= 0) {
           grants[index] = grant;
         } else {
@@ -98,7 +99,9 @@ describe('SharingClient', () => {
   it('lists, grants and revokes through the proxy with the service API', async () => {
     const { sharing, calls } = sharingService();
     const listed = await sharing.list(EXPERIMENT);
-    expect(listed.map(p => p.principal)).toEqual(['alice']);
+    expect(listed).toEqual([
+      { principal_type: 'user', principal: 'alice', role: 'manager', granted_by: 'alice', granted_at: 1793527200000 }
+    ]);
     expect(calls[0].method).toBe('GET');
     expect(calls[0].path).toBe('api/2.0/infinstor/permissions');
     expect(calls[0].query.get('resource_type')).toBe('experiment');
@@ -129,7 +132,7 @@ describe('SharingClient', () => {
   });
 
   it('sorts the list: organisation, groups, users, then by name', () => {
-    const p = (principal_type: any, principal: string): IPermission => ({ principal_type, principal, role: 'reader', granted_by: '', granted_at: '' });
+    const p = (principal_type: any, principal: string): IPermission => ({ principal_type, principal, role: 'reader', granted_by: '', granted_at: null });
     const sorted = [p('user', 'bob'), p('group', 'nlp'), p('user', 'alice'), p('org', 'acme'), p('group', 'aa')].sort(comparePermissions);
     expect(sorted.map(x => `${x.principal_type}:${x.principal}`)).toEqual(['org:acme', 'group:aa', 'group:nlp', 'user:alice', 'user:bob']);
   });
@@ -137,6 +140,17 @@ describe('SharingClient', () => {
   it('normalises whoami', async () => {
     const { sharing } = fakeServer({ 'api/2.0/infinstor/whoami': () => ({ body: { username: 'alice', org: 'acme' } }) });
     expect(await sharing.whoami()).toEqual({ username: 'alice', org: 'acme', groups: [], email: '', admin: false, auth: '' });
+  });
+});
+
+describe('grantedAt', () => {
+  it('reads the service\'s milliseconds, numeric strings and ISO times; null otherwise', () => {
+    expect(grantedAt(1795985619348)).toBe(1795985619348);
+    expect(grantedAt('1795985619348')).toBe(1795985619348);
+    expect(grantedAt('2026-11-01T10:00:00Z')).toBe(Date.UTC(2026, 10, 1, 10));
+    for (const bad of [null, undefined, '', 'yesterday', 0, NaN, {}]) {
+      expect(grantedAt(bad)).toBeNull();
+    }
   });
 });
 

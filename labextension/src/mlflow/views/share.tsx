@@ -1,8 +1,8 @@
 import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
-import { Button, deleteIcon, shareIcon } from '@jupyterlab/ui-components';
+import { Button, deleteIcon, HTMLSelect, shareIcon } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { describeError, formatTimestamp } from '../format';
+import { describeError, formatRelative, formatTimestamp } from '../format';
 import {
   IPermission,
   IShareTarget,
@@ -132,23 +132,18 @@ function PermissionRow(props: { model: ShareModel; permission: IPermission }): J
         {p.principal}
       </td>
       <td>
-        <select
-          className="jp-mod-styled jp-InfinStor-select"
+        <HTMLSelect
+          className="jp-InfinStor-shareSelect"
           aria-label={`Role of ${who}`}
           data-testid="infinstor-share-role"
           value={p.role}
           disabled={model.busy}
+          options={[...ROLES]}
           onChange={e => void model.changeRole(p, e.target.value as Role)}
-        >
-          {ROLES.map(r => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
-        </select>
+        />
       </td>
       <td>{p.granted_by || '—'}</td>
-      <td title={p.granted_at ? formatTimestamp(Date.parse(p.granted_at)) : undefined}>{formatGrantedAt(p.granted_at)}</td>
+      <td title={p.granted_at ? formatTimestamp(p.granted_at) : undefined}>{p.granted_at ? formatRelative(p.granted_at) : '—'}</td>
       <td>
         <Button
           minimal
@@ -165,20 +160,6 @@ function PermissionRow(props: { model: ShareModel; permission: IPermission }): J
       </td>
     </tr>
   );
-}
-
-/**
- * A grant time for the list: the date (and time) in the user's locale, or '—'.
- */
-export function formatGrantedAt(value: string): string {
-  if (!value) {
-    return '—';
-  }
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) {
-    return value;
-  }
-  return new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 function GrantForm(props: { model: ShareModel }): JSX.Element {
@@ -206,22 +187,17 @@ function GrantForm(props: { model: ShareModel }): JSX.Element {
     >
       <label className="jp-InfinStor-shareField">
         <span>Give</span>
-        <select
-          className="jp-mod-styled jp-InfinStor-select"
+        <HTMLSelect
+          className="jp-InfinStor-shareSelect"
           aria-label="Grant to"
           data-testid="infinstor-share-principal-type"
           value={type}
+          options={PRINCIPAL_TYPES.map(t => ({ value: t, label: t === 'org' ? 'the whole organisation' : `a ${t}` }))}
           onChange={e => {
             setType(e.target.value as PrincipalType);
             model.clearActionError();
           }}
-        >
-          {PRINCIPAL_TYPES.map(t => (
-            <option key={t} value={t}>
-              {t === 'org' ? 'the whole organisation' : `a ${t}`}
-            </option>
-          ))}
-        </select>
+        />
       </label>
       <label className="jp-InfinStor-shareField jp-InfinStor-shareNameField">
         <span className="jp-InfinStor-srOnly">{nameLabel}</span>
@@ -241,19 +217,14 @@ function GrantForm(props: { model: ShareModel }): JSX.Element {
       </label>
       <label className="jp-InfinStor-shareField">
         <span>as</span>
-        <select
-          className="jp-mod-styled jp-InfinStor-select"
+        <HTMLSelect
+          className="jp-InfinStor-shareSelect"
           aria-label="Role to grant"
           data-testid="infinstor-share-grant-role"
           value={role}
+          options={[...ROLES]}
           onChange={e => setRole(e.target.value as Role)}
-        >
-          {ROLES.map(r => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
-        </select>
+        />
       </label>
       <Button type="submit" small className="jp-mod-styled jp-mod-accept" disabled={model.busy} data-testid="infinstor-share-grant">
         Grant
