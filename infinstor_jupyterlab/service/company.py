@@ -526,11 +526,7 @@ class CompanyService:
             )  # fmt: skip
 
         items, token = filtered_page(fetch, lambda e: e.experiment_id in readable, request.max_results, request.page_token)
-        response = SearchExperiments.Response()
-        response.experiments.extend([e.to_proto() for e in items])
-        if token:
-            response.next_page_token = token
-        outcome.respond = (200, _message_json(response))
+        outcome.respond = _page_answer(SearchExperiments.Response(), "experiments", items, token)
 
     def _kind_search_registered_models(self, who, operation, need, params, path_vars, outcome):
         if who.is_admin:
@@ -549,11 +545,7 @@ class CompanyService:
             )
 
         items, token = filtered_page(fetch, lambda m: m.name in readable, request.max_results, request.page_token)
-        response = SearchRegisteredModels.Response()
-        response.registered_models.extend([m.to_proto() for m in items])
-        if token:
-            response.next_page_token = token
-        outcome.respond = (200, _message_json(response))
+        outcome.respond = _page_answer(SearchRegisteredModels.Response(), "registered_models", items, token)
 
     def _kind_search_model_versions(self, who, operation, need, params, path_vars, outcome):
         if who.is_admin:
@@ -570,11 +562,7 @@ class CompanyService:
             )
 
         items, token = filtered_page(fetch, lambda v: v.name in readable, request.max_results, request.page_token)
-        response = SearchModelVersions.Response()
-        response.model_versions.extend([v.to_proto() for v in items])
-        if token:
-            response.next_page_token = token
-        outcome.respond = (200, _message_json(response))
+        outcome.respond = _page_answer(SearchModelVersions.Response(), "model_versions", items, token)
 
     # -- our REST API ---------------------------------------------------------------------------
     def api(self, who: Principal, method: str, path: str, query: str, body: bytes | None) -> tuple[int, dict, tuple | None]:
@@ -817,6 +805,14 @@ def _required(params: _Params, name: str) -> str:
     if not value:
         raise bad_request(f"Missing value for required parameter '{name}'.")
     return value
+
+
+def _page_answer(response, field: str, items, token: str | None) -> tuple[int, bytes]:
+    """One page of a filtered search as MLflow answers it (the token only when more follow)."""
+    getattr(response, field).extend([item.to_proto() for item in items])
+    if token:
+        response.next_page_token = token
+    return (200, _message_json(response))
 
 
 def _message_json(message) -> bytes:
