@@ -15,7 +15,7 @@ import json
 import pytest
 
 from service_fixture import CompanyServer, user_token
-from test_signin import browser_sign_in, lab_config
+from test_signin import browser_sign_in, lab_config, response_text, stored_secrets
 
 pytestmark = pytest.mark.slow
 
@@ -37,9 +37,10 @@ def body(response) -> dict:
     return json.loads(response.body) if response.body else {}
 
 
-async def test_share_an_experiment_through_the_proxy(jp_fetch, idp, company):
+async def test_share_an_experiment_through_the_proxy(jp_fetch, idp, company, jp_data_dir):
     callback, _ = await browser_sign_in(jp_fetch, idp, "alice")
     assert callback.code == 200, callback.body
+    responses = []
 
     async def proxied(*path, method="GET", params=None, payload=None):
         kwargs = {"method": method, "raise_error": False, "params": params or {}}
@@ -47,7 +48,9 @@ async def test_share_an_experiment_through_the_proxy(jp_fetch, idp, company):
             kwargs["body"] = json.dumps(payload)
             kwargs["headers"] = {"Content-Type": "application/json"}
             kwargs["allow_nonstandard_methods"] = True  # DELETE with a body
-        return await jp_fetch("infinstor", "api", "mlflow", *path, **kwargs)
+        response = await jp_fetch("infinstor", "api", "mlflow", *path, **kwargs)
+        responses.append(response)
+        return response
 
     def permissions(method="GET", params=None, payload=None):
         return proxied("api", "2.0", "infinstor", "permissions", method=method, params=params, payload=payload)
@@ -124,3 +127,10 @@ async def test_share_an_experiment_through_the_proxy(jp_fetch, idp, company):
     tokens = company.infinstor("GET", "tokens", alice)
     assert tokens.status_code == 200, tokens.text
     assert [t for t in tokens.json()["tokens"] if t["name"] == "leaked-through-the-proxy"] == []
+
+    # Nothing the browser got through the proxy carries the lab's credentials.
+    secrets = stored_secrets(jp_data_dir / "infinstor" / "credentials" / "tokens.json")
+    assert secrets and len(responses) > 15
+    for response in responses:
+        text = response_text(response)
+        assert not any(secret in text for secret in secrets), response.request.url
