@@ -34,10 +34,9 @@ def backend(request):
     return request.param, request.getfixturevalue("postgres_cluster")
 
 
-def backend_independent(backend) -> None:
-    """Client-side behaviour the store cannot change: checked once, on SQLite."""
-    if backend[0] != "sqlite":
-        pytest.skip("does not depend on the database; checked on SQLite")
+# Client-side behaviour the store cannot change (the CLI, the EC2 target's token requests) is
+# checked once, on SQLite: these tests narrow the module's backends instead of skipping.
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(scope="module")
@@ -345,8 +344,8 @@ def test_refusals_and_lookalike_requests(deployment, idp, tokens, world):
     ok(main.call("PATCH", f"api/2.0/mlflow/logged-models/{model_id}", erin, json={"model_id": model_id, "status": "LOGGED_MODEL_READY"}))
 
 
+@sqlite_only
 def test_cli_tokens_and_sharing(backend, deployment, tokens, world, tmp_path):
-    backend_independent(backend)
     main, _ = deployment
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
     env.update(INFINSTOR_DATA_DIR=str(tmp_path / "cli-data"), INFINSTOR_INSECURE_LOOPBACK="1", PYTHONUNBUFFERED="1")
@@ -384,9 +383,9 @@ def test_cli_tokens_and_sharing(backend, deployment, tokens, world, tmp_path):
     assert refused.returncode == 1 and "refused (403)" in refused.stderr
 
 
+@sqlite_only
 def test_ec2_target_gets_job_tokens_from_the_company_service(backend, deployment, tokens, world, tmp_path, monkeypatch):
     """The lab's EC2 target, signed in to a company service, asks it for the VM's job token."""
-    backend_independent(backend)
     from infinstor_jupyterlab.auth.credentials import CredentialManager
     from infinstor_jupyterlab.auth.tokens import TokenStore
     from infinstor_jupyterlab.errors import InfinStorError
