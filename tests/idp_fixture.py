@@ -28,6 +28,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 
+from servers import stop_process_group, wait_until_healthy
+
 IDP_DIR = Path(__file__).parent / "idp"
 IDP_PASSWORD = "wonderland"
 AUDIENCE = "urn:infinstor:tracking"
@@ -242,31 +244,20 @@ class OIDCService:
              "--default-artifact-root", "mlflow-artifacts:/"],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the oidc service exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{self.uri}/health", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
+        if wait_until_healthy(self.proc, f"{self.uri}/health", 120):
+            return
+        exited = self.proc.poll() is not None
         self.stop()
-        raise RuntimeError("the oidc service did not start")
+        raise RuntimeError(
+            f"the oidc service {'exited' if exited else 'did not start'}: {self.log_path.read_text()[-2000:]}"
+        )
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.request(method, f"{self.uri}/api/2.0/mlflow/{path}", headers=headers, timeout=30, **kwargs)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc)
         self._log.close()
 
 

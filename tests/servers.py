@@ -14,6 +14,34 @@ import requests
 TOKEN = "infinstor-test-token"
 
 
+def stop_process_group(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM a server started with start_new_session=True (and its children); SIGKILL after `grace`."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait_until_healthy(proc: subprocess.Popen, url: str, timeout: float) -> bool:
+    """Poll `url` until it answers 200 (True), or until the process exits or `timeout` passes
+    (False): the caller reports which, with its own log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return True
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
