@@ -11,12 +11,11 @@ import subprocess
 import sys
 import time
 
+import keyring  # a runtime dependency
+import keyrings.alt.file as alt_file  # the test extra: a real keyring backend for these tests
 import pytest
 
-keyring = pytest.importorskip("keyring")
-alt_file = pytest.importorskip("keyrings.alt.file")
-
-from infinstor_jupyterlab.auth.tokens import (  # noqa: E402
+from infinstor_jupyterlab.auth.tokens import (
     KEYRING_SERVICE,
     Identity,
     TokenSet,
