@@ -133,7 +133,14 @@ async def test_mlflow_ui_posts_with_the_lab_cookie(
 ):
     """What the MLflow UI does in the browser: Jupyter's cookie, no token, no XSRF header."""
     await wait_for_state(jp_fetch, "running")
-    first = await pfetch(http_server_client, jp_base_url, jp_auth_header, "")
+    # API clients (kernels, the CLI) send the token in a header and keep no cookies: none is minted.
+    api = await pfetch(http_server_client, jp_base_url, jp_auth_header, "api/2.0/mlflow/experiments/search?max_results=1")
+    assert api.code == 200, api.body
+    assert not [c for c in api.headers.get_list("Set-Cookie") if c.startswith("username-")]
+    # A browser opening the UI with the token in its URL gets Jupyter's login cookie, as in the lab.
+    token = jp_auth_header["Authorization"].split(" ", 1)[1]
+    first = await pfetch(http_server_client, jp_base_url, {}, "", query=f"token={token}")
+    assert first.code == 200, first.code
     cookie = "; ".join(c.split(";", 1)[0] for c in first.headers.get_list("Set-Cookie"))
     assert cookie.startswith("username-")
     origin = f"http://127.0.0.1:{jp_http_port}"

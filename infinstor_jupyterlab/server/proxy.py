@@ -98,6 +98,8 @@ class MlflowProxyHandler(InfinStorHandler):
 
     _proxied = False
     _proxied_content_type = "application/octet-stream"
+    # (raw path, method, route or None if refused); the CSP is computed before initialize() runs
+    _resolved: tuple[str, str, ProxyRoute | None] | None = None
 
     def initialize(self) -> None:
         self._route: ProxyRoute | None = None
@@ -126,10 +128,24 @@ class MlflowProxyHandler(InfinStorHandler):
             start = path.find(marker, start + 1)
         return None
 
+    def _resolve(self, raw: str) -> ProxyRoute:
+        """`policy.resolve`, once per request (the CSP header and `prepare` both need it)."""
+        method = self.request.method or "GET"
+        cached = self._resolved
+        if cached is None or cached[0] != raw or cached[1] != method:
+            try:
+                cached = (raw, method, resolve(raw, method))
+            except PathRefused:
+                cached = (raw, method, None)
+            self._resolved = cached
+        if cached[2] is None:
+            return resolve(raw, method)  # raises the refusal again, with its message
+        return cached[2]
+
     @property
     def content_security_policy(self) -> str:
         try:
-            kind = resolve(self._raw_path() or "", self.request.method or "GET").kind
+            kind = self._resolve(self._raw_path() or "").kind
         except PathRefused:
             kind = "api"
         jupyter_csp = JupyterHandler.content_security_policy.fget(self)  # frame-ancestors 'self'
@@ -152,6 +168,18 @@ class MlflowProxyHandler(InfinStorHandler):
         return super().finish(chunk, **kwargs)
 
     # -- authentication, XSRF ---------------------------------------------------------------------
+    def set_secure_cookie(self, name, value, *args, **kwargs) -> None:
+        # Kernels and the CLI send `Authorization: token …` on every call and keep no cookies:
+        # Jupyter would sign and send them a login cookie on each one (~0.1 ms a call) for nothing.
+        # A browser that brings the token in the URL still gets its cookie.
+        if (
+            "Authorization" in self.request.headers
+            and "token" not in self.request.query_arguments
+            and name == self.identity_provider.get_cookie_name(self)
+        ):
+            return
+        super().set_secure_cookie(name, value, *args, **kwargs)
+
     def _same_origin_evidence(self) -> bool:
         site = self.request.headers.get("Sec-Fetch-Site")
         if site is not None:
@@ -188,7 +216,7 @@ class MlflowProxyHandler(InfinStorHandler):
         raw = self._raw_path()
         if raw is None:
             raise BadRequest("The proxied path could not be determined.")
-        route = resolve(raw, self.request.method)
+        route = self._resolve(raw)
         self._refuse_cross_site(route)
 
         headers = self.request.headers
