@@ -258,6 +258,7 @@ export function sharingKey(status: {
  * Who has access to one experiment or model, and the changes made from the dialog.
  * `error` is the listing's failure; `actionError` the last refused change (the
  * service's message), cleared by the next change that succeeds or by `clearActionError`.
+ * The list is read again after every change the service answered, refused ones included.
  */
 export class ShareModel extends BaseModel {
   constructor(options: { sharing: SharingClient; target: IShareTarget; whoami?: IWhoAmI | null }) {
@@ -361,6 +362,12 @@ export class ShareModel extends BaseModel {
       this._actionError = reason instanceof Error ? reason : new Error(String(reason));
       this._busy = false;
       this.emit();
+      // The refusal may come from a list that is no longer true (a grant changed elsewhere
+      // meanwhile, e.g. "holds no role"): list again, so the dialog shows the service's grants
+      // next to its message. (Not after a network error: the list would fail the same way.)
+      if (!(reason instanceof InfinStorRequestError && reason.isNetworkError)) {
+        await this.refresh();
+      }
       return false;
     }
     this._actionError = null;

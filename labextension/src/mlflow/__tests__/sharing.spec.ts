@@ -306,6 +306,42 @@ describe('ShareModel', () => {
     expect(model.actionError!.message).toBe('bob needs the manager role on experiment 12');
   });
 
+  it('lists again after a refusal, so a grant revoked elsewhere meanwhile disappears', async () => {
+    const { sharing, calls, grants } = sharingService();
+    const model = new ShareModel({ sharing, target: EXPERIMENT, whoami: WHOAMI });
+    expect(await model.grant('user', 'carol', 'reader')).toBe(true);
+    const carol = model.permissions.find(p => p.principal === 'carol')!;
+    // Revoked elsewhere (the CLI, another lab) while the dialog still lists it.
+    grants.splice(grants.indexOf(grants.find(g => g.principal === 'carol')!), 1);
+    const listsBefore = calls.filter(c => c.method === 'GET').length;
+    expect(await model.revoke(carol)).toBe(false);
+    expect(model.actionError!.message).toBe('user carol holds no role on this experiment');
+    expect(calls.filter(c => c.method === 'GET').length).toBe(listsBefore + 1);
+    expect(model.permissions.map(p => p.principal)).toEqual(['alice']);
+    expect(model.error).toBeNull();
+    expect(model.busy).toBe(false);
+  });
+
+  it('does not list again after a network error', async () => {
+    let down = false;
+    const { sharing, calls } = fakeServer({
+      'api/2.0/infinstor/permissions': () => {
+        if (down) {
+          throw new TypeError('Failed to fetch');
+        }
+        return { body: { permissions: [] } };
+      }
+    });
+    const model = new ShareModel({ sharing, target: EXPERIMENT, whoami: WHOAMI });
+    await model.refresh();
+    down = true;
+    expect(await model.grant('user', 'carol', 'reader')).toBe(false);
+    expect(model.actionError).toBeInstanceOf(InfinStorRequestError);
+    expect((model.actionError as InfinStorRequestError).status).toBe(0);
+    expect(calls.filter(c => c.method === 'GET')).toHaveLength(1);
+    expect(model.error).toBeNull();
+  });
+
   it('shows why the list could not be read', async () => {
     const { sharing } = fakeServer({
       'api/2.0/infinstor/permissions': () => ({ status: 404, body: { error_code: 'RESOURCE_DOES_NOT_EXIST', message: 'No experiment 12' } })
