@@ -5,6 +5,8 @@ remote, token-checking MLflow service (start_oidc_service.py) and whose users si
 test identity provider (../tests/idp). Playwright starts all three (playwright.config.js).
 Its Jupyter data directory, with the token store, is a throwaway folder inside ui-tests, wiped
 at every server start; the sign-in spec reads the token store to check no token reaches the page.
+The Share… dialog spec runs a third lab from this file with its own ports and data directory
+(share_setup.js), against the company-mode service (start_oidc_service.py --company).
 """
 
 import os

@@ -17,6 +17,8 @@ const JUPYTER_DATA_DIR =
 // The sign-in servers' ports and the data dir that holds their token store; signin.spec.ts
 // reads the same values (through signin_setup.js).
 const SIGNIN = require('./signin_setup');
+// The Share… dialog spec's company service and lab (tests/share.spec.ts).
+const SHARE = require('./share_setup');
 
 module.exports = {
   ...baseConfig,
@@ -103,6 +105,28 @@ module.exports = {
         INFINSTOR_UI_TEST_SIGNIN_PORT: SIGNIN.port,
         INFINSTOR_UI_TEST_IDP_PORT: SIGNIN.idpPort,
         INFINSTOR_UI_TEST_SERVICE_PORT: SIGNIN.servicePort
+      }
+    },
+    // The Share… dialog spec (tests/share.spec.ts): the company service (organisations, roles,
+    // sharing) trusting the same identity provider, and a third lab using it. (The sign-in spec
+    // keeps the `oidc`-mode service: it relies on MLflow's shared Default experiment.)
+    {
+      command: `python start_oidc_service.py ${SHARE.servicePort} ${SHARE.issuer} --company`,
+      url: `${SHARE.service}/health`,
+      timeout: 300 * 1000,
+      reuseExistingServer: false
+    },
+    {
+      command: 'jupyter lab --config jupyter_server_signin_config.py',
+      url: `${SHARE.baseURL}/lab`,
+      timeout: 120 * 1000,
+      reuseExistingServer: false,
+      env: {
+        ...process.env,
+        JUPYTER_DATA_DIR: SHARE.dataDir,
+        INFINSTOR_UI_TEST_SIGNIN_PORT: SHARE.port,
+        INFINSTOR_UI_TEST_IDP_PORT: SHARE.idpPort,
+        INFINSTOR_UI_TEST_SERVICE_PORT: SHARE.servicePort
       }
     }
   ]

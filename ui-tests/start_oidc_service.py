@@ -1,11 +1,14 @@
 """Start the token-checking MLflow service for the sign-in UI tests (never use in production).
 
-    python start_oidc_service.py PORT ISSUER
+    python start_oidc_service.py PORT ISSUER [--company]
 
 Waits for the identity provider's discovery document, then execs
 `mlflow server --app-name infinstor` in `oidc` mode (it refuses requests without a valid
 bearer token from ISSUER) with a throwaway sqlite store in ui-tests/.oidc-service, wiped at
-every start. Playwright's `webServer` (playwright.config.js) starts and stops it.
+every start. With `--company` it runs the company service instead (organisations as MLflow
+workspaces, roles, default grants, sharing; configured from the environment alone, with the
+shipped defaults) in ui-tests/.company-service, for the Share… dialog tests (share.spec.ts).
+Playwright's `webServer` (playwright.config.js) starts and stops it.
 """
 
 import os
@@ -16,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).parent.resolve()
-ROOT = HERE / ".oidc-service"
 AUDIENCE = "urn:infinstor:tracking"
 
 
@@ -35,21 +37,26 @@ def wait_for(url: str, timeout: float = 120) -> None:
 
 
 def main() -> None:
-    port, issuer = sys.argv[1], sys.argv[2].rstrip("/")
+    company = "--company" in sys.argv[1:]
+    port, issuer = [a for a in sys.argv[1:] if a != "--company"][:2]
+    issuer = issuer.rstrip("/")
+    root = HERE / (".company-service" if company else ".oidc-service")
     wait_for(f"{issuer}/.well-known/openid-configuration")
-    if ROOT.exists():
-        shutil.rmtree(ROOT)
-    ROOT.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "INFINSTOR_"))}
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_ENABLE_WORKSPACES", "INFINSTOR_"))}
     env.update(
-        INFINSTOR_SERVICE_MODE="oidc", INFINSTOR_OIDC_ISSUER=issuer, INFINSTOR_OIDC_AUDIENCE=AUDIENCE,
-        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
-        PYTHONUNBUFFERED="1",
+        INFINSTOR_SERVICE_MODE="company" if company else "oidc", INFINSTOR_OIDC_ISSUER=issuer,
+        INFINSTOR_OIDC_AUDIENCE=AUDIENCE, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", PYTHONUNBUFFERED="1",
     )  # fmt: skip
+    if company:
+        env["MLFLOW_ENABLE_WORKSPACES"] = "true"  # organisations are MLflow workspaces
     args = [
         sys.executable, "-m", "mlflow", "server", "--app-name", "infinstor", "--host", "127.0.0.1",
-        "--port", port, "--workers", "1", "--backend-store-uri", f"sqlite:///{ROOT / 'mlflow.db'}",
-        "--serve-artifacts", "--artifacts-destination", str(ROOT / "artifacts"),
+        "--port", port, "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
         "--default-artifact-root", "mlflow-artifacts:/",
     ]  # fmt: skip
     os.execve(sys.executable, args, env)

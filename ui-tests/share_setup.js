@@ -1,0 +1,28 @@
+/**
+ * Ports and folders of the Share… dialog UI tests (tests/share.spec.ts), shared with
+ * playwright.config.js (which starts the servers): a company-mode tracking service
+ * (start_oidc_service.py --company) trusting the sign-in tests' identity provider, and a
+ * third lab using both (jupyter_server_signin_config.py with these ports).
+ * Override with INFINSTOR_UI_TEST_SHARE_PORT (the lab, default 8890),
+ * INFINSTOR_UI_TEST_COMPANY_PORT (the service, 8992) and INFINSTOR_UI_TEST_SHARE_DATA_DIR
+ * (a folder inside ui-tests). The identity provider is the one of signin_setup.js.
+ */
+const path = require('path');
+
+const SIGNIN = require('./signin_setup');
+
+const port = process.env.INFINSTOR_UI_TEST_SHARE_PORT || '8890';
+const servicePort = process.env.INFINSTOR_UI_TEST_COMPANY_PORT || '8992';
+const dataDir =
+  process.env.INFINSTOR_UI_TEST_SHARE_DATA_DIR || path.join(__dirname, '.jupyter-data-share');
+
+module.exports = {
+  port,
+  servicePort,
+  dataDir,
+  idpPort: SIGNIN.idpPort,
+  issuer: SIGNIN.issuer,
+  baseURL: `http://127.0.0.1:${port}`,
+  service: `http://127.0.0.1:${servicePort}`,
+  tokenStore: path.join(dataDir, 'infinstor', 'credentials', 'tokens.json')
+};
