@@ -60,6 +60,7 @@ sys.path.insert(0, str(REPO))
 
 from idp_fixture import AUDIENCE, IdP, free_port  # noqa: E402
 from pg_tools import RestartablePostgres  # noqa: E402
+from servers import stop_process_group  # noqa: E402
 from service_fixture import user_token  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
@@ -128,13 +129,8 @@ class Replica:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc:
+            stop_process_group(self.proc)
 
     def rss_mb(self) -> float:
         if not self.proc or self.proc.poll() is not None:

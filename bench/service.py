@@ -30,7 +30,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from idp_fixture import IdP, free_port  # noqa: E402
+from servers import stop_process_group, wait_until_healthy  # noqa: E402
 from service_fixture import CompanyServer, user_token  # noqa: E402
 
 ADMIN_PASSWORD = "bench-admin-password-0123"
@@ -82,25 +82,12 @@ class MlflowProcess:
             command += ["--app-name", app_name]
         self.log = open(root / "server.log", "ab")
         self.proc = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{app_name or 'mlflow'} server exited; see {root / 'server.log'}")
-            try:
-                if requests.get(f"{self.uri}/health", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("server did not start")
+        if not wait_until_healthy(self.proc, f"{self.uri}/health", 180):
+            outcome = "exited" if self.proc.poll() is not None else "did not start"
+            raise RuntimeError(f"{app_name or 'mlflow'} server {outcome}; see {root / 'server.log'}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_process_group(self.proc)
         self.log.close()
 
 

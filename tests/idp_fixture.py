@@ -16,7 +16,6 @@ from __future__ import annotations
 import html.parser
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -115,13 +114,7 @@ class IdP:
         return response.json()["access_token"]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc, grace=10)
         if self.proc.stdout:
             self.proc.stdout.close()
         self._log.close()

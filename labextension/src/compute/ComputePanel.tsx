@@ -1,8 +1,14 @@
-import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/translation';
-import { Button, ReactWidget, refreshIcon, UseSignal } from '@jupyterlab/ui-components';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { Button } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { Confirm, confirmWithDialog } from '../jobs/JobsPanel';
+import {
+  Confirm,
+  PollingListView,
+  PollingPanel,
+  translationBundle,
+  useTicker
+} from '../common/PollingPanel';
 import {
   canAct,
   formatSpan,
@@ -23,19 +29,6 @@ export const COMPUTE_PANEL_ID = 'infinstor-compute';
 export interface IComputeActions {
   /** Show a job in the Jobs view. */
   showJob(id: string): void | Promise<void>;
-}
-
-/** Re-render every second while `active` (ticking uptimes). */
-function useTicker(active: boolean): number {
-  const [now, setNow] = React.useState(() => Date.now());
-  React.useEffect(() => {
-    if (!active) {
-      return;
-    }
-    const timer = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(timer);
-  }, [active]);
-  return active ? now : Date.now();
 }
 
 export function InstanceStateBadge(props: { state: string }): JSX.Element {
@@ -111,127 +104,114 @@ export function ComputeView(props: IComputeViewProps): JSX.Element {
   const config = model.config;
   const rows = config ? settingRows(config) : [];
 
+  // Once loaded: why EC2 cannot be used, that there are no instances, or the instances.
+  const body =
+    !model.available && !model.error ? (
+      <div className="jp-InfinStor-computeEmpty" role="status" data-testid="infinstor-compute-unavailable">
+        <p className="jp-InfinStor-computeEmptyTitle">{trans.__('EC2 jobs are not available here.')}</p>
+        <p data-testid="infinstor-compute-reason">{model.reason || trans.__('EC2 is not configured.')}</p>
+      </div>
+    ) : model.available && instances.length === 0 ? (
+      <p className="jp-InfinStor-hint jp-InfinStor-computeEmpty" data-testid="infinstor-compute-empty">
+        {trans.__(
+          'No instances. One starts when you run a job on EC2 (“Run as MLflow job…”, target EC2), and stops itself when idle.'
+        )}
+      </p>
+    ) : model.available ? (
+      <ul className="jp-InfinStor-instanceList" aria-label={trans.__('Your EC2 instances')} data-testid="infinstor-compute-instances">
+        {instances.map(instance => {
+          const pending = model.pending(instance.id);
+          const uptime = instanceUptime(instance, model.fetchedAt, now);
+          const idle = instanceIdle(instance, model.fetchedAt, now);
+          const label = instance.name ? `${instance.id} (${instance.name})` : instance.id;
+          return (
+            <li
+              key={instance.id}
+              className="jp-InfinStor-instanceRow"
+              aria-label={trans.__('Instance %1, %2, %3', instance.id, instance.instance_type, instance.state)}
+              data-testid="infinstor-compute-instance"
+              data-instance-id={instance.id}
+              data-state={instance.state}
+            >
+              <div className="jp-InfinStor-instanceMain">
+                <InstanceStateBadge state={instance.state} />
+                <span className="jp-InfinStor-instanceId" title={label} data-testid="infinstor-compute-instance-id">
+                  {instance.id}
+                </span>
+                <span className="jp-InfinStor-instanceType" data-testid="infinstor-compute-instance-type">
+                  {instance.instance_type}
+                </span>
+              </div>
+              <dl className="jp-InfinStor-instanceFields">
+                <dt>{trans.__('Uptime')}</dt>
+                <dd data-testid="infinstor-compute-instance-uptime">{formatSpan(uptime)}</dd>
+                <dt>{trans.__('Idle')}</dt>
+                <dd data-testid="infinstor-compute-instance-idle">{formatSpan(idle)}</dd>
+                <dt>{trans.__('Job')}</dt>
+                <dd data-testid="infinstor-compute-instance-job">
+                  {instance.current_job ? (
+                    <button
+                      type="button"
+                      className="jp-InfinStor-linkButton"
+                      title={trans.__('Show job %1 in the Jobs view', instance.current_job)}
+                      onClick={() => void props.actions.showJob(instance.current_job!)}
+                    >
+                      {instance.current_job_title || instance.current_job}
+                    </button>
+                  ) : (
+                    trans.__('none')
+                  )}
+                </dd>
+                <dt>{trans.__('State')}</dt>
+                <dd data-testid="infinstor-compute-instance-activity">{instanceActivity(instance)}</dd>
+              </dl>
+              <div className="jp-InfinStor-instanceActions">
+                <Button
+                  small
+                  className="jp-mod-styled"
+                  aria-label={trans.__('Stop %1', instance.id)}
+                  data-testid="infinstor-compute-stop"
+                  disabled={pending !== null || !canAct(instance.state, 'stop')}
+                  onClick={() => void act(instance, 'stop')}
+                >
+                  {pending === 'stop' ? trans.__('Stopping…') : trans.__('Stop')}
+                </Button>
+                <Button
+                  small
+                  className="jp-mod-styled jp-mod-warn"
+                  aria-label={trans.__('Terminate %1', instance.id)}
+                  data-testid="infinstor-compute-terminate"
+                  disabled={pending !== null || !canAct(instance.state, 'terminate')}
+                  onClick={() => void act(instance, 'terminate')}
+                >
+                  {pending === 'terminate' ? trans.__('Terminating…') : trans.__('Terminate')}
+                </Button>
+              </div>
+            </li>
+          );
+        })}
+      </ul>
+    ) : null;
+
   return (
-    <div className="jp-InfinStor-compute">
-      <header className="jp-InfinStor-header">
-        <computeIcon.react tag="span" className="jp-InfinStor-headerIcon" width="20px" height="20px" />
-        <h2 className="jp-InfinStor-title">{trans.__('Compute (EC2)')}</h2>
-        <Button
-          minimal
-          small
-          className="jp-InfinStor-refresh"
-          title={trans.__('Refresh instances')}
-          aria-label={trans.__('Refresh instances')}
-          data-testid="infinstor-compute-refresh"
-          onClick={() => void model.refresh()}
-        >
-          <refreshIcon.react tag="span" className="jp-InfinStor-refreshIcon" />
-        </Button>
-      </header>
-
-      {model.error && (
-        <div className="jp-InfinStor-banner jp-InfinStor-banner-error" role="alert" data-testid="infinstor-compute-error">
-          {trans.__('Could not list your instances: %1', model.error.message)}
-        </div>
-      )}
-      {actionError && (
-        <div className="jp-InfinStor-banner jp-InfinStor-banner-error" role="alert" data-testid="infinstor-compute-action-error">
-          {actionError}
-        </div>
-      )}
-
-      {model.loading ? (
-        <div className="jp-InfinStor-loading" role="status">
-          <span className="jp-InfinStor-spinner" aria-hidden="true" />
-          {trans.__('Loading instances…')}
-        </div>
-      ) : !model.available && !model.error ? (
-        <div className="jp-InfinStor-computeEmpty" role="status" data-testid="infinstor-compute-unavailable">
-          <p className="jp-InfinStor-computeEmptyTitle">{trans.__('EC2 jobs are not available here.')}</p>
-          <p data-testid="infinstor-compute-reason">{model.reason || trans.__('EC2 is not configured.')}</p>
-        </div>
-      ) : model.available && instances.length === 0 ? (
-        <p className="jp-InfinStor-hint jp-InfinStor-computeEmpty" data-testid="infinstor-compute-empty">
-          {trans.__(
-            'No instances. One starts when you run a job on EC2 (“Run as MLflow job…”, target EC2), and stops itself when idle.'
-          )}
-        </p>
-      ) : model.available ? (
-        <ul className="jp-InfinStor-instanceList" aria-label={trans.__('Your EC2 instances')} data-testid="infinstor-compute-instances">
-          {instances.map(instance => {
-            const pending = model.pending(instance.id);
-            const uptime = instanceUptime(instance, model.fetchedAt, now);
-            const idle = instanceIdle(instance, model.fetchedAt, now);
-            const label = instance.name ? `${instance.id} (${instance.name})` : instance.id;
-            return (
-              <li
-                key={instance.id}
-                className="jp-InfinStor-instanceRow"
-                aria-label={trans.__('Instance %1, %2, %3', instance.id, instance.instance_type, instance.state)}
-                data-testid="infinstor-compute-instance"
-                data-instance-id={instance.id}
-                data-state={instance.state}
-              >
-                <div className="jp-InfinStor-instanceMain">
-                  <InstanceStateBadge state={instance.state} />
-                  <span className="jp-InfinStor-instanceId" title={label} data-testid="infinstor-compute-instance-id">
-                    {instance.id}
-                  </span>
-                  <span className="jp-InfinStor-instanceType" data-testid="infinstor-compute-instance-type">
-                    {instance.instance_type}
-                  </span>
-                </div>
-                <dl className="jp-InfinStor-instanceFields">
-                  <dt>{trans.__('Uptime')}</dt>
-                  <dd data-testid="infinstor-compute-instance-uptime">{formatSpan(uptime)}</dd>
-                  <dt>{trans.__('Idle')}</dt>
-                  <dd data-testid="infinstor-compute-instance-idle">{formatSpan(idle)}</dd>
-                  <dt>{trans.__('Job')}</dt>
-                  <dd data-testid="infinstor-compute-instance-job">
-                    {instance.current_job ? (
-                      <button
-                        type="button"
-                        className="jp-InfinStor-linkButton"
-                        title={trans.__('Show job %1 in the Jobs view', instance.current_job)}
-                        onClick={() => void props.actions.showJob(instance.current_job!)}
-                      >
-                        {instance.current_job_title || instance.current_job}
-                      </button>
-                    ) : (
-                      trans.__('none')
-                    )}
-                  </dd>
-                  <dt>{trans.__('State')}</dt>
-                  <dd data-testid="infinstor-compute-instance-activity">{instanceActivity(instance)}</dd>
-                </dl>
-                <div className="jp-InfinStor-instanceActions">
-                  <Button
-                    small
-                    className="jp-mod-styled"
-                    aria-label={trans.__('Stop %1', instance.id)}
-                    data-testid="infinstor-compute-stop"
-                    disabled={pending !== null || !canAct(instance.state, 'stop')}
-                    onClick={() => void act(instance, 'stop')}
-                  >
-                    {pending === 'stop' ? trans.__('Stopping…') : trans.__('Stop')}
-                  </Button>
-                  <Button
-                    small
-                    className="jp-mod-styled jp-mod-warn"
-                    aria-label={trans.__('Terminate %1', instance.id)}
-                    data-testid="infinstor-compute-terminate"
-                    disabled={pending !== null || !canAct(instance.state, 'terminate')}
-                    onClick={() => void act(instance, 'terminate')}
-                  >
-                    {pending === 'terminate' ? trans.__('Terminating…') : trans.__('Terminate')}
-                  </Button>
-                </div>
-              </li>
-            );
-          })}
-        </ul>
-      ) : null}
-
+    <PollingListView
+      model={model}
+      className="jp-InfinStor-compute"
+      icon={computeIcon}
+      title={trans.__('Compute (EC2)')}
+      refreshLabel={trans.__('Refresh instances')}
+      testIdPrefix="infinstor-compute"
+      describeError={error => trans.__('Could not list your instances: %1', error.message)}
+      loadingText={trans.__('Loading instances…')}
+      notices={
+        actionError && (
+          <div className="jp-InfinStor-banner jp-InfinStor-banner-error" role="alert" data-testid="infinstor-compute-action-error">
+            {actionError}
+          </div>
+        )
+      }
+      body={body}
+    >
       {model.configError && (
         <p className="jp-InfinStor-fieldError jp-InfinStor-computeConfigError" role="alert" data-testid="infinstor-compute-config-error">
           {trans.__('Could not read the EC2 settings: %1', model.configError.message)}
@@ -268,69 +248,51 @@ export function ComputeView(props: IComputeViewProps): JSX.Element {
           </p>
         </details>
       )}
-    </div>
+    </PollingListView>
   );
 }
 
 /**
  * The Compute view widget (left area).
  */
-export class ComputePanel extends ReactWidget {
+export class ComputePanel extends PollingPanel<ComputeModel> {
   constructor(options: ComputePanel.IOptions) {
-    super();
-    this._model = options.model;
+    const trans = translationBundle(options.translator);
+    super({
+      ...options,
+      id: options.id ?? COMPUTE_PANEL_ID,
+      className: 'jp-InfinStor-computePanel',
+      icon: computeIcon,
+      caption: trans.__('InfinStor compute (EC2 instances)'),
+      label: trans.__('InfinStor compute')
+    });
     this._actions = options.actions;
-    this._confirm = options.confirm ?? confirmWithDialog;
-    this._translator = options.translator ?? nullTranslator;
-    const trans = this._translator.load('infinstor_jupyterlab');
-    this.id = options.id ?? COMPUTE_PANEL_ID;
-    this.addClass('jp-InfinStor-computePanel');
-    this.title.icon = computeIcon;
-    this.title.caption = trans.__('InfinStor compute (EC2 instances)');
-    this.node.setAttribute('role', 'region');
-    this.node.setAttribute('aria-label', trans.__('InfinStor compute'));
-  }
-
-  get model(): ComputeModel {
-    return this._model;
   }
 
   protected onAfterShow(msg: any): void {
     super.onAfterShow(msg);
     // Polling stands by while hidden: catch up at once.
-    void this._model.refresh();
+    void this.model.refresh();
     this.update();
   }
 
-  protected render(): JSX.Element {
-    const trans = this._translator.load('infinstor_jupyterlab');
+  protected renderView(): JSX.Element {
     return (
-      <UseSignal signal={this._model.changed} initialSender={this._model}>
-        {() => (
-          <ComputeView
-            model={this._model}
-            actions={this._actions}
-            confirm={this._confirm}
-            trans={trans}
-            visible={this.isVisible}
-          />
-        )}
-      </UseSignal>
+      <ComputeView
+        model={this.model}
+        actions={this._actions}
+        confirm={this.confirm}
+        trans={this.trans}
+        visible={this.isVisible}
+      />
     );
   }
 
-  private _model: ComputeModel;
   private _actions: IComputeActions;
-  private _confirm: Confirm;
-  private _translator: ITranslator;
 }
 
 export namespace ComputePanel {
-  export interface IOptions {
-    model: ComputeModel;
+  export interface IOptions extends PollingPanel.ICommonOptions<ComputeModel> {
     actions: IComputeActions;
-    confirm?: Confirm;
-    translator?: ITranslator;
-    id?: string;
   }
 }

@@ -1,10 +1,7 @@
-import { IDisposable } from '@lumino/disposable';
-import { Poll } from '@lumino/polling';
-import { ISignal, Signal } from '@lumino/signaling';
-
+import { asError, PollingModel } from '../common/pollingModel';
 import { IComputeClient } from './client';
 import { TRANSITION_STATES } from './format';
-import { IComputeConfig, IInstance, InstanceAction } from './types';
+import { IComputeConfig, IInstance, IInstancesAnswer, InstanceAction } from './types';
 
 /** Poll interval while an instance is starting, stopping or terminating, in ms. */
 export const TRANSITION_INTERVAL = 3000;
@@ -18,6 +15,16 @@ export const UNAVAILABLE_INTERVAL = 60000;
 /** Longest interval the poll backs off to after errors, in ms. */
 export const MAX_COMPUTE_INTERVAL = 120000;
 
+/** One poll's answers, with what tells whether they are stale. */
+interface IComputeAnswer {
+  listing: IInstancesAnswer;
+  config: IComputeConfig | null;
+  /** The request's number, in the order they were made. */
+  seq: number;
+  /** How many instance actions had completed when it was made. */
+  actionsDone: number;
+}
+
 /**
  * The user's EC2 instances and the EC2 settings, polled.
  *
@@ -27,23 +34,16 @@ export const MAX_COMPUTE_INTERVAL = 120000;
  * while the page or the view is hidden), reads `GET compute/config` on the
  * first load and on every explicit refresh, and emits `changed` after each.
  */
-export class ComputeModel implements IDisposable {
+export class ComputeModel extends PollingModel<IComputeAnswer> {
   constructor(options: ComputeModel.IOptions) {
-    this._client = options.client;
-    this._poll = new Poll({
-      auto: false,
-      factory: () => this._fetch(),
-      frequency: {
-        interval: STEADY_INTERVAL,
-        backoff: true,
-        max: MAX_COMPUTE_INTERVAL
-      },
+    super({
       name: 'infinstor-jupyterlab:compute',
-      standby: options.standby ?? 'when-hidden'
+      interval: STEADY_INTERVAL,
+      maxInterval: MAX_COMPUTE_INTERVAL,
+      autoStart: options.autoStart,
+      standby: options.standby
     });
-    if (options.autoStart ?? true) {
-      void this._poll.start();
-    }
+    this._client = options.client;
   }
 
   get client(): IComputeClient {
@@ -75,26 +75,6 @@ export class ComputeModel implements IDisposable {
     return this._configError;
   }
 
-  /** Whether the first request has not completed yet. */
-  get loading(): boolean {
-    return !this._loaded && this._error === null;
-  }
-
-  /** The last request's error, or null after a success. */
-  get error(): Error | null {
-    return this._error;
-  }
-
-  /** When the instances were last received (ms since the epoch). */
-  get fetchedAt(): number {
-    return this._fetchedAt;
-  }
-
-  /** The poll's current interval, in ms. */
-  get interval(): number {
-    return this._poll.frequency.interval;
-  }
-
   /** The action under way on an instance, if any. */
   pending(id: string): InstanceAction | null {
     return this._pending.get(id) ?? null;
@@ -104,24 +84,12 @@ export class ComputeModel implements IDisposable {
     return this._instances.find(i => i.id === id);
   }
 
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
-  }
-
   /**
    * Read the instances and the settings now (and reschedule the poll).
    */
-  async refresh(): Promise<void> {
-    if (this._poll.isDisposed) {
-      return;
-    }
+  refresh(): Promise<void> {
     this._configWanted = true;
-    await this._poll.refresh();
-    await this._poll.tick;
+    return super.refresh();
   }
 
   /** Stop one of the user's instances; resolves once the list shows its new state. */
@@ -134,13 +102,43 @@ export class ComputeModel implements IDisposable {
     return this._act(id, 'terminate');
   }
 
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
+  protected async request(): Promise<IComputeAnswer> {
+    // Taken before asking: they tell later whether the answer is stale.
+    const seq = ++this._fetchSeq;
+    const actionsDone = this._actionsDone;
+    const wantConfig = this._configWanted || !this.loaded;
+    this._configWanted = false;
+    const [listing, config] = await Promise.all([
+      this._client.instances(),
+      wantConfig ? this._readConfig() : Promise.resolve(this._config)
+    ]);
+    return { listing, config, seq, actionsDone };
+  }
+
+  /**
+   * An answer is stale when a later request was already applied, or an action on an
+   * instance completed while it was under way (it could show the state before the action).
+   */
+  protected isStale(answer: IComputeAnswer): boolean {
+    return answer.seq < this._appliedSeq || answer.actionsDone !== this._actionsDone;
+  }
+
+  protected apply(answer: IComputeAnswer): void {
+    const { listing } = answer;
+    this._appliedSeq = answer.seq;
+    this._available = listing.available;
+    this._reason = listing.available ? null : listing.reason;
+    this._instances = listing.instances;
+    this._config = answer.config;
+  }
+
+  protected pollInterval(): number {
+    if (!this._available) {
+      return UNAVAILABLE_INTERVAL;
     }
-    this._isDisposed = true;
-    this._poll.dispose();
-    Signal.clearData(this);
+    const changing =
+      this._pending.size > 0 || this._instances.some(i => TRANSITION_STATES.includes(i.state));
+    return changing ? TRANSITION_INTERVAL : STEADY_INTERVAL;
   }
 
   private async _act(id: string, action: InstanceAction): Promise<void> {
@@ -148,10 +146,10 @@ export class ComputeModel implements IDisposable {
       throw new Error(`An action on ${id} is already under way.`);
     }
     this._pending.set(id, action);
-    this._changed.emit();
+    this.emitChanged();
     try {
       const answer = await this._client.act(id, action);
-      if (this._isDisposed) {
+      if (this.isDisposed) {
         return;
       }
       // Show the state AWS answered at once; the next poll brings the rest.
@@ -167,54 +165,15 @@ export class ComputeModel implements IDisposable {
     } finally {
       this._actionsDone++;
       this._pending.delete(id);
-      if (!this._isDisposed) {
-        this._schedule();
-        this._changed.emit();
+      if (!this.isDisposed) {
+        this.reschedule();
+        this.emitChanged();
       }
     }
     // List again now (not through the poll: a listing already under way started before the
     // action, and is discarded when it answers).
-    if (!this._isDisposed) {
-      await this._fetch().catch(() => undefined);
-    }
-  }
-
-  private async _fetch(): Promise<void> {
-    // An answer is stale when a later request was already applied, or an action on an
-    // instance completed while it was under way (it could show the state before the action).
-    const seq = ++this._fetchSeq;
-    const actions = this._actionsDone;
-    try {
-      const wantConfig = this._configWanted || !this._loaded;
-      this._configWanted = false;
-      const [answer, config] = await Promise.all([
-        this._client.instances(),
-        wantConfig ? this._readConfig() : Promise.resolve(this._config)
-      ]);
-      if (this._isDisposed) {
-        return;
-      }
-      if (seq < this._appliedSeq || actions !== this._actionsDone) {
-        return;
-      }
-      this._appliedSeq = seq;
-      this._loaded = true;
-      this._error = null;
-      this._fetchedAt = Date.now();
-      this._available = answer.available;
-      this._reason = answer.available ? null : answer.reason;
-      this._instances = answer.instances;
-      this._config = config;
-      this._schedule();
-      this._changed.emit();
-    } catch (error) {
-      if (this._isDisposed) {
-        return;
-      }
-      this._error = error instanceof Error ? error : new Error(String(error));
-      this._changed.emit();
-      // Rejecting makes the poll back off.
-      throw error;
+    if (!this.isDisposed) {
+      await this.load().catch(() => undefined);
     }
   }
 
@@ -225,28 +184,12 @@ export class ComputeModel implements IDisposable {
       this._configError = null;
       return config;
     } catch (error) {
-      this._configError = error instanceof Error ? error : new Error(String(error));
+      this._configError = asError(error);
       return this._config;
     }
   }
 
-  private _schedule(): void {
-    let interval = STEADY_INTERVAL;
-    if (!this._available) {
-      interval = UNAVAILABLE_INTERVAL;
-    } else if (
-      this._pending.size > 0 ||
-      this._instances.some(i => TRANSITION_STATES.includes(i.state))
-    ) {
-      interval = TRANSITION_INTERVAL;
-    }
-    if (this._poll.frequency.interval !== interval) {
-      this._poll.frequency = { ...this._poll.frequency, interval };
-    }
-  }
-
   private _client: IComputeClient;
-  private _poll: Poll;
   private _instances: IInstance[] = [];
   private _available = false;
   private _reason: string | null = null;
@@ -257,18 +200,10 @@ export class ComputeModel implements IDisposable {
   private _fetchSeq = 0;
   private _appliedSeq = 0;
   private _actionsDone = 0;
-  private _loaded = false;
-  private _error: Error | null = null;
-  private _fetchedAt = 0;
-  private _isDisposed = false;
-  private _changed = new Signal<this, void>(this);
 }
 
 export namespace ComputeModel {
-  export interface IOptions {
+  export interface IOptions extends PollingModel.IStartOptions {
     client: IComputeClient;
-    /** Start polling at once (default true). */
-    autoStart?: boolean;
-    standby?: Poll.Standby | (() => boolean | Poll.Standby);
   }
 }

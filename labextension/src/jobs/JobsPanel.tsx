@@ -1,14 +1,15 @@
-import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/translation';
-import {
-  Button,
-  ReactWidget,
-  refreshIcon,
-  UseSignal
-} from '@jupyterlab/ui-components';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { Button, UseSignal } from '@jupyterlab/ui-components';
 import { ISignal, Signal } from '@lumino/signaling';
 import React from 'react';
 
+import {
+  Confirm,
+  PollingListView,
+  PollingPanel,
+  translationBundle,
+  useTicker
+} from '../common/PollingPanel';
 import { jobsIcon } from './icons';
 import { JobLogModel, JobsModel } from './model';
 import { IJob, isActive, isEnded } from './types';
@@ -23,20 +24,6 @@ export interface IJobActions {
   rerun(job: IJob): void | Promise<void>;
 }
 
-/**
- * Ask before cancelling or deleting; resolves true to go on.
- */
-export type Confirm = (title: string, body: string, action: string) => Promise<boolean>;
-
-export const confirmWithDialog: Confirm = async (title, body, action) => {
-  const result = await showDialog({
-    title,
-    body,
-    buttons: [Dialog.cancelButton({ label: 'Keep' }), Dialog.warnButton({ label: action })]
-  });
-  return result.button.accept;
-};
-
 function formatTimestamp(seconds: number | null | undefined): string {
   if (!seconds) {
     return '–';
@@ -46,19 +33,6 @@ function formatTimestamp(seconds: number | null | undefined): string {
 
 function formatValue(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
-}
-
-/** Re-render every second while `active` (for ticking durations). */
-function useTicker(active: boolean): number {
-  const [now, setNow] = React.useState(() => Date.now());
-  React.useEffect(() => {
-    if (!active) {
-      return;
-    }
-    const timer = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(timer);
-  }, [active]);
-  return active ? now : Date.now();
 }
 
 export function StatusBadge(props: { status: string }): JSX.Element {
@@ -135,86 +109,70 @@ export function JobsView(props: IJobsViewProps): JSX.Element {
     document.getElementById(`infinstor-job-${jobs[next].id}`)?.scrollIntoView({ block: 'nearest' });
   };
 
+  const body =
+    jobs.length === 0 ? (
+      <p className="jp-InfinStor-hint jp-InfinStor-jobsEmpty" data-testid="infinstor-jobs-empty">
+        {trans.__(
+          'No jobs yet. Right-click a notebook in the file browser and choose “Run as MLflow job…”.'
+        )}
+      </p>
+    ) : (
+      <ul
+        className="jp-InfinStor-jobList"
+        role="listbox"
+        tabIndex={0}
+        aria-label={trans.__('Jobs')}
+        aria-activedescendant={selected ? `infinstor-job-${selected.id}` : undefined}
+        data-testid="infinstor-job-list"
+        onKeyDown={onKeyDown}
+      >
+        {jobs.map(job => (
+          <li
+            key={job.id}
+            id={`infinstor-job-${job.id}`}
+            role="option"
+            aria-selected={selected?.id === job.id}
+            className={`jp-InfinStor-jobRow${selected?.id === job.id ? ' jp-mod-selected' : ''}`}
+            data-testid="infinstor-job-row"
+            data-job-id={job.id}
+            data-status={job.status}
+            title={job.path}
+            onClick={() => panel.selectJob(job.id)}
+          >
+            <div className="jp-InfinStor-jobRowMain">
+              <StatusBadge status={job.status} />
+              <span className="jp-InfinStor-jobName" data-testid="infinstor-job-name">
+                {jobTitle(job)}
+              </span>
+              <span className="jp-InfinStor-jobDuration" data-testid="infinstor-job-duration">
+                {formatDuration(jobDuration(job, model.fetchedAt, now))}
+              </span>
+            </div>
+            <div className="jp-InfinStor-jobRowSub">
+              <span className="jp-InfinStor-jobTarget" data-testid="infinstor-job-target">
+                {job.target}
+              </span>
+              <span className="jp-InfinStor-jobPath" data-testid="infinstor-job-path">
+                {job.path}
+              </span>
+            </div>
+          </li>
+        ))}
+      </ul>
+    );
+
   return (
-    <div className="jp-InfinStor-jobs">
-      <header className="jp-InfinStor-header">
-        <jobsIcon.react tag="span" className="jp-InfinStor-headerIcon" width="20px" height="20px" />
-        <h2 className="jp-InfinStor-title">{trans.__('MLflow jobs')}</h2>
-        <Button
-          minimal
-          small
-          className="jp-InfinStor-refresh"
-          title={trans.__('Refresh jobs')}
-          aria-label={trans.__('Refresh jobs')}
-          data-testid="infinstor-jobs-refresh"
-          onClick={() => void model.refresh()}
-        >
-          <refreshIcon.react tag="span" className="jp-InfinStor-refreshIcon" />
-        </Button>
-      </header>
-
-      {model.error && (
-        <div className="jp-InfinStor-banner jp-InfinStor-banner-error" role="alert" data-testid="infinstor-jobs-error">
-          {trans.__('Could not list the jobs: %1', model.error.message)}
-        </div>
-      )}
-
-      {model.loading ? (
-        <div className="jp-InfinStor-loading" role="status">
-          <span className="jp-InfinStor-spinner" aria-hidden="true" />
-          {trans.__('Loading jobs…')}
-        </div>
-      ) : jobs.length === 0 ? (
-        <p className="jp-InfinStor-hint jp-InfinStor-jobsEmpty" data-testid="infinstor-jobs-empty">
-          {trans.__(
-            'No jobs yet. Right-click a notebook in the file browser and choose “Run as MLflow job…”.'
-          )}
-        </p>
-      ) : (
-        <ul
-          className="jp-InfinStor-jobList"
-          role="listbox"
-          tabIndex={0}
-          aria-label={trans.__('Jobs')}
-          aria-activedescendant={selected ? `infinstor-job-${selected.id}` : undefined}
-          data-testid="infinstor-job-list"
-          onKeyDown={onKeyDown}
-        >
-          {jobs.map(job => (
-            <li
-              key={job.id}
-              id={`infinstor-job-${job.id}`}
-              role="option"
-              aria-selected={selected?.id === job.id}
-              className={`jp-InfinStor-jobRow${selected?.id === job.id ? ' jp-mod-selected' : ''}`}
-              data-testid="infinstor-job-row"
-              data-job-id={job.id}
-              data-status={job.status}
-              title={job.path}
-              onClick={() => panel.selectJob(job.id)}
-            >
-              <div className="jp-InfinStor-jobRowMain">
-                <StatusBadge status={job.status} />
-                <span className="jp-InfinStor-jobName" data-testid="infinstor-job-name">
-                  {jobTitle(job)}
-                </span>
-                <span className="jp-InfinStor-jobDuration" data-testid="infinstor-job-duration">
-                  {formatDuration(jobDuration(job, model.fetchedAt, now))}
-                </span>
-              </div>
-              <div className="jp-InfinStor-jobRowSub">
-                <span className="jp-InfinStor-jobTarget" data-testid="infinstor-job-target">
-                  {job.target}
-                </span>
-                <span className="jp-InfinStor-jobPath" data-testid="infinstor-job-path">
-                  {job.path}
-                </span>
-              </div>
-            </li>
-          ))}
-        </ul>
-      )}
-
+    <PollingListView
+      model={model}
+      className="jp-InfinStor-jobs"
+      icon={jobsIcon}
+      title={trans.__('MLflow jobs')}
+      refreshLabel={trans.__('Refresh jobs')}
+      testIdPrefix="infinstor-jobs"
+      describeError={error => trans.__('Could not list the jobs: %1', error.message)}
+      loadingText={trans.__('Loading jobs…')}
+      body={body}
+    >
       {selected && (
         <section
           className="jp-InfinStor-jobDetail"
@@ -354,7 +312,7 @@ export function JobsView(props: IJobsViewProps): JSX.Element {
           )}
         </section>
       )}
-    </div>
+    </PollingListView>
   );
 }
 
@@ -407,25 +365,19 @@ export function LogTail(props: { log: JobLogModel; trans: TranslationBundle }): 
 /**
  * The Jobs view widget (left area, or hosted by the InfinStor sidebar).
  */
-export class JobsPanel extends ReactWidget {
+export class JobsPanel extends PollingPanel<JobsModel> {
   constructor(options: JobsPanel.IOptions) {
-    super();
-    this._model = options.model;
+    const trans = translationBundle(options.translator);
+    super({
+      ...options,
+      id: options.id ?? JOBS_PANEL_ID,
+      className: 'jp-InfinStor-jobsPanel',
+      icon: jobsIcon,
+      caption: trans.__('InfinStor jobs'),
+      label: trans.__('InfinStor jobs')
+    });
     this._actions = options.actions;
-    this._confirm = options.confirm ?? confirmWithDialog;
-    this._translator = options.translator ?? nullTranslator;
-    const trans = this._translator.load('infinstor_jupyterlab');
-    this.id = options.id ?? JOBS_PANEL_ID;
-    this.addClass('jp-InfinStor-jobsPanel');
-    this.title.icon = jobsIcon;
-    this.title.caption = trans.__('InfinStor jobs');
-    this.node.setAttribute('role', 'region');
-    this.node.setAttribute('aria-label', trans.__('InfinStor jobs'));
-    this._model.changed.connect(this._onModelChanged, this);
-  }
-
-  get model(): JobsModel {
-    return this._model;
+    this.model.changed.connect(this._onModelChanged, this);
   }
 
   /** The selected job's id. */
@@ -452,7 +404,7 @@ export class JobsPanel extends ReactWidget {
     this._selectedId = id;
     this._log?.dispose();
     this._log = id
-      ? new JobLogModel({ client: this._model.client, jobId: id, visible: this.isVisible })
+      ? new JobLogModel({ client: this.model.client, jobId: id, visible: this.isVisible })
       : null;
     this._selectionChanged.emit(id);
     this.update();
@@ -483,53 +435,41 @@ export class JobsPanel extends ReactWidget {
     }
   }
 
-  protected render(): JSX.Element {
-    const trans = this._translator.load('infinstor_jupyterlab');
+  protected renderView(): JSX.Element {
     return (
-      <UseSignal signal={this._model.changed} initialSender={this._model}>
-        {() => (
-          <JobsView
-            model={this._model}
-            panel={this}
-            actions={this._actions}
-            confirm={this._confirm}
-            trans={trans}
-          />
-        )}
-      </UseSignal>
+      <JobsView
+        model={this.model}
+        panel={this}
+        actions={this._actions}
+        confirm={this.confirm}
+        trans={this.trans}
+      />
     );
   }
 
   private _onModelChanged(): void {
     // Select the newest job when nothing is selected; forget a deleted one.
-    if (this._selectedId && !this._model.find(this._selectedId) && !this._model.loading) {
+    if (this._selectedId && !this.model.find(this._selectedId) && !this.model.loading) {
       this.selectJob(null);
     }
-    if (!this._selectedId && this._model.jobs.length > 0) {
-      this.selectJob(this._model.jobs[0].id);
+    if (!this._selectedId && this.model.jobs.length > 0) {
+      this.selectJob(this.model.jobs[0].id);
     }
     // A job that just ended: read the rest of its log.
-    const job = this._selectedId ? this._model.find(this._selectedId) : undefined;
+    const job = this._selectedId ? this.model.find(this._selectedId) : undefined;
     if (job && this._log && isEnded(job.status) && !this._log.complete && this.isVisible) {
       void this._log.refresh();
     }
   }
 
-  private _model: JobsModel;
   private _actions: IJobActions;
-  private _confirm: Confirm;
-  private _translator: ITranslator;
   private _selectedId: string | null = null;
   private _log: JobLogModel | null = null;
   private _selectionChanged = new Signal<this, string | null>(this);
 }
 
 export namespace JobsPanel {
-  export interface IOptions {
-    model: JobsModel;
+  export interface IOptions extends PollingPanel.ICommonOptions<JobsModel> {
     actions: IJobActions;
-    confirm?: Confirm;
-    translator?: ITranslator;
-    id?: string;
   }
 }

@@ -1,7 +1,7 @@
-import { IDisposable } from '@lumino/disposable';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { PollingModel } from '../common/pollingModel';
 import { IJobsClient } from './client';
 import { IJob, isActive, isEnded } from './types';
 
@@ -42,23 +42,16 @@ export interface IJobEnded {
  * seen after the initial load has already ended (a quick CLI job). Jobs that
  * had ended before the first load are never reported.
  */
-export class JobsModel implements IDisposable {
+export class JobsModel extends PollingModel<IJob[]> {
   constructor(options: JobsModel.IOptions) {
-    this._client = options.client;
-    this._poll = new Poll({
-      auto: false,
-      factory: () => this._fetch(),
-      frequency: {
-        interval: IDLE_JOBS_INTERVAL,
-        backoff: true,
-        max: MAX_JOBS_INTERVAL
-      },
+    super({
       name: 'infinstor-jupyterlab:jobs',
-      standby: options.standby ?? 'when-hidden'
+      interval: IDLE_JOBS_INTERVAL,
+      maxInterval: MAX_JOBS_INTERVAL,
+      autoStart: options.autoStart,
+      standby: options.standby
     });
-    if (options.autoStart ?? true) {
-      void this._poll.start();
-    }
+    this._client = options.client;
   }
 
   get client(): IJobsClient {
@@ -70,31 +63,8 @@ export class JobsModel implements IDisposable {
     return this._jobs;
   }
 
-  /** Whether the first request has not completed yet. */
-  get loading(): boolean {
-    return !this._loaded && this._error === null;
-  }
-
-  /** The last request's error, or null after a success. */
-  get error(): Error | null {
-    return this._error;
-  }
-
-  /** When the job list was last received (ms since the epoch). */
-  get fetchedAt(): number {
-    return this._fetchedAt;
-  }
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-
   get jobEnded(): ISignal<this, IJobEnded> {
     return this._jobEnded;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
   }
 
   find(id: string): IJob | undefined {
@@ -104,17 +74,6 @@ export class JobsModel implements IDisposable {
   /** Whether some job is queued or running. */
   get hasActive(): boolean {
     return this._jobs.some(job => isActive(job.status));
-  }
-
-  /**
-   * Fetch the job list now (and reschedule the poll).
-   */
-  async refresh(): Promise<void> {
-    if (this._poll.isDisposed) {
-      return;
-    }
-    await this._poll.refresh();
-    await this._poll.tick;
   }
 
   /**
@@ -129,9 +88,9 @@ export class JobsModel implements IDisposable {
       this._jobs = [job, ...this._jobs];
     }
     this._track(job, previous?.status ?? null);
-    this._fetchedAt = Date.now();
-    this._schedule();
-    this._changed.emit();
+    this.markReceived();
+    this.reschedule();
+    this.emitChanged();
   }
 
   /** Submit a job through the client and add it to the list. */
@@ -151,47 +110,26 @@ export class JobsModel implements IDisposable {
     await this._client.remove(id);
     this._jobs = this._jobs.filter(job => job.id !== id);
     this._known.delete(id);
-    this._changed.emit();
+    this.emitChanged();
   }
 
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
-    this._poll.dispose();
-    Signal.clearData(this);
+  protected request(): Promise<IJob[]> {
+    return this._client.listJobs();
   }
 
-  private async _fetch(): Promise<void> {
-    try {
-      const jobs = await this._client.listJobs();
-      if (this._isDisposed) {
-        return;
+  protected apply(jobs: IJob[], first: boolean): void {
+    this._jobs = jobs;
+    for (const job of jobs) {
+      if (first) {
+        this._known.set(job.id, job.status);
+      } else {
+        this._track(job, this._known.has(job.id) ? this._known.get(job.id)! : null);
       }
-      const first = !this._loaded;
-      this._loaded = true;
-      this._error = null;
-      this._fetchedAt = Date.now();
-      this._jobs = jobs;
-      for (const job of jobs) {
-        if (first) {
-          this._known.set(job.id, job.status);
-        } else {
-          this._track(job, this._known.has(job.id) ? this._known.get(job.id)! : null);
-        }
-      }
-      this._schedule();
-      this._changed.emit();
-    } catch (error) {
-      if (this._isDisposed) {
-        return;
-      }
-      this._error = error instanceof Error ? error : new Error(String(error));
-      this._changed.emit();
-      // Rejecting makes the poll back off.
-      throw error;
     }
+  }
+
+  protected pollInterval(): number {
+    return this.hasActive ? ACTIVE_JOBS_INTERVAL : IDLE_JOBS_INTERVAL;
   }
 
   /** Record a job's status; report it when it has just ended. */
@@ -201,36 +139,20 @@ export class JobsModel implements IDisposable {
     if (!isEnded(job.status)) {
       return;
     }
-    if ((known && previous !== null && !isEnded(previous)) || (!known && this._loaded)) {
+    if ((known && previous !== null && !isEnded(previous)) || (!known && this.loaded)) {
       this._jobEnded.emit({ job, previous: known ? previous : null });
     }
   }
 
-  private _schedule(): void {
-    const interval = this.hasActive ? ACTIVE_JOBS_INTERVAL : IDLE_JOBS_INTERVAL;
-    if (this._poll.frequency.interval !== interval) {
-      this._poll.frequency = { ...this._poll.frequency, interval };
-    }
-  }
-
   private _client: IJobsClient;
-  private _poll: Poll;
   private _jobs: IJob[] = [];
   private _known = new Map<string, string>();
-  private _loaded = false;
-  private _error: Error | null = null;
-  private _fetchedAt = 0;
-  private _isDisposed = false;
-  private _changed = new Signal<this, void>(this);
   private _jobEnded = new Signal<this, IJobEnded>(this);
 }
 
 export namespace JobsModel {
-  export interface IOptions {
+  export interface IOptions extends PollingModel.IStartOptions {
     client: IJobsClient;
-    /** Start polling at once (default true). */
-    autoStart?: boolean;
-    standby?: Poll.Standby | (() => boolean | Poll.Standby);
   }
 }
 
@@ -241,29 +163,24 @@ export namespace JobsModel {
  * the log is `visible`; each poll reads every chunk available, and the
  * interval backs off while the log does not grow.
  */
-export class JobLogModel implements IDisposable {
+export class JobLogModel extends PollingModel<boolean> {
   constructor(options: JobLogModel.IOptions) {
+    const interval = options.interval ?? LOG_INTERVAL;
+    const maxInterval = options.maxInterval ?? MAX_LOG_INTERVAL;
+    super({
+      name: `infinstor-jupyterlab:job-log:${options.jobId}`,
+      interval,
+      maxInterval,
+      autoStart: options.autoStart
+    });
     this._client = options.client;
     this.jobId = options.jobId;
     this._maxChars = options.maxChars ?? MAX_LOG_CHARS;
     this._visible = options.visible ?? true;
-    this._baseInterval = options.interval ?? LOG_INTERVAL;
+    this._baseInterval = interval;
     // Kept here: Poll raises its own `max` to at least 30 s.
-    this._maxInterval = options.maxInterval ?? MAX_LOG_INTERVAL;
-    this._poll = new Poll({
-      auto: false,
-      factory: () => this._read(),
-      frequency: {
-        interval: this._baseInterval,
-        backoff: true,
-        max: this._maxInterval
-      },
-      name: `infinstor-jupyterlab:job-log:${options.jobId}`,
-      standby: () => !this._visible || this._complete || 'when-hidden'
-    });
-    if (options.autoStart ?? true) {
-      void this._poll.start();
-    }
+    this._maxInterval = maxInterval;
+    this._nextInterval = interval;
   }
 
   readonly jobId: string;
@@ -288,16 +205,8 @@ export class JobLogModel implements IDisposable {
     return this._status;
   }
 
-  get error(): Error | null {
-    return this._error;
-  }
-
   get offset(): number {
     return this._offset;
-  }
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
   }
 
   /** Whether the log is on screen; the poll stands by while it is not. */
@@ -309,81 +218,54 @@ export class JobLogModel implements IDisposable {
       return;
     }
     this._visible = value;
-    if (value && !this._complete && !this._poll.isDisposed) {
-      void this._poll.refresh();
+    if (value && !this._complete) {
+      // Nobody waits for it; disposal while it waits would reject it.
+      void this.refresh().catch(() => undefined);
     }
   }
 
   /** Whether the poll is currently scheduled to ask the server. */
   get polling(): boolean {
-    return !this._poll.isDisposed && this._visible && !this._complete;
+    return !this.isDisposed && this._visible && !this._complete;
   }
 
-  /** The poll's current interval, in ms (grows while the log is quiet). */
-  get interval(): number {
-    return this._poll.frequency.interval;
+  protected standby(): boolean | Poll.Standby {
+    return !this._visible || this._complete || 'when-hidden';
   }
 
-  /** Read whatever is new now. */
-  async refresh(): Promise<void> {
-    if (this._poll.isDisposed) {
-      return;
-    }
-    await this._poll.refresh();
-    await this._poll.tick;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
-  }
-
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
-    this._poll.dispose();
-    Signal.clearData(this);
-  }
-
-  private async _read(): Promise<void> {
+  /**
+   * Read every available chunk (the server caps each answer), taking each in as it comes so a
+   * later failure keeps what was read; resolves whether the log grew.
+   */
+  protected async request(): Promise<boolean> {
     let grew = false;
-    try {
-      // Read every available chunk (the server caps each answer).
-      for (let i = 0; i < 50; i++) {
-        const chunk = await this._client.readLog(this.jobId, this._offset);
-        if (this._isDisposed) {
-          return;
-        }
-        this._status = chunk.status;
-        this._complete = chunk.complete;
-        const advanced = chunk.next_offset > this._offset;
-        if (chunk.data) {
-          this._append(chunk.data);
-          grew = true;
-        }
-        this._offset = Math.max(this._offset, chunk.next_offset);
-        if (chunk.complete || !advanced) {
-          break;
-        }
+    for (let i = 0; i < 50; i++) {
+      const chunk = await this._client.readLog(this.jobId, this._offset);
+      if (this.isDisposed) {
+        return grew;
       }
-      this._error = null;
-    } catch (error) {
-      if (this._isDisposed) {
-        return;
+      this._status = chunk.status;
+      this._complete = chunk.complete;
+      const advanced = chunk.next_offset > this._offset;
+      if (chunk.data) {
+        this._append(chunk.data);
+        grew = true;
       }
-      this._error = error instanceof Error ? error : new Error(String(error));
-      this._changed.emit();
-      throw error;
+      this._offset = Math.max(this._offset, chunk.next_offset);
+      if (chunk.complete || !advanced) {
+        break;
+      }
     }
+    return grew;
+  }
+
+  protected apply(grew: boolean): void {
     // Quick while output flows, slower while it is quiet.
-    const base = this._baseInterval;
-    const current = this._poll.frequency.interval;
-    const next = grew ? base : Math.min(current * 2, this._maxInterval);
-    if (next !== current) {
-      this._poll.frequency = { ...this._poll.frequency, interval: next };
-    }
-    this._changed.emit();
+    this._nextInterval = grew ? this._baseInterval : Math.min(this.interval * 2, this._maxInterval);
+  }
+
+  protected pollInterval(): number {
+    return this._nextInterval;
   }
 
   private _append(data: string): void {
@@ -401,19 +283,16 @@ export class JobLogModel implements IDisposable {
   }
 
   private _client: IJobsClient;
-  private _poll: Poll;
   private _text = '';
   private _truncated = false;
   private _complete = false;
   private _status = '';
   private _offset = 0;
-  private _error: Error | null = null;
   private _visible: boolean;
   private _maxChars: number;
   private _baseInterval: number;
   private _maxInterval: number;
-  private _isDisposed = false;
-  private _changed = new Signal<this, void>(this);
+  private _nextInterval: number;
 }
 
 export namespace JobLogModel {
@@ -421,6 +300,7 @@ export namespace JobLogModel {
     client: IJobsClient;
     jobId: string;
     visible?: boolean;
+    /** Start polling at once (default true). */
     autoStart?: boolean;
     interval?: number;
     maxInterval?: number;
