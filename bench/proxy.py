@@ -6,7 +6,9 @@ JUPYTER_DATA_DIR) and, through it, the embedded MLflow service; seeds an experim
 and a 100 MB artifact; then runs the same MLflow calls directly and through
 `/infinstor/api/mlflow/`, with 1 and with 32 concurrent clients: with 1 client direct and proxied
 calls are interleaved one by one, with 32 whole rounds alternate. Prints medians, p95 and the
-proxied/direct ratios.
+proxied/direct ratios, and first the floor any Jupyter server extension stands on: the median of
+an authenticated no-op Jupyter API call (`GET /api/me`) next to MLflow's `GET /health`, both
+interleaved one by one from the same client.
 
     python bench/proxy.py [--rounds 4] [--requests 40] [--artifact-mb 100] [--json out.json]
 """
@@ -199,11 +201,31 @@ async def round_(session, target, op, clients, per_client):
     return latencies, total, time.perf_counter() - started, errors
 
 
+async def measure_floor(session, servers: Servers, calls: int) -> dict:
+    """Medians (ms) of one bare HTTP round trip to each server, interleaved: what a hop costs."""
+    probes = {
+        "jupyter_api_me_ms": (f"{servers.jupyter}/api/me", {"Authorization": f"token {servers.token}"}),
+        "mlflow_health_ms": (f"{servers.mlflow}/health", {"Authorization": f"Bearer {servers.secret}"}),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in probes}
+    for i in range(calls + 20):
+        for name, (url, headers) in probes.items():
+            started = time.perf_counter()
+            async with session.get(url, headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"{url} answered {r.status}")
+            if i >= 20:  # the first calls warm the connections
+                samples[name].append((time.perf_counter() - started) * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 async def main(args) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="infinstor-bench-"))
     servers = Servers(workdir)
     servers.start()
     results = []
+    floor: dict = {}
     try:
         # Idle connections closed after 4 s, before uvicorn's 5 s keep-alive closes them (a POST
         # sent on a connection uvicorn is closing fails; aiohttp retries only idempotent calls).
@@ -216,6 +238,12 @@ async def main(args) -> int:
                 "proxy", f"{servers.jupyter}/infinstor/api/mlflow", {"Authorization": f"token {servers.token}"}
             )
             exp, run_ids, artifact = await seed(session, direct, 100, args.artifact_mb)
+            floor = await measure_floor(session, servers, args.floor_calls)
+            print(
+                f"  floor: Jupyter GET /api/me (authenticated no-op) {floor['jupyter_api_me_ms']:.3f} ms, "
+                f"MLflow GET /health {floor['mlflow_health_ms']:.3f} ms (medians of {args.floor_calls})",
+                flush=True,
+            )
             ops = operations(exp, run_ids, artifact)
             for name, op in ops.items():
                 is_artifact = name.startswith("artifact")
@@ -273,8 +301,13 @@ async def main(args) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print()
     print_table(results)
+    if floor:
+        print(
+            f"\nFloor (medians): Jupyter GET /api/me {floor['jupyter_api_me_ms']:.3f} ms, "
+            f"MLflow GET /health {floor['mlflow_health_ms']:.3f} ms"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({"floor": floor, "results": results}, indent=2))
     return 0
 
 
@@ -318,6 +351,7 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=40, help="requests per round (split across clients)")
     parser.add_argument("--artifact-mb", type=int, default=100)
     parser.add_argument("--artifact-downloads", type=int, default=2, help="downloads per round, 1 client")
+    parser.add_argument("--floor-calls", type=int, default=500, help="calls per server for the floor")
     parser.add_argument("--json", help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
