@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -194,7 +195,7 @@ def test_scenario(deployment, tokens, world):
 
 
 def test_api_tokens_create_use_list_revoke(deployment, tokens, world):
-    main, _ = deployment
+    main, peer = deployment
     alice = tokens["alice"]
     created = ok(main.infinstor("POST", "tokens", alice, json={"name": "ci", "expires_in_days": 1}))
     token = created["token"]
@@ -210,8 +211,14 @@ def test_api_tokens_create_use_list_revoke(deployment, tokens, world):
     assert status(main.infinstor("POST", "tokens", token, json={"name": "more"})) == 403
     assert ok(main.infinstor("GET", "tokens", tokens["bob"]))["tokens"] == []
     assert status(main.infinstor("DELETE", f"tokens/{created['id']}", tokens["bob"])) == 404
+    assert ok(peer.infinstor("GET", "whoami", token))["username"] == "alice"  # the peer reuses it now
     ok(main.infinstor("DELETE", f"tokens/{created['id']}", alice))
     assert status(main.mlflow("GET", "experiments/get", token, params={"experiment_id": world["experiment_id"]})) == 401
+    # The peer replica reused the checked token; it stops within grant_cache_seconds (5 s default).
+    revoked_at = time.monotonic()
+    while status(peer.infinstor("GET", "whoami", token)) != 401:
+        assert time.monotonic() - revoked_at < 5 + 2, "a token revoked on one replica still works on its peer"
+        time.sleep(0.25)
     # Bad input is refused clearly.
     assert status(main.infinstor("POST", "tokens", alice, json={"name": "x", "expires_in_days": 10000})) == 400
     assert status(main.infinstor("POST", "tokens", alice, json={})) == 400

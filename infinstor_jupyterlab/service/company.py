@@ -28,6 +28,7 @@ import asyncio
 import atexit
 import contextvars
 import functools
+import hashlib
 import json
 import logging
 import threading
@@ -139,6 +140,30 @@ def _stores():
     return _get_tracking_store(), _get_model_registry_store()
 
 
+def _experiment_of_run(run_id: str) -> str | None:
+    """The experiment of a run in the request's workspace (None: no such run there).
+
+    One indexed query for one column: MLflow's `get_run` would load the run's params, tags,
+    latest metrics, inputs and outputs just to tell us its experiment.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+
+    store = _stores()[0]
+    if not hasattr(store, "ManagedSessionMaker"):  # not a SQL tracking store
+        try:
+            return str(store.get_run(run_id).info.experiment_id)
+        except MlflowException as exc:
+            if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                return None
+            raise
+    with store.ManagedSessionMaker() as session:
+        # `_get_query` is the store's workspace-scoped query (it joins the run's experiment).
+        row = store._get_query(session, SqlRun).filter(SqlRun.run_uuid == run_id).with_entities(SqlRun.experiment_id).first()
+    return None if row is None else str(row[0])
+
+
 def _with_workspace(org: str):
     from mlflow.utils.workspace_context import set_server_request_workspace
 
@@ -167,6 +192,7 @@ class CompanyService:
         self.browser = BrowserSignIn(config.browser, config.issuer, config.audience) if config.browser else None
         self._run_experiments = _LRU()
         self._roles = _LRU(50_000)
+        self._api_tokens = _LRU(50_000)  # sha256(token) -> (record, groups, reuse until)
         self.audit = AuditWriter(store)
         self._logged_models = _LRU()
         self._workspaces: set[str] = set()
@@ -180,10 +206,7 @@ class CompanyService:
         if token is None:
             raise InvalidToken("no bearer token")
         if split_api_token(token) is not None:
-            record = self.store.check_token(token)
-            if record is None:
-                raise InvalidToken("the API token is unknown, revoked or expired")
-            groups = tuple(self.store.user_groups(record.org, record.username) or ())
+            record, groups = self._api_token(token)
             self._touch(record.token_id)
             return self._principal(record.username, record.org, groups, None, "api_token", token_id=record.token_id)
         if self.job_key is not None and _is_job_token(token):
@@ -205,6 +228,28 @@ class CompanyService:
         self.ensure_workspace(org)
         self.store.see_user(org, caller.username, caller.email, list(groups))
         return self._principal(caller.username, org, groups, caller.email, "oidc")
+
+    def _api_token(self, token: str):
+        """(record, groups) of a valid API token. A token checked here is reused for at most
+        `grant_cache_seconds` (like a role): automation calls every few seconds, and two queries
+        per call were the largest share of the service's own database time under load. A token
+        revoked on this replica stops at once; on a peer within `grant_cache_seconds`."""
+        key = hashlib.sha256(token.encode()).digest()
+        cached = self._api_tokens.get(key)
+        now = time.time()
+        if cached is not None and cached[2] > time.monotonic() and cached[0].expires_at > now:
+            return cached[0], cached[1]
+        record = self.store.check_token(token)
+        if record is None:
+            raise InvalidToken("the API token is unknown, revoked or expired")
+        groups = tuple(self.store.user_groups(record.org, record.username) or ())
+        if self.config.grant_cache_seconds > 0:
+            self._api_tokens.put(key, (record, groups, time.monotonic() + self.config.grant_cache_seconds))
+        return record, groups
+
+    def tokens_changed(self) -> None:
+        """This replica revoked a token: forget every token it reused."""
+        self._api_tokens.clear()
 
     def _touch(self, token_id: str) -> None:
         """Record a token's last use, at most once a minute (not a database write per request)."""
@@ -270,14 +315,9 @@ class CompanyService:
         key = (org, run_id)
         experiment_id = self._run_experiments.get(key)
         if experiment_id is None:
-            from mlflow.exceptions import MlflowException
-
-            try:
-                experiment_id = _stores()[0].get_run(run_id).info.experiment_id
-            except MlflowException as exc:
-                if store_unavailable(exc):  # the database failed: 503, not "not found"
-                    raise
-                raise not_found(f"Run with id={run_id} not found") from None
+            experiment_id = _experiment_of_run(run_id)  # a database failure raises: 503, not 404
+            if experiment_id is None:
+                raise not_found(f"Run with id={run_id} not found")
             self._run_experiments.put(key, experiment_id)
         return experiment_id
 
@@ -582,7 +622,9 @@ class CompanyService:
             return 200, {"tokens": [r.to_json() for r in records]}, None
         if route.startswith("tokens/") and method == "DELETE":
             token_id = route[len("tokens/"):]
-            if not self.store.revoke_token(who.org, token_id, None if who.is_admin else who.username):
+            revoked = self.store.revoke_token(who.org, token_id, None if who.is_admin else who.username)
+            self.tokens_changed()
+            if not revoked:
                 raise not_found(f"No active token with id {token_id}")
             return 200, {}, ("api_token", token_id)
         if route == "permissions":
