@@ -15,7 +15,10 @@ import yaml
 from infinstor_jupyterlab.service.company import filtered_page
 from infinstor_jupyterlab.service.config import ConfigError, load_config
 from infinstor_jupyterlab.service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, schema_table
-from infinstor_jupyterlab.service.policy import KINDS, PolicyError, load_policy, match_route, mlflow_operations
+from infinstor_jupyterlab.service.otlp import InvalidExport, trace_ids_in_export
+from infinstor_jupyterlab.service.policy import (
+    ADMIN_ONLY, KINDS, OTLP_TRACES_PATH, REFUSED, PolicyError, load_policy, match_route, mlflow_operations,
+)  # fmt: skip
 
 
 def write(tmp_path, name, data) -> str:
@@ -32,7 +35,15 @@ def test_shipped_policy_covers_operations_mlflow_has():
     assert policy.role_for("SetModelVersionTag") == "editor"
     assert policy.role_for("DeleteRegisteredModel") == "manager"
     assert policy.role_for("CreateExperiment") == "member"
-    assert policy.role_for("StartTraceV3") == "admin"  # not listed: organisation admins only
+    # MLflow 3 tracing and GenAI evaluation follow the experiment's roles.
+    assert policy.role_for("StartTraceV3") == "editor" and policy.role_for("LogSpans") == "editor"
+    assert policy.role_for("GetTrace") == "reader" and policy.role_for("GetAssessmentRequest") == "reader"
+    assert policy.role_for("DeleteTraces") == "manager" and policy.role_for("DeleteDataset") == "manager"
+    assert policy.role_for("SearchTracesV3") == "member"  # filtered to the caller's experiments
+    # Organisation infrastructure is listed for admins; the rest of MLflow is refused outright.
+    assert {policy.role_for(op) for op in ADMIN_ONLY} == {"admin"} and "ListGatewayEndpoints" in ADMIN_ONLY
+    assert set(KINDS) | set(REFUSED) == mlflow_operations() and not set(KINDS) & set(REFUSED)
+    assert policy.role_for("CreateWorkspace") == "admin" and "CreateWorkspace" not in policy.roles
 
 
 def test_override_one_operation(tmp_path):
@@ -46,7 +57,12 @@ def test_override_one_operation(tmp_path):
     "data, message",
     [
         ({"operations": {"SetModelVersionTags": "reader"}}, "unknown operation 'SetModelVersionTags'"),
-        ({"operations": {"StartTraceV3": "reader"}}, "cannot authorize yet"),
+        ({"operations": {"CreateWorkspace": "admin"}}, "refused by this service to everyone"),
+        ({"roles": {"admin": ["SearchUnifiedTraces"]}}, "refused by this service to everyone"),
+        ({"operations": {"ListGatewayEndpoints": "reader"}}, "for organisation admins only"),
+        ({"operations": {"CreateReviewQueue": "member"}}, "for organisation admins only"),
+        ({"operations": {"StartTraceV3": "member"}}, "about one resource"),
+        ({"operations": {"SearchTracesV3": "reader"}}, "must be 'member' or 'admin'"),
         ({"operations": {"GetRun": "owner"}}, "unknown role 'owner'"),
         ({"operations": {"GetRun": "member"}}, "about one resource"),
         ({"operations": {"SearchRuns": "reader"}}, "must be 'member' or 'admin'"),
@@ -75,6 +91,48 @@ def test_routes_come_from_mlflow():
     assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts")[0] == "ListProxiedArtifacts"
     assert match_route("GET", "/static-files/index.html") is None
     assert match_route("GET", "/api/2.0/mlflow/no-such-thing") is None
+    # A fixed path segment wins over another route's variable one, as in MLflow's Flask app.
+    assert match_route("GET", "/api/3.0/mlflow/traces/get") == ("GetTrace", {})
+    assert match_route("GET", "/api/3.0/mlflow/traces/batchGet") == ("BatchGetTraces", {})
+    assert match_route("GET", "/api/3.0/mlflow/traces/tr-1") == ("GetTraceInfoV3", {"trace_id": "tr-1"})
+    assert match_route("GET", "/ajax-api/3.0/mlflow/datasets/search") == ("SearchEvaluationDatasets", {})
+    assert match_route("GET", "/api/3.0/mlflow/datasets/d-1") == ("GetDataset", {"dataset_id": "d-1"})
+    # MLflow's client exports spans over OTLP, outside the REST API's paths.
+    from mlflow.tracing.utils import otlp
+
+    assert OTLP_TRACES_PATH == otlp.OTLP_TRACES_PATH
+    assert match_route("POST", "/v1/traces") == ("LogSpans", {})
+
+
+def _otlp_request(*trace_hexes: str):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for index, trace_hex in enumerate(trace_hexes):
+        span = spans.add(trace_id=bytes.fromhex(trace_hex), span_id=(index + 1).to_bytes(8, "big"), name="s")
+        span.start_time_unix_nano, span.end_time_unix_nano = 1, 2
+    return request
+
+
+def test_otlp_exports_name_the_traces_they_write():
+    import gzip
+    import json
+
+    from google.protobuf.json_format import MessageToDict
+
+    a, b = "0af7651916cd43dd8448eb211c80319c", "4bf92f3577b34da6a3ce929d0e0e4736"
+    body = _otlp_request(a, b, a).SerializeToString()
+    assert trace_ids_in_export(body, "application/x-protobuf", None) == [f"tr-{a}", f"tr-{b}"]
+    assert trace_ids_in_export(gzip.compress(body), "application/x-protobuf", "gzip") == [f"tr-{a}", f"tr-{b}"]
+    as_json = MessageToDict(_otlp_request(b))  # OTLP/JSON writes ids in hex, not protobuf's base64
+    for span in as_json["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        span["traceId"], span["spanId"] = b, "0000000000000001"
+    assert trace_ids_in_export(json.dumps(as_json).encode(), "application/json; charset=utf-8", None) == [f"tr-{b}"]
+    for bad, content_type, encoding in ((b"\xff\x00junk", "application/x-protobuf", None), (b"{", "application/json", None),
+                                        (body, "application/x-protobuf", "gzip"), (body, "text/plain", None)):  # fmt: skip
+        with pytest.raises(InvalidExport):
+            trace_ids_in_export(bad, content_type, encoding)
 
 
 def test_server_refuses_to_start_with_an_invalid_policy(tmp_path):
@@ -220,3 +278,4 @@ def test_filtered_pages_are_full_and_complete(total, page_size):
 
 def test_filtered_page_with_nothing_readable():
     assert filtered_page(_Offsets(list(range(30))), lambda i: False, 5, None, batch=10) == ([], None)
+
