@@ -18,7 +18,8 @@ One ASGI middleware in front of MLflow's app (FastAPI routes and the Flask app a
    (a page is short only when it is the last). Run, logged model, dataset, trace, evaluation
    dataset and scorer searches keep only the experiments the caller may read.
 5. **After**: defaults on create (grants written before the client sees the response), grant
-   bookkeeping on rename and delete, and an audit record for every write.
+   bookkeeping on rename and delete, and an audit record for every write; refused credentials
+   leave a coalesced failed sign-in record (see `signin_audit`).
 
 Our own REST API (tokens, sharing, audit, whoami) is under /api/2.0/infinstor/.
 """
@@ -46,11 +47,12 @@ import jwt
 from . import job_tokens
 from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed
 from .config import ServiceConfig
-from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, ServiceStore, split_api_token
+from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, TOKEN_PREFIX, ServiceStore, split_api_token
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
 from .otlp import InvalidExport, trace_ids_in_export
 from .outage import classify_exception, send_outage, store_unavailable
 from .policy import KINDS, REFUSED, Policy, match_route
+from .signin_audit import TOKEN_ID_CHARS, FailedSignIns, describe
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,8 @@ class CompanyService:
         self._run_experiments = _LRU()
         self._roles = _LRU(50_000)
         self.audit = AuditWriter(store)
+        self.failed_sign_ins = FailedSignIns(self.audit.add)
+        self.audit.collectors.append(self.failed_sign_ins.collect)
         self._logged_models = _LRU()
         self._owning_experiments = _LRU()  # (org, kind, id) of a trace, issue, label schema -> its experiment
         self._workspaces: set[str] = set()
@@ -182,11 +186,11 @@ class CompanyService:
     def authenticate(self, authorization: bytes | str | None) -> Principal:
         token = _bearer(authorization)
         if token is None:
-            raise InvalidToken("no bearer token")
+            raise InvalidToken("no bearer token", "no_credential")
         if split_api_token(token) is not None:
-            record = self.store.check_token(token)
-            if record is None:
-                raise InvalidToken("the API token is unknown, revoked or expired")
+            record, state = self.store.inspect_token(token)
+            if state != "valid":
+                raise InvalidToken("the API token is unknown, revoked or expired", f"{state}_api_token", _token_identity(token, record, state))
             groups = tuple(self.store.user_groups(record.org, record.username) or ())
             self._touch(record.token_id)
             return self._principal(record.username, record.org, groups, None, "api_token", token_id=record.token_id)
@@ -194,21 +198,29 @@ class CompanyService:
             try:
                 claims = job_tokens.verify(self.job_key, token)
             except job_tokens.InvalidJobToken:
-                raise InvalidToken("the job token is not valid or has expired") from None
+                raise InvalidToken("the job token is not valid or has expired", "invalid_job_token") from None
             if not claims.workspace:
-                raise InvalidToken("the job token names no organisation")
+                raise InvalidToken("the job token names no organisation", "no_organisation")
             self.ensure_workspace(claims.workspace)
             scope = job_tokens.JobScope(claims, self._job_model_owner(claims.workspace))
             return Principal(f"job:{claims.job_id}", claims.workspace, (), None, "job", job_scope=scope, token_id=claims.token_id)
         caller = self.verifier.verify(token)
         org = caller.org
         if not org:
-            raise InvalidToken(f"the token names no organisation (claim {self.config.claims.org!r})")
+            identity = {"username": caller.username, "subject": caller.subject, "issuer": self.verifier.issuer, "verified": True}
+            raise InvalidToken(f"the token names no organisation (claim {self.config.claims.org!r})", "no_organisation", identity)
         org = _workspace_name(org)
         groups = tuple(caller.groups)
         self.ensure_workspace(org)
         self.store.see_user(org, caller.username, caller.email, list(groups))
         return self._principal(caller.username, org, groups, caller.email, "oidc")
+
+    def sign_in_failed(self, authorization: bytes | None, error: InvalidToken, source: str) -> None:
+        """Audit a refused credential (coalesced; see signin_audit). No credential is no sign-in."""
+        token = _bearer(authorization)
+        if token is None or error.reason == "no_credential":
+            return
+        self.failed_sign_ins.failed(describe(token, error, source, self.config.claims, _organisation_or_nothing))
 
     def _touch(self, token_id: str) -> None:
         """Record a token's last use, at most once a minute (not a database write per request)."""
@@ -901,7 +913,9 @@ class CompanyService:
 
 class AuditWriter:
     """Audit rows written in batches by one background thread (a few per second), so a busy
-    service does not pay a database transaction per write; `flush` writes what is pending now."""
+    service does not pay a database transaction per write; `flush` writes what is pending now.
+    `collectors` are asked for rows that have become due (e.g. coalesced counts) before each
+    flush, with final=True at shut-down."""
 
     def __init__(self, store: ServiceStore, interval: float = 0.25, max_pending: int = 10_000):
         self.store, self.interval, self.max_pending = store, interval, max_pending
@@ -909,9 +923,10 @@ class AuditWriter:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
+        self.collectors: list[Callable[[bool], None]] = []
         self._thread = threading.Thread(target=self._run, name="infinstor-audit", daemon=True)
         self._thread.start()
-        atexit.register(self.flush)
+        atexit.register(self.flush, final=True)
 
     def add(self, row: dict) -> None:
         with self._lock:
@@ -920,7 +935,12 @@ class AuditWriter:
         if full:
             self._wake.set()
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
+        for collect in self.collectors:
+            try:
+                collect(final)
+            except Exception:  # never let one source stop the writer thread
+                log.exception("InfinStor: could not collect due audit records")
         with self._flush_lock:
             with self._lock:
                 rows, self._pending = self._pending, []
@@ -1074,6 +1094,22 @@ def _is_job_token(token: str) -> bool:
         return False
 
 
+def _token_identity(token: str, record, state: str) -> dict:
+    """What a refused API token says about its holder: its id's first characters, and the owner of
+    the real token it names (proven when its secret matched, i.e. it was revoked or expired)."""
+    identity = {"token_id": token[len(TOKEN_PREFIX):][:TOKEN_ID_CHARS]}
+    if record is not None:
+        identity.update(username=record.username, org=record.org, verified=state in ("revoked", "expired"))
+    return identity
+
+
+def _organisation_or_nothing(claim: str) -> str:
+    try:
+        return _workspace_name(claim) if claim else ""
+    except InvalidToken:
+        return ""
+
+
 def _workspace_name(org: str) -> str:
     from mlflow.exceptions import MlflowException
     from mlflow.store.workspace.abstract_store import WorkspaceNameValidator
@@ -1151,6 +1187,7 @@ class CompanyASGIMiddleware:
         try:
             who, outcome, api_answer = await self._in_thread(self._decide, authorization, method, path, query, body, headers)
         except InvalidToken as exc:
+            self.service.sign_in_failed(authorization, exc, (scope.get("client") or ("",))[0] or "")
             return await _send(send, 401, _unauthenticated(str(exc)), [(b"www-authenticate", b'Bearer realm="infinstor"')])
         except VerifierUnavailable as exc:
             log.error("InfinStor company: %s", exc)
