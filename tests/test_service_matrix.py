@@ -588,3 +588,8 @@ def test_trace_and_genai_views_stay_private(matrix_server, idp):
     assert names(v3("GET", "scorers/list", erin, params={"experiment_id": hidden})) == []
     assert v3("GET", "scorers/get", erin, params={"experiment_id": hidden, "name": "hidden-judge"}).status_code == 404
 
+    # An issue is raised by the caller, whoever the client names.
+    issue = _ok(v3("POST", "issues", erin, json={"experiment_id": own, "name": "slow", "description": "d", "created_by": "mallory"}))
+    assert issue["issue"]["created_by"] == "erin"
+    assert v3("POST", "issues", erin, json={"experiment_id": hidden, "name": "x", "description": "d"}).status_code == 404
+

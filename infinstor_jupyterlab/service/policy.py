@@ -193,8 +193,8 @@ ADMIN_ONLY: dict[str, str] = {
     **dict.fromkeys(_REVIEW_QUEUES, "MLflow ties review-queue ownership and reviewer attribution (created_by, completed_by) "
                     "to an identity its own auth plugin puts in Flask's request context, which this service does not "
                     "supply: a reviewer could claim another reviewer's work"),
-    **dict.fromkeys(_PROMPT_OPTIMIZATION, "prompt optimization runs as a server-side job on MLflow's job runner (off in "
-                    "company deployments) with the server's LLM credentials, and a job's experiment is only a job parameter"),
+    **dict.fromkeys(_PROMPT_OPTIMIZATION, "prompt optimization runs as a server-side job on MLflow's job runner, calling LLMs "
+                    "with the server's credentials, and a job's experiment is only one of its parameters"),
 }  # fmt: skip
 KINDS.update(dict.fromkeys(ADMIN_ONLY, "org_admin!"))
 
