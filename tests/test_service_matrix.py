@@ -20,7 +20,7 @@ import requests
 
 from idp_fixture import SHORT_CLIENT, IdP
 from infinstor_jupyterlab.service.db import ROLE_RANK
-from infinstor_jupyterlab.service.policy import KINDS, load_policy
+from infinstor_jupyterlab.service.policy import KINDS, REFUSED, load_policy
 from service_fixture import CompanyServer, user_token
 
 pytestmark = pytest.mark.slow
@@ -39,15 +39,28 @@ PRINCIPALS = {
     "token from another issuer": ("alice", None),
 }
 
-# Operations MLflow itself cannot complete on a local artifact store (no multipart uploads): an
-# allowed caller must get past us (no 401/403/404), whatever MLflow then answers.
-MLFLOW_LIMITED = {"CreateMultipartUpload", "CompleteMultipartUpload", "AbortMultipartUpload"}
+# Operations MLflow itself cannot complete on a local artifact store (no multipart uploads, no
+# presigned URLs): an allowed caller must get past us (no 401/403/404), whatever MLflow then answers.
+MLFLOW_LIMITED = {
+    "CreateMultipartUpload", "CompleteMultipartUpload", "AbortMultipartUpload",
+    "CreatePresignedUploadUrl", "CreatePresignedDownloadUrl", "GetPresignedDownloadUrl",
+}  # fmt: skip
 # Operations that use up their target (deletes, renames, restores): each caller gets a fresh one.
 CONSUMING = {
     "UpdateExperiment", "DeleteExperiment", "RestoreExperiment", "DeleteExperimentTag", "DeleteRun", "RestoreRun", "DeleteTag", "LogOutputs",
     "DeleteLoggedModel", "DeleteLoggedModelTag", "DeleteArtifact", "RenameRegisteredModel", "DeleteRegisteredModel",
     "DeleteRegisteredModelTag", "DeleteRegisteredModelAlias", "DeleteModelVersion", "DeleteModelVersionTag",
+    "DeleteTraces", "DeleteTracesV3", "DeleteTraceTag", "DeleteTraceTagV3", "DeleteAssessment", "DeleteDataset",
+    "DeleteDatasetTag", "DeleteDatasetRecords", "RemoveDatasetFromExperiments", "DeleteScorer", "DeleteLabelSchema",
 }  # fmt: skip
+# A scorer MLflow accepts (a built-in LLM judge; nothing runs when it is registered).
+SCORER = json.dumps({
+    "name": "polite", "aggregations": None, "description": None, "is_session_level_scorer": False, "mlflow_version": "3.17.0",
+    "serialization_version": 1, "builtin_scorer_class": "Guidelines",
+    "builtin_scorer_pydantic_data": {"name": "polite", "aggregations": None, "required_columns": ["inputs", "outputs"],
+                                     "guidelines": "Be polite", "model": None},
+    "call_source": None, "call_signature": None, "original_func_name": None,
+})  # fmt: skip
 
 
 @dataclass
@@ -60,11 +73,45 @@ class Target:
     artifact_path: str  # the run's artifact root, relative to mlflow-artifacts:/
     logged_model_id: str
     model: str
+    # MLflow 3 tracing and GenAI evaluation, all in experiment_id (other_experiment_id: shared alike)
+    other_experiment_id: str = ""
+    trace_id: str = ""
+    assessment_id: str = ""
+    dataset_id: str = ""
+    dataset_record_id: str = ""
+    scorer: str = ""
+    issue_id: str = ""
+    label_schema_id: str = ""
+    label_schema: str = ""
 
 
 def _ok(response: requests.Response) -> dict:
     assert response.status_code == 200, f"setup {response.request.method} {response.request.url}: {response.text}"
     return response.json() if response.content else {}
+
+
+def otlp_export(trace_hex: str, name: str = "root") -> dict:
+    """An OTLP/JSON trace export of one finished root span (what MLflow's client sends to /v1/traces)."""
+    now = time.time_ns()
+    span = {"traceId": trace_hex, "spanId": uuid.uuid4().hex[:16], "name": name, "kind": 1,
+            "startTimeUnixNano": str(now - 1_000_000), "endTimeUnixNano": str(now), "status": {"code": 1}}  # fmt: skip
+    return {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "matrix"}, "spans": [span]}]}]}
+
+
+def trace_info(trace_id: str, experiment_id: str) -> dict:
+    return {"trace": {"trace_info": {
+        "trace_id": trace_id, "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}},
+        "request_time": "2026-01-01T00:00:00Z", "execution_duration": "0.001s", "state": "OK",
+        "trace_metadata": {"mlflow.trace_schema.version": "3"}, "tags": {"t": "v"},
+    }}}  # fmt: skip
+
+
+def make_trace(server: CompanyServer, token: str, experiment_id: str) -> str:
+    """A real trace: its span exported over OTLP, then its info started, as MLflow's client does."""
+    trace_hex = uuid.uuid4().hex
+    headers = {"x-mlflow-experiment-id": experiment_id, "Content-Type": "application/json"}
+    _ok(server.call("POST", "v1/traces", token, data=json.dumps(otlp_export(trace_hex)), headers=headers))
+    return _ok(server.call("POST", "api/3.0/mlflow/traces", token, json=trace_info(f"tr-{trace_hex}", experiment_id)))["trace"]["trace_info"]["trace_id"]
 
 
 def make_target(server: CompanyServer, alice: str) -> Target:
@@ -73,6 +120,7 @@ def make_target(server: CompanyServer, alice: str) -> Target:
     suffix = uuid.uuid4().hex[:10]
     name = f"matrix-{suffix}"
     experiment_id = _ok(M("POST", "experiments/create", alice, json={"name": name}))["experiment_id"]
+    other_experiment = _ok(M("POST", "experiments/create", alice, json={"name": f"{name}-other"}))["experiment_id"]
     _ok(M("POST", "experiments/set-experiment-tag", alice, json={"experiment_id": experiment_id, "key": "t", "value": "v"}))
     deleted_experiment = _ok(M("POST", "experiments/create", alice, json={"name": f"{name}-deleted"}))["experiment_id"]
     _ok(M("POST", "experiments/delete", alice, json={"experiment_id": deleted_experiment}))
@@ -90,12 +138,37 @@ def make_target(server: CompanyServer, alice: str) -> Target:
     _ok(M("POST", "model-versions/create", alice, json={"name": model, "source": f"{run['artifact_uri']}/model", "run_id": run_id,
                                                        "tags": [{"key": "t", "value": "v"}]}))  # fmt: skip
     _ok(M("POST", "registered-models/alias", alice, json={"name": model, "alias": "champion", "version": "1"}))
+    genai = make_genai(server, alice, experiment_id, other_experiment)
     share = server.infinstor
-    for resource_type, resource_id in (("experiment", experiment_id), ("experiment", deleted_experiment), ("registered_model", model)):
+    experiments = (experiment_id, deleted_experiment, other_experiment)
+    for resource_type, resource_id in [*(("experiment", e) for e in experiments), ("registered_model", model)]:
         for group, role in (("vision", "editor"), ("nlp", "reader")):
             _ok(share("POST", "permissions", alice, json={"resource_type": resource_type, "resource_id": resource_id,
                                                           "principal_type": "group", "principal": group, "role": role}))  # fmt: skip
-    return Target(experiment_id, deleted_experiment, name, run_id, deleted_run, artifact_path, logged["model_id"], model)
+    return Target(experiment_id, deleted_experiment, name, run_id, deleted_run, artifact_path, logged["model_id"], model,
+                  other_experiment, **genai)  # fmt: skip
+
+
+def make_genai(server: CompanyServer, alice: str, experiment_id: str, other_experiment: str) -> dict:
+    """A trace with an assessment, an evaluation dataset with a record, a scorer, an issue and a
+    label schema in the experiment (the dataset is linked to the other experiment too)."""
+    v3 = lambda method, path, **kwargs: _ok(server.call(method, f"api/3.0/mlflow/{path}", alice, **kwargs))  # noqa: E731
+    trace_id = make_trace(server, alice, experiment_id)
+    assessment = v3("POST", f"traces/{trace_id}/assessments", json={"assessment": {
+        "assessment_name": "quality", "trace_id": trace_id, "source": {"source_type": "HUMAN", "source_id": "alice"},
+        "feedback": {"value": True}}})["assessment"]  # fmt: skip
+    dataset_id = v3("POST", "datasets/create", json={"name": f"ds-{uuid.uuid4().hex[:8]}", "experiment_ids": [experiment_id, other_experiment],
+                                                   "tags": json.dumps({"t": "v"})})["dataset"]["dataset_id"]  # fmt: skip
+    v3("POST", f"datasets/{dataset_id}/records", json={"records": json.dumps([{"inputs": {"q": "2+2"}, "expectations": {"a": "4"}}])})
+    record_id = json.loads(v3("GET", f"datasets/{dataset_id}/records")["records"])[0]["dataset_record_id"]
+    scorer = f"scorer-{uuid.uuid4().hex[:8]}"
+    v3("POST", "scorers/register", json={"experiment_id": experiment_id, "name": scorer, "serialized_scorer": SCORER})
+    issue_id = v3("POST", "issues", json={"experiment_id": experiment_id, "name": "slow", "description": "answers are slow"})["issue"]["issue_id"]
+    label_schema = f"ls-{uuid.uuid4().hex[:8]}"
+    schema_id = v3("POST", "label-schemas/create", json={"experiment_id": experiment_id, "name": label_schema, "type": "FEEDBACK",
+                                                         "input": {"pass_fail": {"positive_label": "pass", "negative_label": "fail"}}})["label_schema"]["schema_id"]  # fmt: skip
+    return dict(trace_id=trace_id, assessment_id=assessment["assessment_id"], dataset_id=dataset_id, dataset_record_id=record_id,
+                scorer=scorer, issue_id=issue_id, label_schema_id=schema_id, label_schema=label_schema)  # fmt: skip
 
 
 def request_for(operation: str, t: Target, who: str) -> tuple[str, str, dict]:
@@ -105,6 +178,14 @@ def request_for(operation: str, t: Target, who: str) -> tuple[str, str, dict]:
     mpu = {"path": f"{t.artifact_path}/big.bin", "num_parts": 1}
     version = {"name": t.model, "version": "1"}
     lm = f"api/2.0/mlflow/logged-models/{t.logged_model_id}"
+    v3 = "@api/3.0/mlflow"
+    tr2, tr3 = f"traces/{t.trace_id}", f"{v3}/traces/{t.trace_id}"
+    ds = f"{v3}/datasets/{t.dataset_id}"
+    locations = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": t.experiment_id}}]
+    scorer = {"experiment_id": t.experiment_id, "name": t.scorer}
+    gateway = f"{v3}/gateway"
+    queue = {"queue_id": "q-1"}
+    new_trace = uuid.uuid4().hex
     table = {
         "CreateExperiment": ("POST", "experiments/create", {"json": {"name": f"new-{unique}"}}),
         "SearchExperiments": ("POST", "experiments/search", {"json": {"max_results": 10}}),
@@ -179,6 +260,137 @@ def request_for(operation: str, t: Target, who: str) -> tuple[str, str, dict]:
         "GetModelVersionDownloadUri": ("GET", "model-versions/get-download-uri", {"params": version}),
         "SetModelVersionTag": ("POST", "model-versions/set-tag", {"json": {**version, "key": "k", "value": who}}),
         "DeleteModelVersionTag": ("DELETE", "model-versions/delete-tag", {"json": {**version, "key": "t"}}),
+        # MLflow 3 tracing
+        "LogSpans": ("POST", "@v1/traces", {"data": json.dumps(otlp_export(new_trace)),
+                                            "headers": {"x-mlflow-experiment-id": t.experiment_id, "Content-Type": "application/json"}}),
+        "StartTraceV3": ("POST", f"{v3}/traces", {"json": trace_info(f"tr-{new_trace}", t.experiment_id)}),
+        "StartTrace": ("POST", "traces", {"json": {"experiment_id": t.experiment_id, "timestamp_ms": 1, "request_metadata": [], "tags": []}}),
+        "EndTrace": ("PATCH", tr2, {"json": {"timestamp_ms": 2, "status": "OK"}}),
+        "GetTraceInfo": ("GET", f"{tr2}/info", {}),
+        "GetTraceInfoV3": ("GET", tr3, {}),
+        "GetTrace": ("GET", f"{v3}/traces/get", {"params": {"trace_id": t.trace_id, "allow_partial": "true"}}),
+        "GetTraceArtifact": ("GET", "@ajax-api/3.0/mlflow/get-trace-artifact", {"params": {"request_id": t.trace_id}}),
+        "BatchGetTraces": ("GET", f"{v3}/traces/batchGet", {"params": {"trace_ids": [t.trace_id]}}),
+        "BatchGetTraceInfos": ("POST", f"{v3}/traces/batchGetInfos", {"json": {"trace_ids": [t.trace_id]}}),
+        "SearchTraces": ("GET", "traces", {"params": {"experiment_ids": [t.experiment_id]}}),
+        "SearchTracesV3": ("POST", f"{v3}/traces/search", {"json": {"locations": locations}}),
+        "SetTraceTag": ("PATCH", f"{tr2}/tags", {"json": {"key": "k", "value": who}}),
+        "SetTraceTagV3": ("PATCH", f"{tr3}/tags", {"json": {"key": "k", "value": who}}),
+        "DeleteTraceTag": ("DELETE", f"{tr2}/tags", {"json": {"key": "t"}}),
+        "DeleteTraceTagV3": ("DELETE", f"{tr3}/tags", {"json": {"key": "t"}}),
+        "DeleteTraces": ("POST", "traces/delete-traces", {"json": {"experiment_id": t.experiment_id, "request_ids": [t.trace_id]}}),
+        "DeleteTracesV3": ("POST", f"{v3}/traces/delete-traces", {"json": {"experiment_id": t.experiment_id, "request_ids": [t.trace_id]}}),
+        "LinkTracesToRun": ("POST", "traces/link-to-run", {"json": {"trace_ids": [t.trace_id], "run_id": t.run_id}}),
+        "LinkPromptsToTrace": ("POST", "traces/link-prompts", {"json": {"trace_id": t.trace_id, "prompt_versions": [{"name": t.model, "version": "1"}]}}),
+        "QueryTraceMetrics": ("POST", f"{v3}/traces/metrics", {"json": {"experiment_ids": [t.experiment_id], "view_type": "TRACES",
+                                                                        "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}]}}),
+        "CalculateTraceFilterCorrelation": ("POST", f"{v3}/traces/calculate-filter-correlation", {"json": {
+            "experiment_ids": [t.experiment_id], "filter_string1": "trace.status = 'OK'", "filter_string2": "trace.status = 'ERROR'"}}),
+        # assessments
+        "CreateAssessment": ("POST", f"{tr3}/assessments", {"json": {"assessment": {
+            "assessment_name": f"a-{unique}", "trace_id": t.trace_id, "source": {"source_type": "HUMAN", "source_id": who}, "feedback": {"value": 1}}}}),
+        "GetAssessmentRequest": ("GET", f"{tr3}/assessments/{t.assessment_id}", {}),
+        "UpdateAssessment": ("PATCH", f"{tr3}/assessments/{t.assessment_id}", {"json": {"assessment": {"rationale": who}, "update_mask": "rationale"}}),
+        "DeleteAssessment": ("DELETE", f"{tr3}/assessments/{t.assessment_id}", {}),
+        # evaluation datasets
+        "CreateDataset": ("POST", f"{v3}/datasets/create", {"json": {"name": f"ds-{unique}", "experiment_ids": [t.experiment_id]}}),
+        "GetDataset": ("GET", ds, {}),
+        "DeleteDataset": ("DELETE", ds, {}),
+        "SearchEvaluationDatasets": ("POST", f"{v3}/datasets/search", {"json": {"experiment_ids": [t.experiment_id]}}),
+        "SetDatasetTags": ("PATCH", f"{ds}/tags", {"json": {"tags": json.dumps({"k": who})}}),
+        "DeleteDatasetTag": ("DELETE", f"{ds}/tags/t", {}),
+        "UpsertDatasetRecords": ("POST", f"{ds}/records", {"json": {"records": json.dumps([{"inputs": {"q": unique}}])}}),
+        "GetDatasetRecords": ("GET", f"{ds}/records", {}),
+        "DeleteDatasetRecords": ("DELETE", f"{ds}/records", {"json": {"dataset_record_ids": [t.dataset_record_id]}}),
+        "GetDatasetExperimentIds": ("GET", f"{ds}/experiment-ids", {}),
+        "AddDatasetToExperiments": ("POST", f"{ds}/add-experiments", {"json": {"experiment_ids": [t.deleted_experiment_id]}}),
+        "RemoveDatasetFromExperiments": ("POST", f"{ds}/remove-experiments", {"json": {"experiment_ids": [t.other_experiment_id]}}),
+        # scorers
+        "RegisterScorer": ("POST", f"{v3}/scorers/register", {"json": {**scorer, "serialized_scorer": SCORER}}),
+        "GetScorer": ("GET", f"{v3}/scorers/get", {"params": scorer}),
+        "ListScorerVersions": ("GET", f"{v3}/scorers/versions", {"params": scorer}),
+        "DeleteScorer": ("DELETE", f"{v3}/scorers/delete", {"json": scorer}),
+        "ListScorers": ("GET", f"{v3}/scorers/list", {"params": {"experiment_id": t.experiment_id}}),
+        # issues and label schemas
+        "CreateIssue": ("POST", f"{v3}/issues", {"json": {"experiment_id": t.experiment_id, "name": f"i-{unique}", "description": "d"}}),
+        "GetIssue": ("GET", f"{v3}/issues/{t.issue_id}", {}),
+        "UpdateIssue": ("PATCH", f"{v3}/issues/{t.issue_id}", {"json": {"issue_id": t.issue_id, "description": who}}),
+        "SearchIssues": ("POST", f"{v3}/issues/search", {"json": {"experiment_id": t.experiment_id}}),
+        "CreateLabelSchema": ("POST", f"{v3}/label-schemas/create", {"json": {"experiment_id": t.experiment_id, "name": f"ls-{unique}",
+                                                                               "type": "FEEDBACK", "input": {"pass_fail": {"positive_label": "pass", "negative_label": "fail"}}}}),
+        "GetLabelSchema": ("GET", f"{v3}/label-schemas/get", {"params": {"schema_id": t.label_schema_id}}),
+        "GetLabelSchemaByName": ("GET", f"{v3}/label-schemas/get-by-name", {"params": {"experiment_id": t.experiment_id, "name": t.label_schema}}),
+        "ListLabelSchemas": ("GET", f"{v3}/label-schemas/list", {"params": {"experiment_id": t.experiment_id}}),
+        "UpdateLabelSchema": ("PATCH", f"{v3}/label-schemas/update", {"json": {"schema_id": t.label_schema_id, "instruction": who}}),
+        "DeleteLabelSchema": ("DELETE", f"{v3}/label-schemas/delete", {"json": {"schema_id": t.label_schema_id}}),
+        # presigned URLs
+        "CreatePresignedUploadUrl": ("POST", "artifacts/presigned-upload-url", {"json": {"run_id": t.run_id, "path": f"up-{unique}.txt"}}),
+        "CreatePresignedDownloadUrl": ("POST", "artifacts/presigned-download-url", {"json": {"run_id": t.run_id, "path": "a.txt"}}),
+        "GetPresignedDownloadUrl": ("GET", f"@api/2.0/mlflow-artifacts/presigned/{t.artifact_path}/a.txt", {}),
+        # organisation admins only: the AI gateway
+        "CreateGatewaySecret": ("POST", f"{gateway}/secrets/create", {"json": {"secret_name": f"s-{unique}", "secret_value": {"api_key": "k"},
+                                                                                "provider": "openai"}}),
+        "GetGatewaySecretInfo": ("GET", f"{gateway}/secrets/get", {"params": {"secret_id": "s-1"}}),
+        "UpdateGatewaySecret": ("POST", f"{gateway}/secrets/update", {"json": {"secret_id": "s-1"}}),
+        "DeleteGatewaySecret": ("DELETE", f"{gateway}/secrets/delete", {"json": {"secret_id": "s-1"}}),
+        "ListGatewaySecretInfos": ("GET", f"{gateway}/secrets/list", {}),
+        "CreateGatewayEndpoint": ("POST", f"{gateway}/endpoints/create", {"json": {"name": f"e-{unique}"}}),
+        "GetGatewayEndpoint": ("GET", f"{gateway}/endpoints/get", {"params": {"endpoint_id": "e-1"}}),
+        "UpdateGatewayEndpoint": ("POST", f"{gateway}/endpoints/update", {"json": {"endpoint_id": "e-1"}}),
+        "DeleteGatewayEndpoint": ("DELETE", f"{gateway}/endpoints/delete", {"json": {"endpoint_id": "e-1"}}),
+        "ListGatewayEndpoints": ("GET", f"{gateway}/endpoints/list", {}),
+        "CreateGatewayModelDefinition": ("POST", f"{gateway}/model-definitions/create", {"json": {"name": f"m-{unique}"}}),
+        "GetGatewayModelDefinition": ("GET", f"{gateway}/model-definitions/get", {"params": {"model_definition_id": "m-1"}}),
+        "ListGatewayModelDefinitions": ("GET", f"{gateway}/model-definitions/list", {}),
+        "UpdateGatewayModelDefinition": ("POST", f"{gateway}/model-definitions/update", {"json": {"model_definition_id": "m-1"}}),
+        "DeleteGatewayModelDefinition": ("DELETE", f"{gateway}/model-definitions/delete", {"json": {"model_definition_id": "m-1"}}),
+        "AttachModelToGatewayEndpoint": ("POST", f"{gateway}/endpoints/models/attach", {"json": {"endpoint_id": "e-1"}}),
+        "DetachModelFromGatewayEndpoint": ("POST", f"{gateway}/endpoints/models/detach", {"json": {"endpoint_id": "e-1"}}),
+        "CreateGatewayEndpointBinding": ("POST", f"{gateway}/endpoints/bindings/create", {"json": {"endpoint_id": "e-1"}}),
+        "DeleteGatewayEndpointBinding": ("DELETE", f"{gateway}/endpoints/bindings/delete", {"json": {"endpoint_id": "e-1"}}),
+        "ListGatewayEndpointBindings": ("GET", f"{gateway}/endpoints/bindings/list", {}),
+        "SetGatewayEndpointTag": ("POST", f"{gateway}/endpoints/set-tag", {"json": {"endpoint_id": "e-1", "key": "k", "value": who}}),
+        "DeleteGatewayEndpointTag": ("DELETE", f"{gateway}/endpoints/delete-tag", {"json": {"endpoint_id": "e-1", "key": "k"}}),
+        "CreateGatewayBudgetPolicy": ("POST", f"{gateway}/budgets/create", {"json": {}}),
+        "GetGatewayBudgetPolicy": ("GET", f"{gateway}/budgets/get", {"params": {"budget_policy_id": "b-1"}}),
+        "UpdateGatewayBudgetPolicy": ("POST", f"{gateway}/budgets/update", {"json": {"budget_policy_id": "b-1"}}),
+        "DeleteGatewayBudgetPolicy": ("DELETE", f"{gateway}/budgets/delete", {"json": {"budget_policy_id": "b-1"}}),
+        "ListGatewayBudgetPolicies": ("GET", f"{gateway}/budgets/list", {}),
+        "ListGatewayBudgetWindows": ("GET", f"{gateway}/budgets/windows", {}),
+        "CreateGatewayGuardrail": ("POST", f"{gateway}/guardrails/create", {"json": {"name": f"g-{unique}"}}),
+        "GetGatewayGuardrail": ("GET", f"{gateway}/guardrails/get", {"params": {"guardrail_id": "g-1"}}),
+        "DeleteGatewayGuardrail": ("DELETE", f"{gateway}/guardrails/delete", {"json": {"guardrail_id": "g-1"}}),
+        "ListGatewayGuardrails": ("GET", f"{gateway}/guardrails/list", {}),
+        "AddGuardrailToEndpoint": ("POST", f"{gateway}/guardrails/add-to-endpoint", {"json": {"guardrail_id": "g-1", "endpoint_id": "e-1"}}),
+        "RemoveGuardrailFromEndpoint": ("DELETE", f"{gateway}/guardrails/remove-from-endpoint", {"json": {"guardrail_id": "g-1", "endpoint_id": "e-1"}}),
+        "ListEndpointGuardrailConfigs": ("GET", f"{gateway}/guardrails/list-for-endpoint", {"params": {"endpoint_id": "e-1"}}),
+        "UpdateEndpointGuardrailConfig": ("PATCH", f"{gateway}/guardrails/update-config", {"json": {"guardrail_id": "g-1", "endpoint_id": "e-1"}}),
+        # organisation admins only: review queues
+        "CreateReviewQueue": ("POST", f"{v3}/review-queues/create", {"json": {"experiment_id": t.experiment_id, "name": f"q-{unique}",
+                                                                              "queue_type": "CUSTOM"}}),
+        "GetOrCreateUserQueue": ("POST", f"{v3}/review-queues/get-or-create-user", {"json": {"experiment_id": t.experiment_id, "user": who}}),
+        "GetReviewQueue": ("GET", f"{v3}/review-queues/get", {"params": queue}),
+        "GetReviewQueueByName": ("GET", f"{v3}/review-queues/get-by-name", {"params": {"experiment_id": t.experiment_id, "name": "q"}}),
+        "ListReviewQueues": ("GET", f"{v3}/review-queues/list", {"params": {"experiment_id": t.experiment_id}}),
+        "UpdateReviewQueue": ("POST", f"{v3}/review-queues/update", {"json": {**queue, "name": who}}),
+        "DeleteReviewQueue": ("POST", f"{v3}/review-queues/delete", {"json": queue}),
+        "AddItemsToReviewQueue": ("POST", f"{v3}/review-queues/items/add", {"json": {**queue, "item_ids": [t.trace_id]}}),
+        "RemoveItemsFromReviewQueue": ("POST", f"{v3}/review-queues/items/remove", {"json": {**queue, "item_ids": [t.trace_id]}}),
+        "ListReviewQueueItems": ("GET", f"{v3}/review-queues/items/list", {"params": queue}),
+        "SetReviewQueueItemStatus": ("POST", f"{v3}/review-queues/items/set-status", {"json": {**queue, "item_id": "i-1", "status": "COMPLETED"}}),
+        # organisation admins only: prompt optimization jobs
+        "CreatePromptOptimizationJob": ("POST", f"{v3}/prompt-optimization/jobs", {"json": {
+            "experiment_id": t.experiment_id, "source_prompt_uri": f"prompts:/{t.model}/1", "config": {"dataset_id": t.dataset_id}}}),
+        "GetPromptOptimizationJob": ("GET", f"{v3}/prompt-optimization/jobs/j-1", {}),
+        "SearchPromptOptimizationJobs": ("POST", f"{v3}/prompt-optimization/jobs/search", {"json": {"experiment_id": t.experiment_id}}),
+        "CancelPromptOptimizationJob": ("POST", f"{v3}/prompt-optimization/jobs/j-1/cancel", {}),
+        "DeletePromptOptimizationJob": ("DELETE", f"{v3}/prompt-optimization/jobs/j-1", {}),
+        # refused to everyone, organisation admins included
+        "CreateWorkspace": ("POST", f"{v3}/workspaces", {"json": {"name": f"ws-{uuid.uuid4().hex[:8]}"}}),
+        "UpdateWorkspace": ("PATCH", f"{v3}/workspaces/acme", {"json": {"description": who}}),
+        "DeleteWorkspace": ("DELETE", f"{v3}/workspaces/globex", {}),
+        "SearchUnifiedTraces": ("GET", "unified-traces", {"params": {"experiment_ids": [t.experiment_id]}}),
+        "GetOnlineTraceDetails": ("GET", "get-online-trace-details", {"params": {"trace_id": t.trace_id}}),
     }  # fmt: skip
     method, path, kwargs = table[operation]
     path = path[1:] if path.startswith("@") else f"api/2.0/mlflow/{path}"
@@ -234,6 +446,8 @@ def test_every_operation_the_policy_names_has_a_case():
     target = Target("1", "2", "n", "r", "d", "workspaces/acme/1/r/artifacts", "m-1", "m")
     for operation in KINDS:
         request_for(operation, target, "x")  # raises KeyError for an operation without a case
+    for operation in REFUSED:
+        request_for(operation, target, "x")
 
 
 def test_matrix(matrix_server, idp, other_issuer):
@@ -265,3 +479,117 @@ def test_matrix(matrix_server, idp, other_issuer):
                 failures.append(f"{operation} as {principal}: expected {want}, got {got}")
     assert not failures, f"{len(failures)} of {cells} cells differ from the policy:\n" + "\n".join(failures)
     assert cells == len(KINDS) * len(PRINCIPALS)
+
+
+def test_refused_operations_are_refused_even_to_org_admins(matrix_server, idp):
+    server = matrix_server
+    frank, alice = user_token(idp, "frank"), user_token(idp, "alice")  # frank is an acme admin
+    target = make_target(server, alice)
+    for operation in sorted(REFUSED):
+        for who, token in (("admin", frank), ("creator", alice)):
+            method, path, kwargs = request_for(operation, target, who)
+            response = server.call(method, path, token, **kwargs)
+            assert response.status_code == 403, f"{operation} as {who}: {response.status_code} {response.text[:200]}"
+            assert REFUSED[operation] in response.json()["message"]  # the reason is given
+    assert ok_names(server.call("GET", "api/3.0/mlflow/workspaces", frank)) == ["acme"]  # nothing was created
+
+
+def ok_names(response: requests.Response) -> list[str]:
+    return [w["name"] for w in _ok(response)["workspaces"]]
+
+
+def test_org_admins_manage_organisation_infrastructure(matrix_server, idp):
+    """The AI gateway, review queues and prompt optimization are the organisation admins'."""
+    server = matrix_server
+    frank, alice = user_token(idp, "frank"), user_token(idp, "alice")
+    experiment_id = _ok(server.mlflow("POST", "experiments/create", alice, json={"name": f"infra-{uuid.uuid4().hex[:8]}"}))["experiment_id"]
+    for method, path, kwargs in (
+        ("GET", "api/3.0/mlflow/gateway/endpoints/list", {}),
+        ("GET", "api/3.0/mlflow/gateway/secrets/list", {}),
+        ("GET", "api/3.0/mlflow/gateway/budgets/list", {}),
+        ("GET", "api/3.0/mlflow/review-queues/list", {"params": {"experiment_id": experiment_id}}),
+    ):  # fmt: skip
+        assert server.call(method, path, frank, **kwargs).status_code == 200, path
+        refused = server.call(method, path, alice, **kwargs)
+        assert refused.status_code == 403 and "organisation admins" in refused.text, path
+
+
+def test_trace_and_genai_views_stay_private(matrix_server, idp):
+    """Searches over experiments the caller cannot read leak nothing; batches check every id; a
+    write cannot reach a trace of another experiment by reusing its id."""
+    server = matrix_server
+    alice, erin, dave = (user_token(idp, u) for u in ("alice", "erin", "dave"))
+    v3 = lambda method, path, token, **kwargs: server.call(method, f"api/3.0/mlflow/{path}", token, **kwargs)  # noqa: E731
+    suffix = uuid.uuid4().hex[:8]
+    hidden = _ok(server.mlflow("POST", "experiments/create", alice, json={"name": f"hidden-{suffix}"}))["experiment_id"]
+    shared = _ok(server.mlflow("POST", "experiments/create", alice, json={"name": f"shared-{suffix}"}))["experiment_id"]
+    _ok(server.infinstor("POST", "permissions", alice, json={"resource_type": "experiment", "resource_id": shared,
+                                                            "principal_type": "user", "principal": "erin", "role": "editor"}))  # fmt: skip
+    own = _ok(server.mlflow("POST", "experiments/create", erin, json={"name": f"erin-{suffix}"}))["experiment_id"]
+    hidden_trace, own_trace = make_trace(server, alice, hidden), make_trace(server, erin, own)
+
+    # Trace searches keep the experiments erin may read, in every spelling MLflow accepts.
+    location = lambda e: {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}}  # noqa: E731
+    found = _ok(v3("POST", "traces/search", erin, json={"locations": [location(hidden), location(own)]}))
+    assert [t["trace_id"] for t in found["traces"]] == [own_trace]
+    camel = _ok(v3("POST", "traces/search", erin, json={"locations": [{"mlflowExperiment": {"experimentId": hidden}}]}))
+    assert camel == {}
+    legacy = _ok(server.mlflow("GET", "traces", erin, params={"experiment_ids": [hidden, own]}))
+    assert [t["request_id"] for t in legacy["traces"]] == [own_trace]
+    assert _ok(server.mlflow("GET", "traces", dave, params={"experiment_ids": [hidden]})) == {}
+    metrics = {"view_type": "TRACES", "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}]}
+    counted = _ok(v3("POST", "traces/metrics", erin, json={"experiment_ids": [hidden, own], **metrics}))
+    assert [p["values"]["COUNT"] for p in counted["data_points"]] == [1.0]  # only erin's trace counts
+    assert _ok(v3("POST", "traces/metrics", erin, json={"experiment_ids": [hidden], **metrics})) == {}
+
+    # Batches check every id; single reads and writes of the hidden trace do not exist for erin.
+    assert v3("POST", "traces/batchGetInfos", erin, json={"trace_ids": [own_trace, hidden_trace]}).status_code == 404
+    assert len(_ok(v3("POST", "traces/batchGetInfos", erin, json={"trace_ids": [own_trace]}))["trace_infos"]) == 1
+    assert v3("GET", "traces/batchGet", erin, params={"trace_ids": [own_trace, hidden_trace]}).status_code == 404
+    assert v3("GET", "traces/get", erin, params={"trace_id": hidden_trace}).status_code == 404
+    assert server.call("GET", "ajax-api/3.0/mlflow/get-trace-artifact", erin, params={"request_id": hidden_trace}).status_code == 404
+    assert v3("POST", f"traces/{hidden_trace}/assessments", erin, json={"assessment": {
+        "assessment_name": "x", "source": {"source_type": "HUMAN", "source_id": "erin"}, "feedback": {"value": 1}}}).status_code == 404  # fmt: skip
+    link = {"trace_ids": [own_trace, hidden_trace], "run_id": _ok(server.mlflow("POST", "runs/create", erin, json={"experiment_id": own}))["run"]["info"]["run_id"]}
+    assert server.mlflow("POST", "traces/link-to-run", erin, json=link).status_code == 404
+    # Reusing the hidden trace's id from erin's own experiment would merge into it: refused.
+    assert v3("POST", "traces", erin, json=trace_info(hidden_trace, own)).status_code == 404
+    export = json.dumps(otlp_export(hidden_trace[len("tr-"):], name="intruder"))
+    headers = {"x-mlflow-experiment-id": own, "Content-Type": "application/json"}
+    assert server.call("POST", "v1/traces", erin, data=export, headers=headers).status_code == 404
+    spans = _ok(v3("GET", "traces/get", alice, params={"trace_id": hidden_trace, "allow_partial": "true"}))["trace"]["spans"]
+    assert [s["name"] for s in spans] == ["root"]  # alice's trace is as she logged it
+    assert _ok(v3("GET", f"traces/{hidden_trace}", alice))["trace"]["trace_info"]["trace_location"]["mlflow_experiment"]["experiment_id"] == hidden
+
+    # Evaluation datasets: searched over what erin reads (also without naming experiments); one
+    # linked to a hidden and a shared experiment may be read by erin but changed only by alice.
+    create = lambda token, *experiments: _ok(v3("POST", "datasets/create", token, json={  # noqa: E731
+        "name": f"ds-{uuid.uuid4().hex[:8]}", "experiment_ids": list(experiments)}))["dataset"]["dataset_id"]  # fmt: skip
+    hidden_dataset, both_dataset, own_dataset = create(alice, hidden), create(alice, hidden, shared), create(erin, own)
+    searched = {d["dataset_id"] for d in _ok(v3("POST", "datasets/search", erin, json={})).get("datasets", [])}
+    assert searched == {both_dataset, own_dataset}
+    assert _ok(v3("POST", "datasets/search", dave, json={})) == {}
+    assert v3("GET", f"datasets/{hidden_dataset}", erin).status_code == 404
+    _ok(v3("GET", f"datasets/{both_dataset}", erin))
+    assert v3("PATCH", f"datasets/{both_dataset}/tags", erin, json={"tags": json.dumps({"k": "v"})}).status_code == 403
+    _ok(v3("PATCH", f"datasets/{both_dataset}/tags", alice, json={"tags": json.dumps({"k": "v"})}))
+    assert v3("POST", f"datasets/{own_dataset}/add-experiments", erin, json={"experiment_ids": [hidden]}).status_code == 404
+    assert v3("POST", "datasets/create", erin, json={"name": f"ds-{suffix}"}).status_code == 400  # it must belong somewhere
+
+    # Scorers: listed only from experiments erin may read.
+    scorer = lambda token, experiment_id, name: _ok(v3("POST", "scorers/register", token, json={  # noqa: E731
+        "experiment_id": experiment_id, "name": name, "serialized_scorer": SCORER}))  # fmt: skip
+    scorer(alice, hidden, "hidden-judge")
+    scorer(erin, own, "own-judge")
+    names = lambda response: sorted(s["scorer_name"] for s in _ok(response).get("scorers", []))  # noqa: E731
+    assert "hidden-judge" not in names(v3("GET", "scorers/list", erin))
+    assert "own-judge" in names(v3("GET", "scorers/list", erin))
+    assert names(v3("GET", "scorers/list", erin, params={"experiment_ids": [hidden, own]})) == ["own-judge"]
+    assert names(v3("GET", "scorers/list", erin, params={"experiment_id": hidden})) == []
+    assert v3("GET", "scorers/get", erin, params={"experiment_id": hidden, "name": "hidden-judge"}).status_code == 404
+
+    # An issue is raised by the caller, whoever the client names.
+    issue = _ok(v3("POST", "issues", erin, json={"experiment_id": own, "name": "slow", "description": "d", "created_by": "mallory"}))
+    assert issue["issue"]["created_by"] == "erin"
+    assert v3("POST", "issues", erin, json={"experiment_id": hidden, "name": "x", "description": "d"}).status_code == 404
+

@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 
+import json
+
+import jwt
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -15,7 +18,12 @@ import yaml
 from infinstor_jupyterlab.service.company import filtered_page
 from infinstor_jupyterlab.service.config import ConfigError, load_config
 from infinstor_jupyterlab.service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, schema_table
-from infinstor_jupyterlab.service.policy import KINDS, PolicyError, load_policy, match_route, mlflow_operations
+from infinstor_jupyterlab.service.oidc_auth import ClaimNames, InvalidToken
+from infinstor_jupyterlab.service.otlp import InvalidExport, trace_ids_in_export
+from infinstor_jupyterlab.service.policy import (
+    ADMIN_ONLY, KINDS, OTLP_TRACES_PATH, REFUSED, PolicyError, load_policy, match_route, mlflow_operations,
+)  # fmt: skip
+from infinstor_jupyterlab.service.signin_audit import FailedSignIn, FailedSignIns, describe
 
 
 def write(tmp_path, name, data) -> str:
@@ -32,7 +40,15 @@ def test_shipped_policy_covers_operations_mlflow_has():
     assert policy.role_for("SetModelVersionTag") == "editor"
     assert policy.role_for("DeleteRegisteredModel") == "manager"
     assert policy.role_for("CreateExperiment") == "member"
-    assert policy.role_for("StartTraceV3") == "admin"  # not listed: organisation admins only
+    # MLflow 3 tracing and GenAI evaluation follow the experiment's roles.
+    assert policy.role_for("StartTraceV3") == "editor" and policy.role_for("LogSpans") == "editor"
+    assert policy.role_for("GetTrace") == "reader" and policy.role_for("GetAssessmentRequest") == "reader"
+    assert policy.role_for("DeleteTraces") == "manager" and policy.role_for("DeleteDataset") == "manager"
+    assert policy.role_for("SearchTracesV3") == "member"  # filtered to the caller's experiments
+    # Organisation infrastructure is listed for admins; the rest of MLflow is refused outright.
+    assert {policy.role_for(op) for op in ADMIN_ONLY} == {"admin"} and "ListGatewayEndpoints" in ADMIN_ONLY
+    assert set(KINDS) | set(REFUSED) == mlflow_operations() and not set(KINDS) & set(REFUSED)
+    assert policy.role_for("CreateWorkspace") == "admin" and "CreateWorkspace" not in policy.roles
 
 
 def test_override_one_operation(tmp_path):
@@ -46,7 +62,12 @@ def test_override_one_operation(tmp_path):
     "data, message",
     [
         ({"operations": {"SetModelVersionTags": "reader"}}, "unknown operation 'SetModelVersionTags'"),
-        ({"operations": {"StartTraceV3": "reader"}}, "cannot authorize yet"),
+        ({"operations": {"CreateWorkspace": "admin"}}, "refused by this service to everyone"),
+        ({"roles": {"admin": ["SearchUnifiedTraces"]}}, "refused by this service to everyone"),
+        ({"operations": {"ListGatewayEndpoints": "reader"}}, "for organisation admins only"),
+        ({"operations": {"CreateReviewQueue": "member"}}, "for organisation admins only"),
+        ({"operations": {"StartTraceV3": "member"}}, "about one resource"),
+        ({"operations": {"SearchTracesV3": "reader"}}, "must be 'member' or 'admin'"),
         ({"operations": {"GetRun": "owner"}}, "unknown role 'owner'"),
         ({"operations": {"GetRun": "member"}}, "about one resource"),
         ({"operations": {"SearchRuns": "reader"}}, "must be 'member' or 'admin'"),
@@ -75,6 +96,48 @@ def test_routes_come_from_mlflow():
     assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts")[0] == "ListProxiedArtifacts"
     assert match_route("GET", "/static-files/index.html") is None
     assert match_route("GET", "/api/2.0/mlflow/no-such-thing") is None
+    # A fixed path segment wins over another route's variable one, as in MLflow's Flask app.
+    assert match_route("GET", "/api/3.0/mlflow/traces/get") == ("GetTrace", {})
+    assert match_route("GET", "/api/3.0/mlflow/traces/batchGet") == ("BatchGetTraces", {})
+    assert match_route("GET", "/api/3.0/mlflow/traces/tr-1") == ("GetTraceInfoV3", {"trace_id": "tr-1"})
+    assert match_route("GET", "/ajax-api/3.0/mlflow/datasets/search") == ("SearchEvaluationDatasets", {})
+    assert match_route("GET", "/api/3.0/mlflow/datasets/d-1") == ("GetDataset", {"dataset_id": "d-1"})
+    # MLflow's client exports spans over OTLP, outside the REST API's paths.
+    from mlflow.tracing.utils import otlp
+
+    assert OTLP_TRACES_PATH == otlp.OTLP_TRACES_PATH
+    assert match_route("POST", "/v1/traces") == ("LogSpans", {})
+
+
+def _otlp_request(*trace_hexes: str):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for index, trace_hex in enumerate(trace_hexes):
+        span = spans.add(trace_id=bytes.fromhex(trace_hex), span_id=(index + 1).to_bytes(8, "big"), name="s")
+        span.start_time_unix_nano, span.end_time_unix_nano = 1, 2
+    return request
+
+
+def test_otlp_exports_name_the_traces_they_write():
+    import gzip
+    import json
+
+    from google.protobuf.json_format import MessageToDict
+
+    a, b = "0af7651916cd43dd8448eb211c80319c", "4bf92f3577b34da6a3ce929d0e0e4736"
+    body = _otlp_request(a, b, a).SerializeToString()
+    assert trace_ids_in_export(body, "application/x-protobuf", None) == [f"tr-{a}", f"tr-{b}"]
+    assert trace_ids_in_export(gzip.compress(body), "application/x-protobuf", "gzip") == [f"tr-{a}", f"tr-{b}"]
+    as_json = MessageToDict(_otlp_request(b))  # OTLP/JSON writes ids in hex, not protobuf's base64
+    for span in as_json["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        span["traceId"], span["spanId"] = b, "0000000000000001"
+    assert trace_ids_in_export(json.dumps(as_json).encode(), "application/json; charset=utf-8", None) == [f"tr-{b}"]
+    for bad, content_type, encoding in ((b"\xff\x00junk", "application/x-protobuf", None), (b"{", "application/json", None),
+                                        (body, "application/x-protobuf", "gzip"), (body, "text/plain", None)):  # fmt: skip
+        with pytest.raises(InvalidExport):
+            trace_ids_in_export(bad, content_type, encoding)
 
 
 def test_server_refuses_to_start_with_an_invalid_policy(tmp_path):
@@ -220,3 +283,97 @@ def test_filtered_pages_are_full_and_complete(total, page_size):
 
 def test_filtered_page_with_nothing_readable():
     assert filtered_page(_Offsets(list(range(30))), lambda i: False, 5, None, batch=10) == ([], None)
+
+
+# -- failed sign-ins ------------------------------------------------------------------------------------
+def test_api_token_states_in_one_lookup(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    store = ServiceStore(engine)
+    token, record = store.create_token("acme", "alice", "ci", 3600)
+    assert store.inspect_token(token) == (record, "valid")
+    assert store.inspect_token(token[:-1] + ("A" if token[-1] != "A" else "B"))[1] == "wrong_secret"
+    assert store.inspect_token("inf_0123456789abcdef_nope") == (None, "unknown")
+    assert store.inspect_token("inf_short_x") == (None, "malformed")
+    store.revoke_token("acme", record.token_id, "alice")
+    revoked, state = store.inspect_token(token)
+    assert state == "revoked" and revoked.username == "alice" and store.check_token(token) is None
+    short, _ = store.create_token("acme", "bob", "short", 0.2)
+    time.sleep(0.3)
+    assert store.inspect_token(short)[1] == "expired"
+
+
+def test_failed_sign_ins_are_coalesced_per_window():
+    now = [1000.0]
+    rows = []
+    audit = FailedSignIns(rows.append, window=60, max_rows=3, clock=lambda: now[0], wall=lambda: now[0])
+    expired = FailedSignIn("expired", "10.0.0.1", "acme", "alice", True, subject="u-1")
+    for _ in range(50):
+        audit.failed(expired)
+    assert len(rows) == 1  # the first at once, the repeats counted
+    first = json.loads(rows[0]["detail"])
+    assert (rows[0]["org"], rows[0]["username"], rows[0]["action"], rows[0]["status"]) == ("acme", "alice", "signin_failed", 401)
+    assert first["count"] == 1 and first["reason"] == "expired" and first["source"] == "10.0.0.1" and first["verified"] is True
+    audit.collect()
+    assert len(rows) == 1  # the window is not over yet
+    now[0] += 61
+    audit.collect()
+    repeats = json.loads(rows[1]["detail"])
+    assert len(rows) == 2 and repeats["count"] == 49 and repeats["first_at"] <= repeats["last_at"]
+    audit.failed(expired)  # a new window starts with a row of its own
+    assert len(rows) == 3
+    # A flood of distinct kinds: max_rows rows a window, the rest only counted, in one row.
+    for index in range(100):
+        audit.failed(FailedSignIn("bad_signature", f"10.1.0.{index}", "", "mallory", False))
+    assert len(rows) == 5
+    audit.collect(final=True)  # at shut-down every pending count is written
+    overflow = [json.loads(r["detail"]) for r in rows[5:] if json.loads(r["detail"])["reason"] == "over_limit"]
+    assert [o["count"] for o in overflow] == [98] and len(rows) == 6
+    audit.collect(final=True)
+    assert len(rows) == 6  # nothing left
+
+
+def test_a_refused_credential_is_described_without_the_credential():
+    claims = {"preferred_username": "alice", "sub": "u-1", "iss": "https://other.example", "org": "acme", "exp": 1}
+    token = jwt.encode(claims, "a-secret-key-that-is-long-enough-for-hs256", algorithm="HS256")
+    to_org = lambda claim: claim.lower()  # noqa: E731
+    unverified = describe(token, InvalidToken("unknown key", "unknown_key"), "10.0.0.9", ClaimNames(), to_org)
+    assert unverified == FailedSignIn("unknown_key", "10.0.0.9", "", "alice", False, subject="u-1", issuer="https://other.example",
+                                      claimed_org="acme")  # fmt: skip  # a claim does not choose the organisation
+    proven = InvalidToken("expired", "expired", {"username": "alice", "org": "ACME", "subject": "u-1", "verified": True})
+    assert describe(token, proven, "10.0.0.9", ClaimNames(), to_org).org == "acme"
+    api = InvalidToken("revoked", "revoked_api_token", {"token_id": "0123abcd", "username": "bob", "org": "acme", "verified": True})
+    assert describe("inf_0123abcd89abcdef_secret", api, "", ClaimNames(), to_org).token_id == "0123abcd"
+    garbage = describe("x" * 5000, InvalidToken("not a JWT", "malformed"), "", ClaimNames(), to_org)
+    assert garbage == FailedSignIn("malformed", "", "", "", False)
+    rows = []
+    FailedSignIns(rows.append).failed(unverified)
+    assert token not in json.dumps(rows) and token.split(".")[2] not in json.dumps(rows)
+    long_name = describe(jwt.encode({"sub": "m" * 1000}, "k" * 32, algorithm="HS256"), InvalidToken("x", "bad_signature"), "", ClaimNames(), to_org)
+    assert long_name.username == "m" * 128  # every value is cut short
+
+
+def test_an_expired_token_proves_who_it_names_only_if_otherwise_genuine(monkeypatch):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from infinstor_jupyterlab.service.oidc_auth import TokenVerifier
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = jwt.PyJWK({**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key())), "kid": "k1", "alg": "RS256"})
+    verifier = TokenVerifier("https://issuer.example", "urn:aud", jwks_uri="http://127.0.0.1:9/jwks", leeway=0)
+    monkeypatch.setattr(verifier, "_signing_key", lambda kid: public)  # the provider's key, without a JWKS server
+
+    def refused(**claims) -> InvalidToken:
+        payload = {"iss": "https://issuer.example", "aud": "urn:aud", "exp": time.time() - 5, "sub": "u1",
+                   "preferred_username": "alice", "org": "acme", **claims}  # fmt: skip
+        with pytest.raises(InvalidToken) as caught:
+            verifier.verify(jwt.encode(payload, private, algorithm="RS256", headers={"kid": "k1"}))
+        return caught.value
+
+    genuine = refused()
+    assert genuine.reason == "expired"
+    assert genuine.identity == {"username": "alice", "subject": "u1", "org": "acme", "issuer": "https://issuer.example", "verified": True}
+    # PyJWT checks expiry before the issuer: a tenant sharing the provider's keys proves nothing.
+    other_tenant = refused(iss="https://other-tenant.example")
+    assert other_tenant.reason == "expired" and other_tenant.identity == {}
+    assert refused(aud="urn:other").identity == {}

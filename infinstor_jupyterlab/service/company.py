@@ -9,15 +9,17 @@ One ASGI middleware in front of MLflow's app (FastAPI routes and the Flask app a
    ourselves (whatever the client sent), so MLflow's stores keep organisations apart: another
    organisation's ids answer 404 and its names never appear in lists.
 3. **What**: the request is matched to an MLflow operation (see `policy`), the resource it is about
-   is found, and the caller's role on it (user, group and organisation grants; organisation admins
-   manage everything) is compared with the role the policy asks for. No role at all answers 404,
-   as if the resource did not exist; too small a role answers 403.
+   is found (MLflow 3 traces, assessments, evaluation datasets, scorers, issues and label schemas
+   lead to their experiments), and the caller's role on it (user, group and organisation grants;
+   organisation admins manage everything) is compared with the role the policy asks for. No role
+   at all answers 404, as if the resource did not exist; too small a role answers 403.
 4. **Private views**: experiment and registered model / version searches are answered here from
    MLflow's stores, filtered to what the caller holds a role on, paging over the filtered stream
-   (a page is short only when it is the last). Run, logged model and dataset searches keep only the
-   experiments the caller may read.
+   (a page is short only when it is the last). Run, logged model, dataset, trace, evaluation
+   dataset and scorer searches keep only the experiments the caller may read.
 5. **After**: defaults on create (grants written before the client sees the response), grant
-   bookkeeping on rename and delete, and an audit record for every write.
+   bookkeeping on rename and delete, and an audit record for every write; refused credentials
+   leave a coalesced failed sign-in record (see `signin_audit`).
 
 Our own REST API (tokens, sharing, audit, whoami) is under /api/2.0/infinstor/.
 """
@@ -46,10 +48,12 @@ import jwt
 from . import job_tokens
 from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed
 from .config import ServiceConfig
-from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, ServiceStore, split_api_token
+from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, TOKEN_PREFIX, ServiceStore, split_api_token
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
+from .otlp import InvalidExport, trace_ids_in_export
 from .outage import classify_exception, send_outage, store_unavailable
-from .policy import KINDS, Policy, match_route
+from .policy import KINDS, REFUSED, Policy, match_route
+from .signin_audit import TOKEN_ID_CHARS, FailedSignIns, describe
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +109,7 @@ class Outcome:
     principal: Principal
     operation: str | None = None
     body: bytes | None = None  # a rewritten request body to send instead of the client's
+    query: str | None = None  # a rewritten query string to send instead of the client's
     respond: tuple[int, bytes] | None = None  # answer here, do not call MLflow
     after: Callable[[int, bytes], None] | None = None  # runs before the response leaves (grants)
     audit: tuple[str | None, str | None] | None = None  # (resource type, id) of a write to audit
@@ -194,7 +199,10 @@ class CompanyService:
         self._roles = _LRU(50_000)
         self._api_tokens = _LRU(50_000)  # sha256(token) -> (record, groups, reuse until)
         self.audit = AuditWriter(store)
+        self.failed_sign_ins = FailedSignIns(self.audit.add)
+        self.audit.collectors.append(self.failed_sign_ins.collect)
         self._logged_models = _LRU()
+        self._owning_experiments = _LRU()  # (org, kind, id) of a trace, issue, label schema -> its experiment
         self._workspaces: set[str] = set()
         self._touched: dict[str, float] = {}
         self._touch_lock = threading.Lock()
@@ -204,7 +212,7 @@ class CompanyService:
     def authenticate(self, authorization: bytes | str | None) -> Principal:
         token = _bearer(authorization)
         if token is None:
-            raise InvalidToken("no bearer token")
+            raise InvalidToken("no bearer token", "no_credential")
         if split_api_token(token) is not None:
             record, groups = self._api_token(token)
             self._touch(record.token_id)
@@ -213,16 +221,17 @@ class CompanyService:
             try:
                 claims = job_tokens.verify(self.job_key, token)
             except job_tokens.InvalidJobToken:
-                raise InvalidToken("the job token is not valid or has expired") from None
+                raise InvalidToken("the job token is not valid or has expired", "invalid_job_token") from None
             if not claims.workspace:
-                raise InvalidToken("the job token names no organisation")
+                raise InvalidToken("the job token names no organisation", "no_organisation")
             self.ensure_workspace(claims.workspace)
             scope = job_tokens.JobScope(claims, self._job_model_owner(claims.workspace))
             return Principal(f"job:{claims.job_id}", claims.workspace, (), None, "job", job_scope=scope, token_id=claims.token_id)
         caller = self.verifier.verify(token)
         org = caller.org
         if not org:
-            raise InvalidToken(f"the token names no organisation (claim {self.config.claims.org!r})")
+            identity = {"username": caller.username, "subject": caller.subject, "issuer": self.verifier.issuer, "verified": True}
+            raise InvalidToken(f"the token names no organisation (claim {self.config.claims.org!r})", "no_organisation", identity)
         org = _workspace_name(org)
         groups = tuple(caller.groups)
         self.ensure_workspace(org)
@@ -239,9 +248,9 @@ class CompanyService:
         now = time.time()
         if cached is not None and cached[2] > time.monotonic() and cached[0].expires_at > now:
             return cached[0], cached[1]
-        record = self.store.check_token(token)
-        if record is None:
-            raise InvalidToken("the API token is unknown, revoked or expired")
+        record, state = self.store.inspect_token(token)
+        if state != "valid":
+            raise InvalidToken("the API token is unknown, revoked or expired", f"{state}_api_token", _token_identity(token, record, state))
         groups = tuple(self.store.user_groups(record.org, record.username) or ())
         if self.config.grant_cache_seconds > 0:
             self._api_tokens.put(key, (record, groups, time.monotonic() + self.config.grant_cache_seconds))
@@ -250,6 +259,13 @@ class CompanyService:
     def tokens_changed(self) -> None:
         """This replica revoked a token: forget every token it reused."""
         self._api_tokens.clear()
+
+    def sign_in_failed(self, authorization: bytes | None, error: InvalidToken, source: str) -> None:
+        """Audit a refused credential (coalesced; see signin_audit). No credential is no sign-in."""
+        token = _bearer(authorization)
+        if token is None or error.reason == "no_credential":
+            return
+        self.failed_sign_ins.failed(describe(token, error, source, self.config.claims, _organisation_or_nothing))
 
     def _touch(self, token_id: str) -> None:
         """Record a token's last use, at most once a minute (not a database write per request)."""
@@ -392,7 +408,8 @@ class CompanyService:
         return experiment_id
 
     # -- authorization of one MLflow request ---------------------------------------------------
-    def authorize(self, who: Principal, method: str, path: str, query: str, body: bytes | None) -> Outcome:
+    def authorize(self, who: Principal, method: str, path: str, query: str, body: bytes | None,
+                  headers: list[tuple[bytes, bytes]] | None = None) -> Outcome:  # fmt: skip
         _with_workspace(who.org)
         matched = match_route(method, path)
         if who.kind == "job":
@@ -407,13 +424,17 @@ class CompanyService:
                 return Outcome(who)
             raise forbidden("This operation is not available on this service.")
         operation, path_vars = matched
+        kind = KINDS.get(operation)
+        if kind is None:
+            reason = REFUSED.get(operation)
+            raise forbidden(f"{operation} is not available on this service" + (f": {reason}." if reason else "."))
         need = self.policy.role_for(operation)
         if need == "admin" and not who.is_admin:
             raise forbidden(f"{operation} is reserved to organisation admins.")
-        params = _params(query, body)
-        kind = KINDS.get(operation)
-        if kind is None:
-            raise forbidden(f"{operation} is not available on this service.")
+        # An OTLP export's body is protobuf or OTLP/JSON, read by its own handler, never as MLflow JSON.
+        params = _params(query, None if kind == "span_export" else body, method)
+        params.raw_body = body
+        params.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers or []}
         outcome = Outcome(who, operation)
         handler = getattr(self, "_kind_" + kind.rstrip("!"))
         handler(who, operation, need, params, path_vars, outcome)
@@ -425,6 +446,9 @@ class CompanyService:
 
     def _kind_none(self, who, operation, need, params, path_vars, outcome):
         pass
+
+    def _kind_org_admin(self, who, operation, need, params, path_vars, outcome):
+        pass  # organisation infrastructure: the policy check above admitted only organisation admins
 
     def _kind_own_workspaces(self, who, operation, need, params, path_vars, outcome):
         """A caller's workspaces are their organisation's, and no other (names never leak)."""
@@ -531,20 +555,30 @@ class CompanyService:
             self.store.grant(who.org, "registered_model", name, "org", who.org, "reader", who.username)
 
     # -- private views --------------------------------------------------------------------------
-    def _kind_experiment_ids(self, who, operation, need, params, path_vars, outcome):
-        if who.is_admin:
-            return
-        data = params.body_json
-        if not isinstance(data, dict):
-            raise bad_request("Expected a JSON body.")
-        requested = params.get_all("experiment_ids")
-        readable = self.store.roles_on_any(who.org, "experiment", requested, who.username, list(who.groups))
-        kept = [i for i in requested if i in readable]
+    def readable_experiments(self, who: Principal, experiment_ids: list[str]) -> list[str]:
+        """Those of `experiment_ids` the caller holds a role on, in the order given."""
+        readable = self.store.roles_on_any(who.org, "experiment", experiment_ids, who.username, list(who.groups))
+        return [i for i in experiment_ids if i in readable]
+
+    def all_readable_experiments(self, who: Principal) -> list[str]:
+        return sorted(self.store.readable_ids(who.org, "experiment", who.username, list(who.groups)))
+
+    @staticmethod
+    def _search_only(params: _Params, outcome: Outcome, requested: list[str], kept: list[str]) -> None:
+        """Let a search over experiments run over `kept` only; with none left, answer the empty
+        result MLflow gives for a search that finds nothing."""
         if not kept:
             outcome.respond = (200, b"{}")
         elif kept != requested:
-            rest = {k: v for k, v in data.items() if k not in ("experiment_ids", "experimentIds")}
-            outcome.body = _json({**rest, "experiment_ids": kept})
+            outcome.body, outcome.query = params.with_values("experiment_ids", kept)
+
+    def _kind_experiment_ids(self, who, operation, need, params, path_vars, outcome):
+        if who.is_admin:
+            return
+        if params.method != "GET" and not isinstance(params.body_json, dict):
+            raise bad_request("Expected a JSON body.")
+        requested = params.get_all("experiment_ids")
+        self._search_only(params, outcome, requested, self.readable_experiments(who, requested))
 
     def _kind_search_experiments(self, who, operation, need, params, path_vars, outcome):
         if who.is_admin:
@@ -603,6 +637,211 @@ class CompanyService:
 
         items, token = filtered_page(fetch, lambda v: v.name in readable, request.max_results, request.page_token)
         outcome.respond = _page_answer(SearchModelVersions.Response(), "model_versions", items, token)
+
+    # -- MLflow 3 tracing and GenAI evaluation: all of it belongs to experiments ---------------
+    def _owning_experiment(self, org: str, kind: str, object_id: str, lookup: Callable[[str], Any], missing: str) -> str:
+        """The experiment a trace, issue or label schema belongs to (it never moves: cached)."""
+        key = (org, kind, object_id)
+        experiment_id = self._owning_experiments.get(key)
+        if experiment_id is None:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                experiment_id = str(lookup(object_id).experiment_id)
+            except MlflowException as exc:
+                if store_unavailable(exc):  # the database failed: 503, not "not found"
+                    raise
+                raise not_found(missing) from None
+            self._owning_experiments.put(key, experiment_id)
+        return experiment_id
+
+    def check_trace(self, who: Principal, trace_id: str, need: str) -> str:
+        missing = f"Trace with ID '{trace_id}' not found."
+        experiment_id = self._owning_experiment(who.org, "trace", trace_id, _stores()[0].get_trace_info, missing)
+        self.check(self.rank(who, "experiment", experiment_id), need, missing)
+        return experiment_id
+
+    def check_traces_written_to(self, who: Principal, experiment_id: str, trace_ids, need: str) -> None:
+        """Starting a trace or exporting its spans into `experiment_id` (already checked): MLflow
+        merges such writes into an existing trace of the same id wherever that trace lives, so
+        each existing one needs the role on its own experiment too."""
+        for trace_id in trace_ids:
+            try:
+                existing = self._owning_experiment(who.org, "trace", trace_id, _stores()[0].get_trace_info, "")
+            except Refusal:
+                continue  # a new trace: MLflow creates it in experiment_id
+            if existing != experiment_id:
+                self.check_trace(who, trace_id, need)
+
+    def check_dataset(self, who: Principal, dataset_id: str, need: str) -> None:
+        """An evaluation dataset is shared through the experiments it is linked to: whoever may
+        read one of them may read it; changing it needs the role on every one of them."""
+        if who.is_admin:
+            return
+        experiment_ids = _stores()[0].get_dataset_experiment_ids(dataset_id)  # [] if not in this organisation
+        ranks = [self.rank(who, "experiment", e) for e in experiment_ids]
+        visible = max(ranks, default=0)
+        if visible == 0:
+            raise not_found(f"Dataset '{dataset_id}' not found")
+        need_rank = ROLE_RANK.get(need, RANK_ADMIN)
+        if (visible if need_rank <= ROLE_RANK["reader"] else min(ranks)) < need_rank:
+            raise forbidden()
+
+    def _kind_trace(self, who, operation, need, params, path_vars, outcome):
+        # The path's id is the one MLflow acts on when there is one (it overrides the body's).
+        trace_id = path_vars.get("trace_id") or path_vars.get("request_id") or params.get("trace_id") or params.get("request_id")
+        if not trace_id:
+            raise bad_request("Missing value for required parameter 'trace_id'.")
+        self.check_trace(who, trace_id, need)
+        outcome.audit = ("trace", trace_id)
+
+    def _kind_traces(self, who, operation, need, params, path_vars, outcome):
+        trace_ids = params.get_all("trace_ids")
+        if not trace_ids:
+            raise bad_request("Missing value for required parameter 'trace_ids'.")
+        for trace_id in dict.fromkeys(trace_ids):  # every one of them
+            self.check_trace(who, trace_id, need)
+
+    def _kind_trace_location(self, who, operation, need, params, path_vars, outcome):
+        from mlflow.protos.service_pb2 import StartTraceV3
+
+        info = params.message(StartTraceV3()).trace.trace_info
+        experiment_id = info.trace_location.mlflow_experiment.experiment_id
+        if not experiment_id:
+            raise bad_request("A trace must name its experiment (trace_info.trace_location.mlflow_experiment).")
+        self.check_experiment(who, experiment_id, need)
+        self.check_traces_written_to(who, experiment_id, [info.trace_id] if info.trace_id else [], need)
+        outcome.audit = ("trace", info.trace_id or None)
+
+    def _kind_trace_locations(self, who, operation, need, params, path_vars, outcome):
+        """SearchTracesV3: only experiment locations the caller may read; other kinds of location
+        (inference tables, Unity Catalog) name nothing this service can check and are dropped."""
+        if who.is_admin:
+            return
+        from mlflow.protos.service_pb2 import SearchTracesV3
+
+        request = params.message(SearchTracesV3(), repeated=("locations", "order_by"))
+        requested = [loc.mlflow_experiment.experiment_id for loc in request.locations if loc.HasField("mlflow_experiment")]
+        kept = self.readable_experiments(who, requested)
+        if not kept:
+            outcome.respond = (200, b"{}")
+        elif kept != requested or len(requested) != len(request.locations):
+            del request.locations[:]
+            for experiment_id in kept:
+                request.locations.add().mlflow_experiment.experiment_id = experiment_id
+            outcome.body = _message_json(request)
+
+    def _kind_traces_to_run(self, who, operation, need, params, path_vars, outcome):
+        run_id = _required(params, "run_id")
+        self.check_run(who, run_id, need)
+        for trace_id in dict.fromkeys(params.get_all("trace_ids")):
+            self.check_trace(who, trace_id, "reader")
+        outcome.audit = ("run", run_id)
+
+    def _kind_prompts_to_trace(self, who, operation, need, params, path_vars, outcome):
+        from mlflow.protos.service_pb2 import LinkPromptsToTrace
+
+        request = params.message(LinkPromptsToTrace(), repeated=("prompt_versions",))
+        if not request.trace_id:
+            raise bad_request("Missing value for required parameter 'trace_id'.")
+        self.check_trace(who, request.trace_id, need)
+        for name in dict.fromkeys(version.name for version in request.prompt_versions):
+            self.check_model(who, name, "reader")  # a prompt is a registered model to MLflow
+        outcome.audit = ("trace", request.trace_id)
+
+    def _kind_create_dataset(self, who, operation, need, params, path_vars, outcome):
+        experiment_ids = list(dict.fromkeys(params.get_all("experiment_ids")))
+        if not experiment_ids and not who.is_admin:
+            raise bad_request("Name the experiment(s) the dataset belongs to (experiment_ids): it is shared through them.")
+        for experiment_id in experiment_ids:
+            self.check_experiment(who, experiment_id, need)
+        outcome.audit = ("dataset", None)
+
+    def _kind_dataset(self, who, operation, need, params, path_vars, outcome):
+        dataset_id = path_vars["dataset_id"]
+        self.check_dataset(who, dataset_id, need)
+        outcome.audit = ("dataset", dataset_id)
+
+    def _kind_dataset_experiments(self, who, operation, need, params, path_vars, outcome):
+        """Linking a dataset to experiments (or unlinking it) changes the dataset and each of them."""
+        self._kind_dataset(who, operation, need, params, path_vars, outcome)
+        for experiment_id in dict.fromkeys(params.get_all("experiment_ids")):
+            self.check_experiment(who, experiment_id, need)
+
+    def _kind_dataset_search(self, who, operation, need, params, path_vars, outcome):
+        if who.is_admin:
+            return
+        requested = params.get_all("experiment_ids")
+        # Without experiment ids MLflow searches the whole organisation: search the caller's instead.
+        wanted = requested or self.all_readable_experiments(who)
+        self._search_only(params, outcome, requested, self.readable_experiments(who, wanted))
+
+    def _kind_scorer_listing(self, who, operation, need, params, path_vars, outcome):
+        if who.is_admin:
+            return
+        single = params.get("experiment_id")
+        if single:
+            if not self.readable_experiments(who, [single]):
+                outcome.respond = (200, b"{}")
+            return
+        requested = params.get_all("experiment_ids")
+        # Without experiment ids MLflow lists the scorers of the whole organisation.
+        wanted = requested or self.all_readable_experiments(who)
+        self._search_only(params, outcome, requested, self.readable_experiments(who, wanted))
+
+    def _kind_create_issue(self, who, operation, need, params, path_vars, outcome):
+        experiment_id = _required(params, "experiment_id")
+        self.check_experiment(who, experiment_id, need)
+        if params.get("source_run_id"):
+            self.check_run(who, params.get("source_run_id"), "reader")
+        # Who raised an issue is the caller, whatever the client claims (as for a run's user).
+        data = params.body_json if isinstance(params.body_json, dict) else {}
+        rest = {k: v for k, v in data.items() if k not in ("created_by", "createdBy")}
+        outcome.body = _json({**rest, "created_by": who.username})
+        outcome.audit = ("experiment", experiment_id)
+
+    def _kind_issue(self, who, operation, need, params, path_vars, outcome):
+        issue_id = path_vars.get("issue_id") or _required(params, "issue_id")
+        missing = f"Issue with ID '{issue_id}' not found."
+        experiment_id = self._owning_experiment(who.org, "issue", issue_id, _stores()[0].get_issue, missing)
+        self.check(self.rank(who, "experiment", experiment_id), need, missing)
+        outcome.audit = ("issue", issue_id)
+
+    def _kind_label_schema(self, who, operation, need, params, path_vars, outcome):
+        schema_id = _required(params, "schema_id")
+        missing = f"Label schema with ID '{schema_id}' not found."
+        experiment_id = self._owning_experiment(who.org, "label_schema", schema_id, _stores()[0].get_label_schema, missing)
+        self.check(self.rank(who, "experiment", experiment_id), need, missing)
+        outcome.audit = ("label_schema", schema_id)
+
+    def _kind_span_export(self, who, operation, need, params, path_vars, outcome):
+        """LogSpans (OTLP): the experiment named in MLflow's header, every existing trace the spans
+        extend, and the run the traces are to be linked to."""
+        from mlflow.tracing.utils.otlp import MLFLOW_EXPERIMENT_ID_HEADER, MLFLOW_RUN_ID_HEADER
+
+        experiment_id = params.headers.get(MLFLOW_EXPERIMENT_ID_HEADER.lower())
+        if not experiment_id:
+            raise bad_request(f"Missing required header: {MLFLOW_EXPERIMENT_ID_HEADER}")
+        self.check_experiment(who, experiment_id, need)
+        try:
+            trace_ids = trace_ids_in_export(params.raw_body or b"", params.headers.get("content-type"), params.headers.get("content-encoding"))
+        except InvalidExport as exc:
+            raise bad_request(str(exc)) from None
+        self.check_traces_written_to(who, experiment_id, trace_ids, need)
+        if run_id := params.headers.get(MLFLOW_RUN_ID_HEADER.lower()):
+            self.check_run(who, run_id, self.policy.role_for("LinkTracesToRun"))
+        outcome.audit = ("experiment", experiment_id)
+
+    def _kind_run_or_logged_model(self, who, operation, need, params, path_vars, outcome):
+        run_id, model_id = params.get("run_id"), params.get("model_id")
+        if bool(run_id) == bool(model_id):
+            raise bad_request("Give exactly one of run_id and model_id.")
+        if run_id:
+            self.check_run(who, run_id, need)
+            outcome.audit = ("run", run_id)
+        else:
+            self.check_logged_model(who, model_id, need)
+            outcome.audit = ("logged_model", model_id)
 
     # -- our REST API ---------------------------------------------------------------------------
     def api(self, who: Principal, method: str, path: str, query: str, body: bytes | None) -> tuple[int, dict, tuple | None]:
@@ -716,7 +955,9 @@ class CompanyService:
 
 class AuditWriter:
     """Audit rows written in batches by one background thread (a few per second), so a busy
-    service does not pay a database transaction per write; `flush` writes what is pending now."""
+    service does not pay a database transaction per write; `flush` writes what is pending now.
+    `collectors` are asked for rows that have become due (e.g. coalesced counts) before each
+    flush, with final=True at shut-down."""
 
     def __init__(self, store: ServiceStore, interval: float = 0.25, max_pending: int = 10_000):
         self.store, self.interval, self.max_pending = store, interval, max_pending
@@ -724,9 +965,10 @@ class AuditWriter:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
+        self.collectors: list[Callable[[bool], None]] = []
         self._thread = threading.Thread(target=self._run, name="infinstor-audit", daemon=True)
         self._thread.start()
-        atexit.register(self.flush)
+        atexit.register(self.flush, final=True)
 
     def add(self, row: dict) -> None:
         with self._lock:
@@ -735,7 +977,12 @@ class AuditWriter:
         if full:
             self._wake.set()
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
+        for collect in self.collectors:
+            try:
+                collect(final)
+            except Exception:  # never let one source stop the writer thread
+                log.exception("InfinStor: could not collect due audit records")
         with self._flush_lock:
             with self._lock:
                 rows, self._pending = self._pending, []
@@ -787,8 +1034,10 @@ def filtered_page(fetch, keep, max_results: int, page_token: str | None, batch: 
 class _Params:
     """Request parameters the way MLflow reads them: JSON body first, then the query string."""
 
-    def __init__(self, query: dict[str, list[str]], body_json: Any):
-        self.query, self.body_json = query, body_json
+    def __init__(self, query: dict[str, list[str]], body_json: Any, method: str = "POST"):
+        self.query, self.body_json, self.method = query, body_json, method
+        self.raw_body: bytes | None = None
+        self.headers: dict[str, str] = {}  # lower-case names
 
     def _body_value(self, name: str):
         """A body field by its proto name or its JSON (camelCase) name, as protobuf parsing
@@ -826,20 +1075,31 @@ class _Params:
             raise bad_request(f"Invalid search parameters: {exc}") from None
         return message
 
+    def with_values(self, name: str, values: list[str]) -> tuple[bytes | None, str | None]:
+        """(body, query string) of this request with the repeated parameter `name` set to `values`,
+        where MLflow will read it (the query string of a GET, the JSON body otherwise); None for
+        the part that stays as the client sent it."""
+        if self.method == "GET":
+            query = {k: v for k, v in self.query.items() if k != name}
+            return None, urlencode({**query, name: values}, doseq=True)
+        data = self.body_json if isinstance(self.body_json, dict) else {}
+        rest = {k: v for k, v in data.items() if k not in (name, _camel(name))}
+        return _json({**rest, name: values}), None
+
 
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
 
 
-def _params(query: str, body: bytes | None) -> _Params:
+def _params(query: str, body: bytes | None, method: str = "POST") -> _Params:
     body_json = None
     if body:
         try:
             body_json = json.loads(body)
         except ValueError:
             raise bad_request("The request body is not valid JSON.") from None
-    return _Params(parse_qs(query or "", keep_blank_values=False), body_json)
+    return _Params(parse_qs(query or "", keep_blank_values=False), body_json, method)
 
 
 def _required(params: _Params, name: str) -> str:
@@ -874,6 +1134,22 @@ def _is_job_token(token: str) -> bool:
         return jwt.get_unverified_header(token).get("alg") == "HS256"
     except jwt.PyJWTError:
         return False
+
+
+def _token_identity(token: str, record, state: str) -> dict:
+    """What a refused API token says about its holder: its id's first characters, and the owner of
+    the real token it names (proven when its secret matched, i.e. it was revoked or expired)."""
+    identity = {"token_id": token[len(TOKEN_PREFIX):][:TOKEN_ID_CHARS]}
+    if record is not None:
+        identity.update(username=record.username, org=record.org, verified=state in ("revoked", "expired"))
+    return identity
+
+
+def _organisation_or_nothing(claim: str) -> str:
+    try:
+        return _workspace_name(claim) if claim else ""
+    except InvalidToken:
+        return ""
 
 
 def _workspace_name(org: str) -> str:
@@ -951,8 +1227,9 @@ class CompanyASGIMiddleware:
         headers = [(k, v) for k, v in scope.get("headers") or [] if k != WORKSPACE_HEADER]
         authorization = next((v for k, v in headers if k == b"authorization"), None)
         try:
-            who, outcome, api_answer = await self._in_thread(self._decide, authorization, method, path, query, body)
+            who, outcome, api_answer = await self._in_thread(self._decide, authorization, method, path, query, body, headers)
         except InvalidToken as exc:
+            self.service.sign_in_failed(authorization, exc, (scope.get("client") or ("",))[0] or "")
             return await _send(send, 401, _unauthenticated(str(exc)), [(b"www-authenticate", b'Bearer realm="infinstor"')])
         except VerifierUnavailable as exc:
             log.error("InfinStor company: %s", exc)
@@ -980,6 +1257,8 @@ class CompanyASGIMiddleware:
         if new_body is not None:
             headers = [(k, v) for k, v in headers if k != b"content-length"] + [(b"content-length", str(len(new_body)).encode())]
         scope = {**scope, "headers": headers}
+        if outcome.query is not None:
+            scope["query_string"] = outcome.query.encode("latin-1")
         if new_body is not None:
             receive = _replay(new_body, receive)
         status = await self._forward(scope, receive, send, outcome)
@@ -1013,7 +1292,7 @@ class CompanyASGIMiddleware:
         await _redirect(_adding_headers(send, [(b"set-cookie", c) for c in cookies]), location)
         return True
 
-    def _decide(self, authorization, method, path, query, body):
+    def _decide(self, authorization, method, path, query, body, headers=None):
         service = self.service
         who = service.authenticate(authorization)
         if path.startswith(API_PREFIX):
@@ -1026,7 +1305,7 @@ class CompanyASGIMiddleware:
                                {k: data.get(k) for k in ("granted", "revoked") if k in data} or None)  # fmt: skip
             return who, None, (status, _json(data))
         try:
-            return who, service.authorize(who, method, path, query, body), None
+            return who, service.authorize(who, method, path, query, body, headers), None
         except Refusal as refusal:
             matched = match_route(method, path)
             action = matched[0] if matched else method

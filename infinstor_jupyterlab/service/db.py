@@ -327,18 +327,30 @@ class ServiceStore:
 
     def check_token(self, token: str) -> TokenRecord | None:
         """The record of a valid (known, unexpired, unrevoked) API token; None otherwise."""
+        record, state = self.inspect_token(token)
+        return record if state == "valid" else None
+
+    def inspect_token(self, token: str) -> tuple[TokenRecord | None, str]:
+        """(record, state) of an API token in one lookup. State is "valid", "revoked" or "expired"
+        (the secret matched), "wrong_secret" (the record is whose token was claimed), or
+        "unknown" / "malformed" (no record)."""
         parts = split_api_token(token)
         if parts is None:
-            return None
+            return None, "malformed"
         token_id, secret = parts
         with self.engine.connect() as c:
             row = c.execute(sa.select(api_tokens).where(api_tokens.c.token_id == token_id)).mappings().first()
-        if row is None or not hmac.compare_digest(row["secret_hash"], _hash_secret(secret)):
-            return None
-        if row["revoked_at"] is not None or row["expires_at"] <= time.time():
-            return None
-        return TokenRecord(row["token_id"], row["org"], row["username"], row["name"], row["created_at"],
-                           row["expires_at"], row["revoked_at"], row["last_used_at"])  # fmt: skip
+        if row is None:
+            return None, "unknown"
+        record = TokenRecord(row["token_id"], row["org"], row["username"], row["name"], row["created_at"],
+                             row["expires_at"], row["revoked_at"], row["last_used_at"])  # fmt: skip
+        if not hmac.compare_digest(row["secret_hash"], _hash_secret(secret)):
+            return record, "wrong_secret"
+        if row["revoked_at"] is not None:
+            return record, "revoked"
+        if row["expires_at"] <= time.time():
+            return record, "expired"
+        return record, "valid"
 
     def touch_token(self, token_id: str) -> None:
         with self.engine.begin() as c:

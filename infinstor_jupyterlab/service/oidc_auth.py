@@ -14,6 +14,7 @@ default 30), INFINSTOR_OIDC_USERNAME_CLAIM.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
@@ -42,7 +43,16 @@ MAX_REWRITE_BODY = 1024 * 1024
 
 
 class InvalidToken(Exception):
-    """The request's credential is missing or not acceptable (the message is safe to return)."""
+    """The request's credential is missing or not acceptable (the message is safe to return).
+
+    `reason` is a short code for the audit log; `identity` holds what the failure proves about the
+    holder, if anything (e.g. the claims of a token that is genuine but expired): never the
+    credential itself."""
+
+    def __init__(self, message: str, reason: str = "invalid", identity: dict | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.identity = identity or {}
 
 
 class VerifierUnavailable(Exception):
@@ -156,47 +166,58 @@ class TokenVerifier:
             except jwt.PyJWKClientConnectionError:
                 raise VerifierUnavailable("cannot fetch the identity provider's signing keys") from None
             except jwt.PyJWKClientError as exc:
-                raise InvalidToken(f"no usable signing key: {exc}") from None
+                raise InvalidToken(f"no usable signing key: {exc}", "unknown_key") from None
         if match is None:
-            raise InvalidToken("the token is signed with an unknown key")
+            raise InvalidToken("the token is signed with an unknown key", "unknown_key")
         return match
 
     def verify(self, token: str) -> Caller:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise InvalidToken("the bearer token is not a JWT") from None
+            raise InvalidToken("the bearer token is not a JWT", "malformed") from None
         if header.get("alg") not in ALGORITHMS:
-            raise InvalidToken("the token's signing algorithm is not accepted")
+            raise InvalidToken("the token's signing algorithm is not accepted", "algorithm")
         key = self._signing_key(header.get("kid"))
+        decode = functools.partial(
+            jwt.decode, token, key.key, algorithms=[header["alg"]], audience=self.audience, issuer=self.issuer, leeway=self.leeway,
+        )  # fmt: skip
         try:
-            claims = jwt.decode(
-                token,
-                key.key,
-                algorithms=[header["alg"]],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway,
-                options={"require": ["exp", "iss", "aud"]},
-            )
+            claims = decode(options={"require": ["exp", "iss", "aud"]})
         except jwt.ExpiredSignatureError:
-            raise InvalidToken("the token has expired") from None
+            raise InvalidToken("the token has expired", "expired", self._expired_identity(decode)) from None
         except jwt.InvalidAudienceError:
-            raise InvalidToken("the token is not meant for this service (audience)") from None
+            raise InvalidToken("the token is not meant for this service (audience)", "wrong_audience") from None
         except jwt.InvalidIssuerError:
-            raise InvalidToken("the token comes from another issuer") from None
+            raise InvalidToken("the token comes from another issuer", "wrong_issuer") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("the token is not valid (InvalidSignatureError)", "bad_signature") from None
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"the token is not valid ({type(exc).__name__})") from None
-        username = (
+        username = self._username(claims)
+        if not username:
+            raise InvalidToken("the token names no user", "no_user")
+        return Caller(username=str(username), subject=str(claims.get("sub") or ""), claims=claims, claim_names=self.claim_names)
+
+    def _username(self, claims: dict) -> Any:
+        return (
             claims.get(self.username_claim)
             or claims.get("preferred_username")
             or claims.get("email")
             or claims.get("sub")
             or claims.get("client_id")
         )
-        if not username:
-            raise InvalidToken("the token names no user")
-        return Caller(username=str(username), subject=str(claims.get("sub") or ""), claims=claims, claim_names=self.claim_names)
+
+    def _expired_identity(self, decode) -> dict:
+        """Who an expired token names, if it is otherwise genuine (signature, issuer, audience):
+        PyJWT checks expiry before issuer, so an expiry error alone does not prove the issuer."""
+        try:
+            claims = decode(options={"require": ["exp", "iss", "aud"], "verify_exp": False})
+        except jwt.PyJWTError:
+            return {}
+        caller = Caller(username=str(self._username(claims) or ""), subject=str(claims.get("sub") or ""), claims=claims,
+                        claim_names=self.claim_names)  # fmt: skip
+        return {"username": caller.username, "subject": caller.subject, "org": caller.org, "issuer": self.issuer, "verified": True}
 
 
 def _find_key(keys: list[jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:

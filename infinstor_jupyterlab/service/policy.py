@@ -22,11 +22,15 @@ from pathlib import Path
 
 import yaml
 
+# MLflow's OTLP span export path (mlflow.tracing.utils.otlp.OTLP_TRACES_PATH; a test keeps them equal).
+OTLP_TRACES_PATH = "/v1/traces"
+
 POLICY_ROLES = ("member", "reader", "editor", "manager", "admin")
 RESOURCE_ROLES = ("reader", "editor", "manager", "admin")
 
 # operation -> kind. Kinds ending in "!" are not about one existing resource (creates, searches):
-# their role may only be `member` or `admin`.
+# their role may only be `member` or `admin`; "org_admin!" operations (see ADMIN_ONLY) only `admin`.
+# Every MLflow operation is either here or in REFUSED (a test checks it).
 KINDS: dict[str, str] = {
     "CreateExperiment": "create_experiment!",
     "SearchExperiments": "search_experiments!",
@@ -95,7 +99,114 @@ KINDS: dict[str, str] = {
     "GetModelVersionDownloadUri": "registered_model",
     "SetModelVersionTag": "registered_model",
     "DeleteModelVersionTag": "registered_model",
+    # MLflow 3 tracing: a trace belongs to the experiment it was logged to.
+    "StartTrace": "experiment",
+    "StartTraceV3": "trace_location",
+    "EndTrace": "trace",
+    "GetTraceInfo": "trace",
+    "GetTraceInfoV3": "trace",
+    "GetTrace": "trace",
+    "GetTraceArtifact": "trace",
+    "SetTraceTag": "trace",
+    "SetTraceTagV3": "trace",
+    "DeleteTraceTag": "trace",
+    "DeleteTraceTagV3": "trace",
+    "BatchGetTraces": "traces",
+    "BatchGetTraceInfos": "traces",
+    "DeleteTraces": "experiment",
+    "DeleteTracesV3": "experiment",
+    "LinkTracesToRun": "traces_to_run",
+    "LinkPromptsToTrace": "prompts_to_trace",
+    "SearchTraces": "experiment_ids!",
+    "SearchTracesV3": "trace_locations!",
+    "QueryTraceMetrics": "experiment_ids!",
+    "CalculateTraceFilterCorrelation": "experiment_ids!",
+    # Assessments (feedback, expectations) belong to their trace.
+    "CreateAssessment": "trace",
+    "GetAssessmentRequest": "trace",
+    "UpdateAssessment": "trace",
+    "DeleteAssessment": "trace",
+    # GenAI evaluation datasets belong to the experiments they are linked to.
+    "CreateDataset": "create_dataset",
+    "GetDataset": "dataset",
+    "DeleteDataset": "dataset",
+    "SetDatasetTags": "dataset",
+    "DeleteDatasetTag": "dataset",
+    "UpsertDatasetRecords": "dataset",
+    "GetDatasetRecords": "dataset",
+    "DeleteDatasetRecords": "dataset",
+    "GetDatasetExperimentIds": "dataset",
+    "AddDatasetToExperiments": "dataset_experiments",
+    "RemoveDatasetFromExperiments": "dataset_experiments",
+    "SearchEvaluationDatasets": "dataset_search!",
+    # Scorers (LLM judges and code scorers) are registered in one experiment.
+    "RegisterScorer": "experiment",
+    "GetScorer": "experiment",
+    "ListScorerVersions": "experiment",
+    "DeleteScorer": "experiment",
+    "ListScorers": "scorer_listing!",
+    # Issues and label schemas belong to one experiment.
+    "CreateIssue": "create_issue",
+    "GetIssue": "issue",
+    "UpdateIssue": "issue",
+    "SearchIssues": "experiment",
+    "CreateLabelSchema": "experiment",
+    "GetLabelSchemaByName": "experiment",
+    "ListLabelSchemas": "experiment",
+    "GetLabelSchema": "label_schema",
+    "UpdateLabelSchema": "label_schema",
+    "DeleteLabelSchema": "label_schema",
+    # Presigned URLs of a run's (or logged model's) artifacts in the artifact store.
+    "CreatePresignedUploadUrl": "run_or_logged_model",
+    "CreatePresignedDownloadUrl": "run",
+    "GetPresignedDownloadUrl": "artifact",
+    # OpenTelemetry span export (OTLP/HTTP at /v1/traces): how MLflow's client logs a trace's spans.
+    "LogSpans": "span_export",
 }
+
+_GATEWAY = (
+    "CreateGatewaySecret", "GetGatewaySecretInfo", "UpdateGatewaySecret", "DeleteGatewaySecret", "ListGatewaySecretInfos",
+    "CreateGatewayEndpoint", "GetGatewayEndpoint", "UpdateGatewayEndpoint", "DeleteGatewayEndpoint", "ListGatewayEndpoints",
+    "CreateGatewayModelDefinition", "GetGatewayModelDefinition", "ListGatewayModelDefinitions",
+    "UpdateGatewayModelDefinition", "DeleteGatewayModelDefinition", "AttachModelToGatewayEndpoint",
+    "DetachModelFromGatewayEndpoint", "CreateGatewayEndpointBinding", "DeleteGatewayEndpointBinding",
+    "ListGatewayEndpointBindings", "SetGatewayEndpointTag", "DeleteGatewayEndpointTag", "CreateGatewayBudgetPolicy",
+    "GetGatewayBudgetPolicy", "UpdateGatewayBudgetPolicy", "DeleteGatewayBudgetPolicy", "ListGatewayBudgetPolicies",
+    "ListGatewayBudgetWindows", "CreateGatewayGuardrail", "GetGatewayGuardrail", "DeleteGatewayGuardrail",
+    "ListGatewayGuardrails", "AddGuardrailToEndpoint", "RemoveGuardrailFromEndpoint", "ListEndpointGuardrailConfigs",
+    "UpdateEndpointGuardrailConfig",
+)  # fmt: skip
+_REVIEW_QUEUES = (
+    "CreateReviewQueue", "GetOrCreateUserQueue", "GetReviewQueue", "GetReviewQueueByName", "ListReviewQueues",
+    "UpdateReviewQueue", "DeleteReviewQueue", "AddItemsToReviewQueue", "RemoveItemsFromReviewQueue",
+    "ListReviewQueueItems", "SetReviewQueueItemStatus",
+)  # fmt: skip
+_PROMPT_OPTIMIZATION = (
+    "CreatePromptOptimizationJob", "GetPromptOptimizationJob", "SearchPromptOptimizationJobs",
+    "CancelPromptOptimizationJob", "DeletePromptOptimizationJob",
+)  # fmt: skip
+
+# Operations for organisation admins only, and why: the policy cannot give them to another role.
+ADMIN_ONLY: dict[str, str] = {
+    **dict.fromkeys(_GATEWAY, "the AI gateway (provider secrets, endpoints, model definitions, budgets, guardrails) is "
+                    "organisation-wide infrastructure: it spends the organisation's provider keys and budgets"),
+    **dict.fromkeys(_REVIEW_QUEUES, "MLflow ties review-queue ownership and reviewer attribution (created_by, completed_by) "
+                    "to an identity its own auth plugin puts in Flask's request context, which this service does not "
+                    "supply: a reviewer could claim another reviewer's work"),
+    **dict.fromkeys(_PROMPT_OPTIMIZATION, "prompt optimization runs as a server-side job on MLflow's job runner, calling LLMs "
+                    "with the server's credentials, and a job's experiment is only one of its parameters"),
+}  # fmt: skip
+KINDS.update(dict.fromkeys(ADMIN_ONLY, "org_admin!"))
+
+# Operations refused to everyone, organisation admins included, and why. No policy can allow them.
+REFUSED: dict[str, str] = {
+    **dict.fromkeys(("CreateWorkspace", "UpdateWorkspace", "DeleteWorkspace"),
+                    "organisations are MLflow workspaces made on first sign-in from the identity provider's organisation "
+                    "claim; creating, changing (e.g. its artifact root) or deleting one is a platform operation"),
+    **dict.fromkeys(("SearchUnifiedTraces", "GetOnlineTraceDetails"),
+                    "MLflow's own server does not implement it (Databricks only), and its results name no experiment "
+                    "this service could check"),
+}  # fmt: skip
 
 # MLflow's artifact service reuses the name ListArtifacts; ours is the proxied listing.
 _RENAMED = {("MlflowArtifactsService", "ListArtifacts"): "ListProxiedArtifacts"}
@@ -141,6 +252,11 @@ def routes() -> tuple[Route, ...]:
         table.append(Route("GetServerInfo", "GET", _path_regex(path)))
     # MLflow serves dataset search for its UI on a route of its own (the proto's path lacks a '/').
     table.append(Route("SearchDatasets", "POST", _path_regex("/ajax-api/2.0/mlflow/experiments/search-datasets")))
+    # The web UI loads a trace's spans and attachments on a route of its own.
+    for version in ("2.0", "3.0"):
+        table.append(Route("GetTraceArtifact", "GET", _path_regex(f"/ajax-api/{version}/mlflow/get-trace-artifact")))
+    # The OTLP span export has no MLflow request name: it is named after MLflow's `log_spans`.
+    table.append(Route("LogSpans", "POST", _path_regex(OTLP_TRACES_PATH)))
     return tuple(table)
 
 
@@ -151,17 +267,20 @@ def mlflow_operations() -> frozenset[str]:
 
 @lru_cache(maxsize=4096)
 def _match(method: str, path: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    best = None
     for route in routes():
         if route.method == method:
             match = route.pattern.match(path)
-            if match:
-                return route.operation, tuple(match.groupdict().items())
-    return None
+            # Like Flask, a route's fixed segment wins over another's variable one: GET
+            # .../traces/get is GetTrace, not GetTraceInfoV3 of a trace called "get".
+            if match and (best is None or len(match.groupdict()) < len(best[1])):
+                best = (route.operation, tuple(match.groupdict().items()))
+    return best
 
 
 def match_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     """(operation, path variables) of an MLflow REST request, or None for any other path."""
-    if "api/" not in path:
+    if "api/" not in path and path != OTLP_TRACES_PATH:
         return None
     # Artifact paths make the cache useless for them; match those without caching.
     if "/mlflow-artifacts/" in path:
@@ -195,9 +314,13 @@ def _read_yaml(text: str, where: str) -> dict:
 def _check_operation(operation: object, role: str, where: str) -> str:
     if not isinstance(operation, str):
         raise PolicyError(f"{where}: operation names must be strings, got {operation!r}")
+    if operation in REFUSED:
+        raise PolicyError(f"{where}: {operation} is refused by this service to everyone: {REFUSED[operation]}")
     if operation not in KINDS:
         hint = " (an MLflow operation this service cannot authorize yet)" if operation in mlflow_operations() else ""
         raise PolicyError(f"{where}: unknown operation {operation!r}{hint}")
+    if KINDS[operation] == "org_admin!" and role != "admin":
+        raise PolicyError(f"{where}: {operation} is for organisation admins only ({ADMIN_ONLY[operation]}); give it 'admin'")
     if KINDS[operation].endswith("!") and role not in ("member", "admin"):
         raise PolicyError(f"{where}: {operation} is not about one existing resource; its role must be 'member' or 'admin', not {role!r}")
     if not KINDS[operation].endswith("!") and role == "member":
