@@ -52,7 +52,7 @@ from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, TOKEN_PREFIX,
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
 from .otlp import InvalidExport, trace_ids_in_export
 from .outage import classify_exception, send_outage, store_unavailable
-from .policy import KINDS, REFUSED, Policy, match_route
+from .policy import KINDS, REFUSED, Policy, is_read, match_route
 from .signin_audit import TOKEN_ID_CHARS, FailedSignIns, describe
 
 log = logging.getLogger(__name__)
@@ -417,7 +417,8 @@ class CompanyService:
                 raise forbidden("This operation is not available to a job token.")
             if matched is not None and not who.job_scope.allows(method, path, query, body):
                 raise Refusal(403, "PERMISSION_DENIED", json.loads(job_tokens.FORBIDDEN_BODY)["message"])
-            audit = ("run", who.job_scope.claims.run_id) if method != "GET" else None
+            is_write = not is_read(matched[0]) if matched else method != "GET"
+            audit = ("run", who.job_scope.claims.run_id) if is_write else None
             return Outcome(who, matched[0] if matched else None, audit=audit)
         if matched is None:
             if _is_ui_path(path):
@@ -440,7 +441,9 @@ class CompanyService:
         handler(who, operation, need, params, path_vars, outcome)
         if operation == "CreateRun" and outcome.respond is None:
             outcome.body = rewrite_create_run(outcome.body if outcome.body is not None else (body or b"{}"), who.username)
-        if method != "GET" and outcome.audit is None:
+        if is_read(operation):
+            outcome.audit = None
+        elif outcome.audit is None:
             outcome.audit = (None, None)
         return outcome
 
@@ -1309,7 +1312,8 @@ class CompanyASGIMiddleware:
         except Refusal as refusal:
             matched = match_route(method, path)
             action = matched[0] if matched else method
-            raise _Denied(who, refusal, action, (None, None) if method != "GET" else None) from None
+            is_write = not is_read(matched[0]) if matched else method != "GET"
+            raise _Denied(who, refusal, action, (None, None) if is_write else None) from None
 
     async def _forward(self, scope, receive, send, outcome: Outcome) -> int:
         status = 500

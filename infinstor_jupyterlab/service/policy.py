@@ -260,6 +260,18 @@ def routes() -> tuple[Route, ...]:
     return tuple(table)
 
 
+_READ_PREFIXES = ("Get", "Search", "List", "BatchGet", "Query", "Calculate", "Download")
+
+
+def is_read(operation: str) -> bool:
+    """True for an operation that changes nothing (MLflow names them so). Reads are not audited:
+    the audit log is of writes and permission changes, and a record per read would make every
+    search and get a database write."""
+    if operation == "GetOrCreateUserQueue":  # creates the queue the first time
+        return False
+    return operation.startswith(_READ_PREFIXES) or operation == "CreatePresignedDownloadUrl"
+
+
 @lru_cache(maxsize=1)
 def mlflow_operations() -> frozenset[str]:
     return frozenset(r.operation for r in routes())
