@@ -359,14 +359,20 @@ class CompanyService:
         names = sorted({v.name for v in versions})
         return bool(self.store.roles_on_any(who.org, "registered_model", names, who.username, list(who.groups)))
 
-    def check(self, rank: int, need: str, missing: str) -> None:
+    def check(self, rank: int, need: str, missing: str, what: str = "this") -> None:
+        """404 without any role (the caller must not learn it exists); 403 saying which role it
+        takes with too small a one (the sidebar shows the message as it is)."""
         if rank == 0:
             raise not_found(missing)
         if rank < ROLE_RANK.get(need, RANK_ADMIN):
-            raise forbidden()
+            held = next((role for role, r in ROLE_RANK.items() if r == rank), None)
+            if need not in ROLE_RANK:
+                raise forbidden(f"Only organisation admins may do this to {what}.")
+            raise forbidden(f"This needs the {need} role on {what}; you hold {held}.")
 
     def check_experiment(self, who: Principal, experiment_id: str, need: str) -> None:
-        self.check(self.rank(who, "experiment", experiment_id), need, f"No Experiment with id={experiment_id} exists")
+        self.check(self.rank(who, "experiment", experiment_id), need, f"No Experiment with id={experiment_id} exists",
+                   f"experiment {experiment_id}")  # fmt: skip
 
     def check_run(self, who: Principal, run_id: str, need: str) -> str:
         experiment_id = self.run_experiment(who.org, run_id)
@@ -385,7 +391,8 @@ class CompanyService:
         return experiment_id
 
     def check_model(self, who: Principal, name: str, need: str) -> None:
-        self.check(self.rank(who, "registered_model", name), need, f"Registered Model with name={name} not found")
+        self.check(self.rank(who, "registered_model", name), need, f"Registered Model with name={name} not found",
+                   f"registered model {name}")  # fmt: skip
 
     def check_artifact(self, who: Principal, artifact_path: str, need: str) -> str:
         parts = [p for p in unquote(artifact_path or "").split("/") if p]

@@ -55,7 +55,7 @@ class MemorySharing extends SharingClient {
   }
   private _checkManager(): void {
     if (this.caller !== 'alice') {
-      throw new InfinStorRequestError(`${this.caller} needs the manager role on experiment 12`, { status: 403, reason: 'PERMISSION_DENIED' });
+      throw new InfinStorRequestError(`This needs the manager role on experiment 12; you hold editor.`, { status: 403, reason: 'PERMISSION_DENIED' });
     }
   }
 }
@@ -179,7 +179,7 @@ describe('SharePanel', () => {
     await grant('user', 'carol', 'editor');
     const error = q('infinstor-share-error')!;
     expect(error.dataset.errorKind).toBe('forbidden');
-    expect(error.textContent).toContain('bob needs the manager role on experiment 12');
+    expect(error.textContent).toContain('This needs the manager role on experiment 12; you hold editor.');
     expect(error.textContent).toContain('Only managers of this experiment');
     expect(rows().map(r => r[1])).toEqual(['alice']);
     expect((q('infinstor-share-principal') as HTMLInputElement).value).toBe('carol');

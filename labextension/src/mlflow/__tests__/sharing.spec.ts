@@ -70,7 +70,7 @@ function sharingService(options: { managers?: string[]; caller?: string } = {}) 
       }
       const b = call.body;
       if (!managers.includes(caller)) {
-        return refuse(403, 'PERMISSION_DENIED', `${caller} needs the manager role on experiment ${b.resource_id}`);
+        return refuse(403, 'PERMISSION_DENIED', `This needs the manager role on experiment ${b.resource_id}; you hold editor.`);
       }
       if (b.principal_type === 'org' && b.principal !== 'acme') {
         return refuse(400, 'INVALID_PARAMETER_VALUE', 'Only your own organisation can be given a role.');
@@ -128,7 +128,7 @@ describe('SharingClient', () => {
     expect(error).toBeInstanceOf(InfinStorRequestError);
     expect(error.status).toBe(403);
     expect(error.reason).toBe('PERMISSION_DENIED');
-    expect(error.message).toBe('bob needs the manager role on experiment 12');
+    expect(error.message).toBe('This needs the manager role on experiment 12; you hold editor.');
   });
 
   it('sorts the list: organisation, groups, users, then by name', () => {
@@ -299,11 +299,11 @@ describe('ShareModel', () => {
     await model.refresh();
     expect(await model.grant('user', 'carol', 'editor')).toBe(false);
     expect(model.actionError).toBeInstanceOf(InfinStorRequestError);
-    expect(model.actionError!.message).toBe('bob needs the manager role on experiment 12');
+    expect(model.actionError!.message).toBe('This needs the manager role on experiment 12; you hold editor.');
     expect(model.busy).toBe(false);
     expect(model.permissions.map(p => p.principal)).toEqual(['alice']);
     expect(await model.revoke(model.permissions[0])).toBe(false);
-    expect(model.actionError!.message).toBe('bob needs the manager role on experiment 12');
+    expect(model.actionError!.message).toBe('This needs the manager role on experiment 12; you hold editor.');
   });
 
   it('lists again after a refusal, so a grant revoked elsewhere meanwhile disappears', async () => {
