@@ -86,7 +86,7 @@ module.exports = {
       url: `${SIGNIN.issuer}/.well-known/openid-configuration`,
       timeout: 300 * 1000, // the first run installs the provider (npm ci)
       reuseExistingServer: false,
-      env: { ...process.env, IDP_PASSWORD: 'wonderland' }
+      env: { ...process.env, IDP_PASSWORD: SIGNIN.idpPassword }
     },
     {
       command: `python start_oidc_service.py ${SIGNIN.servicePort} ${SIGNIN.issuer}`,

@@ -8,21 +8,14 @@
  * (a folder inside ui-tests). The identity provider is the one of signin_setup.js.
  */
 const path = require('path');
+const { testLab } = require('./lab_setup');
 
 const SIGNIN = require('./signin_setup');
 
-const port = process.env.INFINSTOR_UI_TEST_SHARE_PORT || '8890';
-const servicePort = process.env.INFINSTOR_UI_TEST_COMPANY_PORT || '8992';
-const dataDir =
-  process.env.INFINSTOR_UI_TEST_SHARE_DATA_DIR || path.join(__dirname, '.jupyter-data-share');
-
-module.exports = {
-  port,
-  servicePort,
-  dataDir,
+module.exports = testLab({
+  port: process.env.INFINSTOR_UI_TEST_SHARE_PORT || '8890',
   idpPort: SIGNIN.idpPort,
-  issuer: SIGNIN.issuer,
-  baseURL: `http://127.0.0.1:${port}`,
-  service: `http://127.0.0.1:${servicePort}`,
-  tokenStore: path.join(dataDir, 'infinstor', 'credentials', 'tokens.json')
-};
+  servicePort: process.env.INFINSTOR_UI_TEST_COMPANY_PORT || '8992',
+  dataDir:
+    process.env.INFINSTOR_UI_TEST_SHARE_DATA_DIR || path.join(__dirname, '.jupyter-data-share')
+});

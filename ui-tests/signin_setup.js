@@ -5,20 +5,17 @@
  * (8991), and the data dir (a folder inside ui-tests) with INFINSTOR_UI_TEST_SIGNIN_DATA_DIR.
  */
 const path = require('path');
-
-const port = process.env.INFINSTOR_UI_TEST_SIGNIN_PORT || '8889';
-const idpPort = process.env.INFINSTOR_UI_TEST_IDP_PORT || '8990';
-const servicePort = process.env.INFINSTOR_UI_TEST_SERVICE_PORT || '8991';
-const dataDir =
-  process.env.INFINSTOR_UI_TEST_SIGNIN_DATA_DIR || path.join(__dirname, '.jupyter-data-signin');
+const { testLab } = require('./lab_setup');
 
 module.exports = {
-  port,
-  idpPort,
-  servicePort,
-  dataDir,
-  baseURL: `http://127.0.0.1:${port}`,
-  issuer: `http://127.0.0.1:${idpPort}`,
-  service: `http://127.0.0.1:${servicePort}`,
-  tokenStore: path.join(dataDir, 'infinstor', 'credentials', 'tokens.json')
+  ...testLab({
+    port: process.env.INFINSTOR_UI_TEST_SIGNIN_PORT || '8889',
+    idpPort: process.env.INFINSTOR_UI_TEST_IDP_PORT || '8990',
+    servicePort: process.env.INFINSTOR_UI_TEST_SERVICE_PORT || '8991',
+    dataDir:
+      process.env.INFINSTOR_UI_TEST_SIGNIN_DATA_DIR || path.join(__dirname, '.jupyter-data-signin')
+  }),
+  // Every test user's password at the identity provider (start_idp.js): the config passes it
+  // as IDP_PASSWORD, the specs type it on the login page.
+  idpPassword: 'wonderland'
 };

@@ -16,98 +16,32 @@
  * experiment, which company mode (one MLflow workspace per organisation) does not show.
  */
 import { expect, test } from '@jupyterlab/galata';
-import { request as playwrightRequest } from '@playwright/test';
 import type { APIRequestContext, Locator, Page, TestInfo } from '@playwright/test';
 import * as crypto from 'crypto';
+import {
+  attachScreenshot,
+  callMlflowProxy,
+  ensureSignedOut,
+  expectRemoteTracking,
+  expectSignedInAs,
+  IAnswer,
+  idpAccessToken,
+  openIdpLogin,
+  SIDEBAR_ID,
+  submitIdpLogin
+} from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const SHARE = require('../share_setup');
 
-const SIDEBAR_ID = 'infinstor-sidebar';
-const PASSWORD = 'wonderland';
-const AUDIENCE = 'urn:infinstor:tracking';
-const CLIENT_ID = 'infinstor-lab';
-// A loopback redirect URI of the lab client; nothing listens there: the code is read from the
-// IdP's redirect, never followed.
-const REDIRECT_URI = 'http://127.0.0.1/infinstor/api/auth/callback';
-
-const NAMES: Record<string, string> = {
-  alice: 'Alice Liddell',
-  carol: 'Carol Danvers'
-};
+// What the dialog lists on a resource alice just created, by the company service's default
+// grants: she manages it, her group (vision) edits an experiment and reads a model.
+const EXPERIMENT_DEFAULT_GRANTS = ['Group vision editor by alice', 'User alice manager by alice'];
+const MODEL_DEFAULT_GRANTS = ['Group vision reader by alice', 'User alice manager by alice'];
 
 test.use({ baseURL: SHARE.baseURL });
 
 // -- the service, as the other users (their own tokens, straight to the service) --------------
-
-/**
- * An access token for `username` from a real sign-in at the IdP (authorization code + PKCE),
- * driven over HTTP with a fresh cookie jar (so it never touches the lab's sign-in).
- */
-async function userToken(username: string): Promise<string> {
-  const http = await playwrightRequest.newContext();
-  try {
-    const discovery = await (
-      await http.get(`${SHARE.issuer}/.well-known/openid-configuration`)
-    ).json();
-    const verifier = crypto.randomBytes(48).toString('base64url');
-    const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
-    const state = crypto.randomBytes(16).toString('base64url');
-    const query = new URLSearchParams({
-      client_id: CLIENT_ID,
-      response_type: 'code',
-      redirect_uri: REDIRECT_URI,
-      scope: 'openid profile email groups org',
-      state,
-      resource: AUDIENCE,
-      code_challenge: challenge,
-      code_challenge_method: 'S256'
-    });
-    let url = `${discovery.authorization_endpoint}?${query}`;
-    let response = await http.get(url, { maxRedirects: 0 });
-    for (let step = 0; step < 20; step++) {
-      const location = response.headers()['location'];
-      if (response.status() >= 300 && response.status() < 400 && location) {
-        url = new URL(location, url).toString();
-        if (url.startsWith(REDIRECT_URI)) {
-          const back = new URL(url).searchParams;
-          expect(back.get('state')).toBe(state);
-          expect(back.get('error'), back.get('error_description') ?? '').toBeNull();
-          const token = await http.post(discovery.token_endpoint, {
-            form: {
-              grant_type: 'authorization_code',
-              code: back.get('code')!,
-              redirect_uri: REDIRECT_URI,
-              client_id: CLIENT_ID,
-              code_verifier: verifier,
-              resource: AUDIENCE
-            }
-          });
-          expect(token.status(), await token.text()).toBe(200);
-          return (await token.json()).access_token;
-        }
-        response = await http.get(url, { maxRedirects: 0 });
-        continue;
-      }
-      const html = await response.text();
-      const action = html.match(/<form id="login-form" method="post" action="([^"]+)"/);
-      expect(action, `the IdP's login page (HTTP ${response.status()}): ${html}`).not.toBeNull();
-      url = new URL(action![1], url).toString();
-      response = await http.post(url, {
-        form: { username, password: PASSWORD },
-        maxRedirects: 0
-      });
-    }
-    throw new Error(`signing in ${username} at the IdP took too many steps`);
-  } finally {
-    await http.dispose();
-  }
-}
-
-interface IAnswer {
-  status: number;
-  json: any;
-}
 
 /** A call to the company service as the holder of `token`. */
 async function service(
@@ -162,80 +96,47 @@ async function serviceGrants(
 
 // -- the lab -----------------------------------------------------------------------------------
 
-/** Call the lab's MLflow proxy from the page, as the sidebar does (cookie + XSRF token). */
-async function proxied(page: Page, path: string, body?: unknown): Promise<IAnswer> {
-  return page.evaluate(
-    async ({ path, body }) => {
-      const xsrf = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
-      const response = await fetch(`/infinstor/api/mlflow/${path}`, {
-        method: body === undefined ? 'GET' : 'POST',
-        headers: {
-          'Content-Type': 'application/json',
-          ...(xsrf ? { 'X-XSRFToken': decodeURIComponent(xsrf[1]) } : {})
-        },
-        body: body === undefined ? undefined : JSON.stringify(body)
-      });
-      return { status: response.status, json: await response.json().catch(() => null) };
-    },
-    { path, body }
-  );
-}
-
-async function openSidebar(page: Page): Promise<Locator> {
+/**
+ * Open the sidebar (on the company service) and sign in from its button, in the IdP's popup,
+ * as `username` (signed out first, whatever an earlier test left). Returns the sidebar.
+ */
+async function signedInSidebar(page: Page, username: string): Promise<Locator> {
   await page.evaluate(() => (window as any).jupyterapp.commands.execute('infinstor:open-sidebar'));
   const panel = page.locator(`#${SIDEBAR_ID}`);
   await expect(panel).toBeVisible();
-  await expect(page.getByTestId('infinstor-tracking-state')).toHaveText('running', {
-    timeout: 60 * 1000
-  });
-  await expect(page.getByTestId('infinstor-tracking-mode')).toHaveText(`Remote: ${SHARE.service}`);
+  await expectRemoteTracking(page, SHARE.service);
+  await ensureSignedOut(page);
+  const signInButton = page.getByTestId('infinstor-sign-in');
+  await expect(signInButton).toHaveText('Sign in');
+  const popup = await openIdpLogin(page, () => signInButton.click());
+  await submitIdpLogin(popup, username);
+  await expectSignedInAs(page, username);
   return panel;
 }
 
-/** Sign out if signed in (whatever an earlier test left), and wait until the lab agrees. */
-async function signOut(page: Page): Promise<void> {
-  await expect
-    .poll(
-      () =>
-        page.evaluate(async () => {
-          const app = (window as any).jupyterapp;
-          await app.commands.execute('infinstor:refresh-status');
-          if (app.commands.isEnabled('infinstor:sign-out')) {
-            await app.commands.execute('infinstor:sign-out');
-            await app.commands.execute('infinstor:refresh-status');
-          }
-          return [
-            app.commands.isEnabled('infinstor:sign-in'),
-            app.commands.isEnabled('infinstor:sign-out')
-          ];
-        }),
-      { timeout: 30 * 1000 }
-    )
-    .toEqual([true, false]);
+/**
+ * The one item named `name` in the sidebar's experiments or models list (a resource just
+ * created may take a list refresh to show).
+ */
+async function listItem(
+  panel: Locator,
+  kind: 'experiment' | 'model',
+  name: string
+): Promise<Locator> {
+  const item = panel.getByTestId(`infinstor-${kind}-item`).filter({ hasText: name });
+  await expect(item).toHaveCount(1, { timeout: 15 * 1000 });
+  return item;
 }
 
-/** Sign in from the sidebar's button, in the IdP's popup, as `username`. */
-async function signIn(page: Page, username: string): Promise<void> {
-  await signOut(page);
-  const signInButton = page.getByTestId('infinstor-sign-in');
-  await expect(signInButton).toHaveText('Sign in');
-  const popupPromise = page.waitForEvent('popup');
-  await signInButton.click();
-  const popup = await popupPromise;
-  await expect(popup.locator('form#login-form')).toBeVisible({ timeout: 30 * 1000 });
-  await popup.locator('input[name="username"]').fill(username);
-  await popup.locator('input[name="password"]').fill(PASSWORD);
-  const closed = popup.waitForEvent('close', { timeout: 30 * 1000 }).catch(() => null);
-  await popup.locator('#login-form button[type="submit"]').click();
-  await expect(popup.locator('#infinstor-signin-message')).toHaveText(
-    `Signed in as ${NAMES[username]} (${username}) — you can close this window.`
-  );
-  await closed;
-  if (!popup.isClosed()) {
-    await popup.close();
-  }
-  await expect(page.getByTestId('infinstor-user')).toHaveText(NAMES[username]);
-  await expect(page.getByTestId('infinstor-user-name')).toHaveText(`(${username})`);
+/** Press a list item's Share… button; returns the dialog it opens (for `name`). */
+async function shareFromItem(
+  page: Page,
+  item: Locator,
+  kind: 'experiment' | 'model',
+  name: string
+): Promise<Locator> {
+  await item.getByTestId(`infinstor-${kind}-share`).click();
+  return shareDialog(page, `Share ${kind} "${name}"`);
 }
 
 /** The open Share dialog (its body), after checking its title. */
@@ -316,11 +217,7 @@ async function expectRefusal(share: Locator, kind: string, message: string | Reg
 }
 
 async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
-  const body = await page.locator('.jp-Dialog-content').screenshot({
-    path: testInfo.outputPath(`${name}.png`),
-    animations: 'disabled'
-  });
-  await testInfo.attach(name, { body, contentType: 'image/png' });
+  await attachScreenshot(page.locator('.jp-Dialog-content'), testInfo, name);
 }
 
 function unique(prefix: string): string {
@@ -328,6 +225,9 @@ function unique(prefix: string): string {
 }
 
 test.describe('InfinStor Share… dialog (company service)', () => {
+  // Each test signs in at the IdP in the browser and walks many service round trips.
+  test.describe.configure({ timeout: 240 * 1000 });
+
   test.afterEach(async ({ page }) => {
     // Leave the lab signed out for the next test, whatever happened.
     if (!page.isClosed()) {
@@ -335,7 +235,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
       if ((await dialogs.count()) > 0) {
         await page.keyboard.press('Escape');
       }
-      await signOut(page);
+      await ensureSignedOut(page);
     }
   });
 
@@ -343,16 +243,14 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     page,
     request
   }, testInfo) => {
-    test.setTimeout(240 * 1000);
-    const panel = await openSidebar(page);
-    await signIn(page, 'alice');
+    const panel = await signedInSidebar(page, 'alice');
     await expect(page.getByTestId('infinstor-user-details')).toHaveText(
       'alice@acme.example · acme · vision'
     );
     const [alice, bob, carol] = [
-      await userToken('alice'),
-      await userToken('bob'),
-      await userToken('carol')
+      await idpAccessToken('alice'),
+      await idpAccessToken('bob'),
+      await idpAccessToken('carol')
     ];
 
     // alice creates an experiment from the sidebar.
@@ -363,8 +261,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     await expect(create.locator('.jp-Dialog-header')).toHaveText('New experiment');
     await create.locator('input').fill(name);
     await create.getByRole('button', { name: 'Create' }).click();
-    const item = panel.getByTestId('infinstor-experiment-item').filter({ hasText: name });
-    await expect(item).toHaveCount(1, { timeout: 15 * 1000 });
+    const item = await listItem(panel, 'experiment', name);
     const id = (await item.getAttribute('data-experiment-id'))!;
     expect(id).toMatch(/^\d+$/);
     // bob (alice's group) may add runs to it, by the default grants; carol (another group of
@@ -377,14 +274,12 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     expect(await readsExperiment(request, carol, id)).toBe(404);
 
     // Share…: the default grants of the company service, alice as manager, her group as editor.
-    const shareButton = item.getByTestId('infinstor-experiment-share');
-    await expect(shareButton).toHaveAttribute('aria-label', `Share ${name}…`);
-    await shareButton.click();
-    const share = await shareDialog(page, `Share experiment "${name}"`);
-    await expect.poll(() => listed(share)).toEqual([
-      'Group vision editor by alice',
-      'User alice manager by alice'
-    ]);
+    await expect(item.getByTestId('infinstor-experiment-share')).toHaveAttribute(
+      'aria-label',
+      `Share ${name}…`
+    );
+    const share = await shareFromItem(page, item, 'experiment', name);
+    await expect.poll(() => listed(share)).toEqual(EXPERIMENT_DEFAULT_GRANTS);
     await shot(page, testInfo, 'experiment-defaults');
 
     // A name left empty is caught in the dialog, before anything is sent.
@@ -397,11 +292,9 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     await grant(share, 'user', 'carol', 'reader');
     await expectNotice(share, 'user carol is now reader.');
     await expect(share.getByTestId('infinstor-share-principal')).toHaveValue('');
-    await expect.poll(() => listed(share)).toEqual([
-      'Group vision editor by alice',
-      'User alice manager by alice',
-      'User carol reader by alice'
-    ]);
+    await expect
+      .poll(() => listed(share))
+      .toEqual([...EXPERIMENT_DEFAULT_GRANTS, 'User carol reader by alice']);
     expect(await readsExperiment(request, carol, id)).toBe(200);
     expect(await serviceGrants(request, carol, 'experiment', id)).toEqual([
       'group vision editor by alice',
@@ -446,10 +339,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     // Revoke the group (its button is named after it): carol no longer sees the experiment.
     await share.getByRole('button', { name: 'Revoke the access of group nlp' }).click();
     await expectNotice(share, 'Access of group nlp revoked.');
-    await expect.poll(() => listed(share)).toEqual([
-      'Group vision editor by alice',
-      'User alice manager by alice'
-    ]);
+    await expect.poll(() => listed(share)).toEqual(EXPERIMENT_DEFAULT_GRANTS);
     expect(await readsExperiment(request, carol, id)).toBe(404);
     expect(await serviceGrants(request, alice, 'experiment', id)).toEqual([
       'group vision editor by alice',
@@ -478,10 +368,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     await expect(page.getByTestId('infinstor-runs-experiment')).toHaveText(name);
     await page.getByTestId('infinstor-runs-share').click();
     const again = await shareDialog(page, `Share experiment "${name}"`);
-    await expect.poll(() => listed(again)).toEqual([
-      'Group vision editor by alice',
-      'User alice manager by alice'
-    ]);
+    await expect.poll(() => listed(again)).toEqual(EXPERIMENT_DEFAULT_GRANTS);
     await closeDialog(page);
     await page.getByTestId('infinstor-runs-back').click();
   });
@@ -490,37 +377,28 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     page,
     request
   }, testInfo) => {
-    test.setTimeout(240 * 1000);
-    const panel = await openSidebar(page);
-    await signIn(page, 'alice');
-    const erin = await userToken('erin'); // acme, group sales: only an organisation grant lets her in
+    const panel = await signedInSidebar(page, 'alice');
+    const erin = await idpAccessToken('erin'); // acme, group sales: only an organisation grant lets her in
 
     // alice registers a model (as a notebook would, through the lab).
     const name = unique('share-walk-model');
-    const made = await proxied(page, 'api/2.0/mlflow/registered-models/create', { name });
+    const made = await callMlflowProxy(page, 'api/2.0/mlflow/registered-models/create', { name });
     expect(made.status, JSON.stringify(made.json)).toBe(200);
     expect(await readsModel(request, erin, name)).toBe(404);
 
     await page.getByTestId('infinstor-browser-tab-models').click();
     await panel.getByRole('button', { name: 'Refresh models' }).click();
-    const item = panel.getByTestId('infinstor-model-item').filter({ hasText: name });
-    await expect(item).toHaveCount(1, { timeout: 15 * 1000 });
-    await item.getByTestId('infinstor-model-share').click();
-    const share = await shareDialog(page, `Share model "${name}"`);
+    const item = await listItem(panel, 'model', name);
+    const share = await shareFromItem(page, item, 'model', name);
     // The defaults for models: alice manager, her group reader.
-    await expect.poll(() => listed(share)).toEqual([
-      'Group vision reader by alice',
-      'User alice manager by alice'
-    ]);
+    await expect.poll(() => listed(share)).toEqual(MODEL_DEFAULT_GRANTS);
 
     // The whole organisation (always alice's own) as readers: erin can read it.
     await grant(share, 'org', 'acme', 'reader');
     await expectNotice(share, 'the organisation acme is now reader.');
-    await expect.poll(() => listed(share)).toEqual([
-      'Organisation acme reader by alice',
-      'Group vision reader by alice',
-      'User alice manager by alice'
-    ]);
+    await expect
+      .poll(() => listed(share))
+      .toEqual(['Organisation acme reader by alice', ...MODEL_DEFAULT_GRANTS]);
     expect(await readsModel(request, erin, name)).toBe(200);
     // ...but only read it.
     const tag = { name, key: 'reviewed', value: 'yes' };
@@ -538,10 +416,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     // Revoke: erin no longer sees it.
     await share.getByRole('button', { name: 'Revoke the access of the organisation acme' }).click();
     await expectNotice(share, 'Access of the organisation acme revoked.');
-    await expect.poll(() => listed(share)).toEqual([
-      'Group vision reader by alice',
-      'User alice manager by alice'
-    ]);
+    await expect.poll(() => listed(share)).toEqual(MODEL_DEFAULT_GRANTS);
     expect(await readsModel(request, erin, name)).toBe(404);
     await closeDialog(page);
   });
@@ -550,10 +425,9 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     page,
     request
   }, testInfo) => {
-    test.setTimeout(240 * 1000);
     // alice (with her own token, straight to the service) creates an experiment and a model,
     // and gives carol editor on the one and reader on the other.
-    const alice = await userToken('alice');
+    const alice = await idpAccessToken('alice');
     const experimentName = unique('share-walk-readonly');
     const made = await service(request, alice, 'POST', 'api/2.0/mlflow/experiments/create', {
       name: experimentName
@@ -580,23 +454,18 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     }
     const before = await serviceGrants(request, alice, 'experiment', id);
 
-    const panel = await openSidebar(page);
-    await signIn(page, 'carol');
+    const panel = await signedInSidebar(page, 'carol');
     await expect(page.getByTestId('infinstor-user-details')).toHaveText(
       'carol@acme.example · acme · nlp'
     );
 
     // carol sees the experiment shared with her, and who has access to it.
     await page.getByTestId('infinstor-browser-tab-experiments').click();
-    const item = panel.getByTestId('infinstor-experiment-item').filter({ hasText: experimentName });
-    await expect(item).toHaveCount(1, { timeout: 15 * 1000 });
-    await item.getByTestId('infinstor-experiment-share').click();
-    const share = await shareDialog(page, `Share experiment "${experimentName}"`);
-    await expect.poll(() => listed(share)).toEqual([
-      'Group vision editor by alice',
-      'User alice manager by alice',
-      'User carol editor by alice'
-    ]);
+    const item = await listItem(panel, 'experiment', experimentName);
+    const share = await shareFromItem(page, item, 'experiment', experimentName);
+    await expect
+      .poll(() => listed(share))
+      .toEqual([...EXPERIMENT_DEFAULT_GRANTS, 'User carol editor by alice']);
 
     // Every change is the service's to refuse; the dialog says so and keeps the list as it is.
     const hint = 'Only managers of this experiment (and organisation admins) can change who has access.';
@@ -615,11 +484,9 @@ test.describe('InfinStor Share… dialog (company service)', () => {
 
     await share.getByRole('button', { name: 'Revoke the access of user alice' }).click();
     await expectRefusal(share, 'forbidden', 'Permission denied for this operation.');
-    await expect.poll(() => listed(share)).toEqual([
-      'Group vision editor by alice',
-      'User alice manager by alice',
-      'User carol editor by alice'
-    ]);
+    await expect
+      .poll(() => listed(share))
+      .toEqual([...EXPERIMENT_DEFAULT_GRANTS, 'User carol editor by alice']);
     await closeDialog(page);
     // Nothing changed on the service.
     expect(await serviceGrants(request, alice, 'experiment', id)).toEqual(before);
@@ -627,15 +494,11 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     // The same for the model she may read.
     await page.getByTestId('infinstor-browser-tab-models').click();
     await panel.getByRole('button', { name: 'Refresh models' }).click();
-    const modelItem = panel.getByTestId('infinstor-model-item').filter({ hasText: modelName });
-    await expect(modelItem).toHaveCount(1, { timeout: 15 * 1000 });
-    await modelItem.getByTestId('infinstor-model-share').click();
-    const modelShare = await shareDialog(page, `Share model "${modelName}"`);
-    await expect.poll(() => listed(modelShare)).toEqual([
-      'Group vision reader by alice',
-      'User alice manager by alice',
-      'User carol reader by alice'
-    ]);
+    const modelItem = await listItem(panel, 'model', modelName);
+    const modelShare = await shareFromItem(page, modelItem, 'model', modelName);
+    await expect
+      .poll(() => listed(modelShare))
+      .toEqual([...MODEL_DEFAULT_GRANTS, 'User carol reader by alice']);
     await grant(modelShare, 'org', 'acme', 'reader');
     await expectRefusal(modelShare, 'forbidden', 'Permission denied for this operation.');
     await expect(modelShare.getByTestId('infinstor-share-error')).toContainText(

@@ -6,13 +6,24 @@
 import { expect, test } from '@jupyterlab/galata';
 import type { Page, Response, TestInfo } from '@playwright/test';
 import * as fs from 'fs';
+import {
+  attachScreenshot,
+  callMlflowProxy,
+  ensureSignedOut,
+  expectRemoteTracking,
+  expectSignedInAs,
+  openIdpLogin,
+  SIDEBAR_ID,
+  submitIdpLogin
+} from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const SIGNIN = require('../signin_setup');
 
-const SIDEBAR_ID = 'infinstor-sidebar';
-
 test.use({ baseURL: SIGNIN.baseURL });
+
+// A read through the proxy: refused signed out, served once signed in.
+const SEARCH_EXPERIMENTS = 'ajax-api/2.0/mlflow/experiments/search?max_results=5';
 
 interface ISeen {
   url: string;
@@ -63,25 +74,6 @@ function storedSecrets(): string[] {
   return secrets;
 }
 
-/** Call the MLflow proxy from the lab page, as the sidebar does (cookie + XSRF token). */
-async function mlflow(page: Page, path: string, body?: unknown) {
-  return page.evaluate(
-    async ({ path, body }) => {
-      const xsrf = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
-      const response = await fetch(`/infinstor/api/mlflow/${path}`, {
-        method: body === undefined ? 'GET' : 'POST',
-        headers: {
-          'Content-Type': 'application/json',
-          ...(xsrf ? { 'X-XSRFToken': decodeURIComponent(xsrf[1]) } : {})
-        },
-        body: body === undefined ? undefined : JSON.stringify(body)
-      });
-      return { status: response.status, json: await response.json().catch(() => null) };
-    },
-    { path, body }
-  );
-}
-
 async function panelShots(page: Page, testInfo: TestInfo, name: string) {
   const panel = page.locator(`#${SIDEBAR_ID}`);
   for (const theme of ['light', 'dark'] as const) {
@@ -90,11 +82,7 @@ async function panelShots(page: Page, testInfo: TestInfo, name: string) {
     } else {
       await page.theme.setLightTheme();
     }
-    const shot = await panel.screenshot({
-      path: testInfo.outputPath(`${name}-${theme}.png`),
-      animations: 'disabled'
-    });
-    await testInfo.attach(`${name}-${theme}`, { body: shot, contentType: 'image/png' });
+    await attachScreenshot(panel, testInfo, `${name}-${theme}`);
   }
   await page.theme.setLightTheme();
 }
@@ -108,12 +96,7 @@ test.describe('InfinStor sign-in', () => {
 
     await page.locator(`.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="${SIDEBAR_ID}"]`).click();
     const panel = page.locator(`#${SIDEBAR_ID}`);
-    await expect(page.getByTestId('infinstor-tracking-state')).toHaveText('running', {
-      timeout: 60 * 1000
-    });
-    await expect(page.getByTestId('infinstor-tracking-mode')).toHaveText(
-      `Remote: ${SIGNIN.service}`
-    );
+    await expectRemoteTracking(page, SIGNIN.service);
     await expect(page.getByTestId('infinstor-auth-issuer')).toHaveText(SIGNIN.issuer);
 
     // Not signed in: the Sign in button, no Sign out; the proxy refuses to work anonymously.
@@ -123,38 +106,22 @@ test.describe('InfinStor sign-in', () => {
     await expect(signIn).toBeVisible();
     await expect(signIn).toHaveText('Sign in');
     await expect(page.getByTestId('infinstor-sign-out')).toHaveCount(0);
-    const anonymous = await mlflow(page, 'ajax-api/2.0/mlflow/experiments/search?max_results=5');
+    const anonymous = await callMlflowProxy(page, SEARCH_EXPERIMENTS);
     expect(anonymous.status).toBe(401);
     expect(anonymous.json?.reason).toBe('sign_in_required');
     await panelShots(page, testInfo, 'signed-out');
 
     // Sign in: a popup shows the identity provider's login page.
-    const popupPromise = page.waitForEvent('popup');
-    await signIn.click();
-    const popup = await popupPromise;
-    await expect(popup.locator('form#login-form')).toBeVisible({ timeout: 30 * 1000 });
+    const popup = await openIdpLogin(page, () => signIn.click());
     expect(popup.url().startsWith(SIGNIN.issuer)).toBe(true);
     await expect(page.getByTestId('infinstor-sign-in')).toContainText('Signing in');
-    await popup.locator('input[name="username"]').fill('alice');
-    await popup.locator('input[name="password"]').fill('wonderland');
-    const closed = popup.waitForEvent('close', { timeout: 30 * 1000 }).catch(() => null);
-    await popup.locator('#login-form button[type="submit"]').click();
-
-    // Back on the lab's callback page, which reports to the lab and closes itself.
-    await expect(popup.locator('#infinstor-signin-message')).toHaveText(
-      'Signed in as Alice Liddell (alice) — you can close this window.'
-    );
-    expect(popup.url().startsWith(`${SIGNIN.baseURL}/infinstor/api/auth/callback`)).toBe(true);
-    await closed;
-    if (!popup.isClosed()) {
-      await popup.close();
-    }
+    // Back on the lab's callback page, which says "Signed in as Alice Liddell (alice)", reports
+    // to the lab and closes itself.
+    const callbackURL = await submitIdpLogin(popup, 'alice');
+    expect(callbackURL.startsWith(`${SIGNIN.baseURL}/infinstor/api/auth/callback`)).toBe(true);
 
     // The sidebar shows alice (the callback's message refreshed it: no 10 s poll wait).
-    await expect(page.getByTestId('infinstor-user')).toHaveText('Alice Liddell', {
-      timeout: 5 * 1000
-    });
-    await expect(page.getByTestId('infinstor-user-name')).toHaveText('(alice)');
+    await expectSignedInAs(page, 'alice', { timeout: 5 * 1000 });
     await expect(page.getByTestId('infinstor-user-details')).toHaveText(
       'alice@acme.example · acme · vision'
     );
@@ -173,10 +140,10 @@ test.describe('InfinStor sign-in', () => {
     await expect(page.getByTestId('infinstor-user')).toHaveText('Alice Liddell');
 
     // MLflow through the proxy works, as alice (the service records the token's user).
-    const search = await mlflow(page, 'ajax-api/2.0/mlflow/experiments/search?max_results=5');
+    const search = await callMlflowProxy(page, SEARCH_EXPERIMENTS);
     expect(search.status).toBe(200);
     expect(Array.isArray(search.json?.experiments)).toBe(true);
-    const created = await mlflow(page, 'api/2.0/mlflow/runs/create', {
+    const created = await callMlflowProxy(page, 'api/2.0/mlflow/runs/create', {
       experiment_id: '0',
       user_id: 'mallory'
     });
@@ -203,7 +170,7 @@ test.describe('InfinStor sign-in', () => {
     await expect(page.getByTestId('infinstor-sign-out')).toHaveCount(0);
     await expect(page.getByTestId('infinstor-sign-in-error')).toHaveCount(0);
     expect(storedSecrets()).toEqual([]);
-    const after = await mlflow(page, 'ajax-api/2.0/mlflow/experiments/search?max_results=5');
+    const after = await callMlflowProxy(page, SEARCH_EXPERIMENTS);
     expect(after.status).toBe(401);
     expect(after.json?.reason).toBe('sign_in_required');
 
@@ -218,33 +185,12 @@ test.describe('InfinStor sign-in', () => {
 
   test('the palette commands follow the sign-in state', async ({ page }) => {
     // Start signed out (whatever an earlier test left).
-    await page.evaluate(async () => {
-      const app = (window as any).jupyterapp;
-      await app.commands.execute('infinstor:refresh-status');
-      if (app.commands.isEnabled('infinstor:sign-out')) {
-        await app.commands.execute('infinstor:sign-out');
-      }
-    });
-    await expect
-      .poll(
-        () =>
-          page.evaluate(async () => {
-            const app = (window as any).jupyterapp;
-            await app.commands.execute('infinstor:refresh-status');
-            return [
-              app.commands.isEnabled('infinstor:sign-in'),
-              app.commands.isEnabled('infinstor:sign-out')
-            ];
-          }),
-        { timeout: 30 * 1000 }
-      )
-      .toEqual([true, false]);
-    const popupPromise = page.waitForEvent('popup');
-    await page.evaluate(() => (window as any).jupyterapp.commands.execute('infinstor:sign-in'));
-    const popup = await popupPromise;
+    await ensureSignedOut(page);
+    const popup = await openIdpLogin(page, () =>
+      page.evaluate(() => (window as any).jupyterapp.commands.execute('infinstor:sign-in'))
+    );
     // The command opened the sidebar too.
     await expect(page.getByTestId('infinstor-sign-in')).toContainText('Signing in');
-    await expect(popup.locator('form#login-form')).toBeVisible({ timeout: 30 * 1000 });
     // Cancel at the provider: the lab's page says so, the sidebar stays signed out.
     await popup.locator('a#abort').click();
     await expect(popup.locator('#infinstor-signin-message')).toContainText('cancelled');
