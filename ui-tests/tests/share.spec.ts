@@ -469,8 +469,9 @@ test.describe('InfinStor Share… dialog (company service)', () => {
 
     // Every change is the service's to refuse; the dialog says so and keeps the list as it is.
     const hint = 'Only managers of this experiment (and organisation admins) can change who has access.';
+    const refusal = `This needs the manager role on experiment ${id}; you hold editor.`;
     await grant(share, 'user', 'erin', 'reader');
-    await expectRefusal(share, 'forbidden', 'Permission denied for this operation.');
+    await expectRefusal(share, 'forbidden', refusal);
     await expect(share.getByTestId('infinstor-share-error')).toContainText(hint);
     await expect(share.getByTestId('infinstor-share-notice')).toHaveText('');
     await shot(page, testInfo, 'non-manager-refused');
@@ -479,11 +480,11 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     await expect(share.getByTestId('infinstor-share-error')).toHaveCount(0);
 
     await row(share, 'user', 'carol').getByTestId('infinstor-share-role').selectOption('manager');
-    await expectRefusal(share, 'forbidden', 'Permission denied for this operation.');
+    await expectRefusal(share, 'forbidden', refusal);
     await expect(row(share, 'user', 'carol').getByTestId('infinstor-share-role')).toHaveValue('editor');
 
     await share.getByRole('button', { name: 'Revoke the access of user alice' }).click();
-    await expectRefusal(share, 'forbidden', 'Permission denied for this operation.');
+    await expectRefusal(share, 'forbidden', refusal);
     await expect
       .poll(() => listed(share))
       .toEqual([...EXPERIMENT_DEFAULT_GRANTS, 'User carol editor by alice']);
@@ -500,7 +501,11 @@ test.describe('InfinStor Share… dialog (company service)', () => {
       .poll(() => listed(modelShare))
       .toEqual([...MODEL_DEFAULT_GRANTS, 'User carol reader by alice']);
     await grant(modelShare, 'org', 'acme', 'reader');
-    await expectRefusal(modelShare, 'forbidden', 'Permission denied for this operation.');
+    await expectRefusal(
+      modelShare,
+      'forbidden',
+      `This needs the manager role on registered model ${modelName}; you hold reader.`
+    );
     await expect(modelShare.getByTestId('infinstor-share-error')).toContainText(
       'Only managers of this model (and organisation admins) can change who has access.'
     );
