@@ -377,3 +377,37 @@ def test_an_expired_token_proves_who_it_names_only_if_otherwise_genuine(monkeypa
     other_tenant = refused(iss="https://other-tenant.example")
     assert other_tenant.reason == "expired" and other_tenant.identity == {}
     assert refused(aud="urn:other").identity == {}
+
+
+def test_private_views_are_filtered_by_the_database(tmp_path):
+    """The readable ids reach MLflow's own SQL (its where-clause hooks): a search inside
+    `only_readable` returns just those rows, with MLflow's paging, and nothing changes outside it."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+    from infinstor_jupyterlab.service import private_views
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = TrackingStore(uri, str(tmp_path / "artifacts"))
+    registry = RegistryStore(uri)
+    ids = [tracking.create_experiment(f"exp-{i:02d}") for i in range(12)]
+    for i in range(6):
+        registry.create_registered_model(f"model-{i}")
+    private_views.install(tracking, registry)
+    private_views.install(tracking, registry)  # once per store, however often it is called
+
+    readable = {ids[3], ids[7], ids[11]}
+    with private_views.only_readable("experiment", readable):
+        first = tracking.search_experiments(max_results=2, order_by=["name ASC"])
+        second = tracking.search_experiments(max_results=2, order_by=["name ASC"], page_token=first.token)
+    assert [e.name for e in first] == ["exp-03", "exp-07"] and first.token
+    assert [e.name for e in second] == ["exp-11"] and not second.token
+    with private_views.only_readable("experiment", set()):
+        assert list(tracking.search_experiments(max_results=100)) == []
+    assert len(tracking.search_experiments(max_results=100)) == 13  # the Default experiment too
+
+    with private_views.only_readable("registered_model", {"model-1", "model-4"}):
+        assert sorted(m.name for m in registry.search_registered_models(max_results=100)) == ["model-1", "model-4"]
+        # An experiment restriction does not leak into model searches, nor the other way round.
+        assert len(tracking.search_experiments(max_results=100)) == 13
+    assert len(registry.search_registered_models(max_results=100)) == 6

@@ -45,7 +45,7 @@ import requests
 
 import jwt
 
-from . import job_tokens
+from . import job_tokens, private_views
 from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed
 from .config import ServiceConfig
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, TOKEN_PREFIX, ServiceStore, split_api_token
@@ -601,13 +601,15 @@ class CompanyService:
         if not request.HasField("max_results"):
             request.max_results = SEARCH_MAX_RESULTS_DEFAULT
         readable = self.store.readable_ids(who.org, "experiment", who.username, list(who.groups))
-        tracking = _stores()[0]
+        tracking, registry = _stores()
+        private_views.install(tracking, registry)
 
         def fetch(max_results, token):
-            return tracking.search_experiments(
-                view_type=request.view_type, max_results=max_results, filter_string=request.filter,
-                order_by=list(request.order_by), page_token=token,
-            )  # fmt: skip
+            with private_views.only_readable("experiment", readable):
+                return tracking.search_experiments(
+                    view_type=request.view_type, max_results=max_results, filter_string=request.filter,
+                    order_by=list(request.order_by), page_token=token,
+                )  # fmt: skip
 
         items, token = filtered_page(fetch, lambda e: e.experiment_id in readable, request.max_results, request.page_token)
         outcome.respond = _page_answer(SearchExperiments.Response(), "experiments", items, token)
@@ -621,12 +623,14 @@ class CompanyService:
         if request.max_results > 1000:
             raise bad_request("max_results must be at most 1000")
         readable = self.store.readable_ids(who.org, "registered_model", who.username, list(who.groups))
-        registry = _stores()[1]
+        tracking, registry = _stores()
+        private_views.install(tracking, registry)
 
         def fetch(max_results, token):
-            return registry.search_registered_models(
-                filter_string=request.filter, max_results=min(max_results, 1000), order_by=list(request.order_by), page_token=token
-            )
+            with private_views.only_readable("registered_model", readable):
+                return registry.search_registered_models(
+                    filter_string=request.filter, max_results=min(max_results, 1000), order_by=list(request.order_by), page_token=token
+                )
 
         items, token = filtered_page(fetch, lambda m: m.name in readable, request.max_results, request.page_token)
         outcome.respond = _page_answer(SearchRegisteredModels.Response(), "registered_models", items, token)
