@@ -100,7 +100,7 @@ class Replica:
             INFINSTOR_SERVICE_MODE="company", INFINSTOR_SERVICE_CONFIG=str(self.config_path),
             MLFLOW_ENABLE_WORKSPACES="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
             MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", PYTHONUNBUFFERED="1",
-            MLFLOW_SQLALCHEMYSTORE_POOL_SIZE="5", MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW="10",
+            MLFLOW_SQLALCHEMYSTORE_POOL_SIZE="20", MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW="20",
             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         )  # fmt: skip
         self.proc = subprocess.Popen(

@@ -411,3 +411,22 @@ def test_private_views_are_filtered_by_the_database(tmp_path):
         # An experiment restriction does not leak into model searches, nor the other way round.
         assert len(tracking.search_experiments(max_results=100)) == 13
     assert len(registry.search_registered_models(max_results=100)) == 6
+
+
+def test_handler_threads_fit_the_database_pool(monkeypatch):
+    from infinstor_jupyterlab.service.concurrency import handler_threads
+
+    for name in ("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"):
+        monkeypatch.delenv(name, raising=False)
+    assert handler_threads() == 7  # SQLAlchemy's 5 + 10, two connections per handler
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "20")
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "20")
+    assert handler_threads() == 20
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "200")
+    assert handler_threads() == 40  # never more than anyio's default
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "1")
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "0")
+    assert handler_threads() == 1
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "five")
+    with pytest.raises(RuntimeError, match="MLFLOW_SQLALCHEMYSTORE_POOL_SIZE='five' is not a whole number"):
+        handler_threads()

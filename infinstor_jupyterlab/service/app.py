@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from .concurrency import HandlerThreadLimit
 from .single_user import SecretASGIMiddleware, SecretChecker, install_flask_guard
 
 MODE_ENV = "INFINSTOR_SERVICE_MODE"
@@ -36,7 +37,7 @@ def create_app():
     if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 
-        return SecretASGIMiddleware(create_fastapi_app(flask_app), checker)
+        return HandlerThreadLimit(SecretASGIMiddleware(create_fastapi_app(flask_app), checker))
     install_flask_guard(flask_app, checker)
     return flask_app
 
@@ -48,7 +49,7 @@ def _create_oidc_app(flask_app):
     if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 
-        return OIDCASGIMiddleware(create_fastapi_app(flask_app), verifier)
+        return HandlerThreadLimit(OIDCASGIMiddleware(create_fastapi_app(flask_app), verifier))
     flask_app.wsgi_app = OIDCWSGIMiddleware(flask_app.wsgi_app, verifier)
     return flask_app
 
@@ -81,4 +82,4 @@ def _create_company_app(flask_app):
     from .outage import DatabaseOutageASGIMiddleware
 
     service = CompanyService(config, policy, ServiceStore(engine))
-    return DatabaseOutageASGIMiddleware(CompanyASGIMiddleware(create_fastapi_app(flask_app), service), engine)
+    return HandlerThreadLimit(DatabaseOutageASGIMiddleware(CompanyASGIMiddleware(create_fastapi_app(flask_app), service), engine))
