@@ -200,10 +200,10 @@ class EmbeddedTrackingServer(TrackingBackend):
         # The server must not inherit a client-side tracking URI pointing at itself.
         for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN", EMBEDDED_URI_ENV):
             env.pop(name, None)
-        # SQLite connections are cheap: a pool of 40 lets 20 MLflow handlers run at once (see
-        # service.concurrency: some hold two connections); the user's own settings win.
-        env.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "20")
-        env.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "20")
+        # SQLite connections are cheap: a pool of 80 keeps all 40 of MLflow's handler threads
+        # (service.concurrency: some hold two connections); the user's own settings win.
+        env.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "40")
+        env.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "40")
         env.update(
             {
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
