@@ -13,7 +13,7 @@ from tornado.httpclient import AsyncHTTPClient
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 # The test identity provider and the token-checking MLflow service (session-scoped, started on use).
-from idp_fixture import idp, idp_issuer, oidc_service  # noqa: E402, F401
+from idp_fixture import idp, idp_issuer, oidc_service, other_issuer  # noqa: E402, F401
 # A throwaway PostgreSQL cluster for the company service's tests (session-scoped, started on use).
 from service_fixture import postgres_cluster  # noqa: E402, F401
 

@@ -262,6 +262,14 @@ def idp(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def other_issuer(tmp_path_factory):
+    """A second, real IdP: same users and audience, another issuer and key."""
+    other = IdP(tmp_path_factory.mktemp("other-idp") / "idp.log")
+    yield other
+    other.stop()
+
+
+@pytest.fixture(scope="session")
 def idp_issuer(idp) -> str:
     return idp.issuer
 

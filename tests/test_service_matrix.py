@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from idp_fixture import SHORT_CLIENT, IdP
+from idp_fixture import SHORT_CLIENT
 from infinstor_jupyterlab.service.db import ROLE_RANK
 from infinstor_jupyterlab.service.policy import KINDS, REFUSED, load_policy
 from service_fixture import CompanyServer, user_token
@@ -431,14 +431,6 @@ def matrix_server(request, idp, tmp_path_factory):
     server = CompanyServer(root, idp.issuer, backend_uri=cluster.create_database("matrix") if cluster else None)
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def other_issuer(tmp_path_factory):
-    """A second, real IdP: same users and audience, another issuer and key."""
-    other = IdP(tmp_path_factory.mktemp("other-idp") / "idp.log")
-    yield other
-    other.stop()
 
 
 def test_every_operation_the_policy_names_has_a_case():

@@ -11,7 +11,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from idp_fixture import SHORT_CLIENT, IdP
+from idp_fixture import SHORT_CLIENT
 from infinstor_jupyterlab.service.db import make_engine
 from service_fixture import CompanyServer, user_token
 
@@ -27,13 +27,6 @@ def audit_server(request, idp, tmp_path_factory):
     server = CompanyServer(root, idp.issuer, backend_uri=cluster.create_database("signin_audit") if cluster else None)
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def other_issuer(tmp_path_factory):
-    other = IdP(tmp_path_factory.mktemp("signin-other-idp") / "idp.log")
-    yield other
-    other.stop()
 
 
 def _ok(response) -> dict:
