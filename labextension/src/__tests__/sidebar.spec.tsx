@@ -1,7 +1,9 @@
 import { nullTranslator } from '@jupyterlab/translation';
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
+import { Root } from 'react-dom/client';
+
+import { mountReactRoot, unmountReactRoot } from './reactRoot';
 
 import { InfinStorRequestError } from '../handler';
 import { StatusModel } from '../model';
@@ -37,14 +39,11 @@ describe('SidebarContent', () => {
   let model: StatusModel;
 
   beforeEach(() => {
-    container = document.createElement('div');
-    document.body.appendChild(container);
-    root = createRoot(container);
+    ({ container, root } = mountReactRoot());
   });
 
   afterEach(() => {
-    act(() => root.unmount());
-    container.remove();
+    unmountReactRoot(container, root);
     model?.dispose();
   });
 

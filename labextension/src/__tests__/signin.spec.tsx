@@ -1,7 +1,9 @@
 import { nullTranslator } from '@jupyterlab/translation';
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
+import { Root } from 'react-dom/client';
+
+import { mountReactRoot, unmountReactRoot } from './reactRoot';
 
 import { StatusModel } from '../model';
 import {
@@ -311,14 +313,11 @@ describe('UserSection', () => {
   let controller: SignInController;
 
   beforeEach(() => {
-    container = document.createElement('div');
-    document.body.appendChild(container);
-    root = createRoot(container);
+    ({ container, root } = mountReactRoot());
   });
 
   afterEach(() => {
-    act(() => root.unmount());
-    container.remove();
+    unmountReactRoot(container, root);
     controller?.dispose();
     model?.dispose();
   });

@@ -3,7 +3,9 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
+import { Root } from 'react-dom/client';
+
+import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
 import { PollingListView, PollingPanel } from '../PollingPanel';
 import { PollingModel } from '../pollingModel';
@@ -82,15 +84,12 @@ describe('PollingListView', () => {
   let model: NamesModel;
 
   beforeEach(() => {
-    container = document.createElement('div');
-    document.body.appendChild(container);
-    root = createRoot(container);
+    ({ container, root } = mountReactRoot());
     model = new NamesModel();
   });
 
   afterEach(() => {
-    act(() => root.unmount());
-    container.remove();
+    unmountReactRoot(container, root);
     model.dispose();
   });
 

@@ -2,7 +2,9 @@ import { nullTranslator } from '@jupyterlab/translation';
 import { UseSignal } from '@jupyterlab/ui-components';
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
+import { Root } from 'react-dom/client';
+
+import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
 import { ComputeView } from '../ComputePanel';
 import { ComputeModel } from '../model';
@@ -22,9 +24,7 @@ describe('ComputeView', () => {
   let shown: string[];
 
   beforeEach(() => {
-    container = document.createElement('div');
-    document.body.appendChild(container);
-    root = createRoot(container);
+    ({ container, root } = mountReactRoot());
     client = new FakeComputeClient();
     model = new ComputeModel({ client, autoStart: false, standby: 'never' });
     confirms = [];
@@ -33,8 +33,7 @@ describe('ComputeView', () => {
   });
 
   afterEach(() => {
-    act(() => root.unmount());
-    container.remove();
+    unmountReactRoot(container, root);
     model.dispose();
   });
 

@@ -1,6 +1,8 @@
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
+import { Root } from 'react-dom/client';
+
+import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
 import { InfinStorRequestError } from '../../handler';
 import { MlflowClient } from '../client';
@@ -79,14 +81,11 @@ describe('SharePanel', () => {
   let root: Root;
 
   beforeEach(() => {
-    container = document.createElement('div');
-    document.body.appendChild(container);
-    root = createRoot(container);
+    ({ container, root } = mountReactRoot());
   });
 
   afterEach(() => {
-    act(() => root.unmount());
-    container.remove();
+    unmountReactRoot(container, root);
   });
 
   const q = (testid: string) => container.querySelector(`[data-testid="${testid}"]`) as HTMLElement | null;
@@ -201,14 +200,11 @@ describe('ShareButton', () => {
   let root: Root;
 
   beforeEach(() => {
-    container = document.createElement('div');
-    document.body.appendChild(container);
-    root = createRoot(container);
+    ({ container, root } = mountReactRoot());
   });
 
   afterEach(() => {
-    act(() => root.unmount());
-    container.remove();
+    unmountReactRoot(container, root);
   });
 
   it('shows only while the service supports sharing', async () => {

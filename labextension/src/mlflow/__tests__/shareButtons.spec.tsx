@@ -1,6 +1,8 @@
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
+import { Root } from 'react-dom/client';
+
+import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
 import { InfinStorRequestError } from '../../handler';
 import { MlflowClient } from '../client';
@@ -42,14 +44,11 @@ describe('Share… buttons in the MLflow browser', () => {
   let root: Root;
 
   beforeEach(() => {
-    container = document.createElement('div');
-    document.body.appendChild(container);
-    root = createRoot(container);
+    ({ container, root } = mountReactRoot());
   });
 
   afterEach(() => {
-    act(() => root.unmount());
-    container.remove();
+    unmountReactRoot(container, root);
   });
 
   async function settle(): Promise<void> {
