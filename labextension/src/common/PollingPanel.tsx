@@ -64,7 +64,7 @@ export interface IPollingListViewProps {
 export function PollingListView(props: IPollingListViewProps): JSX.Element {
   const { model } = props;
   return (
-    <div className={props.className}>
+    <div className={`jp-InfinStor-pollingList ${props.className}`}>
       <header className="jp-InfinStor-header">
         <props.icon.react tag="span" className="jp-InfinStor-headerIcon" width="20px" height="20px" />
         <h2 className="jp-InfinStor-title">{props.title}</h2>
@@ -117,6 +117,7 @@ export abstract class PollingPanel<TModel extends PollingModel<unknown>> extends
     this.confirm = options.confirm ?? confirmWithDialog;
     this.trans = translationBundle(options.translator);
     this.id = options.id;
+    this.addClass('jp-InfinStor-pollingPanel');
     this.addClass(options.className);
     this.title.icon = options.icon;
     this.title.caption = options.caption;
