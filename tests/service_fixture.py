@@ -168,3 +168,15 @@ def postgres_cluster():
     cluster = PostgresCluster()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def restartable_postgres():
+    """A PostgreSQL cluster of the test module's own, which its tests may stop and start."""
+    from pg_tools import RestartablePostgres
+
+    cluster = RestartablePostgres()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -17,19 +17,9 @@ import boto3
 import pytest
 
 from ec2_fixture import AWS_ENV, moto_endpoint  # noqa: F401  (fixture)
-from pg_tools import RestartablePostgres
 from service_fixture import CompanyServer, user_token
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = RestartablePostgres()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def ok(response) -> dict:
@@ -72,11 +62,11 @@ def snapshot(server: CompanyServer, tokens: dict, experiment_id: str, run_id: st
     return view
 
 
-def test_backup_wipe_restore(cluster, idp, tmp_path_factory):
+def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
     root = tmp_path_factory.mktemp("backup")
     tokens = {u: user_token(idp, u) for u in ("alice", "bob", "carol", "dave")}
     alice, bob = tokens["alice"], tokens["bob"]
-    source_uri = cluster.create_database("mlflow")
+    source_uri = restartable_postgres.create_database("mlflow")
     server = CompanyServer(root / "before", idp.issuer, backend_uri=source_uri)
     try:
         M = server.mlflow
@@ -108,11 +98,11 @@ def test_backup_wipe_restore(cluster, idp, tmp_path_factory):
     assert api_token not in (root / "backup" / "manifest.json").read_text()
 
     # Wipe: the database and the artifact store are gone.
-    subprocess.run(cluster.as_user + [str(cluster.bin / "dropdb"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "mlflow"], check=True)
+    subprocess.run(restartable_postgres.as_user + [str(restartable_postgres.bin / "dropdb"), "-h", "127.0.0.1", "-p", str(restartable_postgres.port), "-U", "postgres", "mlflow"], check=True)
     shutil.rmtree(server.root / "artifacts")
 
     # A damaged backup is refused before anything is written.
-    target_uri = cluster.create_database("restored")
+    target_uri = restartable_postgres.create_database("restored")
     damaged = root / "damaged"
     shutil.copytree(root / "backup", damaged)
     with open(damaged / "database.dump", "r+b") as f:

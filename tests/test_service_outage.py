@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from pg_tools import RestartablePostgres
 from service_fixture import CompanyServer, user_token
 
 pytestmark = pytest.mark.slow
@@ -17,17 +16,8 @@ OUTAGE = {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "The tracking data
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    cluster = RestartablePostgres()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def server(cluster, idp, tmp_path_factory):
-    server = CompanyServer(tmp_path_factory.mktemp("outage"), idp.issuer, backend_uri=cluster.create_database("mlflow"))
+def server(restartable_postgres, idp, tmp_path_factory):
+    server = CompanyServer(tmp_path_factory.mktemp("outage"), idp.issuer, backend_uri=restartable_postgres.create_database("mlflow"))
     yield server
     server.stop()
 
@@ -37,7 +27,7 @@ def ok(response) -> dict:
     return response.json() if response.content else {}
 
 
-def test_database_restart_answers_503_then_recovers(cluster, server, idp):
+def test_database_restart_answers_503_then_recovers(restartable_postgres, server, idp):
     token = user_token(idp, "alice")
     experiment_id = ok(server.mlflow("POST", "experiments/create", token, json={"name": "outage"}))["experiment_id"]
     run_id = ok(server.mlflow("POST", "runs/create", token, json={"experiment_id": experiment_id}))["run"]["info"]["run_id"]
@@ -62,7 +52,7 @@ def test_database_restart_answers_503_then_recovers(cluster, server, idp):
         ok(call(token))
     ok(calls["get experiment (authorization reads grants)"](api_token))
 
-    cluster.stop_server("fast")
+    restartable_postgres.stop_server("fast")
     try:
         for what, call in calls.items():
             for credential in (token, api_token):
@@ -70,7 +60,7 @@ def test_database_restart_answers_503_then_recovers(cluster, server, idp):
                 assert response.status_code == 503, f"{what}: {response.status_code} {response.text[:500]}"
                 assert response.json() == OUTAGE, what
                 assert response.headers.get("Retry-After") == "2", what
-                assert str(cluster.port) not in response.text and "psycopg" not in response.text, what
+                assert str(restartable_postgres.port) not in response.text and "psycopg" not in response.text, what
         unseen = server.mlflow("GET", "runs/get", token, params={"run_id": unseen_run})
         assert (unseen.status_code, unseen.json()) == (503, OUTAGE)
         # Liveness needs no database (no replica is drained or restarted for the database's sake);
@@ -79,7 +69,7 @@ def test_database_restart_answers_503_then_recovers(cluster, server, idp):
         ready = server.call("GET", "health/ready")
         assert (ready.status_code, ready.json()) == (503, OUTAGE)
     finally:
-        cluster.start_server()
+        restartable_postgres.start_server()
 
     # Back by itself: the same process, old pooled connections replaced.
     deadline = time.monotonic() + 30
