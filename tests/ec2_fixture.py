@@ -18,12 +18,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 import requests
+
+from servers import wait_until_healthy
 
 REGION = "us-east-1"
 BUCKET = "infinstor-test-staging"
@@ -54,14 +55,7 @@ def moto_endpoint(tmp_path_factory):
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **AWS_ENV},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/moto-api/", timeout=1)
-            break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
+    if not wait_until_healthy(proc, f"{url}/moto-api/", timeout=30):
         raise RuntimeError("moto_server did not start")
     yield url
     proc.terminate()
