@@ -1,10 +1,7 @@
 /**
  * @jest-environment node
  */
-import { ServerConnection } from '@jupyterlab/services';
-
 import { InfinStorRequestError } from '../../handler';
-import { MlflowClient } from '../client';
 import {
   availableKeys,
   CompareModel,
@@ -16,39 +13,7 @@ import {
   versionAliases
 } from '../models';
 import { IRun } from '../types';
-
-type Call = { method: string; path: string; query: URLSearchParams; body: any };
-
-/**
- * A fetch mock for ServerConnection: routes by path, records calls.
- */
-function fakeServer(routes: Record<string, (call: Call) => { status?: number; body: any }>) {
-  const calls: Call[] = [];
-  const fetch = jest.fn(async (input: RequestInfo, init?: RequestInit) => {
-    const request = typeof input === 'string' ? new Request(input, init) : input;
-    const url = new URL(request.url);
-    const prefix = '/lab/infinstor/api/mlflow/';
-    const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : url.pathname;
-    const text = request.method === 'GET' ? '' : await request.text();
-    const call: Call = { method: request.method, path, query: url.searchParams, body: text ? JSON.parse(text) : null };
-    calls.push(call);
-    const handler = routes[path];
-    const answer = handler ? handler(call) : { status: 404, body: { error_code: 'ENDPOINT_NOT_FOUND', message: `no ${path}` } };
-    return new Response(JSON.stringify(answer.body), {
-      status: answer.status ?? 200,
-      headers: { 'Content-Type': 'application/json' }
-    });
-  });
-  const client = new MlflowClient({
-    serverSettings: ServerConnection.makeSettings({
-      baseUrl: 'http://localhost:8888/lab/',
-      wsUrl: 'ws://localhost:8888/lab/',
-      token: 't',
-      fetch: fetch as unknown as typeof globalThis.fetch
-    })
-  });
-  return { client, calls, fetch };
-}
+import { fakeProxy as fakeServer } from './fakeProxy';
 
 function makeRun(id: string, status: IRun['info']['status'] = 'FINISHED', extra: Partial<IRun['data']> = {}): IRun {
   return {

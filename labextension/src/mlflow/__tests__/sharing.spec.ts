@@ -1,10 +1,7 @@
 /**
  * @jest-environment node
  */
-import { ServerConnection } from '@jupyterlab/services';
-
 import { InfinStorRequestError } from '../../handler';
-import { MlflowClient } from '../client';
 import {
   comparePermissions,
   grantedAt,
@@ -15,39 +12,12 @@ import {
   SharingSupport,
   validateGrant
 } from '../sharing';
+import { Answer, fakeProxy, Routes } from './fakeProxy';
 
-type Call = { method: string; path: string; query: URLSearchParams; body: any };
-type Answer = { status?: number; body: any };
 
-/**
- * A fetch for ServerConnection that answers like the lab's proxy in front of a
- * tracking service: routes by proxied path, records every call.
- */
-function fakeServer(routes: Record<string, (call: Call) => Answer | Promise<Answer>>) {
-  const calls: Call[] = [];
-  const fetch = jest.fn(async (input: RequestInfo, init?: RequestInit) => {
-    const request = typeof input === 'string' ? new Request(input, init) : input;
-    const url = new URL(request.url);
-    const prefix = '/lab/infinstor/api/mlflow/';
-    const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : url.pathname;
-    const text = request.method === 'GET' ? '' : await request.text();
-    const call: Call = { method: request.method, path, query: url.searchParams, body: text ? JSON.parse(text) : null };
-    calls.push(call);
-    const handler = routes[path];
-    const answer = handler ? await handler(call) : { status: 404, body: { error_code: 'ENDPOINT_NOT_FOUND', message: `no ${path}` } };
-    return new Response(JSON.stringify(answer.body), {
-      status: answer.status ?? 200,
-      headers: { 'Content-Type': 'application/json' }
-    });
-  });
-  const client = new MlflowClient({
-    serverSettings: ServerConnection.makeSettings({
-      baseUrl: 'http://localhost:8888/lab/',
-      wsUrl: 'ws://localhost:8888/lab/',
-      token: 't',
-      fetch: fetch as unknown as typeof globalThis.fetch
-    })
-  });
+/** The lab's proxy in front of a tracking service, with the sharing client on top. */
+function fakeServer(routes: Routes) {
+  const { client, calls } = fakeProxy(routes);
   return { client, sharing: new SharingClient(client), calls };
 }
 
