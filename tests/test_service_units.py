@@ -17,6 +17,8 @@ import yaml
 
 from infinstor_jupyterlab.service.company import filtered_page
 from infinstor_jupyterlab.service.config import ConfigError, load_config
+from infinstor_jupyterlab.service import db
+from infinstor_jupyterlab.service.changes import ChangeWatcher
 from infinstor_jupyterlab.service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, schema_table
 from infinstor_jupyterlab.service.oidc_auth import ClaimNames, InvalidToken
 from infinstor_jupyterlab.service.otlp import InvalidExport, trace_ids_in_export
@@ -189,7 +191,9 @@ def test_config_file_and_environment(tmp_path):
         ({"oidc": {"issuer": "i", "audience": "a"}, "tokens": {"default_days": 400}}, "default_days <= max_days"),
         ({"oidc": {"issuer": "i", "audience": "a"}, "browser": {"client_id": "ui"}}, "session_secret"),
         ({"oidc": {"issuer": "i", "audience": "a"}, "browser": {"scopes": "openid"}}, "needs browser.client_id"),
-        ({"oidc": {"issuer": "i", "audience": "a"}, "grant_cache_seconds": 3600}, "grant_cache_seconds"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "grant_cache_seconds": 7200}, "grant_cache_seconds"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "change_poll_seconds": 0}, "change_poll_seconds"),
+        ({"oidc": {"issuer": "i", "audience": "a"}, "change_poll_seconds": "soon"}, "must be numbers"),
     ],
 )
 def test_config_errors(tmp_path, data, message):
@@ -245,6 +249,75 @@ def test_store_roles_tokens_and_audit(tmp_path):
     store.record("globex", "dave", "CreateExperiment", 200, "experiment", "9")
     events = store.audit_log("acme")
     assert [(e["username"], e["action"], e["detail"]) for e in events] == [("alice", "CreateExperiment", {"k": 1})]
+
+
+def test_every_change_of_a_grant_token_or_groups_raises_its_counter(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    # A database made by the first release (schema 1) gains the counters on upgrade.
+    with engine.begin() as c:
+        schema_table.create(c)
+        db._v1(c)
+        c.execute(schema_table.insert().values(version=1))
+    migrate(engine)
+    store = ServiceStore(engine)
+    seen = store.change_versions()
+    assert seen == {"grants": 0, "tokens": 0}
+
+    def raised(**expected):
+        nonlocal seen
+        now = store.change_versions()
+        assert {k: now[k] - seen[k] for k in now} == {"grants": 0, "tokens": 0, **expected}
+        seen = now
+
+    store.grant("acme", "experiment", "1", "user", "bob", "reader", "alice")
+    raised(grants=1)
+    store.grant("acme", "experiment", "1", "user", "bob", "editor", "alice")  # a changed role
+    raised(grants=1)
+    assert store.revoke("acme", "experiment", "1", "user", "carol") is False
+    raised()  # nothing was revoked
+    assert store.revoke("acme", "experiment", "1", "user", "bob") is True
+    raised(grants=1)
+    store.rename_resource("acme", "registered_model", "a", "b")
+    raised(grants=1)
+    store.forget_resource("acme", "experiment", "1")
+    raised(grants=1)
+    token, record = store.create_token("acme", "alice", "ci", 3600)
+    raised()  # a new token cannot be in anyone's cache
+    assert store.revoke_token("acme", record.token_id, "bob") is False
+    raised()
+    assert store.revoke_token("acme", record.token_id, "alice") is True
+    raised(tokens=1)
+    store.see_user("acme", "alice", "a@x", ["vision"], refresh_every=0)
+    raised()  # a new user has no reused token
+    store.see_user("acme", "alice", "a@x", ["vision"], refresh_every=0)
+    raised()  # the same groups
+    store.see_user("acme", "alice", "a@x", ["vision", "nlp"], refresh_every=0)
+    raised(tokens=1)  # her API tokens act with her groups
+
+
+def test_change_watcher_reads_at_most_once_per_poll_and_never_answers_stale():
+    reads = []
+    failing = [False]
+
+    def read():
+        if failing[0]:
+            raise OSError("database away")
+        reads.append(time.monotonic())
+        return {"grants": len(reads)}
+
+    watcher = ChangeWatcher(read, poll_seconds=0.5)
+    assert watcher.version("grants") == 1
+    assert [watcher.version("grants") for _ in range(50)] == [1] * 50 and len(reads) == 1  # no read per call
+    time.sleep(0.55)
+    assert watcher.version("grants") == 2  # the next call after the poll interval reads again
+    assert watcher.version("tokens") is None  # a kind it never saw
+    failing[0] = True
+    time.sleep(0.55)
+    assert watcher.version("grants") == 2  # a failed read: the last value, while it is recent
+    time.sleep(0.55)
+    assert watcher.version("grants") is None  # then nothing: callers ask the database
+    failing[0] = False
+    assert watcher.version("grants") == 3
 
 
 # -- paging over a filtered stream ---------------------------------------------------------------------

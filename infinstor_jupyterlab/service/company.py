@@ -48,6 +48,7 @@ import jwt
 from . import job_tokens, private_views
 from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed
 from .config import ServiceConfig
+from .changes import ChangeWatcher
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, TOKEN_PREFIX, ServiceStore, split_api_token
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
 from .otlp import InvalidExport, trace_ids_in_export
@@ -196,8 +197,10 @@ class CompanyService:
         self.job_key = job_tokens.derive_key(config.job_token_secret) if config.job_token_secret else None
         self.browser = BrowserSignIn(config.browser, config.issuer, config.audience) if config.browser else None
         self._run_experiments = _LRU()
-        self._roles = _LRU(50_000)
-        self._api_tokens = _LRU(50_000)  # sha256(token) -> (record, groups, reuse until)
+        # Reused decisions: (what, reuse until, change counter they were made under); see changes.py.
+        self.changes = ChangeWatcher(store.change_versions, config.change_poll_seconds)
+        self._roles = _LRU(50_000)  # (org, user, groups, type, id) -> (rank, until, counter)
+        self._api_tokens = _LRU(50_000)  # sha256(token) -> ((record, groups), until, counter)
         self.audit = AuditWriter(store)
         self.failed_sign_ins = FailedSignIns(self.audit.add)
         self.audit.collectors.append(self.failed_sign_ins.collect)
@@ -238,26 +241,37 @@ class CompanyService:
         self.store.see_user(org, caller.username, caller.email, list(groups))
         return self._principal(caller.username, org, groups, caller.email, "oidc")
 
+    def _reused(self, cache: _LRU, key, kind: str):
+        """A decision cached under the current change counter of `kind`, or None."""
+        cached = cache.get(key)
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        return cached[0] if cached[2] == self.changes.version(kind) else None
+
+    def _reuse(self, cache: _LRU, key, value, counter: int | None) -> None:
+        if counter is not None and self.config.grant_cache_seconds > 0:
+            cache.put(key, (value, time.monotonic() + self.config.grant_cache_seconds, counter))
+
     def _api_token(self, token: str):
-        """(record, groups) of a valid API token. A token checked here is reused for at most
-        `grant_cache_seconds` (like a role): automation calls every few seconds, and two queries
-        per call were the largest share of the service's own database time under load. A token
-        revoked on this replica stops at once; on a peer within `grant_cache_seconds`."""
+        """(record, groups) of a valid API token. A token checked here is reused until a token or
+        a user's groups change anywhere (see changes.py), for at most `grant_cache_seconds`:
+        automation calls every few seconds, and two queries per call were the largest share of
+        the service's own database time under load."""
         key = hashlib.sha256(token.encode()).digest()
-        cached = self._api_tokens.get(key)
-        now = time.time()
-        if cached is not None and cached[2] > time.monotonic() and cached[0].expires_at > now:
-            return cached[0], cached[1]
+        cached = self._reused(self._api_tokens, key, "tokens")
+        if cached is not None and cached[0].expires_at > time.time():
+            return cached
+        counter = self.changes.version("tokens")  # read before the database: a change after it shows
         record, state = self.store.inspect_token(token)
         if state != "valid":
             raise InvalidToken("the API token is unknown, revoked or expired", f"{state}_api_token", _token_identity(token, record, state))
         groups = tuple(self.store.user_groups(record.org, record.username) or ())
-        if self.config.grant_cache_seconds > 0:
-            self._api_tokens.put(key, (record, groups, time.monotonic() + self.config.grant_cache_seconds))
+        self._reuse(self._api_tokens, key, (record, groups), counter)
         return record, groups
 
     def tokens_changed(self) -> None:
-        """This replica revoked a token: forget every token it reused."""
+        """This replica revoked a token: forget every token it reused now (peers follow the
+        change counter)."""
         self._api_tokens.clear()
 
     def sign_in_failed(self, authorization: bytes | None, error: InvalidToken, source: str) -> None:
@@ -313,18 +327,20 @@ class CompanyService:
         if who.is_admin:
             return RANK_ADMIN
         key = (who.org, who.username, who.groups, resource_type, str(resource_id))
-        cached = self._roles.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        cached = self._reused(self._roles, key, "grants")
+        if cached is not None:
+            return cached
+        counter = self.changes.version("grants")
         role = self.store.role_on(who.org, resource_type, resource_id, who.username, list(who.groups))
         rank = ROLE_RANK.get(role, 0)
         # Only roles held are reused: a resource created a moment ago must not stay hidden.
-        if rank and self.config.grant_cache_seconds > 0:
-            self._roles.put(key, (rank, time.monotonic() + self.config.grant_cache_seconds))
+        if rank:
+            self._reuse(self._roles, key, rank, counter)
         return rank
 
     def grants_changed(self) -> None:
-        """This replica changed grants: forget every role it reused."""
+        """This replica changed grants: forget every role it reused now (peers follow the change
+        counter)."""
         self._roles.clear()
 
     def run_experiment(self, org: str, run_id: str) -> str:

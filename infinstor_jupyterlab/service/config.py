@@ -46,9 +46,11 @@ class ServiceConfig:
     # Job-scoped tokens (for VMs): the signing secret; without it the service mints none.
     job_token_secret: str | None = field(default=None, repr=False)
     job_token_max_seconds: float = 24 * 3600.0
-    # How long a replica may reuse a role it looked up (roles it grants or revokes itself apply at
-    # once; a revocation made on another replica applies within this many seconds). 0: never.
-    grant_cache_seconds: float = 5.0
+    # How long a replica may reuse a role or an API token it checked, at most. Changes made through
+    # the service end the reuse at once on their replica and within about 2 x change_poll_seconds
+    # on the others (service/changes.py); this bound covers changes made around it. 0: never.
+    grant_cache_seconds: float = 300.0
+    change_poll_seconds: float = 1.0
     # Browser sign-in to the MLflow web UI (None: the UI needs a bearer token, e.g. via the lab's proxy).
     browser: BrowserConfig | None = None
 
@@ -92,7 +94,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds", "browser"}, "the configuration")
+    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds", "change_poll_seconds", "browser"}, "the configuration")
     for name, where in _ENV.items():
         if environ.get(name):
             target = data
@@ -150,11 +152,15 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         leeway = float(oidc.get("leeway", 30))
         default_days, max_days = float(tokens.get("default_days", 90)), float(tokens.get("max_days", 365))
         job_max = float(job_tokens.get("max_seconds", 24 * 3600))
-        grant_cache = float(data.get("grant_cache_seconds", 5))
+        grant_cache = float(data.get("grant_cache_seconds", 300))
+        change_poll = float(data.get("change_poll_seconds", 1))
     except (TypeError, ValueError):
-        raise ConfigError("oidc.leeway, tokens.default_days, tokens.max_days job_tokens.max_seconds and grant_cache_seconds must be numbers") from None
-    if not 0 <= grant_cache <= 300:
-        raise ConfigError("grant_cache_seconds must be between 0 and 300")
+        raise ConfigError("oidc.leeway, tokens.default_days, tokens.max_days, job_tokens.max_seconds, grant_cache_seconds "
+                          "and change_poll_seconds must be numbers") from None  # fmt: skip
+    if not 0 <= grant_cache <= 3600:
+        raise ConfigError("grant_cache_seconds must be between 0 and 3600")
+    if not 0.1 <= change_poll <= 60:
+        raise ConfigError("change_poll_seconds must be between 0.1 and 60")
     if not 0 < default_days <= max_days:
         raise ConfigError("tokens: need 0 < default_days <= max_days")
     secret = job_tokens.get("secret") or None
@@ -170,5 +176,5 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         models_org_readable=bool(defaults.get("registered_models_org_readable", False)),
         token_default_days=default_days, token_max_days=max_days,
         job_token_secret=None if secret is None else str(secret), job_token_max_seconds=job_max,
-        grant_cache_seconds=grant_cache, browser=browser_config,
+        grant_cache_seconds=grant_cache, change_poll_seconds=change_poll, browser=browser_config,
     )  # fmt: skip

@@ -84,13 +84,34 @@ audit = sa.Table(
 )  # fmt: skip
 
 
+# One counter per kind of cached decision ("grants", "tokens"), raised in the same transaction as
+# every change of that kind: a replica compares it, polled about once a second, with the counter
+# it saw when it cached a decision (service/changes.py), so a change on one replica reaches the
+# caches of every other within that poll.
+changes = sa.Table(
+    "infinstor_changes", metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)  # fmt: skip
+CHANGE_KINDS = ("grants", "tokens")
+
+
 def _v1(connection) -> None:
     for table in (users, grants, api_tokens, audit):
         table.create(connection, checkfirst=True)
 
 
+def _v2(connection) -> None:
+    changes.create(connection, checkfirst=True)
+    connection.execute(changes.insert(), [{"kind": kind, "version": 0} for kind in CHANGE_KINDS])
+
+
+def _bump(connection, kind: str) -> None:
+    connection.execute(changes.update().where(changes.c.kind == kind).values(version=changes.c.version + 1))
+
+
 # (version, step): each step brings the schema from version-1 to version. Append, never edit.
-MIGRATIONS = [(1, _v1)]
+MIGRATIONS = [(1, _v1), (2, _v2)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 ROLES = ("reader", "editor", "manager")
@@ -217,15 +238,17 @@ class ServiceStore:
         if seen and seen[0] == groups_json and seen[1] == email and now - seen[2] < refresh_every:
             return
         with self.engine.begin() as c:
-            row = c.execute(sa.select(users.c.id).where(users.c.org == org, users.c.username == username)).first()
+            row = c.execute(sa.select(users.c.groups).where(users.c.org == org, users.c.username == username)).first()
             if row is None:
                 try:
                     with c.begin_nested():
                         c.execute(users.insert().values(org=org, username=username, email=email, groups=groups_json, first_seen=now, last_seen=now))
                 except sa.exc.IntegrityError:
-                    row = True  # another replica provisioned it first
+                    row = (None,)  # another replica provisioned it first
             if row is not None:
                 c.execute(users.update().where(users.c.org == org, users.c.username == username).values(email=email, groups=groups_json, last_seen=now))
+                if row[0] != groups_json:
+                    _bump(c, "tokens")  # the user's API tokens act with these groups
         with self._seen_lock:
             self._seen[key] = (groups_json, email, now)
 
@@ -284,6 +307,7 @@ class ServiceStore:
             updated = c.execute(grants.update().where(*where).values(role=role, granted_by=granted_by, granted_at=now)).rowcount
             if not updated:
                 c.execute(grants.insert().values(**key, role=role, granted_by=granted_by, granted_at=now))
+            _bump(c, "grants")
 
     def revoke(self, org: str, resource_type: str, resource_id: str, principal_type: str, principal: str) -> bool:
         with self.engine.begin() as c:
@@ -291,6 +315,8 @@ class ServiceStore:
                 grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id),
                 grants.c.principal_type == principal_type, grants.c.principal == principal,
             )).rowcount  # fmt: skip
+            if deleted:
+                _bump(c, "grants")
         return bool(deleted)
 
     def list_grants(self, org: str, resource_type: str, resource_id: str) -> list[Grant]:
@@ -307,10 +333,12 @@ class ServiceStore:
         with self.engine.begin() as c:
             c.execute(grants.delete().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == new_id))
             c.execute(grants.update().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == old_id).values(resource_id=new_id))
+            _bump(c, "grants")
 
     def forget_resource(self, org: str, resource_type: str, resource_id: str) -> None:
         with self.engine.begin() as c:
             c.execute(grants.delete().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id)))
+            _bump(c, "grants")
 
     # -- API tokens ---------------------------------------------------------------------------
     def create_token(self, org: str, username: str, name: str, ttl_seconds: float) -> tuple[str, TokenRecord]:
@@ -371,7 +399,15 @@ class ServiceStore:
         if username is not None:
             where.append(api_tokens.c.username == username)
         with self.engine.begin() as c:
-            return bool(c.execute(api_tokens.update().where(*where).values(revoked_at=time.time())).rowcount)
+            revoked = bool(c.execute(api_tokens.update().where(*where).values(revoked_at=time.time())).rowcount)
+            if revoked:
+                _bump(c, "tokens")
+        return revoked
+
+    def change_versions(self) -> dict[str, int]:
+        """The change counters (see `changes`), one small read."""
+        with self.engine.connect() as c:
+            return {kind: int(version) for kind, version in c.execute(sa.select(changes.c.kind, changes.c.version))}
 
     # -- audit --------------------------------------------------------------------------------
     @staticmethod
