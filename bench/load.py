@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -215,6 +216,48 @@ http {{
                 self.proc.wait()
 
 
+def process_tree(pid: int | None) -> list[psutil.Process]:
+    if pid is None:
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+class CpuMeter:
+    """CPU-seconds each part of the harness used during the timed phase, from its processes'
+    counters sampled every few seconds: where the machine's cores went, and so what a request costs.
+    A process that appears later (new database connections) counts from zero, except in the parts
+    named in `sample(starting=...)`, whose new processes count from then on (the restarted replica,
+    once it is ready); one that dies counts up to its last sample (so sample just before a kill)."""
+
+    def __init__(self, parts: dict[str, Callable[[], list[psutil.Process]]]):
+        self.parts = parts
+        self.last: dict[tuple[str, int, float], float] = {}
+        self.used: Counter = Counter()
+
+    def sample(self, baseline: bool = False, starting: tuple[str, ...] = ()) -> None:
+        for name, processes in self.parts.items():
+            for process in processes():
+                try:
+                    times = process.cpu_times()
+                    key = (name, process.pid, process.create_time())
+                except psutil.Error:
+                    continue
+                total = times.user + times.system
+                if not baseline and (key in self.last or name not in starting):
+                    self.used[name] += total - self.last.get(key, 0.0)
+                self.last[key] = total
+
+    def report(self, requests: int, seconds: float) -> dict:
+        parts = {name: round(self.used[name], 1) for name in self.parts}
+        total = sum(self.used.values())
+        return {"seconds": parts, "total": round(total, 1), "cores_busy": round(total / seconds, 2),
+                "ms_per_request": {name: round(1000 * used / requests, 2) for name, used in {**parts, "total": total}.items()} if requests else {}}  # fmt: skip
+
+
 # -- the simulated users ------------------------------------------------------------------------------
 class Stats:
     def __init__(self):
@@ -228,6 +271,7 @@ class Stats:
         self.failures_per_request: dict[str, Counter] = defaultdict(Counter)
         self.errors: list[str] = []
         self.events: dict[str, float] = {}
+        self.cpu: CpuMeter | None = None
 
 
 class User:
@@ -439,7 +483,7 @@ def summarize(stats: Stats, t0: float, windows: list[tuple[float, float]], ramp:
     return result
 
 
-async def timed_phase(args, base, users, stats, replicas, cluster, samples) -> tuple[float, list[tuple[float, float]]]:
+async def timed_phase(args, base, users, stats, replicas, cluster, nginx, samples) -> tuple[float, list[tuple[float, float]]]:
     loop = asyncio.get_running_loop()
     t0 = stats.t0 = time.monotonic()
     stats.events["t0_wall"] = time.time()
@@ -468,21 +512,35 @@ async def timed_phase(args, base, users, stats, replicas, cluster, samples) -> t
                 sample["pg_connections"] = None
                 conn = None
             samples.append(sample)
+            stats.cpu.sample()
             await asyncio.sleep(5)
         if conn is not None and not conn.closed:
             conn.close()
 
+    booting: set[Replica] = set()  # a replica's start-up is not load: its CPU counts once it is ready
+    stats.cpu = CpuMeter({
+        "replicas": lambda: [p for r in replicas if r not in booting
+                             for p in process_tree(r.proc.pid if r.proc and r.proc.poll() is None else None)],
+        "postgresql": lambda: process_tree(cluster.postmaster_pid()),
+        "nginx": lambda: process_tree(nginx.proc.pid),
+        "client": lambda: [psutil.Process()],  # this process only: the users and the fault driver
+    })  # fmt: skip
+    stats.cpu.sample(baseline=True)
     sampler_task = asyncio.create_task(sampler())
     psutil.cpu_percent(None)
     victim = replicas[1]
     await asyncio.sleep(args.seconds * 0.35)
+    stats.cpu.sample()
     mark("replica_killed")
     victim.kill()
     await asyncio.sleep(max(0.0, t0 + args.seconds * 0.50 - time.monotonic()))
     mark("replica_restarting")
+    booting.add(victim)
     victim.start()
     ready_after = await loop.run_in_executor(None, victim.wait_ready)
     mark("replica_ready")
+    booting.discard(victim)
+    stats.cpu.sample(starting=("replicas",))
     stats.events["replica_start_seconds"] = round(ready_after, 1)
     await asyncio.sleep(max(0.0, t0 + args.seconds * 0.75 - time.monotonic()))
     stop_at[0] = min(max(stop_at[0], time.monotonic() + args.db_down + 15), t0 + args.seconds + 60)
@@ -494,6 +552,7 @@ async def timed_phase(args, base, users, stats, replicas, cluster, samples) -> t
     mark("database_started")
     await asyncio.gather(*tasks)
     await sampler_task
+    stats.cpu.sample()
     mark("users_done")
     stats.events["duration"] = round(time.monotonic() - t0, 2)
     events = stats.events
@@ -593,7 +652,7 @@ def main() -> int:
         print(f"[run] {args.users} users, one request each ~{args.think} s, for {args.seconds} s", flush=True)
         stats, samples = Stats(), []
         t0, windows = asyncio.run(asyncio.wait_for(
-            timed_phase(args, base, users, stats, replicas, cluster, samples), args.seconds + 300))  # fmt: skip
+            timed_phase(args, base, users, stats, replicas, cluster, nginx, samples), args.seconds + 300))  # fmt: skip
 
         print("[check] every acknowledged metric is stored", flush=True)
         results["verify"] = asyncio.run(asyncio.wait_for(verify(base, users), 600))
@@ -612,16 +671,20 @@ def main() -> int:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         results["machine"]["client_cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 1)
         results["machine"]["load1_during"] = [s["load1"] for s in samples]
+        results["cpu"] = stats.cpu.report(len(stats.requests), stats.events["duration"])
         results["pg_connections_max"] = max((s["pg_connections"] or 0) for s in samples) if samples else None
         results["replica_rss_mb_max"] = {r.name: max(s["rss_mb"][r.name] for s in samples) for r in replicas} if samples else None
         print(json.dumps({k: results[k] for k in ("summary", "verify", "events", "retried_attempts", "failed_attempts_per_request", "retried_by_time", "error_bodies", "errors_after_retries",
-                                                   "pg_connections_max", "replica_rss_mb_max", "machine")}, indent=2))  # fmt: skip
+                                                   "cpu", "pg_connections_max", "replica_rss_mb_max", "machine")}, indent=2))  # fmt: skip
         print("[nginx] requests per replica per 10 s:")
         for at, counts in results["nginx"]["per_bucket"].items():
             print(f"  {at:4d}s  {counts}")
         print(f"[nginx] statuses {results['nginx']['statuses']}; passed on, e.g.: {results['nginx']['passed_on_examples'][:4]}")
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
+        cpu = results["cpu"]
+        print(f"[cpu] {cpu['cores_busy']} of {psutil.cpu_count()} cores busy; CPU ms per request: "
+              + ", ".join(f"{name} {ms}" for name, ms in cpu["ms_per_request"].items()))  # fmt: skip
         s = results["summary"]
         passed = s["all"]["errors"] == 0 and results["verify"]["missing"] == 0
         print(f"[result] errors after retries: {s['all']['errors']}, missing metrics: {results['verify']['missing']}, "

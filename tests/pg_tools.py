@@ -23,6 +23,13 @@ class RestartablePostgres(PostgresCluster):
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "postgres.log"),
                    "-w", "-t", "60", "-o", self._options(), "start"])  # fmt: skip
 
+    def postmaster_pid(self) -> int | None:
+        """The server's main process, while it runs (its first line of postmaster.pid)."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
     def is_running(self) -> bool:
         result = subprocess.run(self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
                                 capture_output=True, timeout=30)  # fmt: skip
