@@ -61,7 +61,7 @@ sys.path.insert(0, str(REPO))
 
 from idp_fixture import AUDIENCE, IdP, free_port  # noqa: E402
 from pg_tools import RestartablePostgres  # noqa: E402
-from servers import stop_process_group  # noqa: E402
+from servers import process_tree, stop_process_group  # noqa: E402
 from service_fixture import user_token  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
@@ -137,8 +137,7 @@ class Replica:
         if not self.proc or self.proc.poll() is not None:
             return 0.0
         try:
-            parent = psutil.Process(self.proc.pid)
-            return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]) / 2**20
+            return sum(p.memory_info().rss for p in process_tree(self.proc.pid)) / 2**20
         except psutil.Error:
             return 0.0
 
@@ -214,16 +213,6 @@ http {{
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-
-
-def process_tree(pid: int | None) -> list[psutil.Process]:
-    if pid is None:
-        return []
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
 
 
 class CpuMeter:

@@ -120,3 +120,16 @@ def kill_processes_mentioning(text: str) -> None:
         except psutil.Error:
             pass
     psutil.wait_procs(victims, 10)
+
+
+def process_tree(pid: int | None) -> list:
+    """A process and all its descendants (psutil.Process), or [] when it is gone."""
+    import psutil
+
+    if pid is None:
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []

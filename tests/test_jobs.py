@@ -12,6 +12,7 @@ from tornado.httpclient import HTTPClientError
 
 from conftest import mlflow_api, wait_for_state
 from notebooks import failing_notebook, long_notebook, sklearn_training_notebook, write
+from servers import process_tree
 
 
 async def submit(jp_fetch, **body) -> dict:
@@ -164,13 +165,7 @@ def _descendants(job) -> list[psutil.Process]:
         if job["run_id"] in " ".join(proc.info["cmdline"] or []):
             pid = proc.pid
             break
-    if pid is None:
-        return []
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
+    return process_tree(pid)
 
 
 async def test_bad_job_requests_are_refused_with_reasons(jp_fetch, jp_root_dir):
