@@ -260,6 +260,8 @@ def test_every_change_of_a_grant_token_or_groups_raises_its_counter(tmp_path):
         c.execute(schema_table.insert().values(version=1))
     migrate(engine)
     store = ServiceStore(engine)
+    heard: list[str] = []  # what the store told its listeners (this process's caches)
+    store.listeners.append(heard.append)
     seen = store.change_versions()
     assert seen == {"grants": 0, "tokens": 0}
 
@@ -267,7 +269,9 @@ def test_every_change_of_a_grant_token_or_groups_raises_its_counter(tmp_path):
         nonlocal seen
         now = store.change_versions()
         assert {k: now[k] - seen[k] for k in now} == {"grants": 0, "tokens": 0, **expected}
+        assert sorted(heard) == sorted(kind for kind, n in expected.items() for _ in range(n))
         seen = now
+        heard.clear()
 
     store.grant("acme", "experiment", "1", "user", "bob", "reader", "alice")
     raised(grants=1)

@@ -201,6 +201,7 @@ class CompanyService:
         self.changes = ChangeWatcher(store.change_versions, config.change_poll_seconds)
         self._roles = _LRU(50_000)  # (org, user, groups, type, id) -> (rank, until, counter)
         self._api_tokens = _LRU(50_000)  # sha256(token) -> ((record, groups), until, counter)
+        store.listeners.append(self._forget_reused)
         self.audit = AuditWriter(store)
         self.failed_sign_ins = FailedSignIns(self.audit.add)
         self.audit.collectors.append(self.failed_sign_ins.collect)
@@ -269,10 +270,10 @@ class CompanyService:
         self._reuse(self._api_tokens, key, (record, groups), counter)
         return record, groups
 
-    def tokens_changed(self) -> None:
-        """This replica revoked a token: forget every token it reused now (peers follow the
-        change counter)."""
-        self._api_tokens.clear()
+    def _forget_reused(self, kind: str) -> None:
+        """This process changed grants or tokens: forget the decisions of that kind at once (other
+        replicas follow the change counters)."""
+        {"grants": self._roles, "tokens": self._api_tokens}[kind].clear()
 
     def sign_in_failed(self, authorization: bytes | None, error: InvalidToken, source: str) -> None:
         """Audit a refused credential (coalesced; see signin_audit). No credential is no sign-in."""
@@ -337,11 +338,6 @@ class CompanyService:
         if rank:
             self._reuse(self._roles, key, rank, counter)
         return rank
-
-    def grants_changed(self) -> None:
-        """This replica changed grants: forget every role it reused now (peers follow the change
-        counter)."""
-        self._roles.clear()
 
     def run_experiment(self, org: str, run_id: str) -> str:
         key = (org, run_id)
@@ -529,10 +525,10 @@ class CompanyService:
         outcome.audit = ("registered_model", name)
         if operation == "RenameRegisteredModel":
             new_name = _required(params, "new_name")
-            outcome.after = lambda status, _body: status == 200 and self._changed(self.store.rename_resource(who.org, "registered_model", name, new_name))
+            outcome.after = lambda status, _body: status == 200 and self.store.rename_resource(who.org, "registered_model", name, new_name)
             outcome.detail = {"new_name": new_name}
         elif operation == "DeleteRegisteredModel":
-            outcome.after = lambda status, _body: status == 200 and self._changed(self.store.forget_resource(who.org, "registered_model", name))
+            outcome.after = lambda status, _body: status == 200 and self.store.forget_resource(who.org, "registered_model", name)
 
     def _kind_create_model_version(self, who, operation, need, params, path_vars, outcome):
         name = _required(params, "name")
@@ -561,9 +557,6 @@ class CompanyService:
     def _kind_create_registered_model(self, who, operation, need, params, path_vars, outcome):
         outcome.after = lambda status, body: status == 200 and self._grant_on_create_model(who, body)
         outcome.audit = ("registered_model", params.get("name"))
-
-    def _changed(self, _result=None) -> None:
-        self.grants_changed()
 
     def _grant_on_create_experiment(self, who: Principal, body: bytes) -> None:
         experiment_id = str(json.loads(body)["experiment_id"])
@@ -891,9 +884,7 @@ class CompanyService:
             return 200, {"tokens": [r.to_json() for r in records]}, None
         if route.startswith("tokens/") and method == "DELETE":
             token_id = route[len("tokens/"):]
-            revoked = self.store.revoke_token(who.org, token_id, None if who.is_admin else who.username)
-            self.tokens_changed()
-            if not revoked:
+            if not self.store.revoke_token(who.org, token_id, None if who.is_admin else who.username):
                 raise not_found(f"No active token with id {token_id}")
             return 200, {}, ("api_token", token_id)
         if route == "permissions":
@@ -970,11 +961,8 @@ class CompanyService:
             if role not in ROLES:
                 raise bad_request(f"role must be one of {', '.join(ROLES)}")
             self.store.grant(who.org, resource_type, resource_id, principal_type, principal, role, who.username)
-            self.grants_changed()
             return 200, {"granted": {"principal_type": principal_type, "principal": principal, "role": role}}, entry
-        revoked = self.store.revoke(who.org, resource_type, resource_id, principal_type, principal)
-        self.grants_changed()
-        if not revoked:
+        if not self.store.revoke(who.org, resource_type, resource_id, principal_type, principal):
             raise not_found(f"{principal_type} {principal} holds no role on this {resource_type}")
         return 200, {"revoked": {"principal_type": principal_type, "principal": principal}}, entry
 

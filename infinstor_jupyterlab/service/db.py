@@ -19,6 +19,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -107,6 +108,7 @@ def _v2(connection) -> None:
 
 
 def _bump(connection, kind: str) -> None:
+    """Raise `kind`'s counter in the transaction that makes the change (see ServiceStore._changed)."""
     connection.execute(changes.update().where(changes.c.kind == kind).values(version=changes.c.version + 1))
 
 
@@ -224,6 +226,9 @@ class ServiceStore:
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine
+        # Told the kind ("grants", "tokens") of every change this store commits, so that caches of
+        # the same process forget at once; other processes follow the counters (changes.py).
+        self.listeners: list[Callable[[str], None]] = []
         self._seen: dict[tuple[str, str], tuple[str, str | None, float]] = {}
         self._seen_lock = threading.Lock()
 
@@ -237,6 +242,7 @@ class ServiceStore:
             seen = self._seen.get(key)
         if seen and seen[0] == groups_json and seen[1] == email and now - seen[2] < refresh_every:
             return
+        groups_changed = False
         with self.engine.begin() as c:
             row = c.execute(sa.select(users.c.groups).where(users.c.org == org, users.c.username == username)).first()
             if row is None:
@@ -248,9 +254,17 @@ class ServiceStore:
             if row is not None:
                 c.execute(users.update().where(users.c.org == org, users.c.username == username).values(email=email, groups=groups_json, last_seen=now))
                 if row[0] != groups_json:
+                    groups_changed = True
                     _bump(c, "tokens")  # the user's API tokens act with these groups
+        if groups_changed:
+            self._changed("tokens")
         with self._seen_lock:
             self._seen[key] = (groups_json, email, now)
+
+    def _changed(self, kind: str) -> None:
+        """After the commit of a change of `kind` (whose counter its transaction raised)."""
+        for listener in self.listeners:
+            listener(kind)
 
     def user_groups(self, org: str, username: str) -> list[str] | None:
         with self.engine.connect() as c:
@@ -308,6 +322,7 @@ class ServiceStore:
             if not updated:
                 c.execute(grants.insert().values(**key, role=role, granted_by=granted_by, granted_at=now))
             _bump(c, "grants")
+        self._changed("grants")
 
     def revoke(self, org: str, resource_type: str, resource_id: str, principal_type: str, principal: str) -> bool:
         with self.engine.begin() as c:
@@ -317,6 +332,8 @@ class ServiceStore:
             )).rowcount  # fmt: skip
             if deleted:
                 _bump(c, "grants")
+        if deleted:
+            self._changed("grants")
         return bool(deleted)
 
     def list_grants(self, org: str, resource_type: str, resource_id: str) -> list[Grant]:
@@ -334,11 +351,13 @@ class ServiceStore:
             c.execute(grants.delete().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == new_id))
             c.execute(grants.update().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == old_id).values(resource_id=new_id))
             _bump(c, "grants")
+        self._changed("grants")
 
     def forget_resource(self, org: str, resource_type: str, resource_id: str) -> None:
         with self.engine.begin() as c:
             c.execute(grants.delete().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id)))
             _bump(c, "grants")
+        self._changed("grants")
 
     # -- API tokens ---------------------------------------------------------------------------
     def create_token(self, org: str, username: str, name: str, ttl_seconds: float) -> tuple[str, TokenRecord]:
@@ -402,6 +421,8 @@ class ServiceStore:
             revoked = bool(c.execute(api_tokens.update().where(*where).values(revoked_at=time.time())).rowcount)
             if revoked:
                 _bump(c, "tokens")
+        if revoked:
+            self._changed("tokens")
         return revoked
 
     def change_versions(self) -> dict[str, int]:
