@@ -493,17 +493,12 @@ class CompanyService:
         self.check(self.rank(who, "experiment", experiment.experiment_id), need, missing)
 
     def _kind_run(self, who, operation, need, params, path_vars, outcome):
-        run_id = params.get("run_id") or params.get("run_uuid")
-        if not run_id:
-            raise bad_request("Missing value for required parameter 'run_id'.")
+        run_id = _required(params, "run_id", "run_uuid")
         self.check_run(who, run_id, need)
         outcome.audit = ("run", run_id)
 
     def _kind_runs(self, who, operation, need, params, path_vars, outcome):
-        run_ids = params.get_all("run_ids")
-        if not run_ids:
-            raise bad_request("Missing value for required parameter 'run_ids'.")
-        for run_id in run_ids:
+        for run_id in _required_all(params, "run_ids"):
             self.check_run(who, run_id, need)
 
     def _kind_logged_model(self, who, operation, need, params, path_vars, outcome):
@@ -678,11 +673,14 @@ class CompanyService:
             self._owning_experiments.put(key, experiment_id)
         return experiment_id
 
-    def check_trace(self, who: Principal, trace_id: str, need: str) -> str:
-        missing = f"Trace with ID '{trace_id}' not found."
-        experiment_id = self._owning_experiment(who.org, "trace", trace_id, _stores()[0].get_trace_info, missing)
-        self.check(self.rank(who, "experiment", experiment_id), need, missing)
+    def check_owned(self, who: Principal, kind: str, object_id: str, lookup: Callable[[str], Any], missing: str, need: str) -> str:
+        """The caller's role on the experiment a trace, issue or label schema belongs to."""
+        experiment_id = self._owning_experiment(who.org, kind, object_id, lookup, missing)
+        self.check(self.rank(who, "experiment", experiment_id), need, missing, f"experiment {experiment_id}")
         return experiment_id
+
+    def check_trace(self, who: Principal, trace_id: str, need: str) -> str:
+        return self.check_owned(who, "trace", trace_id, _stores()[0].get_trace_info, f"Trace with ID '{trace_id}' not found.", need)
 
     def check_traces_written_to(self, who: Principal, experiment_id: str, trace_ids, need: str) -> None:
         """Starting a trace or exporting its spans into `experiment_id` (already checked): MLflow
@@ -707,22 +705,20 @@ class CompanyService:
         if visible == 0:
             raise not_found(f"Dataset '{dataset_id}' not found")
         need_rank = ROLE_RANK.get(need, RANK_ADMIN)
-        if (visible if need_rank <= ROLE_RANK["reader"] else min(ranks)) < need_rank:
-            raise forbidden()
+        if need_rank <= ROLE_RANK["reader"]:
+            return
+        if min(ranks) < need_rank:
+            # (not naming them: some may be experiments the caller cannot see)
+            raise forbidden(f"Changing dataset {dataset_id} needs the {need} role on every experiment it is linked to.")
 
     def _kind_trace(self, who, operation, need, params, path_vars, outcome):
         # The path's id is the one MLflow acts on when there is one (it overrides the body's).
-        trace_id = path_vars.get("trace_id") or path_vars.get("request_id") or params.get("trace_id") or params.get("request_id")
-        if not trace_id:
-            raise bad_request("Missing value for required parameter 'trace_id'.")
+        trace_id = path_vars.get("trace_id") or path_vars.get("request_id") or _required(params, "trace_id", "request_id")
         self.check_trace(who, trace_id, need)
         outcome.audit = ("trace", trace_id)
 
     def _kind_traces(self, who, operation, need, params, path_vars, outcome):
-        trace_ids = params.get_all("trace_ids")
-        if not trace_ids:
-            raise bad_request("Missing value for required parameter 'trace_ids'.")
-        for trace_id in dict.fromkeys(trace_ids):  # every one of them
+        for trace_id in dict.fromkeys(_required_all(params, "trace_ids")):  # every one of them
             self.check_trace(who, trace_id, need)
 
     def _kind_trace_location(self, who, operation, need, params, path_vars, outcome):
@@ -825,16 +821,13 @@ class CompanyService:
 
     def _kind_issue(self, who, operation, need, params, path_vars, outcome):
         issue_id = path_vars.get("issue_id") or _required(params, "issue_id")
-        missing = f"Issue with ID '{issue_id}' not found."
-        experiment_id = self._owning_experiment(who.org, "issue", issue_id, _stores()[0].get_issue, missing)
-        self.check(self.rank(who, "experiment", experiment_id), need, missing)
+        self.check_owned(who, "issue", issue_id, _stores()[0].get_issue, f"Issue with ID '{issue_id}' not found.", need)
         outcome.audit = ("issue", issue_id)
 
     def _kind_label_schema(self, who, operation, need, params, path_vars, outcome):
         schema_id = _required(params, "schema_id")
         missing = f"Label schema with ID '{schema_id}' not found."
-        experiment_id = self._owning_experiment(who.org, "label_schema", schema_id, _stores()[0].get_label_schema, missing)
-        self.check(self.rank(who, "experiment", experiment_id), need, missing)
+        self.check_owned(who, "label_schema", schema_id, _stores()[0].get_label_schema, missing, need)
         outcome.audit = ("label_schema", schema_id)
 
     def _kind_span_export(self, who, operation, need, params, path_vars, outcome):
@@ -1120,11 +1113,19 @@ def _params(query: str, body: bytes | None, method: str = "POST") -> _Params:
     return _Params(parse_qs(query or "", keep_blank_values=False), body_json, method)
 
 
-def _required(params: _Params, name: str) -> str:
-    value = params.get(name)
-    if not value:
-        raise bad_request(f"Missing value for required parameter '{name}'.")
-    return value
+def _required(params: _Params, name: str, *aliases: str) -> str:
+    """A parameter MLflow requires (or the first of its older names that is given)."""
+    for candidate in (name, *aliases):
+        if value := params.get(candidate):
+            return value
+    raise bad_request(f"Missing value for required parameter '{name}'.")
+
+
+def _required_all(params: _Params, name: str) -> list[str]:
+    """A repeated parameter MLflow requires at least one value of."""
+    if values := params.get_all(name):
+        return values
+    raise bad_request(f"Missing value for required parameter '{name}'.")
 
 
 def _page_answer(response, field: str, items, token: str | None) -> tuple[int, bytes]:
