@@ -170,6 +170,21 @@ def postgres_cluster():
     cluster.stop()
 
 
+def company_server_on_each_backend(name: str):
+    """A module-scoped fixture: a CompanyServer on SQLite, then one on a database `name` of the
+    session's PostgreSQL cluster (the module's tests run once against each)."""
+
+    @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+    def company_server(request, idp, tmp_path_factory):
+        cluster = request.getfixturevalue("postgres_cluster") if request.param == "postgresql" else None
+        root = tmp_path_factory.mktemp(f"{name}-{request.param}")
+        server = CompanyServer(root, idp.issuer, backend_uri=cluster.create_database(name) if cluster else None)
+        yield server
+        server.stop()
+
+    return company_server
+
+
 @pytest.fixture(scope="module")
 def restartable_postgres():
     """A PostgreSQL cluster of the test module's own, which its tests may stop and start."""

@@ -21,7 +21,7 @@ import requests
 from idp_fixture import SHORT_CLIENT
 from infinstor_jupyterlab.service.db import ROLE_RANK
 from infinstor_jupyterlab.service.policy import KINDS, REFUSED, load_policy
-from service_fixture import CompanyServer, user_token
+from service_fixture import CompanyServer, company_server_on_each_backend, user_token
 
 pytestmark = pytest.mark.slow
 
@@ -424,13 +424,7 @@ def outcome(response: requests.Response, operation: str) -> str:
     return f"HTTP {code}: {response.text[:300]}"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def matrix_server(request, idp, tmp_path_factory):
-    cluster = request.getfixturevalue("postgres_cluster") if request.param == "postgresql" else None
-    root = tmp_path_factory.mktemp(f"matrix-{request.param}")
-    server = CompanyServer(root, idp.issuer, backend_uri=cluster.create_database("matrix") if cluster else None)
-    yield server
-    server.stop()
+matrix_server = company_server_on_each_backend("matrix")
 
 
 def test_every_operation_the_policy_names_has_a_case():

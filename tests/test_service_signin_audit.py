@@ -13,20 +13,14 @@ import sqlalchemy as sa
 
 from idp_fixture import SHORT_CLIENT
 from infinstor_jupyterlab.service.db import make_engine
-from service_fixture import CompanyServer, user_token
+from service_fixture import CompanyServer, company_server_on_each_backend, user_token
 
 pytestmark = pytest.mark.slow
 
 FLOOD = 25  # requests per bad credential
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def audit_server(request, idp, tmp_path_factory):
-    cluster = request.getfixturevalue("postgres_cluster") if request.param == "postgresql" else None
-    root = tmp_path_factory.mktemp(f"signin-audit-{request.param}")
-    server = CompanyServer(root, idp.issuer, backend_uri=cluster.create_database("signin_audit") if cluster else None)
-    yield server
-    server.stop()
+audit_server = company_server_on_each_backend("signin_audit")
 
 
 def _ok(response) -> dict:
