@@ -1246,9 +1246,9 @@ class CompanyASGIMiddleware:
         headers = [(k, v) for k, v in scope.get("headers") or [] if k != WORKSPACE_HEADER]
         authorization = next((v for k, v in headers if k == b"authorization"), None)
         try:
-            who, outcome, api_answer = await self._in_thread(self._decide, authorization, method, path, query, body, headers)
+            source = (scope.get("client") or ("",))[0] or ""
+            who, outcome, api_answer = await self._in_thread(self._decide, authorization, method, path, query, body, headers, source)
         except InvalidToken as exc:
-            self.service.sign_in_failed(authorization, exc, (scope.get("client") or ("",))[0] or "")
             return await _send(send, 401, _unauthenticated(str(exc)), [(b"www-authenticate", b'Bearer realm="infinstor"')])
         except VerifierUnavailable as exc:
             log.error("InfinStor company: %s", exc)
@@ -1311,9 +1311,13 @@ class CompanyASGIMiddleware:
         await _redirect(_adding_headers(send, [(b"set-cookie", c) for c in cookies]), location)
         return True
 
-    def _decide(self, authorization, method, path, query, body, headers=None):
+    def _decide(self, authorization, method, path, query, body, headers=None, source=""):
         service = self.service
-        who = service.authenticate(authorization)
+        try:
+            who = service.authenticate(authorization)
+        except InvalidToken as exc:
+            service.sign_in_failed(authorization, exc, source)  # in this worker thread, like every decision
+            raise
         if path.startswith(API_PREFIX):
             try:
                 status, data, entry = service.api(who, method, path, query, body)
