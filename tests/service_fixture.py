@@ -156,6 +156,9 @@ class PostgresCluster:
         self._run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name])
         return f"{self.url}/{name}"
 
+    def drop_database(self, name: str) -> None:
+        self._run([str(self.bin / "dropdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name])
+
     def stop(self) -> None:
         subprocess.run(self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
                        capture_output=True, timeout=60)  # fmt: skip

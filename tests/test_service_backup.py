@@ -98,7 +98,7 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
     assert api_token not in (root / "backup" / "manifest.json").read_text()
 
     # Wipe: the database and the artifact store are gone.
-    subprocess.run(restartable_postgres.as_user + [str(restartable_postgres.bin / "dropdb"), "-h", "127.0.0.1", "-p", str(restartable_postgres.port), "-U", "postgres", "mlflow"], check=True)
+    restartable_postgres.drop_database("mlflow")
     shutil.rmtree(server.root / "artifacts")
 
     # A damaged backup is refused before anything is written.
