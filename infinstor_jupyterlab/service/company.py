@@ -46,7 +46,7 @@ import requests
 import jwt
 
 from . import graphql_authz, job_tokens, private_views, web_ui
-from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed
+from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed, sign_in_page
 from .config import ServiceConfig
 from .changes import ChangeWatcher
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, TOKEN_PREFIX, ServiceStore, split_api_token
@@ -1238,6 +1238,8 @@ class CompanyASGIMiddleware:
                     send = _adding_headers(send, [(b"set-cookie", c) for c in set_cookies])
                 if token is None and method == "GET" and (_is_ui_path(path) or _wants_html(scope)):
                     target = path + (f"?{query}" if query else "")
+                    if path == "/":  # MLflow's UI: its route is in the fragment, which only the page sees
+                        return await _send(send, 200, sign_in_page(target), headers=_HTML)
                     return await _redirect(send, f"{LOGIN_PATH}?{urlencode({'next': target})}")
                 if token is not None:
                     cookie_auth = True
@@ -1444,6 +1446,9 @@ def _adding_headers(send, extra: list[tuple[bytes, bytes]]):
         await send(message)
 
     return sending
+
+
+_HTML = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]
 
 
 async def _redirect(send, location: str):

@@ -13,8 +13,8 @@ operation, by the same code and the same policy:
    `CompanyService.authorize_operation` with the field's input: an id the caller holds no role on
    fails the field with the message of an id that does not exist, a search runs over what the
    caller may read (the REST private views, page for page). Nested fields that load more than
-   their parent are checked too: a run's `experiment` is null unless the caller may read that
-   experiment (a run can be readable through a registered model version alone), and a run's
+   their parent are checked too: a run's `experiment` is its id alone unless the caller may read
+   that experiment (a run can be readable through a registered model version alone), and a run's
    `modelVersions` keep only models the caller may read.
 
 The graphene middleware reaches MLflow through the hook MLflow's own basic-auth plugin uses for its
@@ -200,13 +200,17 @@ def _root_field(caller: GraphQLCaller, next, root, info, args):
 
 
 def _run_experiment(caller: GraphQLCaller, next, root, info, args):
-    """A run's experiment: only if the caller may read it (GetExperiment's policy)."""
+    """A run's experiment, if the caller may read it (GetExperiment's policy). A run readable only
+    through a registered model version gets its experiment's id alone (already in the run): no
+    name, tags or location, and MLflow's run page still renders."""
+    from mlflow.protos.service_pb2 import Experiment
+
     from .company import Refusal
 
     try:
         _authorize(caller, "GetExperiment", {"experiment_id": root.info.experiment_id})
     except Refusal:
-        return None
+        return Experiment(experiment_id=root.info.experiment_id)
     return next(root, info, **args)
 
 

@@ -11,6 +11,8 @@ stays refused by `company`:
   `GET .../metrics/get-history-bulk`: GetMetricHistory's policy on every run it names.
 - `users/current`: the signed-in identity, as MLflow's UI asks its auth plugin for it. Not an
   MLflow admin (`is_admin` false): MLflow's user and role management pages are not this service's.
+  The account page's roles and permissions (`users/roles/list` of oneself, `users/current/permissions`)
+  are the caller's grants: their own, each of their groups' and their organisation's.
 - The Assistant is off: its configuration answers "no provider, no remote access" and everything
   else of it is refused (it runs an agent on the server with the server's credentials).
 - UI telemetry is off: its configuration says disabled, and records are answered "disabled" here,
@@ -40,8 +42,14 @@ _GATEWAY_UI = frozenset({
 })  # fmt: skip
 ASSISTANT_OFF = ("The MLflow Assistant is turned off on this service: it runs an agent on the server with the "
                  "server's credentials, which an organisation's member must not have.")  # fmt: skip
-WORKSPACE_KEY = "mlflow.activeWorkspace"  # MLflow's UI keeps the selected workspace under this key
-ASSISTANT_OPENED_KEY = "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1"  # ... and whether it opened the Assistant once
+# What MLflow's UI keeps in the browser's local storage, set by the page for the caller: the selected
+# workspace, and the UI's own settings of what this service turns off (as JSON).
+WORKSPACE_KEY = "mlflow.activeWorkspace"
+UI_SETTINGS = {
+    "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": True,  # do not open the Assistant panel on first visit
+    "mlflow.settings.telemetry.enabled_v1": False,  # UI telemetry off (the settings page shows it so)
+    "mlflow.telemetry.info.alert.dismissed_v1": True,  # no "MLflow collects usage data" banner
+}
 
 
 def decide(service, who, method: str, path: str, query: str, body: bytes | None):
@@ -56,8 +64,7 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
         page = _index_page(who.org)
         if page is None:
             return None  # MLflow's source install has no page: MLflow answers
-        return Outcome(who, respond=(200, page), respond_headers=[
-            (b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")])  # fmt: skip
+        return Outcome(who, respond=(200, page), respond_headers=[(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")])
     args = parse_qs(query or "")
     if method == "GET" and path == "/get-artifact":
         run_id = _first(args, "run_id") or _first(args, "run_uuid") or _missing("run_id")
@@ -75,8 +82,17 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
             service.check_run(who, run_id, need)
         return Outcome(who, "GetMetricHistory")
     if method == "GET" and path in ("/api/2.0/mlflow/users/current", f"{_AJAX2}/users/current"):
-        user = {"id": None, "username": who.username, "is_admin": False}
+        user = {"id": service.store.user_id(who.org, who.username), "username": who.username, "is_admin": False}
         return Outcome(who, respond=(200, _json({"user": user, "is_basic_auth": False})))
+    if method == "GET" and path in (f"{_AJAX3}/users/roles/list", "/api/3.0/mlflow/users/roles/list"):
+        if _first(args, "username") not in (None, who.username):
+            raise forbidden("You may list your own roles only.")
+        return Outcome(who, respond=(200, _json({"roles": _roles(service, who)})))
+    if method == "GET" and path in (f"{_AJAX3}/users/current/permissions", "/api/3.0/mlflow/users/current/permissions"):
+        rows = [{"role_id": role["id"], "role_name": role["name"], "workspace": role["workspace"], **{
+            k: grant[k] for k in ("resource_type", "resource_pattern", "permission")}}
+            for role in _roles(service, who) for grant in role["permissions"]]  # fmt: skip
+        return Outcome(who, respond=(200, _json({"is_admin": False, "permissions": rows})))
     if path.startswith(f"{_AJAX3}/assistant/"):
         if method == "GET" and path == f"{_AJAX3}/assistant/config":
             return Outcome(who, respond=(200, _json({"providers": {}, "projects": {}, "remote_access_allowed": False})))
@@ -88,10 +104,38 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
             return Outcome(who, respond=(200, _json({"disable_ui_telemetry": True, "disable_ui_events": [], "ui_rollout_percentage": 0})))
         return Outcome(who, respond=(200, _json({"status": "disabled"})))
     if path in _GATEWAY_UI or path.startswith("/gateway/"):
-        if not who.is_admin:
-            raise forbidden("The AI gateway is reserved to organisation admins.")
-        return Outcome(who, "Gateway")
+        if who.is_admin:
+            return Outcome(who, "Gateway")
+        if method == "GET" and path == f"{_AJAX2}/gateway-proxy":
+            # Every experiment's runs page lists the gateway's endpoints: a member has none.
+            return Outcome(who, respond=(200, _json({"endpoints": []})))
+        raise forbidden("The AI gateway is reserved to organisation admins.")
     return None
+
+
+_PERMISSION = {"reader": "READ", "editor": "EDIT", "manager": "MANAGE"}  # MLflow's names of our roles
+
+
+def _roles(service, who) -> list[dict]:
+    """The caller's grants as MLflow's account page shows roles: one for the user's own grants
+    (MLflow's "direct permissions"), one per group and one for the organisation."""
+    from .db import ROLE_RANK
+
+    user_id = service.store.user_id(who.org, who.username) or 0
+    principals = [("user", who.username, f"__user_{user_id}__", "Your own roles")]
+    for group in who.groups:
+        admins = group in service.config.org_admin_groups
+        principals.append(("group", group, f"group:{group}", "Organisation admins: manager of everything in the "
+                           "organisation" if admins else f"Roles of the group {group}"))  # fmt: skip
+    principals.append(("org", who.org, f"organisation:{who.org}", f"Roles of everyone in {who.org}"))
+    held = service.store.grants_held(who.org, who.username, list(who.groups))
+    roles = []
+    for number, (kind, name, role_name, description) in enumerate(principals, start=1):
+        grants = sorted((g for g in held if (g.principal_type, g.principal) == (kind, name)), key=lambda g: -ROLE_RANK[g.role])
+        roles.append({"id": number, "name": role_name, "workspace": who.org, "description": description, "permissions": [
+            {"id": index, "role_id": number, "resource_type": g.resource_type, "resource_pattern": g.resource_id,
+             "permission": _PERMISSION[g.role]} for index, g in enumerate(grants, start=1)]})  # fmt: skip
+    return roles
 
 
 def _need(service, who, operation: str) -> str:
@@ -131,20 +175,17 @@ def _mlflow_page() -> bytes | None:
         return _page["index"]
 
 
-# Runs before MLflow's UI (a deferred script): selects the organisation's workspace (remembered and
-# in the page's route, as MLflow's own workspace picker leaves them) and marks the Assistant as
-# already opened once, so that its panel does not open by itself.
-_SELECT_WORKSPACE = """<script>(function(w){try{localStorage.setItem(%(key)s,w);localStorage.setItem(%(assistant)s,"true")}catch(e){}
+# Runs before MLflow's UI (a deferred script): selects the organisation's workspace, remembered and
+# in the page's route as MLflow's own workspace picker leaves them, and sets UI_SETTINGS.
+_SELECT_WORKSPACE = """<script>(function(w,s){try{localStorage.setItem(%(key)s,w);for(var k in s)localStorage.setItem(k,JSON.stringify(s[k]))}catch(e){}
 var h=location.hash||"#/",i=h.indexOf("?"),p=new URLSearchParams(i<0?"":h.slice(i+1));
 if(!p.get("workspace")){p.set("workspace",w);history.replaceState(history.state,"",location.pathname+location.search+(i<0?h:h.slice(0,i))+"?"+p)}
-})(%(org)s)</script>"""
+})(%(org)s,%(settings)s)</script>"""
 
 
 def _index_page(org: str) -> bytes | None:
     page = _mlflow_page()
     if page is None or b"</head>" not in page:
         return None
-    script = _SELECT_WORKSPACE % {
-        "org": json.dumps(org), "key": json.dumps(WORKSPACE_KEY), "assistant": json.dumps(ASSISTANT_OPENED_KEY),
-    }  # fmt: skip
+    script = _SELECT_WORKSPACE % {"org": json.dumps(org), "key": json.dumps(WORKSPACE_KEY), "settings": json.dumps(UI_SETTINGS)}
     return page.replace(b"</head>", script.encode() + b"</head>", 1)
