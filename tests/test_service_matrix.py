@@ -748,7 +748,9 @@ def test_graphql_nested_fields_and_foreign_ids_leak_nothing(matrix_server, idp):
 def test_graphql_refuses_what_it_cannot_authorize(matrix_server, idp):
     """Only MLflow's own operations, each authorized: anything else is refused with a clear message."""
     server = matrix_server
-    alice = user_token(idp, "alice")
+    alice, frank = user_token(idp, "alice"), user_token(idp, "frank")
+    newest_audit = lambda: [e["id"] for e in _ok(server.infinstor("GET", "audit", frank, params={"limit": 1}))["events"]]  # noqa: E731
+    audited = newest_audit()
     echo = server.call("POST", "graphql", alice, json={"query": '{ test(inputString: "x") { output } }'})
     assert echo.status_code == 403 and "test" in echo.json()["message"] and "mlflowGetRun" in echo.json()["message"]
     introspection = server.call("POST", "graphql", alice, json={"query": "{ __schema { types { name } } }"})
@@ -763,3 +765,4 @@ def test_graphql_refuses_what_it_cannot_authorize(matrix_server, idp):
     assert server.call("GET", "graphql", alice, params={"query": "{ __typename }"}).status_code == 405
     assert server.call("POST", "graphql", None, json={"query": "{ __typename }"}).status_code == 401
     assert _ok(server.call("POST", "graphql", alice, json={"query": "{ __typename }"}))["data"] == {"__typename": "Query"}
+    assert newest_audit() == audited  # GraphQL only reads: refused or not, it leaves no audit record

@@ -216,6 +216,7 @@ def pages_of_the_experiment(world: World) -> list[tuple[str, str, tuple[str, ...
     compare = f"#/compare-runs?runs={json.dumps([run, other])}&experiments={json.dumps([e])}"
     return [
         ("experiments", "#/experiments", (EXPERIMENT,)),
+        ("experiment", f"#/experiments/{e}", (EXPERIMENT, "Overview")),  # its default page (GenAI overview)
         ("runs-table", f"#/experiments/{e}/runs", ("webui-run-0", "webui-run-1")),
         ("charts", f"#/experiments/{e}/runs?compareRunsMode=CHART", ("accuracy",)),
         ("run-overview", f"#/experiments/{e}/runs/{run}", ("webui-run-0", "learning_rate", EXPERIMENT)),

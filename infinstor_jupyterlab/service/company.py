@@ -1349,7 +1349,7 @@ class CompanyASGIMiddleware:
         except Refusal as refusal:
             matched = match_route(method, path)
             action = matched[0] if matched else method
-            is_write = not is_read(matched[0]) if matched else method != "GET"
+            is_write = not is_read(matched[0]) if matched else not web_ui.is_read(method, path)
             raise _Denied(who, refusal, action, (None, None) if is_write else None) from None
 
     async def _forward(self, scope, receive, send, outcome: Outcome) -> int:

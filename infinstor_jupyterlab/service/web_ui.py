@@ -49,6 +49,7 @@ UI_SETTINGS = {
     "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": True,  # do not open the Assistant panel on first visit
     "mlflow.settings.telemetry.enabled_v1": False,  # UI telemetry off (the settings page shows it so)
     "mlflow.telemetry.info.alert.dismissed_v1": True,  # no "MLflow collects usage data" banner
+    "mlflow.detectIssues.guidanceShown_v1": True,  # no tip for Detect Issues (server-side LLM jobs: refused)
 }
 
 
@@ -66,14 +67,15 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
             return None  # MLflow's source install has no page: MLflow answers
         return Outcome(who, respond=(200, page), respond_headers=[(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")])
     args = parse_qs(query or "")
-    if method == "GET" and path == "/get-artifact":
+    reads = method in ("GET", "HEAD")
+    if reads and path == "/get-artifact":
         run_id = _first(args, "run_id") or _first(args, "run_uuid") or _missing("run_id")
         service.check_run(who, run_id, _need(service, who, "DownloadArtifact"))
         return Outcome(who, "DownloadArtifact")
-    if method == "GET" and path == "/model-versions/get-artifact":
+    if reads and path == "/model-versions/get-artifact":
         service.check_model(who, _first(args, "name") or _missing("name"), _need(service, who, "DownloadArtifact"))
         return Outcome(who, "DownloadArtifact")
-    if method == "GET" and (found := _LOGGED_MODEL_FILES.match(path)):
+    if reads and (found := _LOGGED_MODEL_FILES.match(path)):
         service.check_logged_model(who, found["model_id"], _need(service, who, "DownloadArtifact"))
         return Outcome(who, "DownloadArtifact")
     if method == "GET" and path == f"{_AJAX2}/metrics/get-history-bulk":
@@ -122,7 +124,7 @@ def _roles(service, who) -> list[dict]:
     from .db import ROLE_RANK
 
     user_id = service.store.user_id(who.org, who.username) or 0
-    principals = [("user", who.username, f"__user_{user_id}__", "Your own roles")]
+    principals = [("user", who.username, f"__user_{user_id}__", "Given to you")]
     for group in who.groups:
         admins = group in service.config.org_admin_groups
         principals.append(("group", group, f"group:{group}", "Organisation admins: manager of everything in the "
@@ -136,6 +138,12 @@ def _roles(service, who) -> list[dict]:
             {"id": index, "role_id": number, "resource_type": g.resource_type, "resource_pattern": g.resource_id,
              "permission": _PERMISSION[g.role]} for index, g in enumerate(grants, start=1)]})  # fmt: skip
     return roles
+
+
+def is_read(method: str, path: str) -> bool:
+    """A call that changes nothing (refused ones are audited only if they would have): GETs, and
+    GraphQL, whose every field MLflow serves is a read."""
+    return method in ("GET", "HEAD") or path == "/graphql"
 
 
 def _need(service, who, operation: str) -> str:
