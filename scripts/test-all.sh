@@ -8,6 +8,8 @@ root=$(pwd)
 results="$root/.test-results"
 rm -rf "$results" && mkdir -p "$results"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+# Browser tests keep their screenshots here (e.g. service-webui/, the walk of MLflow's web UI).
+export INFINSTOR_TEST_RESULTS="$results"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 step() { printf '\n==== %s ====\n' "$*"; }

@@ -82,4 +82,7 @@ def _create_company_app(flask_app):
     from .outage import DatabaseOutageASGIMiddleware
 
     service = CompanyService(config, policy, ServiceStore(engine))
+    from .graphql_authz import install as authorize_graphql
+
+    authorize_graphql()  # MLflow's GraphQL executor checks each field with the service
     return HandlerThreadLimit(DatabaseOutageASGIMiddleware(CompanyASGIMiddleware(create_fastapi_app(flask_app), service), engine))

@@ -4,7 +4,9 @@ A browser cannot attach a bearer token, so the service runs the OpenID Connect a
 flow with PKCE itself and keeps the resulting tokens in an encrypted, HttpOnly cookie:
 
 - `GET /infinstor/auth/login?next=/path`: to the provider's sign-in page. State, PKCE verifier
-  and the page to return to travel in a short-lived encrypted cookie.
+  and the page to return to travel in a short-lived encrypted cookie. MLflow's UI page (`/`)
+  opened without a session gets `sign_in_page`, which adds the address's fragment (the UI's route)
+  to `next`, so a deep link lands on its page after signing in.
 - `GET <redirect_path>` (the callback): checks the state, exchanges the code, checks the access
   token like any bearer token, and sets the session cookie.
 - `GET /infinstor/auth/logout`: forgets the session.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import secrets
 import threading
@@ -70,6 +73,25 @@ def _cookie(name: str, value: str, *, path: str = "/", max_age: int | None = Non
     if secure:
         parts.append("Secure")
     return "; ".join(parts).encode("latin-1")
+
+
+def _script_value(value: str) -> str:
+    """A string as a JavaScript literal that is safe inside an HTML <script>."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def sign_in_page(next_path: str) -> bytes:
+    """What a browser without a session gets for MLflow's UI page (`/`): it goes on to the sign-in
+    with the address's fragment in `next` (MLflow's UI keeps its routes there, which never reach a
+    server), so that a deep link such as the run link MLflow's client prints lands on its page."""
+    target = safe_next(next_path)
+    fallback = html.escape(f"{LOGIN_PATH}?{urlencode({'next': target})}", quote=True)
+    return (
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signing in</title>"
+        f"<noscript><meta http-equiv=\"refresh\" content=\"0;url={fallback}\"></noscript>"
+        f"<script>location.replace({_script_value(LOGIN_PATH + '?next=')}+encodeURIComponent({_script_value(target)}+location.hash))</script>"
+        f"</head><body><a href=\"{fallback}\">Sign in</a></body></html>"
+    ).encode()
 
 
 def safe_next(value: str | None) -> str:

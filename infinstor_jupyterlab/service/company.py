@@ -45,8 +45,8 @@ import requests
 
 import jwt
 
-from . import job_tokens, private_views
-from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed
+from . import graphql_authz, job_tokens, private_views, web_ui
+from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed, sign_in_page
 from .config import ServiceConfig
 from .changes import ChangeWatcher
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, TOKEN_PREFIX, ServiceStore, split_api_token
@@ -112,9 +112,11 @@ class Outcome:
     body: bytes | None = None  # a rewritten request body to send instead of the client's
     query: str | None = None  # a rewritten query string to send instead of the client's
     respond: tuple[int, bytes] | None = None  # answer here, do not call MLflow
+    respond_headers: list[tuple[bytes, bytes]] | None = None  # with these headers (default: JSON)
     after: Callable[[int, bytes], None] | None = None  # runs before the response leaves (grants)
     audit: tuple[str | None, str | None] | None = None  # (resource type, id) of a write to audit
     detail: dict | None = None
+    graphql: Any = None  # the caller, for MLflow's GraphQL executor (see graphql_authz)
 
 
 class _LRU:
@@ -440,10 +442,22 @@ class CompanyService:
             audit = ("run", who.job_scope.claims.run_id) if is_write else None
             return Outcome(who, matched[0] if matched else None, audit=audit)
         if matched is None:
+            # The web UI's pages and its calls outside MLflow's REST API (GraphQL, ...).
+            if (ui := web_ui.decide(self, who, method, path, query, body)) is not None:
+                return ui
             if _is_ui_path(path):
                 return Outcome(who)
             raise forbidden("This operation is not available on this service.")
         operation, path_vars = matched
+        # An OTLP export's body is protobuf or OTLP/JSON, read by its own handler, never as MLflow JSON.
+        params = _params(query, None if KINDS.get(operation) == "span_export" else body, method)
+        params.raw_body = body
+        params.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers or []}
+        return self.authorize_operation(who, operation, params, path_vars)
+
+    def authorize_operation(self, who: Principal, operation: str, params: _Params, path_vars: dict[str, str]) -> Outcome:
+        """The policy and resource checks of one MLflow operation, from its parameters (a REST
+        request's, or the input of the GraphQL field that mirrors it)."""
         kind = KINDS.get(operation)
         if kind is None:
             reason = REFUSED.get(operation)
@@ -451,15 +465,11 @@ class CompanyService:
         need = self.policy.role_for(operation)
         if need == "admin" and not who.is_admin:
             raise forbidden(f"{operation} is reserved to organisation admins.")
-        # An OTLP export's body is protobuf or OTLP/JSON, read by its own handler, never as MLflow JSON.
-        params = _params(query, None if kind == "span_export" else body, method)
-        params.raw_body = body
-        params.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers or []}
         outcome = Outcome(who, operation)
         handler = getattr(self, "_kind_" + kind.rstrip("!"))
         handler(who, operation, need, params, path_vars, outcome)
         if operation == "CreateRun" and outcome.respond is None:
-            outcome.body = rewrite_create_run(outcome.body if outcome.body is not None else (body or b"{}"), who.username)
+            outcome.body = rewrite_create_run(outcome.body if outcome.body is not None else (params.raw_body or b"{}"), who.username)
         if is_read(operation):
             outcome.audit = None
         elif outcome.audit is None:
@@ -1228,6 +1238,8 @@ class CompanyASGIMiddleware:
                     send = _adding_headers(send, [(b"set-cookie", c) for c in set_cookies])
                 if token is None and method == "GET" and (_is_ui_path(path) or _wants_html(scope)):
                     target = path + (f"?{query}" if query else "")
+                    if path == "/":  # MLflow's UI: its route is in the fragment, which only the page sees
+                        return await _send(send, 200, sign_in_page(target), headers=_HTML)
                     return await _redirect(send, f"{LOGIN_PATH}?{urlencode({'next': target})}")
                 if token is not None:
                     cookie_auth = True
@@ -1270,7 +1282,7 @@ class CompanyASGIMiddleware:
         if api_answer is not None:
             return await _send(send, api_answer[0], api_answer[1])
         if outcome.respond is not None:
-            return await _send(send, *outcome.respond)
+            return await _send(send, *outcome.respond, headers=outcome.respond_headers)
         new_body = outcome.body if outcome.body is not None else body
         headers.append((WORKSPACE_HEADER, who.org.encode()))
         if new_body is not None:
@@ -1280,7 +1292,12 @@ class CompanyASGIMiddleware:
             scope["query_string"] = outcome.query.encode("latin-1")
         if new_body is not None:
             receive = _replay(new_body, receive)
-        status = await self._forward(scope, receive, send, outcome)
+        # MLflow's GraphQL executor finds the caller here (its worker thread gets a copy of this context).
+        caller = graphql_authz.CALLER.set(outcome.graphql)
+        try:
+            status = await self._forward(scope, receive, send, outcome)
+        finally:
+            graphql_authz.CALLER.reset(caller)
         if outcome.audit is not None:
             await self._in_thread(self.service.record, who, outcome.operation or method, status, outcome.audit, outcome.detail)
         return None
@@ -1332,7 +1349,7 @@ class CompanyASGIMiddleware:
         except Refusal as refusal:
             matched = match_route(method, path)
             action = matched[0] if matched else method
-            is_write = not is_read(matched[0]) if matched else method != "GET"
+            is_write = not is_read(matched[0]) if matched else not web_ui.is_read(method, path)
             raise _Denied(who, refusal, action, (None, None) if is_write else None) from None
 
     async def _forward(self, scope, receive, send, outcome: Outcome) -> int:
@@ -1431,16 +1448,21 @@ def _adding_headers(send, extra: list[tuple[bytes, bytes]]):
     return sending
 
 
+_HTML = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]
+
+
 async def _redirect(send, location: str):
     await send({"type": "http.response.start", "status": 302,
                 "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0"), (b"cache-control", b"no-store")]})  # fmt: skip
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _send(send, status: int, body: bytes, extra_headers: list | None = None):
+async def _send(send, status: int, body: bytes, extra_headers: list | None = None, headers: list | None = None):
+    """A whole response: JSON unless `headers` say otherwise (then they replace the content type)."""
     await send({
         "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())] + (extra_headers or []),
+        "headers": (headers or [(b"content-type", b"application/json")]) + [(b"content-length", str(len(body)).encode())]
+        + (extra_headers or []),
     })  # fmt: skip
     await send({"type": "http.response.body", "body": body})
     return None

@@ -336,6 +336,22 @@ class ServiceStore:
             self._changed("grants")
         return bool(deleted)
 
+    def grants_held(self, org: str, username: str, groups: list[str]) -> list[Grant]:
+        """Every grant to the user, one of their groups or their organisation."""
+        query = (
+            sa.select(grants.c.resource_type, grants.c.resource_id, grants.c.principal_type, grants.c.principal,
+                      grants.c.role, grants.c.granted_by, grants.c.granted_at)
+            .where(grants.c.org == org, self._principal_clause(username, groups, org))
+            .order_by(grants.c.principal_type, grants.c.principal, grants.c.resource_type, grants.c.resource_id)
+        )  # fmt: skip
+        with self.engine.connect() as c:
+            return [Grant(*row) for row in c.execute(query)]
+
+    def user_id(self, org: str, username: str) -> int | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(users.c.id).where(users.c.org == org, users.c.username == username)).first()
+        return None if row is None else int(row[0])
+
     def list_grants(self, org: str, resource_type: str, resource_id: str) -> list[Grant]:
         query = (
             sa.select(grants.c.resource_type, grants.c.resource_id, grants.c.principal_type, grants.c.principal,
