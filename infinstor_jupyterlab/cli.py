@@ -6,6 +6,7 @@
     infinstor whoami [--service URL] [--json]
     infinstor token create --name NAME [--days N] | list [--all] | revoke ID   API tokens (company service)
     infinstor share list|grant|revoke (--experiment ID | --model NAME) [--user U | --group G | --org O] [--role R]
+    infinstor share org-readable [--dry-run]                          share every model with the organisation (admins)
     infinstor project NOTEBOOK [-o DIR] [--include-folder]            notebook -> MLflow project
     infinstor agent [--config FILE] [--instance-id ID]                the job agent of an EC2 VM
 
@@ -94,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         if action == "grant":
             command.add_argument("--role", required=True, choices=("reader", "editor", "manager"))
         command.add_argument("--json", action="store_true", help="Print JSON.")
+    org_readable = share_sub.add_parser(
+        "org-readable", parents=[common],
+        help="Give your organisation read access to every registered model that has no organisation grant yet (organisation admins).",
+    )  # fmt: skip
+    org_readable.add_argument("--dry-run", action="store_true", help="Only list the models it would share.")
+    org_readable.add_argument("--json", action="store_true", help="Print JSON.")
     project = sub.add_parser("project", help="Turn a notebook into a standard MLflow project directory.")
     project.add_argument("notebook", help="The notebook (.ipynb); its cell tagged `parameters` becomes the entry point's parameters.")
     project.add_argument("-o", "--output", default=None, metavar="DIR", help="Where to write the project (default: <notebook>-mlproject beside it).")
@@ -204,11 +211,13 @@ def _whoami(args) -> int:
     return EXIT_OK
 
 
-def _service_api(manager: CredentialManager, method: str, endpoint: str, *, params=None, body=None) -> dict:
-    """Call the company service's own API (/api/2.0/infinstor/...) with the stored credentials."""
+def _service_api(manager: CredentialManager, method: str, endpoint: str, *, params=None, body=None,
+                 prefix: str = "api/2.0/infinstor") -> dict:  # fmt: skip
+    """Call the company service's own API (/api/2.0/infinstor/...), or with `prefix` another of its
+    APIs, with the stored credentials."""
     import requests
 
-    url = f"{manager.service_url}/api/2.0/infinstor/{endpoint}"
+    url = f"{manager.service_url}/{prefix}/{endpoint}"
     for attempt in (1, 2):
         try:
             response = requests.request(method, url, params=params, json=body, headers=manager.request_headers(), timeout=60)
@@ -264,6 +273,8 @@ def _token(args) -> int:
 
 def _share(args) -> int:
     manager = _manager(args)
+    if args.share_command == "org-readable":
+        return _share_org_readable(manager, args)
     resource = {"resource_type": "experiment", "resource_id": args.experiment} if args.experiment else {
         "resource_type": "registered_model", "resource_id": args.model}  # fmt: skip
     if args.share_command == "list":
@@ -283,6 +294,40 @@ def _share(args) -> int:
         data = _service_api(manager, "DELETE", "permissions", body=body)
         message = f"{kind} {name} no longer holds a role on {resource['resource_type']} {resource['resource_id']}."
     _print(json.dumps(data, indent=2) if args.json else message)
+    return EXIT_OK
+
+
+def _share_org_readable(manager: CredentialManager, args) -> int:
+    """Apply `registered_models_org_readable` to the models that existed before it: every
+    registered model of the organisation without an organisation grant gets one (reader)."""
+    me = _service_api(manager, "GET", "whoami")
+    if not me.get("admin"):
+        raise CLIError(f"Only organisation admins may share every registered model; {me.get('username')} is not an admin of {me.get('org')}.")
+    org, names, token = me["org"], [], None
+    while True:  # an organisation admin's search is MLflow's own: every model of the organisation
+        page = _service_api(manager, "GET", "registered-models/search", params={"max_results": 1000, **({"page_token": token} if token else {})},
+                            prefix="api/2.0/mlflow")  # fmt: skip
+        names += [m["name"] for m in page.get("registered_models", [])]
+        token = page.get("next_page_token")
+        if not token:
+            break
+    shared = []
+    for name in names:
+        resource = {"resource_type": "registered_model", "resource_id": name}
+        grants = _service_api(manager, "GET", "permissions", params=resource)["permissions"]
+        if any(g["principal_type"] == "org" for g in grants):
+            continue  # shared already (or deliberately with another role): left as it is
+        if not args.dry_run:
+            _service_api(manager, "POST", "permissions", body={**resource, "principal_type": "org", "principal": org, "role": "reader"})
+        shared.append(name)
+    if args.json:
+        _print(json.dumps({"org": org, "dry_run": args.dry_run, "shared": shared, "models": len(names)}, indent=2))
+        return EXIT_OK
+    for name in shared:
+        _print(f"{'would share' if args.dry_run else 'shared'}: {name}")
+    verb = "Would give" if args.dry_run else "Gave"
+    _print(f"{verb} organisation {org} the reader role on {len(shared)} registered models ({len(names) - len(shared)} of {len(names)} "
+           "already had an organisation grant).")  # fmt: skip
     return EXIT_OK
 
 

@@ -35,6 +35,9 @@ LOGOUT_PATH = "/infinstor/auth/logout"
 SESSION_COOKIE = "infinstor_session"
 SIGNIN_COOKIE = "infinstor_signin"
 SIGNIN_TTL = 600
+# The same path as the lab's own sign-in callback (<lab>/infinstor/api/auth/callback), so the
+# provider's client lists one path per surface: <service origin> and <lab origin> + this path.
+DEFAULT_REDIRECT_PATH = "/infinstor/api/auth/callback"
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class BrowserConfig:
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
     scopes: str = "openid profile email"
-    redirect_path: str = "/infinstor/auth/callback"
+    redirect_path: str = DEFAULT_REDIRECT_PATH
     session_secret: str = field(default="", repr=False)
     session_hours: float = 12.0
     public_url: str | None = None  # e.g. https://mlflow.example.com when behind a proxy

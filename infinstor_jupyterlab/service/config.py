@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .browser import BrowserConfig
+from .browser import DEFAULT_REDIRECT_PATH, BrowserConfig
 from .oidc_auth import ClaimNames
 
 CONFIG_ENV = "INFINSTOR_SERVICE_CONFIG"
@@ -30,7 +30,8 @@ class ServiceConfig:
     issuer: str
     audience: str
     jwks_uri: str | None = None
-    leeway: float = 30.0
+    # Seconds of clock skew tolerated on exp/nbf/iat: small, since an expired token is accepted this long.
+    leeway: float = 5.0
     claims: ClaimNames = field(default_factory=ClaimNames)
     database_uri: str | None = None  # default: MLflow's backend store
     policy_file: str | None = None
@@ -39,7 +40,9 @@ class ServiceConfig:
     experiment_default: str = "shared"  # shared: creator's groups become editors; private: only the creator
     experiment_group_role: str = "editor"
     model_group_role: str = "reader"
-    models_org_readable: bool = False
+    # Registered models are a shared space of the organisation: every member may read a new one
+    # (a manager may revoke that per model).
+    models_org_readable: bool = True
     # API tokens.
     token_default_days: float = 90.0
     token_max_days: float = 365.0
@@ -119,7 +122,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         secret = str(browser.get("session_secret") or "")
         if len(secret) < 32:
             raise ConfigError("browser sign-in needs browser.session_secret (or INFINSTOR_SESSION_SECRET) of at least 32 characters")
-        redirect_path = str(browser.get("redirect_path") or "/infinstor/auth/callback")
+        redirect_path = str(browser.get("redirect_path") or DEFAULT_REDIRECT_PATH)
         if not redirect_path.startswith("/"):
             raise ConfigError("browser.redirect_path must be a path starting with '/'")
         try:
@@ -149,7 +152,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     if not isinstance(admin_groups, list) or not all(isinstance(g, str) and g for g in admin_groups):
         raise ConfigError("org_admin_groups must be a list of group names")
     try:
-        leeway = float(oidc.get("leeway", 30))
+        leeway = float(oidc.get("leeway", 5))
         default_days, max_days = float(tokens.get("default_days", 90)), float(tokens.get("max_days", 365))
         job_max = float(job_tokens.get("max_seconds", 24 * 3600))
         grant_cache = float(data.get("grant_cache_seconds", 300))
@@ -157,6 +160,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     except (TypeError, ValueError):
         raise ConfigError("oidc.leeway, tokens.default_days, tokens.max_days, job_tokens.max_seconds, grant_cache_seconds "
                           "and change_poll_seconds must be numbers") from None  # fmt: skip
+    if not 0 <= leeway <= 300:
+        raise ConfigError("oidc.leeway must be between 0 and 300 seconds (a few seconds is enough for clock skew)")
     if not 0 <= grant_cache <= 3600:
         raise ConfigError("grant_cache_seconds must be between 0 and 3600")
     if not 0.1 <= change_poll <= 60:
@@ -173,7 +178,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         org_admin_groups=tuple(admin_groups), experiment_default=experiment_default,
         experiment_group_role=group_roles["experiment_group_role"],
         model_group_role=group_roles["registered_model_group_role"],
-        models_org_readable=bool(defaults.get("registered_models_org_readable", False)),
+        models_org_readable=bool(defaults.get("registered_models_org_readable", True)),
         token_default_days=default_days, token_max_days=max_days,
         job_token_secret=None if secret is None else str(secret), job_token_max_seconds=job_max,
         grant_cache_seconds=grant_cache, change_poll_seconds=change_poll, browser=browser_config,

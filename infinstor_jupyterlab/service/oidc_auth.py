@@ -8,7 +8,7 @@ audience and expiry. Anything else gets 401 JSON. The caller's username (a claim
 
 Configuration (environment): INFINSTOR_SERVICE_MODE=oidc, INFINSTOR_OIDC_ISSUER,
 INFINSTOR_OIDC_AUDIENCE, optionally INFINSTOR_OIDC_JWKS_URI, INFINSTOR_OIDC_LEEWAY (seconds,
-default 30), INFINSTOR_OIDC_USERNAME_CLAIM.
+default 5), INFINSTOR_OIDC_USERNAME_CLAIM.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class TokenVerifier:
         audience: str,
         *,
         jwks_uri: str | None = None,
-        leeway: float = 30.0,
+        leeway: float = 5.0,
         username_claim: str = "preferred_username",
         claim_names: ClaimNames | None = None,
         min_refetch_interval: float = 5.0,
@@ -131,7 +131,7 @@ class TokenVerifier:
             env.get(ISSUER_ENV, "").strip(),
             env.get(AUDIENCE_ENV, "").strip(),
             jwks_uri=env.get(JWKS_URI_ENV) or None,
-            leeway=float(env.get(LEEWAY_ENV) or 30),
+            leeway=float(env.get(LEEWAY_ENV) or 5),
             username_claim=env.get(USERNAME_CLAIM_ENV) or "preferred_username",
         )
 
