@@ -5,6 +5,7 @@
     infinstor logout [--service URL]
     infinstor whoami [--service URL] [--json]
     infinstor token create --name NAME [--days N] | list [--all] | revoke ID   API tokens (company service)
+    infinstor token create --kind job --run-id RUN [--ttl SECONDS]    a job token for one run
     infinstor share list|grant|revoke (--experiment ID | --model NAME) [--user U | --group G | --org O] [--role R]
     infinstor share org-readable [--dry-run]                          share every model with the organisation (admins)
     infinstor project NOTEBOOK [-o DIR] [--include-folder]            notebook -> MLflow project
@@ -70,9 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="API tokens for automation, on a company tracking service.")
     token_sub = token.add_subparsers(dest="token_command", metavar="ACTION")
     token_sub.required = True
-    token_create = token_sub.add_parser("create", parents=[common], help="Create an API token (printed once).")
-    token_create.add_argument("--name", required=True, help="What the token is for (shown by `token list`).")
-    token_create.add_argument("--days", type=float, default=None, help="Days until it expires (default: the service's default).")
+    token_create = token_sub.add_parser(
+        "create", parents=[common], help="Create an API token, or a job token for one run (printed once).",
+        description="API token (--kind api, the default): acts as you, for automation; needs --name. Job token (--kind job): "
+        "writes one MLflow run and reads it and its experiment, nothing else, for a short time; needs --run-id and "
+        "that you may edit the run, and the service's INFINSTOR_JOB_TOKEN_SECRET.",
+    )  # fmt: skip
+    token_create.add_argument("--kind", choices=("api", "job"), default="api", help="api (default) or job.")
+    token_create.add_argument("--name", default=None, help="API token: what it is for (shown by `token list`).")
+    token_create.add_argument("--days", type=float, default=None, help="API token: days until it expires (default: the service's default).")
+    token_create.add_argument("--run-id", default=None, help="Job token: the MLflow run it may write.")
+    token_create.add_argument("--ttl", type=float, default=None, metavar="SECONDS", help="Job token: seconds it lives (default 3600).")
+    token_create.add_argument("--job-id", default=None, help="Job token: a name for the job, shown as job:<id> in the audit log.")
     token_create.add_argument("--json", action="store_true", help="Print JSON.")
     token_list = token_sub.add_parser("list", parents=[common], help="Your API tokens (never their secrets).")
     token_list.add_argument("--all", action="store_true", help="Every token of your organisation (organisation admins).")
@@ -245,6 +255,17 @@ def _when(ms) -> str:
 
 def _token(args) -> int:
     manager = _manager(args)
+    if args.token_command == "create" and args.kind == "job":
+        body = {"kind": "job", "run_id": args.run_id, **({"ttl_seconds": args.ttl} if args.ttl is not None else {}),
+                **({"job_id": args.job_id} if args.job_id else {})}  # fmt: skip
+        data = _service_api(manager, "POST", "tokens", body=body)
+        if args.json:
+            _print(json.dumps(data, indent=2))
+        else:
+            print(f"Created a job token for run {data['run_id']} (experiment {data['experiment_id']}), valid {data['expires_in']} s. "
+                  "It is shown once: hand it to the job now.", file=sys.stderr)  # fmt: skip
+            _print(data["token"])
+        return EXIT_OK
     if args.token_command == "create":
         body = {"name": args.name, **({"expires_in_days": args.days} if args.days is not None else {})}
         data = _service_api(manager, "POST", "tokens", body=body)
@@ -356,6 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return agent_main(argv[1:]) or EXIT_OK
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "token" and args.token_command == "create":
+        needed = {"job": ("--run-id", args.run_id), "api": ("--name", args.name)}[args.kind]
+        if not needed[1]:
+            parser.error(f"token create --kind {args.kind} needs {needed[0]}")
     handler = {"login": _login, "logout": _logout, "whoami": _whoami, "token": _token, "share": _share, "project": _project}[args.command]
     try:
         return handler(args)

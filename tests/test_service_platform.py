@@ -103,3 +103,34 @@ def json_of(text: str):
     import json
 
     return json.loads(text)
+
+
+def test_job_tokens_from_the_cli(platform_server, idp, tmp_path):
+    server, M = platform_server, platform_server.mlflow
+    alice, carol = user_token(idp, "alice"), user_token(idp, "carol")
+    experiment_id = ok(M("POST", "experiments/create", alice, json={"name": "cli-job-exp"}))["experiment_id"]
+    run_id = ok(M("POST", "runs/create", alice, json={"experiment_id": experiment_id}))["run"]["info"]["run_id"]
+    other = ok(M("POST", "runs/create", alice, json={"experiment_id": experiment_id}))["run"]["info"]["run_id"]
+    service = ["--service", server.uri]
+    env = cli_env(tmp_path, "alice")
+    assert cli(env, "login", *service, "--token", "-", stdin=alice + "\n").returncode == 0
+    created = cli(env, "token", "create", *service, "--kind", "job", "--run-id", run_id, "--ttl", "600", "--job-id", "nightly-7")
+    assert created.returncode == 0, created.stderr
+    job_token = created.stdout.strip()
+    assert "job token" in created.stderr and "600" in created.stderr
+    assert ok(server.infinstor("GET", "whoami", job_token))["username"] == "job:nightly-7"
+    ok(M("POST", "runs/log-metric", job_token, json={"run_id": run_id, "key": "loss", "value": 0.1, "timestamp": 1}))
+    assert M("POST", "runs/log-metric", job_token, json={"run_id": other, "key": "loss", "value": 0.1, "timestamp": 1}).status_code == 403
+    as_json = json_of(cli(env, "token", "create", *service, "--kind", "job", "--run-id", run_id, "--json").stdout)
+    assert as_json["run_id"] == run_id and as_json["expires_in"] == 3600 and as_json["token"].count(".") == 2
+    # Usage mistakes and refusals are clear and fail the command.
+    missing = cli(env, "token", "create", *service, "--kind", "job")
+    assert missing.returncode == 2 and "--run-id" in missing.stderr
+    no_name = cli(env, "token", "create", *service)
+    assert no_name.returncode == 2 and "--name" in no_name.stderr
+    too_long = cli(env, "token", "create", *service, "--kind", "job", "--run-id", run_id, "--ttl", "999999")
+    assert too_long.returncode == 1 and "ttl_seconds must be" in too_long.stderr
+    carol_env = cli_env(tmp_path, "carol")  # carol may not write alice's run
+    assert cli(carol_env, "login", *service, "--token", "-", stdin=carol + "\n").returncode == 0
+    refused = cli(carol_env, "token", "create", *service, "--kind", "job", "--run-id", run_id)
+    assert refused.returncode == 1 and "refused (404)" in refused.stderr
