@@ -170,7 +170,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raise ConfigError("tokens: need 0 < default_days <= max_days")
     secret = job_tokens.get("secret") or None
     if secret is not None and len(str(secret)) < 32:
-        raise ConfigError("job_tokens.secret (INFINSTOR_JOB_TOKEN_SECRET) must be at least 32 characters")
+        raise ConfigError("job_tokens.secret (INFINSTOR_JOB_TOKEN_SECRET) must be at least 32 characters "
+                          "(make one with `openssl rand -hex 32`, the same on every replica)")
     return ServiceConfig(
         issuer=issuer, audience=audience, jwks_uri=oidc.get("jwks_uri") or None, leeway=leeway,
         claims=ClaimNames(**{k: str(v) for k, v in claims.items()}),

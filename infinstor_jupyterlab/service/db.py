@@ -123,6 +123,10 @@ RESOURCE_TYPES = ("experiment", "registered_model")
 TOKEN_PREFIX = "inf_"
 
 
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release than this one."""
+
+
 def current_version(connection) -> int:
     if not sa.inspect(connection).has_table(schema_table.name):
         return 0
@@ -138,7 +142,7 @@ def migrate(engine: sa.Engine) -> int:
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(7107274757)"))
         version = current_version(connection)
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise SchemaTooNew(
                 f"the InfinStor tables are at schema version {version}, newer than this release "
                 f"({SCHEMA_VERSION}); upgrade the service"
             )
