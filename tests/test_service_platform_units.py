@@ -51,3 +51,37 @@ def test_oidc_mode_and_verifier_default_leeway_is_small():
 def test_leeway_is_bounded(tmp_path, leeway):
     with pytest.raises(ConfigError, match="oidc.leeway"):
         load_config(write(tmp_path, {"oidc": {**BASE["oidc"], "leeway": leeway}}), {})
+
+
+# -- claims -------------------------------------------------------------------------------------------
+def test_claim_names_are_keys_first_then_dotted_paths():
+    from infinstor_jupyterlab.service import claims
+
+    token = {"cognito:groups": ["a"], "https://x.example/org": "acme", "realm_access": {"roles": ["r1", "r2"]},
+             "organization": {"acme": {"id": "1"}}, "two": ["a", "b"], "n": 7, "flag": True}  # fmt: skip
+    assert claims.claim(token, "cognito:groups") == ["a"]
+    assert claims.claim(token, "https://x.example/org") == "acme"  # a key with dots is read as a key
+    assert claims.claim(token, "realm_access.roles") == ["r1", "r2"]
+    assert claims.claim(token, "realm_access.missing") is None and claims.claim(token, "nothing") is None
+    assert claims.org_value(claims.claim(token, "organization")) == "acme"  # a map of one alias
+    assert claims.org_value(["acme"]) == "acme" and claims.org_value(["a", "b"]) is None  # one of several is ambiguous
+    assert claims.org_value(7) == "7" and claims.org_value(True) is None
+    assert claims.groups_value("one") == ["one"] and claims.groups_value([1, "x", None, {}]) == ["1", "x"]
+    assert claims.organisation("tid-1", {"tid-1": "acme"}) == "acme" and claims.organisation("globex", {}) == "globex"
+    assert claims.groups_overage({"_claim_names": {"groups": "src1"}}, "groups")
+    assert claims.groups_overage({"hasgroups": True}, "groups") and not claims.groups_overage({"groups": []}, "groups")
+
+
+@pytest.mark.parametrize(
+    "oidc, scim, message",
+    [
+        ({"claims": {"groups": ""}}, None, "non-empty string"),
+        ({"organisations": {"tid": ""}}, None, "oidc.organisations"),
+        ({}, {"groups": "ldap"}, "scim.groups"),
+        ({}, {"group_name": "id"}, "scim.group_name"),
+    ],
+)
+def test_claim_and_scim_settings_are_checked(tmp_path, oidc, scim, message):
+    data = {"oidc": {**BASE["oidc"], **oidc}, **({"scim": scim} if scim else {})}
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, data), {})

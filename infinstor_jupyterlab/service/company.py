@@ -192,7 +192,8 @@ class CompanyService:
         self.policy = policy
         self.store = store
         self.verifier = verifier or TokenVerifier(
-            config.issuer, config.audience, jwks_uri=config.jwks_uri, leeway=config.leeway, claim_names=config.claims
+            config.issuer, config.audience, jwks_uri=config.jwks_uri, leeway=config.leeway, claim_names=config.claims,
+            audience_claim=config.audience_claim,
         )
         self.job_key = job_tokens.derive_key(config.job_token_secret) if config.job_token_secret else None
         self.browser = BrowserSignIn(config.browser, config.issuer, config.audience) if config.browser else None

@@ -19,6 +19,8 @@ from .oidc_auth import ClaimNames
 CONFIG_ENV = "INFINSTOR_SERVICE_CONFIG"
 
 EXPERIMENT_DEFAULTS = ("shared", "private")
+GROUP_SOURCES = ("token", "scim", "both")
+SCIM_GROUP_NAMES = ("displayName", "externalId")
 
 
 class ConfigError(ValueError):
@@ -33,6 +35,8 @@ class ServiceConfig:
     # Seconds of clock skew tolerated on exp/nbf/iat: small, since an expired token is accepted this long.
     leeway: float = 5.0
     claims: ClaimNames = field(default_factory=ClaimNames)
+    # The claim that carries the audience: `aud`, or `client_id` for Amazon Cognito's access tokens.
+    audience_claim: str = "aud"
     database_uri: str | None = None  # default: MLflow's backend store
     policy_file: str | None = None
     org_admin_groups: tuple[str, ...] = ()
@@ -56,6 +60,11 @@ class ServiceConfig:
     change_poll_seconds: float = 1.0
     # Browser sign-in to the MLflow web UI (None: the UI needs a bearer token, e.g. via the lab's proxy).
     browser: BrowserConfig | None = None
+    # Where a user's groups come from (see directory.py): "token" (the groups claim; SCIM only when
+    # the token's groups overflowed), "scim" (SCIM membership only) or "both"; and which SCIM
+    # attribute names a group in grants.
+    groups_from: str = "both"
+    scim_group_name: str = "displayName"
 
 
 _ENV = {
@@ -97,7 +106,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds", "change_poll_seconds", "browser"}, "the configuration")
+    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds", "change_poll_seconds", "browser", "scim"}, "the configuration")
     for name, where in _ENV.items():
         if environ.get(name):
             target = data
@@ -105,9 +114,23 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
                 target = target.setdefault(key, {})
             target[where[-1]] = environ[name]
     oidc = _section(data, "oidc")
-    _check_keys(oidc, {"issuer", "audience", "jwks_uri", "leeway", "claims"}, "oidc")
+    _check_keys(oidc, {"issuer", "audience", "jwks_uri", "leeway", "claims", "audience_claim", "organisations"}, "oidc")
     claims = _section(oidc, "claims")
     _check_keys(claims, {"username", "email", "groups", "org"}, "oidc.claims")
+    if not all(isinstance(v, str) and v for v in claims.values()):
+        raise ConfigError("oidc.claims: each claim name must be a non-empty string (a claim, or a dotted path such as realm_access.roles)")
+    organisations = _section(oidc, "organisations")
+    if not all(isinstance(k, (str, int)) and isinstance(v, str) and v for k, v in organisations.items()):
+        raise ConfigError("oidc.organisations must map org claim values to organisation names, e.g. {<Entra tenant id>: acme}")
+    audience_claim = str(oidc.get("audience_claim") or "aud")
+    scim = _section(data, "scim")
+    _check_keys(scim, {"groups", "group_name"}, "scim")
+    groups_from = scim.get("groups", "both")
+    if groups_from not in GROUP_SOURCES:
+        raise ConfigError(f"scim.groups must be one of {GROUP_SOURCES} (where a user's groups come from), not {groups_from!r}")
+    scim_group_name = scim.get("group_name", "displayName")
+    if scim_group_name not in SCIM_GROUP_NAMES:
+        raise ConfigError(f"scim.group_name must be one of {SCIM_GROUP_NAMES}, not {scim_group_name!r}")
     defaults = _section(data, "defaults")
     _check_keys(defaults, {"experiment", "experiment_group_role", "registered_model_group_role", "registered_models_org_readable"}, "defaults")
     tokens = _section(data, "tokens")
@@ -174,7 +197,9 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
                           "(make one with `openssl rand -hex 32`, the same on every replica)")
     return ServiceConfig(
         issuer=issuer, audience=audience, jwks_uri=oidc.get("jwks_uri") or None, leeway=leeway,
-        claims=ClaimNames(**{k: str(v) for k, v in claims.items()}),
+        claims=ClaimNames(**{k: str(v) for k, v in claims.items()},
+                          organisations=tuple((str(k), str(v)) for k, v in organisations.items())),
+        audience_claim=audience_claim, groups_from=groups_from, scim_group_name=scim_group_name,
         database_uri=data.get("database_uri") or None, policy_file=data.get("policy_file") or None,
         org_admin_groups=tuple(admin_groups), experiment_default=experiment_default,
         experiment_group_role=group_roles["experiment_group_role"],
