@@ -85,3 +85,110 @@ def test_claim_and_scim_settings_are_checked(tmp_path, oidc, scim, message):
     data = {"oidc": {**BASE["oidc"], **oidc}, **({"scim": scim} if scim else {})}
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, data), {})
+
+
+# -- schema step 3 (SCIM) and the directory ------------------------------------------------------
+def test_upgrade_from_schema_step_2_keeps_everything(tmp_path):
+    """A database of the previous release (step 2) gets the SCIM tables; its rows stay."""
+    import sqlalchemy as sa
+
+    from infinstor_jupyterlab.service import db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as c:  # what the previous release's migrate() left
+        db.schema_table.create(c)
+        for version, step in db.MIGRATIONS[:2]:
+            step(c)
+        c.execute(db.schema_table.insert().values(version=2))
+    store = db.ServiceStore(engine)
+    store.grant("acme", "experiment", "1", "group", "vision", "editor", "alice")
+    token, _ = store.create_token("acme", "alice", "ci", 3600)
+    before = store.change_versions()
+    assert db.migrate(engine) == 3 == db.SCHEMA_VERSION
+    with engine.connect() as c:
+        assert db.current_version(c) == 3
+        assert {"infinstor_scim_users", "infinstor_scim_groups", "infinstor_scim_members", "infinstor_scim_tokens",
+                "infinstor_scim_deprovisioned"} <= set(sa.inspect(c).get_table_names())  # fmt: skip
+    assert store.role_on("acme", "experiment", "1", "bob", ["vision"]) == "editor"
+    assert store.check_token(token) is not None and store.change_versions() == before
+    assert db.migrate(engine) == 3  # idempotent
+
+
+def directory(tmp_path, groups_from="both", group_name="displayName"):
+    from infinstor_jupyterlab.service.changes import ChangeWatcher
+    from infinstor_jupyterlab.service.db import ServiceStore, make_engine, migrate
+    from infinstor_jupyterlab.service.directory import Directory, DirectoryStore
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'dir.db'}")
+    migrate(engine)
+    service_store = ServiceStore(engine)
+    store = DirectoryStore(service_store)
+    return store, Directory(store, groups_from, group_name, ChangeWatcher(service_store.change_versions, 0.1), 300)
+
+
+def test_groups_from_token_scim_or_both(tmp_path):
+    from infinstor_jupyterlab.service.oidc_auth import InvalidToken
+
+    store, both = directory(tmp_path)
+    # Not provisioned: the token's groups, as they are.
+    assert both.groups_for("acme", "carol", ("nlp",)) == ("nlp",)
+    user = store.create_user("acme", "Carol", None, True, {"userName": "Carol"})
+    store.create_group("acme", "ml", "obj-ml", {"displayName": "ml"}, [(user.scim_id, "User", None)])
+    store.create_group("acme", "nlp", "obj-nlp", {"displayName": "nlp"}, [])
+    # both: the token's groups SCIM does not manage, plus SCIM's; nlp is managed and carol is not in it.
+    assert both.groups_for("acme", "carol", ("nlp", "from-token")) == ("from-token", "ml")
+    token_only = type(both)(store, "token", "displayName", both.changes, 300)
+    scim_only = type(both)(store, "scim", "displayName", both.changes, 300)
+    by_external = type(both)(store, "scim", "externalId", both.changes, 300)
+    assert token_only.groups_for("acme", "carol", ("nlp",)) == ("nlp",)
+    assert token_only.groups_for("acme", "carol", (), overage=True) == ("ml",)  # Entra overage: SCIM's
+    assert scim_only.groups_for("acme", "CAROL", ("nlp",)) == ("ml",)  # userName matches whatever the case
+    assert by_external.groups_for("acme", "carol", ()) == ("obj-ml",)
+    assert scim_only.groups_for("globex", "carol", ()) == ()  # another organisation's directory
+    # Deactivated: refused whatever the source of groups; deleted: refused until provisioned again.
+    store.update_user("acme", user.scim_id, "Carol", None, False, {"userName": "Carol", "active": False})
+    for d in (both, token_only, scim_only):
+        with pytest.raises(InvalidToken, match="deprovisioned"):
+            d.groups_for("acme", "carol", ("nlp",))
+    store.update_user("acme", user.scim_id, "Carol", None, True, {"userName": "Carol"})
+    assert scim_only.groups_for("acme", "carol", ()) == ("ml",)
+    store.delete_user("acme", user.scim_id)
+    with pytest.raises(InvalidToken):
+        both.groups_for("acme", "carol", ())
+    store.create_user("acme", "carol", None, True, {"userName": "carol"})
+    assert both.groups_for("acme", "carol", ("x",)) == ("x",)
+
+
+def test_deprovisioning_revokes_api_tokens_and_raises_the_counter(tmp_path):
+    store, _ = directory(tmp_path)
+    service_store = store.service_store
+    token, _ = service_store.create_token("acme", "Dana", "ci", 3600)
+    other, _ = service_store.create_token("globex", "dana", "ci", 3600)
+    user = store.create_user("acme", "dana", None, True, {"userName": "dana"})
+    before = service_store.change_versions()["tokens"]
+    store.update_user("acme", user.scim_id, "dana", None, False, {"userName": "dana", "active": False})
+    assert service_store.change_versions()["tokens"] == before + 1
+    assert service_store.check_token(token) is None  # her API token (username in another case) is revoked
+    assert service_store.check_token(other) is not None  # globex's dana is someone else
+    heard = []
+    service_store.listeners.append(heard.append)
+    group = store.create_group("acme", "g", None, {"displayName": "g"}, [])
+    store.update_group("acme", group.scim_id, "g", None, {"displayName": "g"}, [(user.scim_id, "User", "dana")])
+    store.delete_group("acme", group.scim_id)
+    assert heard == ["tokens", "tokens", "tokens"]
+
+
+def test_scim_tokens_are_hashed_and_revocable(tmp_path):
+    store, _ = directory(tmp_path)
+    token, record = store.create_token("acme", "entra", "frank")
+    assert token.startswith("scim_") and store.check_token(token).org == "acme"
+    assert store.check_token(token[:-1] + ("a" if token[-1] != "a" else "b")) is None
+    assert store.check_token("inf_" + token[5:]) is None
+    import sqlalchemy as sa
+
+    from infinstor_jupyterlab.service.db import scim_tokens
+
+    with store.engine.connect() as c:
+        assert token.split("_", 2)[2] not in str(c.execute(sa.select(scim_tokens)).all())
+    assert store.revoke_token("globex", record.token_id) is False and store.revoke_token("acme", record.token_id)
+    assert store.check_token(token) is None
