@@ -6,6 +6,7 @@
     infinstor whoami [--service URL] [--json]
     infinstor token create --name NAME [--days N] | list [--all] | revoke ID   API tokens (company service)
     infinstor token create --kind job --run-id RUN [--ttl SECONDS]    a job token for one run
+    infinstor token create --kind scim --name NAME | list --kind scim | revoke --kind scim ID   SCIM tokens (admins)
     infinstor share list|grant|revoke (--experiment ID | --model NAME) [--user U | --group G | --org O] [--role R]
     infinstor share org-readable [--dry-run]                          share every model with the organisation (admins)
     infinstor project NOTEBOOK [-o DIR] [--include-folder]            notebook -> MLflow project
@@ -77,17 +78,20 @@ def _parser() -> argparse.ArgumentParser:
         "writes one MLflow run and reads it and its experiment, nothing else, for a short time; needs --run-id and "
         "that you may edit the run, and the service's INFINSTOR_JOB_TOKEN_SECRET.",
     )  # fmt: skip
-    token_create.add_argument("--kind", choices=("api", "job"), default="api", help="api (default) or job.")
+    token_create.add_argument("--kind", choices=("api", "job", "scim"), default="api",
+                              help="api (default), job, or scim (for the organisation's directory to provision users and groups; admins).")  # fmt: skip
     token_create.add_argument("--name", default=None, help="API token: what it is for (shown by `token list`).")
     token_create.add_argument("--days", type=float, default=None, help="API token: days until it expires (default: the service's default).")
     token_create.add_argument("--run-id", default=None, help="Job token: the MLflow run it may write.")
     token_create.add_argument("--ttl", type=float, default=None, metavar="SECONDS", help="Job token: seconds it lives (default 3600).")
     token_create.add_argument("--job-id", default=None, help="Job token: a name for the job, shown as job:<id> in the audit log.")
     token_create.add_argument("--json", action="store_true", help="Print JSON.")
-    token_list = token_sub.add_parser("list", parents=[common], help="Your API tokens (never their secrets).")
+    token_list = token_sub.add_parser("list", parents=[common], help="Your API tokens, or the organisation's SCIM tokens (never their secrets).")
+    token_list.add_argument("--kind", choices=("api", "scim"), default="api", help="api (default) or scim.")
     token_list.add_argument("--all", action="store_true", help="Every token of your organisation (organisation admins).")
     token_list.add_argument("--json", action="store_true", help="Print JSON.")
-    token_revoke = token_sub.add_parser("revoke", parents=[common], help="Revoke an API token by its id.")
+    token_revoke = token_sub.add_parser("revoke", parents=[common], help="Revoke an API (or SCIM) token by its id.")
+    token_revoke.add_argument("--kind", choices=("api", "scim"), default="api", help="api (default) or scim.")
     token_revoke.add_argument("token_id", metavar="ID")
     share = sub.add_parser("share", help="Who may use an experiment or registered model, on a company tracking service.")
     share_sub = share.add_subparsers(dest="share_command", metavar="ACTION")
@@ -266,6 +270,31 @@ def _token(args) -> int:
                   "It is shown once: hand it to the job now.", file=sys.stderr)  # fmt: skip
             _print(data["token"])
         return EXIT_OK
+    if args.token_command == "create" and args.kind == "scim":
+        data = _service_api(manager, "POST", "scim-tokens", body={"name": args.name})
+        if args.json:
+            _print(json.dumps(data, indent=2))
+        else:
+            print(f"Created SCIM token {data['id']} ({data['name']}) for your organisation's directory; give it, with the SCIM "
+                  f"URL {manager.service_url}/scim/v2, to the directory's provisioning. It is shown once: store it now.",
+                  file=sys.stderr)  # fmt: skip
+            _print(data["token"])
+        return EXIT_OK
+    if args.token_command in ("list", "revoke") and args.kind == "scim":
+        if args.token_command == "revoke":
+            _service_api(manager, "DELETE", f"scim-tokens/{args.token_id}")
+            _print(f"Revoked SCIM token {args.token_id}.")
+            return EXIT_OK
+        tokens = _service_api(manager, "GET", "scim-tokens")["tokens"]
+        if args.json:
+            _print(json.dumps(tokens, indent=2))
+            return EXIT_OK
+        for t in tokens or []:
+            state = "revoked" if t["revoked_at"] else "active"
+            _print(f"{t['id']}  {t['name']}  (by {t['created_by']}; created {_when(t['created_at'])}; {state}; last used {_when(t['last_used_at'])})")
+        if not tokens:
+            _print("No SCIM tokens.")
+        return EXIT_OK
     if args.token_command == "create":
         body = {"name": args.name, **({"expires_in_days": args.days} if args.days is not None else {})}
         data = _service_api(manager, "POST", "tokens", body=body)
@@ -378,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "token" and args.token_command == "create":
-        needed = {"job": ("--run-id", args.run_id), "api": ("--name", args.name)}[args.kind]
+        needed = {"job": ("--run-id", args.run_id), "api": ("--name", args.name), "scim": ("--name", args.name)}[args.kind]
         if not needed[1]:
             parser.error(f"token create --kind {args.kind} needs {needed[0]}")
     handler = {"login": _login, "logout": _logout, "whoami": _whoami, "token": _token, "share": _share, "project": _project}[args.command]

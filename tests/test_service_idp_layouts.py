@@ -115,3 +115,38 @@ def test_an_opaque_access_token_is_refused_clearly(idp, tmp_path):
         assert refused.status_code == 401 and "not a JWT" in refused.json()["message"]
     finally:
         server.stop()
+
+
+def test_entra_group_overage_falls_back_to_scim_groups(idp, tmp_path):
+    """A user in more than 200 groups gets no groups claim from Entra ID (`_claim_names` points at
+    Microsoft Graph instead): the service takes that user's groups from SCIM, named by externalId
+    (Entra's group object id, as in everyone else's groups claim)."""
+    from infinstor_jupyterlab.service.db import ServiceStore, make_engine
+    from infinstor_jupyterlab.service.directory import DirectoryStore
+
+    config, _, _ = LAYOUTS["entra"]
+    oidc = {"issuer": idp.issuer, "audience": "urn:infinstor:tracking", "leeway": 0, **config["oidc"]}
+    server = CompanyServer(tmp_path / "entra-overage", idp.issuer, config={**config, "oidc": oidc, "scim": {"group_name": "externalId"}})
+    try:
+        alice, olivia = (user_token(idp, u, "layout-entra") for u in ("alice", "olivia"))
+        M = server.mlflow
+        experiment_id = M("POST", "experiments/create", alice, json={"name": "entra-vision"}).json()["experiment_id"]
+        sees = lambda: M("GET", "experiments/get", olivia, params={"experiment_id": experiment_id}).status_code  # noqa: E731
+        assert server.infinstor("GET", "whoami", olivia).json()["groups"] == [] and sees() == 404  # no claim, nothing provisioned
+        engine = make_engine(server.backend_uri)
+        try:
+            scim_token, _ = DirectoryStore(ServiceStore(engine)).create_token("acme", "entra", "setup")
+        finally:
+            engine.dispose()
+        headers = {"Authorization": f"Bearer {scim_token}", "Content-Type": "application/scim+json"}
+        user = requests.post(f"{server.uri}/scim/v2/Users", headers=headers, timeout=30, json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "olivia@acme.example",
+            "externalId": object_id("user", "olivia")}).json()  # fmt: skip
+        group = requests.post(f"{server.uri}/scim/v2/Groups", headers=headers, timeout=30, json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Vision",
+            "externalId": object_id("group", "vision"), "members": [{"value": user["id"]}]})  # fmt: skip
+        assert group.status_code == 201, group.text
+        assert server.infinstor("GET", "whoami", olivia).json()["groups"] == [object_id("group", "vision")]
+        assert sees() == 200
+    finally:
+        server.stop()

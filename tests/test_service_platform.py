@@ -134,3 +134,26 @@ def test_job_tokens_from_the_cli(platform_server, idp, tmp_path):
     assert cli(carol_env, "login", *service, "--token", "-", stdin=carol + "\n").returncode == 0
     refused = cli(carol_env, "token", "create", *service, "--kind", "job", "--run-id", run_id)
     assert refused.returncode == 1 and "refused (404)" in refused.stderr
+
+
+def test_scim_tokens_from_the_cli(platform_server, idp, tmp_path):
+    import requests as http
+
+    server = platform_server
+    service = ["--service", server.uri]
+    env = cli_env(tmp_path, "frank")
+    assert cli(env, "login", *service, "--token", "-", stdin=user_token(idp, "frank") + "\n").returncode == 0
+    created = cli(env, "token", "create", *service, "--kind", "scim", "--name", "okta")
+    assert created.returncode == 0 and "/scim/v2" in created.stderr, created.stderr
+    token = created.stdout.strip()
+    users = http.get(f"{server.uri}/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert users.status_code == 200 and "totalResults" in users.json()
+    listed = json_of(cli(env, "token", "list", *service, "--kind", "scim", "--json").stdout)
+    entry = next(t for t in listed if t["name"] == "okta")
+    assert token not in str(listed)
+    assert cli(env, "token", "revoke", *service, "--kind", "scim", entry["id"]).returncode == 0
+    assert http.get(f"{server.uri}/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code == 401
+    alice_env = cli_env(tmp_path, "alice")
+    assert cli(alice_env, "login", *service, "--token", "-", stdin=user_token(idp, "alice") + "\n").returncode == 0
+    refused = cli(alice_env, "token", "create", *service, "--kind", "scim", "--name", "mine")
+    assert refused.returncode == 1 and "organisation admins" in refused.stderr
