@@ -9,6 +9,8 @@
     infinstor token create --kind scim --name NAME | list --kind scim | revoke --kind scim ID   SCIM tokens (admins)
     infinstor share list|grant|revoke (--experiment ID | --model NAME) [--user U | --group G | --org O] [--role R]
     infinstor share org-readable [--dry-run]                          share every model with the organisation (admins)
+    infinstor service check [--token T] [--lab-url URL] [--json]       check a tracking service's setup (on its host)
+    infinstor service migrate [--check [--wait S]]                    its database migrations (a deployment's job)
     infinstor project NOTEBOOK [-o DIR] [--include-folder]            notebook -> MLflow project
     infinstor agent [--config FILE] [--instance-id ID]                the job agent of an EC2 VM
 
@@ -29,7 +31,7 @@ from .auth.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDC
 from .auth.tokens import TokenStore, TokenStoreError
 from .errors import InfinStorError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DUE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class CLIError(Exception):
@@ -115,6 +117,26 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     org_readable.add_argument("--dry-run", action="store_true", help="Only list the models it would share.")
     org_readable.add_argument("--json", action="store_true", help="Print JSON.")
+    service = sub.add_parser("service", help="For the platform admin, on a tracking service's host: check it, migrate its database.")
+    service_sub = service.add_subparsers(dest="service_command", metavar="ACTION")
+    service_sub.required = True
+    check = service_sub.add_parser(
+        "check", help="Check the configuration, policy, database and identity provider (and a token) as a replica would see them.",
+        description="Reads the same environment as the service (INFINSTOR_SERVICE_CONFIG, INFINSTOR_*, MLFLOW_BACKEND_STORE_URI). "
+        "Exit code 0: no failure (warnings allowed); 1: at least one failure.",
+    )  # fmt: skip
+    check.add_argument("--config", default=None, metavar="FILE", help="The service's configuration file (default $INFINSTOR_SERVICE_CONFIG).")
+    check.add_argument("--database-uri", default=None, metavar="URI", help="The database (default: database_uri, else $MLFLOW_BACKEND_STORE_URI).")
+    check.add_argument("--token", default=None, metavar="TOKEN", help="A real access token from the provider to analyse ('-' reads it from stdin).")
+    check.add_argument("--lab-url", default=None, metavar="URL", help="JupyterLab's URL (with its base URL), for the redirect URI to register.")
+    check.add_argument("--service-url", default=None, metavar="URL", help="The service's public URL, for the web UI's redirect URI.")
+    check.add_argument("--json", action="store_true", help="Print JSON.")
+    migrate = service_sub.add_parser(
+        "migrate", help="Apply MLflow's and the service's database migrations (a deployment's migration job), or wait for them.",
+    )  # fmt: skip
+    migrate.add_argument("--database-uri", default=None, metavar="URI", help="MLflow's database (default $MLFLOW_BACKEND_STORE_URI).")
+    migrate.add_argument("--check", action="store_true", help="Change nothing: exit 0 if no migration is due, 3 if one is.")
+    migrate.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="With --check: wait up to this long for the migrations to be applied.")
     project = sub.add_parser("project", help="Turn a notebook into a standard MLflow project directory.")
     project.add_argument("notebook", help="The notebook (.ipynb); its cell tagged `parameters` becomes the entry point's parameters.")
     project.add_argument("-o", "--output", default=None, metavar="DIR", help="Where to write the project (default: <notebook>-mlproject beside it).")
@@ -381,6 +403,48 @@ def _share_org_readable(manager: CredentialManager, args) -> int:
     return EXIT_OK
 
 
+def _service(args) -> int:
+    from .service import startup
+
+    environ = dict(os.environ)
+    if getattr(args, "config", None):
+        environ["INFINSTOR_SERVICE_CONFIG"] = args.config
+    if args.service_command == "check":
+        from .service import check
+
+        token = sys.stdin.readline() if args.token == "-" else args.token
+        report = check.run(environ, token=token, lab_url=args.lab_url, service_url=args.service_url, database_uri=args.database_uri)
+        _print(json.dumps(report.to_json(), indent=2) if args.json else check.render(report))
+        return EXIT_OK if report.ok else EXIT_FAILED
+    import time
+
+    try:
+        mlflow_uri, ours = startup.databases(environ, args.database_uri)
+        if not args.check:
+            for line in startup.migrate_all(mlflow_uri, ours):
+                _print(line)
+            return EXIT_OK
+        deadline = time.monotonic() + max(args.wait, 0)
+        while True:
+            try:
+                pending = startup.due(mlflow_uri, ours)
+            except startup.StartupRefusal:
+                raise
+            except Exception as exc:  # the database is not reachable yet: keep waiting
+                pending = [f"cannot read the database yet ({type(exc).__name__})"]
+            if not pending:
+                _print("No migration is due.")
+                return EXIT_OK
+            if time.monotonic() >= deadline:
+                print("infinstor: migrations are due: " + "; ".join(pending) + ". Run `infinstor service migrate` (the deployment's "
+                      "migration job does).", file=sys.stderr)  # fmt: skip
+                return EXIT_DUE
+            time.sleep(min(5.0, max(deadline - time.monotonic(), 0.1)))
+    except startup.StartupRefusal as refusal:
+        print(refusal.paragraph(), file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _project(args) -> int:
     from .projects import build_project
 
@@ -410,7 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         needed = {"job": ("--run-id", args.run_id), "api": ("--name", args.name), "scim": ("--name", args.name)}[args.kind]
         if not needed[1]:
             parser.error(f"token create --kind {args.kind} needs {needed[0]}")
-    handler = {"login": _login, "logout": _logout, "whoami": _whoami, "token": _token, "share": _share, "project": _project}[args.command]
+    handler = {"login": _login, "logout": _logout, "whoami": _whoami, "token": _token, "share": _share, "project": _project,
+               "service": _service}[args.command]  # fmt: skip
     try:
         return handler(args)
     except CLIError as exc:

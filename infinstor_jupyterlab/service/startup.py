@@ -160,3 +160,76 @@ def mlflow_server_environment() -> dict[str, str] | None:
             return {**os.environ, **{str(k): str(v) for k, v in added.items()}}
         frame = frame.f_back
     return None
+
+
+# -- `infinstor service migrate`: the migration Job of a deployment, and its wait ---------------
+def databases(environ=os.environ, database_uri: str | None = None) -> tuple[str | None, str]:
+    """(MLflow's backend store URI, our tables' URI) as the service would use them."""
+    from .config import ConfigError, load_config
+
+    mlflow_uri = database_uri or environ.get("MLFLOW_BACKEND_STORE_URI")
+    try:
+        ours = load_config(environ=environ).database_uri
+    except ConfigError as exc:
+        raise StartupRefusal(str(exc), config_where(environ), "correct that setting") from None
+    ours = ours or mlflow_uri
+    if not ours or ours.split(":", 1)[0].split("+", 1)[0] not in SQL_SCHEMES:
+        raise StartupRefusal("no SQL database to migrate", "MLFLOW_BACKEND_STORE_URI, --database-uri or database_uri",
+                             "give a postgresql:// (or sqlite:///) URI")
+    return mlflow_uri, ours
+
+
+def due(mlflow_uri: str | None, ours: str) -> list[str]:
+    """The migrations the databases still need (empty: this release may serve)."""
+    import mlflow.store.db.utils as mlflow_db
+
+    from .db import SCHEMA_VERSION, current_version, make_engine
+
+    needed = []
+    if mlflow_uri and mlflow_uri.split(":", 1)[0].split("+", 1)[0] in SQL_SCHEMES:
+        engine = mlflow_db.create_sqlalchemy_engine(mlflow_uri)
+        try:
+            if mlflow_db._is_empty_database(engine):
+                needed.append("MLflow's tables do not exist yet")
+            else:
+                current, head = mlflow_db._get_schema_version(engine), mlflow_db._get_latest_schema_revision()
+                if current != head:
+                    needed.append(f"MLflow's schema is {current}, this MLflow needs {head}")
+        finally:
+            engine.dispose()
+    engine = make_engine(ours)
+    try:
+        with engine.connect() as c:
+            version = current_version(c)
+    finally:
+        engine.dispose()
+    if version < SCHEMA_VERSION:
+        needed.append(f"the InfinStor tables are at step {version}, this release needs {SCHEMA_VERSION}")
+    elif version > SCHEMA_VERSION:
+        raise StartupRefusal(f"the InfinStor tables are at step {version}, newer than this release ({SCHEMA_VERSION})", redact(ours),
+                             "run the release that migrated the database")
+    return needed
+
+
+def migrate_all(mlflow_uri: str | None, ours: str) -> list[str]:
+    """Apply MLflow's migrations (as `mlflow db upgrade` does) and ours; what was done."""
+    import mlflow.store.db.utils as mlflow_db
+
+    done = []
+    if mlflow_uri and mlflow_uri.split(":", 1)[0].split("+", 1)[0] in SQL_SCHEMES:
+        engine = mlflow_db.create_sqlalchemy_engine_with_retry(mlflow_uri)
+        try:
+            if mlflow_db._is_empty_database(engine):
+                mlflow_db._initialize_tables(engine)
+                done.append("created MLflow's tables")
+            elif mlflow_db._get_schema_version(engine) != mlflow_db._get_latest_schema_revision():
+                mlflow_db._upgrade_db(engine)
+                done.append(f"upgraded MLflow's schema to {mlflow_db._get_latest_schema_revision()}")
+        finally:
+            engine.dispose()
+    from .db import SCHEMA_VERSION
+
+    engine = migrate_database(ours)
+    engine.dispose()
+    done.append(f"InfinStor tables at step {SCHEMA_VERSION}")
+    return done
