@@ -190,3 +190,35 @@ def test_fixes_name_the_provider_from_the_issuer():
         assert provider_of(issuer) == provider
         assert words in fix_for("org", provider), (issuer, fix_for("org", provider))
     assert "client_id" in fix_for("audience", "cognito") and "audience=" in fix_for("opaque", "auth0")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_service_migrate_is_the_migration_job_and_its_wait(tmp_path, request, backend, idp):
+    """What the Kubernetes migration Job runs (`infinstor service migrate`) and what each new
+    replica's init container waits for (`--check --wait`)."""
+    if backend == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    else:
+        uri = request.getfixturevalue("postgres_cluster").create_database("migrate_job")
+    config = tmp_path / "service.yaml"
+    config.write_text(yaml.safe_dump({"oidc": {"issuer": idp.issuer, "audience": AUDIENCE}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW"))}
+    env.update(INFINSTOR_SERVICE_CONFIG=str(config), MLFLOW_BACKEND_STORE_URI=uri)
+
+    def migrate(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "infinstor_jupyterlab.cli", "service", "migrate", *args], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    due = migrate("--check")
+    out, err = due.communicate(timeout=180)
+    assert due.returncode == 3 and "MLflow's tables do not exist yet" in err and "step 0" in err, out + err
+    waiting = migrate("--check", "--wait", "150")  # a new replica's init container
+    time.sleep(2)
+    assert waiting.poll() is None  # still waiting: nothing is migrated yet
+    job = migrate()
+    out, err = job.communicate(timeout=180)
+    assert job.returncode == 0 and "created MLflow's tables" in out and "step 3" in out, out + err
+    out, err = waiting.communicate(timeout=180)
+    assert waiting.returncode == 0 and "No migration is due" in out, out + err
+    again = migrate()
+    assert again.communicate(timeout=180) and again.returncode == 0  # idempotent
