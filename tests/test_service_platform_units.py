@@ -192,3 +192,22 @@ def test_scim_tokens_are_hashed_and_revocable(tmp_path):
         assert token.split("_", 2)[2] not in str(c.execute(sa.select(scim_tokens)).all())
     assert store.revoke_token("globex", record.token_id) is False and store.revoke_token("acme", record.token_id)
     assert store.check_token(token) is None
+
+
+def test_browser_sign_in_can_leave_out_the_resource_parameter(tmp_path):
+    """Entra ID's v2 endpoints refuse `resource` (AADSTS901002): the audience is in the scope there."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from infinstor_jupyterlab.service.browser import BrowserSignIn
+    from infinstor_jupyterlab.service.check import Report, _sign_in
+
+    data = {**BASE, "browser": {"client_id": "ui", "session_secret": "s" * 40, "scopes": "openid api://app/access"}}
+    for flag, expected in ((True, ["urn:infinstor:tracking"]), (False, None)):
+        config = load_config(write(tmp_path, {**data, "browser": {**data["browser"], "resource_parameter": flag}}), {})
+        sign_in = BrowserSignIn(config.browser, config.issuer, config.audience)
+        sign_in._metadata = {"authorization_endpoint": "https://idp.example/authorize"}
+        location, _ = sign_in.login({"headers": [(b"host", b"mlflow.example.com")], "scheme": "https"}, "/")
+        assert parse_qs(urlsplit(location).query).get("resource") == expected
+        report = Report(provider="entra")
+        _sign_in(report, config, None, None)
+        assert any("AADSTS901002" in f.message for f in report.findings) is flag

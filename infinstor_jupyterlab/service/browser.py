@@ -49,6 +49,9 @@ class BrowserConfig:
     session_secret: str = field(default="", repr=False)
     session_hours: float = 12.0
     public_url: str | None = None  # e.g. https://mlflow.example.com when behind a proxy
+    # Send the RFC 8707 `resource` parameter (= oidc.audience). Entra ID's v2 endpoints refuse it
+    # (AADSTS901002): there the API's scope in `scopes` names the audience instead.
+    resource_parameter: bool = True
 
 
 class SignInFailed(Exception):
@@ -127,11 +130,14 @@ class BrowserSignIn:
         auth = (self.config.client_id, self.config.client_secret) if self.config.client_secret else None
         if auth is None:
             data = {**data, "client_id": self.config.client_id}
-        response = requests.post(self.metadata()["token_endpoint"], data={**data, "resource": self.audience},
+        response = requests.post(self.metadata()["token_endpoint"], data={**data, **self._resource()},
                                  auth=auth, timeout=self.timeout)  # fmt: skip
         if response.status_code != 200:
             raise SignInFailed(f"the identity provider refused the token request (HTTP {response.status_code})")
         return response.json()
+
+    def _resource(self) -> dict[str, str]:
+        return {"resource": self.audience} if self.config.resource_parameter else {}
 
     def _session_cookie(self, tokens: dict, secure: bool, previous_refresh: str | None = None) -> bytes:
         session = {
@@ -147,7 +153,7 @@ class BrowserSignIn:
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         query = urlencode({
             "client_id": self.config.client_id, "response_type": "code", "scope": self.config.scopes,
-            "redirect_uri": origin + self.config.redirect_path, "state": state, "resource": self.audience,
+            "redirect_uri": origin + self.config.redirect_path, "state": state, **self._resource(),
             "code_challenge": challenge, "code_challenge_method": "S256",
         })  # fmt: skip
         pending = self._seal({"s": state, "v": verifier, "n": safe_next(next_path)})

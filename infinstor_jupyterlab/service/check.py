@@ -360,6 +360,9 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
 def _sign_in(report: Report, config, lab_url: str | None, service_url: str | None) -> None:
     lab = (lab_url.rstrip("/") if lab_url else "https://<your JupyterLab host><base_url>") + LAB_CALLBACK
     report.redirect_uris.append({"surface": "JupyterLab (sidebar sign-in)", "redirect_uri": lab, "client": "the lab's OAuth client (public, PKCE)"})
+    if config.browser is not None and config.browser.resource_parameter and report.provider == "entra":
+        report.add("sign-in", "fail", "the web UI's sign-in sends the resource parameter, which Entra ID's v2 endpoints refuse (AADSTS901002)",
+                   "set browser.resource_parameter: false and put the API's scope (api://<app id>/access) in browser.scopes")  # fmt: skip
     if config.browser is not None:
         origin = (config.browser.public_url or service_url or "").rstrip("/")
         if not origin:

@@ -139,7 +139,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     _check_keys(job_tokens, {"secret", "max_seconds"}, "job_tokens")
 
     browser = _section(data, "browser")
-    _check_keys(browser, {"client_id", "client_secret", "scopes", "redirect_path", "session_secret", "session_hours", "public_url"}, "browser")
+    _check_keys(browser, {"client_id", "client_secret", "scopes", "redirect_path", "session_secret", "session_hours", "public_url",
+                          "resource_parameter"}, "browser")  # fmt: skip
     browser_config = None
     if browser.get("client_id"):
         secret = str(browser.get("session_secret") or "")
@@ -156,6 +157,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             client_id=str(browser["client_id"]), client_secret=browser.get("client_secret") or None,
             scopes=str(browser.get("scopes") or "openid profile email"), redirect_path=redirect_path,
             session_secret=secret, session_hours=hours, public_url=browser.get("public_url") or None,
+            resource_parameter=bool(browser.get("resource_parameter", True)),
         )  # fmt: skip
     elif set(browser) - {"session_secret", "client_secret"}:
         raise ConfigError("browser sign-in needs browser.client_id")
