@@ -319,7 +319,7 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
     shown["user"] = {"value": username, "claim": names.username}
     if not username:
         report.add("token", "fail", f"no user: no {names.username} claim (nor preferred_username, email, sub)",
-                   f"name the user's claim in oidc.claims.username")  # fmt: skip
+                   "name the user's claim in oidc.claims.username")  # fmt: skip
     elif claim_reading.claim(found, names.username) is None:
         report.add("token", "warn", f"no {names.username} claim: the user is read from another claim ({username})",
                    "set oidc.claims.username to the claim that names users (and that SCIM's userName matches)")  # fmt: skip
