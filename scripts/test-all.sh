@@ -40,6 +40,11 @@ jupyter labextension list 2>&1 | grep -E "infinstor-jupyterlab.*enabled.*OK" || 
 step "jest"
 jlpm jest --ci --json --outputFile="$results/jest.json" || failed_suites+=(jest)
 
+step "kubernetes manifests (kubectl kustomize + kubernetes-validate --strict)"
+# kubectl is on the machine image; kubernetes-validate comes with the test extra.
+bash scripts/check-kubernetes.sh >"$results/kubernetes.log" 2>&1 && cat "$results/kubernetes.log" \
+  || { cat "$results/kubernetes.log"; failed_suites+=(kubernetes); }
+
 step "pytest"
 python -m pytest -p no:cacheprovider --junitxml="$results/pytest.xml" tests || failed_suites+=(pytest)
 
@@ -68,6 +73,8 @@ try:
     s = ET.parse(results / "pytest.xml").getroot(); s = s if s.tag == "testsuite" else s[0]
     t, f, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")); add("pytest", t - f - e - sk, f + e)
 except Exception: add("pytest", 0, 1)
+k8s = (results / "kubernetes.log").read_text() if (results / "kubernetes.log").exists() else ""
+add("kubernetes", k8s.count("resources valid"), k8s.count("INVALID") + int("resources valid" not in k8s))
 log = (results / "browser-check.log").read_text() if (results / "browser-check.log").exists() else ""
 add("browser_check", int("browser_check passed" in log), int("browser_check passed" not in log))
 try:

@@ -42,12 +42,13 @@ sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 @pytest.fixture(scope="module")
 def deployment(backend, idp, tmp_path_factory):
-    """Two replicas on one database: `main` with the shipped policy and defaults, `tagging` with
-    an override that lets readers tag model versions, private experiments and org-readable models."""
+    """Two replicas on one database: `main` with the shipped policy and defaults except that models
+    are not readable organisation-wide (the scenario shares them by hand), `tagging` with an
+    override that lets readers tag model versions, private experiments and org-readable models."""
     name, cluster = backend
     root = tmp_path_factory.mktemp(f"company-{name}")
     uri = cluster.create_database("company") if cluster else f"sqlite:///{root / 'mlflow.db'}"
-    main = CompanyServer(root / "main", idp.issuer, backend_uri=uri)
+    main = CompanyServer(root / "main", idp.issuer, backend_uri=uri, config={"defaults": {"registered_models_org_readable": False}})
     try:
         tagging = CompanyServer(root / "tagging", idp.issuer, backend_uri=uri,
                                 policy={"operations": {"SetModelVersionTag": "reader"}},

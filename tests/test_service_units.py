@@ -176,7 +176,7 @@ def test_config_file_and_environment(tmp_path):
                                               "browser": {"client_id": "mlflow-ui"}})  # fmt: skip
     with_browser = load_config(None, {"INFINSTOR_SERVICE_CONFIG": browser_file, "INFINSTOR_SESSION_SECRET": "b" * 40,
                                       "INFINSTOR_BROWSER_CLIENT_SECRET": "c" * 20})  # fmt: skip
-    assert with_browser.browser.client_id == "mlflow-ui" and with_browser.browser.redirect_path == "/infinstor/auth/callback"
+    assert with_browser.browser.client_id == "mlflow-ui" and with_browser.browser.redirect_path == "/infinstor/api/auth/callback"
     assert "b" * 40 not in repr(with_browser) and "c" * 20 not in repr(with_browser)
 
 

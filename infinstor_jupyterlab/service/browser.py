@@ -38,6 +38,9 @@ LOGOUT_PATH = "/infinstor/auth/logout"
 SESSION_COOKIE = "infinstor_session"
 SIGNIN_COOKIE = "infinstor_signin"
 SIGNIN_TTL = 600
+# The same path as the lab's own sign-in callback (<lab>/infinstor/api/auth/callback), so the
+# provider's client lists one path per surface: <service origin> and <lab origin> + this path.
+DEFAULT_REDIRECT_PATH = "/infinstor/api/auth/callback"
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,13 @@ class BrowserConfig:
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
     scopes: str = "openid profile email"
-    redirect_path: str = "/infinstor/auth/callback"
+    redirect_path: str = DEFAULT_REDIRECT_PATH
     session_secret: str = field(default="", repr=False)
     session_hours: float = 12.0
     public_url: str | None = None  # e.g. https://mlflow.example.com when behind a proxy
+    # Send the RFC 8707 `resource` parameter (= oidc.audience). Entra ID's v2 endpoints refuse it
+    # (AADSTS901002): there the API's scope in `scopes` names the audience instead.
+    resource_parameter: bool = True
 
 
 class SignInFailed(Exception):
@@ -146,11 +152,14 @@ class BrowserSignIn:
         auth = (self.config.client_id, self.config.client_secret) if self.config.client_secret else None
         if auth is None:
             data = {**data, "client_id": self.config.client_id}
-        response = requests.post(self.metadata()["token_endpoint"], data={**data, "resource": self.audience},
+        response = requests.post(self.metadata()["token_endpoint"], data={**data, **self._resource()},
                                  auth=auth, timeout=self.timeout)  # fmt: skip
         if response.status_code != 200:
             raise SignInFailed(f"the identity provider refused the token request (HTTP {response.status_code})")
         return response.json()
+
+    def _resource(self) -> dict[str, str]:
+        return {"resource": self.audience} if self.config.resource_parameter else {}
 
     def _session_cookie(self, tokens: dict, secure: bool, previous_refresh: str | None = None) -> bytes:
         session = {
@@ -166,7 +175,7 @@ class BrowserSignIn:
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         query = urlencode({
             "client_id": self.config.client_id, "response_type": "code", "scope": self.config.scopes,
-            "redirect_uri": origin + self.config.redirect_path, "state": state, "resource": self.audience,
+            "redirect_uri": origin + self.config.redirect_path, "state": state, **self._resource(),
             "code_challenge": challenge, "code_challenge_method": "S256",
         })  # fmt: skip
         pending = self._seal({"s": state, "v": verifier, "n": safe_next(next_path)})

@@ -49,6 +49,7 @@ from . import graphql_authz, job_tokens, private_views, web_ui
 from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed, sign_in_page
 from .config import ServiceConfig
 from .changes import ChangeWatcher
+from .directory import Directory, DirectoryStore
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, TOKEN_PREFIX, ServiceStore, split_api_token
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
 from .otlp import InvalidExport, trace_ids_in_export
@@ -194,13 +195,19 @@ class CompanyService:
         self.policy = policy
         self.store = store
         self.verifier = verifier or TokenVerifier(
-            config.issuer, config.audience, jwks_uri=config.jwks_uri, leeway=config.leeway, claim_names=config.claims
+            config.issuer, config.audience, jwks_uri=config.jwks_uri, leeway=config.leeway, claim_names=config.claims,
+            audience_claim=config.audience_claim,
         )
         self.job_key = job_tokens.derive_key(config.job_token_secret) if config.job_token_secret else None
         self.browser = BrowserSignIn(config.browser, config.issuer, config.audience) if config.browser else None
         self._run_experiments = _LRU()
         # Reused decisions: (what, reuse until, change counter they were made under); see changes.py.
         self.changes = ChangeWatcher(store.change_versions, config.change_poll_seconds)
+        # SCIM provisioning (scim.py) and what it means for a caller's groups (directory.py).
+        self.directory_store = DirectoryStore(store)
+        self.directory = Directory(self.directory_store, config.groups_from, config.scim_group_name, self.changes,
+                                   config.grant_cache_seconds)  # fmt: skip
+        self._scim = None
         self._roles = _LRU(50_000)  # (org, user, groups, type, id) -> (rank, until, counter)
         self._api_tokens = _LRU(50_000)  # sha256(token) -> ((record, groups), until, counter)
         store.listeners.append(self._forget_reused)
@@ -239,9 +246,9 @@ class CompanyService:
             identity = {"username": caller.username, "subject": caller.subject, "issuer": self.verifier.issuer, "verified": True}
             raise InvalidToken(f"the token names no organisation (claim {self.config.claims.org!r})", "no_organisation", identity)
         org = _workspace_name(org)
-        groups = tuple(caller.groups)
+        groups = self.directory.groups_for(org, caller.username, caller.groups, caller.groups_overage)
         self.ensure_workspace(org)
-        self.store.see_user(org, caller.username, caller.email, list(groups))
+        self.store.see_user(org, caller.username, caller.email, list(caller.groups))  # the token's own groups
         return self._principal(caller.username, org, groups, caller.email, "oidc")
 
     def _reused(self, cache: _LRU, key, kind: str):
@@ -268,9 +275,28 @@ class CompanyService:
         record, state = self.store.inspect_token(token)
         if state != "valid":
             raise InvalidToken("the API token is unknown, revoked or expired", f"{state}_api_token", _token_identity(token, record, state))
-        groups = tuple(self.store.user_groups(record.org, record.username) or ())
+        last_seen = tuple(self.store.user_groups(record.org, record.username) or ())
+        # The groups its user's last token had, as SCIM has them now; refused if deprovisioned.
+        groups = self.directory.groups_for(record.org, record.username, last_seen, overage=not last_seen)
         self._reuse(self._api_tokens, key, (record, groups), counter)
         return record, groups
+
+    # -- SCIM ------------------------------------------------------------------------------------
+    def scim_application(self):
+        if self._scim is None:  # built on first use: the SCIM models take a moment to load
+            from .scim import ScimApplication
+
+            self._scim = ScimApplication(self.directory_store)
+        return self._scim
+
+    def touch_scim_token(self, token_id: str) -> None:
+        self._touch(f"scim:{token_id}", lambda: self.directory_store.touch_token(token_id))
+
+    def record_scim(self, record, method: str, path: str, status: int) -> None:
+        who = Principal(f"scim:{record.name}", record.org, (), None, "scim")
+        parts = [p for p in path.split("/") if p]
+        kind = {"Users": "scim_user", "Groups": "scim_group"}.get(parts[0] if parts else "", "scim")
+        self.record(who, f"scim:{method} {parts[0] if parts else ''}", status, (kind, parts[1] if len(parts) > 1 else None))
 
     def _forget_reused(self, kind: str) -> None:
         """This process changed grants or tokens: forget the decisions of that kind at once (other
@@ -284,14 +310,14 @@ class CompanyService:
             return
         self.failed_sign_ins.failed(describe(token, error, source, self.config.claims, _organisation_or_nothing))
 
-    def _touch(self, token_id: str) -> None:
+    def _touch(self, token_id: str, write=None) -> None:
         """Record a token's last use, at most once a minute (not a database write per request)."""
         now = time.monotonic()
         with self._touch_lock:
             if now - self._touched.get(token_id, -3600.0) < 60:
                 return
             self._touched[token_id] = now
-        self.store.touch_token(token_id)
+        (write or (lambda: self.store.touch_token(token_id)))()
 
     def _principal(self, username, org, groups, email, kind, token_id=None) -> Principal:
         is_admin = any(g in self.config.org_admin_groups for g in groups)
@@ -892,6 +918,8 @@ class CompanyService:
             return 200, {}, ("api_token", token_id)
         if route == "permissions":
             return self._permissions(who, method, params)
+        if route == "scim-tokens" or route.startswith("scim-tokens/"):
+            return self._scim_tokens(who, method, route, params)
         if route == "audit" and method == "GET":
             if not who.is_admin:
                 raise forbidden("The audit log is for organisation admins.")
@@ -918,6 +946,27 @@ class CompanyService:
             raise bad_request(f"expires_in_days must be more than 0 and at most {self.config.token_max_days:g}")
         token, record = self.store.create_token(who.org, who.username, name, days * 86400)
         return 200, {"token": token, **record.to_json()}, ("api_token", record.token_id)
+
+    def _scim_tokens(self, who: Principal, method: str, route: str, params) -> tuple[int, dict, tuple | None]:
+        """The organisation's SCIM tokens (for its directory's provisioning): its admins only."""
+        if not who.is_admin:
+            raise forbidden("SCIM tokens are for organisation admins.")
+        if route == "scim-tokens" and method == "GET":
+            return 200, {"tokens": [t.to_json() for t in self.directory_store.list_tokens(who.org)]}, None
+        if route == "scim-tokens" and method == "POST":
+            if who.kind != "oidc":
+                raise forbidden("Create tokens while signed in with the identity provider, not with another token.")
+            name = (params.get("name") or "").strip()
+            if not name or len(name) > 255:
+                raise bad_request("A SCIM token needs a name (1-255 characters), e.g. the directory it is for.")
+            token, record = self.directory_store.create_token(who.org, name, who.username)
+            return 200, {"token": token, **record.to_json()}, ("scim_token", record.token_id)
+        if route.startswith("scim-tokens/") and method == "DELETE":
+            token_id = route[len("scim-tokens/"):]
+            if not self.directory_store.revoke_token(who.org, token_id):
+                raise not_found(f"No active SCIM token with id {token_id}")
+            return 200, {}, ("scim_token", token_id)
+        raise not_found(f"No such InfinStor API: {method} {route}")
 
     def _create_job_token(self, who: Principal, params) -> tuple[int, dict, tuple]:
         if self.job_key is None:
@@ -1220,6 +1269,10 @@ class CompanyASGIMiddleware:
         path = scope.get("path", "")
         if scope["type"] == "http" and path in OPEN_PATHS:
             return await self.app(scope, receive, send)
+        if scope["type"] == "http" and (path == "/scim/v2" or path.startswith("/scim/v2/")):
+            from . import scim  # SCIM 2.0 provisioning: its own credentials (SCIM tokens), its own protocol
+
+            return await scim.serve(self.service, self._in_thread, scope, receive, send)
         if scope["type"] == "websocket":
             # No MLflow operation we authorize uses websockets.
             await send({"type": "websocket.close", "code": 1008})
