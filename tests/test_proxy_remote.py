@@ -90,7 +90,8 @@ REFUSED = [
     ("%2F%2Fevil.example.com/api/2.0/mlflow/echo", (400,)),
     ("@evil.example.com/api/2.0/mlflow/echo", (403,)),
     ("gateway/mlflow/v1/chat/completions", (403,)),
-    ("ajax-api/3.0/mlflow/assistant/config", (403,)),
+    ("ajax-api/3.0/mlflow/assistant/message", (403,)),
+    ("ajax-api/3.0/mlflow/assistant/providers/claude_code/health", (403,)),
 ]
 
 
@@ -102,6 +103,19 @@ async def test_refused_paths_never_reach_the_tracking_server(fetch, upstream, cr
             if response.code in (400, 403, 405):
                 reason = error_of(response)["reason"]
                 assert reason.startswith("proxy_"), (path, reason)
+    assert upstream.requests == [], upstream.paths()
+
+
+async def test_assistant_config_is_answered_by_the_lab_not_forwarded(fetch, upstream, credentials):
+    config = await fetch("ajax-api/3.0/mlflow/assistant/config")
+    assert config.code == 200
+    assert config.headers["Content-Type"].startswith("application/json")
+    assert json.loads(config.body) == {"providers": {}, "projects": {}, "remote_access_allowed": False}
+    providers = await fetch("ajax-api/3.0/mlflow/assistant/providers")
+    assert providers.code == 200
+    assert json.loads(providers.body)["providers"] == []
+    changed = await fetch("ajax-api/3.0/mlflow/assistant/config", method="PUT", body={"providers": {"x": {}}})
+    assert changed.code in (403, 405)
     assert upstream.requests == [], upstream.paths()
 
 
