@@ -89,6 +89,18 @@ def copy_clone(dest: Path) -> None:
         shutil.copy2(src, target)
 
 
+def work_folder() -> Path:
+    """A fresh folder, in memory if there is room: the venv and the clone's node_modules are
+    ~1.7 GB of small files, and deleting them from a disk mounted with `discard` takes minutes."""
+    shm = Path("/dev/shm")
+    try:
+        stat = os.statvfs(shm)
+        roomy = shm.is_dir() and os.access(shm, os.W_OK) and stat.f_bavail * stat.f_frsize > 6 << 30
+    except OSError:
+        roomy = False
+    return Path(tempfile.mkdtemp(prefix="infinstor-newcomer-", dir=shm if roomy else None))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -159,7 +171,9 @@ class Newcomer:
         copy_clone(self.clone)
         subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
         # As after `source venv/bin/activate`: the venv first on PATH, then the command as written.
-        env = clean_env(PATH=f"{self.venv / 'bin'}{os.pathsep}{path_without(self.venv)}", VIRTUAL_ENV=str(self.venv))
+        tmp = self.work / "tmp"  # pip's build environment, beside the rest
+        tmp.mkdir()
+        env = clean_env(PATH=f"{self.venv / 'bin'}{os.pathsep}{path_without(self.venv)}", VIRTUAL_ENV=str(self.venv), TMPDIR=str(tmp))
         log = self.work / "install.log"
         with open(log, "wb") as out:
             done = subprocess.run(["bash", "-c", self.install_part], cwd=self.clone, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -206,10 +220,11 @@ class Newcomer:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.lab.poll() is not None:
-                raise RuntimeError(f"{shlex.join(argv)} exited {self.lab.returncode}:\n{self.lab_log.read_text()[-3000:]}")
+                command = shlex.join(argv).replace(self.token, "<token>")
+                raise RuntimeError(f"{command} exited {self.lab.returncode}:\n{self.lab_log.read_text()[-3000:]}")
             try:
                 if self.get("lab")[0] == 200:
-                    return shlex.join(argv)
+                    return shlex.join(argv).replace(self.token, "<token>")
             except OSError:
                 pass
             time.sleep(0.5)
@@ -363,7 +378,7 @@ def main() -> int:
         print("newcomer.py drives chromium with playwright: run it with a Python that has the test extras", file=sys.stderr)
         return 2
 
-    work = Path(tempfile.mkdtemp(prefix="infinstor-newcomer-"))
+    work = work_folder()
     newcomer = Newcomer(work, args.shots)
     print(f"README command 1: {newcomer.install_part} && {newcomer.lab_part}   (work folder {work})", flush=True)
     checks = Checks()
