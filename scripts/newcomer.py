@@ -248,8 +248,6 @@ class Newcomer:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         self._browser = browser
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"{self.url}/lab?token={self.token}")
         self.page = page
         return "chromium " + browser.version
@@ -305,21 +303,28 @@ class Newcomer:
               await sm.ready;
               await sm.contents.save(path, {type: 'notebook', format: 'json', content: notebook});
               const session = await sm.sessions.startNew({path, name: path, type: 'notebook', kernel: {name: 'python3'}});
-              const out = [];
+              const out = [], err = [];
               const future = session.kernel.requestExecute({code, stop_on_error: true});
               future.onIOPub = msg => {
                 const c = msg.content;
-                if (msg.header.msg_type === 'stream') out.push(c.text);
-                if (msg.header.msg_type === 'error') out.push(c.ename + ': ' + c.evalue + '\\n' + c.traceback.join('\\n'));
+                if (msg.header.msg_type === 'stream') (c.name === 'stderr' ? err : out).push(c.text);
+                if (msg.header.msg_type === 'error') err.push(c.ename + ': ' + c.evalue + '\\n' + c.traceback.join('\\n'));
               };
               const reply = await future.done;
               await session.shutdown();
-              return {status: reply.content.status, output: out.join('')};
+              return {status: reply.content.status, output: out.join(''), errors: err.join('')};
             }""",
             {"path": NOTEBOOK, "notebook": notebook, "code": KERNEL_CODE},
         )
         if answer["status"] != "ok":
-            raise RuntimeError(f"the kernel answered {answer['status']}:\n{answer['output'][-3000:]}")
+            raise RuntimeError(f"the kernel answered {answer['status']}:\n{answer['errors'][-3000:]}")
+        # The newcomer's first cell shows its own output only: no warning in red (stderr), no
+        # link that the browser cannot open (MLflow prints the embedded service's loopback URL,
+        # which only the lab and its kernels may use).
+        if answer["errors"].strip():
+            raise RuntimeError(f"the cell printed to stderr:\n{answer['errors'][-3000:]}")
+        if "View run" in answer["output"] or "View experiment" in answer["output"]:
+            raise RuntimeError(f"the cell prints links to the embedded tracking service:\n{answer['output'][-3000:]}")
         match = re.search(r"RUN_ID=([0-9a-f]{32})", answer["output"])
         if not match:
             raise RuntimeError(f"no run id in the kernel's output:\n{answer['output'][-3000:]}")
