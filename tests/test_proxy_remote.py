@@ -190,6 +190,22 @@ async def test_upstream_cookies_challenges_and_credentials_never_reach_the_brows
     assert UPSTREAM_SECRET.split()[1] not in raw_headers
 
 
+@pytest.mark.timeout(60)
+async def test_answers_without_a_body_never_stall_the_server(fetch, upstream, credentials):
+    # aiohttp hands every body-less response (304, 204, HEAD) the same shared empty stream, which
+    # says "end of an HTTP chunk" forever once it has been read: the forwarder spun on it without
+    # yielding, and the whole Jupyter server stopped answering (a browser revalidating MLflow UI's
+    # cached files twice was enough; bench/sidebar.py's page-load step hit it).
+    for _ in range(3):
+        revalidated = await fetch("api/2.0/mlflow/not-modified", headers={"If-None-Match": '"v1"'})
+        assert revalidated.code == 304
+        head = await fetch("api/2.0/mlflow/big-file", method="HEAD")
+        assert head.code == 200
+        assert head.headers["Content-Length"] == str(1024 * 1024)
+    echo = await fetch("api/2.0/mlflow/echo")
+    assert echo.code == 200
+
+
 async def test_redirects_are_rewritten_into_the_proxy_or_refused(fetch, upstream, credentials, jp_base_url):
     inside = await fetch("api/2.0/mlflow/redirect-inside")
     assert inside.code == 302
