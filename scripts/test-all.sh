@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every test dependency (Debian chromium, the package with its test extras, npm
-# packages) and runs every suite: jest, pytest, jupyterlab.browser_check and Galata.
+# packages) and runs every suite: the README's command 1 as a newcomer runs it, jest, pytest,
+# jupyterlab.browser_check and Galata.
 # Each suite runs even if an earlier one failed; the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,14 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
 fi
 chromium --version
 ls -d /usr/lib/postgresql/*/bin/initdb
+
+step "newcomer: the README's command 1 in a fresh virtualenv, no extras"
+# Before the test extras reach this Python, so they cannot hide a missing runtime dependency. The
+# install and the lab run in their own fresh venv (scripts/newcomer.py); this Python only drives
+# chromium, with the playwright the test extra names.
+playwright_req=$(grep -oE '^ *"playwright[^"]*"' pyproject.toml | head -n 1 | tr -d ' "')
+python -m pip install --quiet "$playwright_req" || { echo "could not install $playwright_req"; exit 1; }
+python scripts/newcomer.py --results "$results/newcomer.json" --shots "$results/newcomer" || failed_suites+=(newcomer)
 
 step "build and install the package (wheel with the prebuilt labextension)"
 # A fresh build every time: the wheel build skips the frontend if a built one is already there.
@@ -66,6 +75,9 @@ def add(name, p, f):
     global passed, failed
     passed += p; failed += f
     print(f"{name}: {p} passed, {f} failed")
+try:
+    n = json.loads((results / "newcomer.json").read_text()); add("newcomer", n["passed"], n["failed"])
+except Exception: add("newcomer", 0, 1)
 try:
     j = json.loads((results / "jest.json").read_text()); add("jest", j["numPassedTests"], j["numFailedTests"] + j.get("numRuntimeErrorTestSuites", 0))
 except Exception: add("jest", 0, 1)

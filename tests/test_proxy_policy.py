@@ -125,13 +125,30 @@ NOT_MLFLOW = [
     "gateway/mlflow/v1/chat/completions",
     "v1/traces",
     "ajax-api/3.0/mlflow/assistant/message",
-    "ajax-api/3.0/mlflow/assistant/config",
+    "ajax-api/3.0/mlflow/assistant/sessions/s1/stream",
+    "ajax-api/3.0/mlflow/assistant/config/",
+    "ajax-api/3.0/mlflow/assistant/providers/claude_code/health",
     "api/3.0/mlflow/assistant/config",
     "get-artifact/../x",
     "@evil.example.com",
     "API/2.0/mlflow/runs/get",
     "index.html",
 ]
+
+
+def test_assistant_config_is_answered_by_the_lab_as_disabled():
+    # MLflow's UI asks these two on every page load; the lab answers "no assistant" itself
+    # (the assistant is never proxied) instead of a refusal in the browser's console.
+    config = resolve("ajax-api/3.0/mlflow/assistant/config", "GET")
+    assert config.kind == "local"
+    assert config.answer == {"providers": {}, "projects": {}, "remote_access_allowed": False}
+    providers = resolve("ajax-api/3.0/mlflow/assistant/providers", "GET")
+    assert providers.kind == "local"
+    assert providers.answer == {"providers": [], "resolved": None, "gateway_vendor_options": {}}
+    # Everything else the assistant does (changing its config included) stays refused.
+    for method in ("PUT", "POST", "DELETE"):
+        with pytest.raises(PathRefused):
+            resolve("ajax-api/3.0/mlflow/assistant/config", method)
 
 
 @pytest.mark.parametrize("path", NOT_MLFLOW)

@@ -90,7 +90,8 @@ REFUSED = [
     ("%2F%2Fevil.example.com/api/2.0/mlflow/echo", (400,)),
     ("@evil.example.com/api/2.0/mlflow/echo", (403,)),
     ("gateway/mlflow/v1/chat/completions", (403,)),
-    ("ajax-api/3.0/mlflow/assistant/config", (403,)),
+    ("ajax-api/3.0/mlflow/assistant/message", (403,)),
+    ("ajax-api/3.0/mlflow/assistant/providers/claude_code/health", (403,)),
 ]
 
 
@@ -102,6 +103,19 @@ async def test_refused_paths_never_reach_the_tracking_server(fetch, upstream, cr
             if response.code in (400, 403, 405):
                 reason = error_of(response)["reason"]
                 assert reason.startswith("proxy_"), (path, reason)
+    assert upstream.requests == [], upstream.paths()
+
+
+async def test_assistant_config_is_answered_by_the_lab_not_forwarded(fetch, upstream, credentials):
+    config = await fetch("ajax-api/3.0/mlflow/assistant/config")
+    assert config.code == 200
+    assert config.headers["Content-Type"].startswith("application/json")
+    assert json.loads(config.body) == {"providers": {}, "projects": {}, "remote_access_allowed": False}
+    providers = await fetch("ajax-api/3.0/mlflow/assistant/providers")
+    assert providers.code == 200
+    assert json.loads(providers.body)["providers"] == []
+    changed = await fetch("ajax-api/3.0/mlflow/assistant/config", method="PUT", body={"providers": {"x": {}}})
+    assert changed.code in (403, 405)
     assert upstream.requests == [], upstream.paths()
 
 
@@ -174,6 +188,22 @@ async def test_upstream_cookies_challenges_and_credentials_never_reach_the_brows
     assert response.headers.get("Access-Control-Allow-Origin") != "*"
     raw_headers = "\n".join(f"{k}: {v}" for k, v in response.headers.get_all())
     assert UPSTREAM_SECRET.split()[1] not in raw_headers
+
+
+@pytest.mark.timeout(60)
+async def test_answers_without_a_body_never_stall_the_server(fetch, upstream, credentials):
+    # aiohttp hands every body-less response (304, 204, HEAD) the same shared empty stream, which
+    # says "end of an HTTP chunk" forever once it has been read: the forwarder spun on it without
+    # yielding, and the whole Jupyter server stopped answering (a browser revalidating MLflow UI's
+    # cached files twice was enough; bench/sidebar.py's page-load step hit it).
+    for _ in range(3):
+        revalidated = await fetch("api/2.0/mlflow/not-modified", headers={"If-None-Match": '"v1"'})
+        assert revalidated.code == 304
+        head = await fetch("api/2.0/mlflow/big-file", method="HEAD")
+        assert head.code == 200
+        assert head.headers["Content-Length"] == str(1024 * 1024)
+    echo = await fetch("api/2.0/mlflow/echo")
+    assert echo.code == 200
 
 
 async def test_redirects_are_rewritten_into_the_proxy_or_refused(fetch, upstream, credentials, jp_base_url):

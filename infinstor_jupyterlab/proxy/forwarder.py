@@ -523,7 +523,11 @@ class _Exchange:
             while True:
                 chunk, http_chunk_end = await content.readchunk()  # as received: no join, no copy
                 if not chunk:
-                    if http_chunk_end:
+                    # An empty chunk ends one HTTP chunk of a chunked body; at the end of the
+                    # stream it is the end. aiohttp's shared empty stream (every body-less answer:
+                    # 304, 204, HEAD) reports a chunk end forever without awaiting anything, so
+                    # "continue" there would spin the event loop and stall the whole server.
+                    if http_chunk_end and not content.at_eof():
                         continue
                     break
                 self._last = self._loop.time()

@@ -12,6 +12,7 @@ browser's proof that the request comes from this origin (`Sec-Fetch-Site: same-o
 from __future__ import annotations
 
 import asyncio
+import json
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from jupyter_core.utils import ensure_async
@@ -218,6 +219,8 @@ class MlflowProxyHandler(InfinStorHandler):
             raise BadRequest("The proxied path could not be determined.")
         route = self._resolve(raw)
         self._refuse_cross_site(route)
+        if route.kind == "local":
+            return  # answered by the verb, nothing goes to the tracking server
 
         headers = self.request.headers
         length_header = headers.get("Content-Length")
@@ -276,6 +279,12 @@ class MlflowProxyHandler(InfinStorHandler):
             callback()  # stop talking to the tracking server; its connection is not reused
 
     async def _forward(self) -> None:
+        route = self._resolved[2] if self._resolved else None
+        if route is not None and route.kind == "local":
+            self.set_header("Content-Type", "application/json")
+            self.set_header("Cache-Control", "no-store")
+            await self.finish(json.dumps(route.answer) if self.request.method == "GET" else None)
+            return
         if self._task is not None:
             assert self._body is not None
             self._body.end()

@@ -113,6 +113,9 @@ class EmbeddedTrackingServer(TrackingBackend):
             "MLFLOW_TRACKING_URI": self.uri,
             EMBEDDED_URI_ENV: self.uri,
             SECRET_FILE_ENV: str(self.secret_path),
+            # MLflow prints "View run … at: <tracking URI>" as a run ends; this loopback URI only
+            # answers the lab and its kernels, so the link would be dead in the notebook.
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         }
 
     async def status(self) -> TrackingStatus:

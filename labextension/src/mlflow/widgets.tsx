@@ -5,6 +5,7 @@ import React from 'react';
 
 import { infinstorIcon } from '../icons';
 import { MlflowClient } from './client';
+import { withoutAssistant } from './mlflowUi';
 import { CompareModel, RunDetailModel } from './models';
 import { IMlflowActions } from './views/common';
 import { CompareRuns } from './views/compare';
@@ -71,6 +72,7 @@ export class CompareWidget extends ReactWidget {
 export function createMlflowUiWidget(url: string, label: string): MainAreaWidget<IFrame> {
   // MLflow's UI runs its own scripts and calls its API on this origin.
   const frame = new IFrame({ sandbox: ['allow-scripts', 'allow-same-origin', 'allow-forms', 'allow-popups', 'allow-downloads'] });
+  withoutAssistant(frame.node.querySelector('iframe')!, window.localStorage);
   frame.url = url;
   frame.addClass('jp-InfinStor-mlflowUi');
   const widget = new MainAreaWidget({ content: frame });
