@@ -47,7 +47,7 @@ class RecordingUpstream:
 
     `/health` answers OK (not recorded in `requests`); `/api/2.0/mlflow/<behaviour>` does:
     echo (returns what it received), slow (answers after `slow_seconds`), stall (sends half the
-    body then stops), redirect-inside / redirect-outside, needs-fresh (401 unless the bearer
+    body then stops), redirect-inside / redirect-outside / redirect-to-* (to `?to=`), tab-header, needs-fresh (401 unless the bearer
     token is `fresh`), leak (tries to hand the browser cookies and the credentials it got).
     """
 
@@ -113,6 +113,12 @@ class RecordingUpstream:
                     self.redirect(f"{upstream.uri}/static-files/x.js?v=1")
                 elif behaviour == "redirect-outside":
                     self.redirect("https://evil.example.com/steal")
+                elif behaviour.startswith("redirect-to-"):  # ?to=<location>, sent as is
+                    self.set_status(302)
+                    self._headers["Location"] = self.get_query_argument("to", strip=False)
+                elif behaviour == "tab-header":  # a legal field value tornado itself refuses to set
+                    self._headers["X-Tab"] = "a\tb"
+                    self.write({"ok": True})
                 elif behaviour == "needs-fresh":
                     if self.request.headers.get("Authorization") != "Bearer fresh-credential-0001":
                         self.set_status(401)

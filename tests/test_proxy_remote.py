@@ -186,6 +186,22 @@ async def test_redirects_are_rewritten_into_the_proxy_or_refused(fetch, upstream
     assert "Location" not in outside.headers
 
 
+@pytest.mark.parametrize("location", ["\\\\evil.example/x", "\\/evil.example/x", "/\t/evil.example/x", "%2F%2Fevil.example/x"])
+async def test_redirects_browsers_resolve_off_site_are_refused(fetch, upstream, credentials, location):
+    from urllib.parse import quote
+
+    response = await fetch("api/2.0/mlflow/redirect-to-x", query="to=" + quote(location, safe=""))
+    assert response.code == 502, (location, response.code, response.headers.get("Location"))
+    assert error_of(response)["reason"] == "tracking_bad_response"
+    assert "Location" not in response.headers
+
+
+async def test_a_tab_in_an_upstream_header_is_passed_on_as_a_space(fetch, upstream, credentials):
+    response = await fetch("api/2.0/mlflow/tab-header")
+    assert response.code == 200, response.body
+    assert response.headers["X-Tab"] == "a b"
+
+
 async def test_ui_without_trailing_slash_redirects(http_server_client, jp_base_url, jp_auth_header):
     response = await http_server_client.fetch(
         f"{jp_base_url}infinstor/api/mlflow", headers=jp_auth_header, follow_redirects=False, raise_error=False
