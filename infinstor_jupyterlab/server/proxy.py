@@ -108,6 +108,10 @@ class MlflowProxyHandler(InfinStorHandler):
         self._body: StreamingBody | None = None
         self._task: asyncio.Future | None = None
         self._on_browser_gone = None  # set by the forwarder while an exchange is in progress
+        # A refusal decided in prepare() but answered once the (small) body is read, so the
+        # browser's keep-alive connection stays usable (see prepare).
+        self._refusal: BaseException | None = None
+        self._prepared = False
 
     @property
     def proxy(self) -> MlflowProxy:
@@ -165,6 +169,11 @@ class MlflowProxyHandler(InfinStorHandler):
     def finish(self, chunk=None, **kwargs):
         if self._proxied:
             kwargs.setdefault("set_content_type", self._proxied_content_type)
+        if not self._prepared and not self._headers_written:
+            # Answered before the request body was read: tornado closes the connection after this
+            # response (the only way not to read the body). Say so, or the client's next request
+            # on this connection fails with "connection reset".
+            self.set_header("Connection", "close")
         return super().finish(chunk, **kwargs)
 
     # -- authentication, XSRF ---------------------------------------------------------------------
@@ -200,6 +209,24 @@ class MlflowProxyHandler(InfinStorHandler):
             raise
 
     async def prepare(self) -> None:
+        try:
+            await self._admit()
+        except Exception as exc:
+            if not self._drainable():
+                raise  # answered now, with `Connection: close` (see finish)
+            # Read (and drop) the body first, then refuse in the verb: the connection stays usable.
+            self._refusal = exc
+        self._prepared = True
+
+    def _drainable(self) -> bool:
+        """A refused request's body small enough to read and discard (declared, not chunked)."""
+        headers = self.request.headers
+        if "chunked" in headers.get("Transfer-Encoding", "").lower():
+            return False
+        length = headers.get("Content-Length", "0")
+        return length.isdigit() and int(length) <= self.proxy.settings.replay_limit
+
+    async def _admit(self) -> None:
         await super().prepare()
         if self._finished or self.request.method == "OPTIONS":
             return
@@ -276,6 +303,8 @@ class MlflowProxyHandler(InfinStorHandler):
             callback()  # stop talking to the tracking server; its connection is not reused
 
     async def _forward(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
         if self._task is not None:
             assert self._body is not None
             self._body.end()
