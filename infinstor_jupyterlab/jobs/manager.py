@@ -29,6 +29,7 @@ from mlflow.utils.mlflow_tags import (
 )
 
 from ..errors import BadRequest, InfinStorError, NotFound
+from ..limits import shown
 from ..projects import ProjectError, build_project
 from ..projects.convert import load_notebook
 from ..projects.parameters import coerce_value, extract_parameters
@@ -651,4 +652,4 @@ def _check_entry_point_parameters(entry_point, given: dict[str, str]) -> None:
             try:
                 float(value)
             except ValueError:
-                raise BadRequest(f"parameter {name!r} must be a number; got {value!r}") from None
+                raise BadRequest(f"parameter {name!r} must be a number; got {shown(value)}") from None

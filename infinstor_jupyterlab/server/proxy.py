@@ -111,7 +111,6 @@ class MlflowProxyHandler(InfinStorHandler):
         # A refusal decided in prepare() but answered once the (small) body is read, so the
         # browser's keep-alive connection stays usable (see prepare).
         self._refusal: BaseException | None = None
-        self._prepared = False
 
     @property
     def proxy(self) -> MlflowProxy:
@@ -169,11 +168,6 @@ class MlflowProxyHandler(InfinStorHandler):
     def finish(self, chunk=None, **kwargs):
         if self._proxied:
             kwargs.setdefault("set_content_type", self._proxied_content_type)
-        if not self._prepared and not self._headers_written:
-            # Answered before the request body was read: tornado closes the connection after this
-            # response (the only way not to read the body). Say so, or the client's next request
-            # on this connection fails with "connection reset".
-            self.set_header("Connection", "close")
         return super().finish(chunk, **kwargs)
 
     # -- authentication, XSRF ---------------------------------------------------------------------
@@ -210,13 +204,14 @@ class MlflowProxyHandler(InfinStorHandler):
 
     async def prepare(self) -> None:
         try:
-            await self._admit()
+            await super().prepare()  # Jupyter's checks, then admit()
         except Exception as exc:
             if not self._drainable():
                 raise  # answered now, with `Connection: close` (see finish)
-            # Read (and drop) the body first, then refuse in the verb: the connection stays usable.
+            # Read (and drop) the body first, then refuse in the verb (each verb starts with
+            # _forward, which raises it): the browser's keep-alive connection stays usable.
             self._refusal = exc
-        self._prepared = True
+            self._prepared = True
 
     def _drainable(self) -> bool:
         """A refused request's body small enough to read and discard (declared, not chunked)."""
@@ -226,9 +221,8 @@ class MlflowProxyHandler(InfinStorHandler):
         length = headers.get("Content-Length", "0")
         return length.isdigit() and int(length) <= self.proxy.settings.replay_limit
 
-    async def _admit(self) -> None:
-        await super().prepare()
-        if self._finished or self.request.method == "OPTIONS":
+    async def admit(self) -> None:
+        if self.request.method == "OPTIONS":
             return
         # The verbs are @authenticated/@authorized too, but they run only after the body has been
         # received: check before streaming anything to the tracking server.

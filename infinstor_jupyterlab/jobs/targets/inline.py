@@ -16,6 +16,7 @@ import psutil
 from traitlets import Float, Unicode
 
 from ...errors import BadRequest
+from ...limits import clip, shown
 from ..models import Job
 from .base import JobTarget
 
@@ -48,12 +49,12 @@ class InlineTarget(JobTarget):
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - {"env_manager"})
         if unknown:
-            raise BadRequest(f"The inline target has no option(s) {', '.join(unknown)}.")
+            raise BadRequest(f"The inline target has no option(s) {clip(', '.join(unknown))}.")
         env_manager = options.get("env_manager", self.default_env_manager)
         available = _available_env_managers()
         if env_manager not in available:
             raise BadRequest(
-                f"env_manager {env_manager!r} is not available on this host; choose one of {', '.join(available)}."
+                f"env_manager {shown(env_manager)} is not available on this host; choose one of {', '.join(available)}."
             )
         return {"env_manager": env_manager}
 
