@@ -305,3 +305,29 @@ async def test_user_input_is_bounded_in_messages_and_logs(api, notebook_in_root,
     quoted = [line[:300] for line in logged.splitlines()
               if longest_quote(line) > limits.MAX_SHOWN_CHARS + 2 and "/infinstor/api/" not in line]  # fmt: skip
     assert not quoted, quoted
+
+
+# -- `infinstor project` (the CLI) ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "notebook_arg,output_arg,says",
+    [
+        ("x" * 300 + ".ipynb", None, "255 bytes"),
+        ("d/" * 2100 + "x.ipynb", None, str(limits.MAX_PATH_CHARS)),
+        ("ok.ipynb", "o" * 300, "255 bytes"),
+        ("loop/x.ipynb", None, "cannot be used"),
+    ],
+)
+def test_the_cli_refuses_bad_paths_with_a_message(tmp_path, notebook_arg, output_arg, says):
+    import subprocess
+    import sys
+
+    write(sklearn_training_notebook(), tmp_path / "ok.ipynb")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    argv = [sys.executable, "-m", "infinstor_jupyterlab.cli", "project", notebook_arg]
+    if output_arg:
+        argv += ["-o", output_arg]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("infinstor: ") and says in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr) < limits.MAX_MESSAGE_CHARS
