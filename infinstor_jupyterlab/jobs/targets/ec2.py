@@ -28,6 +28,7 @@ from ...ec2 import layout, pool
 from ...ec2.aws import AwsError, Clients, describe, error_code
 from ...errors import BadRequest, InfinStorError, NotFound
 from ...limits import clip, shown
+from ...paths import open_private_append, write_private_file
 from ..models import Job
 from .base import JobFailed, JobTarget, TargetUnavailable
 
@@ -350,7 +351,7 @@ class EC2Target(JobTarget):
     @staticmethod
     async def _write_log(log_path, text: str) -> None:
         def write():
-            with open(log_path, "ab") as handle:
+            with open_private_append(log_path) as handle:
                 handle.write(text.encode())
 
         await asyncio.to_thread(write)
@@ -598,10 +599,10 @@ class _LogCursor:
                     if error_code(exc) in ("NoSuchKey", "404"):
                         continue
                     raise
-                with open(self.log_path, "ab") as handle:
+                with open_private_append(self.log_path) as handle:
                     handle.write(data)
                 self.last_key = key
                 with contextlib.suppress(OSError):
-                    self.state_path.write_text(json.dumps({"last_key": key}))
+                    write_private_file(self.state_path, json.dumps({"last_key": key}))
             if not listed.get("IsTruncated"):
                 return

@@ -17,6 +17,7 @@ from traitlets import Float, Unicode
 
 from ...errors import BadRequest
 from ...limits import clip, shown
+from ...paths import open_private_append
 from ..models import Job
 from .base import JobTarget
 
@@ -71,7 +72,7 @@ class InlineTarget(JobTarget):
         return args
 
     async def start(self, job: Job, env: dict[str, str], log_path) -> None:
-        with open(log_path, "ab") as log:
+        with open_private_append(log_path) as log:
             proc = await asyncio.create_subprocess_exec(
                 *self.command(job),
                 stdin=asyncio.subprocess.DEVNULL,
