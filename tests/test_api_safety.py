@@ -251,9 +251,37 @@ async def test_unknown_routes_under_the_api_answer_json_404(api):
         assert_refused(await api("POST", route, {}), 404, reason="not_found")
 
 
-async def test_a_method_a_route_does_not_have_is_a_json_405(api):
-    assert_refused(await api("PATCH", "jobs", {}), 405, reason="method_not_allowed")
-    assert_refused(await api("DELETE", "status"), 405, reason="method_not_allowed")
+async def test_a_method_a_route_does_not_have_is_a_json_405_with_allow(api):
+    """RFC 9110: a 405 says which methods the resource has (`Allow`)."""
+    for method, route, allowed in [
+        ("PATCH", "jobs", "GET, POST, OPTIONS"),
+        ("DELETE", "status", "GET, OPTIONS"),
+        ("TRACE", "jobs/0123456789abcdef", "GET, DELETE, OPTIONS"),
+        ("PUT", "jobs/0123456789abcdef/cancel", "POST, OPTIONS"),
+        ("PROPFIND", "auth/config", "PUT, OPTIONS"),
+    ]:
+        _, _, headers = result = await api(method, route, {} if method in ("PATCH", "PUT") else None)
+        assert_refused(result, 405, reason="method_not_allowed")
+        assert headers.get("Allow") == allowed, (method, route, headers.get("Allow"))
+
+
+async def test_the_proxys_405_says_which_methods_the_path_has(api):
+    _, _, headers = result = await api("POST", "mlflow/static-files/x.js", b"")
+    assert_refused(result, 405)
+    assert headers.get("Allow") == "GET, HEAD, OPTIONS"
+    _, _, headers = result = await api("PUT", "mlflow/api/2.0/infinstor/whoami", b"")
+    assert_refused(result, 405)
+    assert headers.get("Allow") == "GET, OPTIONS"
+
+
+async def test_the_sign_in_callback_always_answers_a_page(http_server_client, jp_base_url, jp_auth_header):
+    """It is opened in the sign-in window: an error there is a page, even on a lab without sign-in."""
+    for query in ("state=s&error=access_denied", "state=s&code=c", "error=x", ""):
+        response = await http_server_client.fetch(
+            f"{jp_base_url}infinstor/api/auth/callback?{query}", headers=jp_auth_header, raise_error=False
+        )
+        assert response.code == 400, (query, response.code)
+        assert response.headers["Content-Type"].startswith("text/html"), (query, response.body[:200])
 
 
 async def test_unauthenticated_errors_have_a_string_reason(http_server_client, jp_base_url):

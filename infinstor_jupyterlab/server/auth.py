@@ -81,6 +81,11 @@ class AuthCallbackHandler(_AuthHandler):
         description = self.get_query_argument("error_description", "")
         # Keep the authorization code out of every log line, whatever logs the URI.
         self.request.uri = self.request.path
+        try:
+            self.signin  # noqa: B018 - raises sign_in_not_configured on a lab without sign-in
+        except InfinStorError as exc:
+            self.render_page(exc.status, "Sign-in failed", exc.message, ok=False)
+            return
         if error:
             if state:
                 self.signin.forget(state)

@@ -128,7 +128,16 @@ class InfinStorHandler(APIHandler):
                 message, reason = "Internal server error; the Jupyter server's log has the details.", "internal_error"
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
+        if status == 405:  # RFC 9110: say which methods the resource has
+            self.set_header("Allow", ", ".join(getattr(exc, "allow", None) or self._methods()) + ", OPTIONS")
         self.finish(json.dumps({"message": limits.bounded(str(message)), "reason": reason}))
+
+    def _methods(self) -> list[str]:
+        """The verbs this handler implements (OPTIONS, Jupyter's CORS answer, aside)."""
+        return [
+            m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())
+        ]  # fmt: skip
 
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, InfinStorError):
