@@ -359,3 +359,54 @@ def test_the_cli_refuses_bad_paths_with_a_message(tmp_path, notebook_arg, output
     assert result.stderr.startswith("infinstor: ") and says in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert len(result.stderr) < limits.MAX_MESSAGE_CHARS
+
+
+# -- hostile headers ----------------------------------------------------------------------------------
+HOSTILE_HEADERS = [
+    {"Origin": "http://["},
+    {"Origin": "http://[::1"},
+    {"Origin": "http://[", "Referer": "http://["},
+    {"Origin": "http://[", "Cookie": "_xsrf=a; username-127-0-0-1=b"},
+    {"Origin": "null"},
+    {"Origin": "\u00ff://x"},
+    {"Referer": "http://["},
+    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"},
+    {"Sec-Fetch-Site": "\u00e9"},
+    {"Cookie": "_xsrf=\u00ff; a"},
+    {"X-XSRFToken": "x" * 5000},
+    {"Content-Type": "application/json; charset=latin-1"},
+    {"Content-Type": "multipart/form-data; boundary="},
+    {"Accept-Encoding": "gzip;q=nan"},
+    {"Range": "bytes=99999999999999999999999-"},
+]
+
+
+@pytest.mark.parametrize("headers", HOSTILE_HEADERS, ids=lambda h: ",".join(h)[:40])
+async def test_hostile_headers_never_cause_a_5xx(http_server_client, jp_base_url, jp_auth_header, headers):
+    routes = [("GET", "status", None), ("POST", "jobs", b'{"path": "x.ipynb"}'), ("POST", "mlflow/gateway/x", b"{}"),
+              ("GET", "mlflow/health", None), ("PUT", "auth/config", b"{}")]  # fmt: skip
+    # Not authenticated, a proxied MLflow call is refused before anything is forwarded.
+    for auth, extra in ((jp_auth_header, []), ({}, [("POST", "mlflow/api/2.0/mlflow/x", b"{}")])):
+        for method, route, body in routes + extra:
+            response = await http_server_client.fetch(
+                f"{jp_base_url}infinstor/api/{route}", method=method, body=body,
+                headers={**auth, **headers}, raise_error=False, follow_redirects=False,
+            )  # fmt: skip
+            assert response.code < 500, (method, route, headers, bool(auth), response.code, response.body[:300])
+
+
+async def test_a_malformed_origin_on_a_cookie_authenticated_proxy_call_is_refused(http_server_client, jp_base_url, jp_auth_header):
+    """The proxy accepts the browser's same-origin proof instead of Jupyter's XSRF token; an Origin
+    that cannot be parsed proves nothing (it was a 500, as was any route's Origin check)."""
+    token = jp_auth_header["Authorization"].split(" ", 1)[1]
+    login = await http_server_client.fetch(f"{jp_base_url}infinstor/api/status?token={token}", raise_error=False)
+    cookies = "; ".join(c.split(";", 1)[0] for c in login.headers.get_list("Set-Cookie"))
+    assert cookies, login.headers
+    for origin in ("http://[", "http://[::1"):
+        response = await http_server_client.fetch(
+            f"{jp_base_url}infinstor/api/mlflow/api/2.0/mlflow/experiments/search", method="POST", body=b"{}",
+            headers={"Cookie": cookies, "Origin": origin}, raise_error=False,
+        )  # fmt: skip
+        # Jupyter's answer to an origin it does not accept is a 404; the XSRF refusal a 403.
+        assert response.code in (403, 404), (origin, response.code, response.body[:200])
+        assert json.loads(response.body)["reason"] in ("forbidden", "not_found")

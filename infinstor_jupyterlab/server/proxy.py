@@ -191,7 +191,10 @@ class MlflowProxyHandler(InfinStorHandler):
         host = self.request.headers.get("Host")
         if not origin or origin == "null" or not host:
             return False
-        return urlsplit(origin).netloc.lower() == host.lower()
+        try:
+            return urlsplit(origin).netloc.lower() == host.lower()
+        except ValueError:  # e.g. `http://[`: not this origin
+            return False
 
     def check_xsrf_cookie(self) -> None:
         try:
