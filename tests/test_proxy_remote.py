@@ -460,3 +460,38 @@ async def test_refusals_on_a_requests_session(lab_port, jp_base_url, jp_auth_hea
             return codes
 
     assert await asyncio.to_thread(run) == [403, 200, 400, 200, 403, 200]
+
+
+async def test_hostile_query_strings_and_headers_never_cause_a_5xx(lab_port, jp_base_url, jp_auth_header, upstream, credentials):
+    """Raw bytes a client may put on the wire (not what a polite client would encode)."""
+    import socket
+
+    def raw(request_line: str, extra: bytes = b"") -> bytes:
+        with socket.create_connection(("127.0.0.1", lab_port), timeout=10) as sock:
+            sock.sendall(
+                request_line.encode("latin-1")
+                + f"\r\nHost: 127.0.0.1:{lab_port}\r\nAuthorization: {jp_auth_header['Authorization']}\r\n".encode()
+                + extra + b"Connection: close\r\n\r\n"
+            )
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            return data
+
+    path = f"{jp_base_url}infinstor/api/mlflow/api/2.0/mlflow/echo"
+    cases = [
+        (f"GET {path}?x=\xff\xfe HTTP/1.1", b""),
+        (f"GET {path}?x=%zz&%%=1 HTTP/1.1", b""),
+        (f"GET {path}?token=a&_xsrf=b&x=%00 HTTP/1.1", b""),
+        (f"GET {path}?{'q' * 20000} HTTP/1.1", b""),
+        (f"GET {path} HTTP/1.1", b"X-Odd: \xff\xfe\r\n"),
+        (f"GET {path} HTTP/1.1", b"Accept: \t\r\n"),
+        (f"GET {path} HTTP/1.1", b"Content-Type: \x7f\r\n"),
+        (f"POST {path} HTTP/1.1", b"Content-Length: 2\r\nContent-Length: 2\r\n"),
+        (f"GET {jp_base_url}infinstor/api/jobs?x=\xff HTTP/1.1", b""),
+        (f"GET {jp_base_url}infinstor/api/projects/parameters?path=\xff\xfe HTTP/1.1", b""),
+    ]
+    for line, extra in cases:
+        answer = await asyncio.to_thread(raw, line, extra)
+        status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+        assert 0 < status < 500, (line[:80], extra, answer[:300])
