@@ -446,9 +446,18 @@ def _service(args) -> int:
 
 
 def _project(args) -> int:
+    from .limits import check_path, clip, shown
     from .projects import build_project
 
-    info = build_project(args.notebook, args.output, include_folder=args.include_folder, overwrite=args.overwrite)
+    check_path("notebook", args.notebook)
+    if args.output:
+        check_path("--output", args.output)
+    try:
+        info = build_project(args.notebook, args.output, include_folder=args.include_folder, overwrite=args.overwrite)
+    except (OSError, RuntimeError) as exc:  # e.g. a symlink loop, a name the file system refuses
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = getattr(exc, "filename", None)
+        raise CLIError(f"{shown(where) + ': ' if where else ''}cannot be used: {clip(detail)}", EXIT_USAGE) from None
     if args.json:
         _print(json.dumps(info.to_json(), indent=2))
         return EXIT_OK

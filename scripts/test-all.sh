@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every test dependency (Debian chromium, the package with its test extras, npm
 # packages) and runs every suite: the README's command 1 as a newcomer runs it, jest, pytest,
-# jupyterlab.browser_check and Galata.
+# schemathesis, jupyterlab.browser_check and Galata.
 # Each suite runs even if an earlier one failed; the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +57,12 @@ bash scripts/check-kubernetes.sh >"$results/kubernetes.log" 2>&1 && cat "$result
 step "pytest"
 python -m pytest -p no:cacheprovider --junitxml="$results/pytest.xml" tests || failed_suites+=(pytest)
 
+step "schemathesis (docs/openapi.yaml against a running lab)"
+# Deterministic inputs, a fixed number per operation (about 4 minutes here); a throwaway lab.
+timeout 900 python scripts/schemathesis-lab.py --junit "$results/schemathesis.xml" >"$results/schemathesis.log" 2>&1 \
+  && tail -n 12 "$results/schemathesis.log" \
+  || { tail -n 80 "$results/schemathesis.log"; failed_suites+=(schemathesis); }
+
 step "jupyterlab.browser_check"
 bash scripts/browser-check.sh >"$results/browser-check.log" 2>&1 && tail -n 3 "$results/browser-check.log" \
   || { tail -n 40 "$results/browser-check.log"; failed_suites+=(browser_check); }
@@ -87,6 +93,10 @@ try:
 except Exception: add("pytest", 0, 1)
 k8s = (results / "kubernetes.log").read_text() if (results / "kubernetes.log").exists() else ""
 add("kubernetes", k8s.count("resources valid"), k8s.count("INVALID") + int("resources valid" not in k8s))
+try:
+    s = ET.parse(results / "schemathesis.xml").getroot(); s = s if s.tag == "testsuite" else s[0]
+    t, f, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")); add("schemathesis", t - f - e - sk, f + e)
+except Exception: add("schemathesis", 0, 1)
 log = (results / "browser-check.log").read_text() if (results / "browser-check.log").exists() else ""
 add("browser_check", int("browser_check passed" in log), int("browser_check passed" not in log))
 try:

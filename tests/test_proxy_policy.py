@@ -278,6 +278,62 @@ def test_redirects_stay_inside_the_proxy(location, expected):
     assert rewrite_location(location, "http://127.0.0.1:5000", "/base/infinstor/api/mlflow/") == expected
 
 
+# Forms a browser's URL parser (WHATWG) resolves to another host, though they do not look absolute:
+# backslashes count as slashes in http(s) URLs, tabs and newlines are removed anywhere, leading and
+# trailing control characters and spaces are stripped. Encoded forms are refused too (belt and braces).
+OFF_SITE_LOCATIONS = [
+    "\\\\evil.example/x",
+    "\\/evil.example/x",
+    "/\\evil.example/x",
+    "\\\\\\evil.example/x",
+    "/\t/evil.example/x",
+    "/\n/evil.example/x",
+    "\t//evil.example/x",
+    " //evil.example/x",
+    "\x01//evil.example/x",
+    "/\r\n/evil.example/x",
+    "///evil.example/x",
+    "http:\\\\evil.example\\x",
+    "https:/\\evil.example/x",
+    "http:evil.example/x",
+    "http:/evil.example/x",
+    "h\ttp://evil.example/x",
+    "javascript:alert(1)",
+    "%2F%2Fevil.example/x",
+    "%5C%5Cevil.example/x",
+    "/%5Cevil.example/x",
+    "%252F%252Fevil.example/x",
+    "http://127.0.0.1:5000@evil.example/x",
+]
+
+
+@pytest.mark.parametrize("location", OFF_SITE_LOCATIONS)
+def test_redirects_that_browsers_resolve_off_site_are_refused(location):
+    assert rewrite_location(location, "http://127.0.0.1:5000", "/base/infinstor/api/mlflow/") is None
+
+
+@pytest.mark.parametrize(
+    "location,expected",
+    [
+        ("/static-files/a\\b", "/base/infinstor/api/mlflow/static-files/a/b"),
+        ("/static-files/\tx", "/base/infinstor/api/mlflow/static-files/x"),
+        ("  /static-files/x  ", "/base/infinstor/api/mlflow/static-files/x"),
+        ("http:\\\\127.0.0.1:5000\\x", "/base/infinstor/api/mlflow/x"),
+        ("a\\b", "a/b"),
+        # the backslash ends the host for a browser: this is 127.0.0.1:5000's path /@evil.example/x
+        ("//127.0.0.1:5000\\@evil.example/x", "/base/infinstor/api/mlflow/@evil.example/x"),
+        ("static-files/%2e%2e/x", "static-files/%2e%2e/x"),
+    ],
+)
+def test_redirects_are_normalised_as_browsers_read_them(location, expected):
+    assert rewrite_location(location, "http://127.0.0.1:5000", "/base/infinstor/api/mlflow/") == expected
+
+
+def test_tabs_in_upstream_header_values_become_spaces_and_control_characters_drop_the_header():
+    out = browser_response_headers([("X-A", "a\tb"), ("X-B", "a\x01b"), ("X-C", "ok")])
+    assert out == [("X-A", "a b"), ("X-C", "ok")]
+
+
 def test_redirects_under_a_tracking_uri_with_a_path():
     uri = "https://mlflow.example.com/tracking"
     prefix = "/lab/infinstor/api/mlflow/"

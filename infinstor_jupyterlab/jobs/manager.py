@@ -29,6 +29,8 @@ from mlflow.utils.mlflow_tags import (
 )
 
 from ..errors import BadRequest, InfinStorError, NotFound
+from ..limits import shown
+from ..paths import ensure_private_dir, open_private_append
 from ..projects import ProjectError, build_project
 from ..projects.convert import load_notebook
 from ..projects.parameters import coerce_value, extract_parameters
@@ -92,7 +94,7 @@ class JobManager:
         self.tracking = tracking
         self.mlflow = MlflowClientAsync(tracking)
         self.root_dir = Path(root_dir).resolve()
-        self.jobs_dir = Path(jobs_dir)
+        self.jobs_dir = ensure_private_dir(Path(jobs_dir))
         self.user = user
         self.base_env = base_env
         self._queues: dict[str, deque[str]] = {name: deque() for name in targets}
@@ -175,7 +177,7 @@ class JobManager:
                 )
             for name, value in given.items():
                 coerce_value(declared[name], value)  # raises with a message naming the parameter
-            info = build_project(source, job_dir / "project", include_folder=request.include_folder)
+            info = build_project(source, job_dir / "project", include_folder=request.include_folder, private=True)
             kind, project_dir = "notebook", info.path
         else:
             if request.include_folder:
@@ -224,8 +226,7 @@ class JobManager:
             return await self._submit_sweep(request, target, options, source)
 
         job_id = Job.new_id()
-        job_dir = self.jobs_dir / job_id
-        job_dir.mkdir(parents=True)
+        job_dir = ensure_private_dir(self.jobs_dir / job_id)
         try:
             kind, project_dir, params = await asyncio.to_thread(self._prepare_project, request, source, job_dir)
             experiment_id = await self._experiment_id(request)
@@ -301,7 +302,7 @@ class JobManager:
 
     async def _start(self, target: JobTarget, job: Job) -> None:
         log_path = self.log_path(job.id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(log_path.parent)
         job.status = "RUNNING"
         job.started_at = time.time()
         try:
@@ -423,8 +424,7 @@ class JobManager:
         limit = int(target.capabilities().get("max_instances") or target.max_parallel)
         max_instances = min(request.max_instances or limit, limit)
         parent_id = Job.new_id()
-        parent_dir = self.jobs_dir / parent_id
-        parent_dir.mkdir(parents=True)
+        parent_dir = ensure_private_dir(self.jobs_dir / parent_id)
         try:
             first = dataclasses.replace(request, parameters=sets[0], sweep=None, max_instances=None)
             kind, project_dir, _ = await asyncio.to_thread(self._prepare_project, first, source, parent_dir)
@@ -483,7 +483,7 @@ class JobManager:
         """The parent follows its children: it ends when they all did (FINISHED only if all did)."""
         reported: set[str] = set()
         log_path = self.log_path(parent.id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(log_path.parent)
         try:
             while True:
                 children = [await asyncio.to_thread(self.store.get, cid) for cid in parent.options.get("children", [])]
@@ -629,8 +629,8 @@ class JobManager:
 
 
 def _append(path: Path, text: str) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
+    with open_private_append(path) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def _param_text(value: Any) -> str:
@@ -651,4 +651,4 @@ def _check_entry_point_parameters(entry_point, given: dict[str, str]) -> None:
             try:
                 float(value)
             except ValueError:
-                raise BadRequest(f"parameter {name!r} must be a number; got {value!r}") from None
+                raise BadRequest(f"parameter {name!r} must be a number; got {shown(value)}") from None

@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from ..paths import make_tree_private
 from .environment import kernel_python, python_env
 from .errors import ProjectError
 from .parameters import NotebookParameter, extract_parameters
@@ -128,7 +129,9 @@ def build_project(
     max_folder_bytes: int = DEFAULT_MAX_FOLDER_BYTES,
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
     overwrite: bool = False,
+    private: bool = False,
 ) -> ProjectInfo:
+    """`private`: the project is readable by this user only (a job's copy), whatever the umask."""
     notebook = Path(notebook_path).resolve()
     nb = load_notebook(notebook)
     params = extract_parameters(nb)
@@ -169,6 +172,8 @@ def build_project(
         (staging / "MLproject").write_text(yaml.safe_dump(_mlproject(name, params), sort_keys=False), encoding="utf-8")
         (staging / "python_env.yaml").write_text(yaml.safe_dump(env, sort_keys=False), encoding="utf-8")
         written += [notebook.name, RUNNER_FILE, SPEC_FILE, "MLproject", "python_env.yaml"]
+        if private:
+            make_tree_private(staging)
         if out.exists():
             out.rmdir()
         staging.rename(out)

@@ -114,7 +114,7 @@ def _packages_distributions():
     key = [[entry, os.stat(entry).st_mtime] for entry in sys.path if entry and os.path.isdir(entry)]
     cache = None
     try:
-        from ..paths import infinstor_data_dir
+        from ..paths import infinstor_data_dir, write_private_file
 
         digest = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
         cache = infinstor_data_dir() / "cache" / f"packages-{digest}.json"
@@ -126,10 +126,7 @@ def _packages_distributions():
     mapping = metadata.packages_distributions()
     if cache is not None:
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": key, "mapping": mapping}))
-            os.replace(tmp, cache)
+            write_private_file(cache, json.dumps({"key": key, "mapping": mapping}))
         except OSError:
             pass
     return mapping

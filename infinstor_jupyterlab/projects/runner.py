@@ -66,7 +66,8 @@ def _log_outputs(run_id: str, executed: Path) -> None:
         print(f"[infinstor] could not render the executed notebook as HTML: {exc}", file=sys.stderr)
         return
     html_path = executed.with_suffix(".html")
-    html_path.write_text(html, encoding="utf-8")
+    with open(os.open(html_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+        handle.write(html)
     client.log_artifact(run_id, str(html_path), "notebook")
 
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     notebook = here / spec["notebook"]
     output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     executed = output_dir / notebook.name
     run_id = os.environ.get("MLFLOW_RUN_ID")
     try:
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             stderr_file=sys.stderr,
         )
     finally:
+        if executed.exists():
+            os.chmod(executed, 0o600)  # it holds the notebook's outputs: as private as its job
         if run_id and executed.exists():
             _log_outputs(run_id, executed)
     return 0

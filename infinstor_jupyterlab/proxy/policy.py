@@ -41,6 +41,7 @@ MAX_DECODE_ROUNDS = 4
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 ALL_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 _ALLOWED_RAW = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")  # RFC 3986 pchar and "/"
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c)", re.IGNORECASE)
@@ -52,6 +53,13 @@ class PathRefused(InfinStorError):
 
     status = 403
     reason = "proxy_path_refused"
+    allow: tuple[str, ...] = ()  # a 405: the methods the path does have
+
+    @classmethod
+    def method_not_allowed(cls, message: str, methods: frozenset[str]) -> PathRefused:
+        refusal = cls(message, status=405)
+        refusal.allow = tuple(m for m in METHOD_ORDER if m in methods)
+        return refusal
 
 
 class BadProxyPath(PathRefused):
@@ -171,7 +179,7 @@ def resolve(raw_path: str, method: str) -> ProxyRoute:
     """
     method = method.upper()
     if method not in ALL_METHODS:
-        raise PathRefused(f"The MLflow proxy does not forward {method} requests.", status=405)
+        raise PathRefused.method_not_allowed(f"The MLflow proxy does not forward {method} requests.", ALL_METHODS)
     if len(raw_path) > MAX_PATH_LENGTH:
         raise BadProxyPath("The proxied path is too long.")
     if not _ALLOWED_RAW.match(raw_path):
@@ -199,14 +207,15 @@ def resolve(raw_path: str, method: str) -> ProxyRoute:
         if methods is None:
             raise PathRefused(_INFINSTOR_REFUSED)
         if method not in methods:
-            raise PathRefused(f"{method} is not allowed on /{'/'.join(key)} through the MLflow proxy.", status=405)
+            raise PathRefused.method_not_allowed(
+                f"{method} is not allowed on /{'/'.join(key)} through the MLflow proxy.", methods
+            )
         return ProxyRoute(path=raw_path, kind="api")
     for rule in _RULES:
         if _matches(segments, rule):
             if method not in rule.methods:
-                raise PathRefused(
-                    f"{method} is not allowed on /{'/'.join(rule.prefix)} through the MLflow proxy.",
-                    status=405,
+                raise PathRefused.method_not_allowed(
+                    f"{method} is not allowed on /{'/'.join(rule.prefix)} through the MLflow proxy.", rule.methods
                 )
             kind = rule.kind
             if kind == "api" and any(

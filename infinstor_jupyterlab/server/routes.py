@@ -6,6 +6,7 @@ API_PREFIX = "/infinstor/api"
 
 
 def build_handlers() -> list[tuple[str, type]]:
+    from .base import NotFoundHandler
     from .auth import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
     from .jobs import JOB_ID, JobCancelHandler, JobHandler, JobLogHandler, JobsHandler, TargetsHandler
     from .compute import (
@@ -39,4 +40,6 @@ def build_handlers() -> list[tuple[str, type]]:
         (rf"{API_PREFIX}/compute/instances/{INSTANCE_ID}/terminate", ComputeInstanceTerminateHandler),
         (rf"{API_PREFIX}/mlflow", MlflowUIRedirectHandler),
         (rf"{API_PREFIX}/mlflow/(?P<path>.*)", MlflowProxyHandler),
+        # Last: anything else under the prefix is a JSON 404, not Jupyter's HTML page.
+        (rf"{API_PREFIX}/(?P<rest>.*)", NotFoundHandler),
     ]

@@ -183,7 +183,10 @@ class EmbeddedTrackingServer(TrackingBackend):
         return len(self._crashes) > self.max_restarts
 
     def _command(self) -> list[str]:
-        store = f"sqlite:///{self.data_dir / 'mlflow.db'}"
+        database = self.data_dir / "mlflow.db"
+        if database.exists() and database.stat().st_mode & 0o077:
+            os.chmod(database, 0o600)  # made before the server ran with a private umask
+        store = f"sqlite:///{database}"
         artifacts = ensure_private_dir(self.data_dir / "artifacts")
         return [
             sys.executable, "-m", "infinstor_jupyterlab.tracking._launcher", str(os.getpid()), "--",
@@ -277,6 +280,9 @@ class EmbeddedTrackingServer(TrackingBackend):
                 env=self._environment(),
                 cwd=str(self.data_dir),
                 start_new_session=True,
+                # Our service's own process (never a kernel): its store, artifacts and anything
+                # else it writes are this user's only.
+                umask=0o077,
             )
         except OSError as exc:
             raise _StartFailed(f"Could not start the local tracking service: {exc}") from exc

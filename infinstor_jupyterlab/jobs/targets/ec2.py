@@ -27,6 +27,8 @@ from ... import __version__
 from ...ec2 import layout, pool
 from ...ec2.aws import AwsError, Clients, describe, error_code
 from ...errors import BadRequest, InfinStorError, NotFound
+from ...limits import clip, shown
+from ...paths import open_private_append, write_private_file
 from ..models import Job
 from .base import JobFailed, JobTarget, TargetUnavailable
 
@@ -192,15 +194,15 @@ class EC2Target(JobTarget):
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - {"instance_type", "env_manager"})
         if unknown:
-            raise BadRequest(f"The EC2 target has no option(s) {', '.join(unknown)}.")
+            raise BadRequest(f"The EC2 target has no option(s) {clip(', '.join(unknown))}.")
         instance_type = options.get("instance_type") or self.default_instance_type
         if instance_type not in self.allowed_instance_types:
             raise BadRequest(
-                f"instance_type {instance_type!r} is not allowed; choose one of {', '.join(self.allowed_instance_types)}."
+                f"instance_type {shown(instance_type)} is not allowed; choose one of {', '.join(self.allowed_instance_types)}."
             )
         env_manager = options.get("env_manager", "local")
         if env_manager not in ("local", "virtualenv", "uv"):
-            raise BadRequest(f"env_manager {env_manager!r} is not one of local, virtualenv, uv.")
+            raise BadRequest(f"env_manager {shown(env_manager)} is not one of local, virtualenv, uv.")
         return {"instance_type": instance_type, "env_manager": env_manager}
 
     def _settings(self) -> pool.PoolSettings:
@@ -349,7 +351,7 @@ class EC2Target(JobTarget):
     @staticmethod
     async def _write_log(log_path, text: str) -> None:
         def write():
-            with open(log_path, "ab") as handle:
+            with open_private_append(log_path) as handle:
                 handle.write(text.encode())
 
         await asyncio.to_thread(write)
@@ -542,9 +544,9 @@ class EC2Target(JobTarget):
         import re
 
         if not re.match(_INSTANCE_ID, instance_id):
-            raise BadRequest(f"{instance_id!r} is not an EC2 instance id.")
+            raise BadRequest(f"{shown(instance_id)} is not an EC2 instance id.")
         if action not in ("stop", "terminate"):
-            raise BadRequest(f"Unknown action {action!r}.")
+            raise BadRequest(f"Unknown action {shown(action)}.")
 
         def work():
             mine = {i["InstanceId"] for i in pool.user_instances(self.clients, user)}
@@ -597,10 +599,10 @@ class _LogCursor:
                     if error_code(exc) in ("NoSuchKey", "404"):
                         continue
                     raise
-                with open(self.log_path, "ab") as handle:
+                with open_private_append(self.log_path) as handle:
                     handle.write(data)
                 self.last_key = key
                 with contextlib.suppress(OSError):
-                    self.state_path.write_text(json.dumps({"last_key": key}))
+                    write_private_file(self.state_path, json.dumps({"last_key": key}))
             if not listed.get("IsTruncated"):
                 return

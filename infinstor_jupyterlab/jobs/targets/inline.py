@@ -16,6 +16,8 @@ import psutil
 from traitlets import Float, Unicode
 
 from ...errors import BadRequest
+from ...limits import clip, shown
+from ...paths import open_private_append
 from ..models import Job
 from .base import JobTarget
 
@@ -48,12 +50,12 @@ class InlineTarget(JobTarget):
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - {"env_manager"})
         if unknown:
-            raise BadRequest(f"The inline target has no option(s) {', '.join(unknown)}.")
+            raise BadRequest(f"The inline target has no option(s) {clip(', '.join(unknown))}.")
         env_manager = options.get("env_manager", self.default_env_manager)
         available = _available_env_managers()
         if env_manager not in available:
             raise BadRequest(
-                f"env_manager {env_manager!r} is not available on this host; choose one of {', '.join(available)}."
+                f"env_manager {shown(env_manager)} is not available on this host; choose one of {', '.join(available)}."
             )
         return {"env_manager": env_manager}
 
@@ -70,7 +72,7 @@ class InlineTarget(JobTarget):
         return args
 
     async def start(self, job: Job, env: dict[str, str], log_path) -> None:
-        with open(log_path, "ab") as log:
+        with open_private_append(log_path) as log:
             proc = await asyncio.create_subprocess_exec(
                 *self.command(job),
                 stdin=asyncio.subprocess.DEVNULL,
