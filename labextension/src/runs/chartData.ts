@@ -101,14 +101,17 @@ export function prepareLines(series: ReadonlyArray<IChartSeries>, options: ILine
 /**
  * Colours for `n` runs, distinct enough for 20 and more on one chart: ten hues 36° apart at
  * one lightness, then ten between them at another (darker on a light theme, lighter on a
- * dark one), then the same shifted by a few degrees.
+ * dark one), then the same shifted by a few degrees. Hues are taken in an order that puts
+ * the first few runs far apart on the colour wheel.
  */
+const HUE_ORDER = [0, 4, 8, 2, 6, 5, 9, 3, 7, 1];
+
 export function seriesColors(n: number, dark: boolean): string[] {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const level = Math.floor(i / 10) % 2;
     const round = Math.floor(i / 20);
-    const hue = (210 + (i % 10) * 36 + level * 18 + round * 9) % 360;
+    const hue = (210 + HUE_ORDER[i % 10] * 36 + level * 18 + round * 9) % 360;
     const lightness = dark ? (level ? 78 : 58) : level ? 28 : 45;
     out.push(hslToHex(hue, level ? 65 : 75, lightness));
   }

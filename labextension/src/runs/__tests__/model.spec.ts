@@ -119,7 +119,7 @@ describe('ExperimentRunsModel', () => {
     await until(() => model.hasPage);
     expect(model.error).toBeNull();
     expect(model.runs.map(r => r.info.run_name)).toEqual(['run-79', 'run-78', 'run-77', 'run-76', 'run-75', 'run-74', 'run-73', 'run-72', 'run-71', 'run-70', 'run-7']);
-    expect(searches(calls).pop()!.body.filter).toBe("attributes.run_name ILIKE '%run-7%'");
+    expect(searches(calls).some(c => c.body.filter === "attributes.run_name ILIKE '%run-7%'")).toBe(true);
   });
 
   it('sorts by what MLflow cannot (duration) over the loaded rows, without a request', async () => {

@@ -257,3 +257,23 @@ describe('chart data', () => {
     expect(cat.points.map(q => q.x)).toEqual([1, 0, 1]);
   });
 });
+
+describe('run colours', () => {
+  it('puts the first five runs far apart on the colour wheel', () => {
+    const hue = (hex: string) => {
+      const [r, g, b] = [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16) / 255);
+      const max = Math.max(r, g, b);
+      const min = Math.min(r, g, b);
+      const d = max - min;
+      const h = max === r ? ((g - b) / d) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
+      return (h * 60 + 360) % 360;
+    };
+    const hues = seriesColors(5, false).map(hue);
+    for (let i = 0; i < hues.length; i++) {
+      for (let j = i + 1; j < hues.length; j++) {
+        const gap = Math.abs(hues[i] - hues[j]);
+        expect(Math.min(gap, 360 - gap)).toBeGreaterThanOrEqual(60);
+      }
+    }
+  });
+});
