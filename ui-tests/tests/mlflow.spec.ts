@@ -54,10 +54,10 @@ async function openExperiment(page: Page, name: string) {
   await expect(page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) [data-testid="infinstor-runs-tab-title"]')).toHaveText(name);
 }
 
+/** Open a run from the sidebar's compact list of the open experiment (always in view). */
 async function openRunFromTable(page: Page, runName: string) {
-  const tab = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) [data-testid="infinstor-runs-tab"]');
-  const row = tab.getByTestId('infinstor-run-row').filter({ hasText: runName }).first();
-  await row.getByRole('button', { name: runName, exact: true }).click();
+  const item = page.getByTestId('infinstor-list-run').filter({ hasText: runName }).first();
+  await item.getByRole('button', { name: runName, exact: true }).click();
   const detail = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) [data-testid="infinstor-run-detail"]');
   await expect(detail.getByTestId('infinstor-run-title')).toHaveText(runName);
   return detail;

@@ -115,14 +115,14 @@ test.describe('Runs views', () => {
     await expect(tab.getByTestId('infinstor-columns')).not.toContainText('what differs');
 
     // Widen a column by dragging its edge.
-    const before = (await header(tab, 'param:lr').boundingBox())!.width;
-    const grip = (await tab.getByTestId('infinstor-resize-param:lr').boundingBox())!;
+    const before = (await header(tab, 'metric:accuracy').boundingBox())!.width;
+    const grip = (await tab.getByTestId('infinstor-resize-metric:accuracy').boundingBox())!;
     await page.mouse.move(grip.x + grip.width / 2, grip.y + grip.height / 2);
     await page.mouse.down();
     await page.mouse.move(grip.x + 80, grip.y + grip.height / 2, { steps: 5 });
     await page.mouse.up();
-    await expect.poll(async () => (await header(tab, 'param:lr').boundingBox())!.width).toBeGreaterThan(before + 60);
-    const widened = (await header(tab, 'param:lr').boundingBox())!.width;
+    await expect.poll(async () => (await header(tab, 'metric:accuracy').boundingBox())!.width).toBeGreaterThan(before + 60);
+    const widened = (await header(tab, 'metric:accuracy').boundingBox())!.width;
 
     // Sort by loss, smallest first (metrics sort largest first on the first click).
     await tab.getByTestId('infinstor-sort-metric:loss').click();
@@ -138,7 +138,7 @@ test.describe('Runs views', () => {
       await expect(header(t, 'tag:mlflow.user')).toBeVisible();
       await expect(header(t, 'metric:loss')).toHaveAttribute('aria-sort', 'ascending');
       await expect(t.getByTestId('infinstor-run-row').first()).toHaveAttribute('data-run-id', smallest!);
-      expect(Math.abs((await header(t, 'param:lr').boundingBox())!.width - widened)).toBeLessThan(2);
+      expect(Math.abs((await header(t, 'metric:accuracy').boundingBox())!.width - widened)).toBeLessThan(2);
     };
 
     // Switch sidebar tabs and back: the compact list and the columns are still there.

@@ -336,29 +336,37 @@ function modelStatus(status: string, trans: ReturnType<typeof useTrans>): string
   }
 }
 
-/** Load a run's metric histories when the chart comes into view. */
+/** Load a run's metric histories when the chart comes into view (null until those of `keys` came). */
 function useHistories(model: RunPageModel, keys: string[], inView: boolean): { points: IMetricPoint[][] | null; error: unknown } {
-  const [state, setState] = React.useState<{ points: IMetricPoint[][] | null; error: unknown }>({ points: null, error: null });
+  const [state, setState] = React.useState<{ for: string; points: IMetricPoint[][] | null; error: unknown }>({
+    for: '',
+    points: null,
+    error: null
+  });
   const run = model.run;
-  const signature = keys.map(k => {
-    const m = run?.data.metrics?.find(x => x.key === k);
-    return `${k}:${m?.step}:${m?.value}`;
-  }).join('|');
+  const wanted = keys.join('\u0000');
+  const signature = keys
+    .map(k => {
+      const m = run?.data.metrics?.find(x => x.key === k);
+      return `${k}:${m?.step}:${m?.value}`;
+    })
+    .join('|');
   React.useEffect(() => {
     if (!inView) {
       return;
     }
     let cancelled = false;
     Promise.all(keys.map(k => model.history(k))).then(
-      points => !cancelled && setState({ points, error: null }),
-      error => !cancelled && setState({ points: null, error })
+      points => !cancelled && setState({ for: wanted, points, error: null }),
+      error => !cancelled && setState({ for: wanted, points: null, error })
     );
     return () => {
       cancelled = true;
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [model, signature, inView]);
-  return state;
+  // What was loaded for other keys (the overlay changed) is not shown for these.
+  return state.for === wanted ? state : { points: null, error: null };
 }
 
 function HistoryChart(props: { model: RunPageModel; keys: string[]; colors: string[]; settings: IChartSettings; title: string; testid?: string }): JSX.Element {

@@ -27,6 +27,9 @@ export interface IChartSettings {
   log: boolean;
 }
 
+/** Steps are whole numbers: no tick at step 0.5. */
+const STEP_INCREMENTS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 2500, 5e3, 1e4, 2e4, 25e3, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7];
+
 export const DEFAULT_CHART_SETTINGS: IChartSettings = { xAxis: 'step', smoothing: 0, log: false };
 
 function cssVar(name: string, fallback = '--jp-ui-font-color1'): string {
@@ -255,7 +258,7 @@ export function MetricChart(props: {
           y: settings.log ? { distr: 3, log: 10 } : {}
         },
         axes: [
-          axis(style, { label: settings.xAxis === 'step' ? trans.__('step') : undefined }),
+          axis(style, settings.xAxis === 'step' ? { label: trans.__('step'), incrs: STEP_INCREMENTS } : {}),
           axis(style, { size: 56, values: (_u, vals) => vals.map(v => (v === null ? '' : formatMetric(v))) })
         ],
         legend: { show: false },

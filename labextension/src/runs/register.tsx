@@ -79,12 +79,17 @@ class RegisterBody extends ReactWidget implements Dialog.IBodyWidget<IRegisterVa
  * The models a run can register from: its logged models and the MLmodel folders among its
  * top-level artifacts.
  */
-export async function findModelSources(client: MlflowClient, run: IRun, logged?: ILoggedModel[]): Promise<IModelSource[]> {
+export async function findModelSources(
+  client: MlflowClient,
+  run: IRun,
+  trans: TranslationBundle,
+  logged?: ILoggedModel[]
+): Promise<IModelSource[]> {
   const sources: IModelSource[] = [];
   const models = logged ?? (await client.searchLoggedModels(run.info.experiment_id, run.info.run_id).catch(() => []));
   for (const m of models) {
     sources.push({
-      label: `${m.info.name ?? 'model'} (${m.info.model_id})`,
+      label: `${m.info.name ?? trans.__('model')} (${m.info.model_id})`,
       source: `models:/${m.info.model_id}`,
       modelId: m.info.model_id
     });
@@ -106,7 +111,7 @@ export async function registerModelDialog(
   trans: TranslationBundle,
   logged?: ILoggedModel[]
 ): Promise<boolean> {
-  const sources = await findModelSources(client, run, logged);
+  const sources = await findModelSources(client, run, trans, logged);
   if (!sources.length) {
     await showDialog({
       title: trans.__('Register model'),
