@@ -291,8 +291,8 @@ test.describe('MLflow browser', () => {
   });
 
   test("open in MLflow UI: the same experiment in MLflow's own UI, in a lab tab", async ({ page }, testInfo) => {
+    // The sidebar at its usual width: MLflow's UI (from the runs tab) needs the room.
     await openSidebar(page);
-    await widenSidebar(page, 640);
     await openExperiment(page, 'vision-resnet');
     await page.getByTestId('infinstor-runs-open-ui').click();
     const frame = page.locator('.jp-MainAreaWidget:not(.lm-mod-hidden) .jp-InfinStor-mlflowUi iframe');
