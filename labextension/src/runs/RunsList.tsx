@@ -105,22 +105,23 @@ export function RunsList(props: {
         </Button>
       </div>
       <div className="jp-InfinStor-toolbar">
-        <label className="jp-InfinStor-listMetric">
-          {trans.__('Metric')}{' '}
-          <select
-            className="jp-mod-styled"
-            value={metric ?? ''}
-            disabled={!metrics.length}
-            data-testid="infinstor-list-metric"
-            onChange={e => store.update(experiment.experiment_id, { listMetric: e.target.value })}
-          >
-            {metrics.map(k => (
-              <option key={k} value={k}>
-                {k}
-              </option>
-            ))}
-          </select>
-        </label>
+        {metrics.length > 0 && (
+          <label className="jp-InfinStor-listMetric">
+            {trans.__('Metric')}{' '}
+            <select
+              className="jp-mod-styled"
+              value={metric ?? ''}
+              data-testid="infinstor-list-metric"
+              onChange={e => store.update(experiment.experiment_id, { listMetric: e.target.value })}
+            >
+              {metrics.map(k => (
+                <option key={k} value={k}>
+                  {k}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         <span className="jp-InfinStor-spacer" />
         <span className="jp-InfinStor-hint" data-testid="infinstor-list-count">
           {runsCount(model, trans)}

@@ -52,8 +52,8 @@ export function RunsError(props: { model: ExperimentRunsModel; compact?: boolean
     return (
       <div className="jp-InfinStor-state jp-InfinStor-state-error jp-mod-compact" role="alert" data-testid="infinstor-filter-error">
         <p className="jp-InfinStor-stateTitle">{trans.__('This filter is not valid, so no runs are shown.')}</p>
-        <p className="jp-InfinStor-stateHint">{explainFilterError(d.message, trans)}</p>
-        <p className="jp-InfinStor-stateMessage">{trans.__('MLflow says: %1', d.message)}</p>
+        <p>{explainFilterError(d.message, trans)}</p>
+        <p className="jp-InfinStor-stateHint">{trans.__('MLflow says: %1', d.message)}</p>
       </div>
     );
   }
