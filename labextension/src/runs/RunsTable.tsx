@@ -210,6 +210,7 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
     );
   };
 
+  // The table renders its own cells; tanstack keeps the columns and their widths (display columns).
   const allColumns: ColumnId[] = ['name', ...props.columns];
   const columns = React.useMemo<ColumnDef<IRunRow, unknown>[]>(
     () =>
@@ -218,8 +219,7 @@ export function RunsTable(props: IRunsTableProps): JSX.Element {
         header: columnLabel(id, trans),
         size: props.widths[id] ?? defaultWidth(id),
         minSize: 40,
-        maxSize: 1200,
-        accessorFn: (row: IRunRow) => columnValue(row.run, id, now)
+        maxSize: 1200
       })),
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [allColumns.join('\u0000'), props.widths, trans]
