@@ -186,8 +186,11 @@ test.describe('Runs views', () => {
     await expect(error).toHaveCount(0);
     await expect(t.getByTestId('infinstor-run-row').first()).toBeVisible();
     await expect(t.getByTestId('infinstor-runs-count')).toHaveText(/runs?$/);
-    // The sidebar list shows the same (filtered) runs.
+    // The sidebar's list (back on the experiments list after the reload) shows the same, filtered runs.
+    await page.getByTestId('infinstor-experiment-item').filter({ hasText: 'big-sweep-10k' }).locator('.jp-InfinStor-listMain').click();
     await expect(page.getByTestId('infinstor-list-run').first()).toBeVisible();
+    await expect(page.locator('.jp-InfinStor-listFilter')).toContainText("params.lr = '0.01'");
+    await expect(page.getByTestId('infinstor-list-count')).toHaveText(await t.getByTestId('infinstor-runs-count').innerText());
     await t.getByTestId('infinstor-runs-filter-clear').click();
     await expect(t.getByTestId('infinstor-runs-count')).toHaveText(/^\d+\+ runs/);
   });
@@ -200,7 +203,8 @@ test.describe('Runs views', () => {
     await page.getByTestId('infinstor-list-metric').selectOption('loss');
     const live = list.filter({ hasText: 'resnet-live' });
     await expect(live.locator('.jp-InfinStor-listRunMetric')).toHaveText(/^\d+\.\d+$/);
-    await expect(live.locator('.jp-InfinStor-listRunAge')).toHaveText(/min ago/);
+    await expect(live.locator('.jp-InfinStor-listRunAge')).toHaveText(/ ago$/);
+    await expect(live.locator('.jp-InfinStor-listRunAge')).toHaveAttribute('title', /^\d{4}-\d\d-\d\dT/);
     await shot(page, testInfo, 'runs-sidebar', panel);
 
     // The sweep's trials sit under it, collapsed.
