@@ -50,12 +50,12 @@ def test_a_failed_trial_is_recorded_and_the_rest_are_measured():
 
 def test_summary_reports_what_was_measured_and_only_the_targets_it_can_evaluate():
     bench = load_bench()
-    result = bench.summarize({"sidebar_click_to_first_row_ms": [400, 600, 450]}, [{"measurement": "mlflow_ui_page_load"}])
-    assert result["median"] == {"sidebar_click_to_first_row_ms": 450}
+    result = bench.summarize({"runs_tab_click_to_first_rows_ms": [400, 600, 450]}, [{"measurement": "mlflow_ui_page_load"}])
+    assert result["median"] == {"runs_tab_click_to_first_rows_ms": 450}
     assert result["targets"] == {"first_rows_le_500ms": True}  # no MLflow UI sample: no ratio
     assert "ratio_vs_mlflow_page_load" not in result
     full = bench.summarize(
-        {"sidebar_click_to_first_row_ms": [400], "mlflow_ui_page_load_ms": [2000], "sidebar_rows_in_dom_max": [30]}, []
+        {"runs_tab_click_to_first_rows_ms": [400], "mlflow_ui_page_load_ms": [2000], "runs_tab_rows_in_dom_max": [30]}, []
     )
     assert full["ratio_vs_mlflow_page_load"] == 0.2
     assert full["targets"] == {"first_rows_le_500ms": True, "le_0.3x_mlflow_page_load": True, "rows_lt_200": True}

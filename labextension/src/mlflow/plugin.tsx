@@ -1,22 +1,27 @@
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { IStateDB } from '@jupyterlab/statedb';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import React from 'react';
 
 import { SIDEBAR_ID, InfinStorSidebar } from '../sidebar';
+import { RunsCommandIDs, setUpRunsViews } from '../runs/plugin';
+import { RunPageWidget } from '../runs/widgets';
 import { MlflowClient } from './client';
 import { IMlflowActions } from './views/common';
 import { createExperimentDialog } from './views/experiments';
 import { MlflowBrowser, MlflowBrowserModel } from './views/browser';
-import { CompareWidget, createMlflowUiWidget, RunDetailWidget, wrap } from './widgets';
+import { createMlflowUiWidget } from './widgets';
 import { sharingKey } from './sharing';
 
 export const MLFLOW_PLUGIN_ID = 'infinstor-jupyterlab:mlflow';
 
 export namespace MlflowCommandIDs {
-  export const openRun = 'infinstor:mlflow-open-run';
-  export const compareRuns = 'infinstor:mlflow-compare-runs';
+  export const openRuns = RunsCommandIDs.openRuns;
+  export const openRun = RunsCommandIDs.openRun;
+  export const compareRuns = RunsCommandIDs.compareRuns;
   export const openInMlflowUi = 'infinstor:mlflow-open-in-ui';
   export const showExperiments = 'infinstor:mlflow-show-experiments';
   export const showNotebookRuns = 'infinstor:mlflow-show-notebook-runs';
@@ -35,16 +40,18 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
   id: MLFLOW_PLUGIN_ID,
   description: 'InfinStor MLflow browser: experiments, runs, run detail, comparison and models.',
   autoStart: true,
-  optional: [ICommandPalette, INotebookTracker, IRenderMimeRegistry],
+  optional: [ICommandPalette, INotebookTracker, IRenderMimeRegistry, ILayoutRestorer, IStateDB, ITranslator],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     notebooks: INotebookTracker | null,
-    rendermime: IRenderMimeRegistry | null
+    rendermime: IRenderMimeRegistry | null,
+    restorer: ILayoutRestorer | null,
+    state: IStateDB | null,
+    translator: ITranslator | null
   ) => {
+    const trans = (translator ?? nullTranslator).load('infinstor_jupyterlab');
     const client = new MlflowClient({ serverSettings: app.serviceManager.serverSettings });
-    const browser = new MlflowBrowserModel({ client });
-    const tracker = new WidgetTracker<MainAreaWidget>({ namespace: 'infinstor-mlflow' });
     const { commands } = app;
 
     const activateSidebar = () => app.shell.activateById(SIDEBAR_ID);
@@ -53,50 +60,25 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
       openRun: runId => void commands.execute(MlflowCommandIDs.openRun, { runId }),
       compareRuns: runIds => void commands.execute(MlflowCommandIDs.compareRuns, { runIds }),
       openUi: (hash, label) => void commands.execute(MlflowCommandIDs.openInMlflowUi, { hash, label }),
-      openNotebook: path => void commands.execute('docmanager:open', { path })
+      openNotebook: path => void commands.execute('docmanager:open', { path }),
+      openRuns: (experimentId, name) => void commands.execute(MlflowCommandIDs.openRuns, { experimentId, name: name ?? '' }),
+      // The Jobs view (jobs plugin) selects the job and shows its log.
+      openJob: id => void commands.execute('infinstor:show-job', { id })
     };
 
-    const findOpen = (id: string) => Array.from(app.shell.widgets('main')).find(w => w.id === id);
-
-    commands.addCommand(MlflowCommandIDs.openRun, {
-      label: args => (args['runId'] ? `Open run ${String(args['runId']).slice(0, 8)}` : 'Open MLflow run…'),
-      caption: 'Open the detail of an MLflow run in a tab',
-      execute: args => {
-        const runId = String(args['runId'] ?? '');
-        if (!runId) {
-          return;
-        }
-        const id = `infinstor-run-${runId}`;
-        const open = findOpen(id);
-        if (open) {
-          app.shell.activateById(id);
-          return open;
-        }
-        const content = new RunDetailWidget({ client, runId, actions, rendermime });
-        content.title.label = `Run ${runId.slice(0, 8)}`;
-        const widget = wrap(content, id, content.title.label);
-        void tracker.add(widget);
-        app.shell.add(widget, 'main');
-        app.shell.activateById(id);
-        return widget;
-      }
+    // Runs tab, run page, compare: commands, tabs, the runs models the sidebar shares.
+    const runsViews = setUpRunsViews({
+      app,
+      client,
+      actions,
+      trans,
+      state,
+      restorer,
+      palette,
+      rendermime,
+      category: CATEGORY
     });
-
-    commands.addCommand(MlflowCommandIDs.compareRuns, {
-      label: 'Compare MLflow runs',
-      caption: 'Compare two or more runs side by side',
-      isEnabled: args => Array.isArray(args['runIds']) && (args['runIds'] as string[]).length >= 2,
-      execute: args => {
-        const runIds = (args['runIds'] as string[]) ?? [];
-        const content = new CompareWidget({ client, runIds, actions });
-        content.title.label = `Compare ${runIds.length} runs`;
-        const widget = wrap(content, `infinstor-compare-${runIds.join('-').slice(0, 200)}`, content.title.label);
-        void tracker.add(widget);
-        app.shell.add(widget, 'main');
-        app.shell.activateById(widget.id);
-        return widget;
-      }
-    });
+    const browser = new MlflowBrowserModel({ client, runs: runsViews, trans });
 
     commands.addCommand(MlflowCommandIDs.openInMlflowUi, {
       label: args => (args['hash'] ? 'Open in MLflow UI' : 'Open the current experiment or run in MLflow UI'),
@@ -107,7 +89,7 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
         if (!hash) {
           const current = app.shell.currentWidget;
           const content = current instanceof MainAreaWidget ? current.content : null;
-          if (content instanceof RunDetailWidget && content.model.run) {
+          if (content instanceof RunPageWidget && content.model.run) {
             const run = content.model.run;
             hash = `#/experiments/${run.info.experiment_id}/runs/${run.info.run_id}`;
             label = run.info.run_name || run.info.run_id.slice(0, 8);
@@ -157,7 +139,7 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
       execute: async () => {
         await Promise.all([
           browser.experiments.refresh(),
-          browser.runs?.reload(),
+          runsViews.registry.reloadAll(),
           browser.notebookRuns.refresh(),
           browser.registeredModels.refresh()
         ]);

@@ -1,13 +1,19 @@
+import { TranslationBundle } from '@jupyterlab/translation';
 import { ISignal, Signal } from '@lumino/signaling';
 import React from 'react';
 
+import { ExperimentRunsModel } from '../../runs/model';
+import type { IRunsViews } from '../../runs/plugin';
+import { RunsList } from '../../runs/RunsList';
+import { TransContext } from '../../runs/trans';
 import { MlflowClient } from '../client';
-import { formatDuration, formatRelative, formatTimestamp, runDuration, runName } from '../format';
-import { ExperimentsModel, NotebookRunsModel, RegisteredModelsModel, RunsModel } from '../models';
+import { DEFAULT_TRANS, formatDuration, formatRelative, formatTimestamp, runDuration, runName } from '../format';
+import { ExperimentsModel, NotebookRunsModel, RegisteredModelsModel } from '../models';
 import { SharingClient, SharingSupport } from '../sharing';
 import { IExperiment } from '../types';
 import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, StatusBadge, Tabs, useSignal } from './common';
-import { ExperimentRuns, ExperimentsList } from './experiments';
+import { ExperimentsList } from './experiments';
+import { ShareButton } from './share';
 import { ModelsPanel } from './models';
 
 export type BrowserTab = 'experiments' | 'notebook' | 'models';
@@ -16,9 +22,10 @@ export type BrowserTab = 'experiments' | 'notebook' | 'models';
  * State of the MLflow part of the sidebar: which tab, which experiment, and the models behind them.
  */
 export class MlflowBrowserModel {
-  constructor(options: { client: MlflowClient; pageSize?: number }) {
+  constructor(options: { client: MlflowClient; runs: IRunsViews; trans?: TranslationBundle }) {
     this.client = options.client;
-    this._pageSize = options.pageSize ?? 100;
+    this.runsViews = options.runs;
+    this.trans = options.trans ?? DEFAULT_TRANS;
     this.experiments = new ExperimentsModel({ client: this.client });
     this.notebookRuns = new NotebookRunsModel({ client: this.client });
     this.registeredModels = new RegisteredModelsModel({ client: this.client });
@@ -26,6 +33,9 @@ export class MlflowBrowserModel {
   }
 
   readonly client: MlflowClient;
+  /** The runs models (shared with the runs tabs) and their saved view settings. */
+  readonly runsViews: IRunsViews;
+  readonly trans: TranslationBundle;
   readonly experiments: ExperimentsModel;
   readonly notebookRuns: NotebookRunsModel;
   readonly registeredModels: RegisteredModelsModel;
@@ -47,21 +57,20 @@ export class MlflowBrowserModel {
   get experiment(): IExperiment | null {
     return this._experiment;
   }
-  get runs(): RunsModel | null {
+  /** The runs of the open experiment (the compact list). */
+  get runs(): ExperimentRunsModel | null {
     return this._runs;
   }
 
+  /** Show an experiment's runs in the sidebar's compact list (null: back to the experiments). */
   openExperiment(experiment: IExperiment | null): void {
-    this._runs?.dispose();
+    if (this._experiment && this._runs) {
+      this.runsViews.registry.release(this._experiment.experiment_id);
+    }
     this._runs = null;
     this._experiment = experiment;
     if (experiment) {
-      this._runs = new RunsModel({
-        client: this.client,
-        experimentIds: [experiment.experiment_id],
-        pageSize: this._pageSize
-      });
-      void this._runs.reload();
+      this._runs = this.runsViews.registry.acquire(experiment.experiment_id);
     }
     this._tab = 'experiments';
     this._changed.emit();
@@ -69,8 +78,7 @@ export class MlflowBrowserModel {
 
   private _tab: BrowserTab = 'experiments';
   private _experiment: IExperiment | null = null;
-  private _runs: RunsModel | null = null;
-  private _pageSize: number;
+  private _runs: ExperimentRunsModel | null = null;
   private _changed = new Signal<this, void>(this);
 }
 
@@ -102,16 +110,34 @@ export function MlflowBrowser(props: { model: MlflowBrowserModel; actions: IMlfl
       >
         {tab === 'experiments' &&
           (model.experiment && model.runs ? (
-            <ExperimentRuns
-              key={model.experiment.experiment_id}
-              experiment={model.experiment}
-              model={model.runs}
+            <TransContext.Provider value={model.trans}>
+              <RunsList
+                key={model.experiment.experiment_id}
+                experiment={model.experiment}
+                model={model.runs}
+                store={model.runsViews.store}
+                actions={actions}
+                onBack={() => model.openExperiment(null)}
+                extra={
+                  <ShareButton
+                    support={model.sharing}
+                    target={{ type: 'experiment', id: model.experiment.experiment_id, name: model.experiment.name }}
+                    testid="infinstor-runs-share"
+                  />
+                }
+              />
+            </TransContext.Provider>
+          ) : (
+            <ExperimentsList
+              model={model.experiments}
               actions={actions}
               sharing={model.sharing}
-              onBack={() => model.openExperiment(null)}
+              onOpen={e => {
+                // The compact list here, the full table in a tab.
+                model.openExperiment(e);
+                actions.openRuns(e.experiment_id, e.name);
+              }}
             />
-          ) : (
-            <ExperimentsList model={model.experiments} actions={actions} sharing={model.sharing} onOpen={e => model.openExperiment(e)} />
           ))}
         {tab === 'notebook' && <NotebookRuns model={model.notebookRuns} actions={actions} />}
         {tab === 'models' && <ModelsPanel model={model.registeredModels} actions={actions} sharing={model.sharing} />}

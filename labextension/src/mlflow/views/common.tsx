@@ -1,8 +1,9 @@
+import { TranslationBundle } from '@jupyterlab/translation';
 import { Button, refreshIcon } from '@jupyterlab/ui-components';
 import { ISignal } from '@lumino/signaling';
 import React from 'react';
 
-import { describeError, statusKind, statusLabel } from '../format';
+import { DEFAULT_TRANS, describeError, statusKind, statusLabel } from '../format';
 
 /**
  * Re-render when a model's `changed` signal fires.
@@ -42,8 +43,10 @@ export function ErrorState(props: {
   what?: string;
   onRetry?: () => void;
   compact?: boolean;
+  trans?: TranslationBundle;
 }): JSX.Element {
-  const d = describeError(props.error);
+  const trans = props.trans ?? DEFAULT_TRANS;
+  const d = describeError(props.error, trans);
   return (
     <div
       className={`jp-InfinStor-state jp-InfinStor-state-error${props.compact ? ' jp-mod-compact' : ''}`}
@@ -58,7 +61,7 @@ export function ErrorState(props: {
       <p className="jp-InfinStor-stateHint">{d.hint}</p>
       {props.onRetry && (
         <Button className="jp-mod-styled jp-mod-reject" small onClick={props.onRetry}>
-          Retry
+          {trans.__('Retry')}
         </Button>
       )}
     </div>
@@ -83,8 +86,8 @@ export function EmptyState(props: { title: string; hint?: React.ReactNode; testi
   );
 }
 
-export function StatusBadge(props: { status: string; showLabel?: boolean }): JSX.Element {
-  const label = statusLabel(props.status);
+export function StatusBadge(props: { status: string; showLabel?: boolean; trans?: TranslationBundle }): JSX.Element {
+  const label = statusLabel(props.status, props.trans);
   return (
     <span className="jp-InfinStor-runStatus" title={label} data-status={props.status}>
       <span className={`jp-InfinStor-dot jp-InfinStor-dot-${statusKind(props.status)}`} aria-hidden="true" />
@@ -169,4 +172,8 @@ export interface IMlflowActions {
   compareRuns: (runIds: string[]) => void;
   openUi: (hash: string, label: string) => void;
   openNotebook: (path: string) => void;
+  /** The runs of an experiment in a main-area tab. */
+  openRuns: (experimentId: string, name?: string) => void;
+  /** A job in the Jobs view (its log). */
+  openJob: (jobId: string) => void;
 }
