@@ -32,6 +32,7 @@ from ..errors import BadRequest, InfinStorError, NotFound
 from ..projects import ProjectError, build_project
 from ..projects.convert import load_notebook
 from ..projects.parameters import coerce_value, extract_parameters
+from ..projects.runner import PROGRESS_ENV
 from ..projects.service import lab_path, resolve_in_root
 from ..tracking.base import TrackingBackend
 from ..tracking.client import MlflowClientAsync
@@ -46,6 +47,7 @@ JOB_TARGET_TAG = "infinstor.job.target"
 SWEEP_TAG = "infinstor.sweep"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 LOG_ARTIFACT_DIR = "job"
+PROGRESS_FILE = "progress.jsonl"
 _LOG_CHUNK = 256 * 1024
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))(?::\s*(.*))?$")
 _WRAPPER_ERRORS = {"PapermillExecutionError", "ExecutionException", "CalledProcessError"}
@@ -151,6 +153,28 @@ class JobManager:
         text = decoder.decode(chunk, final=start + len(chunk) >= size and len(chunk) < limit)
         pending = len(decoder.getstate()[0])
         return text, start + len(chunk) - pending, size
+
+    def progress_path(self, job_id: str) -> Path:
+        """The runner's live cell progress (JSON lines; see projects/runner.py `Progress`)."""
+        return self.jobs_dir / job_id / PROGRESS_FILE
+
+    async def read_progress(self, job_id: str, offset: int = 0, limit: int = _LOG_CHUNK) -> dict[str, Any]:
+        """The progress events from byte `offset` on, whole lines only (`next_offset` is the cursor)."""
+        if offset < 0:
+            raise BadRequest("offset must be >= 0")
+        job = await self.get(job_id)
+        events, next_offset, size = await asyncio.to_thread(
+            read_progress_lines, self.progress_path(job_id), offset, limit, job.is_terminal
+        )
+        return {
+            "job_id": job_id,
+            "offset": offset,
+            "next_offset": next_offset,
+            "events": events,
+            "complete": job.is_terminal and next_offset >= size,
+            "status": job.status,
+            "now": time.time(),
+        }
 
     # -- submit ----------------------------------------------------------------------------------
     def _resolve_path(self, path: str) -> Path:
@@ -304,9 +328,10 @@ class JobManager:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         job.status = "RUNNING"
         job.started_at = time.time()
+        env = {**self.job_environment(), PROGRESS_ENV: str(self.progress_path(job.id))}
         try:
             await self.mlflow.update_run(job.run_id, "RUNNING")
-            await target.start(job, self.job_environment(), log_path)
+            await target.start(job, env, log_path)
         except Exception as exc:
             log.exception("InfinStor: job %s could not start", job.id)
             await self._finish(job, "FAILED", f"The job could not start: {exc}")
@@ -626,6 +651,36 @@ class JobManager:
                 await task
         self._monitors.clear()
         await asyncio.to_thread(self.store.close)
+
+
+def read_progress_lines(path: Path, offset: int, limit: int, final: bool = False) -> tuple[list[dict], int, int]:
+    """The JSON objects of the whole lines from `offset` on (at most `limit` bytes), the offset after
+    them, and the file's size. A line still being written waits for the next read, unless `final`
+    (the job ended: a line cut short by a kill is passed over)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return [], offset, 0
+    start = min(offset, size)
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        chunk = handle.read(limit)
+    end = chunk.rfind(b"\n") + 1
+    if final and start + len(chunk) >= size:
+        end = len(chunk)
+    if end == 0 and len(chunk) == limit:
+        # A line longer than a whole answer (the runner never writes one): skip past it; the
+        # rest of it fails to parse at the next read and is skipped too.
+        return [], start + len(chunk), size
+    events = []
+    for line in chunk[:end].splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events, start + end, size
 
 
 def _append(path: Path, text: str) -> None:

@@ -50,6 +50,17 @@ class JobLogHandler(InfinStorHandler):
         self.write_json(await self.infinstor.jobs.read_log(job_id, offset))
 
 
+class JobProgressHandler(InfinStorHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id):
+        try:
+            offset = int(self.get_query_argument("offset", "0"))
+        except ValueError:
+            raise BadRequest("offset must be an integer") from None
+        self.write_json(await self.infinstor.jobs.read_progress(job_id, offset))
+
+
 class JobCancelHandler(InfinStorHandler):
     @web.authenticated
     @authorized

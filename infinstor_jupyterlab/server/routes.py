@@ -7,7 +7,15 @@ API_PREFIX = "/infinstor/api"
 
 def build_handlers() -> list[tuple[str, type]]:
     from .auth import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
-    from .jobs import JOB_ID, JobCancelHandler, JobHandler, JobLogHandler, JobsHandler, TargetsHandler
+    from .jobs import (
+        JOB_ID,
+        JobCancelHandler,
+        JobHandler,
+        JobLogHandler,
+        JobProgressHandler,
+        JobsHandler,
+        TargetsHandler,
+    )
     from .compute import (
         INSTANCE_ID,
         ComputeConfigHandler,
@@ -32,6 +40,7 @@ def build_handlers() -> list[tuple[str, type]]:
         (rf"{API_PREFIX}/jobs", JobsHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}", JobHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/log", JobLogHandler),
+        (rf"{API_PREFIX}/jobs/{JOB_ID}/progress", JobProgressHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/cancel", JobCancelHandler),
         (rf"{API_PREFIX}/compute/config", ComputeConfigHandler),
         (rf"{API_PREFIX}/compute/instances", ComputeInstancesHandler),
