@@ -36,6 +36,7 @@ from ..projects.runner import PROGRESS_ENV
 from ..projects.service import lab_path, resolve_in_root
 from ..tracking.base import TrackingBackend
 from ..tracking.client import MlflowClientAsync
+from .dry_run import Problems, check_parameters, parse_request
 from .models import TERMINAL, Job, JobRequest
 from .store import JobStore
 from .targets.base import JobFailed, JobTarget, TargetUnavailable
@@ -234,6 +235,41 @@ class JobManager:
             MLFLOW_PROJECT_ENTRY_POINT: entry_point,
             JOB_TARGET_TAG: target_name,
         }
+
+    async def validate(self, body: dict) -> dict[str, Any]:
+        """A dry run of `submit` for the job dialog: every problem of the request body by field,
+        and the parameters it resolves to. Creates nothing (no job, folder, experiment or run)."""
+        problems = Problems()
+        request = parse_request(body, problems)
+        if request is None:
+            return problems.answer()
+        target = self.targets.get(request.target)
+        if target is None:
+            problems.add("target", f"Unknown target {request.target!r}; available: {', '.join(self.targets)}.")
+        else:
+            reason = target.unavailable_reason()
+            if reason:
+                problems.add("target", f"The {target.display_name} target is not available: {reason}")
+            try:
+                target.validate_options(request.options)
+            except BadRequest as exc:
+                problems.add("options", exc.message)
+            if request.sweep is not None and not target.capabilities().get("sweeps"):
+                problems.add("sweep", f"The {target.display_name} target does not run parameter sweeps.")
+        try:
+            source = self._resolve_path(request.path)
+        except BadRequest as exc:
+            problems.add("path", exc.message)
+            return problems.answer()
+        parameters = await asyncio.to_thread(check_parameters, request, source, self.lab_path(source), problems)
+        if request.experiment_id is not None:
+            try:
+                await self.mlflow.get_experiment(request.experiment_id)
+            except InfinStorError as exc:
+                if exc.status >= 500:
+                    raise  # the tracking service's trouble, not the request's
+                problems.add("experiment_id", f"Experiment not found: {exc.message}")
+        return problems.answer(parameters)
 
     async def submit(self, request: JobRequest) -> Job:
         target = self.targets.get(request.target)

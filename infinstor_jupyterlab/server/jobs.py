@@ -25,6 +25,15 @@ class JobsHandler(InfinStorHandler):
         self.write_json(job.to_json(), status=201)
 
 
+class JobValidateHandler(InfinStorHandler):
+    """A dry run of POST jobs: 200 with every problem by field; creates nothing."""
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        self.write_json(await self.infinstor.jobs.validate(self.get_json_body_or_400()))
+
+
 class JobHandler(InfinStorHandler):
     @web.authenticated
     @authorized

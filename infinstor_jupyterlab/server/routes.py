@@ -14,6 +14,7 @@ def build_handlers() -> list[tuple[str, type]]:
         JobLogHandler,
         JobProgressHandler,
         JobsHandler,
+        JobValidateHandler,
         TargetsHandler,
     )
     from .compute import (
@@ -38,6 +39,7 @@ def build_handlers() -> list[tuple[str, type]]:
         (rf"{API_PREFIX}/projects/parameters", ProjectParametersHandler),
         (rf"{API_PREFIX}/targets", TargetsHandler),
         (rf"{API_PREFIX}/jobs", JobsHandler),
+        (rf"{API_PREFIX}/jobs/validate", JobValidateHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}", JobHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/log", JobLogHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/progress", JobProgressHandler),
