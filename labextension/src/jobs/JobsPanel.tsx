@@ -13,7 +13,7 @@ import {
 import { jobsIcon } from './icons';
 import { JobLogModel, JobsModel } from './model';
 import { IJob, isActive, isEnded } from './types';
-import { formatDuration, jobDuration, jobTitle, statusKind } from './validation';
+import { formatDuration, jobDuration, jobTitle, statusKind } from './format';
 
 /** Id of the Jobs view widget. */
 export const JOBS_PANEL_ID = 'infinstor-jobs';

@@ -4,6 +4,7 @@ import React from 'react';
 import { MlflowClient } from '../client';
 import { formatDuration, formatRelative, formatTimestamp, runDuration, runName } from '../format';
 import { ExperimentsModel, NotebookRunsModel, RegisteredModelsModel, RunsModel } from '../models';
+import { setOpenedExperiment } from '../selection';
 import { SharingClient, SharingSupport } from '../sharing';
 import { IExperiment } from '../types';
 import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, StatusBadge, Tabs, useSignal } from './common';
@@ -55,6 +56,7 @@ export class MlflowBrowserModel {
     this._runs?.dispose();
     this._runs = null;
     this._experiment = experiment;
+    setOpenedExperiment(experiment);
     if (experiment) {
       this._runs = new RunsModel({
         client: this.client,
