@@ -230,3 +230,14 @@ def test_progress_is_read_in_whole_lines_from_a_cursor(tmp_path):
         handle.write('{"event": "outp')
     assert read_progress_lines(path, cursor, 1000)[1] == cursor
     assert read_progress_lines(path, cursor, 1000, final=True)[1:] == (path.stat().st_size,) * 2
+
+
+def test_a_progress_record_that_cannot_be_written_never_fails_the_run(tmp_path):
+    project = build_project(write(notebook("print('still runs')"), tmp_path / "nb" / "ok.ipynb"), tmp_path / "proj").path
+    done = run_runner(project, tmp_path / "no-such-folder" / "progress.jsonl")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "still runs" in done.stdout and "no cell progress record" in done.stderr
+    # A record that breaks midway (here: the disk "fills" once the notebook started) stops alone.
+    done = run_runner(project, "/dev/full")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "the cell progress record stopped" in done.stderr and "still runs" in done.stdout

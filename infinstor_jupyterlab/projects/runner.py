@@ -86,6 +86,7 @@ class Progress:
     the error with its traceback), `done` (the notebook's outcome). The lab reads it live (inline)
     or from S3 (the EC2 agent ships it). Output is bounded per cell and in all, with the number
     of characters left out; secrets the job holds and a kernel's connection key never go in.
+    A record that cannot be written is given up, never the notebook's run.
     """
 
     def __init__(self, path: str):
@@ -96,7 +97,8 @@ class Progress:
         self._kept = 0
         self._cell_kept = 0
         self._cell_dropped = 0
-        self._secrets = self._find_secrets()
+        self._broken = False
+        self._secrets, self._secrets_at = self._find_secrets(), time.monotonic()
 
     @staticmethod
     def _find_secrets() -> list[str]:
@@ -111,6 +113,8 @@ class Progress:
         return found
 
     def _clean(self, text: str) -> str:
+        if time.monotonic() - self._secrets_at > 30:  # a long job's token is renewed meanwhile
+            self._secrets, self._secrets_at = self._find_secrets(), time.monotonic()
         text = _ANSI.sub("", text)
         if "signature_scheme" in text:  # a kernel's connection info: never its HMAC key
             text = _CONNECTION_KEY.sub(r"\1[redacted]", text)
@@ -121,6 +125,20 @@ class Progress:
     def _write(self, event: dict) -> None:
         self._file.write(json.dumps(event) + "\n")
         self._file.flush()
+
+    def _safe(self, hook):
+        """`hook`, except that a failure of the record stops the record, not the notebook."""
+
+        def run(*args, **kwargs):
+            if self._broken:
+                return
+            try:
+                hook(*args, **kwargs)
+            except Exception as exc:
+                self._broken = True
+                print(f"[infinstor] the cell progress record stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+        return run
 
     def _budget(self, text: str) -> str:
         room = max(0, min(MAX_CELL_OUTPUT - self._cell_kept, MAX_PROGRESS - self._kept))
@@ -180,25 +198,33 @@ class Progress:
             self._write({"event": "output", "cell": self._current, "name": name, "text": kept})
 
     def hooks(self) -> dict:
-        return {"on_notebook_start": self.on_notebook_start, "on_cell_start": self.on_cell_start, "on_cell_executed": self.on_cell_executed}
+        return {
+            "on_notebook_start": self._safe(self.on_notebook_start),
+            "on_cell_start": self._safe(self.on_cell_start),
+            "on_cell_executed": self._safe(self.on_cell_executed),
+        }
 
     def done(self, status: str, message: str | None = None) -> None:
         event = {"event": "done", "status": status, "time": time.time()}
         if message:
             event["message"] = self._clean(message)[:2000]
-        self._write(event)
-        self._file.close()
+        self._safe(self._write)(event)
+        try:
+            self._file.close()
+        except OSError:
+            pass
 
 
 class _Tee:
     """papermill writes a cell's stream output here as it arrives: on to the log and the record."""
 
     def __init__(self, stream, name: str, progress: Progress):
-        self._stream, self._name, self._progress = stream, name, progress
+        self._stream, self._name = stream, name
+        self._stream_to_record = progress._safe(progress.stream)
 
     def write(self, text: str) -> None:
         self._stream.write(text)
-        self._progress.stream(self._name, text)
+        self._stream_to_record(self._name, text)
 
     def flush(self) -> None:
         self._stream.flush()
@@ -229,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
     executed = output_dir / notebook.name
     run_id = os.environ.get("MLFLOW_RUN_ID")
-    progress = Progress(os.environ[PROGRESS_ENV]) if os.environ.get(PROGRESS_ENV) else None
+    progress = None
+    if os.environ.get(PROGRESS_ENV):
+        try:
+            progress = Progress(os.environ[PROGRESS_ENV])
+        except OSError as exc:  # the run goes on without its progress record
+            print(f"[infinstor] no cell progress record: {exc}", file=sys.stderr)
     streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr}
     if progress is not None:
         streams = {"stdout_file": _Tee(sys.stdout, "stdout", progress), "stderr_file": _Tee(sys.stderr, "stderr", progress)}
