@@ -203,7 +203,7 @@ async def test_progress_of_a_running_inline_job_then_its_failure(jp_fetch, jp_ro
 
 
 def test_progress_is_read_in_whole_lines_from_a_cursor(tmp_path):
-    from infinstor_jupyterlab.jobs.manager import read_progress_lines
+    from infinstor_jupyterlab.jobs.progress import read_progress_lines
 
     path = tmp_path / "progress.jsonl"
     assert read_progress_lines(path, 0, 1000) == ([], 0, 0)  # not started yet

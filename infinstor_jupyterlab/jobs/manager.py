@@ -38,6 +38,7 @@ from ..tracking.base import TrackingBackend
 from ..tracking.client import MlflowClientAsync
 from .dry_run import Problems, check_parameters, parse_request
 from .models import TERMINAL, Job, JobRequest
+from .progress import PROGRESS_FILE, read_progress_lines
 from .store import JobStore
 from .targets.base import JobFailed, JobTarget, TargetUnavailable
 
@@ -48,7 +49,6 @@ JOB_TARGET_TAG = "infinstor.job.target"
 SWEEP_TAG = "infinstor.sweep"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 LOG_ARTIFACT_DIR = "job"
-PROGRESS_FILE = "progress.jsonl"
 _LOG_CHUNK = 256 * 1024
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))(?::\s*(.*))?$")
 _WRAPPER_ERRORS = {"PapermillExecutionError", "ExecutionException", "CalledProcessError"}
@@ -687,36 +687,6 @@ class JobManager:
                 await task
         self._monitors.clear()
         await asyncio.to_thread(self.store.close)
-
-
-def read_progress_lines(path: Path, offset: int, limit: int, final: bool = False) -> tuple[list[dict], int, int]:
-    """The JSON objects of the whole lines from `offset` on (at most `limit` bytes), the offset after
-    them, and the file's size. A line still being written waits for the next read, unless `final`
-    (the job ended: a line cut short by a kill is passed over)."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return [], offset, 0
-    start = min(offset, size)
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        chunk = handle.read(limit)
-    end = chunk.rfind(b"\n") + 1
-    if final and start + len(chunk) >= size:
-        end = len(chunk)
-    if end == 0 and len(chunk) == limit:
-        # A line longer than a whole answer (the runner never writes one): skip past it; the
-        # rest of it fails to parse at the next read and is skipped too.
-        return [], start + len(chunk), size
-    events = []
-    for line in chunk[:end].splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events, start + end, size
 
 
 def _append(path: Path, text: str) -> None:
