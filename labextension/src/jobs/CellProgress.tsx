@@ -101,6 +101,12 @@ export function CellProgress(props: { progress: JobProgressModel; jobStatus: str
   );
 }
 
+/** A traceback as text, without IPython's rules of dashes (they only wrap in a narrow panel). */
+function tracebackText(error: NonNullable<ICellProgress['error']>): string {
+  const lines = error.traceback.filter(line => !/^-{5,}$/.test(line.trim()));
+  return lines.length ? lines.join('\n') : `${error.ename}: ${error.evalue}`;
+}
+
 function statusLabel(status: ICellProgress['status'], trans: TranslationBundle): string {
   switch (status) {
     case 'running':
@@ -175,7 +181,7 @@ function CellRow(props: {
           )}
           {cell.error && (
             <pre className="jp-InfinStor-traceback" data-testid="infinstor-job-cell-traceback">
-              {cell.error.traceback.length ? cell.error.traceback.join('\n') : `${cell.error.ename}: ${cell.error.evalue}`}
+              {tracebackText(cell.error)}
             </pre>
           )}
         </div>
