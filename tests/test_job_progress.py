@@ -95,21 +95,28 @@ def test_runner_records_each_cell_its_output_and_the_failing_traceback(tmp_path)
 def test_runner_bounds_outputs_and_never_writes_a_secret(tmp_path):
     secret_file = tmp_path / "secret"
     secret_file.write_text("s3cr3t-token-value-0123456789")
+    store = tmp_path / "tokens.json"
+    store.write_text(json.dumps({"https://mlflow.example": {"access_token": "eyJaccess-abcdef", "refresh_token": "refresh-ghijkl"}}))
     nb = notebook(
         # A cell printing far more than the record keeps for one cell.
         f"for i in range({MAX_CELL_OUTPUT // 50}):\n    print('x' * 99, flush=(i % 100 == 0))",
-        "import os\nprint(open(os.environ['INFINSTOR_SECRET_FILE']).read())\nprint(os.environ['MLFLOW_TRACKING_TOKEN'])",
+        "import os\nprint(open(os.environ['INFINSTOR_SECRET_FILE']).read())\nprint(os.environ['MLFLOW_TRACKING_TOKEN'])\n"
+        "print(open(os.environ['INFINSTOR_TOKEN_STORE']).read())",
         "from ipykernel.connect import get_connection_info\nget_connection_info(unpack=True)",
     )
     project = build_project(write(nb, tmp_path / "nb" / "big.ipynb"), tmp_path / "proj").path
     progress = tmp_path / "progress.jsonl"
     done = run_runner(
         project, progress,
-        env_extra={"INFINSTOR_SECRET_FILE": str(secret_file), "MLFLOW_TRACKING_TOKEN": "tok-abcdefghijklmnop"},
+        env_extra={
+            "INFINSTOR_SECRET_FILE": str(secret_file), "MLFLOW_TRACKING_TOKEN": "tok-abcdefghijklmnop",
+            "INFINSTOR_TOKEN_STORE": str(store),
+        },
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     text = progress.read_text()
     assert "s3cr3t-token-value" not in text and "tok-abcdefghijklmnop" not in text
+    assert "eyJaccess" not in text and "refresh-ghijkl" not in text and "https://mlflow.example" in text
     assert "[redacted]" in text
     # The kernel's connection info (its HMAC key) stays out, even when a cell displays it.
     executed = json.loads((project / "outputs" / "big.ipynb").read_text())

@@ -110,6 +110,10 @@ class Progress:
                 continue
             if len(value) >= 8:
                 found.append(value)
+        try:  # the signed-in user's tokens, when they are kept in a file
+            found += _token_values(json.loads(Path(os.environ["INFINSTOR_TOKEN_STORE"]).read_text()))
+        except (KeyError, OSError, ValueError):
+            pass
         return found
 
     def _clean(self, text: str) -> str:
@@ -213,6 +217,15 @@ class Progress:
             self._file.close()
         except OSError:
             pass
+
+
+def _token_values(data, key: str = "") -> list[str]:
+    """The string values stored under a key naming a token, at any depth."""
+    if isinstance(data, dict):
+        return [v for k, item in data.items() for v in _token_values(item, str(k))]
+    if isinstance(data, list):
+        return [v for item in data for v in _token_values(item, key)]
+    return [data] if isinstance(data, str) and len(data) >= 8 and "token" in key.lower() else []
 
 
 class _Tee:
