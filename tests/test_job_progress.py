@@ -128,6 +128,9 @@ def test_runner_bounds_outputs_and_never_writes_a_secret(tmp_path):
     assert MAX_CELL_OUTPUT <= len(first) < MAX_CELL_OUTPUT + 200
     end = next(e for e in events if e["event"] == "end" and e["cell"] == 1)
     assert end["truncated"] > 0
+    # A marker where the kept output stops, while the cell still runs.
+    markers = [e for e in events if e["event"] == "output" and e.get("truncated")]
+    assert [(m["cell"], m["text"]) for m in markers] == [(1, "")]
     assert len(text) < 3 * MAX_CELL_OUTPUT
 
 

@@ -197,9 +197,12 @@ class Progress:
     def stream(self, name: str, text: str) -> None:
         if self._current is None or not text:
             return
+        dropped = self._cell_dropped
         kept = self._budget(self._clean(text))
         if kept:
             self._write({"event": "output", "cell": self._current, "name": name, "text": kept})
+        if self._cell_dropped and not dropped:  # the marker, once, where the cell's output stops
+            self._write({"event": "output", "cell": self._current, "name": name, "text": "", "truncated": True})
 
     def hooks(self) -> dict:
         return {

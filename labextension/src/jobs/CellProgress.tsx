@@ -129,7 +129,7 @@ function CellRow(props: {
 }): JSX.Element {
   const { cell, open, trans } = props;
   const bodyId = `infinstor-job-cell-${cell.cell}-body`;
-  const hasBody = cell.output.length > 0 || cell.results.length > 0 || !!cell.error || cell.truncated > 0;
+  const hasBody = cell.output.length > 0 || cell.results.length > 0 || !!cell.error || cell.limited;
   return (
     <li
       className={`jp-InfinStor-cell jp-mod-${cell.status}`}
@@ -174,9 +174,11 @@ function CellRow(props: {
               {result.text}
             </pre>
           ))}
-          {cell.truncated > 0 && (
+          {cell.limited && (
             <p className="jp-InfinStor-hint" data-testid="infinstor-job-cell-truncated">
-              {trans.__('%1 characters of this cell’s output were not kept (see the log).', cell.truncated)}
+              {cell.truncated > 0
+                ? trans.__('%1 more characters of output are not shown here (see the log).', cell.truncated)
+                : trans.__('More output is not shown here (see the log).')}
             </p>
           )}
           {cell.error && (

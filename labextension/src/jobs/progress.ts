@@ -36,8 +36,10 @@ export interface ICellProgress {
   /** Results and displays, as text. */
   results: Array<{ type: string; text: string }>;
   error: { ename: string; evalue: string; traceback: string[] } | null;
-  /** Characters of its output the runner left out. */
+  /** Characters of its output the runner left out (known at its end). */
   truncated: number;
+  /** Whether the runner stopped keeping its output (the rest is in the log). */
+  limited: boolean;
 }
 
 export interface IProgressState {
@@ -96,7 +98,8 @@ export function foldProgress(state: IProgressState, events: IProgressEvent[]): I
           clipped: false,
           results: [],
           error: null,
-          truncated: 0
+          truncated: 0,
+          limited: false
         };
         const i = at(event.cell);
         if (i >= 0) {
@@ -111,6 +114,9 @@ export function foldProgress(state: IProgressState, events: IProgressEvent[]): I
         if (i >= 0 && event.text) {
           cells[i] = appendOutput(cells[i], event.name, event.text);
         }
+        if (i >= 0 && event.truncated) {
+          cells[i] = { ...cells[i], limited: true };
+        }
         break;
       }
       case 'end': {
@@ -122,7 +128,8 @@ export function foldProgress(state: IProgressState, events: IProgressEvent[]): I
             status: event.status === 'error' ? 'error' : 'ok',
             results: event.outputs ?? [],
             error: event.error ?? null,
-            truncated: event.truncated ?? 0
+            truncated: event.truncated ?? 0,
+            limited: cells[i].limited || !!event.truncated
           };
         }
         break;

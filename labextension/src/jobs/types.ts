@@ -107,7 +107,7 @@ export type IProgressEvent =
       injected?: boolean;
       time: number;
     }
-  | { event: 'output'; cell: number; name: 'stdout' | 'stderr' | string; text: string }
+  | { event: 'output'; cell: number; name: 'stdout' | 'stderr' | string; text: string; truncated?: boolean }
   | {
       event: 'end';
       cell: number;

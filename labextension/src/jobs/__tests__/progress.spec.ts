@@ -69,6 +69,7 @@ describe('folding progress events', () => {
       { event: 'start', cell: 1, source: 'loop', time: 1 },
       { event: 'output', cell: 1, name: 'stdout', text: big },
       { event: 'output', cell: 1, name: 'stdout', text: 'the end\n' },
+      { event: 'output', cell: 1, name: 'stdout', text: '', truncated: true },
       { event: 'output', cell: 9, name: 'stdout', text: 'of a cell never started' },
       { event: 'mystery' } as unknown as IProgressEvent
     ]);
@@ -76,6 +77,7 @@ describe('folding progress events', () => {
     expect(text.length).toBeLessThanOrEqual(MAX_CELL_CHARS);
     expect(text.endsWith('the end\n')).toBe(true);
     expect(state.cells[0].clipped).toBe(true);
+    expect(state.cells[0].limited).toBe(true); // the runner's marker: the rest is in the log
     expect(state.cells).toHaveLength(1);
   });
 });
