@@ -34,10 +34,13 @@ from ..paths import ensure_private_dir, open_private_append
 from ..projects import ProjectError, build_project
 from ..projects.convert import load_notebook
 from ..projects.parameters import coerce_value, extract_parameters
+from ..projects.runner import PROGRESS_ENV
 from ..projects.service import lab_path, resolve_in_root
 from ..tracking.base import TrackingBackend
 from ..tracking.client import MlflowClientAsync
+from .dry_run import Problems, check_parameters, parse_request
 from .models import TERMINAL, Job, JobRequest
+from .progress import PROGRESS_FILE, read_progress_lines
 from .store import JobStore
 from .targets.base import JobFailed, JobTarget, TargetUnavailable
 
@@ -154,6 +157,28 @@ class JobManager:
         pending = len(decoder.getstate()[0])
         return text, start + len(chunk) - pending, size
 
+    def progress_path(self, job_id: str) -> Path:
+        """The runner's live cell progress (JSON lines; see projects/runner.py `Progress`)."""
+        return self.jobs_dir / job_id / PROGRESS_FILE
+
+    async def read_progress(self, job_id: str, offset: int = 0, limit: int = _LOG_CHUNK) -> dict[str, Any]:
+        """The progress events from byte `offset` on, whole lines only (`next_offset` is the cursor)."""
+        if offset < 0:
+            raise BadRequest("offset must be >= 0")
+        job = await self.get(job_id)
+        events, next_offset, size = await asyncio.to_thread(
+            read_progress_lines, self.progress_path(job_id), offset, limit, job.is_terminal
+        )
+        return {
+            "job_id": job_id,
+            "offset": offset,
+            "next_offset": next_offset,
+            "events": events,
+            "complete": job.is_terminal and next_offset >= size,
+            "status": job.status,
+            "now": time.time(),
+        }
+
     # -- submit ----------------------------------------------------------------------------------
     def _resolve_path(self, path: str) -> Path:
         return resolve_in_root(self.root_dir, path)
@@ -212,6 +237,41 @@ class JobManager:
             MLFLOW_PROJECT_ENTRY_POINT: entry_point,
             JOB_TARGET_TAG: target_name,
         }
+
+    async def validate(self, body: dict) -> dict[str, Any]:
+        """A dry run of `submit` for the job dialog: every problem of the request body by field,
+        and the parameters it resolves to. Creates nothing (no job, folder, experiment or run)."""
+        problems = Problems()
+        request = parse_request(body, problems)
+        if request is None:
+            return problems.answer()
+        target = self.targets.get(request.target)
+        if target is None:
+            problems.add("target", f"Unknown target {request.target!r}; available: {', '.join(self.targets)}.")
+        else:
+            reason = target.unavailable_reason()
+            if reason:
+                problems.add("target", f"The {target.display_name} target is not available: {reason}")
+            try:
+                target.validate_options(request.options)
+            except BadRequest as exc:
+                problems.add("options", exc.message)
+            if request.sweep is not None and not target.capabilities().get("sweeps"):
+                problems.add("sweep", f"The {target.display_name} target does not run parameter sweeps.")
+        try:
+            source = self._resolve_path(request.path)
+        except BadRequest as exc:
+            problems.add("path", exc.message)
+            return problems.answer()
+        parameters = await asyncio.to_thread(check_parameters, request, source, self.lab_path(source), problems)
+        if request.experiment_id is not None:
+            try:
+                await self.mlflow.get_experiment(request.experiment_id)
+            except InfinStorError as exc:
+                if exc.status >= 500:
+                    raise  # the tracking service's trouble, not the request's
+                problems.add("experiment_id", f"Experiment not found: {exc.message}")
+        return problems.answer(parameters)
 
     async def submit(self, request: JobRequest) -> Job:
         target = self.targets.get(request.target)
@@ -305,9 +365,10 @@ class JobManager:
         ensure_private_dir(log_path.parent)
         job.status = "RUNNING"
         job.started_at = time.time()
+        env = {**self.job_environment(), PROGRESS_ENV: str(self.progress_path(job.id))}
         try:
             await self.mlflow.update_run(job.run_id, "RUNNING")
-            await target.start(job, self.job_environment(), log_path)
+            await target.start(job, env, log_path)
         except Exception as exc:
             log.exception("InfinStor: job %s could not start", job.id)
             await self._finish(job, "FAILED", f"The job could not start: {exc}")

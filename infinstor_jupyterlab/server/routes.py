@@ -8,7 +8,16 @@ API_PREFIX = "/infinstor/api"
 def build_handlers() -> list[tuple[str, type]]:
     from .base import NotFoundHandler
     from .auth import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
-    from .jobs import JOB_ID, JobCancelHandler, JobHandler, JobLogHandler, JobsHandler, TargetsHandler
+    from .jobs import (
+        JOB_ID,
+        JobCancelHandler,
+        JobHandler,
+        JobLogHandler,
+        JobProgressHandler,
+        JobsHandler,
+        JobValidateHandler,
+        TargetsHandler,
+    )
     from .compute import (
         INSTANCE_ID,
         ComputeConfigHandler,
@@ -31,8 +40,10 @@ def build_handlers() -> list[tuple[str, type]]:
         (rf"{API_PREFIX}/projects/parameters", ProjectParametersHandler),
         (rf"{API_PREFIX}/targets", TargetsHandler),
         (rf"{API_PREFIX}/jobs", JobsHandler),
+        (rf"{API_PREFIX}/jobs/validate", JobValidateHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}", JobHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/log", JobLogHandler),
+        (rf"{API_PREFIX}/jobs/{JOB_ID}/progress", JobProgressHandler),
         (rf"{API_PREFIX}/jobs/{JOB_ID}/cancel", JobCancelHandler),
         (rf"{API_PREFIX}/compute/config", ComputeConfigHandler),
         (rf"{API_PREFIX}/compute/instances", ComputeInstancesHandler),

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,7 @@ class EC2Target(JobTarget):
             "status_key": layout.status_key(settings.prefix, user, job.id),
             "cancel_key": layout.cancel_key(settings.prefix, user, job.id),
             "log_prefix": layout.log_prefix(settings.prefix, user, job.id),
+            "progress_prefix": layout.progress_prefix(settings.prefix, user, job.id),
             "token_parameter": token_name,
             "created_at": time.time(),
         }
@@ -366,19 +368,21 @@ class EC2Target(JobTarget):
         instance_id = state["instance_id"]
         self._busy[instance_id] = job.id
         cursor = _LogCursor(Path(state["log_path"]))
+        progress = _LogCursor(self.manager.progress_path(job.id))
         last_etag, last_change = None, time.monotonic()
         accepted = False
         restarted_once = False
         polls = 0
         try:
             while True:
-                snapshot = await asyncio.to_thread(self._poll, job, cursor)
+                snapshot = await asyncio.to_thread(self._poll, job, cursor, progress)
                 polls += 1
                 status, beat, beat_etag = snapshot["status"], snapshot["heartbeat"], snapshot["heartbeat_etag"]
                 if beat_etag and beat_etag != last_etag:
                     last_etag, last_change = beat_etag, time.monotonic()
                 if status and status.get("state") in ("finished", "failed", "killed"):
                     await asyncio.to_thread(cursor.drain, self.clients, state["bucket"], self._log_prefix(job))
+                    await asyncio.to_thread(progress.drain, self.clients, state["bucket"], self._progress_prefix(job))
                     await self._cleanup(job, terminate=False)
                     if status["state"] == "finished":
                         return 0
@@ -438,11 +442,15 @@ class EC2Target(JobTarget):
     def _log_prefix(self, job: Job) -> str:
         return layout.log_prefix(job.target_state["prefix"], job.target_state["user"], job.id)
 
-    def _poll(self, job: Job, cursor: _LogCursor) -> dict:
+    def _progress_prefix(self, job: Job) -> str:
+        return layout.progress_prefix(job.target_state["prefix"], job.target_state["user"], job.id)
+
+    def _poll(self, job: Job, cursor: _LogCursor, progress: _LogCursor) -> dict:
         """One look at the job in S3 (runs in a thread)."""
         state = job.target_state
         bucket, prefix, user = state["bucket"], state["prefix"], state["user"]
         cursor.drain(self.clients, bucket, self._log_prefix(job))
+        progress.drain(self.clients, bucket, self._progress_prefix(job))
         status, _ = pool.get_json(self.clients, bucket, layout.status_key(prefix, user, job.id))
         beat, etag = pool.get_json(self.clients, bucket, layout.heartbeat_key(prefix, state["instance_id"]))
         return {"status": status, "heartbeat": beat, "heartbeat_etag": etag, "instance_state": None}
@@ -569,7 +577,7 @@ class EC2Target(JobTarget):
 
 
 class _LogCursor:
-    """Copies new log chunks from S3 into the job's local log file, in order, exactly once.
+    """Copies new log (or progress) chunks from S3 into the job's local file, in order, exactly once.
 
     The position (last chunk copied) is kept beside the log, so a restarted lab goes on from there.
     """

@@ -12,13 +12,14 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { IFrame } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
+import { MlflowClient } from '../mlflow/client';
 import { JobsClient } from './client';
+import { JobDialog } from './dialog/JobDialog';
+import { formatDuration, jobTitle } from './format';
 import { jobsIcon } from './icons';
-import { JobDialog } from './JobDialog';
 import { JobsModel } from './model';
 import { JOBS_PANEL_ID, JobsPanel } from './JobsPanel';
 import { IJob } from './types';
-import { formatDuration, jobTitle } from './validation';
 
 /** Plugin id; also the settings schema id (labextension/schema/jobs.json). */
 export const JOBS_PLUGIN_ID = 'infinstor-jupyterlab:jobs';
@@ -105,6 +106,8 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const trans = (translator ?? nullTranslator).load('infinstor_jupyterlab');
     const client = new JobsClient();
+    // The dialog's experiments (its one use of the MLflow client).
+    const mlflow = new MlflowClient({ serverSettings: app.serviceManager.serverSettings });
     const model = new JobsModel({ client });
     const folders = new MLprojectFolders(app.serviceManager.contents);
 
@@ -112,6 +115,7 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
       const dialog = new JobDialog({
         path,
         client,
+        mlflow,
         submit: request => model.submit(request),
         prefill,
         trans

@@ -9,6 +9,7 @@ import { TransContext } from '../../runs/trans';
 import { MlflowClient } from '../client';
 import { DEFAULT_TRANS, formatDuration, formatRelative, formatTimestamp, runDuration, runName } from '../format';
 import { ExperimentsModel, NotebookRunsModel, RegisteredModelsModel } from '../models';
+import { setOpenedExperiment } from '../selection';
 import { SharingClient, SharingSupport } from '../sharing';
 import { IExperiment } from '../types';
 import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, StatusBadge, Tabs, useSignal } from './common';
@@ -69,6 +70,7 @@ export class MlflowBrowserModel {
     }
     this._runs = null;
     this._experiment = experiment;
+    setOpenedExperiment(experiment);
     if (experiment) {
       this._runs = this.runsViews.registry.acquire(experiment.experiment_id);
     }
