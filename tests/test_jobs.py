@@ -96,7 +96,8 @@ async def test_sklearn_notebook_job_end_to_end(jp_fetch, jp_root_dir, infinstor)
     assert run["info"]["status"] == "FINISHED"
     assert run["info"]["run_name"] == "iris-job"
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
-    assert params == {"C": "0.3", "max_iter": "120", "label": "from the lab"}
+    # Every parameter the run used, defaults included (as `mlflow run` logs them).
+    assert params == {"C": "0.3", "max_iter": "120", "label": "from the lab", "seed": "7", "verbose": "False"}
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert 0.5 < metrics["accuracy"] <= 1.0
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
@@ -180,8 +181,8 @@ async def test_bad_job_requests_are_refused_with_reasons(jp_fetch, jp_root_dir):
         ({"path": "empty"}, "without an MLproject"),
         ({"path": "ok.ipynb", "target": "mars"}, "Unknown target 'mars'"),
         ({"path": "ok.ipynb", "parameters": {"nope": 1}}, "unknown parameter(s) nope"),
-        ({"path": "ok.ipynb", "parameters": {"max_iter": "lots"}}, "parameter 'max_iter' must be a int"),
-        ({"path": "ok.ipynb", "parameters": {"C": [1]}}, "give a number, a boolean or a string"),
+        ({"path": "ok.ipynb", "parameters": {"max_iter": "lots"}}, "parameter 'max_iter' must be an int like its default 200"),
+        ({"path": "ok.ipynb", "parameters": {"C": [1]}}, "parameter 'C' must be a float like its default 1.0"),
         ({"path": "ok.ipynb", "experiment_id": "1", "experiment_name": "x"}, "not both"),
         ({"path": "ok.ipynb", "colour": "red"}, "Unknown field(s) in the job request: colour"),
         ({"path": "ok.ipynb", "options": {"env_manager": "conda"}}, "env_manager 'conda' is not available"),

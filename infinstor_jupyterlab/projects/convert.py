@@ -120,6 +120,24 @@ def _mlproject(name: str, params: list[NotebookParameter]) -> dict:
     }
 
 
+def check_notebook(
+    notebook_path: str | os.PathLike,
+    *,
+    include_folder: bool = False,
+    max_folder_bytes: int = DEFAULT_MAX_FOLDER_BYTES,
+    excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
+) -> list[NotebookParameter]:
+    """Everything `build_project` would refuse, found without writing anything: the notebook, its
+    parameters cell, its kernelspec's name, the size of the folder beside it. Its parameters."""
+    notebook = Path(notebook_path).resolve()
+    nb = load_notebook(notebook)
+    params = extract_parameters(nb)
+    kernel_python(nb)
+    if include_folder:
+        _folder_files(notebook.parent, {notebook}, excludes, max_folder_bytes)
+    return params
+
+
 def build_project(
     notebook_path: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
