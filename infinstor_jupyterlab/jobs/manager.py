@@ -381,6 +381,12 @@ class JobManager:
         except Exception as exc:  # the job's own outcome is recorded regardless
             log.warning("InfinStor: could not update MLflow run %s of job %s: %s", job.run_id, job.id, exc)
         await asyncio.to_thread(self.store.save, job)
+        target = self.targets.get(job.target)
+        if target is not None:
+            try:
+                await target.finished(job, self.log_path(job.id))
+            except Exception as exc:
+                log.warning("InfinStor: cleaning up after job %s: %s", job.id, exc)
         log.info("InfinStor: job %s %s%s", job.id, status, f": {reason}" if reason else "")
 
     # -- sweeps ----------------------------------------------------------------------------------
