@@ -46,20 +46,33 @@ SWEEP_TAG = "infinstor.sweep"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 LOG_ARTIFACT_DIR = "job"
 _LOG_CHUNK = 256 * 1024
-_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))(?::\s*(.*))?$")
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|NoSuchKernel))(?::\s*(.*))?$")
 _WRAPPER_ERRORS = {"PapermillExecutionError", "ExecutionException", "CalledProcessError"}
-
-
-class Conflict(InfinStorError):
-    status = 409
-    reason = "conflict"
+# The runner's last word on a failed run (projects/runner.py ERROR_PREFIX).
+_RUNNER_ERROR = "[infinstor] error: "
+# bash's and dash's "command not found" (MLflow runs the entry point with `bash -c`).
+_NOT_FOUND = re.compile(r"^(?:/usr)?(?:/bin/)?(?:ba|da)?sh: (?:line )?\d*:? ?(.+?): (?:command )?not found$")
+# Lines that are MLflow's, a logger's or a kernel's chatter, never a job's own error.
+_NOISE = re.compile(
+    r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) |(?:INFO|WARNI|DEBUG)\s+\[alembic|"
+    r"🏃 View run |🧪 View experiment |\[IPKernelApp\]|\[infinstor\] |Traceback \(most recent call last\)|  File \"|usage: )"
+)
 
 
 def failure_reason_from_log(text: str, exit_code: int | None) -> str:
-    """The most telling error line of a failed run's output (the user's exception, not wrappers')."""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    """The underlying error of a failed run, from its output: the runner's own reason, a command
+    the shell could not find, the user's exception (not MLflow's or papermill's wrappers), else
+    the last line the job printed itself (a project's `sys.exit("...")`, argparse's error)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()][-400:]
+    for line in reversed(lines):
+        if line.startswith(_RUNNER_ERROR):
+            return line[len(_RUNNER_ERROR) :][:500]
+    for line in reversed(lines):
+        match = _NOT_FOUND.match(line)
+        if match:
+            return f"{match.group(1)}: command not found"
     fallback = None
-    for line in reversed(lines[-400:]):
+    for line in reversed(lines):
         match = _ERROR_LINE.match(line)
         if not match:
             continue
@@ -68,10 +81,17 @@ def failure_reason_from_log(text: str, exit_code: int | None) -> str:
             fallback = fallback or line.strip()
             continue
         return line.strip()[:500]
+    own = next((line.strip() for line in reversed(lines) if not _NOISE.match(line)), None)
+    if own:
+        return own[:500]
     if fallback:
         return fallback[:500]
-    tail = lines[-1][:300] if lines else "no output"
-    return f"The job's process exited with code {exit_code}: {tail}"
+    return f"The job's process exited with code {exit_code} and printed no error."
+
+
+class Conflict(InfinStorError):
+    status = 409
+    reason = "conflict"
 
 
 class JobManager:
