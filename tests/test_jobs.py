@@ -225,14 +225,22 @@ async def test_convert_through_rest(jp_fetch, jp_root_dir):
 
 
 @pytest.mark.slow
-async def test_inline_job_in_a_fresh_virtualenv(jp_fetch, jp_root_dir, infinstor):
+async def test_inline_job_in_a_fresh_virtualenv(jp_fetch, jp_root_dir, infinstor, monkeypatch):
     """env_manager "uv": MLflow builds a fresh virtualenv from python_env.yaml and runs there."""
     from notebooks import notebook
+
+    # pytest-jupyter puts this test process's sys.path (the development venv) in PYTHONPATH, which
+    # the job would inherit: a lab has none of that, and the fresh environment must do without.
+    monkeypatch.delenv("PYTHONPATH", raising=False)
 
     targets = json.loads((await jp_fetch("infinstor", "api", "targets")).body)["targets"]
     assert "uv" in next(t for t in targets if t["name"] == "inline")["capabilities"]["env_managers"]
     write(
-        notebook("import sys, mlflow\nprint('PREFIX', sys.prefix)\nmlflow.log_metric('alpha', float(alpha))", parameters="alpha = 1"),
+        notebook(
+            "import sys, mlflow\nprint('PREFIX', sys.prefix)\nprint('MLFLOW', mlflow.__file__)\n"
+            "mlflow.log_metric('alpha', float(alpha))",
+            parameters="alpha = 1",
+        ),
         jp_root_dir / "venv.ipynb",
     )
     await wait_for_state(jp_fetch, "running")
@@ -242,5 +250,6 @@ async def test_inline_job_in_a_fresh_virtualenv(jp_fetch, jp_root_dir, infinstor
     assert job["status"] == "FINISHED", log[-3000:]
     prefix = next(line.split(" ", 1)[1] for line in log.splitlines() if line.startswith("PREFIX "))
     assert "/.mlflow/envs/" in prefix  # not the kernel's environment
+    assert next(line.split(" ", 1)[1] for line in log.splitlines() if line.startswith("MLFLOW ")).startswith(prefix)
     run = await run_of(infinstor, job["run_id"])
     assert {m["key"]: m["value"] for m in run["data"]["metrics"]} == {"alpha": 4.0}

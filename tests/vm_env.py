@@ -54,10 +54,19 @@ class VmEnv:
         return [*mapped, "--instance-id", instance_id]
 
     def unit_environment(self, home: Path, extra: dict[str, str]) -> dict[str, str]:
-        """What a systemd service gets: the default PATH, a HOME, nothing of the lab or a venv."""
-        env = {"PATH": UNIT_PATH, "HOME": str(home), "LANG": "C.UTF-8"}
+        """What a systemd service gets: the default PATH, a HOME, nothing of the lab or a venv
+        (plus this machine's network trust settings, see `machine_network_env`)."""
+        env = {"PATH": UNIT_PATH, "HOME": str(home), "LANG": "C.UTF-8", **machine_network_env()}
         env.update(extra)
         return env
+
+
+def machine_network_env() -> dict[str, str]:
+    """This machine reaches the package registries through mirrors and a TLS-inspecting proxy
+    whose CA is in these settings; a VM on AWS needs none of them. They say nothing about Python."""
+    names = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
+    env = {k: v for k, v in os.environ.items() if k in names or k.startswith(("PIP_", "UV_INDEX", "UV_EXTRA_INDEX"))}
+    return env
 
 
 def _install_lines(package_spec: str) -> str:
@@ -86,11 +95,7 @@ def vm_env(tmp_path_factory) -> VmEnv:
     ami_bin.mkdir()
     (ami_bin / "python3").symlink_to(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
     lines = _install_lines(f"{wheel}[ec2]").replace(VENV, str(prefix))
-    env = {
-        "PATH": f"{ami_bin}:{UNIT_PATH}", "HOME": str(base / "root-home"), "LANG": "C.UTF-8",
-        # The machine's pip settings (its package index mirrors), not the developer's venv.
-        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
-    }  # fmt: skip
+    env = {"PATH": f"{ami_bin}:{UNIT_PATH}", "HOME": str(base / "root-home"), "LANG": "C.UTF-8", **machine_network_env()}
     with open(log, "ab") as out:
         result = subprocess.run(
             ["bash", "-euxo", "pipefail", "-c", lines], env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1800

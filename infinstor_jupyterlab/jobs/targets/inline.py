@@ -18,7 +18,7 @@ from traitlets import Float, Unicode
 
 from ...errors import BadRequest, InfinStorError
 from ..models import Job
-from ..process_env import find_next_to_python, job_process_environment, remove_job_scratch
+from ..process_env import add_own_requirement, find_next_to_python, job_process_environment, remove_job_scratch
 from .base import JobTarget
 
 
@@ -90,6 +90,9 @@ class InlineTarget(JobTarget):
         return args
 
     async def start(self, job: Job, env: dict[str, str], log_path) -> None:
+        if job.kind == "notebook" and job.options.get("env_manager", self.default_env_manager) != "local":
+            # The job's own copy of the project: the environment MLflow builds gets this package.
+            await asyncio.to_thread(add_own_requirement, Path(job.project_dir))
         python = await asyncio.to_thread(job_python, Path(job.project_dir))
         env = await asyncio.to_thread(job_process_environment, env, Path(log_path).parent, python)
         with open(log_path, "ab") as log:
