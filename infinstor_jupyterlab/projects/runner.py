@@ -279,6 +279,25 @@ def _stopped_with_success(exc) -> bool:
     return getattr(exc, "ename", None) == "SystemExit" and str(getattr(exc, "evalue", "")).strip() in ("", "0", "None")
 
 
+def _printed_error(executed: Path, cell_index: int) -> str | None:
+    """The error a failed cell printed itself (IPython prints a UsageError, such as an unknown
+    magic, on stderr instead of raising it): its last `SomethingError: ...` line."""
+    import re
+
+    import nbformat
+
+    try:
+        cells = nbformat.read(executed, as_version=4).cells
+    except Exception:
+        return None
+    # papermill inserts banner cells above the failed one: find it by its mark.
+    failed = [c for c in cells if c.get("metadata", {}).get("papermill", {}).get("exception")]
+    cell = failed[-1] if failed else (cells[cell_index] if 0 <= cell_index < len(cells) else {})
+    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+    lines = [line.strip() for line in text.splitlines() if re.match(r"^\s*[A-Za-z_][\w.]*(Error|Exception): ", line)]
+    return lines[-1] if lines else None
+
+
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     spec = _spec(here)
@@ -324,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         if _stopped_with_success(exc):
             print(f"[infinstor] the notebook ended early ({exc.ename} in cell {exc.exec_count}); the run finished", flush=True)
             code = 0
+        elif exc.ename == "CellExecutionError" and not exc.evalue:
+            error = _printed_error(executed, exc.cell_index) or "The notebook failed in cell %s" % exc.exec_count
         else:
             error = f"{exc.ename}: {exc.evalue}" if exc.evalue else exc.ename
     except Cancelled:

@@ -56,7 +56,9 @@ class InlineTarget(JobTarget):
     default_env_manager = Unicode(
         "local", help="MLflow env manager for inline jobs: local (the kernel's environment), uv or virtualenv."
     ).tag(config=True)
-    cancel_grace_seconds = Float(5.0, help="Seconds between SIGTERM and SIGKILL on cancel.").tag(config=True)
+    cancel_grace_seconds = Float(
+        20.0, help="Seconds between SIGTERM and SIGKILL on cancel (the runner logs the partly executed notebook meanwhile)."
+    ).tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
