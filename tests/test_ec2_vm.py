@@ -17,7 +17,7 @@ from conftest import mlflow_api, wait_for_state
 from ec2_fixture import AWS_ENV, Hypervisor, aws, moto_endpoint  # noqa: F401
 from notebooks import failing_notebook, notebook, write
 from test_jobs import artifacts_of, read_whole_log, run_of, submit, wait_for_job
-from vm_env import UNIT_PATH, vm_env  # noqa: F401
+from vm_env import vm_env  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from notebooks import notebook, sklearn_training_notebook, write
+from notebooks import notebook, write
 
 from infinstor_jupyterlab.projects import ProjectError, build_project
 from infinstor_jupyterlab.projects.parameters import (
