@@ -21,11 +21,13 @@ import ast
 import json
 import math
 import os
+import re
 import signal
 import sys
 from pathlib import Path
 
 SPEC_FILE = "infinstor_project.json"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_PREFIX = "[infinstor] error: "
 # Environment for the notebook's kernel: runs it starts are tagged with the notebook as their source.
 SOURCE_ENV = "INFINSTOR_SOURCE_NOTEBOOK"
@@ -282,8 +284,6 @@ def _stopped_with_success(exc) -> bool:
 def _printed_error(executed: Path, cell_index: int) -> str | None:
     """The error a failed cell printed itself (IPython prints a UsageError, such as an unknown
     magic, on stderr instead of raising it): its last `SomethingError: ...` line."""
-    import re
-
     import nbformat
 
     try:
@@ -343,10 +343,12 @@ def main(argv: list[str] | None = None) -> int:
         if _stopped_with_success(exc):
             print(f"[infinstor] the notebook ended early ({exc.ename} in cell {exc.exec_count}); the run finished", flush=True)
             code = 0
-        elif exc.ename == "CellExecutionError" and not exc.evalue:
-            error = _printed_error(executed, exc.cell_index) or "The notebook failed in cell %s" % exc.exec_count
         else:
-            error = f"{exc.ename}: {exc.evalue}" if exc.evalue else exc.ename
+            print(_ANSI.sub("", str(exc)), file=sys.stderr, flush=True)  # the notebook's traceback
+            if exc.ename == "CellExecutionError" and not exc.evalue:
+                error = _printed_error(executed, exc.cell_index) or "The notebook failed in cell %s" % exc.exec_count
+            else:
+                error = f"{exc.ename}: {exc.evalue}" if exc.evalue else exc.ename
     except Cancelled:
         code = 128 + signal.SIGTERM
         print("\n[infinstor] cancelled: logging the notebook as far as it ran", file=sys.stderr, flush=True)
