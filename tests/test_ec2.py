@@ -135,7 +135,9 @@ async def test_notebook_on_ec2_end_to_end(jp_fetch, jp_root_dir, infinstor, aws,
 
     run = await run_of(infinstor, job["run_id"])
     assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == "iris-on-ec2"
-    assert {p["key"]: p["value"] for p in run["data"]["params"]} == {"C": "0.3", "max_iter": "120", "label": "on ec2"}
+    assert {p["key"]: p["value"] for p in run["data"]["params"]} == {
+        "C": "0.3", "max_iter": "120", "label": "on ec2", "seed": "7", "verbose": "False"
+    }
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert 0.5 < metrics["accuracy"] <= 1.0
     assert await artifacts_of(infinstor, job["run_id"], "notebook") == {"notebook/iris.ipynb", "notebook/iris.html"}

@@ -106,8 +106,9 @@ async def test_every_problem_is_reported_by_field(jp_fetch, jp_root_dir, infinst
     assert "`path` must name" in by_field(await validate(jp_fetch))["path"]
     assert "colour" in by_field(await validate(jp_fetch, path="iris.ipynb", colour="red"))["colour"]
     assert "not both" in by_field(await validate(jp_fetch, path="iris.ipynb", experiment_id="0", experiment_name="x"))["experiment_id"]
+    # A list is a literal (a None default takes it), but not a float like C's default.
     assert by_field(await validate(jp_fetch, path="iris.ipynb", parameters={"C": [1]}))["parameters.C"] == (
-        "parameter 'C': give a number, a boolean or a string."
+        "parameter 'C' must be a float like its default 1.0; got [1]"
     )
     # A sweep's values are checked like single values, per parameter.
     sweep = by_field(await validate(jp_fetch, path="iris.ipynb", target="inline", sweep={"grid": {"max_iter": [1, "many"]}}))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..projects.runner import PROGRESS_ENV
+from ..jobs.process_env import add_own_requirement, job_process_environment
 from . import layout
 from .aws import Clients, describe, is_not_found
 
@@ -220,6 +221,9 @@ class JobRun:
         try:
             self.status("accepted")
             project = self._fetch_project()
+            if (self.spec.get("env_manager") or "local") != "local":
+                # The environment MLflow builds needs this package: it sends the job token.
+                add_own_requirement(project)
             self._read_token()
             outcome = self._run(project)
         except Exception as exc:
@@ -272,7 +276,9 @@ class JobRun:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        return env
+        # systemd gives the unit a minimal PATH without the venv: the job's `python` (MLflow runs
+        # `bash -c "python ..."`) and `uv` must be the venv's; its temp files stay in the job's folder.
+        return job_process_environment(env, self.dir, sys.executable)
 
     def _command(self, project: Path) -> list[str]:
         spec = self.spec

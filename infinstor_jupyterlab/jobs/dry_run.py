@@ -1,9 +1,10 @@
 """A job request checked field by field without creating anything (`POST jobs/validate`).
 
-The same rules as `JobManager.submit` (JobRequest.from_json, the target's options, the notebook's
-literal types through `coerce_value`, the MLproject's entry point), but every problem is collected
-under the field it concerns ("parameters.<name>" for a parameter) instead of stopping at the first,
-and nothing is written: no project is built, no job, folder, experiment or run is created.
+The very rules `JobManager.validate` applies before a submission (JobRequest.from_json, the
+target's options, `plan.inspect_source` and `plan.parameter_argument` for each parameter), but
+every problem is collected under the field it concerns ("parameters.<name>" for a parameter)
+instead of stopping at the first, and nothing is written: no project is built, no job, folder,
+experiment or run is created.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadRequest
-from ..projects import ProjectError
-from ..projects.convert import load_notebook
-from ..projects.parameters import coerce_value, extract_parameters
+from ..projects.runner import encode
 from .models import JobRequest
+from .plan import inspect_source, missing_parameters, parameter_argument
 
 _PARAMETER = re.compile(r"^(?:sweep )?parameter '([^']*)'")
 _FIELD = re.compile(r"`([a-z_]+)")
@@ -66,78 +66,47 @@ def parse_request(body: dict, problems: Problems) -> JobRequest | None:
     return None
 
 
-def _text(value: Any) -> str:
-    return str(value)  # what the run gets, as `JobManager` passes it (`-P name=value`)
+def _source_field(message: str) -> str:
+    if message.startswith("include_folder"):
+        return "include_folder"
+    if "entry point" in message:
+        return "entry_point"
+    return "path"
 
 
-def check_parameters(request: JobRequest, source: Path, shown: str, problems: Problems) -> list[dict]:
-    """Runs in a thread: the project's parameters against the request (each sweep set too);
-    `shown` is the source's lab path, for messages."""
-    sets = request.sweep_sets() or [request.parameters]
-    if source.is_file():
-        try:
-            declared = {p.name: p for p in extract_parameters(load_notebook(source))}
-        except ProjectError as exc:
-            problems.add("path", str(exc))
-            return []
-        names = ", ".join(declared) or "none"
-        for given in sets:
-            for name, value in given.items():
-                if name not in declared:
-                    problems.add(f"parameters.{name}", f"unknown parameter {name!r}; the notebook defines: {names}")
-                    continue
-                try:
-                    coerce_value(declared[name], value)
-                except ProjectError as exc:
-                    problems.add(f"parameters.{name}", str(exc))
-        return [
-            {
-                "name": p.name, "type": p.kind, "default": p.to_json()["default"],
-                "value": _text(request.parameters[p.name]) if p.name in request.parameters else _text(p.mlflow_default),
-                "given": p.name in request.parameters,
-            }
-            for p in declared.values()
-        ]  # fmt: skip
-    return _check_mlproject(request, source, shown, sets, problems)
-
-
-def _check_mlproject(request: JobRequest, source: Path, shown: str, sets: list[dict], problems: Problems) -> list[dict]:
-    from mlflow.exceptions import ExecutionException
-    from mlflow.projects import _project_spec
-
-    if request.include_folder:
-        problems.add("include_folder", "include_folder applies to notebooks; a project folder is run as it is.")
-    if not (source / "MLproject").is_file() and not (source / "mlproject").is_file():
-        problems.add("path", f"{shown!r} is a folder without an MLproject file.")
-        return []
+def check_parameters(request: JobRequest, source: Path, lab_path, problems: Problems) -> list[dict]:
+    """Runs in a thread: the project's parameters against the request (each sweep set too), each
+    parameter on its own; the parameters the run would get, for the dialog."""
     try:
-        project = _project_spec.load_project(str(source))
-    except Exception as exc:  # malformed MLproject files raise assorted errors
-        problems.add("path", f"Invalid MLproject: {getattr(exc, 'message', exc)}")
+        plan = inspect_source(source, request.entry_point, request.include_folder, lab_path)
+    except BadRequest as exc:  # ProjectError included
+        problems.add(_source_field(exc.message), exc.message)
         return []
-    try:
-        entry = project.get_entry_point(request.entry_point)
-    except ExecutionException as exc:
-        problems.add("entry_point", exc.message)
-        return []
-    for given in sets:
-        for name, param in entry.parameters.items():
-            if name not in given and param.default is None:
-                problems.add(f"parameters.{name}", f"Missing value for parameter {name!r}.")
+    given_texts: dict[str, str] = {}
+    for index, given in enumerate(request.sweep_sets() or [request.parameters]):
+        for name in missing_parameters(plan, given):
+            problems.add(f"parameters.{name}", f"Missing value for parameter {name!r}.")
         for name, value in given.items():
-            param = entry.parameters.get(name)
-            if param is not None and param.type == "float":
-                try:
-                    float(_text(value))
-                except ValueError:
-                    problems.add(f"parameters.{name}", f"parameter {name!r} must be a number; got {_text(value)!r}")
-    kinds = {"float": "float", "path": "str", "uri": "str"}
-    return [
-        {
-            "name": name, "type": kinds.get(param.type, "str"), "default": param.default,
-            "value": _text(request.parameters[name]) if name in request.parameters
-            else (None if param.default is None else _text(param.default)),
-            "given": name in request.parameters,
-        }
-        for name, param in entry.parameters.items()
-    ]  # fmt: skip
+            try:
+                text = parameter_argument(plan, name, value)
+            except BadRequest as exc:
+                problems.add(f"parameters.{name}", exc.message)
+                continue
+            if index == 0 and name in request.parameters:
+                given_texts[name] = text
+    answer = []
+    for name, declared in plan.declared.items():
+        default = declared.default
+        if plan.notebook_rules:
+            kind = declared.kind
+            default_text = encode(kind, default)
+            shown_default = default if isinstance(default, (bool, int, float, str, type(None))) else repr(default)
+        else:
+            kind = "float" if declared.kind == "mlflow:float" else "str"
+            default_text = None if default is None else str(default)
+            shown_default = default
+        answer.append({
+            "name": name, "type": kind, "default": shown_default,
+            "value": given_texts.get(name, default_text), "given": name in request.parameters,
+        })  # fmt: skip
+    return answer

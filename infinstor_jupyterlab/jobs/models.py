@@ -28,6 +28,8 @@ class JobRequest:
     include_folder: bool = False
     entry_point: str = "main"
     options: dict[str, Any] = field(default_factory=dict)
+    # Values are JSON: null is None (a notebook parameter whose default is None takes any literal);
+    # the project's parameters decide which values fit (JobManager.validate).
     # A parameter sweep: {"grid": {name: [values]}} or {"list": [{name: value}, ...]}; each set is
     # merged over `parameters`. One parent run, one child job per set, at most `max_instances` at once.
     sweep: dict[str, Any] | None = None
@@ -65,9 +67,6 @@ class JobRequest:
         parameters = body.get("parameters") or {}
         if not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters):
             raise BadRequest("`parameters` must be an object of name -> value.")
-        for key, value in parameters.items():
-            if isinstance(value, (dict, list)) or value is None:
-                raise BadRequest(f"parameter {key!r}: give a number, a boolean or a string.")
         experiment_id = body.get("experiment_id")
         experiment_name = body.get("experiment_name")
         if experiment_id is not None and experiment_name is not None:
@@ -142,14 +141,9 @@ def _check_limits(body: dict) -> None:
             for value in values if isinstance(values, list) else [values]:
                 if isinstance(value, str) and len(value) > limits.MAX_PARAMETER_VALUE_CHARS:
                     raise BadRequest(
-                        f"parameter {shown(name, 60)}: values are at most {limits.MAX_PARAMETER_VALUE_CHARS} "
-                        f"characters (MLflow's limit); this one has {len(value)}."
+                        f"parameter {shown(name, 60)}: values are at most {limits.MAX_PARAMETER_VALUE_CHARS:,} "
+                        f"characters (MLflow's limit); this one has {len(value):,}."
                     )
-
-
-def _check_scalar(where: str, value: Any) -> None:
-    if isinstance(value, (dict, list)) or value is None:
-        raise BadRequest(f"{where}: give a number, a boolean or a string.")
 
 
 def _check_sweep(sweep: Any) -> None:
@@ -163,16 +157,11 @@ def _check_sweep(sweep: Any) -> None:
         for name, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise BadRequest(f"`sweep.grid.{name}` must be a non-empty list of values.")
-            for value in values:
-                _check_scalar(f"sweep parameter {name!r}", value)
             size *= len(values)
     else:
         sets = sweep["list"]
         if not isinstance(sets, list) or not sets or not all(isinstance(s, dict) for s in sets):
             raise BadRequest("`sweep.list` must be a non-empty list of objects (parameter sets).")
-        for item in sets:
-            for name, value in item.items():
-                _check_scalar(f"sweep parameter {name!r}", value)
         size = len(sets)
     if size > MAX_SWEEP_SIZE:
         raise BadRequest(f"The sweep has {size} parameter sets; at most {MAX_SWEEP_SIZE} are allowed.")
