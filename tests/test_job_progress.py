@@ -57,7 +57,7 @@ def test_runner_records_each_cell_its_output_and_the_failing_traceback(tmp_path)
     project = build_project(write(progress_notebook(), tmp_path / "nb" / "p.ipynb"), tmp_path / "proj").path
     progress = tmp_path / "job" / "progress.jsonl"
     progress.parent.mkdir()
-    done = run_runner(project, progress, "-p", "n", "5")
+    done = run_runner(project, progress, "--param=n=5")
     assert done.returncode != 0, done.stdout + done.stderr
     assert stat.S_IMODE(progress.stat().st_mode) == 0o600
 

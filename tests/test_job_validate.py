@@ -114,6 +114,12 @@ async def test_every_problem_is_reported_by_field(jp_fetch, jp_root_dir, infinst
     sweep = by_field(await validate(jp_fetch, path="iris.ipynb", target="inline", sweep={"grid": {"max_iter": [1, "many"]}}))
     assert "'max_iter'" in sweep["parameters.max_iter"]
     assert sweep["sweep"] == "The Inline (this Jupyter host) target does not run parameter sweeps."
+    # What POST jobs refuses for the whole body (a NUL character) is reported under its field; any
+    # object is a draft the dialog may send (schemathesis holds the endpoint to its schema).
+    assert "NUL" in by_field(await validate(jp_fetch, path="iris\x00.ipynb", parameters={"C": 1}))["path"]
+    nul = by_field(await validate(jp_fetch, path="iris.ipynb", parameters={"C": "1\x00"}))
+    assert "NUL" in nul["parameters"], nul
+    assert "`path` must name" in by_field(await validate(jp_fetch, max_instances=None))["path"]
     # A body that is not JSON is not a job request at all.
     with pytest.raises(HTTPClientError) as excinfo:
         await jp_fetch("infinstor", "api", "jobs", "validate", method="POST", body=b"{not json")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadRequest
+from ..limits import check_json_value
 from ..projects.runner import encode
 from .models import JobRequest
 from .plan import inspect_source, missing_parameters, parameter_argument
@@ -47,6 +48,14 @@ def _field_of(message: str) -> str:
 def parse_request(body: dict, problems: Problems) -> JobRequest | None:
     """`JobRequest.from_json`, going on without each field it refuses (None when `path` is bad)."""
     body = dict(body)
+    for name in list(body):  # what POST jobs refuses for the whole body, here under its field
+        try:
+            check_json_value({name: body[name]})
+        except BadRequest as exc:
+            problems.add(name, exc.message)
+            if name == "path":
+                return None
+            body.pop(name)
     unknown = sorted(set(body) - set(JobRequest.__dataclass_fields__))
     for name in unknown:
         problems.add(name, f"Unknown field in the job request: {name}.")

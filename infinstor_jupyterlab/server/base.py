@@ -90,7 +90,10 @@ class InfinStorHandler(APIHandler):
             return
         self._body_chunks.append(chunk)
 
-    def get_json_body_or_400(self) -> dict[str, Any]:
+    def get_json_body_or_400(self, check_values: bool = True) -> dict[str, Any]:
+        """The request body as a JSON object; 400 for anything else. `check_values=False` leaves
+        `limits.check_json_value` (NUL, lone surrogates) to the caller, for a dry run that reports
+        such a value under its field instead of refusing the whole body."""
         if self._body_refused is not None:
             raise self._body_refused
         raw = b"".join(self._body_chunks or ()) or b"{}"
@@ -106,7 +109,8 @@ class InfinStorHandler(APIHandler):
             raise BadRequest(f"The request body is not valid JSON: {limits.bounded(str(exc))}") from None
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")
-        limits.check_json_value(body)
+        if check_values:
+            limits.check_json_value(body)
         return body
 
     # -- responses --------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ class JobValidateHandler(InfinStorHandler):
     @web.authenticated
     @authorized
     async def post(self):
-        self.write_json(await self.infinstor.jobs.dry_run(self.get_json_body_or_400()))
+        self.write_json(await self.infinstor.jobs.dry_run(self.get_json_body_or_400(check_values=False)))
 
 
 class JobHandler(InfinStorHandler):

@@ -37,7 +37,13 @@ const SHARE = require('../share_setup');
 // What the dialog lists on a resource alice just created, by the company service's default
 // grants: she manages it, her group (vision) edits an experiment and reads a model.
 const EXPERIMENT_DEFAULT_GRANTS = ['Group vision editor by alice', 'User alice manager by alice'];
-const MODEL_DEFAULT_GRANTS = ['Group vision reader by alice', 'User alice manager by alice'];
+// With the shipped defaults (registered_models_org_readable: true) her organisation reads it too.
+const MODEL_DEFAULT_GRANTS = [
+  'Organisation acme reader by alice',
+  'Group vision reader by alice',
+  'User alice manager by alice'
+];
+const MODEL_GRANTS_BUT_ORG = MODEL_DEFAULT_GRANTS.slice(1);
 
 test.use({ baseURL: SHARE.baseURL });
 
@@ -384,27 +390,32 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     const name = unique('share-walk-model');
     const made = await callMlflowProxy(page, 'api/2.0/mlflow/registered-models/create', { name });
     expect(made.status, JSON.stringify(made.json)).toBe(200);
-    expect(await readsModel(request, erin, name)).toBe(404);
-
-    await page.getByTestId('infinstor-browser-tab-models').click();
-    await panel.getByRole('button', { name: 'Refresh models' }).click();
-    const item = await listItem(panel, 'model', name);
-    const share = await shareFromItem(page, item, 'model', name);
-    // The defaults for models: alice manager, her group reader.
-    await expect.poll(() => listed(share)).toEqual(MODEL_DEFAULT_GRANTS);
-
-    // The whole organisation (always alice's own) as readers: erin can read it.
-    await grant(share, 'org', 'acme', 'reader');
-    await expectNotice(share, 'the organisation acme is now reader.');
-    await expect
-      .poll(() => listed(share))
-      .toEqual(['Organisation acme reader by alice', ...MODEL_DEFAULT_GRANTS]);
+    // The shipped defaults: the organisation reads new models, so erin can read it...
     expect(await readsModel(request, erin, name)).toBe(200);
     // ...but only read it.
     const tag = { name, key: 'reviewed', value: 'yes' };
     expect(
       (await service(request, erin, 'POST', 'api/2.0/mlflow/registered-models/set-tag', tag)).status
     ).toBe(403);
+
+    await page.getByTestId('infinstor-browser-tab-models').click();
+    await panel.getByRole('button', { name: 'Refresh models' }).click();
+    const item = await listItem(panel, 'model', name);
+    const share = await shareFromItem(page, item, 'model', name);
+    // The defaults for models: alice manager, her group and her organisation readers.
+    await expect.poll(() => listed(share)).toEqual(MODEL_DEFAULT_GRANTS);
+
+    // Revoke the organisation's access: erin no longer sees it.
+    await share.getByRole('button', { name: 'Revoke the access of the organisation acme' }).click();
+    await expectNotice(share, 'Access of the organisation acme revoked.');
+    await expect.poll(() => listed(share)).toEqual(MODEL_GRANTS_BUT_ORG);
+    expect(await readsModel(request, erin, name)).toBe(404);
+
+    // The whole organisation (always alice's own) as readers again: erin reads it.
+    await grant(share, 'org', 'acme', 'reader');
+    await expectNotice(share, 'the organisation acme is now reader.');
+    await expect.poll(() => listed(share)).toEqual(MODEL_DEFAULT_GRANTS);
+    expect(await readsModel(request, erin, name)).toBe(200);
     await shot(page, testInfo, 'model-shared');
 
     // Raise the organisation to editor in its row: erin may tag it now.
@@ -412,12 +423,6 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     await expectNotice(share, 'the organisation acme is now editor.');
     const tagged = await service(request, erin, 'POST', 'api/2.0/mlflow/registered-models/set-tag', tag);
     expect(tagged.status, JSON.stringify(tagged.json)).toBe(200);
-
-    // Revoke: erin no longer sees it.
-    await share.getByRole('button', { name: 'Revoke the access of the organisation acme' }).click();
-    await expectNotice(share, 'Access of the organisation acme revoked.');
-    await expect.poll(() => listed(share)).toEqual(MODEL_DEFAULT_GRANTS);
-    expect(await readsModel(request, erin, name)).toBe(404);
     await closeDialog(page);
   });
 
@@ -500,7 +505,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     await expect
       .poll(() => listed(modelShare))
       .toEqual([...MODEL_DEFAULT_GRANTS, 'User carol reader by alice']);
-    await grant(modelShare, 'org', 'acme', 'reader');
+    await grant(modelShare, 'org', 'acme', 'editor');
     await expectRefusal(
       modelShare,
       'forbidden',
@@ -512,6 +517,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     await closeDialog(page);
     expect(await serviceGrants(request, alice, 'registered_model', modelName)).toEqual([
       'group vision reader by alice',
+      'org acme reader by alice',
       'user alice manager by alice',
       'user carol reader by alice'
     ]);
