@@ -44,6 +44,9 @@ def test_key_is_derived_not_the_secret_and_tokens_verify_only_under_it():
     with pytest.raises(InvalidJobToken):  # expired (beyond the leeway)
         verify(KEY, jwt.encode({"typ": "infinstor-job", "aud": "infinstor-job", "job": "j", "run": RUN,
                                 "experiment": EXP, "iat": 1, "exp": int(time.time()) - 120}, KEY, algorithm="HS256"))
+    with pytest.raises(InvalidJobToken):  # the skew tolerated is a few seconds (issue 14), not 30
+        verify(KEY, jwt.encode({"typ": "infinstor-job", "aud": "infinstor-job", "job": "j", "run": RUN,
+                                "experiment": EXP, "iat": 1, "exp": int(time.time()) - 10}, KEY, algorithm="HS256"))
     with pytest.raises(InvalidJobToken):  # the install secret's own key type cannot be forged into one
         verify(KEY, jwt.encode({"run": RUN}, KEY, algorithm="HS256"))
     with pytest.raises(InvalidJobToken):  # alg none is refused

@@ -32,7 +32,7 @@ import jwt
 TOKEN_TYPE = "infinstor-job"
 AUDIENCE = "infinstor-job"
 _KEY_LABEL = b"infinstor job token signing key v1"
-_LEEWAY = 30  # seconds of clock skew tolerated between the lab and the service
+_LEEWAY = 5  # seconds of clock skew tolerated between the service's replicas (the service signs and checks them)
 MAX_BODY = 32 * 1024 * 1024  # JSON request bodies a job token may send (log-batch is far smaller)
 
 FORBIDDEN_BODY = json.dumps(
