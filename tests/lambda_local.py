@@ -19,6 +19,7 @@ import base64
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -139,8 +140,16 @@ class LambdaProcess:
             raise RuntimeError(f"the handler raised: {answer['error']}")
         return answer["response"]
 
+    def freeze(self) -> None:
+        """What Lambda does to an instance between invocations: nothing in it runs (its threads neither)."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
+            self.thaw()
             self.proc.stdin.close()
             try:
                 self.proc.wait(timeout=15)

@@ -242,11 +242,23 @@ def test_company_scenario_through_the_handler(first, tokens):
     assert refused["statusCode"] in (403, 404)
 
 
-def test_audit_written_before_the_response(first, idp, tokens):
+@pytest.fixture(scope="module")
+def second(first, stack):
+    """Another instance of the function on the same database."""
+    return stack["start"]("second")
+
+
+def test_audit_written_before_the_response_returns(first, second, idp, tokens):
+    """Lambda freezes an instance as soon as it has answered: the audit record of a write must be
+    in the database by then, not in a background writer's queue."""
     frank = user_token(idp, "frank")  # an organisation admin
-    ok(call(first, "POST", "/api/2.0/mlflow/experiments/create", tokens["alice"], {"name": "audited-serverless"}))
-    events = ok(call(first, "GET", "/api/2.0/infinstor/audit?limit=100", frank))["events"]
-    assert any("audited-serverless" in json.dumps(e) or e.get("action") == "CreateExperiment" for e in events), events[:5]
+    created = ok(call(first, "POST", "/api/2.0/mlflow/experiments/create", tokens["alice"], {"name": "audited-serverless"}))
+    first.freeze()
+    try:
+        events = ok(call(second, "GET", "/api/2.0/infinstor/audit?limit=100", frank))["events"]
+    finally:
+        first.thaw()
+    assert any(created["experiment_id"] in json.dumps(e) and "alice" in json.dumps(e) for e in events), events[:3]
 
 
 def test_artifacts_through_presigned_urls_with_the_mlflow_client(first, tokens, stack, tmp_path):
