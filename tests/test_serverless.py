@@ -162,7 +162,7 @@ def test_unmigrated_database_answers_503_then_the_deploy_migrates(stack, tokens)
     """No migration in the request path: until the migration function ran, 503 + Retry-After."""
     function = stack["start"]("first")
     started = time.monotonic()
-    response = call(function, "GET", "/api/2.0/mlflow/experiments/search?max_results=5")
+    response = call(function, "GET", "/api/2.0/mlflow/experiments/search?max_results=5", tokens["alice"])
     assert response["statusCode"] == 503 and int(response_headers(response)["retry-after"]) > 0, response
     assert "not migrated" in response_json(response)["message"]
     assert time.monotonic() - started < 60
