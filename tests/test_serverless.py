@@ -96,13 +96,13 @@ def stack(aws, idp, restartable_postgres, tmp_path_factory):
     restartable_postgres.create_database("mlflow")
     config = {"oidc": {"issuer": idp.issuer, "audience": AUDIENCE, "leeway": 0}, "org_admin_groups": [ADMIN_GROUP],
               "defaults": {"registered_models_org_readable": False}, "change_poll_seconds": POLL_SECONDS}  # fmt: skip
-    (root / "service.yaml").write_text(yaml.safe_dump(config))
+    _boto("ssm", moto_url).put_parameter(Name="/infinstor/service-config", Type="String", Value=yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW", "AWS_"))}
     env.update({
         "PYTHONPATH": str(Path(__file__).parent), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url, "MLFLOW_S3_ENDPOINT_URL": aws.s3_url,
-        "INFINSTOR_SERVICE_CONFIG": str(root / "service.yaml"), "INFINSTOR_SECRETS_ARN": app_secret,
+        "AWS_ENDPOINT_URL_SSM": moto_url, "INFINSTOR_SERVICE_CONFIG_SSM": "/infinstor/service-config", "INFINSTOR_SECRETS_ARN": app_secret,
         "INFINSTOR_DATABASE_SECRET_ARN": db_secret, "INFINSTOR_DATABASE_HOST": "127.0.0.1",
         "INFINSTOR_DATABASE_PORT": str(restartable_postgres.port), "INFINSTOR_DATABASE_NAME": "mlflow",
         "INFINSTOR_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/artifacts", "MLFLOW_SERVER_ALLOWED_HOSTS": ALLOWED_HOSTS,
@@ -337,3 +337,54 @@ def test_artifacts_through_presigned_urls_with_the_mlflow_client(first, tokens, 
         denied = call(first, "GET", path, tokens["carol"])
         assert denied["statusCode"] == 404 and "location" not in response_headers(denied), denied
         assert b"X-Amz" not in response_body(denied)
+
+
+def test_two_instances_share_grants_within_the_bound(first, second, tokens):
+    """A grant revoked on one instance is enforced on another within about 2 x change_poll_seconds
+    (the bound docs/serverless.md states), though the other had the decision cached."""
+    alice, carol = tokens["alice"], tokens["carol"]
+    exp = ok(call(first, "POST", "/api/2.0/mlflow/experiments/create", alice, {"name": "shared-across-instances"}))["experiment_id"]
+    get = f"/api/2.0/mlflow/experiments/get?experiment_id={exp}"
+    assert call(second, "GET", get, carol)["statusCode"] == 404
+    grant = {"resource_type": "experiment", "resource_id": exp, "principal_type": "user", "principal": "carol", "role": "reader"}
+    ok(call(first, "POST", "/api/2.0/infinstor/permissions", alice, grant))
+    granted = time.monotonic()
+    while call(second, "GET", get, carol)["statusCode"] != 200:
+        assert time.monotonic() - granted < 2 * POLL_SECONDS + 1.5, "the grant did not reach the second instance in time"
+        time.sleep(0.1)
+    ok(call(second, "GET", get, carol))  # the decision is now cached there
+    ok(call(first, "DELETE", "/api/2.0/infinstor/permissions", alice, {k: v for k, v in grant.items() if k != "role"}))
+    revoked = time.monotonic()
+    while call(second, "GET", get, carol)["statusCode"] == 200:
+        assert time.monotonic() - revoked < 2 * POLL_SECONDS + 1.5, "the revocation was not enforced on the second instance in time"
+        time.sleep(0.1)
+    assert call(second, "GET", get, carol)["statusCode"] == 404
+
+
+def test_database_down_then_back(first, stack, tokens):
+    """Aurora pausing, resuming or failing over looks like this: 503 + Retry-After, then service."""
+    db = stack["db"]
+    db.stop_server()
+    try:
+        response = call(first, "POST", "/api/2.0/mlflow/experiments/search", tokens["alice"], {"max_results": 5})
+        assert response["statusCode"] == 503, (response["statusCode"], response_body(response)[:300])
+        assert int(response_headers(response)["retry-after"]) > 0
+        assert response_json(response)["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert str(db.port) not in response_body(response).decode()  # nothing about the database's address
+    finally:
+        db.start_server()
+    db.wait_accepting()
+    deadline = time.monotonic() + 30
+    while (response := call(first, "POST", "/api/2.0/mlflow/experiments/search", tokens["alice"], {"max_results": 5}))["statusCode"] != 200:
+        assert time.monotonic() < deadline, response
+        time.sleep(0.5)
+    # A fresh instance (a cold start) while the database is down answers 503 too, not a crash.
+    db.stop_server()
+    try:
+        cold = stack["start"]("cold-while-down")
+        response = call(cold, "POST", "/api/2.0/mlflow/experiments/search", tokens["alice"], {"max_results": 5})
+        assert response["statusCode"] == 503 and int(response_headers(response)["retry-after"]) > 0, response
+    finally:
+        db.start_server()
+    db.wait_accepting()
+    ok(call(cold, "POST", "/api/2.0/mlflow/experiments/search", tokens["alice"], {"max_results": 5}))

@@ -45,6 +45,7 @@ MIGRATE_HANDLER = "infinstor_jupyterlab.service.serverless:migrate_handler"
 SECRETS_ENV = "INFINSTOR_SECRETS_ARN"  # a JSON object of INFINSTOR_* settings (job token secret, ...)
 DATABASE_SECRET_ENV = "INFINSTOR_DATABASE_SECRET_ARN"  # RDS's managed secret: {"username", "password"}
 DATABASE_HOST_ENV, DATABASE_PORT_ENV, DATABASE_NAME_ENV = "INFINSTOR_DATABASE_HOST", "INFINSTOR_DATABASE_PORT", "INFINSTOR_DATABASE_NAME"
+CONFIG_SSM_ENV = "INFINSTOR_SERVICE_CONFIG_SSM"  # an SSM parameter holding the service's YAML configuration
 ARTIFACTS_ENV = "INFINSTOR_ARTIFACTS_DESTINATION"  # s3://bucket/prefix
 REDIRECT_SECONDS_ENV = "INFINSTOR_ARTIFACT_URL_SECONDS"
 DEFAULT_REDIRECT_SECONDS = 300
@@ -80,6 +81,16 @@ def configure(environ=os.environ) -> None:
         port = environ.get(DATABASE_PORT_ENV) or secret.get("port") or 5432
         name = environ.get(DATABASE_NAME_ENV) or secret.get("dbname") or "mlflow"
         environ["MLFLOW_BACKEND_STORE_URI"] = f"postgresql+psycopg2://{user}:{password}@{host}:{port}/{name}"
+    if environ.get(CONFIG_SSM_ENV) and "INFINSTOR_SERVICE_CONFIG" not in environ:
+        import tempfile
+
+        import boto3
+
+        text = boto3.client("ssm").get_parameter(Name=environ[CONFIG_SSM_ENV])["Parameter"]["Value"]
+        fd, path = tempfile.mkstemp(prefix="infinstor-service-", suffix=".yaml")  # /tmp: the only writable place
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        environ["INFINSTOR_SERVICE_CONFIG"] = path
     environ.setdefault("INFINSTOR_SERVICE_MODE", "company")
     environ.setdefault("MLFLOW_ENABLE_WORKSPACES", "true")
     environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
