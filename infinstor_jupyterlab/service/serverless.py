@@ -45,6 +45,8 @@ MIGRATE_HANDLER = "infinstor_jupyterlab.service.serverless:migrate_handler"
 SECRETS_ENV = "INFINSTOR_SECRETS_ARN"  # a JSON object of INFINSTOR_* settings (job token secret, ...)
 DATABASE_SECRET_ENV = "INFINSTOR_DATABASE_SECRET_ARN"  # RDS's managed secret: {"username", "password"}
 DATABASE_HOST_ENV, DATABASE_PORT_ENV, DATABASE_NAME_ENV = "INFINSTOR_DATABASE_HOST", "INFINSTOR_DATABASE_PORT", "INFINSTOR_DATABASE_NAME"
+CONNECT_TIMEOUT_ENV = "INFINSTOR_DATABASE_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT = 10
 CONFIG_SSM_ENV = "INFINSTOR_SERVICE_CONFIG_SSM"  # an SSM parameter holding the service's YAML configuration
 ARTIFACTS_ENV = "INFINSTOR_ARTIFACTS_DESTINATION"  # s3://bucket/prefix
 REDIRECT_SECONDS_ENV = "INFINSTOR_ARTIFACT_URL_SECONDS"
@@ -80,7 +82,10 @@ def configure(environ=os.environ) -> None:
         host = environ.get(DATABASE_HOST_ENV) or secret.get("host")
         port = environ.get(DATABASE_PORT_ENV) or secret.get("port") or 5432
         name = environ.get(DATABASE_NAME_ENV) or secret.get("dbname") or "mlflow"
-        environ["MLFLOW_BACKEND_STORE_URI"] = f"postgresql+psycopg2://{user}:{password}@{host}:{port}/{name}"
+        # A bounded connect: while Aurora resumes from a pause (about 15 s) the request answers 503
+        # + Retry-After in time, instead of Lambda's time-out (a bare 503 from the API, no Retry-After).
+        timeout = int(environ.get(CONNECT_TIMEOUT_ENV) or DEFAULT_CONNECT_TIMEOUT)
+        environ["MLFLOW_BACKEND_STORE_URI"] = f"postgresql+psycopg2://{user}:{password}@{host}:{port}/{name}?connect_timeout={timeout}"
     if environ.get(CONFIG_SSM_ENV) and "INFINSTOR_SERVICE_CONFIG" not in environ:
         import tempfile
 
