@@ -332,6 +332,11 @@ def test_artifacts_through_presigned_urls_with_the_mlflow_client(first, tokens, 
     s3_gets = [r for r in seen if r["method"] == "GET" and "large.bin" in r["url"]]
     assert s3_gets and all("authorization" not in {k.lower() for k in r["headers"]} for r in s3_gets), s3_gets
     assert tokens["alice"] not in everything
+    # The web UI's artifact view (get-artifact) is redirected the same way.
+    ui_view = call(first, "GET", f"/get-artifact?path=docs/small.txt&run_uuid={run_id}", tokens["alice"])
+    assert ui_view["statusCode"] == 307, (ui_view["statusCode"], response_body(ui_view)[:300])
+    assert requests.get(response_headers(ui_view)["location"], timeout=30).text == "hello " * 100
+    assert call(first, "GET", f"/get-artifact?path=docs/small.txt&run_uuid={run_id}", tokens["carol"])["statusCode"] == 404
     # Someone without a role on the experiment gets no URL: 404, not a redirect.
     for path in (artifact, artifact.replace("/artifacts/workspaces/", "/presigned/workspaces/")):
         denied = call(first, "GET", path, tokens["carol"])

@@ -52,6 +52,7 @@ ARTIFACTS_ENV = "INFINSTOR_ARTIFACTS_DESTINATION"  # s3://bucket/prefix
 REDIRECT_SECONDS_ENV = "INFINSTOR_ARTIFACT_URL_SECONDS"
 DEFAULT_REDIRECT_SECONDS = 300
 ARTIFACT_PREFIXES = ("/api/2.0/mlflow-artifacts/artifacts/", "/ajax-api/2.0/mlflow-artifacts/artifacts/")
+RUN_ARTIFACT_PATH = "/get-artifact"  # the web UI's run artifact view (?run_uuid=&path=)
 OPEN_PATHS = ("/health", "/version")
 
 
@@ -128,17 +129,44 @@ class PresignedArtifactDownloads:
         if scope["type"] == "http" and scope["method"] == "GET":
             path = scope.get("path", "")
             prefix = next((p for p in ARTIFACT_PREFIXES if path.startswith(p)), None)
-            if prefix is not None:
+            if prefix is not None or path == RUN_ARTIFACT_PATH:
                 import anyio.to_thread
 
                 workspace = next((v.decode() for k, v in scope.get("headers") or [] if k == b"x-mlflow-workspace"), None)
-                url = await anyio.to_thread.run_sync(self._presign, path[len(prefix):], workspace)
+                if prefix is not None:
+                    url = await anyio.to_thread.run_sync(self._presign, path[len(prefix):], workspace)
+                else:
+                    query = (scope.get("query_string") or b"").decode("latin-1")
+                    url = await anyio.to_thread.run_sync(self._presign_run_artifact, query, workspace)
                 if url is not None:
                     headers = [(b"location", url.encode()), (b"cache-control", b"no-store"), (b"content-length", b"0")]
                     await send({"type": "http.response.start", "status": 307, "headers": headers})
                     await send({"type": "http.response.body", "body": b""})
                     return
         await self.app(scope, receive, send)
+
+    def _presign_run_artifact(self, query: str, workspace: str | None) -> str | None:
+        """The web UI's `get-artifact?run_uuid=&path=`, resolved as MLflow's handler resolves it."""
+        from urllib.parse import parse_qs
+
+        from mlflow.exceptions import MlflowException
+        from mlflow.server import handlers
+        from mlflow.utils.workspace_context import set_server_request_workspace
+
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        run_id, path = params.get("run_id") or params.get("run_uuid"), params.get("path")
+        if not run_id or not path:
+            return None
+        if workspace:
+            set_server_request_workspace(workspace)
+        try:
+            run = handlers._get_tracking_store().get_run(run_id)
+            if not handlers._is_servable_proxied_run_artifact_root(run.info.artifact_uri):
+                return None
+            relative = handlers._get_proxied_run_artifact_destination_path(run.info.artifact_uri, handlers.validate_path_is_safe(path))
+        except MlflowException:
+            return None
+        return self._presign(relative, workspace)
 
     def _presign(self, artifact_path: str, workspace: str | None) -> str | None:
         from mlflow.exceptions import MlflowException
