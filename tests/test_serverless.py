@@ -1,8 +1,8 @@
 """The company service as a Lambda function (issue 16), with no AWS: the handler called in its own
 process (tests/lambda_local.py) with real event shapes, on a real PostgreSQL cluster, with moto's
-S3 and Secrets Manager behind a recording proxy (what reaches "S3" is checked), users signed in
-at the real test IdP. The migration runs as the deploy runs it (a CloudFormation custom resource
-answered on a presigned S3 URL)."""
+S3, SSM and Secrets Manager (its request recorder shows what reached "S3"), users signed in at the
+real test IdP. The migration runs as the deploy runs it (a CloudFormation custom resource answered
+on a presigned S3 URL)."""
 
 from __future__ import annotations
 
@@ -393,3 +393,25 @@ def test_database_down_then_back(first, stack, tokens):
         db.start_server()
     db.wait_accepting()
     ok(call(cold, "POST", "/api/2.0/mlflow/experiments/search", tokens["alice"], {"max_results": 5}))
+
+
+def test_a_failed_migration_fails_the_deploy(stack, tmp_path):
+    """CloudFormation hears FAILED with the reason (and no password), so the stack stops before
+    the service function is updated."""
+    key = "responses/migrate-failed"
+    url = stack["s3"].generate_presigned_url("put_object", Params={"Bucket": "cfn-responses", "Key": key}, ExpiresIn=600)
+    event = {"RequestType": "Update", "ResponseURL": url, "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/infinstor/1",
+             "RequestId": "req-2", "LogicalResourceId": "Migrations", "PhysicalResourceId": "infinstor-migrations",
+             "ResourceType": "Custom::InfinStorMigrations", "ResourceProperties": {"Image": "new"}}  # fmt: skip
+    # The database secret is missing (a database that does not answer fails the same way, after
+    # MLflow's own retries for about 100 s, which suit a resuming Aurora but not a test).
+    env = {**stack["env"], "INFINSTOR_DATABASE_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"}
+    migrator = LambdaProcess(env, tmp_path / "migrate-failed.log")
+    try:
+        outcome = migrator.invoke(event, handler="migrate_handler")
+    finally:
+        migrator.stop()
+    told = json.loads(stack["s3"].get_object(Bucket="cfn-responses", Key=key)["Body"].read())
+    assert outcome["Status"] == told["Status"] == "FAILED" and "ResourceNotFoundException" in told["Reason"], told
+    assert "p@ss" not in told["Reason"] and "p%40ss" not in told["Reason"]
+    assert told["PhysicalResourceId"] == "infinstor-migrations"

@@ -280,7 +280,7 @@ def migrate_handler(event: dict, context=None) -> dict:
             outcome["Data"] = {"Done": "; ".join(done)}
             log.warning("InfinStor serverless: migrations: %s", "; ".join(done))
     except BaseException as exc:  # noqa: BLE001 - a refusal (SystemExit) too: the stack must hear of it
-        reason = getattr(exc, "paragraph", lambda: f"{type(exc).__name__}: {exc}")()
+        reason = exc.paragraph() if hasattr(exc, "paragraph") else f"{type(exc).__name__}: {exc}"
         outcome = {"Status": "FAILED", "Reason": reason[:3000], "Data": {}}
         log.error("InfinStor serverless: migration failed: %s", reason)
     if "ResponseURL" in event:
