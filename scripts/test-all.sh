@@ -54,6 +54,12 @@ step "kubernetes manifests (kubectl kustomize + kubernetes-validate --strict)"
 bash scripts/check-kubernetes.sh >"$results/kubernetes.log" 2>&1 && cat "$results/kubernetes.log" \
   || { cat "$results/kubernetes.log"; failed_suites+=(kubernetes); }
 
+step "cloudformation (cfn-lint: deploy/aws)"
+# The EC2 target's template and the serverless stack with its DR variant (docs/serverless.md).
+python -m pip install --quiet "cfn-lint>=1.0" || { echo "could not install cfn-lint"; exit 1; }
+cfn-lint deploy/aws/*.yaml >"$results/cfn-lint.log" 2>&1 && echo "cfn-lint: templates valid" | tee -a "$results/cfn-lint.log" \
+  || { cat "$results/cfn-lint.log"; failed_suites+=(cfn-lint); }
+
 step "pytest"
 python -m pytest -p no:cacheprovider --junitxml="$results/pytest.xml" tests || failed_suites+=(pytest)
 
@@ -93,6 +99,8 @@ try:
 except Exception: add("pytest", 0, 1)
 k8s = (results / "kubernetes.log").read_text() if (results / "kubernetes.log").exists() else ""
 add("kubernetes", k8s.count("resources valid"), k8s.count("INVALID") + int("resources valid" not in k8s))
+cfn = (results / "cfn-lint.log").read_text() if (results / "cfn-lint.log").exists() else ""
+add("cfn-lint", int("templates valid" in cfn), int("templates valid" not in cfn))
 try:
     s = ET.parse(results / "schemathesis.xml").getroot(); s = s if s.tag == "testsuite" else s[0]
     t, f, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")); add("schemathesis", t - f - e - sk, f + e)

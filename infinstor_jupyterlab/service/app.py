@@ -58,8 +58,6 @@ def _create_oidc_app(flask_app):
 
 
 def _create_company_app(flask_app):
-    from .company import CompanyASGIMiddleware, CompanyService
-    from .db import ServiceStore
     from .startup import StartupRefusal, migrate_database, prepare_company, refuse
 
     try:  # an invalid configuration or policy, or an unusable database, stops the server here
@@ -67,6 +65,16 @@ def _create_company_app(flask_app):
         engine = migrate_database(prepared.database_uri)
     except StartupRefusal as refusal:
         refuse(refusal)
+    return company_asgi_app(flask_app, prepared, engine)[0]
+
+
+def company_asgi_app(flask_app, prepared, engine, wrap_mlflow=None):
+    """(the ASGI app, its CompanyService): MLflow's app behind the company middleware. The
+    serverless handler (service/serverless.py) builds the same app; `wrap_mlflow` wraps MLflow's
+    own app inside the access checks (there: artifact downloads answered with presigned URLs)."""
+    from .company import CompanyASGIMiddleware, CompanyService
+    from .db import ServiceStore
+
     config, policy = prepared.config, prepared.policy
     from mlflow.server.fastapi_app import create_fastapi_app
 
@@ -76,7 +84,11 @@ def _create_company_app(flask_app):
     from .graphql_authz import install as authorize_graphql
 
     authorize_graphql()  # MLflow's GraphQL executor checks each field with the service
-    return HandlerThreadLimit(DatabaseOutageASGIMiddleware(CompanyASGIMiddleware(create_fastapi_app(flask_app), service), engine))
+    mlflow_app = create_fastapi_app(flask_app)
+    if wrap_mlflow is not None:
+        mlflow_app = wrap_mlflow(mlflow_app)
+    app = HandlerThreadLimit(DatabaseOutageASGIMiddleware(CompanyASGIMiddleware(mlflow_app, service), engine))
+    return app, service
 
 
 def _preflight_when_imported_by_mlflow_server() -> None:
