@@ -48,7 +48,7 @@ class RecordingUpstream:
     `/health` answers OK (not recorded in `requests`); `/api/2.0/mlflow/<behaviour>` does:
     echo (returns what it received), slow (answers after `slow_seconds`), stall (sends half the
     body then stops), redirect-inside / redirect-outside / redirect-to-* (to `?to=`), tab-header,
-    needs-fresh (401 unless the bearer token is `fresh`), leak (tries to hand the browser cookies
+    needs-fresh (401 unless the bearer token is `fresh`), get-artifact?to= (307 there), leak (tries to hand the browser cookies
     and the credentials it got), not-modified (304, no body), big-file (1 MiB; HEAD answers its
     length and no body).
     """
@@ -122,6 +122,10 @@ class RecordingUpstream:
                     self.redirect(f"{upstream.uri}/static-files/x.js?v=1")
                 elif behaviour == "redirect-outside":
                     self.redirect("https://evil.example.com/steal")
+                elif behaviour == "get-artifact" and self.get_query_argument("to", None):
+                    # as the serverless service answers a download: 307 to a presigned URL
+                    self.set_status(307)
+                    self._headers["Location"] = self.get_query_argument("to", strip=False)
                 elif behaviour.startswith("redirect-to-"):  # ?to=<location>, sent as is
                     self.set_status(302)
                     self._headers["Location"] = self.get_query_argument("to", strip=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -525,3 +526,48 @@ async def test_hostile_query_strings_and_headers_never_cause_a_5xx(lab_port, jp_
         answer = await asyncio.to_thread(raw, line, extra)
         status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
         assert 0 < status < 500, (line[:80], extra, answer[:300])
+
+
+async def test_an_artifact_redirected_to_a_presigned_url_is_fetched_without_credentials(
+    fetch, upstream, credentials, tmp_path
+):
+    """The serverless service answers artifact downloads with a 307 to a presigned S3 URL (issue
+    16): the proxy follows it itself, sending S3 none of the request's credentials, and the browser
+    gets the bytes on the lab's origin. Other off-site redirects stay refused."""
+    import boto3
+    from test_serverless import RecordedAws
+
+    aws = RecordedAws(tmp_path)
+    try:
+        s3 = boto3.client("s3", endpoint_url=aws.s3_url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3.create_bucket(Bucket="artifacts")
+        data = bytes(range(256)) * 12 * 1024  # 3 MiB: streamed, not one small read
+        s3.put_object(Bucket="artifacts", Key="1/run/artifacts/plot.png", Body=data)
+        url = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": "artifacts", "Key": "1/run/artifacts/plot.png"}, ExpiresIn=300
+        )
+        aws.record()
+        to = "to=" + quote(url, safe="")
+        whole = await fetch("get-artifact", query="path=plot.png&run_uuid=r1&" + to, headers={"Cookie": "c=jupyter-cookie"})
+        assert whole.code == 200, whole.body[:300]
+        assert whole.body == data and "Location" not in whole.headers
+        part = await fetch("get-artifact", query="path=plot.png&run_uuid=r1&" + to, headers={"Range": "bytes=0-9"})
+        assert (part.code, part.body) == (206, data[:10])
+        seen, text = aws.recorded()
+        gets = [e for e in seen if e["method"] == "GET" and "/artifacts/1/run" in e["url"]]
+        assert len(gets) == 2, seen
+        for entry in gets:
+            names = {name.lower() for name in entry["headers"]}
+            assert not names & {"authorization", "cookie", "x-xsrftoken"}, entry["headers"]
+        assert UPSTREAM_SECRET.split()[1] not in text and "jupyter-cookie" not in text
+        # The tracking service itself got the credentials, as for any proxied request.
+        assert upstream.requests[-1]["headers"]["Authorization"] == UPSTREAM_SECRET
+
+        # Off-site redirects that are not presigned downloads stay refused (502).
+        unsigned = await fetch("get-artifact", query="to=" + quote("https://evil.example.com/x.png", safe=""))
+        assert unsigned.code == 502
+        elsewhere = await fetch("api/2.0/mlflow/redirect-to-x", query=to)
+        assert elsewhere.code == 502
+    finally:
+        aws.stop()

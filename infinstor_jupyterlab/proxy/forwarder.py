@@ -23,6 +23,10 @@ Design:
   credentials the backend provides are added instead. Upstream cookies, authentication challenges
   and site-wide directives (HSTS, Clear-Site-Data) never reach the browser; redirects are
   rewritten into the proxy or refused.
+- One exception: an artifact download the tracking service answers with a redirect to a presigned
+  object-store URL (the serverless service does, since a Lambda response is small) is followed
+  here, with none of the request's credentials or cookies, and its bytes streamed to the browser.
+  The browser stays on the lab's origin; the presigned URL is its own authorization.
 
 This module knows nothing of tornado.web: the handler adapts itself to `Downstream`.
 """
@@ -289,6 +293,22 @@ def rewrite_location(location: str, upstream_uri: str, proxy_prefix: str) -> str
     if parts.fragment:
         rewritten += "#" + parts.fragment
     return rewritten
+
+
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+# Query parameters that make a URL its own credential (S3 SigV4 and SigV2, GCS V4, Azure SAS).
+_PRESIGNED_MARKERS = ("x-amz-signature", "x-goog-signature", "signature", "sig")
+# What a download may ask of the object store: ranges and revalidation, nothing that identifies.
+_PRESIGNED_REQUEST_HEADERS = frozenset(("range", "if-range", "if-none-match", "if-modified-since", "accept"))
+
+
+def presigned_location(location: str) -> str | None:
+    """`location` if it is an absolute http(s) URL that carries its own signature, else None."""
+    parts = urlsplit(location.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    names = {name.lower() for name, _, _ in (item.partition("=") for item in parts.query.split("&"))}
+    return location.strip() if names.intersection(_PRESIGNED_MARKERS) else None
 
 
 # -- the browser side -----------------------------------------------------------------------------
@@ -669,6 +689,16 @@ class _Exchange:
                 data=data,
                 allow_redirects=False,
             )
+            presigned = self._presigned_download(response)
+            if presigned is not None:
+                response.close()
+                response = None
+                response = await proxy.session().request(
+                    self.request.method,
+                    URL(presigned, encoded=True),
+                    headers=[(n, v) for n, v in self.request.headers if n.lower() in _PRESIGNED_REQUEST_HEADERS],
+                    allow_redirects=False,
+                )
             self._on_headers(response)
             if self.started:
                 await self._stream(response)
@@ -680,6 +710,16 @@ class _Exchange:
                 else:
                     response.close()  # unread body, or the request body was cut short
             proxy.release()
+
+    def _presigned_download(self, response: aiohttp.ClientResponse) -> str | None:
+        """The presigned URL an artifact download was redirected to, when it is one to follow."""
+        if (
+            self.request.route.kind != "artifact"
+            or self.request.method not in ("GET", "HEAD")
+            or response.status not in _REDIRECTS
+        ):
+            return None
+        return presigned_location(response.headers.get("Location", ""))
 
     def _never_connected(self) -> bool:
         """True if the request failed before anything was sent (so it can be sent again)."""
