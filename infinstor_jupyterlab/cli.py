@@ -26,9 +26,9 @@ import os
 import sys
 from typing import Sequence
 
-from .auth.credentials import SERVICE_URI_ENV, CredentialManager, expiry_text
-from .auth.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDCSettings
-from .auth.tokens import TokenStore, TokenStoreError
+from .credentials.manager import SERVICE_URI_ENV, CredentialManager, expiry_text
+from .credentials.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDCSettings
+from .credentials.tokens import TokenStore, TokenStoreError
 from .errors import InfinStorError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DUE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -404,13 +404,13 @@ def _share_org_readable(manager: CredentialManager, args) -> int:
 
 
 def _service(args) -> int:
-    from .service import startup
+    from .tracking_service import startup
 
     environ = dict(os.environ)
     if getattr(args, "config", None):
         environ["INFINSTOR_SERVICE_CONFIG"] = args.config
     if args.service_command == "check":
-        from .service import check
+        from .tracking_service import check
 
         token = sys.stdin.readline() if args.token == "-" else args.token
         report = check.run(environ, token=token, lab_url=args.lab_url, service_url=args.service_url, database_uri=args.database_uri)

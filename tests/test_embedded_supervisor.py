@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from infinstor_jupyterlab.errors import TrackingUnavailable
-from infinstor_jupyterlab.tracking.embedded import EmbeddedTrackingServer
+from infinstor_jupyterlab.lab.tracking.embedded import EmbeddedTrackingServer
 
 
 async def test_a_server_that_cannot_start_reports_why_and_gives_up(tmp_path):

@@ -7,8 +7,8 @@ import re
 import pytest
 from tornado.web import RequestHandler
 
-from infinstor_jupyterlab.server.base import InfinStorHandler, NotFoundHandler
-from infinstor_jupyterlab.server.routes import API_PREFIX, build_handlers
+from infinstor_jupyterlab.lab.handlers.base import InfinStorHandler, NotFoundHandler
+from infinstor_jupyterlab.lab.handlers.routes import API_PREFIX, build_handlers
 
 VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 

@@ -10,8 +10,8 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 from conftest import mlflow_api, wait_for_state
-from infinstor_jupyterlab.auth.secret import read_secret
-from infinstor_jupyterlab.service.job_tokens import (
+from infinstor_jupyterlab.credentials.secret import read_secret
+from infinstor_jupyterlab.tracking_service.job_tokens import (
     JobScope,
     JobTokenGuard,
     InvalidJobToken,

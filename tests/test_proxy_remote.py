@@ -15,7 +15,7 @@ import pytest
 
 from proxy_helpers import RecordingUpstream, free_port, pfetch
 
-from infinstor_jupyterlab.tracking.remote import RemoteTrackingServer
+from infinstor_jupyterlab.lab.tracking.remote import RemoteTrackingServer
 
 UPSTREAM_SECRET = "Bearer upstream-credential-7f3a9c"
 

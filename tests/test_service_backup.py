@@ -1,4 +1,4 @@
-"""Backup and restore of the company service (`python -m infinstor_jupyterlab.service.backup`):
+"""Backup and restore of the company service (`python -m infinstor_jupyterlab.tracking_service.backup`):
 seed experiments, runs, metrics, an artifact, a registered model, grants and an API token through a
 real service on a real PostgreSQL; back up; wipe the database and the artifact store; restore into
 a fresh database and a new artifact directory; start a new service on them and check that every
@@ -28,7 +28,7 @@ def ok(response) -> dict:
 
 
 def tool(*args: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.service.backup", *args],
+    result = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", *args],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -108,7 +108,7 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
     with open(damaged / "database.dump", "r+b") as f:
         f.seek(200)
         f.write(b"\0" * 16)
-    failed = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.service.backup", "restore", "--database-uri", target_uri,
+    failed = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", "restore", "--database-uri", target_uri,
                              "--artifacts", str(root / "nowhere"), "--from", str(damaged)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert failed.returncode == 1 and "SHA-256" in failed.stderr and not (root / "nowhere").exists()
 
@@ -116,7 +116,7 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
     result = tool("restore", "--database-uri", target_uri, "--artifacts", str(restored_artifacts), "--from", str(root / "backup"))
     assert result["tables"] == manifest["database"]["tables"]
     # Restoring over a database that has tables is refused.
-    again = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.service.backup", "restore", "--database-uri", target_uri,
+    again = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", "restore", "--database-uri", target_uri,
                             "--artifacts", str(restored_artifacts), "--from", str(root / "backup")], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert again.returncode == 1 and "already has tables" in again.stderr
 
@@ -140,7 +140,7 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
 
 
 def test_s3_artifact_store_round_trip(moto_endpoint, tmp_path, monkeypatch):  # noqa: F811
-    from infinstor_jupyterlab.service.backup import copy_from_store, copy_to_store
+    from infinstor_jupyterlab.tracking_service.backup import copy_from_store, copy_to_store
 
     for key, value in AWS_ENV.items():
         monkeypatch.setenv(key, value)

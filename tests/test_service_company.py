@@ -410,11 +410,11 @@ def test_cli_tokens_and_sharing(backend, deployment, tokens, world, tmp_path):
 @sqlite_only
 def test_ec2_target_gets_job_tokens_from_the_company_service(backend, deployment, tokens, world, tmp_path, monkeypatch):
     """The lab's EC2 target, signed in to a company service, asks it for the VM's job token."""
-    from infinstor_jupyterlab.auth.credentials import CredentialManager
-    from infinstor_jupyterlab.auth.tokens import TokenStore
+    from infinstor_jupyterlab.credentials.manager import CredentialManager
+    from infinstor_jupyterlab.credentials.tokens import TokenStore
     from infinstor_jupyterlab.errors import InfinStorError
     from infinstor_jupyterlab.jobs.targets.ec2 import EC2Target
-    from infinstor_jupyterlab.tracking.remote import RemoteTrackingServer
+    from infinstor_jupyterlab.lab.tracking.remote import RemoteTrackingServer
 
     monkeypatch.setenv("INFINSTOR_INSECURE_LOOPBACK", "1")
     main, _ = deployment

@@ -145,7 +145,7 @@ def test_pool_timeout_and_lost_connections_are_503_not_400_or_500(tmp_path):
 
     import sqlalchemy as sa
 
-    from infinstor_jupyterlab.service.outage import BUSY_MESSAGE, DatabaseOutageASGIMiddleware, classify_exception
+    from infinstor_jupyterlab.tracking_service.outage import BUSY_MESSAGE, DatabaseOutageASGIMiddleware, classify_exception
 
     timeout, engine = _pool_timeout(tmp_path)  # a live database: the probe finds it reachable
     # MLflow answers a pool timeout 400 BAD_REQUEST (clients never retry a 400): we answer 503.

@@ -109,7 +109,7 @@ def test_database_unreachable(tmp_path):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_schema_newer_than_this_release(tmp_path, request, backend):
-    from infinstor_jupyterlab.service.db import SCHEMA_VERSION, make_engine, migrate, schema_table
+    from infinstor_jupyterlab.tracking_service.db import SCHEMA_VERSION, make_engine, migrate, schema_table
 
     if backend == "sqlite":
         uri = f"sqlite:///{tmp_path / 'ours.db'}"

@@ -15,17 +15,17 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from infinstor_jupyterlab.service.company import filtered_page
-from infinstor_jupyterlab.service.config import ConfigError, load_config
-from infinstor_jupyterlab.service import db
-from infinstor_jupyterlab.service.changes import ChangeWatcher
-from infinstor_jupyterlab.service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, schema_table
-from infinstor_jupyterlab.service.oidc_auth import ClaimNames, InvalidToken
-from infinstor_jupyterlab.service.otlp import InvalidExport, trace_ids_in_export
-from infinstor_jupyterlab.service.policy import (
+from infinstor_jupyterlab.tracking_service.company import filtered_page
+from infinstor_jupyterlab.tracking_service.config import ConfigError, load_config
+from infinstor_jupyterlab.tracking_service import db
+from infinstor_jupyterlab.tracking_service.changes import ChangeWatcher
+from infinstor_jupyterlab.tracking_service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, schema_table
+from infinstor_jupyterlab.tracking_service.oidc_auth import ClaimNames, InvalidToken
+from infinstor_jupyterlab.tracking_service.otlp import InvalidExport, trace_ids_in_export
+from infinstor_jupyterlab.tracking_service.policy import (
     ADMIN_ONLY, KINDS, OTLP_TRACES_PATH, REFUSED, PolicyError, load_policy, match_route, mlflow_operations,
 )  # fmt: skip
-from infinstor_jupyterlab.service.signin_audit import FailedSignIn, FailedSignIns, describe
+from infinstor_jupyterlab.tracking_service.signin_audit import FailedSignIn, FailedSignIns, describe
 
 
 def write(tmp_path, name, data) -> str:
@@ -433,7 +433,7 @@ def test_a_refused_credential_is_described_without_the_credential():
 def test_an_expired_token_proves_who_it_names_only_if_otherwise_genuine(monkeypatch):
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from infinstor_jupyterlab.service.oidc_auth import TokenVerifier
+    from infinstor_jupyterlab.tracking_service.oidc_auth import TokenVerifier
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public = jwt.PyJWK({**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key())), "kid": "k1", "alg": "RS256"})
@@ -462,7 +462,7 @@ def test_private_views_are_filtered_by_the_database(tmp_path):
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
 
-    from infinstor_jupyterlab.service import private_views
+    from infinstor_jupyterlab.tracking_service import private_views
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking = TrackingStore(uri, str(tmp_path / "artifacts"))
@@ -491,7 +491,7 @@ def test_private_views_are_filtered_by_the_database(tmp_path):
 
 
 def test_handler_threads_fit_the_database_pool(monkeypatch):
-    from infinstor_jupyterlab.service.concurrency import handler_threads
+    from infinstor_jupyterlab.tracking_service.concurrency import handler_threads
 
     for name in ("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"):
         monkeypatch.delenv(name, raising=False)
@@ -519,7 +519,7 @@ def test_every_graphql_field_that_loads_data_is_authorized():
     from graphene.types.resolver import get_default_resolver
     from graphql import GraphQLObjectType
 
-    from infinstor_jupyterlab.service.graphql_authz import NESTED, ROOT_FIELDS, _schema
+    from infinstor_jupyterlab.tracking_service.graphql_authz import NESTED, ROOT_FIELDS, _schema
 
     schema = _schema()
     roots = {schema.query_type.name, schema.mutation_type.name}
@@ -541,8 +541,8 @@ def test_every_graphql_field_that_loads_data_is_authorized():
 def test_web_ui_background_calls_are_answered_here():
     """Telemetry and the Assistant's configuration are answered by the service: never passed to
     MLflow (nothing is sent anywhere); the Assistant's other calls are refused with the reason."""
-    from infinstor_jupyterlab.service import web_ui
-    from infinstor_jupyterlab.service.company import Principal, Refusal
+    from infinstor_jupyterlab.tracking_service import web_ui
+    from infinstor_jupyterlab.tracking_service.company import Principal, Refusal
 
     who = Principal("alice", "acme", ("vision",), None, "oidc")
     records = json.dumps({"records": [{"event_name": "click", "timestamp_ns": 1, "params": {}}]}).encode()
@@ -560,7 +560,7 @@ def test_web_ui_background_calls_are_answered_here():
 
 
 def test_the_ui_page_selects_the_organisation_workspace():
-    from infinstor_jupyterlab.service import web_ui
+    from infinstor_jupyterlab.tracking_service import web_ui
 
     page = web_ui._index_page("acme")
     assert page is not None and page.count(b"<script>") == 1 and b'("acme",' in page

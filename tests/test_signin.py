@@ -27,9 +27,9 @@ from idp_fixture import (
     IdPBrowser,
     callback_params,
 )
-from infinstor_jupyterlab.auth.credentials import CredentialManager, service_http_url, service_origin
-from infinstor_jupyterlab.auth.oidc import OIDCSettings
-from infinstor_jupyterlab.auth.tokens import Identity, TokenSet, TokenStore
+from infinstor_jupyterlab.credentials.manager import CredentialManager, service_http_url, service_origin
+from infinstor_jupyterlab.credentials.oidc import OIDCSettings
+from infinstor_jupyterlab.credentials.tokens import Identity, TokenSet, TokenStore
 from infinstor_jupyterlab.errors import BadRequest, SignInRequired
 
 pytestmark = pytest.mark.slow
@@ -164,7 +164,7 @@ def test_service_verifier_refetches_keys_on_unknown_kid():
     import jwt
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from infinstor_jupyterlab.service.oidc_auth import InvalidToken, TokenVerifier
+    from infinstor_jupyterlab.tracking_service.oidc_auth import InvalidToken, TokenVerifier
 
     keys = {}
 

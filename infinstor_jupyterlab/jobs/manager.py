@@ -33,8 +33,8 @@ from ..paths import ensure_private_dir, open_private_append
 from ..projects import build_project
 from ..projects.runner import PROGRESS_ENV
 from ..projects.service import lab_path, resolve_in_root
-from ..tracking.base import TrackingBackend
-from ..tracking.client import MlflowClientAsync
+from ..lab.tracking.base import TrackingBackend
+from ..lab.tracking.client import MlflowClientAsync
 from .dry_run import Problems, check_parameters, parse_request
 from .models import TERMINAL, Job, JobRequest
 from .progress import PROGRESS_FILE, read_progress_lines

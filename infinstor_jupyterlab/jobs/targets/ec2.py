@@ -228,12 +228,12 @@ class EC2Target(JobTarget):
         )  # fmt: skip
 
     def _token_key(self) -> bytes | None:
-        from ...service.job_tokens import derive_key
-        from ...tracking.embedded import EmbeddedTrackingServer
+        from ...tracking_service.job_tokens import derive_key
+        from ...lab.tracking.embedded import EmbeddedTrackingServer
 
         tracking = getattr(self.manager, "tracking", None)
         if isinstance(tracking, EmbeddedTrackingServer):
-            from ...auth.secret import read_secret
+            from ...credentials.secret import read_secret
 
             return derive_key(read_secret(tracking.secret_path))
         return None
@@ -241,8 +241,8 @@ class EC2Target(JobTarget):
     def _token_source(self) -> str | None:
         """Who mints job tokens: "embedded" (signed here with a key derived from the install
         secret), "service" (a remote company service, asked with the signed-in user's credentials)."""
-        from ...tracking.embedded import EmbeddedTrackingServer
-        from ...tracking.remote import RemoteTrackingServer
+        from ...lab.tracking.embedded import EmbeddedTrackingServer
+        from ...lab.tracking.remote import RemoteTrackingServer
 
         tracking = getattr(self.manager, "tracking", None)
         if isinstance(tracking, EmbeddedTrackingServer):
@@ -252,7 +252,7 @@ class EC2Target(JobTarget):
         return None
 
     async def _issue_token(self, job: Job) -> str:
-        from ...service.job_tokens import issue
+        from ...tracking_service.job_tokens import issue
 
         source = self._token_source()
         if source == "embedded":

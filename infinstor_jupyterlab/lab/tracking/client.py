@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-from ..errors import BadRequest, Forbidden, InfinStorError, NotFound, TrackingUnavailable
+from ...errors import BadRequest, Forbidden, InfinStorError, NotFound, TrackingUnavailable
 from .base import TrackingBackend
 
 

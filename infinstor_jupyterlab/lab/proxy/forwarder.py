@@ -44,7 +44,7 @@ from tornado import httputil
 from tornado.iostream import StreamClosedError
 from yarl import URL
 
-from ..errors import InfinStorError, SignInRequired
+from ...errors import InfinStorError, SignInRequired
 from ..tracking.base import TrackingBackend
 from .policy import ProxyRoute, strip_credentials_from_query
 

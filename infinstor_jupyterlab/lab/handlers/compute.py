@@ -6,7 +6,7 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..jobs import compute
+from ...jobs import compute
 from .base import InfinStorHandler
 
 INSTANCE_ID = r"(?P<instance_id>[^/]+)"

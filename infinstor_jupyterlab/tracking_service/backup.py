@@ -1,9 +1,9 @@
 """Back up and restore the company tracking service: its PostgreSQL database (MLflow's tables and
 ours: grants, users, API tokens, audit) and its artifact store, together.
 
-    python -m infinstor_jupyterlab.service.backup backup \\
+    python -m infinstor_jupyterlab.tracking_service.backup backup \\
         --database-uri postgresql+psycopg2://mlflow@db/mlflow --artifacts s3://bucket/mlflow --out /backups/2026-11-29
-    python -m infinstor_jupyterlab.service.backup restore \\
+    python -m infinstor_jupyterlab.tracking_service.backup restore \\
         --database-uri postgresql+psycopg2://mlflow@db-new/mlflow --artifacts s3://bucket-new/mlflow --from /backups/2026-11-29
 
 The password, if any, is read from the URI or PGPASSWORD and handed to pg_dump/pg_restore through
@@ -240,7 +240,7 @@ def restore(database_uri: str, artifacts: str, source: Path, *, s3_endpoint_url:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infinstor_jupyterlab.service.backup", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m infinstor_jupyterlab.tracking_service.backup", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("backup", "restore"):
         p = sub.add_parser(name)

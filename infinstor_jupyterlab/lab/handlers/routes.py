@@ -7,7 +7,7 @@ API_PREFIX = "/infinstor/api"
 
 def build_handlers() -> list[tuple[str, type]]:
     from .base import NotFoundHandler
-    from .auth import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
+    from .signin import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
     from .jobs import (
         JOB_ID,
         JobCancelHandler,

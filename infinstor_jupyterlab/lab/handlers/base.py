@@ -16,9 +16,9 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from .. import limits
+from ... import limits
 from ..context import InfinStorContext
-from ..errors import BadRequest, InfinStorError, NotFound, PayloadTooLarge
+from ...errors import BadRequest, InfinStorError, NotFound, PayloadTooLarge
 
 AUTH_RESOURCE = "infinstor"
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from ..errors import InfinStorError
+from ...errors import InfinStorError
 
 Kind = Literal["ui", "api", "artifact", "local"]
 

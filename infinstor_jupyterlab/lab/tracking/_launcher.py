@@ -1,6 +1,6 @@
 """Runs `mlflow server` tied to the life of the Jupyter server that started it.
 
-Usage: python -m infinstor_jupyterlab.tracking._launcher PARENT_PID -- mlflow-server-args...
+Usage: python -m infinstor_jupyterlab.lab.tracking._launcher PARENT_PID -- mlflow-server-args...
 
 Setting the parent-death signal here, after exec, avoids `preexec_fn` (unsafe in a threaded
 parent). The setting survives the execv below, so if Jupyter is killed without stopping us the

@@ -3,7 +3,7 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import BadRequest
+from ...errors import BadRequest
 from .base import InfinStorHandler
 
 

@@ -6,13 +6,13 @@ import getpass
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import __version__
+from .. import __version__
 from .tracking import TrackingBackend
 
 if TYPE_CHECKING:
-    from .auth.signin import SignInService
-    from .jobs.manager import JobManager
-    from .projects.service import ProjectService
+    from .signin import SignInService
+    from ..jobs.manager import JobManager
+    from ..projects.service import ProjectService
 
 
 @dataclass

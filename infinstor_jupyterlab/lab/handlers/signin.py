@@ -16,8 +16,8 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .. import limits
-from ..errors import BadRequest, InfinStorError
+from ... import limits
+from ...errors import BadRequest, InfinStorError
 from .base import InfinStorHandler
 from .routes import API_PREFIX
 

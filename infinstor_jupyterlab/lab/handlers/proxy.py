@@ -22,7 +22,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..errors import BadRequest, Forbidden
+from ...errors import BadRequest, Forbidden
 from ..proxy.forwarder import IncomingRequest, MlflowProxy, StreamingBody
 from ..proxy.policy import PathRefused, ProxyRoute, resolve
 from .base import InfinStorHandler

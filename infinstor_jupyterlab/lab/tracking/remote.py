@@ -10,11 +10,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 import mlflow
 
-from ..errors import TrackingUnavailable
+from ...errors import TrackingUnavailable
 from .base import TrackingBackend, TrackingStatus
 
 if TYPE_CHECKING:
-    from ..auth.credentials import CredentialManager
+    from ...credentials.manager import CredentialManager
 
 
 class RemoteTrackingServer(TrackingBackend):
@@ -60,8 +60,8 @@ class RemoteTrackingServer(TrackingBackend):
         """MLFLOW_TRACKING_URI plus where credentials live (the token store's path), never a token."""
         env = {"MLFLOW_TRACKING_URI": self._uri}
         if self.credentials is not None:
-            from ..auth.credentials import SERVICE_URI_ENV
-            from ..auth.tokens import TOKEN_STORE_ENV
+            from ...credentials.manager import SERVICE_URI_ENV
+            from ...credentials.tokens import TOKEN_STORE_ENV
 
             env[SERVICE_URI_ENV] = self._uri
             env[TOKEN_STORE_ENV] = str(self.credentials.store.path)

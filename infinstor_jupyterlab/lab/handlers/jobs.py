@@ -3,8 +3,8 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import BadRequest
-from ..jobs.models import JobRequest
+from ...errors import BadRequest
+from ...jobs.models import JobRequest
 from .base import InfinStorHandler
 
 JOB_ID = r"(?P<job_id>[0-9a-f]{16})"

@@ -25,9 +25,9 @@ from tornado.httpclient import AsyncHTTPClient
 
 import mlflow
 
-from ..auth.secret import SECRET_FILE_ENV, bearer_header, load_or_create_secret
-from ..errors import TrackingUnavailable
-from ..paths import ensure_private_dir, write_private_file
+from ...credentials.secret import SECRET_FILE_ENV, bearer_header, load_or_create_secret
+from ...errors import TrackingUnavailable
+from ...paths import ensure_private_dir, write_private_file
 from .base import TrackingBackend, TrackingStatus
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class EmbeddedTrackingServer(TrackingBackend):
         store = f"sqlite:///{database}"
         artifacts = ensure_private_dir(self.data_dir / "artifacts")
         return [
-            sys.executable, "-m", "infinstor_jupyterlab.tracking._launcher", str(os.getpid()), "--",
+            sys.executable, "-m", "infinstor_jupyterlab.lab.tracking._launcher", str(os.getpid()), "--",
             "--app-name", "infinstor",
             "--host", self.host,
             "--port", str(self.port),

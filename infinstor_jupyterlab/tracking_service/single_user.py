@@ -11,7 +11,7 @@ import hmac
 import json
 import os
 
-from ..auth.secret import SECRET_FILE_ENV, read_secret
+from ..credentials.secret import SECRET_FILE_ENV, read_secret
 from .job_tokens import FORBIDDEN_BODY, MAX_BODY, JobTokenGuard
 
 UNAUTHENTICATED_BODY = json.dumps(

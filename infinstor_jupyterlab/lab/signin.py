@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 from ..errors import BadRequest, InfinStorError
 from ..limits import shown
-from .credentials import CredentialManager
-from .oidc import DEFAULT_SCOPES, AuthorizationRequest, OIDCClient, OIDCSettings
-from .tokens import Identity, TokenSet
+from ..credentials.manager import CredentialManager
+from ..credentials.oidc import DEFAULT_SCOPES, AuthorizationRequest, OIDCClient, OIDCSettings
+from ..credentials.tokens import Identity, TokenSet
 
 PENDING_TTL = 600.0
 MAX_PENDING = 64
