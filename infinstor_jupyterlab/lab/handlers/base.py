@@ -21,6 +21,8 @@ from ..context import InfinStorContext
 from ...errors import BadRequest, InfinStorError, NotFound, PayloadTooLarge
 
 AUTH_RESOURCE = "infinstor"
+# Every route of the lab's API is under this (routes.py lists them).
+API_PREFIX = "/infinstor/api"
 
 
 @web.stream_request_body

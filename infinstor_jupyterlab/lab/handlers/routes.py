@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-API_PREFIX = "/infinstor/api"
+from .base import API_PREFIX, NotFoundHandler
+from .signin import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
+from .jobs import (
+    JOB_ID,
+    JobCancelHandler,
+    JobHandler,
+    JobLogHandler,
+    JobProgressHandler,
+    JobsHandler,
+    JobValidateHandler,
+    TargetsHandler,
+)
+from .compute import (
+    INSTANCE_ID,
+    ComputeConfigHandler,
+    ComputeInstancesHandler,
+    ComputeInstanceStopHandler,
+    ComputeInstanceTerminateHandler,
+)
+from .projects import ProjectParametersHandler, ProjectsHandler
+from .proxy import MlflowProxyHandler, MlflowUIRedirectHandler
+from .status import StatusHandler, TrackingRestartHandler
+
+__all__ = ["API_PREFIX", "build_handlers"]
 
 
 def build_handlers() -> list[tuple[str, type]]:
-    from .base import NotFoundHandler
-    from .signin import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
-    from .jobs import (
-        JOB_ID,
-        JobCancelHandler,
-        JobHandler,
-        JobLogHandler,
-        JobProgressHandler,
-        JobsHandler,
-        JobValidateHandler,
-        TargetsHandler,
-    )
-    from .compute import (
-        INSTANCE_ID,
-        ComputeConfigHandler,
-        ComputeInstancesHandler,
-        ComputeInstanceStopHandler,
-        ComputeInstanceTerminateHandler,
-    )
-    from .projects import ProjectParametersHandler, ProjectsHandler
-    from .proxy import MlflowProxyHandler, MlflowUIRedirectHandler
-    from .status import StatusHandler, TrackingRestartHandler
-
     return [
         (rf"{API_PREFIX}/status", StatusHandler),
         (rf"{API_PREFIX}/tracking/restart", TrackingRestartHandler),

@@ -18,8 +18,7 @@ from tornado import web
 
 from ... import limits
 from ...errors import BadRequest, InfinStorError
-from .base import InfinStorHandler
-from .routes import API_PREFIX
+from .base import API_PREFIX, InfinStorHandler
 
 CALLBACK_PATH = f"{API_PREFIX}/auth/callback"
 SIGNED_IN_MESSAGE = "infinstor:signed-in"
