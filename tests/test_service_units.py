@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from infinstor_jupyterlab.tracking_service.company import filtered_page
+from infinstor_jupyterlab.tracking_service.company.searches import filtered_page
 from infinstor_jupyterlab.tracking_service.config import ConfigError, load_config
 from infinstor_jupyterlab.tracking_service import db
 from infinstor_jupyterlab.tracking_service.changes import ChangeWatcher
@@ -51,6 +51,81 @@ def test_shipped_policy_covers_operations_mlflow_has():
     assert {policy.role_for(op) for op in ADMIN_ONLY} == {"admin"} and "ListGatewayEndpoints" in ADMIN_ONLY
     assert set(KINDS) | set(REFUSED) == mlflow_operations() and not set(KINDS) & set(REFUSED)
     assert policy.role_for("CreateWorkspace") == "admin" and "CreateWorkspace" not in policy.roles
+
+
+def test_every_operation_has_a_kind_from_the_table_of_kinds(monkeypatch):
+    """Kinds are a typed table (resolver and scope), checked when the policy loads: an operation of a
+    kind nobody wrote a resolver for stops the service at start-up with a message naming both."""
+    from infinstor_jupyterlab.tracking_service import policy as policy_module
+    from infinstor_jupyterlab.tracking_service.company.kinds import KIND_TABLE, Scope
+
+    policy = load_policy()
+    assert set(policy.kinds) == set(KINDS) and all(policy.kinds[op] is KIND_TABLE[KINDS[op]] for op in KINDS)
+    assert policy.kinds["GetRun"].scope is Scope.RESOURCE and policy.kinds["SearchExperiments"].scope is Scope.COLLECTION
+    assert {policy.kinds[op].scope for op in ADMIN_ONLY} == {Scope.ORG_ADMIN}
+    assert all(callable(kind.resolve) for kind in KIND_TABLE.values())
+    monkeypatch.setitem(policy_module.KINDS, "GetRun", "runn")
+    with pytest.raises(PolicyError, match=r"GetRun is of the unknown kind 'runn'; the kinds are .*\brun\b"):
+        load_policy()
+
+
+def _imports(tree):
+    """Import statements of a module, outside `if TYPE_CHECKING:` blocks."""
+    import ast
+
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        yield from _imports(node)
+
+
+def test_no_import_cycles_between_modules():
+    """The package's modules import each other without a cycle, imports inside functions included
+    (those only hide one), imports for type checking alone excepted."""
+    import ast
+    from pathlib import Path
+
+    import infinstor_jupyterlab
+
+    root = Path(infinstor_jupyterlab.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        if "labextension" in path.parts:
+            continue
+        name = ".".join(("infinstor_jupyterlab", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in _imports(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            # (the package's __init__ holds only its version and Jupyter's entry hooks)
+            found |= {t for t in targets if t in modules and t not in (name, "infinstor_jupyterlab")}
+        graph[name] = found
+    cycles = []
+
+    def visit(node, stack, seen):
+        for nxt in graph[node]:
+            if nxt in stack:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in seen:
+                seen.add(nxt)
+                visit(nxt, stack + [nxt], seen)
+
+    for start in graph:
+        visit(start, [start], {start})
+    assert not cycles, cycles[:3]
 
 
 def test_override_one_operation(tmp_path):
@@ -542,7 +617,8 @@ def test_web_ui_background_calls_are_answered_here():
     """Telemetry and the Assistant's configuration are answered by the service: never passed to
     MLflow (nothing is sent anywhere); the Assistant's other calls are refused with the reason."""
     from infinstor_jupyterlab.tracking_service import web_ui
-    from infinstor_jupyterlab.tracking_service.company import Principal, Refusal
+    from infinstor_jupyterlab.tracking_service.company.principals import Principal
+    from infinstor_jupyterlab.tracking_service.company.refusals import Refusal
 
     who = Principal("alice", "acme", ("vision",), None, "oidc")
     records = json.dumps({"records": [{"event_name": "click", "timestamp_ns": 1, "params": {}}]}).encode()

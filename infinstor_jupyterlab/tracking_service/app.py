@@ -15,9 +15,8 @@ import os
 
 from .concurrency import HandlerThreadLimit
 from .single_user import SecretASGIMiddleware, SecretChecker, install_flask_guard
+from .startup import MODE_ENV, SUPPORTED_MODES  # noqa: F401 (where they were)
 
-MODE_ENV = "INFINSTOR_SERVICE_MODE"
-SUPPORTED_MODES = ("single-user", "oidc", "company")
 
 
 def create_app():
@@ -58,7 +57,8 @@ def _create_oidc_app(flask_app):
 
 
 def _create_company_app(flask_app):
-    from .company import CompanyASGIMiddleware, CompanyService
+    from .company.middleware import CompanyASGIMiddleware
+    from .company.service import CompanyService
     from .db import ServiceStore
     from .startup import StartupRefusal, migrate_database, prepare_company, refuse
 

@@ -334,10 +334,10 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
         report.add("token", "fail", f"the {names.org} claim names no single organisation: {raw_org!r}",
                    "make it one value, or name another claim in oidc.claims.org")  # fmt: skip
     else:
-        from .company import _workspace_name
+        from .company.principals import workspace_name
 
         try:
-            shown["organisation"]["workspace"] = _workspace_name(org)
+            shown["organisation"]["workspace"] = workspace_name(org)
             report.add("token", "pass", f"organisation {org!r} (claim {names.org})")
         except InvalidToken:
             report.add("token", "fail", f"the organisation {org!r} cannot name an MLflow workspace (lowercase letters, digits and '-')",

@@ -32,6 +32,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
+from .company.lookups import with_workspace
+from .company.params import Params
+from .company.refusals import Refusal, bad_request, forbidden
+
 log = logging.getLogger(__name__)
 
 # root field of MLflow's schema -> the REST operation it mirrors (and whose policy applies)
@@ -66,8 +70,6 @@ def check(service, who, body: bytes | None) -> GraphQLCaller:
     """Refuse a GraphQL request that asks for anything but MLflow's served operations; else the
     caller to hand to MLflow's executor."""
     from graphql import GraphQLError, parse, validate
-
-    from .company import bad_request, forbidden
 
     if not _installed:
         raise forbidden("GraphQL cannot be authorized on this MLflow release, so this service does not serve it.")
@@ -152,17 +154,13 @@ class FieldAuthorizer:
 def _caller() -> GraphQLCaller:
     caller = CALLER.get()
     if caller is None:  # never reached through the company middleware: refuse
-        from .company import forbidden
-
         raise forbidden("GraphQL is served only through this service's authorization.")
     return caller
 
 
 def _authorize(caller: GraphQLCaller, operation: str, values: dict):
-    from .company import _Params, _with_workspace
-
-    _with_workspace(caller.who.org)  # (MLflow set it from our header too; the decision must not depend on that)
-    return caller.service.authorize_operation(caller.who, operation, _Params({}, values, "POST"), {})
+    with_workspace(caller.who.org)  # (MLflow set it from our header too; the decision must not depend on that)
+    return caller.service.authorize_operation(caller.who, operation, Params({}, values, "POST"), {})
 
 
 def _response(operation: str, answer: tuple[int, bytes]):
@@ -185,8 +183,6 @@ def _plain(input_object) -> dict:
 def _root_field(caller: GraphQLCaller, next, root, info, args):
     operation = ROOT_FIELDS.get(info.field_name)
     if operation is None:  # `check` refused it already; never run it unchecked
-        from .company import forbidden
-
         raise forbidden(f"GraphQL field {info.field_name} is not served here.")
     input_object = args.get("input")
     values = _plain(input_object)
@@ -206,8 +202,6 @@ def _run_experiment(caller: GraphQLCaller, next, root, info, args):
     name, tags or location, and MLflow's run page still renders."""
     from mlflow.protos.service_pb2 import Experiment
 
-    from .company import Refusal
-
     try:
         _authorize(caller, "GetExperiment", {"experiment_id": root.info.experiment_id})
     except Refusal:
@@ -221,7 +215,7 @@ def _run_model_versions(caller: GraphQLCaller, next, root, info, args):
     service, who = caller.service, caller.who
     if service.policy.role_for("SearchModelVersions") == "admin" and not who.is_admin:
         return []
-    return [version for version in next(root, info, **args) or [] if service.rank(who, "registered_model", version.name) > 0]
+    return [version for version in next(root, info, **args) or [] if service.access.rank(who, "registered_model", version.name) > 0]
 
 
 # (GraphQL type, field) -> its check; every other nested field only reads its parent's data (a test

@@ -28,7 +28,7 @@ from typing import Any
 import jwt
 import requests
 
-from . import claims
+from . import asgi, claims
 
 log = logging.getLogger(__name__)
 
@@ -285,17 +285,16 @@ def rewrite_create_run(body: bytes, username: str) -> bytes:
 class OIDCASGIMiddleware:
     """Guards every HTTP and WebSocket request of the ASGI app (FastAPI routes and the Flask app)."""
 
-    def __init__(self, app, verifier: TokenVerifier):
+    def __init__(self, app: asgi.ASGIApp, verifier: TokenVerifier):
         self.app = app
         self.verifier = verifier
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         if scope["type"] == "http" and scope.get("path") in OPEN_PATHS:
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        token = _bearer(headers.get(b"authorization"))
+        token = _bearer(asgi.header(scope, b"authorization"))
         try:
             if token is None:
                 raise InvalidToken("no bearer token")
@@ -309,50 +308,21 @@ class OIDCASGIMiddleware:
         scope.setdefault("state", {})
         scope["state"] = {**scope["state"], "infinstor_caller": caller}
         if scope["type"] == "http" and scope.get("method") == "POST" and _RUNS_CREATE.match(scope.get("path", "")):
-            body = b""
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return None  # the client went away
-                body += message.get("body", b"")
-                more = message.get("more_body", False)
-                if len(body) > MAX_REWRITE_BODY:
-                    return await self._refuse(scope, send, 413, _error_body("request body too large", "INVALID_PARAMETER_VALUE"))
+            try:
+                body = await asgi.read_body(receive, MAX_REWRITE_BODY)
+            except asgi.BodyTooLarge:
+                return await self._refuse(scope, send, 413, _error_body("request body too large", "INVALID_PARAMETER_VALUE"))
+            if body is None:
+                return None  # the client went away
             body = rewrite_create_run(body, caller.username)
-            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-length"] + [
-                (b"content-length", str(len(body)).encode())
-            ]
-            sent = False
-
-            async def replay():
-                nonlocal sent
-                if not sent:
-                    sent = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            return await self.app(scope, replay, send)
+            return await self.app(asgi.with_body(scope, body), asgi.replay(body, receive), send)
         return await self.app(scope, receive, send)
 
     @staticmethod
-    async def _refuse(scope, send, status: int, body: bytes):
+    async def _refuse(scope: asgi.Scope, send: asgi.Send, status: int, body: bytes) -> None:
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return None
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"www-authenticate", b'Bearer realm="infinstor"'),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return None
+            return await asgi.close_websocket(send)
+        await asgi.send_response(send, status, body, headers=[*asgi.JSON, asgi.WWW_AUTHENTICATE])
 
 
 class OIDCWSGIMiddleware:

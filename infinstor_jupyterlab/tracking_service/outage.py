@@ -35,6 +35,8 @@ import time
 
 import sqlalchemy as sa
 
+from . import asgi
+
 log = logging.getLogger(__name__)
 
 OUTAGE_CODE = "TEMPORARILY_UNAVAILABLE"
@@ -146,12 +148,7 @@ def _database_error_400(body: bytes) -> str | None:
 async def send_outage(send, kind: str = "outage") -> None:
     """Answer 503 TEMPORARILY_UNAVAILABLE: `outage` (the database is away) or `busy` (overloaded)."""
     body = BUSY_BODY if kind == "busy" else OUTAGE_BODY
-    await send({
-        "type": "http.response.start", "status": 503,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
-    })  # fmt: skip
-    await send({"type": "http.response.body", "body": body})
+    await asgi.send_response(send, 503, body, extra_headers=[(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
 
 
 class DatabaseOutageASGIMiddleware:

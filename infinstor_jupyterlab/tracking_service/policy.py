@@ -15,12 +15,14 @@ expressed without replacing them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import yaml
+
+from .company.kinds import KIND_TABLE, Kind, Scope
 
 # MLflow's OTLP span export path (mlflow.tracing.utils.otlp.OTLP_TRACES_PATH; a test keeps them equal).
 OTLP_TRACES_PATH = "/v1/traces"
@@ -28,21 +30,22 @@ OTLP_TRACES_PATH = "/v1/traces"
 POLICY_ROLES = ("member", "reader", "editor", "manager", "admin")
 RESOURCE_ROLES = ("reader", "editor", "manager", "admin")
 
-# operation -> kind. Kinds ending in "!" are not about one existing resource (creates, searches):
-# their role may only be `member` or `admin`; "org_admin!" operations (see ADMIN_ONLY) only `admin`.
+# operation -> kind: how the service finds what the operation is about, and the kind's scope (one
+# existing resource; a create or a search, whose role may only be `member` or `admin`; organisation
+# infrastructure, `admin` only): company/kinds.py's KIND_TABLE, checked when the policy loads.
 # Every MLflow operation is either here or in REFUSED (a test checks it).
 KINDS: dict[str, str] = {
-    "CreateExperiment": "create_experiment!",
-    "SearchExperiments": "search_experiments!",
-    "SearchRuns": "experiment_ids!",
-    "SearchLoggedModels": "experiment_ids!",
-    "SearchDatasets": "experiment_ids!",
-    "CreateRegisteredModel": "create_registered_model!",
-    "SearchRegisteredModels": "search_registered_models!",
-    "SearchModelVersions": "search_model_versions!",
-    "GetServerInfo": "none!",
-    "ListWorkspaces": "own_workspaces!",
-    "GetWorkspace": "own_workspaces!",
+    "CreateExperiment": "create_experiment",
+    "SearchExperiments": "search_experiments",
+    "SearchRuns": "experiment_ids",
+    "SearchLoggedModels": "experiment_ids",
+    "SearchDatasets": "experiment_ids",
+    "CreateRegisteredModel": "create_registered_model",
+    "SearchRegisteredModels": "search_registered_models",
+    "SearchModelVersions": "search_model_versions",
+    "GetServerInfo": "none",
+    "ListWorkspaces": "own_workspaces",
+    "GetWorkspace": "own_workspaces",
     "GetExperiment": "experiment",
     "GetExperimentByName": "experiment_name",
     "UpdateExperiment": "experiment",
@@ -117,10 +120,10 @@ KINDS: dict[str, str] = {
     "DeleteTracesV3": "experiment",
     "LinkTracesToRun": "traces_to_run",
     "LinkPromptsToTrace": "prompts_to_trace",
-    "SearchTraces": "experiment_ids!",
-    "SearchTracesV3": "trace_locations!",
-    "QueryTraceMetrics": "experiment_ids!",
-    "CalculateTraceFilterCorrelation": "experiment_ids!",
+    "SearchTraces": "experiment_ids",
+    "SearchTracesV3": "trace_locations",
+    "QueryTraceMetrics": "experiment_ids",
+    "CalculateTraceFilterCorrelation": "experiment_ids",
     # Assessments (feedback, expectations) belong to their trace.
     "CreateAssessment": "trace",
     "GetAssessmentRequest": "trace",
@@ -138,13 +141,13 @@ KINDS: dict[str, str] = {
     "GetDatasetExperimentIds": "dataset",
     "AddDatasetToExperiments": "dataset_experiments",
     "RemoveDatasetFromExperiments": "dataset_experiments",
-    "SearchEvaluationDatasets": "dataset_search!",
+    "SearchEvaluationDatasets": "dataset_search",
     # Scorers (LLM judges and code scorers) are registered in one experiment.
     "RegisterScorer": "experiment",
     "GetScorer": "experiment",
     "ListScorerVersions": "experiment",
     "DeleteScorer": "experiment",
-    "ListScorers": "scorer_listing!",
+    "ListScorers": "scorer_listing",
     # Issues and label schemas belong to one experiment.
     "CreateIssue": "create_issue",
     "GetIssue": "issue",
@@ -196,7 +199,7 @@ ADMIN_ONLY: dict[str, str] = {
     **dict.fromkeys(_PROMPT_OPTIMIZATION, "prompt optimization runs as a server-side job on MLflow's job runner, calling LLMs "
                     "with the server's credentials, and a job's experiment is only one of its parameters"),
 }  # fmt: skip
-KINDS.update(dict.fromkeys(ADMIN_ONLY, "org_admin!"))
+KINDS.update(dict.fromkeys(ADMIN_ONLY, "org_admin"))
 
 # Operations refused to everyone, organisation admins included, and why. No policy can allow them.
 REFUSED: dict[str, str] = {
@@ -214,6 +217,15 @@ _RENAMED = {("MlflowArtifactsService", "ListArtifacts"): "ListProxiedArtifacts"}
 
 class PolicyError(ValueError):
     """The policy file is not valid (the message says where)."""
+
+
+def kind_of(operation: str) -> Kind:
+    """The kind of an operation of KINDS, from the table of kinds (company/kinds.py)."""
+    name = KINDS[operation]
+    kind = KIND_TABLE.get(name)
+    if kind is None:
+        raise PolicyError(f"{operation} is of the unknown kind {name!r}; the kinds are {', '.join(sorted(KIND_TABLE))}")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -305,6 +317,7 @@ def match_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
 @dataclass(frozen=True)
 class Policy:
     roles: dict[str, str]  # operation -> least role (see POLICY_ROLES)
+    kinds: dict[str, Kind] = field(default_factory=dict)  # operation -> its kind (resolver and scope)
 
     def role_for(self, operation: str) -> str:
         return self.roles.get(operation, "admin")
@@ -331,11 +344,12 @@ def _check_operation(operation: object, role: str, where: str) -> str:
     if operation not in KINDS:
         hint = " (an MLflow operation this service cannot authorize yet)" if operation in mlflow_operations() else ""
         raise PolicyError(f"{where}: unknown operation {operation!r}{hint}")
-    if KINDS[operation] == "org_admin!" and role != "admin":
+    scope = kind_of(operation).scope
+    if scope is Scope.ORG_ADMIN and role != "admin":
         raise PolicyError(f"{where}: {operation} is for organisation admins only ({ADMIN_ONLY[operation]}); give it 'admin'")
-    if KINDS[operation].endswith("!") and role not in ("member", "admin"):
+    if scope is not Scope.RESOURCE and role not in ("member", "admin"):
         raise PolicyError(f"{where}: {operation} is not about one existing resource; its role must be 'member' or 'admin', not {role!r}")
-    if not KINDS[operation].endswith("!") and role == "member":
+    if scope is Scope.RESOURCE and role == "member":
         raise PolicyError(f"{where}: {operation} is about one resource; give it reader, editor, manager or admin")
     return operation
 
@@ -370,6 +384,7 @@ def default_policy_text() -> str:
 
 def load_policy(override_path: str | Path | None = None) -> Policy:
     """The shipped policy, with the operator's file (if any) applied over it; validated."""
+    kinds = {operation: kind_of(operation) for operation in KINDS}
     roles: dict[str, str] = {}
     _apply(_read_yaml(default_policy_text(), "default_policy.yaml"), roles, "default_policy.yaml")
     if override_path:
@@ -382,4 +397,4 @@ def load_policy(override_path: str | Path | None = None) -> Policy:
     missing = set(KINDS) - set(mlflow_operations())
     if missing:  # only if MLflow renamed an operation: fail loudly rather than leave it open
         raise PolicyError(f"MLflow no longer has the operation(s) {sorted(missing)}; update the service")
-    return Policy(roles)
+    return Policy(roles, kinds)

@@ -35,6 +35,7 @@ from scim2_server.responses import ScimResponse
 from scim2_server.storage import ScimStorage, SearchPage
 from scim2_server.utils import load_default_resource_types, load_default_schemas
 
+from . import asgi
 from .directory import Conflict, DirectoryStore, Row
 
 PREFIX = "/scim/v2"
@@ -255,21 +256,14 @@ async def serve(service, in_thread, scope, receive, send) -> None:
     """Answer one ASGI request under /scim/v2 for `service` (a CompanyService); blocking work runs
     through `in_thread`, never on the event loop."""
     headers = list(scope.get("headers") or [])
-    body, size, more = b"", 0, True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None  # the client went away
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            break
-        body += chunk
-        more = message.get("more_body", False)
-    if size > MAX_BODY:
+    try:
+        body = await asgi.read_body(receive, MAX_BODY)
+    except asgi.BodyTooLarge:
         out = json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "413",
                           "detail": f"The request body is larger than {MAX_BODY} bytes."}).encode()  # fmt: skip
-        return await _send(send, 413, [(b"content-type", b"application/scim+json"), (b"content-length", str(len(out)).encode())], out)
+        return await asgi.send_response(send, 413, out, headers=[(b"content-type", b"application/scim+json")])
+    if body is None:
+        return None  # the client went away
     authorization = dict(headers).get(b"authorization", b"").decode("latin-1")
     scheme, _, token = authorization.strip().partition(" ")
     method, path = scope["method"], scope.get("path", "")
@@ -292,9 +286,5 @@ async def serve(service, in_thread, scope, receive, send) -> None:
         return record, result
 
     _, (status, out_headers, out) = await in_thread(decide)
-    return await _send(send, status, out_headers, out)
-
-
-async def _send(send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.start", "status": status, "headers": out_headers})
+    await send({"type": "http.response.body", "body": out})

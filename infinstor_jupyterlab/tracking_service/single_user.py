@@ -12,7 +12,8 @@ import json
 import os
 
 from ..credentials.secret import SECRET_FILE_ENV, read_secret
-from .job_tokens import FORBIDDEN_BODY, MAX_BODY, JobTokenGuard
+from . import asgi
+from .job_tokens import FORBIDDEN_BODY, MAX_BODY, JobScope, JobTokenGuard
 
 UNAUTHENTICATED_BODY = json.dumps(
     {
@@ -49,80 +50,40 @@ class SecretChecker:
 class SecretASGIMiddleware:
     """Guards every HTTP and WebSocket request of an ASGI app (FastAPI routes and the Flask app)."""
 
-    def __init__(self, app, checker: SecretChecker):
+    def __init__(self, app: asgi.ASGIApp, checker: SecretChecker):
         self.app = app
         self.checker = checker
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        authorization = dict(scope.get("headers") or []).get(b"authorization")
+        authorization = asgi.header(scope, b"authorization")
         if self.checker.is_authorized(authorization):
             return await self.app(scope, receive, send)
         job_scope = self.checker.job_tokens.scope_for(authorization) if scope["type"] == "http" else None
         if job_scope is not None:
             return await self._as_job(job_scope, scope, receive, send)
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return None
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"www-authenticate", b'Bearer realm="infinstor"'),
-                    (b"content-length", str(len(UNAUTHENTICATED_BODY)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": UNAUTHENTICATED_BODY})
-        return None
+            return await asgi.close_websocket(send)
+        await asgi.send_response(send, 401, UNAUTHENTICATED_BODY, headers=[*asgi.JSON, asgi.WWW_AUTHENTICATE])
 
-
-    async def _as_job(self, job_scope, scope, receive, send):
+    async def _as_job(self, job_scope: JobScope, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         method, path = scope["method"], scope.get("path", "")
         query = (scope.get("query_string") or b"").decode("latin-1")
         body = None
         if job_scope.needs_body(method, path):
-            chunks, size, more = [], 0, True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return None  # the client went away
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > MAX_BODY:
-                    return await _send_json(send, 413, FORBIDDEN_BODY)
-                chunks.append(chunk)
-                more = message.get("more_body", False)
-            body = b"".join(chunks)
+            try:
+                body = await asgi.read_body(receive, MAX_BODY)
+            except asgi.BodyTooLarge:
+                return await asgi.send_response(send, 413, FORBIDDEN_BODY)
+            if body is None:
+                return None  # the client went away
         # The scope may look up a logged model in the store (blocking): off the event loop.
         if not await asyncio.to_thread(job_scope.allows, method, path, query, body):
-            return await _send_json(send, 403, FORBIDDEN_BODY)
+            return await asgi.send_response(send, 403, FORBIDDEN_BODY)
         if body is None:
             return await self.app(scope, receive, send)
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
-
-
-async def _send_json(send, status: int, body: bytes):
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        return await self.app(scope, asgi.replay(body, receive), send)
 
 
 def install_flask_guard(flask_app, checker: SecretChecker) -> None:

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 EXIT_REFUSED = 2
 MORE = "`infinstor service check` checks the configuration, the database and the identity provider without starting the service (docs/service.md)."
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+MODE_ENV = "INFINSTOR_SERVICE_MODE"
+SUPPORTED_MODES = ("single-user", "oidc", "company")
 
 
 class StartupRefusal(Exception):
@@ -67,8 +69,6 @@ class Prepared:
 
 
 def check_mode(environ=os.environ) -> str:
-    from .app import MODE_ENV, SUPPORTED_MODES
-
     mode = environ.get(MODE_ENV, "single-user")
     if mode not in SUPPORTED_MODES:
         raise StartupRefusal(f"{MODE_ENV}={mode!r} is not a mode of this service", "the environment",

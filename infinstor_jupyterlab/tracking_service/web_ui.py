@@ -33,6 +33,9 @@ import threading
 from urllib.parse import parse_qs
 
 from . import graphql_authz
+from .company.params import json_bytes
+from .company.principals import Outcome
+from .company.refusals import Refusal, bad_request, forbidden
 
 _AJAX2, _AJAX3 = "/ajax-api/2.0/mlflow", "/ajax-api/3.0/mlflow"
 _LOGGED_MODEL_FILES = re.compile(r"^/ajax-api/2\.0/mlflow/logged-models/(?P<model_id>[^/]+)/artifacts/files/?$")
@@ -55,7 +58,6 @@ UI_SETTINGS = {
 
 def decide(service, who, method: str, path: str, query: str, body: bytes | None):
     """The Outcome of one of the UI's own calls, or None for a path that is not one of them."""
-    from .company import Outcome, Refusal, _json, forbidden
 
     if path == "/graphql":
         if method != "POST":
@@ -70,47 +72,47 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
     reads = method in ("GET", "HEAD")
     if reads and path == "/get-artifact":
         run_id = _first(args, "run_id") or _first(args, "run_uuid") or _missing("run_id")
-        service.check_run(who, run_id, _need(service, who, "DownloadArtifact"))
+        service.access.check_run(who, run_id, _need(service, who, "DownloadArtifact"))
         return Outcome(who, "DownloadArtifact")
     if reads and path == "/model-versions/get-artifact":
-        service.check_model(who, _first(args, "name") or _missing("name"), _need(service, who, "DownloadArtifact"))
+        service.access.check_model(who, _first(args, "name") or _missing("name"), _need(service, who, "DownloadArtifact"))
         return Outcome(who, "DownloadArtifact")
     if reads and (found := _LOGGED_MODEL_FILES.match(path)):
-        service.check_logged_model(who, found["model_id"], _need(service, who, "DownloadArtifact"))
+        service.access.check_logged_model(who, found["model_id"], _need(service, who, "DownloadArtifact"))
         return Outcome(who, "DownloadArtifact")
     if method == "GET" and path == f"{_AJAX2}/metrics/get-history-bulk":
         need = _need(service, who, "GetMetricHistory")
         for run_id in dict.fromkeys(args.get("run_id") or _missing("run_id")):
-            service.check_run(who, run_id, need)
+            service.access.check_run(who, run_id, need)
         return Outcome(who, "GetMetricHistory")
     if method == "GET" and path in ("/api/2.0/mlflow/users/current", f"{_AJAX2}/users/current"):
         user = {"id": service.store.user_id(who.org, who.username), "username": who.username, "is_admin": False}
-        return Outcome(who, respond=(200, _json({"user": user, "is_basic_auth": False})))
+        return Outcome(who, respond=(200, json_bytes({"user": user, "is_basic_auth": False})))
     if method == "GET" and path in (f"{_AJAX3}/users/roles/list", "/api/3.0/mlflow/users/roles/list"):
         if _first(args, "username") not in (None, who.username):
             raise forbidden("You may list your own roles only.")
-        return Outcome(who, respond=(200, _json({"roles": _roles(service, who)})))
+        return Outcome(who, respond=(200, json_bytes({"roles": _roles(service, who)})))
     if method == "GET" and path in (f"{_AJAX3}/users/current/permissions", "/api/3.0/mlflow/users/current/permissions"):
         rows = [{"role_id": role["id"], "role_name": role["name"], "workspace": role["workspace"], **{
             k: grant[k] for k in ("resource_type", "resource_pattern", "permission")}}
             for role in _roles(service, who) for grant in role["permissions"]]  # fmt: skip
-        return Outcome(who, respond=(200, _json({"is_admin": False, "permissions": rows})))
+        return Outcome(who, respond=(200, json_bytes({"is_admin": False, "permissions": rows})))
     if path.startswith(f"{_AJAX3}/assistant/"):
         if method == "GET" and path == f"{_AJAX3}/assistant/config":
-            return Outcome(who, respond=(200, _json({"providers": {}, "projects": {}, "remote_access_allowed": False})))
+            return Outcome(who, respond=(200, json_bytes({"providers": {}, "projects": {}, "remote_access_allowed": False})))
         if method == "GET" and path == f"{_AJAX3}/assistant/providers":
-            return Outcome(who, respond=(200, _json({"providers": [], "resolved": None, "gateway_vendor_options": {}})))
+            return Outcome(who, respond=(200, json_bytes({"providers": [], "resolved": None, "gateway_vendor_options": {}})))
         raise forbidden(ASSISTANT_OFF)
     if path == f"{_AJAX3}/ui-telemetry":
         if method == "GET":
-            return Outcome(who, respond=(200, _json({"disable_ui_telemetry": True, "disable_ui_events": [], "ui_rollout_percentage": 0})))
-        return Outcome(who, respond=(200, _json({"status": "disabled"})))
+            return Outcome(who, respond=(200, json_bytes({"disable_ui_telemetry": True, "disable_ui_events": [], "ui_rollout_percentage": 0})))
+        return Outcome(who, respond=(200, json_bytes({"status": "disabled"})))
     if path in _GATEWAY_UI or path.startswith("/gateway/"):
         if who.is_admin:
             return Outcome(who, "Gateway")
         if method == "GET" and path == f"{_AJAX2}/gateway-proxy":
             # Every experiment's runs page lists the gateway's endpoints: a member has none.
-            return Outcome(who, respond=(200, _json({"endpoints": []})))
+            return Outcome(who, respond=(200, json_bytes({"endpoints": []})))
         raise forbidden("The AI gateway is reserved to organisation admins.")
     return None
 
@@ -148,8 +150,6 @@ def is_read(method: str, path: str) -> bool:
 
 def _need(service, who, operation: str) -> str:
     """The role the policy asks for `operation` (organisation admins only: refused to others here)."""
-    from .company import forbidden
-
     need = service.policy.role_for(operation)
     if need == "admin" and not who.is_admin:
         raise forbidden(f"{operation} is reserved to organisation admins.")
@@ -162,8 +162,6 @@ def _first(args: dict[str, list[str]], name: str) -> str | None:
 
 
 def _missing(name: str):
-    from .company import bad_request
-
     raise bad_request(f"Missing value for required parameter '{name}'.")
 
 
