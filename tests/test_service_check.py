@@ -157,18 +157,18 @@ def test_each_kind_of_broken_configuration_fails_with_a_fix(checked_server, idp,
 
 def test_schema_newer_than_this_release_and_migrations_due(checked_server, tmp_path):
     from infinstor_jupyterlab.tracking_service import check
-    from infinstor_jupyterlab.tracking_service.db import SCHEMA_VERSION, make_engine, migrate, schema_table
+    from infinstor_jupyterlab.tracking_service.db import SCHEMA_VERSION, make_engine, migrate, revision_of, version_table
 
     env = environ_of(checked_server)
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     engine = make_engine(fresh)
     migrate(engine)
     with engine.begin() as c:
-        c.execute(schema_table.update().values(version=SCHEMA_VERSION - 1))
+        c.execute(version_table.update().values(version_num=revision_of(SCHEMA_VERSION - 1)))
     report = check.run(env, database_uri=fresh)
     assert report.ok and any(f.status == "warn" and f"step {SCHEMA_VERSION - 1}" in f.message for f in report.findings)
     with engine.begin() as c:
-        c.execute(schema_table.update().values(version=SCHEMA_VERSION + 1))
+        c.execute(version_table.update().values(version_num=revision_of(SCHEMA_VERSION + 1)))
     engine.dispose()
     report = check.run(env, database_uri=fresh)
     assert not report.ok and "newer than this release" in failure(report, "database")

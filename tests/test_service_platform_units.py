@@ -92,14 +92,12 @@ def test_upgrade_from_schema_step_2_keeps_everything(tmp_path):
     """A database of the previous release (step 2) gets the SCIM tables; its rows stay."""
     import sqlalchemy as sa
 
+    import legacy_service_schema
+
     from infinstor_jupyterlab.tracking_service import db
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    with engine.begin() as c:  # what the previous release's migrate() left
-        db.schema_table.create(c)
-        for version, step in db.MIGRATIONS[:2]:
-            step(c)
-        c.execute(db.schema_table.insert().values(version=2))
+    legacy_service_schema.make_database(engine, 2)  # what the previous release's migrate() left
     store = db.ServiceStore(engine)
     store.grant("acme", "experiment", "1", "group", "vision", "editor", "alice")
     token, _ = store.create_token("acme", "alice", "ci", 3600)

@@ -15,11 +15,13 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+import legacy_service_schema
+
 from infinstor_jupyterlab.tracking_service.company.searches import filtered_page
 from infinstor_jupyterlab.tracking_service.config import ConfigError, load_config
 from infinstor_jupyterlab.tracking_service import db
 from infinstor_jupyterlab.tracking_service.changes import ChangeWatcher
-from infinstor_jupyterlab.tracking_service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, schema_table
+from infinstor_jupyterlab.tracking_service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, revision_of, version_table
 from infinstor_jupyterlab.tracking_service.oidc_auth import ClaimNames, InvalidToken
 from infinstor_jupyterlab.tracking_service.otlp import InvalidExport, trace_ids_in_export
 from infinstor_jupyterlab.tracking_service.policy import (
@@ -283,10 +285,10 @@ def test_migrations_are_versioned_and_idempotent(tmp_path):
     assert migrate(engine) == SCHEMA_VERSION
     with engine.connect() as c:
         assert current_version(c) == SCHEMA_VERSION
-        assert c.execute(sa.select(sa.func.count()).select_from(schema_table)).scalar() == 1
+        assert c.execute(sa.select(sa.func.count()).select_from(version_table)).scalar() == 1
         assert {"infinstor_users", "infinstor_grants", "infinstor_api_tokens", "infinstor_audit"} <= set(sa.inspect(c).get_table_names())
     with engine.begin() as c:
-        c.execute(schema_table.update().values(version=SCHEMA_VERSION + 1))
+        c.execute(version_table.update().values(version_num=revision_of(SCHEMA_VERSION + 1)))
     with pytest.raises(RuntimeError, match="newer than this release"):
         migrate(engine)
 
@@ -329,10 +331,7 @@ def test_store_roles_tokens_and_audit(tmp_path):
 def test_every_change_of_a_grant_token_or_groups_raises_its_counter(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     # A database made by the first release (schema 1) gains the counters on upgrade.
-    with engine.begin() as c:
-        schema_table.create(c)
-        db._v1(c)
-        c.execute(schema_table.insert().values(version=1))
+    legacy_service_schema.make_database(engine, 1)
     migrate(engine)
     store = ServiceStore(engine)
     heard: list[str] = []  # what the store told its listeners (this process's caches)

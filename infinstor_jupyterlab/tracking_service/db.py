@@ -1,9 +1,10 @@
 """The company service's own tables: users, role grants, API tokens and the audit log.
 
-They live beside MLflow's tables (same database by default, `infinstor_` prefix) and carry their
-own schema version in `infinstor_schema`, upgraded at start-up by the ordered steps in
-`MIGRATIONS` (MLflow's alembic history is MLflow's; ours must not depend on its revisions).
-Works on SQLite and PostgreSQL (SQLAlchemy Core only).
+They live beside MLflow's tables (same database by default, `infinstor_` prefix). Their schema is
+upgraded at start-up by alembic from the revisions in `migrations/versions`, with our own version
+table (`infinstor_alembic_version`), so MLflow's alembic history (`alembic_version`) is never
+touched and ours does not depend on its revisions; MLflow's auth module does the same. Works on
+SQLite and PostgreSQL (SQLAlchemy Core only).
 
 Why our own grant table rather than MLflow's auth permission store: MLflow's store grants to
 users and to roles that users are *assigned* to; we need grants to IdP groups and to a whole
@@ -21,12 +22,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
+# The tables as the latest revision leaves them (a test compares the two on SQLite and PostgreSQL).
 metadata = sa.MetaData()
-
-schema_table = sa.Table("infinstor_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
 
 users = sa.Table(
     "infinstor_users", metadata,
@@ -167,29 +168,19 @@ scim_deprovisioned = sa.Table(
 )  # fmt: skip
 
 
-def _v1(connection) -> None:
-    for table in (users, grants, api_tokens, audit):
-        table.create(connection, checkfirst=True)
-
-
-def _v2(connection) -> None:
-    changes.create(connection, checkfirst=True)
-    connection.execute(changes.insert(), [{"kind": kind, "version": 0} for kind in CHANGE_KINDS])
-
-
-def _v3(connection) -> None:
-    for table in (scim_tokens, scim_users, scim_groups, scim_members, scim_deprovisioned):
-        table.create(connection, checkfirst=True)
-
-
 def _bump(connection, kind: str) -> None:
     """Raise `kind`'s counter in the transaction that makes the change (see ServiceStore._changed)."""
     connection.execute(changes.update().where(changes.c.kind == kind).values(version=changes.c.version + 1))
 
 
-# (version, step): each step brings the schema from version-1 to version. Append, never edit.
-MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3)]
-SCHEMA_VERSION = MIGRATIONS[-1][0]
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+VERSION_TABLE = "infinstor_alembic_version"
+# What alembic keeps in VERSION_TABLE; tests read and set it (alembic's own layout).
+version_table = sa.Table(VERSION_TABLE, sa.MetaData(), sa.Column("version_num", sa.String(32), primary_key=True))
+# The releases before alembic kept their step in this one-row table; migrate() replaces it.
+LEGACY_SCHEMA_TABLE = "infinstor_schema"
+# Revision ids are the schema steps, zero-padded: "0003" is step 3.
+SCHEMA_VERSION = 3
 
 ROLES = ("reader", "editor", "manager")
 ROLE_RANK = {"reader": 1, "editor": 2, "manager": 3}
@@ -202,15 +193,42 @@ class SchemaTooNew(RuntimeError):
     """The database was migrated by a newer release than this one."""
 
 
-def current_version(connection) -> int:
-    if not sa.inspect(connection).has_table(schema_table.name):
-        return 0
-    row = connection.execute(sa.select(schema_table.c.version)).first()
-    return int(row[0]) if row else 0
+def revision_of(step: int) -> str:
+    return f"{step:04d}"
+
+
+def current_version(connection: sa.Connection) -> int:
+    """Our schema step in this database: alembic's revision, else a pre-alembic release's step, else 0."""
+    inspector = sa.inspect(connection)
+    if inspector.has_table(VERSION_TABLE):
+        revision = connection.execute(sa.select(version_table.c.version_num)).scalar()
+        if revision is None:
+            return 0
+        if not revision.isdigit():  # not one of ours: a later release with another naming
+            raise SchemaTooNew(f"the InfinStor tables are at revision {revision!r}, unknown to this release; upgrade the service")
+        return int(revision)
+    if inspector.has_table(LEGACY_SCHEMA_TABLE):
+        step = connection.execute(sa.text(f"SELECT version FROM {LEGACY_SCHEMA_TABLE}")).scalar()
+        return int(step or 0)
+    return 0
+
+
+def _alembic_config(connection: sa.Connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection  # migrations/env.py runs on it, in our transaction
+    return config
 
 
 def migrate(engine: sa.Engine) -> int:
-    """Bring our tables to SCHEMA_VERSION; safe when several replicas start at once."""
+    """Bring our tables to SCHEMA_VERSION with alembic; safe when several replicas start at once.
+
+    A database of a release before alembic (its step in `infinstor_schema`) is stamped at that
+    step, the old table dropped, and the later revisions applied, all in one transaction."""
+    from alembic import command
+
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             # One migrator at a time across replicas; released at commit.
@@ -221,15 +239,13 @@ def migrate(engine: sa.Engine) -> int:
                 f"the InfinStor tables are at schema version {version}, newer than this release "
                 f"({SCHEMA_VERSION}); upgrade the service"
             )
-        if version == 0:
-            schema_table.create(connection, checkfirst=True)
-        for target, step in MIGRATIONS:
-            if target > version:
-                step(connection)
-        if version == 0:
-            connection.execute(schema_table.insert().values(version=SCHEMA_VERSION))
-        elif version < SCHEMA_VERSION:
-            connection.execute(schema_table.update().values(version=SCHEMA_VERSION))
+        config = _alembic_config(connection)
+        inspector = sa.inspect(connection)
+        if inspector.has_table(LEGACY_SCHEMA_TABLE) and not inspector.has_table(VERSION_TABLE):
+            if version:
+                command.stamp(config, revision_of(version))
+            connection.execute(sa.text(f"DROP TABLE {LEGACY_SCHEMA_TABLE}"))
+        command.upgrade(config, "head")
     return SCHEMA_VERSION
 
 
