@@ -22,9 +22,9 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _lab import Lab  # noqa: E402
+from _lab import Lab
 
-from infinstor_jupyterlab.projects import build_project  # noqa: E402
+from infinstor_jupyterlab.projects import build_project
 
 
 def big_notebook(cells: int = 1000, target_bytes: int = 5 * 1024 * 1024):

@@ -14,6 +14,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 # The test identity provider and the token-checking MLflow service (session-scoped, started on use).
 from idp_fixture import idp, idp_issuer, oidc_service, other_issuer  # noqa: E402, F401
+
 # A throwaway PostgreSQL cluster for the company service's tests (session-scoped, started on use).
 from service_fixture import postgres_cluster, restartable_postgres  # noqa: E402, F401
 

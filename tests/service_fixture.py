@@ -22,11 +22,10 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-
-from servers import stop_process_group, wait_until_healthy
 import yaml
 
 from idp_fixture import AUDIENCE, LAB_CLIENT, IdPBrowser, callback_params, free_port
+from servers import stop_process_group, wait_until_healthy
 
 REDIRECT_URI = "http://127.0.0.1/infinstor/api/auth/callback"
 JOB_SECRET = "job-token-secret-for-tests-0123456789abcdef"

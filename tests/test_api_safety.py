@@ -13,9 +13,8 @@ import socket
 import pytest
 
 from conftest import wait_for_state
-from notebooks import sklearn_training_notebook, write
-
 from infinstor_jupyterlab import limits
+from notebooks import sklearn_training_notebook, write
 
 JSON_ROUTES = [  # (method, route): the routes that take a JSON body
     ("POST", "jobs"),

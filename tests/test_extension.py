@@ -10,9 +10,8 @@ import psutil
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from conftest import get_status, mlflow_api, wait_for_state
-
 import infinstor_jupyterlab
+from conftest import get_status, mlflow_api, wait_for_state
 
 
 def test_extension_is_loaded(jp_serverapp):

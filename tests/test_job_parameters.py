@@ -11,8 +11,6 @@ import time
 
 import pytest
 
-from notebooks import notebook, write
-
 from infinstor_jupyterlab.projects import ProjectError, build_project
 from infinstor_jupyterlab.projects.parameters import (
     MAX_CELL_CHARS,
@@ -21,6 +19,7 @@ from infinstor_jupyterlab.projects.parameters import (
     encode_value,
     parse_parameters_source,
 )
+from notebooks import notebook, write
 
 
 def params_of(source: str) -> dict:

@@ -21,10 +21,9 @@ from nbformat.v4 import new_markdown_cell
 from tornado.httpclient import HTTPClientError
 
 from conftest import wait_for_state
-from notebooks import notebook, write
-
 from infinstor_jupyterlab.projects import build_project
 from infinstor_jupyterlab.projects.runner import MAX_CELL_OUTPUT, PROGRESS_ENV
+from notebooks import notebook, write
 
 
 def progress_notebook():

@@ -12,9 +12,9 @@ from tornado.httpclient import AsyncHTTPClient
 from conftest import mlflow_api, wait_for_state
 from infinstor_jupyterlab.credentials.secret import read_secret
 from infinstor_jupyterlab.tracking_service.job_tokens import (
+    InvalidJobToken,
     JobScope,
     JobTokenGuard,
-    InvalidJobToken,
     derive_key,
     issue,
     verify,

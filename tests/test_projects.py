@@ -12,11 +12,10 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell
 
-from notebooks import failing_notebook, notebook, sklearn_training_notebook, write
-
 from infinstor_jupyterlab.projects import ProjectError, build_project
 from infinstor_jupyterlab.projects.environment import imported_modules, pip_installed
 from infinstor_jupyterlab.projects.parameters import coerce_value, parse_parameters_source
+from notebooks import failing_notebook, notebook, sklearn_training_notebook, write
 
 
 def test_parameters_become_typed_entry_point_parameters(tmp_path):

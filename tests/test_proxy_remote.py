@@ -13,9 +13,8 @@ import time
 
 import pytest
 
-from proxy_helpers import RecordingUpstream, free_port, pfetch
-
 from infinstor_jupyterlab.lab.tracking.remote import RemoteTrackingServer
+from proxy_helpers import RecordingUpstream, free_port, pfetch
 
 UPSTREAM_SECRET = "Bearer upstream-credential-7f3a9c"
 

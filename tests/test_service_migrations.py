@@ -119,7 +119,7 @@ def test_replicas_migrating_at_once_apply_each_revision_once(engine):
     def run():
         try:
             db.migrate(engine)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(3)]

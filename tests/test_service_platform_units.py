@@ -93,7 +93,6 @@ def test_upgrade_from_schema_step_2_keeps_everything(tmp_path):
     import sqlalchemy as sa
 
     import legacy_service_schema
-
     from infinstor_jupyterlab.tracking_service import db
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")

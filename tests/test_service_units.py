@@ -3,12 +3,11 @@ migrations and store (on a real SQLite file), and paging over filtered search re
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
-
-import json
 
 import jwt
 import pytest
@@ -16,16 +15,29 @@ import sqlalchemy as sa
 import yaml
 
 import legacy_service_schema
-
+from infinstor_jupyterlab.tracking_service.changes import ChangeWatcher
 from infinstor_jupyterlab.tracking_service.company.searches import filtered_page
 from infinstor_jupyterlab.tracking_service.config import ConfigError, load_config
-from infinstor_jupyterlab.tracking_service import db
-from infinstor_jupyterlab.tracking_service.changes import ChangeWatcher
-from infinstor_jupyterlab.tracking_service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, revision_of, version_table
+from infinstor_jupyterlab.tracking_service.db import (
+    SCHEMA_VERSION,
+    ServiceStore,
+    current_version,
+    make_engine,
+    migrate,
+    revision_of,
+    version_table,
+)
 from infinstor_jupyterlab.tracking_service.oidc_auth import ClaimNames, InvalidToken
 from infinstor_jupyterlab.tracking_service.otlp import InvalidExport, trace_ids_in_export
 from infinstor_jupyterlab.tracking_service.policy import (
-    ADMIN_ONLY, KINDS, OTLP_TRACES_PATH, REFUSED, PolicyError, load_policy, match_route, mlflow_operations,
+    ADMIN_ONLY,
+    KINDS,
+    OTLP_TRACES_PATH,
+    REFUSED,
+    PolicyError,
+    load_policy,
+    match_route,
+    mlflow_operations,
 )  # fmt: skip
 from infinstor_jupyterlab.tracking_service.signin_audit import FailedSignIn, FailedSignIns, describe
 

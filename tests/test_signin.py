@@ -74,7 +74,7 @@ class Recorder(logging.Handler):
     def emit(self, record):
         try:
             self.lines.append(self.format(record))
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.lines.append(str(record.msg))
 
 
@@ -569,7 +569,7 @@ class TestRefresh:
         def use(manager):
             try:
                 results.append(manager.access_token())
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=use, args=(m,)) for m in managers]

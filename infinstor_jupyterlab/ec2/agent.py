@@ -33,8 +33,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..projects.runner import PROGRESS_ENV
 from ..jobs.process_env import add_own_requirement, job_process_environment
+from ..projects.runner import PROGRESS_ENV
 from . import layout
 from .aws import Clients, describe, is_not_found
 
@@ -52,10 +52,10 @@ def imds_instance_id(timeout: float = 2.0) -> str:
     token_req = urllib.request.Request(
         f"{_IMDS}/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
     )
-    with urllib.request.urlopen(token_req, timeout=timeout) as response:  # noqa: S310 - fixed link-local URL
+    with urllib.request.urlopen(token_req, timeout=timeout) as response:
         token = response.read().decode()
     req = urllib.request.Request(f"{_IMDS}/meta-data/instance-id", headers={"X-aws-ec2-metadata-token": token})
-    with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
+    with urllib.request.urlopen(req, timeout=timeout) as response:
         return response.read().decode().strip()
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import json
 import contextlib
+import json
 import logging
 import os
 import re
@@ -29,16 +29,16 @@ from mlflow.utils.mlflow_tags import (
 )
 
 from ..errors import BadRequest, InfinStorError, NotFound
+from ..lab.tracking.base import TrackingBackend
+from ..lab.tracking.client import MlflowClientAsync
 from ..paths import ensure_private_dir, open_private_append
 from ..projects import build_project
 from ..projects.runner import PROGRESS_ENV
 from ..projects.service import lab_path, resolve_in_root
-from ..lab.tracking.base import TrackingBackend
-from ..lab.tracking.client import MlflowClientAsync
 from .dry_run import Problems, check_parameters, parse_request
-from .models import TERMINAL, Job, JobRequest
-from .progress import PROGRESS_FILE, read_progress_lines
+from .models import Job, JobRequest
 from .plan import JobPlan, inspect_source, resolve_parameters
+from .progress import PROGRESS_FILE, read_progress_lines
 from .store import JobStore
 from .targets.base import JobFailed, JobTarget, TargetUnavailable
 

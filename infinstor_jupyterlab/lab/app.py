@@ -12,20 +12,20 @@ from traitlets import Bool, Float, Int, List, Type, Unicode, default
 from .. import __version__
 from ..credentials.manager import CredentialManager, service_http_url
 from ..credentials.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, DEFAULT_SCOPES, ISSUER_ENV, SCOPES_ENV, OIDCSettings, split_scopes
-from .signin import SignInService
 from ..credentials.tokens import TokenStore
-from .context import InfinStorContext
 from ..errors import InfinStorError
 from ..jobs.manager import JobManager
 from ..jobs.store import JobStore
 from ..jobs.targets import InlineTarget, JobTarget
-from ..projects.service import ProjectService
 from ..mlflow_plugin.run_context import ROOT_ENV, USER_ENV
 from ..paths import infinstor_data_dir
-from .proxy.forwarder import MlflowProxy, ProxySettings
+from ..projects.service import ProjectService
+from .context import InfinStorContext
 from .handlers.proxy import SETTINGS_KEY as PROXY_SETTINGS_KEY
 from .handlers.proxy import proxy_prefix
 from .handlers.routes import build_handlers
+from .proxy.forwarder import MlflowProxy, ProxySettings
+from .signin import SignInService
 from .tracking import EmbeddedTrackingServer, RemoteTrackingServer, TrackingBackend
 
 TRACKING_URI_ENV = "INFINSTOR_TRACKING_URI"

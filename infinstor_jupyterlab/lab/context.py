@@ -10,9 +10,9 @@ from .. import __version__
 from .tracking import TrackingBackend
 
 if TYPE_CHECKING:
-    from .signin import SignInService
     from ..jobs.manager import JobManager
     from ..projects.service import ProjectService
+    from .signin import SignInService
 
 
 @dataclass

@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from ..errors import BadRequest, InfinStorError
-from ..limits import shown
 from ..credentials.manager import CredentialManager
 from ..credentials.oidc import DEFAULT_SCOPES, AuthorizationRequest, OIDCClient, OIDCSettings
 from ..credentials.tokens import Identity, TokenSet
+from ..errors import BadRequest, InfinStorError
+from ..limits import shown
 
 PENDING_TTL = 600.0
 MAX_PENDING = 64

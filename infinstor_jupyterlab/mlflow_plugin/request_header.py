@@ -38,8 +38,9 @@ def _request_target() -> str:
 class InfinStorRequestHeaderProvider(RequestHeaderProvider):
     def in_context(self) -> bool:
         # Cheap: whether a credential could apply; request_headers() does the work.
-        from .credentials import EMBEDDED_URI_ENV, same_origin, signed_in_service_for
         import os
+
+        from .credentials import EMBEDDED_URI_ENV, same_origin, signed_in_service_for
 
         target = _request_target()
         from .credentials import job_token_applies

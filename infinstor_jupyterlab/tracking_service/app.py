@@ -18,7 +18,6 @@ from .single_user import SecretASGIMiddleware, SecretChecker, install_flask_guar
 from .startup import MODE_ENV, SUPPORTED_MODES  # noqa: F401 (where they were)
 
 
-
 def create_app():
     from .startup import StartupRefusal, check_mode, refuse
 

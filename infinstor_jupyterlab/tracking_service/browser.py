@@ -31,7 +31,8 @@ from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from cryptography.fernet import Fernet, InvalidToken as BadCookie
+from cryptography.fernet import Fernet
+from cryptography.fernet import InvalidToken as BadCookie
 
 LOGIN_PATH = "/infinstor/auth/login"
 LOGOUT_PATH = "/infinstor/auth/logout"

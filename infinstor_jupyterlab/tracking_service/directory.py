@@ -36,7 +36,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from .db import (
-    _bump, api_tokens, scim_deprovisioned, scim_groups, scim_members, scim_tokens, scim_users,
+    _bump,
+    api_tokens,
+    scim_deprovisioned,
+    scim_groups,
+    scim_members,
+    scim_tokens,
+    scim_users,
 )  # fmt: skip
 from .oidc_auth import InvalidToken
 

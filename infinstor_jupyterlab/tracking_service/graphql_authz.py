@@ -27,10 +27,11 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from .company.lookups import with_workspace
 from .company.params import Params

@@ -23,9 +23,28 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from scim2_models import (
-    AuthenticationScheme, Bulk, ChangePassword, ETag, External, Filter, InvalidFilterException, Meta, NotFoundException,
-    NotImplementedException, Patch, PreconditionFailedException, Reference, Resource, ResourceType, ScimFilter, ScimProvider,
-    SearchRequest, ServiceProviderConfig, Sort, UniquenessException, InvalidValueException,
+    AuthenticationScheme,
+    Bulk,
+    ChangePassword,
+    ETag,
+    External,
+    Filter,
+    InvalidFilterException,
+    InvalidValueException,
+    Meta,
+    NotFoundException,
+    NotImplementedException,
+    Patch,
+    PreconditionFailedException,
+    Reference,
+    Resource,
+    ResourceType,
+    ScimFilter,
+    ScimProvider,
+    SearchRequest,
+    ServiceProviderConfig,
+    Sort,
+    UniquenessException,
 )  # fmt: skip
 from scim2_models.path import CompareOperator, Comparison
 from scim2_server.applications.base import BaseApplication

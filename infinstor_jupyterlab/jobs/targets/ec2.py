@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -228,8 +227,8 @@ class EC2Target(JobTarget):
         )  # fmt: skip
 
     def _token_key(self) -> bytes | None:
-        from ...tracking_service.job_tokens import derive_key
         from ...lab.tracking.embedded import EmbeddedTrackingServer
+        from ...tracking_service.job_tokens import derive_key
 
         tracking = getattr(self.manager, "tracking", None)
         if isinstance(tracking, EmbeddedTrackingServer):

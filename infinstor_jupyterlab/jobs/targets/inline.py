@@ -146,8 +146,8 @@ class InlineTarget(JobTarget):
                 return await proc.wait()
             finally:
                 self._procs.pop(job.id, None)
-        # Reattached after a restart: not our child, so poll.
-        while self._process(job) is not None:
+        # Reattached after a restart: not our child (no wait() to await), so poll.
+        while self._process(job) is not None:  # noqa: ASYNC110
             await asyncio.sleep(1.0)
         return None
 

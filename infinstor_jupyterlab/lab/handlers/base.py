@@ -17,8 +17,8 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ... import limits
-from ..context import InfinStorContext
 from ...errors import BadRequest, InfinStorError, NotFound, PayloadTooLarge
+from ..context import InfinStorContext
 
 AUTH_RESOURCE = "infinstor"
 # Every route of the lab's API is under this (routes.py lists them).

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from .base import API_PREFIX, NotFoundHandler
-from .signin import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
+from .compute import (
+    INSTANCE_ID,
+    ComputeConfigHandler,
+    ComputeInstancesHandler,
+    ComputeInstanceStopHandler,
+    ComputeInstanceTerminateHandler,
+)
 from .jobs import (
     JOB_ID,
     JobCancelHandler,
@@ -14,15 +20,9 @@ from .jobs import (
     JobValidateHandler,
     TargetsHandler,
 )
-from .compute import (
-    INSTANCE_ID,
-    ComputeConfigHandler,
-    ComputeInstancesHandler,
-    ComputeInstanceStopHandler,
-    ComputeInstanceTerminateHandler,
-)
 from .projects import ProjectParametersHandler, ProjectsHandler
 from .proxy import MlflowProxyHandler, MlflowUIRedirectHandler
+from .signin import AuthCallbackHandler, AuthConfigHandler, AuthLoginHandler, AuthLogoutHandler
 from .status import StatusHandler, TrackingRestartHandler
 
 __all__ = ["API_PREFIX", "build_handlers"]

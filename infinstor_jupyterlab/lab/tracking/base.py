@@ -66,5 +66,5 @@ class TrackingBackend(abc.ABC):
     async def restart(self) -> TrackingStatus:
         return await self.status()
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 - optional: a backend that holds nothing keeps this
         """Release whatever the backend holds (processes, connections)."""

@@ -6,6 +6,7 @@ for the embedded service and a remote one, and never blocks the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -127,12 +128,16 @@ class MlflowClientAsync:
             f"{quote(relative)}/{quote(artifact_path)}/{quote(local_path.name)}"
         )
         headers = {"Content-Type": "application/octet-stream", **(await self.backend.request_headers())}
-        size = local_path.stat().st_size
+        size = (await asyncio.to_thread(local_path.stat)).st_size
 
         async def producer(write):
-            with open(local_path, "rb") as handle:
-                while chunk := handle.read(256 * 1024):
+            # Disk reads off the event loop, one chunk at a time.
+            handle = await asyncio.to_thread(open, local_path, "rb")
+            try:
+                while chunk := await asyncio.to_thread(handle.read, 256 * 1024):
                     await write(chunk)
+            finally:
+                handle.close()
 
         try:
             response = await AsyncHTTPClient().fetch(

@@ -20,10 +20,9 @@ import time
 from collections import deque
 from pathlib import Path
 
+import mlflow
 import psutil
 from tornado.httpclient import AsyncHTTPClient
-
-import mlflow
 
 from ...credentials.secret import SECRET_FILE_ENV, bearer_header, load_or_create_secret
 from ...errors import TrackingUnavailable
@@ -270,7 +269,7 @@ class EmbeddedTrackingServer(TrackingBackend):
             return
 
     async def _spawn(self) -> None:
-        log_file = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        log_file = await asyncio.to_thread(open, self.log_path, "ab")
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self._command(),

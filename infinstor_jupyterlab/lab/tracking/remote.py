@@ -6,9 +6,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-
 import mlflow
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from ...errors import TrackingUnavailable
 from .base import TrackingBackend, TrackingStatus

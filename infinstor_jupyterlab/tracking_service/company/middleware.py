@@ -13,8 +13,9 @@ import asyncio
 import contextvars
 import functools
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode
 
 import requests

@@ -82,7 +82,6 @@ def search_experiments(service: CompanyService, who: Principal, operation: str, 
     if who.is_admin:
         return
     from mlflow.protos.service_pb2 import SearchExperiments
-
     from mlflow.store.tracking import SEARCH_MAX_RESULTS_DEFAULT
 
     request = params.message(SearchExperiments(), repeated=("order_by",))
