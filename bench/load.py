@@ -293,7 +293,7 @@ async def call(session: aiohttp.ClientSession, base: str, user: User, method: st
                 if status == 500 and stats is not None and len(stats.error_bodies) < 5:
                     stats.error_bodies.append(body[:300].decode(errors="replace"))
                 retry_after = float(response.headers.get("Retry-After", "0") or 0)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             outcome = type(exc).__name__
         failed[outcome] += 1
         if stats is not None:

@@ -276,7 +276,7 @@ def _service_api(manager: CredentialManager, method: str, endpoint: str, *, para
 def _when(ms) -> str:
     import datetime
 
-    return "-" if ms is None else datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "-" if ms is None else datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _token(args) -> int:

@@ -5,7 +5,7 @@ import json
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
@@ -87,7 +87,7 @@ class KernelSession:
                 "session": self.session,
                 "msg_type": "execute_request",
                 "version": "5.3",
-                "date": datetime.now(timezone.utc).isoformat(),
+                "date": datetime.now(UTC).isoformat(),
             },
             "parent_header": {},
             "metadata": {},

@@ -387,10 +387,11 @@ class TokenStore:
         if cached is not None and cached[0] == revision:
             secrets = cached[1]
         else:
-            secrets = self.vault.get(service)
-            if secrets is None:
+            found = self.vault.get(service)
+            if found is None:
                 log.warning("InfinStor: the keyring holds no credentials for %s", service)
                 return None
+            secrets = found
             self._vault_cache[service] = (revision, secrets)
         merged = dict(entry)
         for name in _SECRET_FIELDS:

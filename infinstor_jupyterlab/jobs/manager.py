@@ -9,6 +9,7 @@ ones are queued again.
 from __future__ import annotations
 
 import asyncio
+import builtins  # `list` is a method here: builtins.list[str] in annotations
 import codecs
 import contextlib
 import json
@@ -337,7 +338,7 @@ class JobManager:
         await self._pump(target.name)
         return await self.get(job.id)
 
-    async def _discard(self, job_dir: Path, run_ids: list[str]) -> None:
+    async def _discard(self, job_dir: Path, run_ids: builtins.list[str]) -> None:
         for run_id in run_ids:
             try:
                 await self.mlflow.delete_run(run_id)
@@ -548,8 +549,8 @@ class JobManager:
         ensure_private_dir(log_path.parent)
         try:
             while True:
-                children = [await asyncio.to_thread(self.store.get, cid) for cid in parent.options.get("children", [])]
-                children = [c for c in children if c is not None]
+                found = [await asyncio.to_thread(self.store.get, cid) for cid in parent.options.get("children", [])]
+                children = [c for c in found if c is not None]
                 lines = []
                 for child in children:
                     if child.is_terminal and child.id not in reported:

@@ -127,7 +127,8 @@ def _check_limits(body: dict) -> None:
     sweep = body.get("sweep")
     if isinstance(sweep, dict):
         groups.append(sweep.get("grid"))
-        groups += sweep.get("list") if isinstance(sweep.get("list"), list) else []
+        listed = sweep.get("list")
+        groups += listed if isinstance(listed, list) else []
     for group in groups:
         if not isinstance(group, dict):
             continue

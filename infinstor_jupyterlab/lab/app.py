@@ -164,8 +164,10 @@ class InfinStor(ExtensionApp):
     ).tag(config=True)
 
     def initialize_settings(self):
+        serverapp = self.serverapp
+        assert serverapp is not None and serverapp.event_logger is not None  # set before extensions load
         tracking = self._make_tracking_backend()
-        root_dir = Path(self.serverapp.root_dir).resolve()
+        root_dir = Path(serverapp.root_dir).resolve()
         jobs_dir = Path(self.jobs_dir) if self.jobs_dir else infinstor_data_dir() / "jobs"
         targets = {}
         for cls in self.job_target_classes:
@@ -200,15 +202,15 @@ class InfinStor(ExtensionApp):
                 replay_limit=self.proxy_replay_limit,
                 max_upload_size=self.proxy_max_upload_size,
             ),
-            proxy_prefix(self.serverapp.base_url),
+            proxy_prefix(serverapp.base_url),
         )
         if self.configure_kernels:
             # Kernels and terminals inherit the server's environment (jupyter_server adds
             # JPY_SESSION_NAME per kernel), so this reaches every one started from now on.
             os.environ.update(tracking.kernel_environment())
-            os.environ[ROOT_ENV] = str(Path(self.serverapp.root_dir).resolve())
+            os.environ[ROOT_ENV] = str(Path(serverapp.root_dir).resolve())
             os.environ[USER_ENV] = InfinStorContext.local_username()
-        self.serverapp.event_logger.add_listener(
+        serverapp.event_logger.add_listener(
             schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action
         )
         self.log.info(

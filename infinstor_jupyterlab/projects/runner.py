@@ -133,7 +133,7 @@ def _number(kind: str, raw, problem):
     if isinstance(raw, str):
         text = raw.strip().replace("_", "")
         try:
-            number = int(text)  # exact for long integers
+            number: int | float = int(text)  # exact for long integers
         except ValueError:
             try:
                 number = float(text)

@@ -8,6 +8,7 @@ that names the setting.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def _check_keys(section: dict, allowed: set[str], where: str) -> None:
         raise ConfigError(f"unknown setting(s) in {where}: {sorted(unknown)}; expected some of {sorted(allowed)}")
 
 
-def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> ServiceConfig:
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> ServiceConfig:
     environ = os.environ if environ is None else environ
     path = path or environ.get(CONFIG_ENV)
     data: dict = {}
@@ -193,8 +194,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raise ConfigError("change_poll_seconds must be between 0.1 and 60")
     if not 0 < default_days <= max_days:
         raise ConfigError("tokens: need 0 < default_days <= max_days")
-    secret = job_tokens.get("secret") or None
-    if secret is not None and len(str(secret)) < 32:
+    job_secret = job_tokens.get("secret") or None
+    if job_secret is not None and len(str(job_secret)) < 32:
         raise ConfigError("job_tokens.secret (INFINSTOR_JOB_TOKEN_SECRET) must be at least 32 characters "
                           "(make one with `openssl rand -hex 32`, the same on every replica)")
     return ServiceConfig(
@@ -208,6 +209,6 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         model_group_role=group_roles["registered_model_group_role"],
         models_org_readable=bool(defaults.get("registered_models_org_readable", True)),
         token_default_days=default_days, token_max_days=max_days,
-        job_token_secret=None if secret is None else str(secret), job_token_max_seconds=job_max,
+        job_token_secret=None if job_secret is None else str(job_secret), job_token_max_seconds=job_max,
         grant_cache_seconds=grant_cache, change_poll_seconds=change_poll, browser=browser_config,
     )  # fmt: skip

@@ -339,7 +339,8 @@ class ServiceStore:
             return
         groups_changed = False
         with self.engine.begin() as c:
-            row = c.execute(sa.select(users.c.groups).where(users.c.org == org, users.c.username == username)).first()
+            found = c.execute(sa.select(users.c.groups).where(users.c.org == org, users.c.username == username)).first()
+            row: tuple[str | None] | None = None if found is None else (found[0],)
             if row is None:
                 try:
                     with c.begin_nested():

@@ -19,7 +19,7 @@ import contextvars
 import datetime
 import json
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from scim2_models import (
@@ -79,7 +79,7 @@ def provider() -> ScimProvider:
 
 
 def _when(seconds: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
 
 
 def _version(row: Row) -> str:
@@ -112,7 +112,10 @@ class SqlStorage(ScimStorage):
         else:
             data["groups"] = [{"value": g, "$ref": f"Groups/{g}", "display": name, "type": "direct"} for g, name in row.groups]
         data = {k: v for k, v in data.items() if v not in (None, [])}
-        resource = self.provider.model_for(resource_type).model_validate(data)
+        model = self.provider.model_for(resource_type)
+        if model is None:
+            raise NotImplementedException(detail=f"no {resource_type.name} resources here")
+        resource = cast("Resource[Any]", model.model_validate(data))
         resource.id = row.scim_id
         resource.meta = Meta(resource_type=resource_type.name, created=_when(row.created_at), last_modified=_when(row.modified_at),
                              version=_version(row))  # fmt: skip
@@ -151,7 +154,7 @@ class SqlStorage(ScimStorage):
         if isinstance(ast, Comparison) and ast.op == CompareOperator.eq and isinstance(ast.value, str):
             attribute = str(ast.attr_path).split(":")[-1].lower()
             column = {"User": {"username": "user_name", "externalid": "external_id", "id": "scim_id"},
-                      "Group": {"displayname": "display_name", "externalid": "external_id", "id": "scim_id"}}[resource_type.name]  # fmt: skip
+                      "Group": {"displayname": "display_name", "externalid": "external_id", "id": "scim_id"}}[str(resource_type.name)]  # fmt: skip
             if attribute in column:
                 narrowed[column[attribute]] = ast.value
         if resource_type.name == "User":
@@ -165,7 +168,8 @@ class SqlStorage(ScimStorage):
             if resource_type.name not in ("User", "Group"):
                 raise NotImplementedException(detail=f"no {resource_type.name} resources here")
             model = self.provider.model_for(resource_type)
-            typed = ScimFilter[model](str(scim_filter)) if scim_filter is not None and len(resource_types) > 1 else scim_filter
+            # A generic parametrised at run time (the resource type's model): beyond static typing.
+            typed = ScimFilter[model](str(scim_filter)) if scim_filter is not None and len(resource_types) > 1 else scim_filter  # type: ignore[valid-type]
             try:
                 resources = [self._resource(resource_type, row) for row in self._candidates(resource_type, scim_filter)]
                 found += [r for r in resources if typed is None or typed.match(r)]

@@ -14,7 +14,13 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # imported when needed: the checks must not import the whole service
+    from .config import ServiceConfig
+    from .policy import Policy
 
 EXIT_REFUSED = 2
 MORE = "`infinstor service check` checks the configuration, the database and the identity provider without starting the service (docs/service.md)."
@@ -63,8 +69,8 @@ def config_where(environ=os.environ) -> str:
 
 @dataclass
 class Prepared:
-    config: object
-    policy: object
+    config: ServiceConfig
+    policy: Policy
     database_uri: str
 
 
@@ -153,7 +159,7 @@ def preflight(environ=os.environ) -> None:
 def mlflow_server_environment() -> dict[str, str] | None:
     """When `mlflow server` is importing this module before it starts uvicorn: the environment its
     workers will get (ours plus what it adds: the backend store URI, the server kind, ...)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_name == "_run_server" and frame.f_globals.get("__name__") == "mlflow.server":
             added = frame.f_locals.get("env_map") or {}

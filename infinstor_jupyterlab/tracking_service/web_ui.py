@@ -176,8 +176,8 @@ def _mlflow_page() -> bytes | None:
         if "index" not in _page:
             from mlflow.server import app
 
-            path = os.path.join(app.static_folder, "index.html")
-            _page["index"] = open(path, "rb").read() if os.path.exists(path) else None
+            path = os.path.join(app.static_folder or "", "index.html")
+            _page["index"] = open(path, "rb").read() if app.static_folder and os.path.exists(path) else None
         return _page["index"]
 
 

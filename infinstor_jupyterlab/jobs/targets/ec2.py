@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import time
@@ -256,6 +257,8 @@ class EC2Target(JobTarget):
         source = self._token_source()
         if source == "embedded":
             key = self._token_key()
+            if key is None:
+                raise TargetUnavailable("The embedded tracking service has no job token secret yet; restart the lab.")
             return issue(key, job_id=job.id, run_id=job.run_id, experiment_id=job.experiment_id, ttl=self.job_token_ttl)
         if source == "service":
             return await self._service_job_token(self.manager.tracking, job)
@@ -266,7 +269,7 @@ class EC2Target(JobTarget):
         import requests
 
         url = f"{tracking.credentials.service_url}/api/2.0/infinstor/tokens"
-        body = {"kind": "job", "run_id": job.run_id, "job_id": job.id, "ttl_seconds": int(self.job_token_ttl)}
+        body: dict[str, Any] = {"kind": "job", "run_id": job.run_id, "job_id": job.id, "ttl_seconds": int(self.job_token_ttl)}
         for attempt in (1, 2):
             headers = await tracking.request_headers()
             try:
@@ -520,7 +523,7 @@ class EC2Target(JobTarget):
                 tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
                 state = instance["State"]["Name"]
                 launched = instance.get("LaunchTime")
-                launched_ts = launched.timestamp() if hasattr(launched, "timestamp") else None
+                launched_ts = launched.timestamp() if isinstance(launched, datetime.datetime) else None
                 beat = pool.heartbeat(self.clients, settings, instance["InstanceId"]) if state == "running" else None
                 idle_since = beat.get("idle_since") if beat and beat.get("state") == "idle" else None
                 reason = (instance.get("StateReason") or {}).get("Message") or instance.get("StateTransitionReason") or None

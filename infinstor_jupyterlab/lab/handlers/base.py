@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import math
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 
 from ... import limits
 from ...errors import BadRequest, InfinStorError, NotFound, PayloadTooLarge
@@ -63,7 +64,8 @@ class InfinStorHandler(APIHandler):
         return self.settings["infinstor"]
 
     # -- the request body -------------------------------------------------------------------------
-    async def prepare(self) -> None:
+    # The keyword keeps JupyterHandler.prepare's signature; APIHandler (our base) takes none.
+    async def prepare(self, *, _redirect_to_login: bool = True) -> None:
         await super().prepare()  # Jupyter's own checks: host, user, XSRF
         if not self._finished:
             await self.admit()
@@ -80,7 +82,7 @@ class InfinStorHandler(APIHandler):
             self._body_refused = too_large  # read and dropped; refused by get_json_body_or_400
             return
         # A chunked body announces no size: tornado stops reading it past the drain limit.
-        self.request.connection.set_max_body_size(limits.MAX_DRAIN_BYTES)
+        cast(HTTP1Connection, self.request.connection).set_max_body_size(limits.MAX_DRAIN_BYTES)
         self._body_chunks = []
 
     def data_received(self, chunk: bytes) -> None:
@@ -137,8 +139,8 @@ class InfinStorHandler(APIHandler):
             except ValueError:
                 reason, default = "http_error", "HTTP error"
             if isinstance(exc, web.HTTPError):
-                message = exc.log_message % exc.args if exc.log_message and exc.args else exc.log_message
-                message = message or exc.reason or default
+                logged = exc.log_message % exc.args if exc.log_message and exc.args else exc.log_message
+                message = logged or exc.reason or default
                 reason = {500: "internal_error"}.get(status, reason)
             else:  # an unexpected exception: logged with its traceback by log_exception
                 message, reason = "Internal server error; the Jupyter server's log has the details.", "internal_error"

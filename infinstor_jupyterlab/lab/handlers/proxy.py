@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import cast
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from jupyter_core.utils import ensure_async
@@ -21,6 +22,7 @@ from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 
 from ...errors import BadRequest, Forbidden
 from ..proxy.forwarder import IncomingRequest, MlflowProxy, StreamingBody
@@ -152,7 +154,7 @@ class MlflowProxyHandler(InfinStorHandler):
             kind = self._resolve(self._raw_path() or "").kind
         except PathRefused:
             kind = "api"
-        jupyter_csp = JupyterHandler.content_security_policy.fget(self)  # frame-ancestors 'self'
+        jupyter_csp: str = vars(JupyterHandler)["content_security_policy"].fget(self)  # frame-ancestors 'self'
         if kind == "ui":  # MLflow's own pages: its scripts must run; framed only by the lab
             return jupyter_csp
         if kind == "artifact":  # user content: never active on this origin
@@ -206,7 +208,7 @@ class MlflowProxyHandler(InfinStorHandler):
                 return None
             raise
 
-    async def prepare(self) -> None:
+    async def prepare(self, *, _redirect_to_login: bool = True) -> None:
         try:
             await super().prepare()  # Jupyter's checks, then admit()
         except Exception as exc:
@@ -267,7 +269,7 @@ class MlflowProxyHandler(InfinStorHandler):
             self._buffer = []  # small: buffered, so it can be replayed after a 401
             return
         # Large (or of unknown size): streamed to the tracking server as it arrives.
-        self.request.connection.set_max_body_size(self.proxy.settings.max_upload_size or 1 << 50)
+        cast(HTTP1Connection, self.request.connection).set_max_body_size(self.proxy.settings.max_upload_size or 1 << 50)
         self._body = StreamingBody(self.proxy.settings.upload_high_water)
         self._task = asyncio.ensure_future(self.proxy.forward(self._incoming, self._body, _Browser(self)))
         body = self._body

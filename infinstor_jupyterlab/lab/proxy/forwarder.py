@@ -143,7 +143,7 @@ RESPONSE_DROP_PREFIXES = ("access-control-", "proxy-")
 
 
 def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
-    tokens = set()
+    tokens: set[str] = set()
     for name, value in headers:
         if name.lower() == "connection":
             tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
@@ -639,7 +639,7 @@ class _Exchange:
         except _ClientGone as exc:
             if self.error is None:
                 self.error = exc
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             if self.error is None:
                 self.error = exc
         finally:

@@ -27,7 +27,7 @@ from tornado.httpclient import AsyncHTTPClient
 from ...credentials.secret import SECRET_FILE_ENV, bearer_header, load_or_create_secret
 from ...errors import TrackingUnavailable
 from ...paths import ensure_private_dir, write_private_file
-from .base import TrackingBackend, TrackingStatus
+from .base import TrackingBackend, TrackingState, TrackingStatus
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class EmbeddedTrackingServer(TrackingBackend):
         self.log_path = self.data_dir / "server.log"
         self.pid_path = self.data_dir / "server.json"
         self._proc: asyncio.subprocess.Process | None = None
-        self._state = "starting"
+        self._state: TrackingState = "starting"
         self._message = "The local tracking service has not started yet."
         self._started_once = False
         self._start_task: asyncio.Task | None = None
@@ -136,7 +136,7 @@ class EmbeddedTrackingServer(TrackingBackend):
         task = self._kick_start()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout or self.startup_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TrackingUnavailable(
                 "The local tracking service is still starting; try again in a few seconds."
             ) from None
@@ -168,10 +168,11 @@ class EmbeddedTrackingServer(TrackingBackend):
         return self._start_task is not None and not self._start_task.done()
 
     def _kick_start(self) -> asyncio.Task:
-        if not self._starting():
+        task = self._start_task
+        if task is None or task.done():
             self._stopping = False
-            self._start_task = asyncio.ensure_future(self._start())
-        return self._start_task
+            task = self._start_task = asyncio.ensure_future(self._start())
+        return task
 
     def _record_failure(self) -> bool:
         """Count a crash or failed start; True once there were too many to keep trying."""
@@ -264,6 +265,7 @@ class EmbeddedTrackingServer(TrackingBackend):
             await asyncio.to_thread(write_private_file, self.port_path, str(self.port))
             self._state = "running"
             self._message = ""
+            assert self._proc is not None  # _spawn() set it
             self._watch_task = asyncio.ensure_future(self._watch(self._proc))
             log.info("InfinStor: local tracking service running at %s", self.uri)
             return
@@ -352,7 +354,7 @@ class EmbeddedTrackingServer(TrackingBackend):
             self._kill_group(proc.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._kill_group(proc.pid, signal.SIGKILL)
                 await proc.wait()
         self._kill_group(proc.pid, signal.SIGKILL)

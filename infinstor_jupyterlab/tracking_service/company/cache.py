@@ -48,7 +48,7 @@ class ReusedDecisions:
         self.kind, self.changes, self.seconds = kind, changes, seconds
         self._cache = LRU(size)  # key -> (decision, reuse until, change counter it was made under)
 
-    def counter(self) -> int:
+    def counter(self) -> int | None:
         """Read before the database: a change made after it shows as a new counter."""
         return self.changes.version(self.kind)
 

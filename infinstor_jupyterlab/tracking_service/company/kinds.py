@@ -46,6 +46,16 @@ class Kind:
     scope: Scope
 
 
+
+def _if_ok(action: Callable[[bytes], object]) -> Callable[[int, bytes], None]:
+    """An Outcome.after that runs `action(body)` once MLflow answered 200."""
+
+    def after(status: int, body: bytes) -> None:
+        if status == 200:
+            action(body)
+
+    return after
+
 def _none(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     pass
 
@@ -109,10 +119,10 @@ def _registered_model(service: CompanyService, who: Principal, operation: str, n
     outcome.audit = ("registered_model", name)
     if operation == "RenameRegisteredModel":
         new_name = required(params, "new_name")
-        outcome.after = lambda status, _body: status == 200 and service.store.rename_resource(who.org, "registered_model", name, new_name)
+        outcome.after = _if_ok(lambda _body: service.store.rename_resource(who.org, "registered_model", name, new_name))
         outcome.detail = {"new_name": new_name}
     elif operation == "DeleteRegisteredModel":
-        outcome.after = lambda status, _body: status == 200 and service.store.forget_resource(who.org, "registered_model", name)
+        outcome.after = _if_ok(lambda _body: service.store.forget_resource(who.org, "registered_model", name))
 
 
 def _create_model_version(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
@@ -123,8 +133,8 @@ def _create_model_version(service: CompanyService, who: Principal, operation: st
     source = params.get("source") or ""
     if run_id:
         service.access.check_run(who, run_id, "reader")
-    if params.get("model_id"):
-        service.access.check_logged_model(who, params.get("model_id"), "reader")
+    if model_id := params.get("model_id"):
+        service.access.check_logged_model(who, model_id, "reader")
     if source.startswith("models:/m-"):
         service.access.check_logged_model(who, source[len("models:/"):].split("/")[0], "reader")
     elif source.startswith("models:/"):  # a version copied from another registered model
@@ -137,12 +147,12 @@ def _create_model_version(service: CompanyService, who: Principal, operation: st
 
 
 def _create_experiment(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
-    outcome.after = lambda status, body: status == 200 and _grant_on_create_experiment(service, who, body)
+    outcome.after = _if_ok(lambda body: _grant_on_create_experiment(service, who, body))
     outcome.audit = ("experiment", None)
 
 
 def _create_registered_model(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
-    outcome.after = lambda status, body: status == 200 and _grant_on_create_model(service, who, body)
+    outcome.after = _if_ok(lambda body: _grant_on_create_model(service, who, body))
     outcome.audit = ("registered_model", params.get("name"))
 
 
@@ -215,8 +225,8 @@ def _dataset_experiments(service: CompanyService, who: Principal, operation: str
 def _create_issue(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     experiment_id = required(params, "experiment_id")
     service.access.check_experiment(who, experiment_id, need)
-    if params.get("source_run_id"):
-        service.access.check_run(who, params.get("source_run_id"), "reader")
+    if source_run_id := params.get("source_run_id"):
+        service.access.check_run(who, source_run_id, "reader")
     # Who raised an issue is the caller, whatever the client claims (as for a run's user).
     data = params.body_json if isinstance(params.body_json, dict) else {}
     rest = {k: v for k, v in data.items() if k not in ("created_by", "createdBy")}
@@ -263,7 +273,7 @@ def _run_or_logged_model(service: CompanyService, who: Principal, operation: str
     if run_id:
         service.access.check_run(who, run_id, need)
         outcome.audit = ("run", run_id)
-    else:
+    elif model_id:
         service.access.check_logged_model(who, model_id, need)
         outcome.audit = ("logged_model", model_id)
 

@@ -91,7 +91,7 @@ class Lookups:
                 raise not_found(f"Logged model with ID '{model_id}' not found.") from None
             found = (str(model.experiment_id), model.source_run_id)
             self._logged_models.put(key, found)
-        return found  # type: ignore[no-any-return]
+        return found
 
     def owning_experiment(self, org: str, kind: str, object_id: str, lookup: Callable[[str], Any], missing: str) -> str:
         """The experiment a trace, issue or label schema belongs to."""

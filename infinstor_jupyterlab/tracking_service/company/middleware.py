@@ -233,8 +233,8 @@ class CompanyASGIMiddleware:
             await self._in_thread(outcome.after, status, body)
         except Exception:
             log.exception("InfinStor: could not record the grants of %s", outcome.operation)
-            message = "The resource was created but its permissions could not be recorded."
-            await send_response(send, 500, Refusal(500, "INTERNAL_ERROR", message).body())
+            reason = "The resource was created but its permissions could not be recorded."
+            await send_response(send, 500, Refusal(500, "INTERNAL_ERROR", reason).body())
             return 500
         for message in held:
             await send(message)

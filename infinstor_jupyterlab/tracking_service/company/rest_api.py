@@ -65,9 +65,9 @@ class RestApi:
         name = (params.get("name") or "").strip()
         if not name or len(name) > 255:
             raise bad_request("A token needs a name (1-255 characters).")
-        days = params.get("expires_in_days")
+        given = params.get("expires_in_days")
         try:
-            days = float(days) if days not in (None, "") else self.service.config.token_default_days
+            days = float(given) if given not in (None, "") else self.service.config.token_default_days
         except (TypeError, ValueError):
             raise bad_request("expires_in_days must be a number") from None
         if not 0 < days <= self.service.config.token_max_days:
