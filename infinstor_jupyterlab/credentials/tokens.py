@@ -2,9 +2,9 @@
 
 One JSON file, mode 0600 in a 0700 directory (default `<InfinStor data dir>/credentials/
 tokens.json`, or the path in $INFINSTOR_TOKEN_STORE), keyed by tracking service origin. Writes
-are atomic (temporary file + rename); `TokenStore.lock()` is a cross-process lock (fcntl) held
-around read-modify-write and around a refresh, so processes sharing the store never race with a
-rotating refresh token.
+are atomic (temporary file + rename); `TokenStore.lock()` is a cross-process lock (`filelock`:
+flock on POSIX, msvcrt on Windows) held around read-modify-write and around a refresh, so
+processes sharing the store never race with a rotating refresh token.
 
 Where the OS has a keyring (macOS Keychain, Windows Credential Locker, the Secret Service or
 KWallet on a Linux desktop), the tokens themselves go there and the file keeps only what is not
@@ -18,7 +18,6 @@ Token values never leave this module in a log line, an exception message or a re
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -30,6 +29,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from ..paths import ensure_private_dir, infinstor_data_dir
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,6 @@ TOKEN_BACKENDS = ("auto", "file", "keyring")
 KEYRING_SERVICE = "infinstor-jupyterlab"
 IN_KEYRING = "keyring"  # the file entry's `secrets` value when the tokens are in the keyring
 STORE_VERSION = 1
-
-try:  # POSIX only; elsewhere the lock is per process
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
 
 def default_store_path() -> Path:
     override = os.environ.get(TOKEN_STORE_ENV, "").strip()
@@ -269,6 +264,9 @@ class TokenStore:
         self.path = Path(path) if path else default_store_path()
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout = lock_timeout
+        # Per thread (filelock's default): each thread takes the OS lock on its own handle, so
+        # threads of one process exclude each other too; re-entrant within a thread.
+        self._file_lock = FileLock(self.lock_path, timeout=lock_timeout, mode=0o600)
         mode = (backend or os.environ.get(TOKEN_BACKEND_ENV, "") or "auto").strip().lower()
         self.vault = KeyringVault.select(mode, self.path)
         self._local = threading.local()
@@ -285,40 +283,15 @@ class TokenStore:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive across processes (and threads); re-entrant within one thread."""
-        depth = getattr(self._local, "depth", 0)
-        if depth:
-            self._local.depth = depth + 1
-            try:
-                yield
-            finally:
-                self._local.depth -= 1
-            return
         ensure_private_dir(self.path.parent)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if fcntl is not None:
-                deadline = time.monotonic() + self.lock_timeout
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except OSError as exc:
-                        if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                            raise
-                        if time.monotonic() > deadline:
-                            raise TokenStoreError(
-                                f"Timed out waiting for the credentials lock {self.lock_path}"
-                            ) from None
-                        time.sleep(0.05)
-            self._local.depth = 1
-            try:
-                yield
-            finally:
-                self._local.depth = 0
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+            self._file_lock.acquire()
+        except Timeout:
+            raise TokenStoreError(f"Timed out waiting for the credentials lock {self.lock_path}") from None
+        try:
+            yield
         finally:
-            os.close(fd)
+            self._file_lock.release()
 
     # -- file ------------------------------------------------------------------------------------
     def _read_all(self) -> dict[str, Any]:

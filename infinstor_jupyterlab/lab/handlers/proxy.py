@@ -19,7 +19,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
-from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.http1connection import HTTP1Connection
@@ -154,7 +154,7 @@ class MlflowProxyHandler(InfinStorHandler):
             kind = self._resolve(self._raw_path() or "").kind
         except PathRefused:
             kind = "api"
-        jupyter_csp: str = vars(JupyterHandler)["content_security_policy"].fget(self)  # frame-ancestors 'self'
+        jupyter_csp = super(APIHandler, self).content_security_policy  # Jupyter's page policy: frame-ancestors 'self'
         if kind == "ui":  # MLflow's own pages: its scripts must run; framed only by the lab
             return jupyter_csp
         if kind == "artifact":  # user content: never active on this origin
