@@ -9,6 +9,8 @@ import pytest
 from infinstor_jupyterlab.errors import TrackingUnavailable
 from infinstor_jupyterlab.lab.tracking.embedded import EmbeddedTrackingServer
 
+pytestmark = pytest.mark.slow  # real MLflow server processes
+
 
 async def test_a_server_that_cannot_start_reports_why_and_gives_up(tmp_path):
     server = EmbeddedTrackingServer(tmp_path / "embedded", extra_args=["--no-such-option"], max_restarts=2, startup_timeout=60)

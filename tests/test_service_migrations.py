@@ -22,7 +22,7 @@ from infinstor_jupyterlab.tracking_service import db
 _names = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def engine(request, tmp_path):
     if request.param == "sqlite":
         uri = f"sqlite:///{tmp_path / 'service.db'}"
