@@ -272,6 +272,7 @@ def test_kernel_python_reads_the_kernelspec(tmp_path, monkeypatch):
     assert kernel_python(nb) == sys.executable
 
 
+@pytest.mark.slow  # runs the CLI and a notebook kernel
 def test_cli_project(tmp_path):
     nb_path = write(sklearn_training_notebook(), tmp_path / "train.ipynb")
     result = subprocess.run(

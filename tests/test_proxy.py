@@ -126,6 +126,7 @@ async def test_mlflow_rest_calls_through_the_proxy(fetch, jp_fetch, infinstor, c
     assert_secret_absent(infinstor.tracking.secret_path.read_text().strip(), seen, captured_logs.getvalue())
 
 
+@pytest.mark.slow  # the embedded MLflow server
 async def test_mlflow_ui_posts_with_the_lab_cookie(http_server_client, jp_base_url, jp_auth_header, jp_http_port, jp_fetch):
     """What the MLflow UI does in the browser: Jupyter's cookie, no token, no XSRF header."""
     await wait_for_state(jp_fetch, "running")

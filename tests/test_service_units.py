@@ -234,6 +234,7 @@ def test_otlp_exports_name_the_traces_they_write():
             trace_ids_in_export(bad, content_type, encoding)
 
 
+@pytest.mark.slow  # starts `mlflow server`
 def test_server_refuses_to_start_with_an_invalid_policy(tmp_path):
     config = write(tmp_path, "service.yaml", {
         "oidc": {"issuer": "http://127.0.0.1:9", "audience": "x"},
