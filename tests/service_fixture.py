@@ -93,7 +93,9 @@ class CompanyServer:
             return
         exited = self.proc.poll() is not None
         self.stop()
-        raise RuntimeError(f"the company service {'exited' if exited else 'did not start'}: {self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"the company service {'exited' if exited else 'did not start'}: {self.log_path.read_text()[-3000:]}"
+        )
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         """`path` relative to the server (e.g. 'api/2.0/mlflow/experiments/get')."""

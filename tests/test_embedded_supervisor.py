@@ -13,7 +13,9 @@ pytestmark = pytest.mark.slow  # real MLflow server processes
 
 
 async def test_a_server_that_cannot_start_reports_why_and_gives_up(tmp_path):
-    server = EmbeddedTrackingServer(tmp_path / "embedded", extra_args=["--no-such-option"], max_restarts=2, startup_timeout=60)
+    server = EmbeddedTrackingServer(
+        tmp_path / "embedded", extra_args=["--no-such-option"], max_restarts=2, startup_timeout=60
+    )
     try:
         with pytest.raises(TrackingUnavailable) as excinfo:
             await server.ensure_running()

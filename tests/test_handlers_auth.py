@@ -62,11 +62,7 @@ async def test_unauthenticated_requests_are_refused(http_server_client, jp_base_
     assert response.code == 403, (verb, url, response.code)
     # A forged token is no better.
     response = await http_server_client.fetch(
-        url,
-        method=verb,
-        body=body,
-        raise_error=False,
-        follow_redirects=False,
+        url, method=verb, body=body, raise_error=False, follow_redirects=False,
         headers={"Authorization": "token not-the-token"},
     )
     assert response.code == 403, (verb, url, response.code)
@@ -78,9 +74,11 @@ def test_openapi_spec_lists_every_route():
     import yaml
 
     spec = yaml.safe_load((Path(__file__).parents[1] / "docs" / "openapi.yaml").read_text())
-    documented = {(path, verb.upper()) for path, item in spec["paths"].items() for verb in item if verb != "parameters"}
+    documented = {
+        (path, verb.upper()) for path, item in spec["paths"].items() for verb in item if verb != "parameters"
+    }
     routed = {
-        (re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern[len(API_PREFIX) :]), verb)
+        (re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern[len(API_PREFIX):]), verb)
         for pattern, handler, *_ in build_handlers()
         for verb in implemented_verbs(handler)
         if handler is not NotFoundHandler  # the JSON 404 for unknown routes is no route of its own

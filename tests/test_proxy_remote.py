@@ -139,7 +139,9 @@ async def test_absolute_form_request_and_other_host_are_not_forwarded(
     assert upstream.requests == [], upstream.paths()
 
 
-async def test_forwarded_request_has_our_credentials_not_the_browsers(fetch, upstream, credentials, lab_port, jp_auth_header):
+async def test_forwarded_request_has_our_credentials_not_the_browsers(
+    fetch, upstream, credentials, lab_port, jp_auth_header
+):
     jupyter_token = jp_auth_header["Authorization"].split()[1]
     response = await fetch(
         "api/2.0/mlflow/runs/echo",
@@ -172,7 +174,9 @@ async def test_forwarded_request_has_our_credentials_not_the_browsers(fetch, ups
     assert json.loads(seen["body"]) == {"run_id": "r1"}
 
 
-async def test_upstream_cookies_challenges_and_credentials_never_reach_the_browser(fetch, upstream, credentials):
+async def test_upstream_cookies_challenges_and_credentials_never_reach_the_browser(
+    fetch, upstream, credentials
+):
     response = await fetch("api/2.0/mlflow/leak")
     assert response.code == 200
     assert json.loads(response.body) == {"ok": True}
@@ -338,7 +342,9 @@ async def test_401_without_fresh_credentials_asks_to_sign_in(fetch, upstream, pr
 
     # A streamed body (larger than proxy_replay_limit) cannot be replayed: sign in, no retry.
     big = b"y" * 100_000
-    response = await fetch("api/2.0/mlflow-artifacts/artifacts/needs-fresh", method="PUT", body=big)
+    response = await fetch(
+        "api/2.0/mlflow-artifacts/artifacts/needs-fresh", method="PUT", body=big
+    )
     assert response.code == 401 and error_of(response)["reason"] == "sign_in_required"
     assert calls["refresh"] == 2 and len(upstream.requests) == 4
     assert len(upstream.requests[-1]["body"]) == len(big)
@@ -413,16 +419,22 @@ def _exchanges(port: int, base_url: str, requests: list[tuple]) -> list[tuple[in
         (("DELETE", "api/2.0/infinstor/tokens", None), 403),
     ],
 )
-async def test_a_refused_request_keeps_the_connection_usable(lab_port, jp_base_url, jp_auth_header, upstream, credentials, refused, status):
+async def test_a_refused_request_keeps_the_connection_usable(
+    lab_port, jp_base_url, jp_auth_header, upstream, credentials, refused, status
+):
     method, path, body = refused
     good = ("GET", "api/2.0/mlflow/echo", None, dict(jp_auth_header))
-    answers = await asyncio.to_thread(_exchanges, lab_port, jp_base_url, [(method, path, body, dict(jp_auth_header)), good, good])
+    answers = await asyncio.to_thread(
+        _exchanges, lab_port, jp_base_url, [(method, path, body, dict(jp_auth_header)), good, good]
+    )
     assert [a[0] for a in answers] == [status, 200, 200], answers
     assert json.loads(answers[0][2])["reason"]
     assert upstream.paths() == ["/api/2.0/mlflow/echo"] * 2
 
 
-async def test_an_unauthenticated_request_keeps_the_connection_usable(lab_port, jp_base_url, jp_auth_header, upstream, credentials):
+async def test_an_unauthenticated_request_keeps_the_connection_usable(
+    lab_port, jp_base_url, jp_auth_header, upstream, credentials
+):
     good = ("GET", "api/2.0/mlflow/echo", None, dict(jp_auth_header))
     answers = await asyncio.to_thread(
         _exchanges, lab_port, jp_base_url,
@@ -433,7 +445,9 @@ async def test_an_unauthenticated_request_keeps_the_connection_usable(lab_port, 
     assert upstream.paths() == ["/api/2.0/mlflow/echo"] * 2
 
 
-async def test_a_refused_large_upload_says_it_closes_the_connection(lab_port, jp_base_url, jp_auth_header, upstream, credentials):
+async def test_a_refused_large_upload_says_it_closes_the_connection(
+    lab_port, jp_base_url, jp_auth_header, upstream, credentials
+):
     """A refused body too large to read and discard (beyond proxy_replay_limit) is not read: the
     answer says `Connection: close` (as a client that waits before sending its body sees it)."""
     import socket
@@ -486,8 +500,7 @@ async def test_hostile_query_strings_and_headers_never_cause_a_5xx(lab_port, jp_
             sock.sendall(
                 request_line.encode("latin-1")
                 + f"\r\nHost: 127.0.0.1:{lab_port}\r\nAuthorization: {jp_auth_header['Authorization']}\r\n".encode()
-                + extra
-                + b"Connection: close\r\n\r\n"
+                + extra + b"Connection: close\r\n\r\n"
             )
             data = b""
             while chunk := sock.recv(65536):

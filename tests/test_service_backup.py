@@ -78,34 +78,20 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
             "run_id": run_id, "params": [{"key": "lr", "value": "0.01"}], "tags": [{"key": "team", "value": "vision"}],
             "metrics": [{"key": "loss", "value": 1.0 / (step + 1), "timestamp": 1000 + step, "step": step} for step in range(50)],
         }))  # fmt: skip
-        artifact_path = run["info"]["artifact_uri"][len("mlflow-artifacts:/") :]
+        artifact_path = run["info"]["artifact_uri"][len("mlflow-artifacts:/"):]
         weights = os.urandom(4096)
-        assert (
-            server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/model/weights.bin", bob, data=weights).status_code
-            == 200
-        )
+        assert server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/model/weights.bin", bob, data=weights).status_code == 200
         ok(M("POST", "registered-models/create", alice, json={"name": "churn"}))
-        ok(
-            M(
-                "POST",
-                "model-versions/create",
-                alice,
-                json={"name": "churn", "source": f"{run['info']['artifact_uri']}/model", "run_id": run_id},
-            )
-        )
-        for grant in (
-            {"resource_type": "experiment", "resource_id": experiment_id, "principal_type": "user", "principal": "carol", "role": "reader"},
-            {"resource_type": "registered_model", "resource_id": "churn", "principal_type": "org", "principal": "acme", "role": "reader"},
-        ):
+        ok(M("POST", "model-versions/create", alice, json={"name": "churn", "source": f"{run['info']['artifact_uri']}/model", "run_id": run_id}))
+        for grant in ({"resource_type": "experiment", "resource_id": experiment_id, "principal_type": "user", "principal": "carol", "role": "reader"},
+                      {"resource_type": "registered_model", "resource_id": "churn", "principal_type": "org", "principal": "acme", "role": "reader"}):
             ok(server.infinstor("POST", "permissions", alice, json=grant))
         api_token = ok(server.infinstor("POST", "tokens", bob, json={"name": "nightly", "expires_in_days": 30}))["token"]
         tokens["bob-api-token"] = api_token
         before = snapshot(server, tokens, experiment_id, run_id, artifact_path)
         assert before["artifact"] == weights and len(before["history"]) == 50 and before["carol_reads_experiment"] == 200
         assert (before["carol_cannot_write"], before["dave_reads_experiment"], before["dave_reads_model"]) == (403, 404, 404)
-        manifest = tool(
-            "backup", "--database-uri", source_uri, "--artifacts", str(server.root / "artifacts"), "--out", str(root / "backup")
-        )
+        manifest = tool("backup", "--database-uri", source_uri, "--artifacts", str(server.root / "artifacts"), "--out", str(root / "backup"))
     finally:
         server.stop()
     assert manifest["database"]["tables"]["infinstor_api_tokens"] == 1 and manifest["artifacts"]["files"] == 1

@@ -129,9 +129,7 @@ def _mlflow_answer_to(exc: Exception):
 def _pool_timeout(tmp_path):
     import sqlalchemy as sa
 
-    engine = sa.create_engine(
-        f"sqlite:///{tmp_path / 'pool.db'}", poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05
-    )
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'pool.db'}", poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05)
     held = engine.connect()
     try:
         engine.connect()

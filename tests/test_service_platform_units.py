@@ -26,9 +26,7 @@ def test_defaults_a_platform_admin_gets(tmp_path):
     assert config.leeway == 5
     # The service UI's sign-in comes back to the same path as the lab's: one redirect per surface.
     assert config.browser.redirect_path == "/infinstor/api/auth/callback"
-    off = load_config(
-        write(tmp_path, {**BASE, "defaults": {"registered_models_org_readable": False}, "oidc": {**BASE["oidc"], "leeway": 0}}), {}
-    )
+    off = load_config(write(tmp_path, {**BASE, "defaults": {"registered_models_org_readable": False}, "oidc": {**BASE["oidc"], "leeway": 0}}), {})
     assert off.models_org_readable is False and off.leeway == 0
 
 

@@ -113,10 +113,7 @@ def test_filtering_patch_and_pagination(replicas, scim_token):
     assert scim(main, "POST", "Users", scim_token, json={"schemas": [SCIM_USER], "userName": "PAGED-0@acme.example"}).status_code == 409
     found = ok(scim(main, "GET", "Users", scim_token, params={"filter": 'userName eq "Paged-3@ACME.example"'}))
     assert found["totalResults"] == 1 and found["Resources"][0]["id"] == ids["paged-3@acme.example"]
-    assert (
-        ok(scim(main, "GET", "Users", scim_token, params={"filter": 'externalId eq "ext-4"'}))["Resources"][0]["userName"]
-        == "paged-4@acme.example"
-    )
+    assert ok(scim(main, "GET", "Users", scim_token, params={"filter": 'externalId eq "ext-4"'}))["Resources"][0]["userName"] == "paged-4@acme.example"
     starts = ok(scim(main, "GET", "Users", scim_token, params={"filter": 'userName sw "paged-"', "sortBy": "userName"}))
     assert [u["userName"] for u in starts["Resources"]] == sorted(ids)
     page = ok(scim(main, "GET", "Users", scim_token, params={"filter": 'userName sw "paged-"', "sortBy": "userName",

@@ -132,7 +132,7 @@ def test_no_import_cycles_between_modules():
     def visit(node, stack, seen):
         for nxt in graph[node]:
             if nxt in stack:
-                cycles.append(stack[stack.index(nxt) :] + [nxt])
+                cycles.append(stack[stack.index(nxt):] + [nxt])
             elif nxt not in seen:
                 seen.add(nxt)
                 visit(nxt, stack + [nxt], seen)
@@ -181,10 +181,7 @@ def test_missing_policy_file_is_an_error(tmp_path):
 def test_routes_come_from_mlflow():
     assert match_route("POST", "/api/2.0/mlflow/runs/log-batch") == ("LogBatch", {})
     assert match_route("POST", "/ajax-api/2.0/mlflow/runs/search") == ("SearchRuns", {})
-    assert match_route("DELETE", "/api/2.0/mlflow/logged-models/m-1/tags/k") == (
-        "DeleteLoggedModelTag",
-        {"model_id": "m-1", "tag_key": "k"},
-    )
+    assert match_route("DELETE", "/api/2.0/mlflow/logged-models/m-1/tags/k") == ("DeleteLoggedModelTag", {"model_id": "m-1", "tag_key": "k"})
     assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts/workspaces/acme/1/r/artifacts/a.txt") == (
         "DownloadArtifact", {"artifact_path": "workspaces/acme/1/r/artifacts/a.txt"})  # fmt: skip
     assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts")[0] == "ListProxiedArtifacts"
@@ -427,7 +424,7 @@ class _Offsets:
 
         self.calls += 1
         start = SearchUtils.parse_start_offset_from_page_token(token) if token else 0
-        page = self.items[start : start + max_results]
+        page = self.items[start:start + max_results]
         more = start + max_results < len(self.items)
         return PagedList(page, SearchUtils.create_page_token(start + max_results) if more else None)
 
@@ -516,9 +513,7 @@ def test_a_refused_credential_is_described_without_the_credential():
     rows = []
     FailedSignIns(rows.append).failed(unverified)
     assert token not in json.dumps(rows) and token.split(".")[2] not in json.dumps(rows)
-    long_name = describe(
-        jwt.encode({"sub": "m" * 1000}, "k" * 32, algorithm="HS256"), InvalidToken("x", "bad_signature"), "", ClaimNames(), to_org
-    )
+    long_name = describe(jwt.encode({"sub": "m" * 1000}, "k" * 32, algorithm="HS256"), InvalidToken("x", "bad_signature"), "", ClaimNames(), to_org)
     assert long_name.username == "m" * 128  # every value is cut short
 
 

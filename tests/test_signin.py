@@ -414,9 +414,7 @@ class TestLabSignIn:
     def jp_server_config(self, oidc_service, idp):
         return lab_config(oidc_service, idp)
 
-    async def test_auth_code_pkce_flow_status_logout_and_no_leaks(
-        self, jp_fetch, infinstor, idp, oidc_service, jp_data_dir, log_recorder, capfd
-    ):
+    async def test_auth_code_pkce_flow_status_logout_and_no_leaks(self, jp_fetch, infinstor, idp, oidc_service, jp_data_dir, log_recorder, capfd):
         status = json.loads((await jp_fetch("infinstor", "api", "status")).body)
         assert status["user"]["signed_in"] is False
         assert status["auth"]["configured"] is True and status["auth"]["issuer"] == idp.issuer

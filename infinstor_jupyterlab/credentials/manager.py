@@ -68,7 +68,9 @@ def service_http_url(url: str) -> str:
         scheme = "http" if is_loopback(host) and insecure_loopback_allowed() else "https"
     elif scheme == "http":
         if not is_loopback(host):
-            raise BadRequest(f"Refusing to send credentials over plain http to {host}: use https:// (or infinstor://).")
+            raise BadRequest(
+                f"Refusing to send credentials over plain http to {host}: use https:// (or infinstor://)."
+            )
     elif scheme != "https":
         raise BadRequest(f"{url!r}: the tracking service must be an https://, infinstor:// or loopback http:// URL")
     return urlunsplit((scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
@@ -140,9 +142,7 @@ class CredentialManager:
             return OIDCClient(self.settings)
         if tokens is not None and tokens.issuer and tokens.client_id:
             # Kernels and the CLI may know only what the store recorded at sign-in.
-            return OIDCClient(
-                OIDCSettings(issuer=tokens.issuer, client_id=tokens.client_id, scopes=tuple((tokens.scope or "openid").split()))
-            )
+            return OIDCClient(OIDCSettings(issuer=tokens.issuer, client_id=tokens.client_id, scopes=tuple((tokens.scope or "openid").split())))
         return OIDCClient(OIDCSettings(issuer="", client_id=""))  # raises SignInRequired
 
     # -- reading ---------------------------------------------------------------------------------------

@@ -163,7 +163,8 @@ class OIDCClient:
             raise IdentityProviderError(f"{url} did not return JSON") from None
         if _normalize_issuer(str(metadata.get("issuer", ""))) != issuer:
             raise IdentityProviderError(
-                f"The identity provider's discovery document names issuer {metadata.get('issuer')!r}, not {issuer!r}"
+                f"The identity provider's discovery document names issuer {metadata.get('issuer')!r}, "
+                f"not {issuer!r}"
             )
         for required in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not metadata.get(required):
@@ -194,7 +195,9 @@ class OIDCClient:
         except OAuthError as exc:
             raise _oauth_error(exc) from None
         except requests.RequestException as exc:
-            raise IdentityProviderUnavailable(f"Cannot reach the identity provider's token endpoint: {type(exc).__name__}") from None
+            raise IdentityProviderUnavailable(
+                f"Cannot reach the identity provider's token endpoint: {type(exc).__name__}"
+            ) from None
         except ValueError:
             raise IdentityProviderError("The identity provider's token endpoint did not return JSON") from None
 
@@ -214,11 +217,8 @@ class OIDCClient:
         session = self._session(redirect_uri=request.redirect_uri)
         response = self._token_request(
             lambda: session.fetch_token(
-                metadata["token_endpoint"],
-                grant_type="authorization_code",
-                code=code,
-                code_verifier=request.code_verifier,
-                **self._resource(),
+                metadata["token_endpoint"], grant_type="authorization_code", code=code,
+                code_verifier=request.code_verifier, **self._resource(),
             )  # fmt: skip
         )
         return self.token_set(response, nonce=request.nonce)
@@ -298,7 +298,9 @@ class OIDCClient:
         endpoint = tokens.token_endpoint or self.metadata()["token_endpoint"]
         # No `scope`: the renewed grant keeps what was granted (asking again may be refused).
         session = self._session(with_scope=False)
-        response = self._token_request(lambda: session.refresh_token(endpoint, refresh_token=tokens.refresh_token, **self._resource()))
+        response = self._token_request(
+            lambda: session.refresh_token(endpoint, refresh_token=tokens.refresh_token, **self._resource())
+        )
         refreshed = self.token_set(response, previous=tokens)
         return refreshed
 

@@ -42,7 +42,6 @@ KEYRING_SERVICE = "infinstor-jupyterlab"
 IN_KEYRING = "keyring"  # the file entry's `secrets` value when the tokens are in the keyring
 STORE_VERSION = 1
 
-
 def default_store_path() -> Path:
     override = os.environ.get(TOKEN_STORE_ENV, "").strip()
     if override:
@@ -71,7 +70,13 @@ class Identity:
         org_claim: str = "org",
     ) -> Identity:
         subject = str(claims.get("sub") or claims.get("client_id") or "")
-        name = str(claims.get(username_claim) or claims.get("preferred_username") or claims.get("email") or subject or "")
+        name = str(
+            claims.get(username_claim)
+            or claims.get("preferred_username")
+            or claims.get("email")
+            or subject
+            or ""
+        )
         groups = claims.get(groups_claim) or []
         if isinstance(groups, str):
             groups = [g for g in groups.replace(",", " ").split() if g]
@@ -195,19 +200,25 @@ class KeyringVault:
     @classmethod
     def select(cls, mode: str, store_path: Path) -> KeyringVault | None:
         if mode not in TOKEN_BACKENDS:
-            raise TokenStoreError(f"{TOKEN_BACKEND_ENV}={mode!r} is not one of {', '.join(TOKEN_BACKENDS)}")
+            raise TokenStoreError(
+                f"{TOKEN_BACKEND_ENV}={mode!r} is not one of {', '.join(TOKEN_BACKENDS)}"
+            )
         if mode == "file":
             return None
         try:
             import keyring
         except ImportError:
             if mode == "keyring":
-                raise TokenStoreError(f"{TOKEN_BACKEND_ENV}=keyring needs the `keyring` package (pip install keyring)") from None
+                raise TokenStoreError(
+                    f"{TOKEN_BACKEND_ENV}=keyring needs the `keyring` package (pip install keyring)"
+                ) from None
             return None
         backend = keyring.get_keyring()
         if mode == "keyring":
             if type(backend).__module__.rsplit(".", 1)[-1] in ("fail", "null"):
-                raise TokenStoreError(f"{TOKEN_BACKEND_ENV}=keyring, but no keyring backend is available here")
+                raise TokenStoreError(
+                    f"{TOKEN_BACKEND_ENV}=keyring, but no keyring backend is available here"
+                )
             return cls(backend, store_path)
         # auto: only a real OS keyring; a chainer wraps the usable ones, best first.
         candidates = list(getattr(backend, "backends", None) or [backend])
@@ -339,7 +350,8 @@ class TokenStore:
             return entry
         if self.vault is None:
             log.warning(
-                "InfinStor: the credentials for %s are in a keyring that is not available to this process; sign in again",
+                "InfinStor: the credentials for %s are in a keyring that is not available to "
+                "this process; sign in again",
                 service,
             )
             return None

@@ -49,7 +49,9 @@ def imds_instance_id(timeout: float = 2.0) -> str:
     """The instance id from the instance metadata service (IMDSv2)."""
     import urllib.request
 
-    token_req = urllib.request.Request(f"{_IMDS}/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"})
+    token_req = urllib.request.Request(
+        f"{_IMDS}/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
+    )
     with urllib.request.urlopen(token_req, timeout=timeout) as response:
         token = response.read().decode()
     req = urllib.request.Request(f"{_IMDS}/meta-data/instance-id", headers={"X-aws-ec2-metadata-token": token})
@@ -127,13 +129,7 @@ class Agent:
 
     # -- main loop -------------------------------------------------------------------------------
     def run(self) -> int:
-        log.info(
-            "InfinStor agent on %s: bucket %s, prefix %r, idle timeout %.0f s",
-            self.instance_id,
-            self.bucket,
-            self.prefix,
-            self.idle_timeout,
-        )
+        log.info("InfinStor agent on %s: bucket %s, prefix %r, idle timeout %.0f s", self.instance_id, self.bucket, self.prefix, self.idle_timeout)
         self.heartbeat()  # the check-in
         beats = threading.Thread(target=self._heartbeats, name="heartbeats", daemon=True)
         beats.start()

@@ -185,7 +185,9 @@ class JobManager:
         if offset < 0:
             raise BadRequest("offset must be >= 0")
         job = await self.get(job_id)
-        events, next_offset, size = await asyncio.to_thread(read_progress_lines, self.progress_path(job_id), offset, limit, job.is_terminal)
+        events, next_offset, size = await asyncio.to_thread(
+            read_progress_lines, self.progress_path(job_id), offset, limit, job.is_terminal
+        )
         return {
             "job_id": job_id,
             "offset": offset,

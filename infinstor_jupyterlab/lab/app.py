@@ -52,30 +52,38 @@ class InfinStor(ExtensionApp):
 
     embedded_data_dir = Unicode(
         "",
-        help="Where the embedded tracking service keeps its store and artifacts (default: <Jupyter data dir>/infinstor/embedded).",
+        help="Where the embedded tracking service keeps its store and artifacts "
+        "(default: <Jupyter data dir>/infinstor/embedded).",
     ).tag(config=True)
 
-    embedded_port = Int(0, help="Loopback port of the embedded tracking service (0: a free port).").tag(config=True)
+    embedded_port = Int(
+        0, help="Loopback port of the embedded tracking service (0: a free port)."
+    ).tag(config=True)
 
-    embedded_startup_timeout = Float(120.0, help="Seconds to wait for the embedded tracking service to answer after starting.").tag(
-        config=True
-    )
+    embedded_startup_timeout = Float(
+        120.0, help="Seconds to wait for the embedded tracking service to answer after starting."
+    ).tag(config=True)
 
-    proxy_connect_timeout = Float(10.0, help="MLflow proxy: seconds to connect to the tracking service.").tag(config=True)
+    proxy_connect_timeout = Float(
+        10.0, help="MLflow proxy: seconds to connect to the tracking service."
+    ).tag(config=True)
 
     proxy_request_timeout = Float(
         120.0,
-        help="MLflow proxy: seconds the tracking service may take to start answering a request once it has been sent.",
+        help="MLflow proxy: seconds the tracking service may take to start answering a request "
+        "once it has been sent.",
     ).tag(config=True)
 
     proxy_idle_timeout = Float(
         60.0,
-        help="MLflow proxy: seconds a request or response body may stall (no bytes either way) before the transfer is aborted.",
+        help="MLflow proxy: seconds a request or response body may stall (no bytes either way) "
+        "before the transfer is aborted.",
     ).tag(config=True)
 
     proxy_max_clients = Int(
         64,
-        help="MLflow proxy: concurrent requests to the tracking service; more wait (for at most proxy_connect_timeout).",
+        help="MLflow proxy: concurrent requests to the tracking service; more wait (for at most "
+        "proxy_connect_timeout).",
     ).tag(config=True)
 
     proxy_replay_limit = Int(
@@ -84,11 +92,13 @@ class InfinStor(ExtensionApp):
         "again after the tracking service asked for fresh credentials; larger ones are streamed.",
     ).tag(config=True)
 
-    proxy_max_upload_size = Int(0, help="MLflow proxy: largest request body in bytes (0: no limit of the proxy's own).").tag(config=True)
+    proxy_max_upload_size = Int(
+        0, help="MLflow proxy: largest request body in bytes (0: no limit of the proxy's own)."
+    ).tag(config=True)
 
-    oidc_issuer = Unicode(help=f"Issuer URL of the OpenID Connect identity provider users sign in with (default ${ISSUER_ENV}).").tag(
-        config=True
-    )
+    oidc_issuer = Unicode(
+        help=f"Issuer URL of the OpenID Connect identity provider users sign in with (default ${ISSUER_ENV})."
+    ).tag(config=True)
 
     @default("oidc_issuer")
     def _default_oidc_issuer(self):
@@ -103,7 +113,9 @@ class InfinStor(ExtensionApp):
     def _default_oidc_client_id(self):
         return os.environ.get(CLIENT_ID_ENV, "").strip()
 
-    oidc_scopes = List(Unicode(), help=f"Scopes to ask for (default ${SCOPES_ENV}, else {' '.join(DEFAULT_SCOPES)}).").tag(config=True)
+    oidc_scopes = List(
+        Unicode(), help=f"Scopes to ask for (default ${SCOPES_ENV}, else {' '.join(DEFAULT_SCOPES)})."
+    ).tag(config=True)
 
     @default("oidc_scopes")
     def _default_oidc_scopes(self):
@@ -130,7 +142,9 @@ class InfinStor(ExtensionApp):
         "$INFINSTOR_TOKEN_STORE, else <InfinStor data dir>/credentials/tokens.json).",
     ).tag(config=True)
 
-    token_refresh_margin = Float(60.0, help="Renew an access token when it has fewer than this many seconds left.").tag(config=True)
+    token_refresh_margin = Float(
+        60.0, help="Renew an access token when it has fewer than this many seconds left."
+    ).tag(config=True)
 
     configure_kernels = Bool(
         True,
@@ -145,7 +159,9 @@ class InfinStor(ExtensionApp):
         "under its own class name, e.g. c.InlineTarget.max_parallel = 2.",
     ).tag(config=True)
 
-    jobs_dir = Unicode("", help="Where jobs keep their store, projects and logs (default: <InfinStor data dir>/jobs).").tag(config=True)
+    jobs_dir = Unicode(
+        "", help="Where jobs keep their store, projects and logs (default: <InfinStor data dir>/jobs)."
+    ).tag(config=True)
 
     def initialize_settings(self):
         serverapp = self.serverapp
@@ -165,10 +181,14 @@ class InfinStor(ExtensionApp):
             jobs_dir=jobs_dir,
             user=InfinStorContext.local_username(),
         )
-        self.context = InfinStorContext(tracking=tracking, jobs=jobs, projects=ProjectService(root_dir), version=__version__)
+        self.context = InfinStorContext(
+            tracking=tracking, jobs=jobs, projects=ProjectService(root_dir), version=__version__
+        )
         credentials = getattr(tracking, "credentials", None)
         if credentials is not None:
-            self.context.auth = SignInService(credentials, credentials.settings, template=self._oidc_settings())
+            self.context.auth = SignInService(
+                credentials, credentials.settings, template=self._oidc_settings()
+            )
         if self.oidc_redirect_uri:
             self.settings["infinstor_oidc_redirect_uri"] = self.oidc_redirect_uri
         self.settings["infinstor"] = self.context
@@ -190,14 +210,20 @@ class InfinStor(ExtensionApp):
             os.environ.update(tracking.kernel_environment())
             os.environ[ROOT_ENV] = str(Path(serverapp.root_dir).resolve())
             os.environ[USER_ENV] = InfinStorContext.local_username()
-        serverapp.event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action)
-        self.log.info("InfinStor %s: tracking %s (%s)", __version__, tracking.mode, tracking.uri)
+        serverapp.event_logger.add_listener(
+            schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action
+        )
+        self.log.info(
+            "InfinStor %s: tracking %s (%s)", __version__, tracking.mode, tracking.uri
+        )
 
     def _make_tracking_backend(self) -> TrackingBackend:
         if self.tracking_uri:
             return self._make_remote_backend(self.tracking_uri)
         data_dir = Path(self.embedded_data_dir or infinstor_data_dir() / "embedded")
-        return EmbeddedTrackingServer(data_dir, port=self.embedded_port, startup_timeout=self.embedded_startup_timeout)
+        return EmbeddedTrackingServer(
+            data_dir, port=self.embedded_port, startup_timeout=self.embedded_startup_timeout
+        )
 
     def _oidc_settings(self) -> OIDCSettings:
         return OIDCSettings(

@@ -108,7 +108,8 @@ class SignInService:
         """Use the identity provider the user set in the lab's settings (empty: none)."""
         if self.source == "server":
             raise SignInLocked(
-                "The identity provider is set by the server's configuration (c.InfinStor.oidc_issuer); it cannot be changed from the lab."
+                "The identity provider is set by the server's configuration "
+                "(c.InfinStor.oidc_issuer); it cannot be changed from the lab."
             )
         issuer, client_id = issuer.strip(), client_id.strip()
         if not issuer and not client_id:

@@ -229,7 +229,8 @@ def _own_kernel_manager():
         from ipykernel.kernelspec import RESOURCES, get_kernel_dict
     except ImportError:
         raise NoKernel(
-            f"No Python kernel: ipykernel is not installed for {sys.executable} (install it there: pip install ipykernel)"
+            f"No Python kernel: ipykernel is not installed for {sys.executable} "
+            "(install it there: pip install ipykernel)"
         ) from None
 
     class OwnKernelSpecs(KernelSpecManager):

@@ -130,7 +130,7 @@ def _sha256(path: Path) -> str:
 def _s3(location: str, endpoint_url: str | None):
     import boto3
 
-    bucket, _, prefix = location[len("s3://") :].partition("/")
+    bucket, _, prefix = location[len("s3://"):].partition("/")
     if not bucket:
         raise BackupError(f"no bucket in {location}")
     client = boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
@@ -146,7 +146,7 @@ def copy_from_store(location: str, target: Path, endpoint_url: str | None = None
         paginator = client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""):
             for item in page.get("Contents", []):
-                relative = item["Key"][len(prefix) + 1 :] if prefix else item["Key"]
+                relative = item["Key"][len(prefix) + 1:] if prefix else item["Key"]
                 if not relative or relative.endswith("/"):
                     continue
                 destination = _inside(target, relative)
@@ -225,9 +225,7 @@ def restore(database_uri: str, artifacts: str, source: Path, *, s3_endpoint_url:
         raise BackupError(f"{dump} does not match the SHA-256 in the manifest: the backup is damaged")
     existing = table_counts(database_uri)
     if existing:
-        raise BackupError(
-            f"the target database already has tables ({', '.join(list(existing)[:5])}...): restore into a new, empty database"
-        )
+        raise BackupError(f"the target database already has tables ({', '.join(list(existing)[:5])}...): restore into a new, empty database")
     connection, env = _libpq(database_uri)
     _run([_pg_tool("pg_restore"), *connection, "--no-owner", "--no-privileges", "--single-transaction",
           "--exit-on-error", str(dump)], env)  # fmt: skip

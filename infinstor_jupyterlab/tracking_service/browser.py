@@ -94,10 +94,10 @@ def sign_in_page(next_path: str) -> bytes:
     target = safe_next(next_path)
     fallback = html.escape(f"{LOGIN_PATH}?{urlencode({'next': target})}", quote=True)
     return (
-        '<!doctype html><html><head><meta charset="utf-8"><title>Signing in</title>'
-        f'<noscript><meta http-equiv="refresh" content="0;url={fallback}"></noscript>'
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signing in</title>"
+        f"<noscript><meta http-equiv=\"refresh\" content=\"0;url={fallback}\"></noscript>"
         f"<script>location.replace({_script_value(LOGIN_PATH + '?next=')}+encodeURIComponent({_script_value(target)}+location.hash))</script>"
-        f'</head><body><a href="{fallback}">Sign in</a></body></html>'
+        f"</head><body><a href=\"{fallback}\">Sign in</a></body></html>"
     ).encode()
 
 

@@ -136,9 +136,7 @@ def run(environ: dict[str, str] | None = None, *, token: str | None = None, lab_
     _sign_in(report, config, lab_url, service_url)
     _origins(report, config, environ, service_url)
     if config.job_token_secret:
-        report.add(
-            "job tokens", "pass", "INFINSTOR_JOB_TOKEN_SECRET is set: the service mints job tokens (EC2 jobs, token create --kind job)"
-        )
+        report.add("job tokens", "pass", "INFINSTOR_JOB_TOKEN_SECRET is set: the service mints job tokens (EC2 jobs, token create --kind job)")
     else:
         report.add("job tokens", "warn", "no job token secret: the service mints no job tokens, and the lab's EC2 jobs cannot start",
                    "set INFINSTOR_JOB_TOKEN_SECRET (openssl rand -hex 32), the same on every replica")  # fmt: skip
@@ -155,9 +153,7 @@ def _configuration(report: Report, environ: dict[str, str]):
         report.add("configuration", "fail", f"{exc} ({config_where(environ)})", "correct that setting (docs/service.md)")
         return None
     where = environ.get(CONFIG_ENV)
-    report.add(
-        "configuration", "pass", f"read {where} and the INFINSTOR_* environment" if where else "read the INFINSTOR_* environment (no file)"
-    )
+    report.add("configuration", "pass", f"read {where} and the INFINSTOR_* environment" if where else "read the INFINSTOR_* environment (no file)")
     if config.leeway > 30:
         report.add("configuration", "warn", f"oidc.leeway is {config.leeway:g} s: an expired token is accepted that long",
                    "keep it at a few seconds (5 by default) and the clocks in sync (NTP)")  # fmt: skip
@@ -187,7 +183,7 @@ def _database(report: Report, config, environ: dict[str, str], override: str | N
         report.add("database", "fail", f"no SQL database to check ({redact(uri) if uri else 'none given'})",
                    "give database_uri, MLFLOW_BACKEND_STORE_URI or --database-uri (postgresql://... or sqlite:///...)")  # fmt: skip
         return
-    if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///") :]):
+    if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
         report.add("database", "warn", f"{uri} does not exist yet: the service creates it at its first start",
                    "if it should exist, correct the path")  # fmt: skip
         return
@@ -238,11 +234,8 @@ def _mlflow_schema(connection) -> tuple[str, str] | tuple[str, str, str] | None:
         return ("info", f"MLflow's schema is at {current}")
     if current == head:
         return ("pass", f"MLflow's tables at this MLflow's schema ({head})")
-    return (
-        "warn",
-        f"MLflow's tables at {current}, this MLflow expects {head}",
-        "run `infinstor service migrate` (MLflow's and the service's migrations) before the new version serves",
-    )
+    return ("warn", f"MLflow's tables at {current}, this MLflow expects {head}",
+            "run `infinstor service migrate` (MLflow's and the service's migrations) before the new version serves")
 
 
 def _identity_provider(report: Report, config, timeout: float) -> dict | None:
@@ -289,9 +282,7 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
         found = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         report.token = {"format": "opaque"}
-        report.add(
-            "token", "fail", "the token is not a JWT (an opaque access token): the service cannot check it", fix_for("opaque", provider)
-        )
+        report.add("token", "fail", "the token is not a JWT (an opaque access token): the service cannot check it", fix_for("opaque", provider))
         return
     names = config.claims
     shown: dict[str, Any] = {"format": "JWT", "alg": header.get("alg"), "kid": header.get("kid"), "typ": header.get("typ")}
@@ -321,12 +312,7 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
     )  # fmt: skip
     if audience is not None and not claim_reading.audience_matches(found, config.audience_claim, config.audience):
         if caller is None and not any(f.section == "token" and "audience" in f.message for f in report.findings):
-            report.add(
-                "token",
-                "fail",
-                f"its {config.audience_claim} is {audience!r}, not oidc.audience ({config.audience!r})",
-                fix_for("audience", provider),
-            )
+            report.add("token", "fail", f"its {config.audience_claim} is {audience!r}, not oidc.audience ({config.audience!r})", fix_for("audience", provider))
     if found.get("nonce") is not None or found.get("at_hash") is not None or found.get("token_use") == "id":
         report.add("token", "warn", "it looks like an ID token (nonce, at_hash or token_use: id)", fix_for("id_token", provider))
     username = verifier._username(found)
@@ -373,9 +359,7 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
 
 def _sign_in(report: Report, config, lab_url: str | None, service_url: str | None) -> None:
     lab = (lab_url.rstrip("/") if lab_url else "https://<your JupyterLab host><base_url>") + LAB_CALLBACK
-    report.redirect_uris.append(
-        {"surface": "JupyterLab (sidebar sign-in)", "redirect_uri": lab, "client": "the lab's OAuth client (public, PKCE)"}
-    )
+    report.redirect_uris.append({"surface": "JupyterLab (sidebar sign-in)", "redirect_uri": lab, "client": "the lab's OAuth client (public, PKCE)"})
     if config.browser is not None and config.browser.resource_parameter and report.provider == "entra":
         report.add("sign-in", "fail", "the web UI's sign-in sends the resource parameter, which Entra ID's v2 endpoints refuse (AADSTS901002)",
                    "set browser.resource_parameter: false and put the API's scope (api://<app id>/access) in browser.scopes")  # fmt: skip
@@ -389,12 +373,7 @@ def _sign_in(report: Report, config, lab_url: str | None, service_url: str | Non
                                      "client": config.browser.client_id})  # fmt: skip
     report.redirect_uris.append({"surface": "`infinstor login` (terminal)", "redirect_uri": None,
                                  "client": "the lab's client, with the device authorization grant enabled"})  # fmt: skip
-    report.add(
-        "sign-in",
-        "info",
-        "register these redirect URIs: "
-        + "; ".join(f"{r['surface']}: {r['redirect_uri']}" for r in report.redirect_uris if r["redirect_uri"]),
-    )
+    report.add("sign-in", "info", "register these redirect URIs: " + "; ".join(f"{r['surface']}: {r['redirect_uri']}" for r in report.redirect_uris if r["redirect_uri"]))
 
 
 def _origins(report: Report, config, environ: dict[str, str], service_url: str | None) -> None:
@@ -407,9 +386,7 @@ def _origins(report: Report, config, environ: dict[str, str], service_url: str |
         report.add("origins", "warn", "MLFLOW_SERVER_ALLOWED_HOSTS is not set: MLflow answers 403 to any Host but localhost and private addresses",
                    "start the service with --allowed-hosts <the host clients use> (or MLFLOW_SERVER_ALLOWED_HOSTS)")  # fmt: skip
     elif hosts.strip() == "*":
-        report.add(
-            "origins", "warn", "MLFLOW_SERVER_ALLOWED_HOSTS is '*': any Host is accepted (DNS rebinding)", "list the service's host names"
-        )
+        report.add("origins", "warn", "MLFLOW_SERVER_ALLOWED_HOSTS is '*': any Host is accepted (DNS rebinding)", "list the service's host names")
     else:
         report.add("origins", "pass", f"allowed hosts: {hosts}")
     if cors and cors.strip() == "*":

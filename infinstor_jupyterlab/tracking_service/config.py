@@ -107,23 +107,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-    _check_keys(
-        data,
-        {
-            "oidc",
-            "database_uri",
-            "policy_file",
-            "org_admin_groups",
-            "defaults",
-            "tokens",
-            "job_tokens",
-            "grant_cache_seconds",
-            "change_poll_seconds",
-            "browser",
-            "scim",
-        },
-        "the configuration",
-    )
+    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds", "change_poll_seconds", "browser", "scim"}, "the configuration")
     for name, where in _ENV.items():
         if environ.get(name):
             target = data
@@ -149,9 +133,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     if scim_group_name not in SCIM_GROUP_NAMES:
         raise ConfigError(f"scim.group_name must be one of {SCIM_GROUP_NAMES}, not {scim_group_name!r}")
     defaults = _section(data, "defaults")
-    _check_keys(
-        defaults, {"experiment", "experiment_group_role", "registered_model_group_role", "registered_models_org_readable"}, "defaults"
-    )
+    _check_keys(defaults, {"experiment", "experiment_group_role", "registered_model_group_role", "registered_models_org_readable"}, "defaults")
     tokens = _section(data, "tokens")
     _check_keys(tokens, {"default_days", "max_days"}, "tokens")
     job_tokens = _section(data, "job_tokens")
@@ -214,10 +196,8 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         raise ConfigError("tokens: need 0 < default_days <= max_days")
     job_secret = job_tokens.get("secret") or None
     if job_secret is not None and len(str(job_secret)) < 32:
-        raise ConfigError(
-            "job_tokens.secret (INFINSTOR_JOB_TOKEN_SECRET) must be at least 32 characters "
-            "(make one with `openssl rand -hex 32`, the same on every replica)"
-        )
+        raise ConfigError("job_tokens.secret (INFINSTOR_JOB_TOKEN_SECRET) must be at least 32 characters "
+                          "(make one with `openssl rand -hex 32`, the same on every replica)")
     return ServiceConfig(
         issuer=issuer, audience=audience, jwks_uri=oidc.get("jwks_uri") or None, leeway=leeway,
         claims=ClaimNames(**{k: str(v) for k, v in claims.items()},

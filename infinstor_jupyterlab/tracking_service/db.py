@@ -236,7 +236,8 @@ def migrate(engine: sa.Engine) -> int:
         version = current_version(connection)
         if version > SCHEMA_VERSION:
             raise SchemaTooNew(
-                f"the InfinStor tables are at schema version {version}, newer than this release ({SCHEMA_VERSION}); upgrade the service"
+                f"the InfinStor tables are at schema version {version}, newer than this release "
+                f"({SCHEMA_VERSION}); upgrade the service"
             )
         config = _alembic_config(connection)
         inspector = sa.inspect(connection)
@@ -309,7 +310,7 @@ def _hash_secret(secret: str) -> str:
 def split_api_token(token: str) -> tuple[str, str] | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
-    token_id, _, secret = token[len(TOKEN_PREFIX) :].partition("_")
+    token_id, _, secret = token[len(TOKEN_PREFIX):].partition("_")
     if len(token_id) != 16 or not secret or len(secret) > 128:
         return None
     return token_id, secret
@@ -343,19 +344,11 @@ class ServiceStore:
             if row is None:
                 try:
                     with c.begin_nested():
-                        c.execute(
-                            users.insert().values(
-                                org=org, username=username, email=email, groups=groups_json, first_seen=now, last_seen=now
-                            )
-                        )
+                        c.execute(users.insert().values(org=org, username=username, email=email, groups=groups_json, first_seen=now, last_seen=now))
                 except sa.exc.IntegrityError:
                     row = (None,)  # another replica provisioned it first
             if row is not None:
-                c.execute(
-                    users.update()
-                    .where(users.c.org == org, users.c.username == username)
-                    .values(email=email, groups=groups_json, last_seen=now)
-                )
+                c.execute(users.update().where(users.c.org == org, users.c.username == username).values(email=email, groups=groups_json, last_seen=now))
                 if row[0] != groups_json:
                     groups_changed = True
                     _bump(c, "tokens")  # the user's API tokens act with these groups
@@ -414,9 +407,7 @@ class ServiceStore:
         with self.engine.connect() as c:
             return {r[0] for r in c.execute(query)}
 
-    def grant(
-        self, org: str, resource_type: str, resource_id: str, principal_type: str, principal: str, role: str, granted_by: str | None
-    ) -> None:
+    def grant(self, org: str, resource_type: str, resource_id: str, principal_type: str, principal: str, role: str, granted_by: str | None) -> None:
         if role not in ROLE_RANK or principal_type not in PRINCIPAL_TYPES or resource_type not in RESOURCE_TYPES:
             raise ValueError("unknown role, principal type or resource type")
         key = dict(org=org, resource_type=resource_type, resource_id=str(resource_id), principal_type=principal_type, principal=principal)
@@ -470,21 +461,13 @@ class ServiceStore:
     def rename_resource(self, org: str, resource_type: str, old_id: str, new_id: str) -> None:
         with self.engine.begin() as c:
             c.execute(grants.delete().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == new_id))
-            c.execute(
-                grants.update()
-                .where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == old_id)
-                .values(resource_id=new_id)
-            )
+            c.execute(grants.update().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == old_id).values(resource_id=new_id))
             _bump(c, "grants")
         self._changed("grants")
 
     def forget_resource(self, org: str, resource_type: str, resource_id: str) -> None:
         with self.engine.begin() as c:
-            c.execute(
-                grants.delete().where(
-                    grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id)
-                )
-            )
+            c.execute(grants.delete().where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id)))
             _bump(c, "grants")
         self._changed("grants")
 

@@ -97,7 +97,7 @@ def _hash(secret: str) -> str:
 def split_scim_token(token: str) -> tuple[str, str] | None:
     if not token.startswith(SCIM_TOKEN_PREFIX):
         return None
-    token_id, _, secret = token[len(SCIM_TOKEN_PREFIX) :].partition("_")
+    token_id, _, secret = token[len(SCIM_TOKEN_PREFIX):].partition("_")
     if len(token_id) != 16 or not secret or len(secret) > 128:
         return None
     return token_id, secret
@@ -219,10 +219,8 @@ class DirectoryStore:
                 return None
             if expected_version is not None and row["version"] != expected_version:
                 raise ValueError("version")
-            if (
-                key != row["user_key"]
-                and c.execute(sa.select(scim_users.c.id).where(scim_users.c.org == org, scim_users.c.user_key == key)).first()
-            ):
+            if key != row["user_key"] and c.execute(
+                    sa.select(scim_users.c.id).where(scim_users.c.org == org, scim_users.c.user_key == key)).first():
                 raise Conflict(user_name)
             c.execute(scim_users.update().where(scim_users.c.id == row["id"]).values(
                 user_name=user_name, user_key=key, external_id=external_id, active=active, resource=json.dumps(resource),
@@ -362,9 +360,7 @@ class DirectoryStore:
                 ) if g]  # fmt: skip
             managed: set[str] = set()
             if token_groups:
-                managed = {
-                    g for (g,) in c.execute(sa.select(name_column).where(scim_groups.c.org == org, name_column.in_(list(token_groups))))
-                }
+                managed = {g for (g,) in c.execute(sa.select(name_column).where(scim_groups.c.org == org, name_column.in_(list(token_groups))))}
         return UserState(user is not None or deleted, user is not None and bool(user[1]), tuple(groups), frozenset(managed))
 
 

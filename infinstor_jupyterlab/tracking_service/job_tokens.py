@@ -161,7 +161,8 @@ class JobScope:
         if method == "GET":
             if endpoint in _RUN_READS:
                 return _single(query, "run_id") == claims.run_id or (
-                    endpoint == "artifacts/list" and _single(query, "run_uuid") == claims.run_id and "run_id" not in query
+                    endpoint == "artifacts/list" and _single(query, "run_uuid") == claims.run_id
+                    and "run_id" not in query
                 )
             if endpoint == "experiments/get":
                 return _single(query, "experiment_id") == claims.experiment_id
@@ -178,7 +179,10 @@ class JobScope:
             run_ids = {payload.get("run_id"), payload.get("run_uuid")} - {None}
             return run_ids == {claims.run_id}
         if method == "POST" and endpoint == "logged-models":
-            return str(payload.get("experiment_id")) == claims.experiment_id and payload.get("source_run_id") == claims.run_id
+            return (
+                str(payload.get("experiment_id")) == claims.experiment_id
+                and payload.get("source_run_id") == claims.run_id
+            )
         if method == "POST" and endpoint == "logged-models/search":
             ids = payload.get("experiment_ids")
             return isinstance(ids, list) and bool(ids) and all(str(i) == claims.experiment_id for i in ids)

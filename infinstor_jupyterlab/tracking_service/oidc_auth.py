@@ -343,16 +343,12 @@ class OIDCWSGIMiddleware:
         except InvalidToken as exc:
             return self._refuse(start_response, "401 UNAUTHORIZED", _error_body(_sign_in_hint(str(exc))))
         except VerifierUnavailable as exc:
-            return self._refuse(
-                start_response, "503 SERVICE UNAVAILABLE", _error_body(f"Cannot verify credentials now: {exc}", "TEMPORARILY_UNAVAILABLE")
-            )
+            return self._refuse(start_response, "503 SERVICE UNAVAILABLE", _error_body(f"Cannot verify credentials now: {exc}", "TEMPORARILY_UNAVAILABLE"))
         environ["infinstor.caller"] = caller
         if environ.get("REQUEST_METHOD") == "POST" and _RUNS_CREATE.match(environ.get("PATH_INFO", "")):
             length = int(environ.get("CONTENT_LENGTH") or 0)
             if length > MAX_REWRITE_BODY:
-                return self._refuse(
-                    start_response, "413 REQUEST ENTITY TOO LARGE", _error_body("request body too large", "INVALID_PARAMETER_VALUE")
-                )
+                return self._refuse(start_response, "413 REQUEST ENTITY TOO LARGE", _error_body("request body too large", "INVALID_PARAMETER_VALUE"))
             body = rewrite_create_run(environ["wsgi.input"].read(length), caller.username)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))

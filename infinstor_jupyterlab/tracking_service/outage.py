@@ -52,7 +52,7 @@ _SQLALCHEMY_ERROR_PAGE = "sqlalche.me/e/"
 
 
 def classify_exception(exc: BaseException | None) -> str | None:
-    """ "busy" for a connection-pool timeout, "outage" for a lost or refused database connection
+    """"busy" for a connection-pool timeout, "outage" for a lost or refused database connection
     (in `exc` or what caused it), else None."""
     seen = 0
     while exc is not None and seen < 10:
@@ -168,7 +168,7 @@ class DatabaseOutageASGIMiddleware:
         await send({"type": "http.response.body", "body": b"OK" if scope["method"] == "GET" else b""})
 
     async def _verdict(self, status: int, body: bytes, exc: BaseException | None, failed_at: float) -> str | None:
-        """ "outage" or "busy" when this failed answer is the database's doing, else None."""
+        """"outage" or "busy" when this failed answer is the database's doing, else None."""
         import asyncio
 
         if status == 400:

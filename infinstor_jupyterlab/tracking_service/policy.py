@@ -238,7 +238,7 @@ class Route:
 def _path_regex(path: str) -> re.Pattern:
     out, pos = [], 0
     for match in re.finditer(r"<(?:(path):)?([A-Za-z_]+)>", path):
-        out.append(re.escape(path[pos : match.start()]))
+        out.append(re.escape(path[pos:match.start()]))
         out.append(f"(?P<{match.group(2)}>.+)" if match.group(1) else f"(?P<{match.group(2)}>[^/]+)")
         pos = match.end()
     out.append(re.escape(path[pos:]))

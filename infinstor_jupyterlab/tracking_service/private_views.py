@@ -18,7 +18,9 @@ import contextvars
 from contextlib import contextmanager
 
 # (resource type, ids the caller may read) while one of our private-view searches runs
-_READABLE: contextvars.ContextVar[tuple[str, frozenset[str]] | None] = contextvars.ContextVar("infinstor_readable", default=None)
+_READABLE: contextvars.ContextVar[tuple[str, frozenset[str]] | None] = contextvars.ContextVar(
+    "infinstor_readable", default=None
+)
 _INSTALLED = "_infinstor_private_views"
 
 

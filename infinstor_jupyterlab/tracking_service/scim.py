@@ -190,16 +190,12 @@ class SqlStorage(ScimStorage):
         org = self._org()
         if resource_type.name == "User":
             try:
-                row = self.store.create_user(
-                    org, resource.user_name, resource.external_id, resource.active is not False, self._dump(resource)
-                )
+                row = self.store.create_user(org, resource.user_name, resource.external_id, resource.active is not False, self._dump(resource))
             except Conflict:
                 raise UniquenessException(detail=f"userName {resource.user_name!r} is taken") from None
         else:
             try:
-                row = self.store.create_group(
-                    org, resource.display_name, resource.external_id, self._dump(resource), self._members(resource)
-                )
+                row = self.store.create_group(org, resource.display_name, resource.external_id, self._dump(resource), self._members(resource))
             except LookupError as exc:
                 raise InvalidValueException(detail=f"no member with id {exc.args[0]!r} in this directory") from None
         return self.get(resource_type, row.scim_id)
@@ -268,9 +264,7 @@ def request_of(method: str, base_url: str, path: str, query: str, headers: list[
 
 def response_parts(response: ScimResponse) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     body = b"" if response.body is None else json.dumps(response.body).encode()
-    headers = [
-        (k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items() if k.lower() != "content-length"
-    ]
+    headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items() if k.lower() != "content-length"]
     return int(response.status), [*headers, (b"content-length", str(len(body)).encode())], body
 
 

@@ -18,7 +18,8 @@ from .job_tokens import FORBIDDEN_BODY, MAX_BODY, JobScope, JobTokenGuard
 UNAUTHENTICATED_BODY = json.dumps(
     {
         "error_code": "UNAUTHENTICATED",
-        "message": "This MLflow tracking service is private to its owner; present the install secret as a bearer token.",
+        "message": "This MLflow tracking service is private to its owner; "
+        "present the install secret as a bearer token.",
     }
 ).encode()
 

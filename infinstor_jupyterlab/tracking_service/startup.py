@@ -63,11 +63,8 @@ def config_where(environ=os.environ) -> str:
     from .config import CONFIG_ENV
 
     path = environ.get(CONFIG_ENV)
-    return (
-        f"the configuration file {path} ({CONFIG_ENV}) and the INFINSTOR_* environment"
-        if path
-        else (f"the INFINSTOR_* environment; no configuration file is named by {CONFIG_ENV}")
-    )
+    return f"the configuration file {path} ({CONFIG_ENV}) and the INFINSTOR_* environment" if path else (
+        f"the INFINSTOR_* environment; no configuration file is named by {CONFIG_ENV}")
 
 
 @dataclass
@@ -80,11 +77,8 @@ class Prepared:
 def check_mode(environ=os.environ) -> str:
     mode = environ.get(MODE_ENV, "single-user")
     if mode not in SUPPORTED_MODES:
-        raise StartupRefusal(
-            f"{MODE_ENV}={mode!r} is not a mode of this service",
-            "the environment",
-            f"set {MODE_ENV} to one of {', '.join(SUPPORTED_MODES)} (company: the company tracking service)",
-        )
+        raise StartupRefusal(f"{MODE_ENV}={mode!r} is not a mode of this service", "the environment",
+                             f"set {MODE_ENV} to one of {', '.join(SUPPORTED_MODES)} (company: the company tracking service)")
     return mode
 
 
@@ -103,33 +97,21 @@ def prepare_company(environ=os.environ) -> Prepared:
     try:
         policy = load_policy(config.policy_file)
     except PolicyError as exc:
-        where = (
-            f"the policy file {config.policy_file} (policy_file / INFINSTOR_SERVICE_POLICY)" if config.policy_file else "the shipped policy"
-        )
-        raise StartupRefusal(
-            str(exc), where, "correct the policy file (docs/service.md, 'Roles and the policy file') and start again"
-        ) from None
+        where = f"the policy file {config.policy_file} (policy_file / INFINSTOR_SERVICE_POLICY)" if config.policy_file else "the shipped policy"
+        raise StartupRefusal(str(exc), where, "correct the policy file (docs/service.md, 'Roles and the policy file') and start again") from None
     if str(environ.get(MLFLOW_ENABLE_WORKSPACES.name, "")).strip().lower() not in ("true", "1"):
-        raise StartupRefusal(
-            "company mode keeps organisations apart with MLflow workspaces, which are not enabled",
-            "the mlflow server command line",
-            "start it with --enable-workspaces (or MLFLOW_ENABLE_WORKSPACES=true)",
-        )
+        raise StartupRefusal("company mode keeps organisations apart with MLflow workspaces, which are not enabled",
+                             "the mlflow server command line", "start it with --enable-workspaces (or MLFLOW_ENABLE_WORKSPACES=true)")
     if environ.get("_MLFLOW_SGI_NAME", "uvicorn") != "uvicorn":
-        raise StartupRefusal(
-            "company mode runs under uvicorn (MLflow's default server) only",
-            "the mlflow server command line",
-            "drop --gunicorn-opts / --waitress-opts (use --workers for more processes)",
-        )
+        raise StartupRefusal("company mode runs under uvicorn (MLflow's default server) only", "the mlflow server command line",
+                             "drop --gunicorn-opts / --waitress-opts (use --workers for more processes)")
     database_uri = config.database_uri or environ.get(BACKEND_STORE_URI_ENV_VAR)
     scheme = (database_uri or "").split(":", 1)[0].split("+", 1)[0]
     if not database_uri or scheme not in SQL_SCHEMES:
         shown = redact(database_uri) if database_uri else "none"
-        raise StartupRefusal(
-            f"company mode keeps its tables in a SQL database, and the database given is {shown}",
-            "database_uri in the configuration, or else mlflow server --backend-store-uri",
-            "give a postgresql:// (or sqlite:///) URI in either",
-        )
+        raise StartupRefusal(f"company mode keeps its tables in a SQL database, and the database given is {shown}",
+                             "database_uri in the configuration, or else mlflow server --backend-store-uri",
+                             "give a postgresql:// (or sqlite:///) URI in either")
     return Prepared(config, policy, database_uri)
 
 
@@ -144,24 +126,16 @@ def migrate_database(database_uri: str):
         engine = make_engine(database_uri)
         migrate(engine)
     except SchemaTooNew as exc:
-        raise StartupRefusal(
-            str(exc),
-            where,
-            "upgrade this replica to the release that migrated the database (never roll back "
-            "past a migration; restore a backup taken before it instead)",
-        ) from None
+        raise StartupRefusal(str(exc), where, "upgrade this replica to the release that migrated the database (never roll back "
+                             "past a migration; restore a backup taken before it instead)") from None
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
-        raise StartupRefusal(
-            f"cannot reach or prepare the database: {type(exc).__name__}: {reason}",
-            where,
-            "check the URI, that the database server runs and accepts connections from this host, and the "
-            "user's rights (it creates the infinstor_* tables)",
-        ) from None
+        raise StartupRefusal(f"cannot reach or prepare the database: {type(exc).__name__}: {reason}", where,
+                             "check the URI, that the database server runs and accepts connections from this host, and the "
+                             "user's rights (it creates the infinstor_* tables)") from None
     except ImportError as exc:
-        raise StartupRefusal(
-            f"the database driver is not installed: {exc}", where, 'install it (PostgreSQL: pip install "infinstor-jupyterlab[postgres]")'
-        ) from None
+        raise StartupRefusal(f"the database driver is not installed: {exc}", where,
+                             'install it (PostgreSQL: pip install "infinstor-jupyterlab[postgres]")') from None
     return engine
 
 
@@ -176,11 +150,8 @@ def preflight(environ=os.environ) -> None:
             from .oidc_auth import AUDIENCE_ENV, ISSUER_ENV
 
             if not environ.get(ISSUER_ENV, "").strip() or not environ.get(AUDIENCE_ENV, "").strip():
-                raise StartupRefusal(
-                    "oidc mode needs the identity provider's issuer and the tokens' audience",
-                    "the environment",
-                    f"set {ISSUER_ENV} and {AUDIENCE_ENV}",
-                )
+                raise StartupRefusal("oidc mode needs the identity provider's issuer and the tokens' audience", "the environment",
+                                     f"set {ISSUER_ENV} and {AUDIENCE_ENV}")
     except StartupRefusal as refusal:
         refuse(refusal)
 
@@ -209,11 +180,8 @@ def databases(environ=os.environ, database_uri: str | None = None) -> tuple[str 
         raise StartupRefusal(str(exc), config_where(environ), "correct that setting") from None
     ours = ours or mlflow_uri
     if not ours or ours.split(":", 1)[0].split("+", 1)[0] not in SQL_SCHEMES:
-        raise StartupRefusal(
-            "no SQL database to migrate",
-            "MLFLOW_BACKEND_STORE_URI, --database-uri or database_uri",
-            "give a postgresql:// (or sqlite:///) URI",
-        )
+        raise StartupRefusal("no SQL database to migrate", "MLFLOW_BACKEND_STORE_URI, --database-uri or database_uri",
+                             "give a postgresql:// (or sqlite:///) URI")
     return mlflow_uri, ours
 
 
@@ -244,11 +212,8 @@ def due(mlflow_uri: str | None, ours: str) -> list[str]:
     if version < SCHEMA_VERSION:
         needed.append(f"the InfinStor tables are at step {version}, this release needs {SCHEMA_VERSION}")
     elif version > SCHEMA_VERSION:
-        raise StartupRefusal(
-            f"the InfinStor tables are at step {version}, newer than this release ({SCHEMA_VERSION})",
-            redact(ours),
-            "run the release that migrated the database",
-        )
+        raise StartupRefusal(f"the InfinStor tables are at step {version}, newer than this release ({SCHEMA_VERSION})", redact(ours),
+                             "run the release that migrated the database")
     return needed
 
 

@@ -67,9 +67,7 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
         page = _index_page(who.org)
         if page is None:
             return None  # MLflow's source install has no page: MLflow answers
-        return Outcome(
-            who, respond=(200, page), respond_headers=[(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]
-        )
+        return Outcome(who, respond=(200, page), respond_headers=[(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")])
     args = parse_qs(query or "")
     reads = method in ("GET", "HEAD")
     if reads and path == "/get-artifact":
@@ -107,9 +105,7 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
         raise forbidden(ASSISTANT_OFF)
     if path == f"{_AJAX3}/ui-telemetry":
         if method == "GET":
-            return Outcome(
-                who, respond=(200, json_bytes({"disable_ui_telemetry": True, "disable_ui_events": [], "ui_rollout_percentage": 0}))
-            )
+            return Outcome(who, respond=(200, json_bytes({"disable_ui_telemetry": True, "disable_ui_events": [], "ui_rollout_percentage": 0})))
         return Outcome(who, respond=(200, json_bytes({"status": "disabled"})))
     if path in _GATEWAY_UI or path.startswith("/gateway/"):
         if who.is_admin:

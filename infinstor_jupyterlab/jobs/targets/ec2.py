@@ -124,11 +124,7 @@ class EC2Target(JobTarget):
         """Why not, from the configuration alone (no AWS call)."""
         missing = self.missing_settings()
         if missing:
-            return (
-                "EC2 is not configured: the platform admin must set "
-                + ", ".join(f"c.EC2Target.{m}" for m in missing)
-                + " (see docs/ec2.md)."
-            )
+            return "EC2 is not configured: the platform admin must set " + ", ".join(f"c.EC2Target.{m}" for m in missing) + " (see docs/ec2.md)."
         try:
             import boto3  # noqa: F401
         except ImportError:
@@ -266,9 +262,7 @@ class EC2Target(JobTarget):
             return issue(key, job_id=job.id, run_id=job.run_id, experiment_id=job.experiment_id, ttl=self.job_token_ttl)
         if source == "service":
             return await self._service_job_token(self.manager.tracking, job)
-        raise TargetUnavailable(
-            "EC2 jobs need job tokens from the tracking service: the embedded service, or a company tracking service you are signed in to."
-        )
+        raise TargetUnavailable("EC2 jobs need job tokens from the tracking service: the embedded service, or a company tracking service you are signed in to.")
 
     async def _service_job_token(self, tracking, job: Job) -> str:
         """A job token for the job's run from the company service (POST /api/2.0/infinstor/tokens)."""
@@ -335,9 +329,7 @@ class EC2Target(JobTarget):
         if self._identity_error:
             raise TargetUnavailable(self._identity_error)
         try:
-            await self._write_log(
-                log_path, f"[infinstor] staging the project to s3://{settings.bucket}/{layout.job_prefix(settings.prefix, user, job.id)}\n"
-            )
+            await self._write_log(log_path, f"[infinstor] staging the project to s3://{settings.bucket}/{layout.job_prefix(settings.prefix, user, job.id)}\n")
             await asyncio.to_thread(pool.stage, self.clients, settings, Path(job.project_dir), spec)
             token = await self._issue_token(job)
             await asyncio.to_thread(pool.put_token, self.clients, token_name, token)
@@ -409,11 +401,7 @@ class EC2Target(JobTarget):
                     if instance_state is None and polls % 5 == 1:
                         instance_state = await asyncio.to_thread(pool.instance_state, self.clients, instance_id)
                     if instance_state and instance_state[0] in ("terminated", "shutting-down"):
-                        await self._fail(
-                            job,
-                            f"Instance {instance_id} was terminated before it picked up the job ({instance_state[1] or 'no reason given'}).",
-                            terminate=False,
-                        )
+                        await self._fail(job, f"Instance {instance_id} was terminated before it picked up the job ({instance_state[1] or 'no reason given'}).", terminate=False)
                     if instance_state and instance_state[0] == "stopped" and not restarted_once:
                         # It stopped itself just as the job was addressed to it: start it again.
                         restarted_once = True
@@ -428,16 +416,10 @@ class EC2Target(JobTarget):
                             terminate=True,
                         )
                 else:
-                    if (
-                        beat
-                        and beat.get("job_id") not in (None, job.id)
-                        or (beat and beat.get("state") == "idle" and float(beat.get("agent_started") or 0) > float(status.get("time") or 0))
+                    if beat and beat.get("job_id") not in (None, job.id) or (
+                        beat and beat.get("state") == "idle" and float(beat.get("agent_started") or 0) > float(status.get("time") or 0)
                     ):
-                        await self._fail(
-                            job,
-                            f"The VM agent on {instance_id} restarted during the job; the job was lost. The instance was terminated.",
-                            terminate=True,
-                        )
+                        await self._fail(job, f"The VM agent on {instance_id} restarted during the job; the job was lost. The instance was terminated.", terminate=True)
                     age = time.monotonic() - last_change
                     if age > self.heartbeat_timeout:
                         instance_state = await asyncio.to_thread(pool.instance_state, self.clients, instance_id)
@@ -452,9 +434,7 @@ class EC2Target(JobTarget):
                         instance_state = await asyncio.to_thread(pool.instance_state, self.clients, instance_id)
                         if instance_state[0] not in ("pending", "running"):
                             reason = f" ({instance_state[1]})" if instance_state[1] else ""
-                            await self._fail(
-                                job, f"Instance {instance_id} is {instance_state[0]}{reason}; the job on it was lost.", terminate=True
-                            )
+                            await self._fail(job, f"Instance {instance_id} is {instance_state[0]}{reason}; the job on it was lost.", terminate=True)
                 await self._maybe_renew_token(job)
                 await asyncio.sleep(self.poll_interval)
         finally:
@@ -501,20 +481,10 @@ class EC2Target(JobTarget):
             problems = []
             steps = [
                 ("credentials", lambda: pool.delete_token(self.clients, state["token_parameter"])),
-                (
-                    "staged files",
-                    lambda: pool.delete_prefix(self.clients, state["bucket"], layout.job_prefix(state["prefix"], state["user"], job.id)),
-                ),
+                ("staged files", lambda: pool.delete_prefix(self.clients, state["bucket"], layout.job_prefix(state["prefix"], state["user"], job.id))),
             ]
             if instance_id:
-                steps.append(
-                    (
-                        "assignment",
-                        lambda: self.clients("s3").delete_object(
-                            Bucket=state["bucket"], Key=layout.inbox_key(state["prefix"], instance_id, job.id)
-                        ),
-                    )
-                )
+                steps.append(("assignment", lambda: self.clients("s3").delete_object(Bucket=state["bucket"], Key=layout.inbox_key(state["prefix"], instance_id, job.id))))
                 if terminate:
                     steps.append(("instance", lambda: pool.terminate(self.clients, instance_id)))
                 elif release:

@@ -76,7 +76,9 @@ class InlineTarget(JobTarget):
         env_manager = options.get("env_manager", self.default_env_manager)
         available = _available_env_managers()
         if env_manager not in available:
-            raise BadRequest(f"env_manager {shown(env_manager)} is not available on this host; choose one of {', '.join(available)}.")
+            raise BadRequest(
+                f"env_manager {shown(env_manager)} is not available on this host; choose one of {', '.join(available)}."
+            )
         return {"env_manager": env_manager}
 
     def command(self, job: Job) -> list[str]:

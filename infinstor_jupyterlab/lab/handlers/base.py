@@ -160,7 +160,9 @@ class InfinStorHandler(APIHandler):
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, InfinStorError):
             # Expected outcomes (bad input, service down) are not server bugs: no traceback.
-            self.log.warning("%s %s: %s", self.request.method, limits.clip(self.request.path, 300), limits.bounded(value.message))
+            self.log.warning(
+                "%s %s: %s", self.request.method, limits.clip(self.request.path, 300), limits.bounded(value.message)
+            )
             return
         super().log_exception(typ, value, tb)
 

@@ -127,7 +127,7 @@ class MlflowProxyHandler(InfinStorHandler):
         decoded = (getattr(self, "path_kwargs", None) or {}).get("path")
         start = path.find(marker)
         while start != -1:
-            raw = path[start + len(marker) :]
+            raw = path[start + len(marker):]
             # tornado routed on the raw path and decoded the group once: they must agree.
             if decoded is None or unquote_to_bytes(raw) == decoded.encode("utf-8", "surrogateescape"):
                 return raw
@@ -235,7 +235,9 @@ class MlflowProxyHandler(InfinStorHandler):
         if not self.current_user:
             raise web.HTTPError(403)
         action = HTTP_METHOD_TO_AUTH_ACTION[self.request.method]
-        if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource)):
+        if not await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource)
+        ):
             raise web.HTTPError(403, f"User is not authorized to {action} on {self.auth_resource}.")
 
         raw = self._raw_path()
@@ -279,7 +281,11 @@ class MlflowProxyHandler(InfinStorHandler):
         site = self.request.headers.get("Sec-Fetch-Site")
         if site not in ("cross-site", "same-site"):
             return
-        navigation = self.request.method == "GET" and self.request.headers.get("Sec-Fetch-Mode") == "navigate" and route.kind == "ui"
+        navigation = (
+            self.request.method == "GET"
+            and self.request.headers.get("Sec-Fetch-Mode") == "navigate"
+            and route.kind == "ui"
+        )
         if not navigation:
             raise Forbidden("The MLflow proxy refuses requests from other sites.")
 

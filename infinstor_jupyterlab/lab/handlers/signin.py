@@ -123,12 +123,12 @@ class AuthCallbackHandler(_AuthHandler):
                 "</script>"
             )
         page = (
-            '<!DOCTYPE html><html><head><meta charset="utf-8">'
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             f"<title>InfinStor: {html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:3em auto;max-width:40em;line-height:1.5}"
             ".error{color:#b00020}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>"
-            f'<p id="infinstor-signin-message" class="{"ok" if ok else "error"}">{html.escape(message)}</p>'
+            f"<p id=\"infinstor-signin-message\" class=\"{'ok' if ok else 'error'}\">{html.escape(message)}</p>"
             + ("" if ok else "<p>Close this window and sign in again from the InfinStor sidebar.</p>")
             + script
             + "</body></html>"

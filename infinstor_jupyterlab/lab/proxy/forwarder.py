@@ -80,7 +80,9 @@ class _ClientGone(Exception):
 CHUNK_SIZE = 512 * 1024  # the upstream client's read buffer (it pauses reading at twice this)
 WRITE_WINDOW = 2 * 1024 * 1024  # response bytes queued while a flush to the browser is in flight
 
-SIGN_IN_MESSAGE = "The tracking service did not accept your credentials; sign in again, then retry."
+SIGN_IN_MESSAGE = (
+    "The tracking service did not accept your credentials; sign in again, then retry."
+)
 
 # -- headers --------------------------------------------------------------------------------------
 
@@ -148,7 +150,9 @@ def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     return tokens
 
 
-def upstream_request_headers(browser_headers: Iterable[tuple[str, str]], credentials: dict[str, str]) -> httputil.HTTPHeaders:
+def upstream_request_headers(
+    browser_headers: Iterable[tuple[str, str]], credentials: dict[str, str]
+) -> httputil.HTTPHeaders:
     """The browser's headers minus credentials and hop-by-hop ones, plus the backend's credentials."""
     browser_headers = list(browser_headers)
     extra_hop = _connection_tokens(browser_headers)
@@ -156,7 +160,12 @@ def upstream_request_headers(browser_headers: Iterable[tuple[str, str]], credent
     out = httputil.HTTPHeaders()
     for name, value in browser_headers:
         lower = name.lower()
-        if lower in REQUEST_DROP or lower in extra_hop or lower in credential_names or lower.startswith(REQUEST_DROP_PREFIXES):
+        if (
+            lower in REQUEST_DROP
+            or lower in extra_hop
+            or lower in credential_names
+            or lower.startswith(REQUEST_DROP_PREFIXES)
+        ):
             continue
         out.add(name, value)
     for name, value in credentials.items():
@@ -164,7 +173,9 @@ def upstream_request_headers(browser_headers: Iterable[tuple[str, str]], credent
     return out
 
 
-def browser_response_headers(upstream_headers: Iterable[tuple[str, str]], secrets: Iterable[str] = ()) -> list[tuple[str, str]]:
+def browser_response_headers(
+    upstream_headers: Iterable[tuple[str, str]], secrets: Iterable[str] = ()
+) -> list[tuple[str, str]]:
     """The tracking server's headers minus cookies, challenges, hop-by-hop and site-wide ones.
 
     Any header whose value contains one of `secrets` (the credentials we sent) is dropped too.
@@ -220,7 +231,7 @@ def _split(url: str) -> tuple[str | None, str | None, str]:
     scheme = None
     match = _SCHEME.match(url)
     if match:
-        scheme, url = match.group(1).lower(), url[match.end() :]
+        scheme, url = match.group(1).lower(), url[match.end():]
         if not url.startswith("/"):  # `http:evil.example`: taken as a host by some browsers
             return scheme, "", url
     elif not url.startswith("//"):
@@ -271,7 +282,7 @@ def rewrite_location(location: str, upstream_uri: str, proxy_prefix: str) -> str
     if base:
         if path != base and not path.startswith(base + "/"):
             return None
-        path = path[len(base) :] or "/"
+        path = path[len(base):] or "/"
     rewritten = proxy_prefix + path.lstrip("/")
     if parts.query:
         rewritten += "?" + parts.query
@@ -336,6 +347,8 @@ class ProxySettings:
     # uvicorn's default keep-alive (5 s, MLflow's server), so we close an idle connection before
     # the server does and never send a request on a connection it is closing.
     keepalive_timeout: float = 4.0
+
+
 
 
 class StreamingBody:
@@ -486,7 +499,9 @@ class _Exchange:
             self._arm()
             return
         if self._phase == "waiting":
-            message = f"The tracking service did not answer within {self.settings.request_timeout:g} s."
+            message = (
+                f"The tracking service did not answer within {self.settings.request_timeout:g} s."
+            )
         else:
             message = f"The transfer stalled for {self.settings.idle_timeout:g} s."
         self.abort(UpstreamTimeout(message))
@@ -531,7 +546,9 @@ class _Exchange:
                 return
             headers.append(("Location", rewritten))
         length = upstream.get("Content-Length")
-        self.flush = not (length is not None and length.isdigit() and int(length) <= self.settings.small_response)
+        self.flush = not (
+            length is not None and length.isdigit() and int(length) <= self.settings.small_response
+        )
         self.downstream.start(response.status, response.reason or "", headers)
         self.started = True
 
@@ -681,7 +698,9 @@ class _Exchange:
             reason = exc.strerror or exc.os_error.__class__.__name__
             return UpstreamUnreachable(f"Cannot reach the tracking service at {uri}: {reason}.")
         if self.status is not None:
-            return UpstreamBadResponse(f"The connection to the tracking service broke during the response ({detail}).")
+            return UpstreamBadResponse(
+                f"The connection to the tracking service broke during the response ({detail})."
+            )
         if isinstance(exc, aiohttp.ClientResponseError):  # not HTTP, or malformed
             return UpstreamBadResponse(f"The tracking service at {uri} sent an invalid response ({detail}).")
         if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, OSError)):
@@ -717,7 +736,9 @@ class MlflowProxy:
                 connector=connector,
                 # Only the TCP connect is timed by the client; `_Exchange`'s watchdog times the
                 # answer (request_timeout) and stalls in either direction (idle_timeout).
-                timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=s.connect_timeout, sock_read=None),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=None, sock_connect=s.connect_timeout, sock_read=None
+                ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 # Send only what the browser sent (plus Host, credentials and the body's length).
@@ -741,7 +762,8 @@ class MlflowProxy:
                 await self._slots.acquire()
         except TimeoutError:
             raise ProxyBusy(
-                f"Too many requests to the tracking service are in progress ({self.settings.max_clients}); try again shortly."
+                f"Too many requests to the tracking service are in progress "
+                f"({self.settings.max_clients}); try again shortly."
             ) from None
 
     def release(self) -> None:

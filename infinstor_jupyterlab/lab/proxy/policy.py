@@ -207,7 +207,9 @@ def resolve(raw_path: str, method: str) -> ProxyRoute:
         if methods is None:
             raise PathRefused(_INFINSTOR_REFUSED)
         if method not in methods:
-            raise PathRefused.method_not_allowed(f"{method} is not allowed on /{'/'.join(key)} through the MLflow proxy.", methods)
+            raise PathRefused.method_not_allowed(
+                f"{method} is not allowed on /{'/'.join(key)} through the MLflow proxy.", methods
+            )
         return ProxyRoute(path=raw_path, kind="api")
     for rule in _RULES:
         if _matches(segments, rule):
@@ -216,15 +218,24 @@ def resolve(raw_path: str, method: str) -> ProxyRoute:
                     f"{method} is not allowed on /{'/'.join(rule.prefix)} through the MLflow proxy.", rule.methods
                 )
             kind = rule.kind
-            if kind == "api" and any(tuple(segments[-len(s) :]) == s for s in _ARTIFACT_API_SUFFIXES):
+            if kind == "api" and any(
+                tuple(segments[-len(s):]) == s for s in _ARTIFACT_API_SUFFIXES
+            ):
                 kind = "artifact"
             return ProxyRoute(path=raw_path, kind=kind)
-    raise PathRefused(f"Only MLflow's REST API, artifacts and web UI are available through the proxy, not /{raw_path[:200]}.")
+    raise PathRefused(
+        f"Only MLflow's REST API, artifacts and web UI are available through the proxy, "
+        f"not /{raw_path[:200]}."
+    )
 
 
 def strip_credentials_from_query(query: str) -> str:
     """Drop Jupyter's own credentials (`token`, `_xsrf`) from a raw query string, keep the rest as is."""
     if not query:
         return query
-    kept = [part for part in query.split("&") if unquote(part.split("=", 1)[0]).lower() not in ("token", "_xsrf")]
+    kept = [
+        part
+        for part in query.split("&")
+        if unquote(part.split("=", 1)[0]).lower() not in ("token", "_xsrf")
+    ]
     return "&".join(kept)

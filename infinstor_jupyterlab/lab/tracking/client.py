@@ -123,7 +123,10 @@ class MlflowClientAsync:
         if not root.startswith(prefix):
             raise BadRequest(f"Cannot upload to the artifact store {root!r} from the lab")
         relative = root[len(prefix) :].lstrip("/")
-        url = f"{self.backend.uri}/api/2.0/mlflow-artifacts/artifacts/{quote(relative)}/{quote(artifact_path)}/{quote(local_path.name)}"
+        url = (
+            f"{self.backend.uri}/api/2.0/mlflow-artifacts/artifacts/"
+            f"{quote(relative)}/{quote(artifact_path)}/{quote(local_path.name)}"
+        )
         headers = {"Content-Type": "application/octet-stream", **(await self.backend.request_headers())}
         size = (await asyncio.to_thread(local_path.stat)).st_size
 

@@ -137,7 +137,9 @@ class EmbeddedTrackingServer(TrackingBackend):
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout or self.startup_timeout)
         except TimeoutError:
-            raise TrackingUnavailable("The local tracking service is still starting; try again in a few seconds.") from None
+            raise TrackingUnavailable(
+                "The local tracking service is still starting; try again in a few seconds."
+            ) from None
         if self._state != "running":
             raise TrackingUnavailable(self._message)
 
@@ -239,7 +241,9 @@ class EmbeddedTrackingServer(TrackingBackend):
         attempt_ports = 2
         for _attempt in range(attempt_ports):
             await asyncio.to_thread(self._reap_stale_server)
-            if not self._started_once and not await asyncio.to_thread(_port_is_free, self.host, self.port):
+            if not self._started_once and not await asyncio.to_thread(
+                _port_is_free, self.host, self.port
+            ):
                 # Only before the first start: later, kernels already know this port.
                 self.port = find_free_port(self.host)
             log_offset = await asyncio.to_thread(self._prepare_log)
@@ -312,7 +316,9 @@ class EmbeddedTrackingServer(TrackingBackend):
             if response is not None and response.code == 200:
                 return
             await asyncio.sleep(0.25)
-        raise _StartFailed(f"The local tracking service did not answer within {self.startup_timeout:.0f} s")
+        raise _StartFailed(
+            f"The local tracking service did not answer within {self.startup_timeout:.0f} s"
+        )
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()

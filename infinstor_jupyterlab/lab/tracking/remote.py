@@ -85,12 +85,16 @@ class RemoteTrackingServer(TrackingBackend):
             reason = response.error or "no answer"
             return self._status("error", f"Cannot reach the tracking service at {self._uri}: {reason}")
         if response.code >= 500:
-            return self._status("error", f"The tracking service at {self._uri} answered HTTP {response.code}.")
+            return self._status(
+                "error", f"The tracking service at {self._uri} answered HTTP {response.code}."
+            )
         # 2xx, or 401/403 from a service that guards /health: it is up.
         return self._status("running", "")
 
     def _status(self, state, message) -> TrackingStatus:
-        return TrackingStatus(mode="remote", state=state, message=message, uri=self._uri, mlflow_version=mlflow.__version__)
+        return TrackingStatus(
+            mode="remote", state=state, message=message, uri=self._uri, mlflow_version=mlflow.__version__
+        )
 
     async def status(self) -> TrackingStatus:
         now = time.monotonic()

@@ -53,7 +53,7 @@ class AuditWriter:
             except Exception:
                 log.exception("InfinStor: could not write %d audit records; keeping them for the next attempt", len(rows))
                 with self._lock:  # keep them, but never grow without bound
-                    self._pending = (rows + self._pending)[-self.max_pending :]
+                    self._pending = (rows + self._pending)[-self.max_pending:]
 
     def _run(self) -> None:
         while True:

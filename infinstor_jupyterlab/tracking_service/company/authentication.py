@@ -44,7 +44,7 @@ def is_job_token(token: str) -> bool:
 def token_identity(token: str, record: TokenRecord | None, state: str) -> dict[str, Any]:
     """What a refused API token says about its holder: its id's first characters, and the owner of
     the real token it names (proven when its secret matched, i.e. it was revoked or expired)."""
-    identity: dict[str, Any] = {"token_id": token[len(TOKEN_PREFIX) :][:TOKEN_ID_CHARS]}
+    identity: dict[str, Any] = {"token_id": token[len(TOKEN_PREFIX):][:TOKEN_ID_CHARS]}
     if record is not None:
         identity.update(username=record.username, org=record.org, verified=state in ("revoked", "expired"))
     return identity

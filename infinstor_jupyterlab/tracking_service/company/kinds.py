@@ -46,6 +46,7 @@ class Kind:
     scope: Scope
 
 
+
 def _if_ok(action: Callable[[bytes], object]) -> Callable[[int, bytes], None]:
     """An Outcome.after that runs `action(body)` once MLflow answered 200."""
 
@@ -55,22 +56,15 @@ def _if_ok(action: Callable[[bytes], object]) -> Callable[[int, bytes], None]:
 
     return after
 
-
-def _none(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _none(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     pass
 
 
-def _org_admin(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _org_admin(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     pass  # organisation infrastructure: the policy check above admitted only organisation admins
 
 
-def _own_workspaces(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _own_workspaces(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     """A caller's workspaces are their organisation's, and no other (names never leak)."""
     if operation == "ListWorkspaces":
         outcome.respond = (200, json_bytes({"workspaces": [{"name": who.org}]}))
@@ -78,17 +72,13 @@ def _own_workspaces(
         raise not_found(f"Workspace '{path_vars.get('workspace_name')}' not found")
 
 
-def _experiment(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _experiment(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     experiment_id = required(params, "experiment_id")
     service.access.check_experiment(who, experiment_id, need)
     outcome.audit = ("experiment", experiment_id)
 
 
-def _experiment_name(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _experiment_name(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     name = required(params, "experiment_name")
     experiment = stores()[0].get_experiment_by_name(name)
     missing = f"Could not find experiment with name '{name}'"
@@ -97,24 +87,18 @@ def _experiment_name(
     service.access.check(service.access.rank(who, "experiment", experiment.experiment_id), need, missing)
 
 
-def _run(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _run(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     run_id = required(params, "run_id", "run_uuid")
     service.access.check_run(who, run_id, need)
     outcome.audit = ("run", run_id)
 
 
-def _runs(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _runs(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     for run_id in required_all(params, "run_ids"):
         service.access.check_run(who, run_id, need)
 
 
-def _logged_model(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _logged_model(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     model_id = path_vars["model_id"]
     # Some MLflow handlers act on the body's model_id rather than the path's: they must agree.
     if params.get("model_id") not in (None, model_id):
@@ -123,17 +107,13 @@ def _logged_model(
     outcome.audit = ("logged_model", model_id)
 
 
-def _artifact(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _artifact(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     artifact_path = path_vars.get("artifact_path") if "artifact_path" in path_vars else params.get("path")
     service.access.check_artifact(who, artifact_path or "", need)
     outcome.audit = ("artifact", artifact_path)
 
 
-def _registered_model(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _registered_model(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     name = required(params, "name")
     service.access.check_model(who, name, need)
     outcome.audit = ("registered_model", name)
@@ -145,9 +125,7 @@ def _registered_model(
         outcome.after = _if_ok(lambda _body: service.store.forget_resource(who.org, "registered_model", name))
 
 
-def _create_model_version(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _create_model_version(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     name = required(params, "name")
     service.access.check_model(who, name, need)
     # The version must come from something the caller may read.
@@ -158,49 +136,39 @@ def _create_model_version(
     if model_id := params.get("model_id"):
         service.access.check_logged_model(who, model_id, "reader")
     if source.startswith("models:/m-"):
-        service.access.check_logged_model(who, source[len("models:/") :].split("/")[0], "reader")
+        service.access.check_logged_model(who, source[len("models:/"):].split("/")[0], "reader")
     elif source.startswith("models:/"):  # a version copied from another registered model
-        service.access.check_model(who, source[len("models:/") :].split("/")[0], "reader")
+        service.access.check_model(who, source[len("models:/"):].split("/")[0], "reader")
     elif source.startswith("runs:/"):
-        service.access.check_run(who, source[len("runs:/") :].split("/")[0], "reader")
+        service.access.check_run(who, source[len("runs:/"):].split("/")[0], "reader")
     elif source.startswith("mlflow-artifacts:/"):
-        service.access.check_artifact(who, source[len("mlflow-artifacts:/") :], "reader")
+        service.access.check_artifact(who, source[len("mlflow-artifacts:/"):], "reader")
     outcome.audit = ("registered_model", name)
 
 
-def _create_experiment(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _create_experiment(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     outcome.after = _if_ok(lambda body: _grant_on_create_experiment(service, who, body))
     outcome.audit = ("experiment", None)
 
 
-def _create_registered_model(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _create_registered_model(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     outcome.after = _if_ok(lambda body: _grant_on_create_model(service, who, body))
     outcome.audit = ("registered_model", params.get("name"))
 
 
-def _trace(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _trace(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     # The path's id is the one MLflow acts on when there is one (it overrides the body's).
     trace_id = path_vars.get("trace_id") or path_vars.get("request_id") or required(params, "trace_id", "request_id")
     service.access.check_trace(who, trace_id, need)
     outcome.audit = ("trace", trace_id)
 
 
-def _traces(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _traces(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     for trace_id in dict.fromkeys(required_all(params, "trace_ids")):  # every one of them
         service.access.check_trace(who, trace_id, need)
 
 
-def _trace_location(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _trace_location(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     from mlflow.protos.service_pb2 import StartTraceV3
 
     info = params.message(StartTraceV3()).trace.trace_info
@@ -212,9 +180,7 @@ def _trace_location(
     outcome.audit = ("trace", info.trace_id or None)
 
 
-def _traces_to_run(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _traces_to_run(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     run_id = required(params, "run_id")
     service.access.check_run(who, run_id, need)
     for trace_id in dict.fromkeys(params.get_all("trace_ids")):
@@ -222,9 +188,7 @@ def _traces_to_run(
     outcome.audit = ("run", run_id)
 
 
-def _prompts_to_trace(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _prompts_to_trace(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     from mlflow.protos.service_pb2 import LinkPromptsToTrace
 
     request = params.message(LinkPromptsToTrace(), repeated=("prompt_versions",))
@@ -236,9 +200,7 @@ def _prompts_to_trace(
     outcome.audit = ("trace", request.trace_id)
 
 
-def _create_dataset(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _create_dataset(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     experiment_ids = list(dict.fromkeys(params.get_all("experiment_ids")))
     if not experiment_ids and not who.is_admin:
         raise bad_request("Name the experiment(s) the dataset belongs to (experiment_ids): it is shared through them.")
@@ -247,26 +209,20 @@ def _create_dataset(
     outcome.audit = ("dataset", None)
 
 
-def _dataset(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _dataset(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     dataset_id = path_vars["dataset_id"]
     service.access.check_dataset(who, dataset_id, need)
     outcome.audit = ("dataset", dataset_id)
 
 
-def _dataset_experiments(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _dataset_experiments(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     """Linking a dataset to experiments (or unlinking it) changes the dataset and each of them."""
     _dataset(service, who, operation, need, params, path_vars, outcome)
     for experiment_id in dict.fromkeys(params.get_all("experiment_ids")):
         service.access.check_experiment(who, experiment_id, need)
 
 
-def _create_issue(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _create_issue(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     experiment_id = required(params, "experiment_id")
     service.access.check_experiment(who, experiment_id, need)
     if source_run_id := params.get("source_run_id"):
@@ -278,26 +234,20 @@ def _create_issue(
     outcome.audit = ("experiment", experiment_id)
 
 
-def _issue(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _issue(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     issue_id = path_vars.get("issue_id") or required(params, "issue_id")
     service.access.check_owned(who, "issue", issue_id, stores()[0].get_issue, f"Issue with ID '{issue_id}' not found.", need)
     outcome.audit = ("issue", issue_id)
 
 
-def _label_schema(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _label_schema(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     schema_id = required(params, "schema_id")
     missing = f"Label schema with ID '{schema_id}' not found."
     service.access.check_owned(who, "label_schema", schema_id, stores()[0].get_label_schema, missing, need)
     outcome.audit = ("label_schema", schema_id)
 
 
-def _span_export(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _span_export(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     """LogSpans (OTLP): the experiment named in MLflow's header, every existing trace the spans
     extend, and the run the traces are to be linked to."""
     from mlflow.tracing.utils.otlp import MLFLOW_EXPERIMENT_ID_HEADER, MLFLOW_RUN_ID_HEADER
@@ -316,9 +266,7 @@ def _span_export(
     outcome.audit = ("experiment", experiment_id)
 
 
-def _run_or_logged_model(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def _run_or_logged_model(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     run_id, model_id = params.get("run_id"), params.get("model_id")
     if bool(run_id) == bool(model_id):
         raise bad_request("Give exactly one of run_id and model_id.")

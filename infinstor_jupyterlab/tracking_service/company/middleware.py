@@ -194,9 +194,7 @@ class CompanyASGIMiddleware:
             try:
                 status, data, entry = service.api.answer(who, method, path, query, body)
             except Refusal as refusal:
-                raise _Denied(
-                    who, refusal, f"infinstor:{method} {path[len(API_PREFIX) :]}", (None, None) if method != "GET" else None
-                ) from None
+                raise _Denied(who, refusal, f"infinstor:{method} {path[len(API_PREFIX):]}", (None, None) if method != "GET" else None) from None
             if entry is not None:
                 service.record(who, f"infinstor:{method} {path[len(API_PREFIX):].split('/')[0]}", status, entry,
                                {k: data.get(k) for k in ("granted", "revoked") if k in data} or None)  # fmt: skip
@@ -212,7 +210,6 @@ class CompanyASGIMiddleware:
     async def _forward(self, scope: Scope, receive: Receive, send: Send, outcome: Outcome) -> int:
         status = 500
         if outcome.after is None:
-
             async def tracking_send(message: Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":

@@ -27,7 +27,7 @@ class RestApi:
     def answer(self, who: Principal, method: str, path: str, query: str, body: bytes | None) -> Answer:
         """(status, JSON, audit entry) for a request under /api/2.0/infinstor/."""
         with_workspace(who.org)
-        route = path[len(API_PREFIX) :].strip("/")
+        route = path[len(API_PREFIX):].strip("/")
         params = parse_params(query, body)
         if route == "whoami" and method == "GET":
             return 200, who.to_json(), None
@@ -40,7 +40,7 @@ class RestApi:
             records = self.service.store.list_tokens(who.org, None if everyone else who.username)
             return 200, {"tokens": [r.to_json() for r in records]}, None
         if route.startswith("tokens/") and method == "DELETE":
-            token_id = route[len("tokens/") :]
+            token_id = route[len("tokens/"):]
             if not self.service.store.revoke_token(who.org, token_id, None if who.is_admin else who.username):
                 raise not_found(f"No active token with id {token_id}")
             return 200, {}, ("api_token", token_id)
@@ -90,7 +90,7 @@ class RestApi:
             token, record = self.service.directory_store.create_token(who.org, name, who.username)
             return 200, {"token": token, **record.to_json()}, ("scim_token", record.token_id)
         if route.startswith("scim-tokens/") and method == "DELETE":
-            token_id = route[len("scim-tokens/") :]
+            token_id = route[len("scim-tokens/"):]
             if not self.service.directory_store.revoke_token(who.org, token_id):
                 raise not_found(f"No active SCIM token with id {token_id}")
             return 200, {}, ("scim_token", token_id)
@@ -108,9 +108,7 @@ class RestApi:
         if not 0 < ttl <= self.service.config.job_token_max_seconds:
             raise bad_request(f"ttl_seconds must be more than 0 and at most {self.service.config.job_token_max_seconds:g}")
         job_id = (params.get("job_id") or "").strip() or f"{who.username}-{run_id[:8]}"
-        token = job_tokens.issue(
-            self.service.authn.job_key, job_id=job_id, run_id=run_id, experiment_id=experiment_id, ttl=ttl, workspace=who.org
-        )
+        token = job_tokens.issue(self.service.authn.job_key, job_id=job_id, run_id=run_id, experiment_id=experiment_id, ttl=ttl, workspace=who.org)
         return 200, {"token": token, "run_id": run_id, "experiment_id": experiment_id, "expires_in": int(ttl)}, ("run", run_id)
 
     def _resource(self, who: Principal, params: Params, need: str) -> tuple[str, str]:

@@ -22,9 +22,8 @@ if TYPE_CHECKING:
     from .service import CompanyService
 
 
-def filtered_page(
-    fetch: Callable[[int, str | None], Any], keep: Callable[[Any], bool], max_results: int, page_token: str | None, batch: int = 1000
-) -> tuple[list[Any], str | None]:
+def filtered_page(fetch: Callable[[int, str | None], Any], keep: Callable[[Any], bool], max_results: int, page_token: str | None,
+                  batch: int = 1000) -> tuple[list[Any], str | None]:
     """One page of the items `keep` accepts, paging over the filtered stream.
 
     `fetch(max_results, page_token)` is a store search whose page tokens are offsets (MLflow's SQL
@@ -70,9 +69,7 @@ def search_only(params: Params, outcome: Outcome, requested: list[str], kept: li
         outcome.body, outcome.query = params.with_values("experiment_ids", kept)
 
 
-def experiment_ids(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def experiment_ids(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     if who.is_admin:
         return
     if params.method != "GET" and not isinstance(params.body_json, dict):
@@ -81,9 +78,7 @@ def experiment_ids(
     search_only(params, outcome, requested, service.access.readable_experiments(who, requested))
 
 
-def search_experiments(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def search_experiments(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     if who.is_admin:
         return
     from mlflow.protos.service_pb2 import SearchExperiments
@@ -107,9 +102,7 @@ def search_experiments(
     outcome.respond = page_answer(SearchExperiments.Response(), "experiments", items, token)
 
 
-def search_registered_models(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def search_registered_models(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     if who.is_admin:
         return
     from mlflow.protos.model_registry_pb2 import SearchRegisteredModels
@@ -131,9 +124,7 @@ def search_registered_models(
     outcome.respond = page_answer(SearchRegisteredModels.Response(), "registered_models", items, token)
 
 
-def search_model_versions(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def search_model_versions(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     if who.is_admin:
         return
     from mlflow.protos.model_registry_pb2 import SearchModelVersions
@@ -151,9 +142,7 @@ def search_model_versions(
     outcome.respond = page_answer(SearchModelVersions.Response(), "model_versions", items, token)
 
 
-def trace_locations(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def trace_locations(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     """SearchTracesV3: only experiment locations the caller may read; other kinds of location
     (inference tables, Unity Catalog) name nothing this service can check and are dropped."""
     if who.is_admin:
@@ -172,9 +161,7 @@ def trace_locations(
         outcome.body = message_json(request)
 
 
-def dataset_search(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def dataset_search(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     if who.is_admin:
         return
     requested = params.get_all("experiment_ids")
@@ -183,9 +170,7 @@ def dataset_search(
     search_only(params, outcome, requested, service.access.readable_experiments(who, wanted))
 
 
-def scorer_listing(
-    service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome
-) -> None:
+def scorer_listing(service: CompanyService, who: Principal, operation: str, need: str, params: Params, path_vars: dict[str, str], outcome: Outcome) -> None:
     if who.is_admin:
         return
     single = params.get("experiment_id")
