@@ -22,9 +22,9 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _lab import Lab  # noqa: E402
+from _lab import Lab
 
-from infinstor_jupyterlab.projects import build_project  # noqa: E402
+from infinstor_jupyterlab.projects import build_project
 
 
 def big_notebook(cells: int = 1000, target_bytes: int = 5 * 1024 * 1024):
@@ -126,14 +126,18 @@ def main():
     print(f"\nConversion of a {conv['cells']}-cell, {conv['size_mb']:.1f} MB notebook (median of {args.repeat}):")
     print(f"  infinstor project      {conv['convert'] * 1000:8.1f} ms   (first, cold: {conv['cold'] * 1000:.1f} ms)")
     print(f"  nbformat read+write    {conv['baseline'] * 1000:8.1f} ms   (baseline)")
-    print(f"  ratio                  {conv['convert'] / conv['baseline']:8.2f}x   target: <= 300 ms absolute -> "
-          f"{'OK' if conv['convert'] <= 0.3 else 'MISSED'}")
+    print(
+        f"  ratio                  {conv['convert'] / conv['baseline']:8.2f}x   target: <= 300 ms absolute -> "
+        f"{'OK' if conv['convert'] <= 0.3 else 'MISSED'}"
+    )
     ours, theirs = sub["ours"], sub["mlflow"]
     print(f"\nInline submit -> RUNNING ({len(ours)} submissions, sequential):")
     print(f"  infinstor jobs API     median {statistics.median(ours) * 1000:7.1f} ms   max {max(ours) * 1000:7.1f} ms")
     print(f"  mlflow.projects.run    median {statistics.median(theirs) * 1000:7.1f} ms   max {max(theirs) * 1000:7.1f} ms   (baseline)")
-    print(f"  ratio                  {statistics.median(ours) / statistics.median(theirs):8.2f}x   target: median <= 2 s -> "
-          f"{'OK' if statistics.median(ours) <= 2 else 'MISSED'}")
+    print(
+        f"  ratio                  {statistics.median(ours) / statistics.median(theirs):8.2f}x   target: median <= 2 s -> "
+        f"{'OK' if statistics.median(ours) <= 2 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

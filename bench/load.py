@@ -153,7 +153,7 @@ class Nginx:
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.access_log = self.prefix / "logs" / "access.log"
-        servers = "\n".join(f"        server {r.url[len('http://'):]} max_fails=2 fail_timeout=10s;" for r in replicas)
+        servers = "\n".join(f"        server {r.url[len('http://') :]} max_fails=2 fail_timeout=10s;" for r in replicas)
         tmp = self.prefix / "tmp"
         (self.prefix / "nginx.conf").write_text(f"""
 daemon off;
@@ -273,8 +273,9 @@ class User:
         self.logged: dict[int, float] = {}  # acknowledged metric steps -> values
 
 
-async def call(session: aiohttp.ClientSession, base: str, user: User, method: str, path: str, stats: Stats | None,
-               *, json_body=None, params=None) -> tuple[int, dict]:
+async def call(
+    session: aiohttp.ClientSession, base: str, user: User, method: str, path: str, stats: Stats | None, *, json_body=None, params=None
+) -> tuple[int, dict]:
     """One logical request with MLflow-client-like retries. Returns (final status, body)."""
     headers = {"Authorization": f"Bearer {user.token}"}
     failed: Counter = Counter()
@@ -293,7 +294,7 @@ async def call(session: aiohttp.ClientSession, base: str, user: User, method: st
                 if status == 500 and stats is not None and len(stats.error_bodies) < 5:
                     stats.error_bodies.append(body[:300].decode(errors="replace"))
                 retry_after = float(response.headers.get("Retry-After", "0") or 0)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             outcome = type(exc).__name__
         failed[outcome] += 1
         if stats is not None:
@@ -313,13 +314,30 @@ async def one_request(session, base, user: User, stats: Stats) -> None:
         step = user.step
         user.step += 1
         value = round(random.random(), 6)
-        status, _ = await call(session, base, user, "POST", "api/2.0/mlflow/runs/log-batch", stats, json_body={
-            "run_id": user.run_id, "metrics": [{"key": "loss", "value": value, "timestamp": int(time.time() * 1000), "step": step}]})
+        status, _ = await call(
+            session,
+            base,
+            user,
+            "POST",
+            "api/2.0/mlflow/runs/log-batch",
+            stats,
+            json_body={
+                "run_id": user.run_id,
+                "metrics": [{"key": "loss", "value": value, "timestamp": int(time.time() * 1000), "step": step}],
+            },
+        )
         if status == 200:
             user.logged[step] = value
     elif kind == "runs/search":
-        status, _ = await call(session, base, user, "POST", "api/2.0/mlflow/runs/search", stats,
-                               json_body={"experiment_ids": [user.experiment_id], "max_results": 20})
+        status, _ = await call(
+            session,
+            base,
+            user,
+            "POST",
+            "api/2.0/mlflow/runs/search",
+            stats,
+            json_body={"experiment_ids": [user.experiment_id], "max_results": 20},
+        )
     elif kind == "runs/get":
         status, _ = await call(session, base, user, "GET", "api/2.0/mlflow/runs/get", stats, params={"run_id": user.run_id})
     elif kind == "experiments/search":
@@ -327,11 +345,13 @@ async def one_request(session, base, user: User, stats: Stats) -> None:
     elif kind == "registered-models/get":
         status, _ = await call(session, base, user, "GET", "api/2.0/mlflow/registered-models/get", stats, params={"name": user.model})
     elif kind == "model-versions/search":
-        status, _ = await call(session, base, user, "GET", "api/2.0/mlflow/model-versions/search", stats,
-                               params={"filter": f"name='{user.model}'"})
+        status, _ = await call(
+            session, base, user, "GET", "api/2.0/mlflow/model-versions/search", stats, params={"filter": f"name='{user.model}'"}
+        )
     else:
-        status, _ = await call(session, base, user, "GET", "api/2.0/mlflow/metrics/get-history", stats,
-                               params={"run_id": user.run_id, "metric_key": "loss"})
+        status, _ = await call(
+            session, base, user, "GET", "api/2.0/mlflow/metrics/get-history", stats, params={"run_id": user.run_id, "metric_key": "loss"}
+        )
     ok = status == 200
     stats.requests.append((started, time.monotonic() - started, kind, ok))
     if not ok:
@@ -372,13 +392,22 @@ async def seed(base: str, users: list[User]) -> None:
             status, body = await call(session, base, owner, "POST", "api/2.0/mlflow/experiments/create", None, json_body={"name": name})
             assert status == 200, (status, body)
             experiment_id = body["experiment_id"]
-            status, body = await call(session, base, owner, "POST", "api/2.0/mlflow/runs/create", None,
-                                      json_body={"experiment_id": experiment_id, "run_name": "baseline"})
+            status, body = await call(
+                session,
+                base,
+                owner,
+                "POST",
+                "api/2.0/mlflow/runs/create",
+                None,
+                json_body={"experiment_id": experiment_id, "run_name": "baseline"},
+            )
             assert status == 200, (status, body)
             run = body["run"]["info"]
             model = f"{group}-model"
-            for path, payload in (("registered-models/create", {"name": model}),
-                                  ("model-versions/create", {"name": model, "source": f"{run['artifact_uri']}/model", "run_id": run["run_id"]})):
+            for path, payload in (
+                ("registered-models/create", {"name": model}),
+                ("model-versions/create", {"name": model, "source": f"{run['artifact_uri']}/model", "run_id": run["run_id"]}),
+            ):
                 status, body = await call(session, base, owner, "POST", f"api/2.0/mlflow/{path}", None, json_body=payload)
                 assert status == 200, (path, status, body)
             for member in members:
@@ -387,8 +416,15 @@ async def seed(base: str, users: list[User]) -> None:
         await gather_limited([setup_group(o, g, m) for (o, g), m in by_group.items()], 8)
 
         async def own_run(user):
-            status, body = await call(session, base, user, "POST", "api/2.0/mlflow/runs/create", None,
-                                      json_body={"experiment_id": user.experiment_id, "run_name": user.name})
+            status, body = await call(
+                session,
+                base,
+                user,
+                "POST",
+                "api/2.0/mlflow/runs/create",
+                None,
+                json_body={"experiment_id": user.experiment_id, "run_name": user.name},
+            )
             assert status == 200, (user.name, status, body)
             user.run_id = body["run"]["info"]["run_id"]
 
@@ -400,12 +436,14 @@ async def verify(base: str, users: list[User]) -> dict:
     connector = aiohttp.TCPConnector(limit=32)
     missing, checked = [], 0
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+
         async def check(user):
             nonlocal checked
             if not user.logged:
                 return
-            status, body = await call(session, base, user, "GET", "api/2.0/mlflow/metrics/get-history", None,
-                                      params={"run_id": user.run_id, "metric_key": "loss"})
+            status, body = await call(
+                session, base, user, "GET", "api/2.0/mlflow/metrics/get-history", None, params={"run_id": user.run_id, "metric_key": "loss"}
+            )
             stored = {m["step"]: m["value"] for m in body.get("metrics", [])} if status == 200 else {}
             for step, value in user.logged.items():
                 checked += 1
@@ -419,7 +457,7 @@ async def verify(base: str, users: list[User]) -> dict:
 # -- the run --------------------------------------------------------------------------------------------
 def nginx_log_summary(path: Path, t0_wall: float, replicas: list[Replica], bucket: float = 10.0) -> dict:
     """Requests per replica per time bucket (seconds since the timed phase began), from nginx's log."""
-    names = {r.url[len("http://"):]: r.name for r in replicas}
+    names = {r.url[len("http://") :]: r.name for r in replicas}
     buckets: dict[int, Counter] = defaultdict(Counter)
     statuses: Counter = Counter()
     passed_on: list[str] = []
@@ -437,8 +475,11 @@ def nginx_log_summary(path: Path, t0_wall: float, replicas: list[Replica], bucke
             buckets[int((at - t0_wall) // bucket)]["passed on by nginx"] += 1
             if len(passed_on) < 10:
                 passed_on.append(line)
-    return {"per_bucket": {int(k * bucket): dict(v) for k, v in sorted(buckets.items())}, "statuses": dict(statuses),
-            "passed_on_examples": passed_on}
+    return {
+        "per_bucket": {int(k * bucket): dict(v) for k, v in sorted(buckets.items())},
+        "statuses": dict(statuses),
+        "passed_on_examples": passed_on,
+    }
 
 
 def summarize(stats: Stats, t0: float, windows: list[tuple[float, float]], ramp: float, seconds: float) -> dict:
@@ -557,8 +598,12 @@ def main() -> int:
     parser.add_argument("--ramp", type=float, default=10.0, help="users start spread over this many seconds")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per replica (1-4)")
     parser.add_argument("--db-down", type=float, default=3.0, help="seconds PostgreSQL stays stopped")
-    parser.add_argument("--proxy-conf", type=Path, default=REPO / "deploy" / "nginx" / "infinstor-proxy.conf",
-                        help="nginx proxy settings to include (default: the shipped deploy/nginx/infinstor-proxy.conf)")
+    parser.add_argument(
+        "--proxy-conf",
+        type=Path,
+        default=REPO / "deploy" / "nginx" / "infinstor-proxy.conf",
+        help="nginx proxy settings to include (default: the shipped deploy/nginx/infinstor-proxy.conf)",
+    )
     parser.add_argument("--json", type=Path, help="write the full results here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = parser.parse_args()
@@ -609,7 +654,7 @@ def main() -> int:
         for name, (org, group) in IDP_USERS.items():
             if len(users) < args.users:
                 users.append(User(name, org, group, user_token(idp, name), "oidc"))
-        from infinstor_jupyterlab.service.db import ServiceStore, make_engine
+        from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine
 
         store = ServiceStore(make_engine(backend_uri))
         groups = [(org, g) for org, gs in ORGS.items() for g in gs if g != "acme-admins"]

@@ -159,9 +159,7 @@ def operations(exp, run_ids, artifact):
         counter["i"] += 1
         return {
             "run_id": run_ids[counter["i"] % len(run_ids)],
-            "metrics": [
-                {"key": "loss", "value": 1.0 / counter["i"], "timestamp": int(time.time() * 1000), "step": counter["i"]}
-            ],
+            "metrics": [{"key": "loss", "value": 1.0 / counter["i"], "timestamp": int(time.time() * 1000), "step": counter["i"]}],
         }
 
     return {
@@ -234,9 +232,7 @@ async def main(args) -> int:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             await servers.wait(session)
             direct = Target("direct", servers.mlflow, {"Authorization": f"Bearer {servers.secret}"})
-            proxy = Target(
-                "proxy", f"{servers.jupyter}/infinstor/api/mlflow", {"Authorization": f"token {servers.token}"}
-            )
+            proxy = Target("proxy", f"{servers.jupyter}/infinstor/api/mlflow", {"Authorization": f"token {servers.token}"})
             exp, run_ids, artifact = await seed(session, direct, 100, args.artifact_mb)
             floor = await measure_floor(session, servers, args.floor_calls)
             print(
@@ -330,7 +326,9 @@ def print_row(row, is_artifact, flush=False):
 
 
 def print_table(results):
-    print("| operation | clients | direct median ms | direct p95 ms | proxy median ms | proxy p95 ms | median ratio | p95 ratio | direct MB/s or req/s | proxy MB/s or req/s | throughput ratio | errors direct/proxy |")
+    print(
+        "| operation | clients | direct median ms | direct p95 ms | proxy median ms | proxy p95 ms | median ratio | p95 ratio | direct MB/s or req/s | proxy MB/s or req/s | throughput ratio | errors direct/proxy |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         art = r["operation"].startswith("artifact")

@@ -44,8 +44,8 @@ from lambda_local import ALLOWED_HOSTS, LambdaProcess, http_api_event, response_
 from service_fixture import ADMIN_GROUP, CompanyServer, PostgresCluster, user_token  # noqa: E402
 
 CALLS = ("runs/search", "runs/get", "experiments/search", "metrics/get-history", "runs/log-batch")
-IMPORTS = ("mangum", "mlflow.server", "mlflow.server.fastapi_app", "infinstor_jupyterlab.service.app",
-           "infinstor_jupyterlab.service.company", "infinstor_jupyterlab.service.serverless")  # fmt: skip
+IMPORTS = ("mangum", "mlflow.server", "mlflow.server.fastapi_app", "infinstor_jupyterlab.tracking_service.app",
+           "infinstor_jupyterlab.tracking_service.company", "infinstor_jupyterlab.tracking_service.serverless")  # fmt: skip
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -180,7 +180,9 @@ def main() -> int:
             "image_payload_mb": round(image_payload_mb(), 1),
             "warm_ms": {},
         }
-        print(f"\ncold start (process start -> first answer): median {statistics.median(cold):.2f} s  {['%.2f' % c for c in cold]}  (target <= 3 s)")
+        print(
+            f"\ncold start (process start -> first answer): median {statistics.median(cold):.2f} s  {['%.2f' % c for c in cold]}  (target <= 3 s)"
+        )
         print(f"imports alone: median {statistics.median(imports):.2f} s")
         print(f"package + dependencies installed: {summary['image_payload_mb']} MB (the image adds AWS's base image)")
         print(f"\n{'call':22} {'handler p50':>12} {'uvicorn p50':>12} {'ratio':>6} {'handler p99':>12} {'uvicorn p99':>12}")
@@ -192,7 +194,9 @@ def main() -> int:
             ratio = statistics.median(h) / statistics.median(u)
             summary["warm_ms"][name] = {"handler_p50": statistics.median(h), "uvicorn_p50": statistics.median(u), "ratio": ratio,
                                         "handler_p99": percentile(h, 99), "uvicorn_p99": percentile(u, 99)}  # fmt: skip
-            print(f"{name:22} {statistics.median(h):10.2f}ms {statistics.median(u):10.2f}ms {ratio:6.2f} {percentile(h, 99):10.2f}ms {percentile(u, 99):10.2f}ms")
+            print(
+                f"{name:22} {statistics.median(h):10.2f}ms {statistics.median(u):10.2f}ms {ratio:6.2f} {percentile(h, 99):10.2f}ms {percentile(u, 99):10.2f}ms"
+            )
         overall = statistics.median(all_h) / statistics.median(all_u)
         summary["warm_ratio_all"] = overall
         print(f"{'all calls':22} {statistics.median(all_h):10.2f}ms {statistics.median(all_u):10.2f}ms {overall:6.2f}   (target <= 1.2)")

@@ -142,7 +142,10 @@ async def client(session: aiohttp.ClientSession, target: Target, own_run: str, d
             request = ("GET", {"params": {"run_id": run_id, "metric_key": "m1"}})
         else:
             step += 1
-            request = ("POST", {"json": {"run_id": own_run, "metrics": [{"key": "loss", "value": 1 / step, "timestamp": step, "step": step}]}})
+            request = (
+                "POST",
+                {"json": {"run_id": own_run, "metrics": [{"key": "loss", "value": 1 / step, "timestamp": step, "step": step}]}},
+            )
         method, kwargs = request
         started = time.perf_counter()
         try:

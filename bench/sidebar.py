@@ -71,7 +71,8 @@ try {
 
 TAB_ROW = "[data-testid=infinstor-runs-tab] [data-testid=infinstor-run-row]"
 
-CLICK_TO_TAB_ROWS = """
+CLICK_TO_TAB_ROWS = (
+    """
 async (name) => {
   const item = [...document.querySelectorAll('[data-testid=infinstor-experiment-item]')]
     .find(e => e.querySelector('.jp-InfinStor-listName').textContent === name);
@@ -89,7 +90,9 @@ async (name) => {
     check();
   });
 }
-""" % TAB_ROW
+"""
+    % TAB_ROW
+)
 
 # Installed in MLflow's UI page: records when the newest run's name is first painted.
 WATCH_TEXT = """
@@ -182,12 +185,15 @@ def measure_runs_tab_scroll(bench: Bench) -> dict[str, float]:
     page = bench.page
     bench.experiment_item().locator(".jp-InfinStor-listMain").click()
     page.locator(TAB_ROW).first.wait_for()
-    page.evaluate("""(sel) => {
+    page.evaluate(
+        """(sel) => {
       window.__maxRows = 0;
       const count = () => { window.__maxRows = Math.max(window.__maxRows, document.querySelectorAll(sel).length); };
       new MutationObserver(count).observe(document.body, { childList: true, subtree: true });
       count();
-    }""", TAB_ROW)
+    }""",
+        TAB_ROW,
+    )
     table = page.locator("[data-testid=infinstor-runs-tab] [data-testid=infinstor-runs-table]")
     count = page.locator("[data-testid=infinstor-runs-tab] [data-testid=infinstor-runs-count]")
     t0 = time.perf_counter()
@@ -246,8 +252,9 @@ MEASUREMENTS = [
 ]
 
 
-def run_measurements(bench: Bench, measurements: list[Measurement], trials: int,
-                     samples: dict[str, list[float]], failures: list[dict]) -> None:
+def run_measurements(
+    bench: Bench, measurements: list[Measurement], trials: int, samples: dict[str, list[float]], failures: list[dict]
+) -> None:
     """Every trial of every measurement into `samples`; a failure goes to `failures`, and the
     next trial goes on."""
     for m in measurements:
@@ -328,7 +335,9 @@ def main() -> int:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             try:
-                run_measurements(Bench(lab, browser, args.runs, exp_id, int(args.rows_timeout * 1000)), measurements, args.trials, samples, failures)
+                run_measurements(
+                    Bench(lab, browser, args.runs, exp_id, int(args.rows_timeout * 1000)), measurements, args.trials, samples, failures
+                )
             finally:
                 browser.close()
     except Exception as exc:  # the lab or the browser itself: report what was measured so far

@@ -14,6 +14,6 @@ def _jupyter_labextension_paths():
 
 
 def _jupyter_server_extension_points():
-    from .app import InfinStor
+    from .lab.app import InfinStor
 
     return [{"module": "infinstor_jupyterlab", "app": InfinStor}]

@@ -24,11 +24,11 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from .auth.credentials import SERVICE_URI_ENV, CredentialManager, expiry_text
-from .auth.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDCSettings
-from .auth.tokens import TokenStore, TokenStoreError
+from .credentials.manager import SERVICE_URI_ENV, CredentialManager, expiry_text
+from .credentials.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDCSettings
+from .credentials.tokens import TokenStore, TokenStoreError
 from .errors import InfinStorError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DUE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     login = sub.add_parser("login", parents=[common], help="Sign in (device code), or store an API token with --token.")
-    login.add_argument("--token", default=None, metavar="TOKEN", help="Store this API token instead of signing in ('-' reads it from stdin).")
+    login.add_argument(
+        "--token", default=None, metavar="TOKEN", help="Store this API token instead of signing in ('-' reads it from stdin)."
+    )
     login.add_argument("--no-verify", action="store_true", help="With --token: do not check the token against the service first.")
     sub.add_parser("logout", parents=[common], help="Sign out: revoke and forget the stored credentials.")
     whoami = sub.add_parser("whoami", parents=[common], help="Who is signed in, and until when.")
@@ -88,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     token_create.add_argument("--ttl", type=float, default=None, metavar="SECONDS", help="Job token: seconds it lives (default 3600).")
     token_create.add_argument("--job-id", default=None, help="Job token: a name for the job, shown as job:<id> in the audit log.")
     token_create.add_argument("--json", action="store_true", help="Print JSON.")
-    token_list = token_sub.add_parser("list", parents=[common], help="Your API tokens, or the organisation's SCIM tokens (never their secrets).")
+    token_list = token_sub.add_parser(
+        "list", parents=[common], help="Your API tokens, or the organisation's SCIM tokens (never their secrets)."
+    )
     token_list.add_argument("--kind", choices=("api", "scim"), default="api", help="api (default) or scim.")
     token_list.add_argument("--all", action="store_true", help="Every token of your organisation (organisation admins).")
     token_list.add_argument("--json", action="store_true", help="Print JSON.")
@@ -125,10 +129,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Reads the same environment as the service (INFINSTOR_SERVICE_CONFIG, INFINSTOR_*, MLFLOW_BACKEND_STORE_URI). "
         "Exit code 0: no failure (warnings allowed); 1: at least one failure.",
     )  # fmt: skip
-    check.add_argument("--config", default=None, metavar="FILE", help="The service's configuration file (default $INFINSTOR_SERVICE_CONFIG).")
-    check.add_argument("--database-uri", default=None, metavar="URI", help="The database (default: database_uri, else $MLFLOW_BACKEND_STORE_URI).")
-    check.add_argument("--token", default=None, metavar="TOKEN", help="A real access token from the provider to analyse ('-' reads it from stdin).")
-    check.add_argument("--lab-url", default=None, metavar="URL", help="JupyterLab's URL (with its base URL), for the redirect URI to register.")
+    check.add_argument(
+        "--config", default=None, metavar="FILE", help="The service's configuration file (default $INFINSTOR_SERVICE_CONFIG)."
+    )
+    check.add_argument(
+        "--database-uri", default=None, metavar="URI", help="The database (default: database_uri, else $MLFLOW_BACKEND_STORE_URI)."
+    )
+    check.add_argument(
+        "--token", default=None, metavar="TOKEN", help="A real access token from the provider to analyse ('-' reads it from stdin)."
+    )
+    check.add_argument(
+        "--lab-url", default=None, metavar="URL", help="JupyterLab's URL (with its base URL), for the redirect URI to register."
+    )
     check.add_argument("--service-url", default=None, metavar="URL", help="The service's public URL, for the web UI's redirect URI.")
     check.add_argument("--json", action="store_true", help="Print JSON.")
     migrate = service_sub.add_parser(
@@ -136,11 +148,19 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     migrate.add_argument("--database-uri", default=None, metavar="URI", help="MLflow's database (default $MLFLOW_BACKEND_STORE_URI).")
     migrate.add_argument("--check", action="store_true", help="Change nothing: exit 0 if no migration is due, 3 if one is.")
-    migrate.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="With --check: wait up to this long for the migrations to be applied.")
+    migrate.add_argument(
+        "--wait", type=float, default=0, metavar="SECONDS", help="With --check: wait up to this long for the migrations to be applied."
+    )
     project = sub.add_parser("project", help="Turn a notebook into a standard MLflow project directory.")
     project.add_argument("notebook", help="The notebook (.ipynb); its cell tagged `parameters` becomes the entry point's parameters.")
-    project.add_argument("-o", "--output", default=None, metavar="DIR", help="Where to write the project (default: <notebook>-mlproject beside it).")
-    project.add_argument("--include-folder", action="store_true", help="Copy the files beside the notebook too (size-capped; skips .git, checkpoints, virtualenvs).")
+    project.add_argument(
+        "-o", "--output", default=None, metavar="DIR", help="Where to write the project (default: <notebook>-mlproject beside it)."
+    )
+    project.add_argument(
+        "--include-folder",
+        action="store_true",
+        help="Copy the files beside the notebook too (size-capped; skips .git, checkpoints, virtualenvs).",
+    )
     project.add_argument("--overwrite", action="store_true", help="Replace DIR if it exists and is not empty.")
     project.add_argument("--json", action="store_true", help="Print the project's description as JSON.")
     agent = sub.add_parser("agent", help="Run the job agent of an EC2 VM (started by the VM's user data).", add_help=False)
@@ -201,7 +221,9 @@ def _check_token(manager: CredentialManager, token: str) -> None:
     try:
         response = requests.get(url, params={"max_results": 1}, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     except requests.RequestException as exc:
-        raise CLIError(f"Cannot reach {manager.service} to check the token ({type(exc).__name__}); use --no-verify to store it anyway.") from None
+        raise CLIError(
+            f"Cannot reach {manager.service} to check the token ({type(exc).__name__}); use --no-verify to store it anyway."
+        ) from None
     if response.status_code == 401:
         raise CLIError(f"{manager.service} refused this token (HTTP 401); nothing was stored.")
 
@@ -276,7 +298,7 @@ def _service_api(manager: CredentialManager, method: str, endpoint: str, *, para
 def _when(ms) -> str:
     import datetime
 
-    return "-" if ms is None else datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "-" if ms is None else datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _token(args) -> int:
@@ -313,7 +335,9 @@ def _token(args) -> int:
             return EXIT_OK
         for t in tokens or []:
             state = "revoked" if t["revoked_at"] else "active"
-            _print(f"{t['id']}  {t['name']}  (by {t['created_by']}; created {_when(t['created_at'])}; {state}; last used {_when(t['last_used_at'])})")
+            _print(
+                f"{t['id']}  {t['name']}  (by {t['created_by']}; created {_when(t['created_at'])}; {state}; last used {_when(t['last_used_at'])})"
+            )
         if not tokens:
             _print("No SCIM tokens.")
         return EXIT_OK
@@ -336,7 +360,9 @@ def _token(args) -> int:
             _print("No API tokens.")
         for t in tokens:
             state = "revoked" if t["revoked_at"] else f"expires {_when(t['expires_at'])}"
-            _print(f"{t['id']}  {t['name']}  ({t['username']}; created {_when(t['created_at'])}; {state}; last used {_when(t['last_used_at'])})")
+            _print(
+                f"{t['id']}  {t['name']}  ({t['username']}; created {_when(t['created_at'])}; {state}; last used {_when(t['last_used_at'])})"
+            )
         return EXIT_OK
     _service_api(manager, "DELETE", f"tokens/{args.token_id}")
     _print(f"Revoked API token {args.token_id}.")
@@ -374,7 +400,9 @@ def _share_org_readable(manager: CredentialManager, args) -> int:
     registered model of the organisation without an organisation grant gets one (reader)."""
     me = _service_api(manager, "GET", "whoami")
     if not me.get("admin"):
-        raise CLIError(f"Only organisation admins may share every registered model; {me.get('username')} is not an admin of {me.get('org')}.")
+        raise CLIError(
+            f"Only organisation admins may share every registered model; {me.get('username')} is not an admin of {me.get('org')}."
+        )
     org, names, token = me["org"], [], None
     while True:  # an organisation admin's search is MLflow's own: every model of the organisation
         page = _service_api(manager, "GET", "registered-models/search", params={"max_results": 1000, **({"page_token": token} if token else {})},
@@ -404,13 +432,13 @@ def _share_org_readable(manager: CredentialManager, args) -> int:
 
 
 def _service(args) -> int:
-    from .service import startup
+    from .tracking_service import startup
 
     environ = dict(os.environ)
     if getattr(args, "config", None):
         environ["INFINSTOR_SERVICE_CONFIG"] = args.config
     if args.service_command == "check":
-        from .service import check
+        from .tracking_service import check
 
         token = sys.stdin.readline() if args.token == "-" else args.token
         report = check.run(environ, token=token, lab_url=args.lab_url, service_url=args.service_url, database_uri=args.database_uri)

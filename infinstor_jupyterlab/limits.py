@@ -76,8 +76,7 @@ def check_path(field: str, value: str) -> str:
     for name in encoded.split(b"/"):
         if len(name) > MAX_NAME_BYTES:
             raise BadRequest(
-                f"`{field}` has a file or folder name longer than {MAX_NAME_BYTES} bytes: "
-                f"{shown(name.decode('utf-8', 'replace'), 60)}."
+                f"`{field}` has a file or folder name longer than {MAX_NAME_BYTES} bytes: {shown(name.decode('utf-8', 'replace'), 60)}."
             )
     return value
 

@@ -48,7 +48,7 @@ def open_private_append(path: Path) -> BinaryIO:
 def make_tree_private(root: Path) -> None:
     """Take group and others' access away from `root` and everything under it (owner bits stay,
     so an executable script stays executable)."""
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         os.chmod(folder, 0o700)
         for name in files:
             file = os.path.join(folder, name)

@@ -255,16 +255,13 @@ class Newcomer:
     def labextension_loaded(self) -> str:
         page = self.page
         names = page.evaluate(
-            "() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
-            ".federated_extensions.map(e => e.name)"
+            "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).federated_extensions.map(e => e.name)"
         )
         if "infinstor-jupyterlab" not in names:
             raise RuntimeError(f"the lab's page does not load infinstor-jupyterlab: {names}")
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=60_000)
         page.evaluate("() => window.jupyterapp.started")
-        plugins = page.evaluate(
-            "() => window.jupyterapp.listPlugins().filter(id => id.startsWith('infinstor-jupyterlab'))"
-        )
+        plugins = page.evaluate("() => window.jupyterapp.listPlugins().filter(id => id.startsWith('infinstor-jupyterlab'))")
         if not plugins:
             raise RuntimeError("no infinstor-jupyterlab plugin is registered in the lab")
         return f"{len(plugins)} plugins"

@@ -46,6 +46,11 @@ jlpm install >/dev/null || { echo "jlpm install failed"; exit 1; }
 jupyter server extension list 2>&1 | grep -E "infinstor_jupyterlab.*OK" || { echo "server extension not OK"; exit 1; }
 jupyter labextension list 2>&1 | grep -E "infinstor-jupyterlab.*enabled.*OK" || { echo "labextension not OK"; exit 1; }
 
+step "static checks: ruff (lint, format) and mypy (configured in pyproject.toml)"
+# ruff and mypy come with the test extra; mypy checks the whole package.
+{ ruff check . && ruff format --check . && mypy; } >"$results/static.log" 2>&1 && tail -n 3 "$results/static.log" \
+  || { tail -n 60 "$results/static.log"; failed_suites+=(static); }
+
 step "jest"
 jlpm jest --ci --json --outputFile="$results/jest.json" || failed_suites+=(jest)
 
@@ -97,6 +102,8 @@ try:
     s = ET.parse(results / "pytest.xml").getroot(); s = s if s.tag == "testsuite" else s[0]
     t, f, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")); add("pytest", t - f - e - sk, f + e)
 except Exception: add("pytest", 0, 1)
+static = (results / "static.log").read_text() if (results / "static.log").exists() else ""
+add("static", int("Success: no issues found" in static), int("Success: no issues found" not in static))
 k8s = (results / "kubernetes.log").read_text() if (results / "kubernetes.log").exists() else ""
 add("kubernetes", k8s.count("resources valid"), k8s.count("INVALID") + int("resources valid" not in k8s))
 cfn = (results / "cfn-lint.log").read_text() if (results / "cfn-lint.log").exists() else ""

@@ -5,17 +5,41 @@ import json
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# Fixture modules as plugins: the test identity provider and the token-checking MLflow service
+# (idp_fixture), a throwaway PostgreSQL cluster for the company service's tests (service_fixture);
+# session-scoped, started on first use.
+pytest_plugins = ["pytest_jupyter.jupyter_server", "idp_fixture", "service_fixture"]
 
-# The test identity provider and the token-checking MLflow service (session-scoped, started on use).
-from idp_fixture import idp, idp_issuer, oidc_service, other_issuer  # noqa: E402, F401
-# A throwaway PostgreSQL cluster for the company service's tests (session-scoped, started on use).
-from service_fixture import postgres_cluster, restartable_postgres  # noqa: E402, F401
+
+# The fast lane (`pytest -m "not slow"`) leaves out every test that needs a real server process:
+# these fixtures start one (the embedded MLflow server, a kernel, the IdP, PostgreSQL, moto, a
+# company service). A test module may also mark itself (`pytestmark = pytest.mark.slow`).
+SLOW_FIXTURES = frozenset(
+    {
+        "infinstor",  # the extension's embedded MLflow server, running
+        "jp_ws_fetch",  # a kernel
+        "idp",
+        "idp_issuer",
+        "oidc_service",
+        "other_issuer",
+        "postgres_cluster",
+        "restartable_postgres",
+        "company_server",
+        "plain_mlflow_server",
+        "moto_endpoint",
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +110,7 @@ class KernelSession:
                 "session": self.session,
                 "msg_type": "execute_request",
                 "version": "5.3",
-                "date": datetime.now(timezone.utc).isoformat(),
+                "date": datetime.now(UTC).isoformat(),
             },
             "parent_header": {},
             "metadata": {},

@@ -106,9 +106,7 @@ class Aws:
 
     def instances(self, states=("pending", "running", "stopping", "stopped", "shutting-down", "terminated")) -> list[dict]:
         found = []
-        for reservation in self.ec2.describe_instances(
-            Filters=[{"Name": "instance-state-name", "Values": list(states)}]
-        )["Reservations"]:
+        for reservation in self.ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": list(states)}])["Reservations"]:
             found.extend(reservation["Instances"])
         return found
 

@@ -129,7 +129,12 @@ class _Forms(html.parser.HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "form":
-            self._current = {"id": attrs.get("id"), "action": attrs.get("action") or "", "method": (attrs.get("method") or "get").lower(), "fields": {}}
+            self._current = {
+                "id": attrs.get("id"),
+                "action": attrs.get("action") or "",
+                "method": (attrs.get("method") or "get").lower(),
+                "fields": {},
+            }
             self.forms.append(self._current)
         elif tag == "input" and self._current is not None and attrs.get("name"):
             self._current["fields"][attrs["name"]] = attrs.get("value") or ""
@@ -241,9 +246,7 @@ class OIDCService:
             return
         exited = self.proc.poll() is not None
         self.stop()
-        raise RuntimeError(
-            f"the oidc service {'exited' if exited else 'did not start'}: {self.log_path.read_text()[-2000:]}"
-        )
+        raise RuntimeError(f"the oidc service {'exited' if exited else 'did not start'}: {self.log_path.read_text()[-2000:]}")
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -215,13 +215,13 @@ class LocalHttpApi:
 def _child() -> None:
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # the handler's prints and logs never mix with the answers
-    module = importlib.import_module("infinstor_jupyterlab.service.serverless")
+    module = importlib.import_module("infinstor_jupyterlab.tracking_service.serverless")
     for line in sys.stdin:
         request = json.loads(line)
         try:
             response = getattr(module, request["handler"])(request["event"], None)
             answer = {"response": response}
-        except BaseException as exc:  # noqa: BLE001 - reported to the test, which fails
+        except BaseException as exc:
             import traceback
 
             answer = {"error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-2000:]}"}

@@ -22,11 +22,10 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-
-from servers import stop_process_group, wait_until_healthy
 import yaml
 
 from idp_fixture import AUDIENCE, LAB_CLIENT, IdPBrowser, callback_params, free_port
+from servers import stop_process_group, wait_until_healthy
 
 REDIRECT_URI = "http://127.0.0.1/infinstor/api/auth/callback"
 JOB_SECRET = "job-token-secret-for-tests-0123456789abcdef"
@@ -94,9 +93,7 @@ class CompanyServer:
             return
         exited = self.proc.poll() is not None
         self.stop()
-        raise RuntimeError(
-            f"the company service {'exited' if exited else 'did not start'}: {self.log_path.read_text()[-3000:]}"
-        )
+        raise RuntimeError(f"the company service {'exited' if exited else 'did not start'}: {self.log_path.read_text()[-3000:]}")
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         """`path` relative to the server (e.g. 'api/2.0/mlflow/experiments/get')."""

@@ -13,9 +13,8 @@ import socket
 import pytest
 
 from conftest import wait_for_state
-from notebooks import sklearn_training_notebook, write
-
 from infinstor_jupyterlab import limits
+from notebooks import sklearn_training_notebook, write
 
 JSON_ROUTES = [  # (method, route): the routes that take a JSON body
     ("POST", "jobs"),
@@ -286,9 +285,7 @@ async def test_the_sign_in_callback_always_answers_a_page(http_server_client, jp
 
 async def test_unauthenticated_errors_have_a_string_reason(http_server_client, jp_base_url):
     for method, route, body in (("GET", "status", None), ("POST", "jobs", b"{}"), ("GET", "nope", None)):
-        response = await http_server_client.fetch(
-            f"{jp_base_url}infinstor/api/{route}", method=method, body=body, raise_error=False
-        )
+        response = await http_server_client.fetch(f"{jp_base_url}infinstor/api/{route}", method=method, body=body, raise_error=False)
         assert response.code == 403, route
         payload = json.loads(response.body)
         assert isinstance(payload["message"], str) and payload["reason"] == "forbidden", payload

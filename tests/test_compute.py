@@ -34,7 +34,9 @@ class FakeEC2Target:
     reason_after_refresh: str | None = None
     instances: list[dict[str, Any]] = field(default_factory=list)
     calls: list[tuple] = field(default_factory=list)
-    identity: dict[str, str] | None = field(default_factory=lambda: {"account": "123456789012", "arn": "arn:aws:iam::123456789012:user/lab"})
+    identity: dict[str, str] | None = field(
+        default_factory=lambda: {"account": "123456789012", "arn": "arn:aws:iam::123456789012:user/lab"}
+    )
 
     async def refresh_availability(self) -> None:
         self.calls.append(("refresh_availability",))

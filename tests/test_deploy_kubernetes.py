@@ -99,6 +99,7 @@ def test_every_overlay_has_what_a_deployment_needs(overlay):
         assert deployment["spec"]["strategy"]["type"] == "Recreate" and "HorizontalPodAutoscaler" not in docs
 
 
+@pytest.mark.slow  # kubectl and kubernetes-validate over every overlay
 def test_the_schema_validation_passes_and_would_catch_a_mistake(tmp_path):
     """scripts/check-kubernetes.sh validates every overlay (strict); a misspelt field fails it."""
     needs("kubectl")

@@ -136,7 +136,11 @@ async def test_notebook_on_ec2_end_to_end(jp_fetch, jp_root_dir, infinstor, aws,
     run = await run_of(infinstor, job["run_id"])
     assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == "iris-on-ec2"
     assert {p["key"]: p["value"] for p in run["data"]["params"]} == {
-        "C": "0.3", "max_iter": "120", "label": "on ec2", "seed": "7", "verbose": "False"
+        "C": "0.3",
+        "max_iter": "120",
+        "label": "on ec2",
+        "seed": "7",
+        "verbose": "False",
     }
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert 0.5 < metrics["accuracy"] <= 1.0
@@ -312,10 +316,30 @@ async def test_aws_refusals_fail_the_job_clearly_and_leave_nothing(jp_fetch, jp_
     await wait_for_state(jp_fetch, "running")
     target = infinstor.jobs.targets["ec2"]
     cases = [
-        ("InsufficientInstanceCapacity", "We currently do not have sufficient g5.xlarge capacity in the Availability Zone you requested (us-east-1a).", 500, "no capacity"),
-        ("UnauthorizedOperation", "You are not authorized to perform this operation. Encoded authorization failure message: abc", 403, "may not do this"),
-        ("VcpuLimitExceeded", "You have requested more vCPU capacity than your current vCPU limit of 0 allows for the instance bucket that the specified instance type belongs to.", 400, "vCPU quota"),
-        ("InstanceLimitExceeded", "You have requested more instances (21) than your current instance limit of 20 allows for the specified instance type.", 400, "instance quota"),
+        (
+            "InsufficientInstanceCapacity",
+            "We currently do not have sufficient g5.xlarge capacity in the Availability Zone you requested (us-east-1a).",
+            500,
+            "no capacity",
+        ),
+        (
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation. Encoded authorization failure message: abc",
+            403,
+            "may not do this",
+        ),
+        (
+            "VcpuLimitExceeded",
+            "You have requested more vCPU capacity than your current vCPU limit of 0 allows for the instance bucket that the specified instance type belongs to.",
+            400,
+            "vCPU quota",
+        ),
+        (
+            "InstanceLimitExceeded",
+            "You have requested more instances (21) than your current instance limit of 20 allows for the specified instance type.",
+            400,
+            "instance quota",
+        ),
     ]
     for code, message, status, hint in cases:
         remove = inject(target, "RunInstances", code, message, status)
@@ -538,7 +562,9 @@ async def test_aws_identity_decides_availability(jp_fetch, jp_root_dir, infinsto
         assert secret not in text, secret
 
     # Credentials AWS refuses: STS answers with the real error; the target is disabled with it.
-    remove = inject(target, "GetCallerIdentity", "InvalidClientTokenId", "The security token included in the request is invalid.", 403, service="sts")
+    remove = inject(
+        target, "GetCallerIdentity", "InvalidClientTokenId", "The security token included in the request is invalid.", 403, service="sts"
+    )
     try:
         await target.refresh_availability(force=True)
         [ec2] = [t for t in json.loads((await jp_fetch("infinstor", "api", "targets")).body)["targets"] if t["name"] == "ec2"]

@@ -97,8 +97,16 @@ def test_cloudformation_template_is_valid_and_least_privilege():
     assert "SecurityGroupIngress" not in group and group["SecurityGroupEgress"]
     statements = resources["RunnerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "ssm:GetParameter",
-                       "ssm:DeleteParameter", "kms:Decrypt", "ec2:StopInstances"}
+    assert actions == {
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "ssm:GetParameter",
+        "ssm:DeleteParameter",
+        "kms:Decrypt",
+        "ec2:StopInstances",
+    }
     assert not any("*" in a for a in actions)
     stop = next(s for s in statements if s["Action"] == "ec2:StopInstances")
     assert stop["Condition"]["StringEquals"]["ec2:ResourceTag/infinstor:purpose"] == "infinstor-job-runner"

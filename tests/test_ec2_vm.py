@@ -29,8 +29,7 @@ NOTEBOOK_RUNS = notebook(
     "print('PYTHON_ON_PATH', shutil.which('python'))\n"
     "print('MESSAGE', repr(msg))\n"
     "print('MLFLOW', mlflow.__file__)",
-    "with mlflow.start_run(run_name='the-notebooks-own-name'):\n"
-    "    mlflow.log_metric('steps', steps)",
+    "with mlflow.start_run(run_name='the-notebooks-own-name'):\n    mlflow.log_metric('steps', steps)",
     parameters="msg = None\nsteps = 3",
 )
 

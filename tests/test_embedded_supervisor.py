@@ -7,13 +7,13 @@ import asyncio
 import pytest
 
 from infinstor_jupyterlab.errors import TrackingUnavailable
-from infinstor_jupyterlab.tracking.embedded import EmbeddedTrackingServer
+from infinstor_jupyterlab.lab.tracking.embedded import EmbeddedTrackingServer
+
+pytestmark = pytest.mark.slow  # real MLflow server processes
 
 
 async def test_a_server_that_cannot_start_reports_why_and_gives_up(tmp_path):
-    server = EmbeddedTrackingServer(
-        tmp_path / "embedded", extra_args=["--no-such-option"], max_restarts=2, startup_timeout=60
-    )
+    server = EmbeddedTrackingServer(tmp_path / "embedded", extra_args=["--no-such-option"], max_restarts=2, startup_timeout=60)
     try:
         with pytest.raises(TrackingUnavailable) as excinfo:
             await server.ensure_running()

@@ -10,9 +10,8 @@ import psutil
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from conftest import get_status, mlflow_api, wait_for_state
-
 import infinstor_jupyterlab
+from conftest import get_status, mlflow_api, wait_for_state
 
 
 def test_extension_is_loaded(jp_serverapp):
@@ -41,9 +40,7 @@ async def test_status_reports_embedded_service_running(jp_fetch, infinstor):
     assert uri.startswith("http://127.0.0.1:")
     assert status["tracking"]["message"] == ""
     # It is a real MLflow server: the secret opens its REST API.
-    code, body = await mlflow_api(
-        uri, "experiments/search", body={"max_results": 10}, headers=infinstor.tracking.auth_headers()
-    )
+    code, body = await mlflow_api(uri, "experiments/search", body={"max_results": 10}, headers=infinstor.tracking.auth_headers())
     assert code == 200, body
     assert any(e["name"] == "Default" for e in body["experiments"])
 
@@ -83,14 +80,10 @@ async def test_killed_service_comes_back(jp_fetch, infinstor, victim):
     old_pids = {leader.pid, *(w.pid for w in workers)}
     os.kill(target.pid, signal.SIGKILL)
 
-    status = await wait_for_state(
-        jp_fetch, "running", predicate=lambda s: tracking.pid is not None and tracking.pid not in old_pids
-    )
+    status = await wait_for_state(jp_fetch, "running", predicate=lambda s: tracking.pid is not None and tracking.pid not in old_pids)
     # Same URL: kernels that were told about it keep working.
     assert status["tracking"]["uri"] == tracking.uri
-    code, _ = await mlflow_api(
-        tracking.uri, "experiments/search", body={"max_results": 1}, headers=tracking.auth_headers()
-    )
+    code, _ = await mlflow_api(tracking.uri, "experiments/search", body={"max_results": 1}, headers=tracking.auth_headers())
     assert code == 200
     # Nothing of the old server is left behind.
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in old_pids)

@@ -7,8 +7,8 @@ import re
 import pytest
 from tornado.web import RequestHandler
 
-from infinstor_jupyterlab.server.base import InfinStorHandler, NotFoundHandler
-from infinstor_jupyterlab.server.routes import API_PREFIX, build_handlers
+from infinstor_jupyterlab.lab.handlers.base import InfinStorHandler, NotFoundHandler
+from infinstor_jupyterlab.lab.handlers.routes import API_PREFIX, build_handlers
 
 VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -62,7 +62,11 @@ async def test_unauthenticated_requests_are_refused(http_server_client, jp_base_
     assert response.code == 403, (verb, url, response.code)
     # A forged token is no better.
     response = await http_server_client.fetch(
-        url, method=verb, body=body, raise_error=False, follow_redirects=False,
+        url,
+        method=verb,
+        body=body,
+        raise_error=False,
+        follow_redirects=False,
         headers={"Authorization": "token not-the-token"},
     )
     assert response.code == 403, (verb, url, response.code)
@@ -74,11 +78,9 @@ def test_openapi_spec_lists_every_route():
     import yaml
 
     spec = yaml.safe_load((Path(__file__).parents[1] / "docs" / "openapi.yaml").read_text())
-    documented = {
-        (path, verb.upper()) for path, item in spec["paths"].items() for verb in item if verb != "parameters"
-    }
+    documented = {(path, verb.upper()) for path, item in spec["paths"].items() for verb in item if verb != "parameters"}
     routed = {
-        (re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern[len(API_PREFIX):]), verb)
+        (re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern[len(API_PREFIX) :]), verb)
         for pattern, handler, *_ in build_handlers()
         for verb in implemented_verbs(handler)
         if handler is not NotFoundHandler  # the JSON 404 for unknown routes is no route of its own

@@ -29,12 +29,12 @@ FAILED = (
         ),
         # An older runner: papermill's traceback names the kernel that was not found.
         (
-            RUN + "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+            RUN + 'Traceback (most recent call last):\n  File "x.py", line 1\n'
             "jupyter_client.kernelspec.NoSuchKernel: No such kernel named python3\n" + FAILED,
             "jupyter_client.kernelspec.NoSuchKernel: No such kernel named python3",
         ),
         (
-            RUN + "Traceback (most recent call last):\n  File \"/x/_infinstor_runner.py\", line 9\n"
+            RUN + 'Traceback (most recent call last):\n  File "/x/_infinstor_runner.py", line 9\n'
             "ModuleNotFoundError: No module named 'papermill'\n" + FAILED,
             "ModuleNotFoundError: No module named 'papermill'",
         ),

@@ -11,8 +11,6 @@ import time
 
 import pytest
 
-from notebooks import notebook, write
-
 from infinstor_jupyterlab.projects import ProjectError, build_project
 from infinstor_jupyterlab.projects.parameters import (
     MAX_CELL_CHARS,
@@ -21,6 +19,7 @@ from infinstor_jupyterlab.projects.parameters import (
     encode_value,
     parse_parameters_source,
 )
+from notebooks import notebook, write
 
 
 def params_of(source: str) -> dict:
@@ -158,7 +157,9 @@ def test_a_huge_parameters_cell_is_refused_quickly_with_a_message(tmp_path):
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "infinstor_jupyterlab.cli", "project", str(tmp_path / "big.ipynb")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert f"at most {MAX_CELL_CHARS:,} characters" in result.stderr
@@ -229,7 +230,9 @@ def test_kernel_python_resolves_through_the_kernel_spec_manager(tmp_path, monkey
     for name, argv0 in (("Other-Env", str(other)), ("relative", "python"), ("wrapper", "/usr/bin/env")):
         spec = tmp_path / "share" / "kernels" / name
         spec.mkdir(parents=True)
-        (spec / "kernel.json").write_text(json.dumps({"argv": [argv0, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python", "display_name": name}))
+        (spec / "kernel.json").write_text(
+            json.dumps({"argv": [argv0, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python", "display_name": name})
+        )
     nb = notebook("x = 1")
     nb.metadata["kernelspec"]["name"] = "other-env"  # names are case-insensitive, as in Jupyter
     assert kernel_python(nb) == str(other)

@@ -21,10 +21,9 @@ from nbformat.v4 import new_markdown_cell
 from tornado.httpclient import HTTPClientError
 
 from conftest import wait_for_state
-from notebooks import notebook, write
-
 from infinstor_jupyterlab.projects import build_project
 from infinstor_jupyterlab.projects.runner import MAX_CELL_OUTPUT, PROGRESS_ENV
+from notebooks import notebook, write
 
 
 def progress_notebook():
@@ -53,6 +52,7 @@ def run_runner(project, progress, *args, env_extra=None) -> subprocess.Completed
     )  # fmt: skip
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_runner_records_each_cell_its_output_and_the_failing_traceback(tmp_path):
     project = build_project(write(progress_notebook(), tmp_path / "nb" / "p.ipynb"), tmp_path / "proj").path
     progress = tmp_path / "job" / "progress.jsonl"
@@ -92,6 +92,7 @@ def test_runner_records_each_cell_its_output_and_the_failing_traceback(tmp_path)
     assert 6 not in ends and events[-1] == {**events[-1], "event": "done", "status": "failed"}
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_runner_bounds_outputs_and_never_writes_a_secret(tmp_path):
     secret_file = tmp_path / "secret"
     secret_file.write_text("s3cr3t-token-value-0123456789")
@@ -242,6 +243,7 @@ def test_progress_is_read_in_whole_lines_from_a_cursor(tmp_path):
     assert read_progress_lines(path, cursor, 1000, final=True)[1:] == (path.stat().st_size,) * 2
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_a_progress_record_that_cannot_be_written_never_fails_the_run(tmp_path):
     project = build_project(write(notebook("print('still runs')"), tmp_path / "nb" / "ok.ipynb"), tmp_path / "proj").path
     done = run_runner(project, tmp_path / "no-such-folder" / "progress.jsonl")

@@ -10,11 +10,11 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 from conftest import mlflow_api, wait_for_state
-from infinstor_jupyterlab.auth.secret import read_secret
-from infinstor_jupyterlab.service.job_tokens import (
+from infinstor_jupyterlab.credentials.secret import read_secret
+from infinstor_jupyterlab.tracking_service.job_tokens import (
+    InvalidJobToken,
     JobScope,
     JobTokenGuard,
-    InvalidJobToken,
     derive_key,
     issue,
     verify,
@@ -42,16 +42,58 @@ def test_key_is_derived_not_the_secret_and_tokens_verify_only_under_it():
     with pytest.raises(InvalidJobToken):
         verify(derive_key("another install"), token)
     with pytest.raises(InvalidJobToken):  # expired (beyond the leeway)
-        verify(KEY, jwt.encode({"typ": "infinstor-job", "aud": "infinstor-job", "job": "j", "run": RUN,
-                                "experiment": EXP, "iat": 1, "exp": int(time.time()) - 120}, KEY, algorithm="HS256"))
+        verify(
+            KEY,
+            jwt.encode(
+                {
+                    "typ": "infinstor-job",
+                    "aud": "infinstor-job",
+                    "job": "j",
+                    "run": RUN,
+                    "experiment": EXP,
+                    "iat": 1,
+                    "exp": int(time.time()) - 120,
+                },
+                KEY,
+                algorithm="HS256",
+            ),
+        )
     with pytest.raises(InvalidJobToken):  # the skew tolerated is a few seconds (issue 14), not 30
-        verify(KEY, jwt.encode({"typ": "infinstor-job", "aud": "infinstor-job", "job": "j", "run": RUN,
-                                "experiment": EXP, "iat": 1, "exp": int(time.time()) - 10}, KEY, algorithm="HS256"))
+        verify(
+            KEY,
+            jwt.encode(
+                {
+                    "typ": "infinstor-job",
+                    "aud": "infinstor-job",
+                    "job": "j",
+                    "run": RUN,
+                    "experiment": EXP,
+                    "iat": 1,
+                    "exp": int(time.time()) - 10,
+                },
+                KEY,
+                algorithm="HS256",
+            ),
+        )
     with pytest.raises(InvalidJobToken):  # the install secret's own key type cannot be forged into one
         verify(KEY, jwt.encode({"run": RUN}, KEY, algorithm="HS256"))
     with pytest.raises(InvalidJobToken):  # alg none is refused
-        verify(KEY, jwt.encode({"typ": "infinstor-job", "aud": "infinstor-job", "job": "j", "run": RUN,
-                                "experiment": EXP, "iat": 1, "exp": int(time.time()) + 60}, None, algorithm="none"))
+        verify(
+            KEY,
+            jwt.encode(
+                {
+                    "typ": "infinstor-job",
+                    "aud": "infinstor-job",
+                    "job": "j",
+                    "run": RUN,
+                    "experiment": EXP,
+                    "iat": 1,
+                    "exp": int(time.time()) + 60,
+                },
+                None,
+                algorithm="none",
+            ),
+        )
     guard = JobTokenGuard(KEY, None)
     assert guard.scope_for(f"Bearer {token}") is not None
     assert guard.scope_for(b"Bearer " + token.encode()) is not None
@@ -166,8 +208,13 @@ async def test_the_embedded_service_enforces_the_scope(jp_fetch, infinstor):
         return (await mlflow_api(uri, path, headers=headers, body=body, method=method))[0]
 
     # allowed: its own run's writes and reads, its experiment
-    assert await call("runs/log-batch", {"run_id": run_id, "metrics": [{"key": "m", "value": 1.5, "timestamp": 1, "step": 0}],
-                                         "params": [{"key": "p", "value": "1"}]}) == 200
+    assert (
+        await call(
+            "runs/log-batch",
+            {"run_id": run_id, "metrics": [{"key": "m", "value": 1.5, "timestamp": 1, "step": 0}], "params": [{"key": "p", "value": "1"}]},
+        )
+        == 200
+    )
     assert await call("runs/log-metric", {"run_id": run_id, "key": "n", "value": 2, "timestamp": 1}) == 200
     assert await call("runs/set-tag", {"run_id": run_id, "key": "t", "value": "v"}) == 200
     assert await call(f"runs/get?run_id={run_id}") == 200
@@ -187,8 +234,9 @@ async def test_the_embedded_service_enforces_the_scope(jp_fetch, infinstor):
     client = AsyncHTTPClient()
 
     async def put(path):
-        response = await client.fetch(f"{uri}/api/2.0/mlflow-artifacts/artifacts/{path}", method="PUT", body=b"data",
-                                      headers=job, raise_error=False)
+        response = await client.fetch(
+            f"{uri}/api/2.0/mlflow-artifacts/artifacts/{path}", method="PUT", body=b"data", headers=job, raise_error=False
+        )
         return response.code
 
     assert await put(f"{exp}/{run_id}/artifacts/out/result.txt") == 200
@@ -201,7 +249,18 @@ async def test_the_embedded_service_enforces_the_scope(jp_fetch, infinstor):
     # forged, expired and wrong-key tokens are not credentials at all; the owner's secret still is
     forged = {"Authorization": f"Bearer {issue(derive_key('guess'), job_id='j', run_id=run_id, experiment_id=exp)}"}
     assert await call(f"runs/get?run_id={run_id}", headers=forged) == 401
-    expired = jwt.encode({"typ": "infinstor-job", "aud": "infinstor-job", "job": "j", "run": run_id, "experiment": exp,
-                          "iat": 1, "exp": int(time.time()) - 300}, key, algorithm="HS256")
+    expired = jwt.encode(
+        {
+            "typ": "infinstor-job",
+            "aud": "infinstor-job",
+            "job": "j",
+            "run": run_id,
+            "experiment": exp,
+            "iat": 1,
+            "exp": int(time.time()) - 300,
+        },
+        key,
+        algorithm="HS256",
+    )
     assert await call(f"runs/get?run_id={run_id}", headers={"Authorization": f"Bearer {expired}"}) == 401
     assert await call(f"runs/get?run_id={other_id}", headers=owner) == 200

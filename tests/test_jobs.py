@@ -39,9 +39,7 @@ async def wait_for_job(jp_fetch, job_id, statuses=("FINISHED", "FAILED", "KILLED
 async def read_whole_log(jp_fetch, job_id) -> str:
     text, offset = "", 0
     for _ in range(1000):
-        chunk = json.loads(
-            (await jp_fetch("infinstor", "api", "jobs", job_id, "log", params={"offset": offset})).body
-        )
+        chunk = json.loads((await jp_fetch("infinstor", "api", "jobs", job_id, "log", params={"offset": offset})).body)
         text += chunk["data"]
         if chunk["next_offset"] == offset:
             break
@@ -58,9 +56,7 @@ async def run_of(infinstor, run_id) -> dict:
 
 async def artifacts_of(infinstor, run_id, path="") -> set[str]:
     tracking = infinstor.tracking
-    code, body = await mlflow_api(
-        tracking.uri, f"artifacts/list?run_id={run_id}&path={path}", headers=tracking.auth_headers()
-    )
+    code, body = await mlflow_api(tracking.uri, f"artifacts/list?run_id={run_id}&path={path}", headers=tracking.auth_headers())
     assert code == 200, body
     return {f["path"] for f in body.get("files", [])}
 
@@ -79,8 +75,11 @@ async def test_sklearn_notebook_job_end_to_end(jp_fetch, jp_root_dir, infinstor)
     write(sklearn_training_notebook(), jp_root_dir / "models" / "iris.ipynb")
     await wait_for_state(jp_fetch, "running")
     job = await submit(
-        jp_fetch, path="models/iris.ipynb", parameters={"C": 0.3, "max_iter": 120, "label": "from the lab"},
-        experiment_name="iris", run_name="iris-job",
+        jp_fetch,
+        path="models/iris.ipynb",
+        parameters={"C": 0.3, "max_iter": 120, "label": "from the lab"},
+        experiment_name="iris",
+        run_name="iris-job",
     )
     assert job["status"] in ("QUEUED", "RUNNING")
     assert job["kind"] == "notebook" and job["target"] == "inline"
@@ -108,7 +107,9 @@ async def test_sklearn_notebook_job_end_to_end(jp_fetch, jp_root_dir, infinstor)
     assert await artifacts_of(infinstor, job["run_id"], "job") == {"job/output.log"}
     tracking = infinstor.tracking
     code, body = await mlflow_api(
-        tracking.uri, "logged-models/search", body={"experiment_ids": [job["experiment_id"]]},
+        tracking.uri,
+        "logged-models/search",
+        body={"experiment_ids": [job["experiment_id"]]},
         headers=tracking.auth_headers(),
     )
     assert code == 200, body
@@ -207,7 +208,11 @@ async def test_targets_and_parameters_for_the_dialog(jp_fetch, jp_root_dir):
     assert inline["available"] and "local" in inline["capabilities"]["env_managers"]
     described = json.loads((await jp_fetch("infinstor", "api", "projects", "parameters", params={"path": "ok.ipynb"})).body)
     assert [(p["name"], p["type"], p["default"]) for p in described["parameters"]] == [
-        ("C", "float", 1.0), ("max_iter", "int", 200), ("seed", "int", 7), ("label", "str", "baseline"), ("verbose", "bool", False),
+        ("C", "float", 1.0),
+        ("max_iter", "int", 200),
+        ("seed", "int", 7),
+        ("label", "str", "baseline"),
+        ("verbose", "bool", False),
     ]
 
 
@@ -220,7 +225,9 @@ async def test_convert_through_rest(jp_fetch, jp_root_dir):
     assert info["path"] == "work/proj"
     assert (jp_root_dir / "work" / "proj" / "MLproject").exists()
     with pytest.raises(HTTPClientError) as excinfo:
-        await jp_fetch("infinstor", "api", "projects", method="POST", body=json.dumps({"path": "work/train.ipynb", "output_dir": "/tmp/elsewhere"}))
+        await jp_fetch(
+            "infinstor", "api", "projects", method="POST", body=json.dumps({"path": "work/train.ipynb", "output_dir": "/tmp/elsewhere"})
+        )
     assert excinfo.value.code == 400
 
 
@@ -237,8 +244,7 @@ async def test_inline_job_in_a_fresh_virtualenv(jp_fetch, jp_root_dir, infinstor
     assert "uv" in next(t for t in targets if t["name"] == "inline")["capabilities"]["env_managers"]
     write(
         notebook(
-            "import sys, mlflow\nprint('PREFIX', sys.prefix)\nprint('MLFLOW', mlflow.__file__)\n"
-            "mlflow.log_metric('alpha', float(alpha))",
+            "import sys, mlflow\nprint('PREFIX', sys.prefix)\nprint('MLFLOW', mlflow.__file__)\nmlflow.log_metric('alpha', float(alpha))",
             parameters="alpha = 1",
         ),
         jp_root_dir / "venv.ipynb",

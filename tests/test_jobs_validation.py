@@ -10,11 +10,10 @@ import yaml
 from tornado.httpclient import HTTPClientError
 
 from conftest import mlflow_api, wait_for_state
-from notebooks import notebook, sklearn_training_notebook, write
-
 from infinstor_jupyterlab.errors import BadRequest
 from infinstor_jupyterlab.jobs.models import JobRequest
 from infinstor_jupyterlab.projects import build_project
+from notebooks import notebook, sklearn_training_notebook, write
 
 
 async def refused(jp_fetch, body) -> tuple[int, str]:
@@ -54,7 +53,7 @@ async def test_refused_requests_leave_nothing_behind(jp_fetch, jp_root_dir, infi
     long_name = "p" * 300
     write(notebook("print(1)", parameters=f"{long_name} = 1"), jp_root_dir / "longname.ipynb")
     plain_project(jp_root_dir, params={"alpha": {"type": "float", "default": 0.5}, "data": {"type": "path"}})
-    converted = build_project(write(sklearn_training_notebook(), jp_root_dir / "src" / "t.ipynb"), jp_root_dir / "conv").path
+    build_project(write(sklearn_training_notebook(), jp_root_dir / "src" / "t.ipynb"), jp_root_dir / "conv")
     await wait_for_state(jp_fetch, "running")
     before = {r["info"]["run_id"] for r in await all_runs(infinstor)}
     cases = [

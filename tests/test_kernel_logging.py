@@ -87,10 +87,7 @@ async def test_a_finished_run_prints_no_link_to_the_embedded_service(jp_fetch, j
     ws = await jp_ws_fetch("api", "kernels", kernel_id, "channels")
     try:
         result = await KernelSession(ws).execute(
-            "import mlflow\n"
-            "with mlflow.start_run(run_name='linkless'):\n"
-            "    mlflow.log_metric('x', 1.0)\n"
-            "print('DONE')\n"
+            "import mlflow\nwith mlflow.start_run(run_name='linkless'):\n    mlflow.log_metric('x', 1.0)\nprint('DONE')\n"
         )
     finally:
         ws.close()

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_for_state
-from notebooks import notebook, write
-from test_jobs import submit, wait_for_job
-
 from infinstor_jupyterlab.jobs.store import JobStore
 from infinstor_jupyterlab.paths import ensure_private_dir, open_private_append
+from notebooks import notebook, write
+from test_jobs import submit, wait_for_job
 
 
 @pytest.fixture

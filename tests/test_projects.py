@@ -12,11 +12,10 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell
 
-from notebooks import failing_notebook, notebook, sklearn_training_notebook, write
-
 from infinstor_jupyterlab.projects import ProjectError, build_project
 from infinstor_jupyterlab.projects.environment import imported_modules, pip_installed
 from infinstor_jupyterlab.projects.parameters import coerce_value, parse_parameters_source
+from notebooks import failing_notebook, notebook, sklearn_training_notebook, write
 
 
 def test_parameters_become_typed_entry_point_parameters(tmp_path):
@@ -133,7 +132,9 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     (tmp_path / "broken.ipynb").write_text("{not json")
     with pytest.raises(ProjectError, match="not a valid notebook|cannot be read"):
         build_project(tmp_path / "broken.ipynb")
-    (tmp_path / "bad.ipynb").write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "nonsense"}]}))
+    (tmp_path / "bad.ipynb").write_text(
+        json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "nonsense"}]})
+    )
     with pytest.raises(ProjectError, match="not valid nbformat"):
         build_project(tmp_path / "bad.ipynb")
     r_nb = notebook("x <- 1")
@@ -203,7 +204,8 @@ def test_failing_notebook_fails_the_run_and_keeps_the_executed_notebook(tmp_path
     [run] = MlflowClient(tracking_uri).search_runs(["0"])
     assert run.info.status == "FAILED"
     assert {a.path for a in MlflowClient(tracking_uri).list_artifacts(run.info.run_id, "notebook")} == {
-        "notebook/fail.ipynb", "notebook/fail.html"
+        "notebook/fail.ipynb",
+        "notebook/fail.html",
     }
 
 
@@ -211,13 +213,17 @@ def test_wrong_parameter_value_is_refused_by_the_runner(tmp_path):
     project = build_project(write(sklearn_training_notebook(), tmp_path / "t.ipynb"), tmp_path / "proj").path
     result = subprocess.run(
         [sys.executable, str(project / "_infinstor_runner.py"), "--param=max_iter=many"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "[infinstor] error: parameter 'max_iter' must be an int like its default 200; got 'many'" in result.stderr
     result = subprocess.run(
         [sys.executable, str(project / "_infinstor_runner.py"), "--param=nope=1"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2 and "unknown parameter 'nope'" in result.stderr
 
@@ -256,7 +262,9 @@ def test_kernel_python_reads_the_kernelspec(tmp_path, monkeypatch):
     fake.chmod(0o755)
     spec = tmp_path / "share" / "kernels" / "project-env"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({"argv": [str(fake), "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": [str(fake), "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python"})
+    )
     nb = notebook("x = 1")
     nb.metadata["kernelspec"]["name"] = "project-env"
     assert kernel_python(nb) == str(fake)
@@ -264,11 +272,14 @@ def test_kernel_python_reads_the_kernelspec(tmp_path, monkeypatch):
     assert kernel_python(nb) == sys.executable
 
 
+@pytest.mark.slow  # runs the CLI and a notebook kernel
 def test_cli_project(tmp_path):
     nb_path = write(sklearn_training_notebook(), tmp_path / "train.ipynb")
     result = subprocess.run(
         [sys.executable, "-m", "infinstor_jupyterlab.cli", "project", str(nb_path), "-o", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "Wrote MLflow project 'train'" in result.stdout
@@ -277,14 +288,18 @@ def test_cli_project(tmp_path):
     # The same again refuses to overwrite, with a message and a non-zero exit.
     again = subprocess.run(
         [sys.executable, "-m", "infinstor_jupyterlab.cli", "project", str(nb_path), "-o", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert again.returncode == 2
     assert "already exists and is not empty" in again.stderr
     write(notebook("x = 1", parameters="lr = compute()"), tmp_path / "bad.ipynb")
     bad = subprocess.run(
         [sys.executable, "-m", "infinstor_jupyterlab.cli", "project", str(tmp_path / "bad.ipynb")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("infinstor: parameters cell, line 1")

@@ -88,9 +88,7 @@ async def test_mlflow_rest_calls_through_the_proxy(fetch, jp_fetch, infinstor, c
     got = await call("api/2.0/mlflow/runs/get", query=f"run_id={run_id}")
     assert got["run"]["data"]["params"] == [{"key": "lr", "value": "0.01"}]
     assert {m["key"]: m["step"] for m in got["run"]["data"]["metrics"]} == {"loss": 9}
-    found = await call(
-        "api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id], "filter": "params.lr = '0.01'"}
-    )
+    found = await call("api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id], "filter": "params.lr = '0.01'"})
     assert [r["info"]["run_id"] for r in found["runs"]] == [run_id]
     # The UI's flavour of the same API.
     ajax = await call("ajax-api/2.0/mlflow/experiments/search", {"max_results": 10})
@@ -128,9 +126,8 @@ async def test_mlflow_rest_calls_through_the_proxy(fetch, jp_fetch, infinstor, c
     assert_secret_absent(infinstor.tracking.secret_path.read_text().strip(), seen, captured_logs.getvalue())
 
 
-async def test_mlflow_ui_posts_with_the_lab_cookie(
-    http_server_client, jp_base_url, jp_auth_header, jp_http_port, jp_fetch
-):
+@pytest.mark.slow  # the embedded MLflow server
+async def test_mlflow_ui_posts_with_the_lab_cookie(http_server_client, jp_base_url, jp_auth_header, jp_http_port, jp_fetch):
     """What the MLflow UI does in the browser: Jupyter's cookie, no token, no XSRF header."""
     await wait_for_state(jp_fetch, "running")
     # API clients (kernels, the CLI) send the token in a header and keep no cookies: none is minted.
@@ -248,9 +245,7 @@ async def _transfer(url: str, headers: dict, size: int, seed: int) -> tuple[str,
         got.update(chunk)
 
     started = time.monotonic()
-    get = await client.fetch(
-        HTTPRequest(url, headers=headers, streaming_callback=on_chunk, request_timeout=300), raise_error=False
-    )
+    get = await client.fetch(HTTPRequest(url, headers=headers, streaming_callback=on_chunk, request_timeout=300), raise_error=False)
     assert get.code == 200 and received == size, (get.code, received)
     download_s = time.monotonic() - started
     client.close()
@@ -274,10 +269,7 @@ async def test_large_artifact_streams_through_in_bounded_memory(jp_fetch, jp_bas
         before = memory.rss()
         sent, got, upload_s, download_s = await _transfer(url("big.bin"), jp_auth_header, size, seed=2)
     growth = (memory.peak - before) / 2**20
-    print(
-        f"300 MB through the proxy: upload {upload_s:.1f} s, download {download_s:.1f} s, "
-        f"peak RSS growth {growth:.1f} MB"
-    )
+    print(f"300 MB through the proxy: upload {upload_s:.1f} s, download {download_s:.1f} s, peak RSS growth {growth:.1f} MB")
     assert sent == got
     # On disk, as MLflow stored it.
     stored = infinstor.tracking.data_dir / "artifacts" / "0" / "proxytest" / "artifacts" / "big.bin"

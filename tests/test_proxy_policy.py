@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from infinstor_jupyterlab.proxy.forwarder import (
+from infinstor_jupyterlab.lab.proxy.forwarder import (
     browser_response_headers,
     credential_secrets,
     rewrite_location,
     upstream_request_headers,
 )
-from infinstor_jupyterlab.proxy.policy import (
+from infinstor_jupyterlab.lab.proxy.policy import (
     BadProxyPath,
     PathRefused,
     resolve,

@@ -14,9 +14,8 @@ from urllib.parse import quote
 
 import pytest
 
+from infinstor_jupyterlab.lab.tracking.remote import RemoteTrackingServer
 from proxy_helpers import RecordingUpstream, free_port, pfetch
-
-from infinstor_jupyterlab.tracking.remote import RemoteTrackingServer
 
 UPSTREAM_SECRET = "Bearer upstream-credential-7f3a9c"
 
@@ -141,9 +140,7 @@ async def test_absolute_form_request_and_other_host_are_not_forwarded(
     assert upstream.requests == [], upstream.paths()
 
 
-async def test_forwarded_request_has_our_credentials_not_the_browsers(
-    fetch, upstream, credentials, lab_port, jp_auth_header
-):
+async def test_forwarded_request_has_our_credentials_not_the_browsers(fetch, upstream, credentials, lab_port, jp_auth_header):
     jupyter_token = jp_auth_header["Authorization"].split()[1]
     response = await fetch(
         "api/2.0/mlflow/runs/echo",
@@ -176,9 +173,7 @@ async def test_forwarded_request_has_our_credentials_not_the_browsers(
     assert json.loads(seen["body"]) == {"run_id": "r1"}
 
 
-async def test_upstream_cookies_challenges_and_credentials_never_reach_the_browser(
-    fetch, upstream, credentials
-):
+async def test_upstream_cookies_challenges_and_credentials_never_reach_the_browser(fetch, upstream, credentials):
     response = await fetch("api/2.0/mlflow/leak")
     assert response.code == 200
     assert json.loads(response.body) == {"ok": True}
@@ -344,9 +339,7 @@ async def test_401_without_fresh_credentials_asks_to_sign_in(fetch, upstream, pr
 
     # A streamed body (larger than proxy_replay_limit) cannot be replayed: sign in, no retry.
     big = b"y" * 100_000
-    response = await fetch(
-        "api/2.0/mlflow-artifacts/artifacts/needs-fresh", method="PUT", body=big
-    )
+    response = await fetch("api/2.0/mlflow-artifacts/artifacts/needs-fresh", method="PUT", body=big)
     assert response.code == 401 and error_of(response)["reason"] == "sign_in_required"
     assert calls["refresh"] == 2 and len(upstream.requests) == 4
     assert len(upstream.requests[-1]["body"]) == len(big)
@@ -421,22 +414,16 @@ def _exchanges(port: int, base_url: str, requests: list[tuple]) -> list[tuple[in
         (("DELETE", "api/2.0/infinstor/tokens", None), 403),
     ],
 )
-async def test_a_refused_request_keeps_the_connection_usable(
-    lab_port, jp_base_url, jp_auth_header, upstream, credentials, refused, status
-):
+async def test_a_refused_request_keeps_the_connection_usable(lab_port, jp_base_url, jp_auth_header, upstream, credentials, refused, status):
     method, path, body = refused
     good = ("GET", "api/2.0/mlflow/echo", None, dict(jp_auth_header))
-    answers = await asyncio.to_thread(
-        _exchanges, lab_port, jp_base_url, [(method, path, body, dict(jp_auth_header)), good, good]
-    )
+    answers = await asyncio.to_thread(_exchanges, lab_port, jp_base_url, [(method, path, body, dict(jp_auth_header)), good, good])
     assert [a[0] for a in answers] == [status, 200, 200], answers
     assert json.loads(answers[0][2])["reason"]
     assert upstream.paths() == ["/api/2.0/mlflow/echo"] * 2
 
 
-async def test_an_unauthenticated_request_keeps_the_connection_usable(
-    lab_port, jp_base_url, jp_auth_header, upstream, credentials
-):
+async def test_an_unauthenticated_request_keeps_the_connection_usable(lab_port, jp_base_url, jp_auth_header, upstream, credentials):
     good = ("GET", "api/2.0/mlflow/echo", None, dict(jp_auth_header))
     answers = await asyncio.to_thread(
         _exchanges, lab_port, jp_base_url,
@@ -447,9 +434,7 @@ async def test_an_unauthenticated_request_keeps_the_connection_usable(
     assert upstream.paths() == ["/api/2.0/mlflow/echo"] * 2
 
 
-async def test_a_refused_large_upload_says_it_closes_the_connection(
-    lab_port, jp_base_url, jp_auth_header, upstream, credentials
-):
+async def test_a_refused_large_upload_says_it_closes_the_connection(lab_port, jp_base_url, jp_auth_header, upstream, credentials):
     """A refused body too large to read and discard (beyond proxy_replay_limit) is not read: the
     answer says `Connection: close` (as a client that waits before sending its body sees it)."""
     import socket
@@ -502,7 +487,8 @@ async def test_hostile_query_strings_and_headers_never_cause_a_5xx(lab_port, jp_
             sock.sendall(
                 request_line.encode("latin-1")
                 + f"\r\nHost: 127.0.0.1:{lab_port}\r\nAuthorization: {jp_auth_header['Authorization']}\r\n".encode()
-                + extra + b"Connection: close\r\n\r\n"
+                + extra
+                + b"Connection: close\r\n\r\n"
             )
             data = b""
             while chunk := sock.recv(65536):
@@ -528,13 +514,12 @@ async def test_hostile_query_strings_and_headers_never_cause_a_5xx(lab_port, jp_
         assert 0 < status < 500, (line[:80], extra, answer[:300])
 
 
-async def test_an_artifact_redirected_to_a_presigned_url_is_fetched_without_credentials(
-    fetch, upstream, credentials, tmp_path
-):
+async def test_an_artifact_redirected_to_a_presigned_url_is_fetched_without_credentials(fetch, upstream, credentials, tmp_path):
     """The serverless service answers artifact downloads with a 307 to a presigned S3 URL (issue
     16): the proxy follows it itself, sending S3 none of the request's credentials, and the browser
     gets the bytes on the lab's origin. Other off-site redirects stay refused."""
     import boto3
+
     from test_serverless import RecordedAws
 
     aws = RecordedAws(tmp_path)
@@ -544,9 +529,7 @@ async def test_an_artifact_redirected_to_a_presigned_url_is_fetched_without_cred
         s3.create_bucket(Bucket="artifacts")
         data = bytes(range(256)) * 12 * 1024  # 3 MiB: streamed, not one small read
         s3.put_object(Bucket="artifacts", Key="1/run/artifacts/plot.png", Body=data)
-        url = s3.generate_presigned_url(
-            "get_object", Params={"Bucket": "artifacts", "Key": "1/run/artifacts/plot.png"}, ExpiresIn=300
-        )
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": "artifacts", "Key": "1/run/artifacts/plot.png"}, ExpiresIn=300)
         aws.record()
         to = "to=" + quote(url, safe="")
         whole = await fetch("get-artifact", query="path=plot.png&run_uuid=r1&" + to, headers={"Cookie": "c=jupyter-cookie"})

@@ -20,8 +20,16 @@ import requests
 import yaml
 
 from idp_fixture import AUDIENCE, free_port
-from lambda_local import (ALLOWED_HOSTS, LambdaProcess, LocalHttpApi, http_api_event, response_body, response_headers,
-                          response_json, rest_api_event)  # fmt: skip
+from lambda_local import (
+    ALLOWED_HOSTS,
+    LambdaProcess,
+    LocalHttpApi,
+    http_api_event,
+    response_body,
+    response_headers,
+    response_json,  # fmt: skip
+    rest_api_event,
+)
 from servers import stop_process_group, wait_until_healthy
 from service_fixture import ADMIN_GROUP, user_token
 
@@ -79,7 +87,9 @@ def aws(tmp_path_factory):
 def _boto(service: str, endpoint: str):
     import boto3
 
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +101,9 @@ def stack(aws, idp, restartable_postgres, tmp_path_factory):
     s3.create_bucket(Bucket=BUCKET)
     s3.create_bucket(Bucket="cfn-responses")
     secrets = _boto("secretsmanager", moto_url)
-    db_secret = secrets.create_secret(Name="infinstor/db", SecretString=json.dumps({"username": "postgres", "password": "p@ss:w/rd"}))["ARN"]
+    db_secret = secrets.create_secret(Name="infinstor/db", SecretString=json.dumps({"username": "postgres", "password": "p@ss:w/rd"}))[
+        "ARN"
+    ]
     app_secret = secrets.create_secret(Name="infinstor/app", SecretString=json.dumps({"INFINSTOR_JOB_TOKEN_SECRET": JOB_SECRET}))["ARN"]
     restartable_postgres.create_database("mlflow")
     config = {"oidc": {"issuer": idp.issuer, "audience": AUDIENCE, "leeway": 0}, "org_admin_groups": [ADMIN_GROUP],
@@ -142,7 +154,7 @@ def ok(response: dict) -> dict:
 
 
 def test_handler_is_named_once_in_template_docs_and_image():
-    from infinstor_jupyterlab.service import serverless
+    from infinstor_jupyterlab.tracking_service import serverless
 
     module, function = serverless.HANDLER.split(":")
     assert getattr(__import__(module, fromlist=[function]), function) is serverless.handler
@@ -202,8 +214,9 @@ def test_event_shapes_http_api_function_url_rest_base64_cookies(first, tokens):
                            headers={"authorization": [f"Bearer {alice}"], "accept": ["text/html", "application/json"]})  # fmt: skip
     assert response_json(first.invoke(event))["experiment"]["name"] == "shapes-b64"
     # Cookies: an event's `cookies` reach the app (a stale session cookie does not replace the bearer token).
-    response = first.invoke(http_api_event("GET", "/api/2.0/infinstor/whoami", headers={"authorization": f"Bearer {alice}"},
-                                           cookies=["a=1", "b=2"]))
+    response = first.invoke(
+        http_api_event("GET", "/api/2.0/infinstor/whoami", headers={"authorization": f"Bearer {alice}"}, cookies=["a=1", "b=2"])
+    )
     assert response_json(response)["username"] == "alice"
     # No credential, or a wrong one: 401 with the challenge.
     response = call(first, "GET", "/api/2.0/mlflow/experiments/search?max_results=5", "not-a-token")
@@ -223,8 +236,14 @@ def test_company_scenario_through_the_handler(first, tokens):
     # Roles: bob (alice's group) edits; carol (another group) cannot see it; dave (another org) neither.
     ok(call(first, "POST", "/api/2.0/mlflow/runs/create", bob, {"experiment_id": exp}))
     assert call(first, "GET", f"/api/2.0/mlflow/experiments/get?experiment_id={exp}", carol)["statusCode"] == 404
+
     # Private views: searches list only what the caller may read.
-    names = lambda tok: {e["name"] for e in ok(call(first, "POST", "/api/2.0/mlflow/experiments/search", tok, {"max_results": 1000})).get("experiments", [])}  # noqa: E731
+    def names(tok):
+        return {
+            e["name"]
+            for e in ok(call(first, "POST", "/api/2.0/mlflow/experiments/search", tok, {"max_results": 1000})).get("experiments", [])
+        }
+
     assert "vision-serverless" in names(alice) and "vision-serverless" not in names(carol) and "vision-serverless" not in names(dave)
     # Model sharing: a model alice registers is hers and her group's; shared with carol as reader.
     run = ok(call(first, "POST", "/api/2.0/mlflow/runs/create", alice, {"experiment_id": exp}))["run"]["info"]["run_id"]
@@ -233,12 +252,17 @@ def test_company_scenario_through_the_handler(first, tokens):
     ok(call(first, "POST", "/api/2.0/infinstor/permissions", alice, {"resource_type": "registered_model", "resource_id": "detector-sls",
                                                                      "principal_type": "user", "principal": "carol", "role": "reader"}))  # fmt: skip
     ok(call(first, "GET", "/api/2.0/mlflow/registered-models/get?name=detector-sls", carol))
-    assert call(first, "PATCH", "/api/2.0/mlflow/registered-models/update", carol, {"name": "detector-sls", "description": "x"})["statusCode"] == 403
+    assert (
+        call(first, "PATCH", "/api/2.0/mlflow/registered-models/update", carol, {"name": "detector-sls", "description": "x"})["statusCode"]
+        == 403
+    )
     # Job tokens (their secret came from Secrets Manager): one run, nothing else.
     job = ok(call(first, "POST", "/api/2.0/infinstor/tokens", alice, {"kind": "job", "run_id": run, "ttl_seconds": 600}))["token"]
     ok(call(first, "POST", "/api/2.0/mlflow/runs/log-metric", job, {"run_id": run, "key": "loss", "value": 0.5, "timestamp": 1, "step": 0}))
     other = ok(call(first, "POST", "/api/2.0/mlflow/runs/create", alice, {"experiment_id": exp}))["run"]["info"]["run_id"]
-    refused = call(first, "POST", "/api/2.0/mlflow/runs/log-metric", job, {"run_id": other, "key": "loss", "value": 1, "timestamp": 1, "step": 0})
+    refused = call(
+        first, "POST", "/api/2.0/mlflow/runs/log-metric", job, {"run_id": other, "key": "loss", "value": 1, "timestamp": 1, "step": 0}
+    )
     assert refused["statusCode"] in (403, 404)
 
 

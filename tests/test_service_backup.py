@@ -1,4 +1,4 @@
-"""Backup and restore of the company service (`python -m infinstor_jupyterlab.service.backup`):
+"""Backup and restore of the company service (`python -m infinstor_jupyterlab.tracking_service.backup`):
 seed experiments, runs, metrics, an artifact, a registered model, grants and an API token through a
 real service on a real PostgreSQL; back up; wipe the database and the artifact store; restore into
 a fresh database and a new artifact directory; start a new service on them and check that every
@@ -28,7 +28,7 @@ def ok(response) -> dict:
 
 
 def tool(*args: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.service.backup", *args],
+    result = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", *args],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -78,20 +78,34 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
             "run_id": run_id, "params": [{"key": "lr", "value": "0.01"}], "tags": [{"key": "team", "value": "vision"}],
             "metrics": [{"key": "loss", "value": 1.0 / (step + 1), "timestamp": 1000 + step, "step": step} for step in range(50)],
         }))  # fmt: skip
-        artifact_path = run["info"]["artifact_uri"][len("mlflow-artifacts:/"):]
+        artifact_path = run["info"]["artifact_uri"][len("mlflow-artifacts:/") :]
         weights = os.urandom(4096)
-        assert server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/model/weights.bin", bob, data=weights).status_code == 200
+        assert (
+            server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/model/weights.bin", bob, data=weights).status_code
+            == 200
+        )
         ok(M("POST", "registered-models/create", alice, json={"name": "churn"}))
-        ok(M("POST", "model-versions/create", alice, json={"name": "churn", "source": f"{run['info']['artifact_uri']}/model", "run_id": run_id}))
-        for grant in ({"resource_type": "experiment", "resource_id": experiment_id, "principal_type": "user", "principal": "carol", "role": "reader"},
-                      {"resource_type": "registered_model", "resource_id": "churn", "principal_type": "org", "principal": "acme", "role": "reader"}):
+        ok(
+            M(
+                "POST",
+                "model-versions/create",
+                alice,
+                json={"name": "churn", "source": f"{run['info']['artifact_uri']}/model", "run_id": run_id},
+            )
+        )
+        for grant in (
+            {"resource_type": "experiment", "resource_id": experiment_id, "principal_type": "user", "principal": "carol", "role": "reader"},
+            {"resource_type": "registered_model", "resource_id": "churn", "principal_type": "org", "principal": "acme", "role": "reader"},
+        ):
             ok(server.infinstor("POST", "permissions", alice, json=grant))
         api_token = ok(server.infinstor("POST", "tokens", bob, json={"name": "nightly", "expires_in_days": 30}))["token"]
         tokens["bob-api-token"] = api_token
         before = snapshot(server, tokens, experiment_id, run_id, artifact_path)
         assert before["artifact"] == weights and len(before["history"]) == 50 and before["carol_reads_experiment"] == 200
         assert (before["carol_cannot_write"], before["dave_reads_experiment"], before["dave_reads_model"]) == (403, 404, 404)
-        manifest = tool("backup", "--database-uri", source_uri, "--artifacts", str(server.root / "artifacts"), "--out", str(root / "backup"))
+        manifest = tool(
+            "backup", "--database-uri", source_uri, "--artifacts", str(server.root / "artifacts"), "--out", str(root / "backup")
+        )
     finally:
         server.stop()
     assert manifest["database"]["tables"]["infinstor_api_tokens"] == 1 and manifest["artifacts"]["files"] == 1
@@ -108,7 +122,7 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
     with open(damaged / "database.dump", "r+b") as f:
         f.seek(200)
         f.write(b"\0" * 16)
-    failed = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.service.backup", "restore", "--database-uri", target_uri,
+    failed = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", "restore", "--database-uri", target_uri,
                              "--artifacts", str(root / "nowhere"), "--from", str(damaged)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert failed.returncode == 1 and "SHA-256" in failed.stderr and not (root / "nowhere").exists()
 
@@ -116,7 +130,7 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
     result = tool("restore", "--database-uri", target_uri, "--artifacts", str(restored_artifacts), "--from", str(root / "backup"))
     assert result["tables"] == manifest["database"]["tables"]
     # Restoring over a database that has tables is refused.
-    again = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.service.backup", "restore", "--database-uri", target_uri,
+    again = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", "restore", "--database-uri", target_uri,
                             "--artifacts", str(restored_artifacts), "--from", str(root / "backup")], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert again.returncode == 1 and "already has tables" in again.stderr
 
@@ -140,7 +154,7 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
 
 
 def test_s3_artifact_store_round_trip(moto_endpoint, tmp_path, monkeypatch):  # noqa: F811
-    from infinstor_jupyterlab.service.backup import copy_from_store, copy_to_store
+    from infinstor_jupyterlab.tracking_service.backup import copy_from_store, copy_to_store
 
     for key, value in AWS_ENV.items():
         monkeypatch.setenv(key, value)

@@ -65,7 +65,7 @@ def test_a_good_configuration_passes(checked_server, idp):
 
 
 def test_tokens_missing_each_claim(checked_server, idp, other_issuer, tmp_path):
-    from infinstor_jupyterlab.service import check
+    from infinstor_jupyterlab.tracking_service import check
 
     env = environ_of(checked_server)
     report = check.run(env, token=user_token(idp, "nora"))  # no organisation claim
@@ -138,7 +138,7 @@ def test_each_kind_of_broken_configuration_fails_with_a_fix(checked_server, idp,
     env = environ_of(checked_server, INFINSTOR_SERVICE_CONFIG=str(config))
     if kind == "CORS open":
         env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] = "*"
-    from infinstor_jupyterlab.service import check
+    from infinstor_jupyterlab.tracking_service import check
 
     # The function the CLI runs (the CLI itself: below and in the good case), then what it prints.
     report = check.run(env)
@@ -156,26 +156,26 @@ def test_each_kind_of_broken_configuration_fails_with_a_fix(checked_server, idp,
 
 
 def test_schema_newer_than_this_release_and_migrations_due(checked_server, tmp_path):
-    from infinstor_jupyterlab.service import check
-    from infinstor_jupyterlab.service.db import SCHEMA_VERSION, make_engine, migrate, schema_table
+    from infinstor_jupyterlab.tracking_service import check
+    from infinstor_jupyterlab.tracking_service.db import SCHEMA_VERSION, make_engine, migrate, revision_of, version_table
 
     env = environ_of(checked_server)
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     engine = make_engine(fresh)
     migrate(engine)
     with engine.begin() as c:
-        c.execute(schema_table.update().values(version=SCHEMA_VERSION - 1))
+        c.execute(version_table.update().values(version_num=revision_of(SCHEMA_VERSION - 1)))
     report = check.run(env, database_uri=fresh)
     assert report.ok and any(f.status == "warn" and f"step {SCHEMA_VERSION - 1}" in f.message for f in report.findings)
     with engine.begin() as c:
-        c.execute(schema_table.update().values(version=SCHEMA_VERSION + 1))
+        c.execute(version_table.update().values(version_num=revision_of(SCHEMA_VERSION + 1)))
     engine.dispose()
     report = check.run(env, database_uri=fresh)
     assert not report.ok and "newer than this release" in failure(report, "database")
 
 
 def test_fixes_name_the_provider_from_the_issuer():
-    from infinstor_jupyterlab.service.check import fix_for, provider_of
+    from infinstor_jupyterlab.tracking_service.check import fix_for, provider_of
 
     cases = {
         "https://login.microsoftonline.com/8eaef023-2b34-4da1-9baa-8bc8c9d6a490/v2.0": ("entra", "tid"),

@@ -83,7 +83,7 @@ def status(response: requests.Response) -> int:
 
 
 def upload(server: CompanyServer, token: str, artifact_uri: str, name: str, data: bytes) -> requests.Response:
-    path = artifact_uri[len("mlflow-artifacts:/"):]
+    path = artifact_uri[len("mlflow-artifacts:/") :]
     return server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{path}/{name}", token, data=data)
 
 
@@ -131,15 +131,19 @@ def test_scenario(deployment, tokens, world):
 
     # carol can read the model and its source run (and the run's artifacts), but not change them.
     assert ok(M("GET", "registered-models/get", carol, params={"name": "vision-model"}))["registered_model"]["name"] == "vision-model"
-    assert [v["version"] for v in ok(M("GET", "model-versions/search", carol, params={"filter": "name='vision-model'"}))["model_versions"]] == ["1"]
+    assert [
+        v["version"] for v in ok(M("GET", "model-versions/search", carol, params={"filter": "name='vision-model'"}))["model_versions"]
+    ] == ["1"]
     assert ok(M("GET", "runs/get", carol, params={"run_id": run_id}))["run"]["data"]["params"] == [{"key": "lr", "value": "0.1"}]
     assert ok(M("GET", "metrics/get-history", carol, params={"run_id": run_id, "metric_key": "acc"}))["metrics"][0]["value"] == 0.9
-    artifact_path = run["info"]["artifact_uri"][len("mlflow-artifacts:/"):]
+    artifact_path = run["info"]["artifact_uri"][len("mlflow-artifacts:/") :]
     download = main.call("GET", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/model/MLmodel", carol)
     assert download.status_code == 200 and download.content == b"flavors: {}\n"
     assert status(M("GET", "runs/get", carol, params={"run_id": second})) == 404  # not a model's source
     assert status(M("POST", "registered-models/set-tag", carol, json={"name": "vision-model", "key": "k", "value": "v"})) == 403
-    assert status(M("POST", "model-versions/set-tag", carol, json={"name": "vision-model", "version": "1", "key": "k", "value": "v"})) == 403
+    assert (
+        status(M("POST", "model-versions/set-tag", carol, json={"name": "vision-model", "version": "1", "key": "k", "value": "v"})) == 403
+    )
     assert status(M("DELETE", "registered-models/delete", carol, json={"name": "vision-model"})) == 403
     assert status(M("POST", "runs/log-metric", carol, json={"run_id": run_id, "key": "x", "value": 1, "timestamp": 1})) == 403
     assert status(upload(main, carol, run["info"]["artifact_uri"], "evil.txt", b"x")) == 403
@@ -147,11 +151,17 @@ def test_scenario(deployment, tokens, world):
 
     # A policy override (on another replica of the same database) lets readers tag model versions;
     # the rest of carol's limits stay.
-    ok(tagging.mlflow("POST", "model-versions/set-tag", carol, json={"name": "vision-model", "version": "1", "key": "reviewed", "value": "carol"}))
+    ok(
+        tagging.mlflow(
+            "POST", "model-versions/set-tag", carol, json={"name": "vision-model", "version": "1", "key": "reviewed", "value": "carol"}
+        )
+    )
     assert ok(M("GET", "model-versions/get", alice, params={"name": "vision-model", "version": "1"}))["model_version"]["tags"] == [
         {"key": "reviewed", "value": "carol"}
     ]
-    assert status(tagging.mlflow("POST", "registered-models/set-tag", carol, json={"name": "vision-model", "key": "k", "value": "v"})) == 403
+    assert (
+        status(tagging.mlflow("POST", "registered-models/set-tag", carol, json={"name": "vision-model", "key": "k", "value": "v"})) == 403
+    )
 
     # dave (globex) sees none of it and cannot learn its names.
     for endpoint, params in (
@@ -225,7 +235,9 @@ def test_api_tokens_create_use_list_revoke(deployment, tokens, world):
     ok(main.infinstor("DELETE", f"tokens/{created['id']}", alice))
     assert status(main.mlflow("GET", "experiments/get", token, params={"experiment_id": world["experiment_id"]})) == 401
     # The peer replica reused the checked token; it stops there too, soon.
-    reaches_peer_soon(lambda: status(peer.infinstor("GET", "whoami", token)) == 401, "a token revoked on one replica still works on its peer")
+    reaches_peer_soon(
+        lambda: status(peer.infinstor("GET", "whoami", token)) == 401, "a token revoked on one replica still works on its peer"
+    )
     # Bad input is refused clearly.
     assert status(main.infinstor("POST", "tokens", alice, json={"name": "x", "expires_in_days": 10000})) == 400
     assert status(main.infinstor("POST", "tokens", alice, json={})) == 400
@@ -268,7 +280,12 @@ def test_sharing_with_a_user_and_revoking(deployment, tokens, world):
     reaches_peer_soon(lambda: status(peer.mlflow("GET", "experiments/get", erin, params=experiment)) == 404,
                       "a grant revoked on one replica still works on its peer")  # fmt: skip
     assert status(main.infinstor("POST", "permissions", alice, json={**share, "role": "owner"})) == 400
-    assert status(main.infinstor("POST", "permissions", alice, json={**share, "principal_type": "org", "principal": "globex", "role": "reader"})) == 400
+    assert (
+        status(
+            main.infinstor("POST", "permissions", alice, json={**share, "principal_type": "org", "principal": "globex", "role": "reader"})
+        )
+        == 400
+    )
 
 
 def test_private_views_page_exactly(deployment, tokens):
@@ -310,7 +327,14 @@ def test_org_admin_manages_everything_in_the_org_and_reads_the_audit_log(deploym
     frank = tokens["frank"]
     assert ok(main.infinstor("GET", "whoami", frank))["admin"] is True
     ok(main.mlflow("GET", "experiments/get", frank, params={"experiment_id": world["experiment_id"]}))
-    ok(main.mlflow("POST", "experiments/set-experiment-tag", frank, json={"experiment_id": world["experiment_id"], "key": "owner", "value": "vision"}))
+    ok(
+        main.mlflow(
+            "POST",
+            "experiments/set-experiment-tag",
+            frank,
+            json={"experiment_id": world["experiment_id"], "key": "owner", "value": "vision"},
+        )
+    )
     assert "vision-exp" in main.mlflow("POST", "experiments/search", frank, json={"max_results": 1000}).text
     # ... but only in acme.
     globex = ok(main.mlflow("POST", "experiments/create", tokens["dave"], json={"name": "globex-private"}))["experiment_id"]
@@ -363,7 +387,9 @@ def test_refusals_and_lookalike_requests(deployment, idp, tokens, world):
     assert [r["info"]["run_id"] for r in mixed["runs"]] == [erin_run]
     # A body naming another logged model than the path is refused (MLflow acts on the body's).
     model_id = ok(main.mlflow("POST", "logged-models", erin, json={"experiment_id": own, "name": "m"}))["model"]["info"]["model_id"]
-    lookalike = main.call("PATCH", f"api/2.0/mlflow/logged-models/{model_id}", erin, json={"model_id": "m-someone-else", "status": "LOGGED_MODEL_READY"})
+    lookalike = main.call(
+        "PATCH", f"api/2.0/mlflow/logged-models/{model_id}", erin, json={"model_id": "m-someone-else", "status": "LOGGED_MODEL_READY"}
+    )
     assert lookalike.status_code == 400
     ok(main.call("PATCH", f"api/2.0/mlflow/logged-models/{model_id}", erin, json={"model_id": model_id, "status": "LOGGED_MODEL_READY"}))
 
@@ -410,11 +436,11 @@ def test_cli_tokens_and_sharing(backend, deployment, tokens, world, tmp_path):
 @sqlite_only
 def test_ec2_target_gets_job_tokens_from_the_company_service(backend, deployment, tokens, world, tmp_path, monkeypatch):
     """The lab's EC2 target, signed in to a company service, asks it for the VM's job token."""
-    from infinstor_jupyterlab.auth.credentials import CredentialManager
-    from infinstor_jupyterlab.auth.tokens import TokenStore
+    from infinstor_jupyterlab.credentials.manager import CredentialManager
+    from infinstor_jupyterlab.credentials.tokens import TokenStore
     from infinstor_jupyterlab.errors import InfinStorError
     from infinstor_jupyterlab.jobs.targets.ec2 import EC2Target
-    from infinstor_jupyterlab.tracking.remote import RemoteTrackingServer
+    from infinstor_jupyterlab.lab.tracking.remote import RemoteTrackingServer
 
     monkeypatch.setenv("INFINSTOR_INSECURE_LOOPBACK", "1")
     main, _ = deployment
@@ -429,7 +455,10 @@ def test_ec2_target_gets_job_tokens_from_the_company_service(backend, deployment
 
     token = asyncio.run(target_for("bob")._issue_token(job))  # bob edits the run's experiment
     ok(main.mlflow("POST", "runs/log-metric", token, json={"run_id": world["run_id"], "key": "vm", "value": 1, "timestamp": 3}))
-    assert status(main.mlflow("POST", "runs/log-metric", token, json={"run_id": world["second"], "key": "vm", "value": 1, "timestamp": 3})) == 403
+    assert (
+        status(main.mlflow("POST", "runs/log-metric", token, json={"run_id": world["second"], "key": "vm", "value": 1, "timestamp": 3}))
+        == 403
+    )
     assert ok(main.infinstor("GET", "whoami", token))["username"] == "job:job-7"
     with pytest.raises(InfinStorError, match="would not issue a job token.*403"):
         asyncio.run(target_for("carol")._issue_token(job))  # carol only reads that run

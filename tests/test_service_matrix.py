@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from idp_fixture import SHORT_CLIENT
-from infinstor_jupyterlab.service.db import ROLE_RANK
-from infinstor_jupyterlab.service.policy import KINDS, REFUSED, load_policy
+from infinstor_jupyterlab.tracking_service.db import ROLE_RANK
+from infinstor_jupyterlab.tracking_service.policy import KINDS, REFUSED, load_policy
 from service_fixture import CompanyServer, company_server_on_each_backend, user_token
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,9 @@ def make_trace(server: CompanyServer, token: str, experiment_id: str) -> str:
     trace_hex = uuid.uuid4().hex
     headers = {"x-mlflow-experiment-id": experiment_id, "Content-Type": "application/json"}
     _ok(server.call("POST", "v1/traces", token, data=json.dumps(otlp_export(trace_hex)), headers=headers))
-    return _ok(server.call("POST", "api/3.0/mlflow/traces", token, json=trace_info(f"tr-{trace_hex}", experiment_id)))["trace"]["trace_info"]["trace_id"]
+    return _ok(server.call("POST", "api/3.0/mlflow/traces", token, json=trace_info(f"tr-{trace_hex}", experiment_id)))["trace"][
+        "trace_info"
+    ]["trace_id"]
 
 
 def make_target(server: CompanyServer, alice: str) -> Target:
@@ -132,12 +134,12 @@ def make_target(server: CompanyServer, alice: str) -> Target:
     _ok(M("POST", "runs/log-batch", alice, json={"run_id": run_id, "metrics": [{"key": "m", "value": 1.0, "timestamp": 1, "step": 0}]}))
     deleted_run = _ok(M("POST", "runs/create", alice, json={"experiment_id": experiment_id}))["run"]["info"]["run_id"]
     _ok(M("POST", "runs/delete", alice, json={"run_id": deleted_run}))
-    artifact_path = run["artifact_uri"][len("mlflow-artifacts:/"):]
+    artifact_path = run["artifact_uri"][len("mlflow-artifacts:/") :]
     _ok(server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/a.txt", alice, data=b"a"))
     _ok(server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/model/MLmodel", alice, data=MLMODEL))
     logged = _ok(M("POST", "logged-models", alice, json={"experiment_id": experiment_id, "name": "lm", "source_run_id": run_id,
                                                           "tags": [{"key": "t", "value": "v"}]}))["model"]["info"]  # fmt: skip
-    logged_root = logged["artifact_uri"][len("mlflow-artifacts:/"):]
+    logged_root = logged["artifact_uri"][len("mlflow-artifacts:/") :]
     _ok(server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{logged_root}/MLmodel", alice, data=MLMODEL))
     model = f"matrix-model-{suffix}"
     _ok(M("POST", "registered-models/create", alice, json={"name": model, "tags": [{"key": "t", "value": "v"}]}))
@@ -169,7 +171,9 @@ def make_genai(server: CompanyServer, alice: str, experiment_id: str, other_expe
     record_id = json.loads(v3("GET", f"datasets/{dataset_id}/records")["records"])[0]["dataset_record_id"]
     scorer = f"scorer-{uuid.uuid4().hex[:8]}"
     v3("POST", "scorers/register", json={"experiment_id": experiment_id, "name": scorer, "serialized_scorer": SCORER})
-    issue_id = v3("POST", "issues", json={"experiment_id": experiment_id, "name": "slow", "description": "answers are slow"})["issue"]["issue_id"]
+    issue_id = v3("POST", "issues", json={"experiment_id": experiment_id, "name": "slow", "description": "answers are slow"})["issue"][
+        "issue_id"
+    ]
     label_schema = f"ls-{uuid.uuid4().hex[:8]}"
     schema_id = v3("POST", "label-schemas/create", json={"experiment_id": experiment_id, "name": label_schema, "type": "FEEDBACK",
                                                          "input": {"pass_fail": {"positive_label": "pass", "negative_label": "fail"}}})["label_schema"]["schema_id"]  # fmt: skip
@@ -543,16 +547,22 @@ def test_trace_and_genai_views_stay_private(matrix_server, idp):
     assert server.call("GET", "ajax-api/3.0/mlflow/get-trace-artifact", erin, params={"request_id": hidden_trace}).status_code == 404
     assert v3("POST", f"traces/{hidden_trace}/assessments", erin, json={"assessment": {
         "assessment_name": "x", "source": {"source_type": "HUMAN", "source_id": "erin"}, "feedback": {"value": 1}}}).status_code == 404  # fmt: skip
-    link = {"trace_ids": [own_trace, hidden_trace], "run_id": _ok(server.mlflow("POST", "runs/create", erin, json={"experiment_id": own}))["run"]["info"]["run_id"]}
+    link = {
+        "trace_ids": [own_trace, hidden_trace],
+        "run_id": _ok(server.mlflow("POST", "runs/create", erin, json={"experiment_id": own}))["run"]["info"]["run_id"],
+    }
     assert server.mlflow("POST", "traces/link-to-run", erin, json=link).status_code == 404
     # Reusing the hidden trace's id from erin's own experiment would merge into it: refused.
     assert v3("POST", "traces", erin, json=trace_info(hidden_trace, own)).status_code == 404
-    export = json.dumps(otlp_export(hidden_trace[len("tr-"):], name="intruder"))
+    export = json.dumps(otlp_export(hidden_trace[len("tr-") :], name="intruder"))
     headers = {"x-mlflow-experiment-id": own, "Content-Type": "application/json"}
     assert server.call("POST", "v1/traces", erin, data=export, headers=headers).status_code == 404
     spans = _ok(v3("GET", "traces/get", alice, params={"trace_id": hidden_trace, "allow_partial": "true"}))["trace"]["spans"]
     assert [s["name"] for s in spans] == ["root"]  # alice's trace is as she logged it
-    assert _ok(v3("GET", f"traces/{hidden_trace}", alice))["trace"]["trace_info"]["trace_location"]["mlflow_experiment"]["experiment_id"] == hidden
+    assert (
+        _ok(v3("GET", f"traces/{hidden_trace}", alice))["trace"]["trace_info"]["trace_location"]["mlflow_experiment"]["experiment_id"]
+        == hidden
+    )
 
     # Evaluation datasets: searched over what erin reads (also without naming experiments); one
     # linked to a hidden and a shared experiment may be read by erin but changed only by alice.
@@ -585,7 +595,6 @@ def test_trace_and_genai_views_stay_private(matrix_server, idp):
     issue = _ok(v3("POST", "issues", erin, json={"experiment_id": own, "name": "slow", "description": "d", "created_by": "mallory"}))
     assert issue["issue"]["created_by"] == "erin"
     assert v3("POST", "issues", erin, json={"experiment_id": hidden, "name": "x", "description": "d"}).status_code == 404
-
 
 
 # -- MLflow's web UI: GraphQL and the UI's own artifact and metric reads ---------------------------
@@ -756,7 +765,9 @@ def test_graphql_refuses_what_it_cannot_authorize(matrix_server, idp):
     assert echo.status_code == 403 and "test" in echo.json()["message"] and "mlflowGetRun" in echo.json()["message"]
     introspection = server.call("POST", "graphql", alice, json={"query": "{ __schema { types { name } } }"})
     assert introspection.status_code == 403 and "__schema" in introspection.json()["message"]
-    hidden = server.call("POST", "graphql", alice, json={"query": "fragment F on Query { test(inputString: \"x\") { output } } query { ...F }"})
+    hidden = server.call(
+        "POST", "graphql", alice, json={"query": 'fragment F on Query { test(inputString: "x") { output } } query { ...F }'}
+    )
     assert hidden.status_code == 403  # reached through a fragment, still refused
     invalid = server.call("POST", "graphql", alice, json={"query": "{ mlflowGetRun(input: {runId: 1}) { nothing } }"})
     assert invalid.status_code == 400 and "nothing" in invalid.json()["message"]

@@ -129,7 +129,9 @@ def _mlflow_answer_to(exc: Exception):
 def _pool_timeout(tmp_path):
     import sqlalchemy as sa
 
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'pool.db'}", poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05)
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'pool.db'}", poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05
+    )
     held = engine.connect()
     try:
         engine.connect()
@@ -145,7 +147,7 @@ def test_pool_timeout_and_lost_connections_are_503_not_400_or_500(tmp_path):
 
     import sqlalchemy as sa
 
-    from infinstor_jupyterlab.service.outage import BUSY_MESSAGE, DatabaseOutageASGIMiddleware, classify_exception
+    from infinstor_jupyterlab.tracking_service.outage import BUSY_MESSAGE, DatabaseOutageASGIMiddleware, classify_exception
 
     timeout, engine = _pool_timeout(tmp_path)  # a live database: the probe finds it reachable
     # MLflow answers a pool timeout 400 BAD_REQUEST (clients never retry a 400): we answer 503.

@@ -28,11 +28,15 @@ def test_new_models_are_readable_by_the_whole_organisation(platform_server, idp)
     ok(M("POST", "registered-models/create", alice, json={"name": "org-shared-model"}))
     ok(M("POST", "model-versions/create", alice, json={"name": "org-shared-model", "source": f"{run['artifact_uri']}/model",
                                                       "run_id": run["run_id"]}))  # fmt: skip
-    grants = ok(server.infinstor("GET", "permissions", alice, params={"resource_type": "registered_model", "resource_id": "org-shared-model"}))
+    grants = ok(
+        server.infinstor("GET", "permissions", alice, params={"resource_type": "registered_model", "resource_id": "org-shared-model"})
+    )
     assert ("org", "acme", "reader") in {(g["principal_type"], g["principal"], g["role"]) for g in grants["permissions"]}
     # erin (acme, sales: another group, no grant of her own) reads the model, its version and the
     # run that produced it; not the experiment, and she changes nothing.
-    assert ok(M("GET", "registered-models/get", erin, params={"name": "org-shared-model"}))["registered_model"]["name"] == "org-shared-model"
+    assert (
+        ok(M("GET", "registered-models/get", erin, params={"name": "org-shared-model"}))["registered_model"]["name"] == "org-shared-model"
+    )
     assert "org-shared-model" in M("GET", "registered-models/search", erin).text
     ok(M("GET", "model-versions/get", erin, params={"name": "org-shared-model", "version": "1"}))
     assert ok(M("GET", "runs/get", erin, params={"run_id": run["run_id"]}))["run"]["data"]["metrics"][0]["key"] == "auc"

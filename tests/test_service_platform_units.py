@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from infinstor_jupyterlab.service.config import ConfigError, load_config
+from infinstor_jupyterlab.tracking_service.config import ConfigError, load_config
 
 BASE = {"oidc": {"issuer": "https://idp.example", "audience": "urn:infinstor:tracking"}}
 
@@ -26,12 +26,14 @@ def test_defaults_a_platform_admin_gets(tmp_path):
     assert config.leeway == 5
     # The service UI's sign-in comes back to the same path as the lab's: one redirect per surface.
     assert config.browser.redirect_path == "/infinstor/api/auth/callback"
-    off = load_config(write(tmp_path, {**BASE, "defaults": {"registered_models_org_readable": False}, "oidc": {**BASE["oidc"], "leeway": 0}}), {})
+    off = load_config(
+        write(tmp_path, {**BASE, "defaults": {"registered_models_org_readable": False}, "oidc": {**BASE["oidc"], "leeway": 0}}), {}
+    )
     assert off.models_org_readable is False and off.leeway == 0
 
 
 def test_oidc_mode_and_verifier_default_leeway_is_small():
-    from infinstor_jupyterlab.service.oidc_auth import TokenVerifier
+    from infinstor_jupyterlab.tracking_service.oidc_auth import TokenVerifier
 
     assert TokenVerifier("https://idp.example", "aud").leeway == 5
     assert TokenVerifier.from_environment.__func__  # the environment's default is the same (below)
@@ -55,7 +57,7 @@ def test_leeway_is_bounded(tmp_path, leeway):
 
 # -- claims -------------------------------------------------------------------------------------------
 def test_claim_names_are_keys_first_then_dotted_paths():
-    from infinstor_jupyterlab.service import claims
+    from infinstor_jupyterlab.tracking_service import claims
 
     token = {"cognito:groups": ["a"], "https://x.example/org": "acme", "realm_access": {"roles": ["r1", "r2"]},
              "organization": {"acme": {"id": "1"}}, "two": ["a", "b"], "n": 7, "flag": True}  # fmt: skip
@@ -92,14 +94,11 @@ def test_upgrade_from_schema_step_2_keeps_everything(tmp_path):
     """A database of the previous release (step 2) gets the SCIM tables; its rows stay."""
     import sqlalchemy as sa
 
-    from infinstor_jupyterlab.service import db
+    import legacy_service_schema
+    from infinstor_jupyterlab.tracking_service import db
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    with engine.begin() as c:  # what the previous release's migrate() left
-        db.schema_table.create(c)
-        for version, step in db.MIGRATIONS[:2]:
-            step(c)
-        c.execute(db.schema_table.insert().values(version=2))
+    legacy_service_schema.make_database(engine, 2)  # what the previous release's migrate() left
     store = db.ServiceStore(engine)
     store.grant("acme", "experiment", "1", "group", "vision", "editor", "alice")
     token, _ = store.create_token("acme", "alice", "ci", 3600)
@@ -115,9 +114,9 @@ def test_upgrade_from_schema_step_2_keeps_everything(tmp_path):
 
 
 def directory(tmp_path, groups_from="both", group_name="displayName"):
-    from infinstor_jupyterlab.service.changes import ChangeWatcher
-    from infinstor_jupyterlab.service.db import ServiceStore, make_engine, migrate
-    from infinstor_jupyterlab.service.directory import Directory, DirectoryStore
+    from infinstor_jupyterlab.tracking_service.changes import ChangeWatcher
+    from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine, migrate
+    from infinstor_jupyterlab.tracking_service.directory import Directory, DirectoryStore
 
     engine = make_engine(f"sqlite:///{tmp_path / 'dir.db'}")
     migrate(engine)
@@ -127,7 +126,7 @@ def directory(tmp_path, groups_from="both", group_name="displayName"):
 
 
 def test_groups_from_token_scim_or_both(tmp_path):
-    from infinstor_jupyterlab.service.oidc_auth import InvalidToken
+    from infinstor_jupyterlab.tracking_service.oidc_auth import InvalidToken
 
     store, both = directory(tmp_path)
     # Not provisioned: the token's groups, as they are.
@@ -186,7 +185,7 @@ def test_scim_tokens_are_hashed_and_revocable(tmp_path):
     assert store.check_token("inf_" + token[5:]) is None
     import sqlalchemy as sa
 
-    from infinstor_jupyterlab.service.db import scim_tokens
+    from infinstor_jupyterlab.tracking_service.db import scim_tokens
 
     with store.engine.connect() as c:
         assert token.split("_", 2)[2] not in str(c.execute(sa.select(scim_tokens)).all())
@@ -198,8 +197,8 @@ def test_browser_sign_in_can_leave_out_the_resource_parameter(tmp_path):
     """Entra ID's v2 endpoints refuse `resource` (AADSTS901002): the audience is in the scope there."""
     from urllib.parse import parse_qs, urlsplit
 
-    from infinstor_jupyterlab.service.browser import BrowserSignIn
-    from infinstor_jupyterlab.service.check import Report, _sign_in
+    from infinstor_jupyterlab.tracking_service.browser import BrowserSignIn
+    from infinstor_jupyterlab.tracking_service.check import Report, _sign_in
 
     data = {**BASE, "browser": {"client_id": "ui", "session_secret": "s" * 40, "scopes": "openid api://app/access"}}
     for flag, expected in ((True, ["urn:infinstor:tracking"]), (False, None)):

@@ -113,7 +113,10 @@ def test_filtering_patch_and_pagination(replicas, scim_token):
     assert scim(main, "POST", "Users", scim_token, json={"schemas": [SCIM_USER], "userName": "PAGED-0@acme.example"}).status_code == 409
     found = ok(scim(main, "GET", "Users", scim_token, params={"filter": 'userName eq "Paged-3@ACME.example"'}))
     assert found["totalResults"] == 1 and found["Resources"][0]["id"] == ids["paged-3@acme.example"]
-    assert ok(scim(main, "GET", "Users", scim_token, params={"filter": 'externalId eq "ext-4"'}))["Resources"][0]["userName"] == "paged-4@acme.example"
+    assert (
+        ok(scim(main, "GET", "Users", scim_token, params={"filter": 'externalId eq "ext-4"'}))["Resources"][0]["userName"]
+        == "paged-4@acme.example"
+    )
     starts = ok(scim(main, "GET", "Users", scim_token, params={"filter": 'userName sw "paged-"', "sortBy": "userName"}))
     assert [u["userName"] for u in starts["Resources"]] == sorted(ids)
     page = ok(scim(main, "GET", "Users", scim_token, params={"filter": 'userName sw "paged-"', "sortBy": "userName",
@@ -208,8 +211,8 @@ def test_a_groups_claim_of_a_group_scim_manages_counts_only_while_scim_agrees(re
 
 def test_organisations_directories_are_apart(replicas, idp, scim_token):
     """A SCIM token of another organisation sees nothing of this one's directory."""
-    from infinstor_jupyterlab.service.db import ServiceStore, make_engine
-    from infinstor_jupyterlab.service.directory import DirectoryStore
+    from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine
+    from infinstor_jupyterlab.tracking_service.directory import DirectoryStore
 
     main, _ = replicas
     acme_user = ok(scim(main, "POST", "Users", scim_token, json={"schemas": [SCIM_USER], "userName": "apart@acme.example"}), 201)

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from idp_fixture import SHORT_CLIENT
-from infinstor_jupyterlab.service.db import make_engine
+from infinstor_jupyterlab.tracking_service.db import make_engine
 from service_fixture import CompanyServer, company_server_on_each_backend, user_token
 
 pytestmark = pytest.mark.slow

@@ -109,7 +109,7 @@ def test_database_unreachable(tmp_path):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_schema_newer_than_this_release(tmp_path, request, backend):
-    from infinstor_jupyterlab.service.db import SCHEMA_VERSION, make_engine, migrate, schema_table
+    from infinstor_jupyterlab.tracking_service.db import SCHEMA_VERSION, make_engine, migrate, revision_of, version_table
 
     if backend == "sqlite":
         uri = f"sqlite:///{tmp_path / 'ours.db'}"
@@ -118,7 +118,7 @@ def test_schema_newer_than_this_release(tmp_path, request, backend):
     engine = make_engine(uri)
     migrate(engine)
     with engine.begin() as c:
-        c.execute(schema_table.update().values(version=SCHEMA_VERSION + 1))
+        c.execute(version_table.update().values(version_num=revision_of(SCHEMA_VERSION + 1)))
     engine.dispose()
     assert_refused(start(tmp_path, {**GOOD, "database_uri": uri}), f"version {SCHEMA_VERSION + 1}", "upgrade")
 
@@ -140,7 +140,7 @@ def test_a_good_configuration_still_starts(tmp_path):
     try:
         assert wait_until_healthy(proc, f"http://127.0.0.1:{port}/health", 120), (tmp_path / "server.log").read_text()[-3000:]
         with sa.create_engine(f"sqlite:///{tmp_path / 'mlflow.db'}").connect() as c:
-            assert sa.inspect(c).has_table("infinstor_schema")
+            assert sa.inspect(c).has_table("infinstor_alembic_version")
     finally:
         stop_process_group(proc)
         log.close()

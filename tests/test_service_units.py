@@ -3,29 +3,43 @@ migrations and store (on a real SQLite file), and paging over filtered search re
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
-
-import json
 
 import jwt
 import pytest
 import sqlalchemy as sa
 import yaml
 
-from infinstor_jupyterlab.service.company import filtered_page
-from infinstor_jupyterlab.service.config import ConfigError, load_config
-from infinstor_jupyterlab.service import db
-from infinstor_jupyterlab.service.changes import ChangeWatcher
-from infinstor_jupyterlab.service.db import SCHEMA_VERSION, ServiceStore, current_version, make_engine, migrate, schema_table
-from infinstor_jupyterlab.service.oidc_auth import ClaimNames, InvalidToken
-from infinstor_jupyterlab.service.otlp import InvalidExport, trace_ids_in_export
-from infinstor_jupyterlab.service.policy import (
-    ADMIN_ONLY, KINDS, OTLP_TRACES_PATH, REFUSED, PolicyError, load_policy, match_route, mlflow_operations,
+import legacy_service_schema
+from infinstor_jupyterlab.tracking_service.changes import ChangeWatcher
+from infinstor_jupyterlab.tracking_service.company.searches import filtered_page
+from infinstor_jupyterlab.tracking_service.config import ConfigError, load_config
+from infinstor_jupyterlab.tracking_service.db import (
+    SCHEMA_VERSION,
+    ServiceStore,
+    current_version,
+    make_engine,
+    migrate,
+    revision_of,
+    version_table,
+)
+from infinstor_jupyterlab.tracking_service.oidc_auth import ClaimNames, InvalidToken
+from infinstor_jupyterlab.tracking_service.otlp import InvalidExport, trace_ids_in_export
+from infinstor_jupyterlab.tracking_service.policy import (
+    ADMIN_ONLY,
+    KINDS,
+    OTLP_TRACES_PATH,
+    REFUSED,
+    PolicyError,
+    load_policy,
+    match_route,
+    mlflow_operations,
 )  # fmt: skip
-from infinstor_jupyterlab.service.signin_audit import FailedSignIn, FailedSignIns, describe
+from infinstor_jupyterlab.tracking_service.signin_audit import FailedSignIn, FailedSignIns, describe
 
 
 def write(tmp_path, name, data) -> str:
@@ -51,6 +65,81 @@ def test_shipped_policy_covers_operations_mlflow_has():
     assert {policy.role_for(op) for op in ADMIN_ONLY} == {"admin"} and "ListGatewayEndpoints" in ADMIN_ONLY
     assert set(KINDS) | set(REFUSED) == mlflow_operations() and not set(KINDS) & set(REFUSED)
     assert policy.role_for("CreateWorkspace") == "admin" and "CreateWorkspace" not in policy.roles
+
+
+def test_every_operation_has_a_kind_from_the_table_of_kinds(monkeypatch):
+    """Kinds are a typed table (resolver and scope), checked when the policy loads: an operation of a
+    kind nobody wrote a resolver for stops the service at start-up with a message naming both."""
+    from infinstor_jupyterlab.tracking_service import policy as policy_module
+    from infinstor_jupyterlab.tracking_service.company.kinds import KIND_TABLE, Scope
+
+    policy = load_policy()
+    assert set(policy.kinds) == set(KINDS) and all(policy.kinds[op] is KIND_TABLE[KINDS[op]] for op in KINDS)
+    assert policy.kinds["GetRun"].scope is Scope.RESOURCE and policy.kinds["SearchExperiments"].scope is Scope.COLLECTION
+    assert {policy.kinds[op].scope for op in ADMIN_ONLY} == {Scope.ORG_ADMIN}
+    assert all(callable(kind.resolve) for kind in KIND_TABLE.values())
+    monkeypatch.setitem(policy_module.KINDS, "GetRun", "runn")
+    with pytest.raises(PolicyError, match=r"GetRun is of the unknown kind 'runn'; the kinds are .*\brun\b"):
+        load_policy()
+
+
+def _imports(tree):
+    """Import statements of a module, outside `if TYPE_CHECKING:` blocks."""
+    import ast
+
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        yield from _imports(node)
+
+
+def test_no_import_cycles_between_modules():
+    """The package's modules import each other without a cycle, imports inside functions included
+    (those only hide one), imports for type checking alone excepted."""
+    import ast
+    from pathlib import Path
+
+    import infinstor_jupyterlab
+
+    root = Path(infinstor_jupyterlab.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        if "labextension" in path.parts:
+            continue
+        name = ".".join(("infinstor_jupyterlab", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in _imports(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            # (the package's __init__ holds only its version and Jupyter's entry hooks)
+            found |= {t for t in targets if t in modules and t not in (name, "infinstor_jupyterlab")}
+        graph[name] = found
+    cycles = []
+
+    def visit(node, stack, seen):
+        for nxt in graph[node]:
+            if nxt in stack:
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in seen:
+                seen.add(nxt)
+                visit(nxt, stack + [nxt], seen)
+
+    for start in graph:
+        visit(start, [start], {start})
+    assert not cycles, cycles[:3]
 
 
 def test_override_one_operation(tmp_path):
@@ -92,7 +181,10 @@ def test_missing_policy_file_is_an_error(tmp_path):
 def test_routes_come_from_mlflow():
     assert match_route("POST", "/api/2.0/mlflow/runs/log-batch") == ("LogBatch", {})
     assert match_route("POST", "/ajax-api/2.0/mlflow/runs/search") == ("SearchRuns", {})
-    assert match_route("DELETE", "/api/2.0/mlflow/logged-models/m-1/tags/k") == ("DeleteLoggedModelTag", {"model_id": "m-1", "tag_key": "k"})
+    assert match_route("DELETE", "/api/2.0/mlflow/logged-models/m-1/tags/k") == (
+        "DeleteLoggedModelTag",
+        {"model_id": "m-1", "tag_key": "k"},
+    )
     assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts/workspaces/acme/1/r/artifacts/a.txt") == (
         "DownloadArtifact", {"artifact_path": "workspaces/acme/1/r/artifacts/a.txt"})  # fmt: skip
     assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts")[0] == "ListProxiedArtifacts"
@@ -142,6 +234,7 @@ def test_otlp_exports_name_the_traces_they_write():
             trace_ids_in_export(bad, content_type, encoding)
 
 
+@pytest.mark.slow  # starts `mlflow server`
 def test_server_refuses_to_start_with_an_invalid_policy(tmp_path):
     config = write(tmp_path, "service.yaml", {
         "oidc": {"issuer": "http://127.0.0.1:9", "audience": "x"},
@@ -208,10 +301,10 @@ def test_migrations_are_versioned_and_idempotent(tmp_path):
     assert migrate(engine) == SCHEMA_VERSION
     with engine.connect() as c:
         assert current_version(c) == SCHEMA_VERSION
-        assert c.execute(sa.select(sa.func.count()).select_from(schema_table)).scalar() == 1
+        assert c.execute(sa.select(sa.func.count()).select_from(version_table)).scalar() == 1
         assert {"infinstor_users", "infinstor_grants", "infinstor_api_tokens", "infinstor_audit"} <= set(sa.inspect(c).get_table_names())
     with engine.begin() as c:
-        c.execute(schema_table.update().values(version=SCHEMA_VERSION + 1))
+        c.execute(version_table.update().values(version_num=revision_of(SCHEMA_VERSION + 1)))
     with pytest.raises(RuntimeError, match="newer than this release"):
         migrate(engine)
 
@@ -254,10 +347,7 @@ def test_store_roles_tokens_and_audit(tmp_path):
 def test_every_change_of_a_grant_token_or_groups_raises_its_counter(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     # A database made by the first release (schema 1) gains the counters on upgrade.
-    with engine.begin() as c:
-        schema_table.create(c)
-        db._v1(c)
-        c.execute(schema_table.insert().values(version=1))
+    legacy_service_schema.make_database(engine, 1)
     migrate(engine)
     store = ServiceStore(engine)
     heard: list[str] = []  # what the store told its listeners (this process's caches)
@@ -337,7 +427,7 @@ class _Offsets:
 
         self.calls += 1
         start = SearchUtils.parse_start_offset_from_page_token(token) if token else 0
-        page = self.items[start:start + max_results]
+        page = self.items[start : start + max_results]
         more = start + max_results < len(self.items)
         return PagedList(page, SearchUtils.create_page_token(start + max_results) if more else None)
 
@@ -426,14 +516,16 @@ def test_a_refused_credential_is_described_without_the_credential():
     rows = []
     FailedSignIns(rows.append).failed(unverified)
     assert token not in json.dumps(rows) and token.split(".")[2] not in json.dumps(rows)
-    long_name = describe(jwt.encode({"sub": "m" * 1000}, "k" * 32, algorithm="HS256"), InvalidToken("x", "bad_signature"), "", ClaimNames(), to_org)
+    long_name = describe(
+        jwt.encode({"sub": "m" * 1000}, "k" * 32, algorithm="HS256"), InvalidToken("x", "bad_signature"), "", ClaimNames(), to_org
+    )
     assert long_name.username == "m" * 128  # every value is cut short
 
 
 def test_an_expired_token_proves_who_it_names_only_if_otherwise_genuine(monkeypatch):
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from infinstor_jupyterlab.service.oidc_auth import TokenVerifier
+    from infinstor_jupyterlab.tracking_service.oidc_auth import TokenVerifier
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public = jwt.PyJWK({**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key())), "kid": "k1", "alg": "RS256"})
@@ -462,7 +554,7 @@ def test_private_views_are_filtered_by_the_database(tmp_path):
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
 
-    from infinstor_jupyterlab.service import private_views
+    from infinstor_jupyterlab.tracking_service import private_views
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking = TrackingStore(uri, str(tmp_path / "artifacts"))
@@ -491,7 +583,7 @@ def test_private_views_are_filtered_by_the_database(tmp_path):
 
 
 def test_handler_threads_fit_the_database_pool(monkeypatch):
-    from infinstor_jupyterlab.service.concurrency import handler_threads
+    from infinstor_jupyterlab.tracking_service.concurrency import handler_threads
 
     for name in ("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"):
         monkeypatch.delenv(name, raising=False)
@@ -519,7 +611,7 @@ def test_every_graphql_field_that_loads_data_is_authorized():
     from graphene.types.resolver import get_default_resolver
     from graphql import GraphQLObjectType
 
-    from infinstor_jupyterlab.service.graphql_authz import NESTED, ROOT_FIELDS, _schema
+    from infinstor_jupyterlab.tracking_service.graphql_authz import NESTED, ROOT_FIELDS, _schema
 
     schema = _schema()
     roots = {schema.query_type.name, schema.mutation_type.name}
@@ -541,8 +633,9 @@ def test_every_graphql_field_that_loads_data_is_authorized():
 def test_web_ui_background_calls_are_answered_here():
     """Telemetry and the Assistant's configuration are answered by the service: never passed to
     MLflow (nothing is sent anywhere); the Assistant's other calls are refused with the reason."""
-    from infinstor_jupyterlab.service import web_ui
-    from infinstor_jupyterlab.service.company import Principal, Refusal
+    from infinstor_jupyterlab.tracking_service import web_ui
+    from infinstor_jupyterlab.tracking_service.company.principals import Principal
+    from infinstor_jupyterlab.tracking_service.company.refusals import Refusal
 
     who = Principal("alice", "acme", ("vision",), None, "oidc")
     records = json.dumps({"records": [{"event_name": "click", "timestamp_ns": 1, "params": {}}]}).encode()
@@ -560,7 +653,7 @@ def test_web_ui_background_calls_are_answered_here():
 
 
 def test_the_ui_page_selects_the_organisation_workspace():
-    from infinstor_jupyterlab.service import web_ui
+    from infinstor_jupyterlab.tracking_service import web_ui
 
     page = web_ui._index_page("acme")
     assert page is not None and page.count(b"<script>") == 1 and b'("acme",' in page

@@ -113,7 +113,7 @@ def world(ui_service, idp) -> World:
         ok(M("POST", "runs/log-batch", alice, json={"run_id": run["run_id"], "metrics": metrics,
                                                    "params": [{"key": "learning_rate", "value": f"0.0{number + 1}"}]}))  # fmt: skip
         runs.append(run)
-    root = runs[0]["artifact_uri"][len("mlflow-artifacts:/"):]
+    root = runs[0]["artifact_uri"][len("mlflow-artifacts:/") :]
     for name, data in (("plot.png", png()), ("model/MLmodel", MLMODEL)):
         assert server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{root}/{name}", alice, data=data).status_code == 200
     ok(M("POST", "registered-models/create", alice, json={"name": MODEL}))
@@ -179,9 +179,9 @@ class Walker:
         url = response.url
         if not url.startswith(self.server.uri) or "/static-files/" in url:
             return
-        self.calls.append(url[len(self.server.uri):])
+        self.calls.append(url[len(self.server.uri) :])
         if response.status >= 400:
-            visit.failed.append(f"{response.status} {response.request.method} {url[len(self.server.uri):]}")
+            visit.failed.append(f"{response.status} {response.request.method} {url[len(self.server.uri) :]}")
         if response.status < 300 or response.status >= 400:
             try:
                 visit.bodies.append(await response.text())
@@ -342,7 +342,9 @@ def test_background_calls_of_the_ui(ui_service, world, idp):
     assert ok(server.call("GET", "ajax-api/3.0/mlflow/assistant/providers", alice))["providers"] == []
     assert server.call("POST", "ajax-api/3.0/mlflow/assistant/message", alice, json={"message": "hi"}).status_code == 403
     assert ok(server.call("GET", "ajax-api/3.0/mlflow/ui-telemetry", alice))["disable_ui_telemetry"] is True
-    assert ok(server.call("POST", "ajax-api/3.0/mlflow/ui-telemetry", alice, json={"records": [{"event_name": "x"}]})) == {"status": "disabled"}
+    assert ok(server.call("POST", "ajax-api/3.0/mlflow/ui-telemetry", alice, json={"records": [{"event_name": "x"}]})) == {
+        "status": "disabled"
+    }
     # The AI gateway: organisation admins; a member's runs page lists no endpoints.
     endpoints = {"gateway_path": "api/2.0/endpoints/"}
     assert ok(server.call("GET", "ajax-api/2.0/mlflow/gateway-proxy", alice, params=endpoints)) == {"endpoints": []}

@@ -93,7 +93,12 @@ async def test_share_an_experiment_through_the_proxy(jp_fetch, idp, company, jp_
         ("user", "alice", "manager"), ("group", "vision", "reader"),
     }  # fmt: skip
     # ...but only a manager may change it: the service refuses bob, with its own message.
-    assert company.infinstor("POST", "permissions", bob, json={**resource, "principal_type": "user", "principal": "bob", "role": "manager"}).status_code == 403
+    assert (
+        company.infinstor(
+            "POST", "permissions", bob, json={**resource, "principal_type": "user", "principal": "bob", "role": "manager"}
+        ).status_code
+        == 403
+    )
 
     # Changing a role is granting again.
     changed = await permissions("POST", payload={**resource, "principal_type": "group", "principal": "vision", "role": "editor"})

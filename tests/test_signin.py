@@ -27,9 +27,9 @@ from idp_fixture import (
     IdPBrowser,
     callback_params,
 )
-from infinstor_jupyterlab.auth.credentials import CredentialManager, service_http_url, service_origin
-from infinstor_jupyterlab.auth.oidc import OIDCSettings
-from infinstor_jupyterlab.auth.tokens import Identity, TokenSet, TokenStore
+from infinstor_jupyterlab.credentials.manager import CredentialManager, service_http_url, service_origin
+from infinstor_jupyterlab.credentials.oidc import OIDCSettings
+from infinstor_jupyterlab.credentials.tokens import Identity, TokenSet, TokenStore
 from infinstor_jupyterlab.errors import BadRequest, SignInRequired
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ class Recorder(logging.Handler):
     def emit(self, record):
         try:
             self.lines.append(self.format(record))
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.lines.append(str(record.msg))
 
 
@@ -164,7 +164,7 @@ def test_service_verifier_refetches_keys_on_unknown_kid():
     import jwt
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from infinstor_jupyterlab.service.oidc_auth import InvalidToken, TokenVerifier
+    from infinstor_jupyterlab.tracking_service.oidc_auth import InvalidToken, TokenVerifier
 
     keys = {}
 
@@ -414,7 +414,9 @@ class TestLabSignIn:
     def jp_server_config(self, oidc_service, idp):
         return lab_config(oidc_service, idp)
 
-    async def test_auth_code_pkce_flow_status_logout_and_no_leaks(self, jp_fetch, infinstor, idp, oidc_service, jp_data_dir, log_recorder, capfd):
+    async def test_auth_code_pkce_flow_status_logout_and_no_leaks(
+        self, jp_fetch, infinstor, idp, oidc_service, jp_data_dir, log_recorder, capfd
+    ):
         status = json.loads((await jp_fetch("infinstor", "api", "status")).body)
         assert status["user"]["signed_in"] is False
         assert status["auth"]["configured"] is True and status["auth"]["issuer"] == idp.issuer
@@ -569,7 +571,7 @@ class TestRefresh:
         def use(manager):
             try:
                 results.append(manager.access_token())
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=use, args=(m,)) for m in managers]
@@ -584,6 +586,43 @@ class TestRefresh:
         assert oidc_service.api("GET", "experiments/search?max_results=5", after.access_token).status_code == 200
         # The grant is alive: the persisted refresh token still works.
         assert managers[0].refresh_after_rejection() is True
+
+    async def test_two_processes_refresh_once(self, jp_fetch, idp, oidc_service, jp_data_dir, tmp_path):
+        """Two separate processes (a kernel and the CLI, say) find the token expiring at once:
+        the store's file lock lets one refresh; the other reads its result instead of replaying
+        the rotated refresh token."""
+        callback, _ = await browser_sign_in(jp_fetch, idp, "dave")
+        assert callback.code == 200
+        path = jp_data_dir / "infinstor" / "credentials" / "tokens.json"
+        before = TokenStore(path).get(service_origin(oidc_service.uri))
+        go = tmp_path / "go"
+        script = (
+            "import pathlib, sys, time\n"
+            "from infinstor_jupyterlab.credentials.manager import CredentialManager\n"
+            "from infinstor_jupyterlab.credentials.oidc import OIDCSettings\n"
+            "from infinstor_jupyterlab.credentials.tokens import TokenStore\n"
+            "path, uri, issuer, client, scopes, audience, go = sys.argv[1:8]\n"
+            "settings = OIDCSettings(issuer, client, tuple(scopes.split()), audience)\n"
+            "manager = CredentialManager(uri, store=TokenStore(path), settings=settings, refresh_margin=10)\n"
+            "while not pathlib.Path(go).exists():\n"
+            "    time.sleep(0.005)\n"
+            "print(manager.access_token())\n"
+        )
+        args = [str(path), oidc_service.uri, idp.issuer, SHORT_CLIENT, TEST_SCOPES, AUDIENCE, str(go)]
+        procs = [subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]  # fmt: skip
+        time.sleep(3)  # both imported and waiting
+        go.write_text("")
+        outputs = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), outputs
+        tokens = {out.strip() for out, _err in outputs}
+        assert len(tokens) == 1 and before.access_token not in tokens, "each process must end with the one refreshed token"
+        after = TokenStore(path).get(service_origin(oidc_service.uri))
+        assert {after.access_token} == tokens
+        # Had a process replayed the rotated refresh token, the IdP would have revoked the grant.
+        settings = OIDCSettings(idp.issuer, SHORT_CLIENT, tuple(TEST_SCOPES.split()), AUDIENCE)
+        manager = CredentialManager(oidc_service.uri, store=TokenStore(path), settings=settings, refresh_margin=10)
+        assert manager.refresh_after_rejection() is True
 
 
 class TestKernelAsSignedInUser:

@@ -15,7 +15,7 @@ import keyring  # a runtime dependency
 import keyrings.alt.file as alt_file  # the test extra: a real keyring backend for these tests
 import pytest
 
-from infinstor_jupyterlab.auth.tokens import (
+from infinstor_jupyterlab.credentials.tokens import (
     KEYRING_SERVICE,
     Identity,
     TokenSet,
@@ -77,7 +77,7 @@ def test_another_process_reads_the_same_keyring(tmp_path, plaintext_keyring):
     store = TokenStore(tmp_path / "tokens.json", backend="keyring")
     store.put(SERVICE, _tokens())
     code = (
-        "from infinstor_jupyterlab.auth.tokens import TokenStore; import sys; "
+        "from infinstor_jupyterlab.credentials.tokens import TokenStore; import sys; "
         f"t = TokenStore(sys.argv[1]).get({SERVICE!r}); print(t.access_token == 'AT-in-keyring-123')"
     )
     env = {**os.environ, "INFINSTOR_TOKEN_BACKEND": "keyring"}

@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
-from infinstor_jupyterlab.auth.secret import load_or_create_secret
+from infinstor_jupyterlab.credentials.secret import load_or_create_secret
 from infinstor_jupyterlab.mlflow_plugin import credentials
 from infinstor_jupyterlab.mlflow_plugin.run_context import InfinStorRunContextProvider, lab_relative_path
-from infinstor_jupyterlab.service.single_user import SecretChecker
+from infinstor_jupyterlab.tracking_service.single_user import SecretChecker
 
 
 def test_secret_file_is_private_and_stable(tmp_path):

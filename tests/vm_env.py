@@ -46,9 +46,7 @@ class VmEnv:
         assert match, "the user data writes no ExecStart"
         argv = match.group(1).split()
         mapped = [
-            a.replace(VENV, str(self.prefix)).replace("/etc/infinstor/agent.json", str(config)).replace(
-                "/var/lib/infinstor", str(work_dir)
-            )
+            a.replace(VENV, str(self.prefix)).replace("/etc/infinstor/agent.json", str(config)).replace("/var/lib/infinstor", str(work_dir))
             for a in argv
         ]
         return [*mapped, "--instance-id", instance_id]
@@ -97,9 +95,7 @@ def vm_env(tmp_path_factory) -> VmEnv:
     lines = _install_lines(f"{wheel}[ec2]").replace(VENV, str(prefix))
     env = {"PATH": f"{ami_bin}:{UNIT_PATH}", "HOME": str(base / "root-home"), "LANG": "C.UTF-8", **machine_network_env()}
     with open(log, "ab") as out:
-        result = subprocess.run(
-            ["bash", "-euxo", "pipefail", "-c", lines], env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1800
-        )
+        result = subprocess.run(["bash", "-euxo", "pipefail", "-c", lines], env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1800)
     if result.returncode != 0:
         raise RuntimeError(f"building the VM's venv failed; see {log}:\n{log.read_text()[-3000:]}")
     return VmEnv(prefix=prefix, wheel=wheel)

@@ -33,8 +33,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..projects.runner import PROGRESS_ENV
 from ..jobs.process_env import add_own_requirement, job_process_environment
+from ..projects.runner import PROGRESS_ENV
 from . import layout
 from .aws import Clients, describe, is_not_found
 
@@ -49,13 +49,11 @@ def imds_instance_id(timeout: float = 2.0) -> str:
     """The instance id from the instance metadata service (IMDSv2)."""
     import urllib.request
 
-    token_req = urllib.request.Request(
-        f"{_IMDS}/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
-    )
-    with urllib.request.urlopen(token_req, timeout=timeout) as response:  # noqa: S310 - fixed link-local URL
+    token_req = urllib.request.Request(f"{_IMDS}/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"})
+    with urllib.request.urlopen(token_req, timeout=timeout) as response:
         token = response.read().decode()
     req = urllib.request.Request(f"{_IMDS}/meta-data/instance-id", headers={"X-aws-ec2-metadata-token": token})
-    with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
+    with urllib.request.urlopen(req, timeout=timeout) as response:
         return response.read().decode().strip()
 
 
@@ -129,7 +127,13 @@ class Agent:
 
     # -- main loop -------------------------------------------------------------------------------
     def run(self) -> int:
-        log.info("InfinStor agent on %s: bucket %s, prefix %r, idle timeout %.0f s", self.instance_id, self.bucket, self.prefix, self.idle_timeout)
+        log.info(
+            "InfinStor agent on %s: bucket %s, prefix %r, idle timeout %.0f s",
+            self.instance_id,
+            self.bucket,
+            self.prefix,
+            self.idle_timeout,
+        )
         self.heartbeat()  # the check-in
         beats = threading.Thread(target=self._heartbeats, name="heartbeats", daemon=True)
         beats.start()

@@ -60,7 +60,9 @@ def describe(exc: BaseException) -> str:
         return f"{code}: {message}".strip(": ")
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
-        return f"No AWS credentials found for the Jupyter server ({exc}); configure a profile, SSO, environment variables or an instance role."
+        return (
+            f"No AWS credentials found for the Jupyter server ({exc}); configure a profile, SSO, environment variables or an instance role."
+        )
     return f"{name}: {exc}"
 
 

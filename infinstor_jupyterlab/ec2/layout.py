@@ -1,14 +1,14 @@
 """Where the lab and the VM agent meet: S3 keys, SSM parameter names, EC2 tags.
 
-    <prefix>/users/<user>/jobs/<job>/project.tar.gz   staged project            lab -> agent
-    <prefix>/users/<user>/jobs/<job>/spec.json        job spec (no secret)      lab -> agent
-    <prefix>/users/<user>/jobs/<job>/cancel           cancel request            lab -> agent
-    <prefix>/users/<user>/jobs/<job>/status.json      accepted/running/ended    agent -> lab
-    <prefix>/users/<user>/jobs/<job>/log/<seq>        log chunks, in order      agent -> lab
-    <prefix>/users/<user>/jobs/<job>/progress/<seq>   cell progress chunks      agent -> lab
-    <prefix>/instances/<instance>/inbox/<job>.json    a job addressed to it     lab -> agent
-    <prefix>/instances/<instance>/heartbeat.json      alive, idle or busy       agent -> lab
-    <ssm_prefix>/<user>/<job>/token                   the job token (SecureString), deleted at the end
+<prefix>/users/<user>/jobs/<job>/project.tar.gz   staged project            lab -> agent
+<prefix>/users/<user>/jobs/<job>/spec.json        job spec (no secret)      lab -> agent
+<prefix>/users/<user>/jobs/<job>/cancel           cancel request            lab -> agent
+<prefix>/users/<user>/jobs/<job>/status.json      accepted/running/ended    agent -> lab
+<prefix>/users/<user>/jobs/<job>/log/<seq>        log chunks, in order      agent -> lab
+<prefix>/users/<user>/jobs/<job>/progress/<seq>   cell progress chunks      agent -> lab
+<prefix>/instances/<instance>/inbox/<job>.json    a job addressed to it     lab -> agent
+<prefix>/instances/<instance>/heartbeat.json      alive, idle or busy       agent -> lab
+<ssm_prefix>/<user>/<job>/token                   the job token (SecureString), deleted at the end
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ server's credentials) and names each instance's job from the job store."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import NotFound
 from .models import Job
@@ -27,7 +27,7 @@ def job_title(job: Job) -> str:
 async def _ec2_availability(jobs: JobManager) -> tuple[EC2Target | None, str | None]:
     """The EC2 target (None when the server has none) and why it cannot be used now (None when
     it can), after checking the server's AWS credentials if that check is due."""
-    target = jobs.targets.get("ec2")
+    target = cast("EC2Target | None", jobs.targets.get("ec2"))
     if target is None:
         return None, NOT_ENABLED
     await target.refresh_availability()
@@ -37,7 +37,7 @@ async def _ec2_availability(jobs: JobManager) -> tuple[EC2Target | None, str | N
 async def list_instances(jobs: JobManager) -> dict[str, Any]:
     """The user's instances, or why there can be none (`available` false, `reason`)."""
     target, reason = await _ec2_availability(jobs)
-    if reason:
+    if reason or target is None:
         return {"available": False, "reason": reason, "instances": []}
     instances = await target.list_instances(jobs.user)
     for instance in instances:
@@ -71,7 +71,7 @@ async def describe_settings(jobs: JobManager) -> dict[str, Any]:
 
 async def control_instance(jobs: JobManager, instance_id: str, action: str) -> dict[str, Any]:
     """Stop or terminate one of the user's instances; its id and the state AWS answered."""
-    target = jobs.targets.get("ec2")
+    target = cast("EC2Target | None", jobs.targets.get("ec2"))
     # The last check's answer will do: the action itself reaches AWS and reports a refusal.
     if target is None or target.unavailable_reason():
         raise NotFound("EC2 is not configured on this server.")

@@ -108,7 +108,7 @@ def check_parameters(request: JobRequest, source: Path, lab_path, problems: Prob
         default = declared.default
         if plan.notebook_rules:
             kind = declared.kind
-            default_text = encode(kind, default)
+            default_text: str | None = encode(kind, default)
             shown_default = default if isinstance(default, (bool, int, float, str, type(None))) else repr(default)
         else:
             kind = "float" if declared.kind == "mlflow:float" else "str"

@@ -9,9 +9,10 @@ ones are queued again.
 from __future__ import annotations
 
 import asyncio
+import builtins  # `list` is a method here: builtins.list[str] in annotations
 import codecs
-import json
 import contextlib
+import json
 import logging
 import os
 import re
@@ -29,16 +30,16 @@ from mlflow.utils.mlflow_tags import (
 )
 
 from ..errors import BadRequest, InfinStorError, NotFound
+from ..lab.tracking.base import TrackingBackend
+from ..lab.tracking.client import MlflowClientAsync
 from ..paths import ensure_private_dir, open_private_append
 from ..projects import build_project
 from ..projects.runner import PROGRESS_ENV
 from ..projects.service import lab_path, resolve_in_root
-from ..tracking.base import TrackingBackend
-from ..tracking.client import MlflowClientAsync
 from .dry_run import Problems, check_parameters, parse_request
-from .models import TERMINAL, Job, JobRequest
-from .progress import PROGRESS_FILE, read_progress_lines
+from .models import Job, JobRequest
 from .plan import JobPlan, inspect_source, resolve_parameters
+from .progress import PROGRESS_FILE, read_progress_lines
 from .store import JobStore
 from .targets.base import JobFailed, JobTarget, TargetUnavailable
 
@@ -184,9 +185,7 @@ class JobManager:
         if offset < 0:
             raise BadRequest("offset must be >= 0")
         job = await self.get(job_id)
-        events, next_offset, size = await asyncio.to_thread(
-            read_progress_lines, self.progress_path(job_id), offset, limit, job.is_terminal
-        )
+        events, next_offset, size = await asyncio.to_thread(read_progress_lines, self.progress_path(job_id), offset, limit, job.is_terminal)
         return {
             "job_id": job_id,
             "offset": offset,
@@ -337,7 +336,7 @@ class JobManager:
         await self._pump(target.name)
         return await self.get(job.id)
 
-    async def _discard(self, job_dir: Path, run_ids: list[str]) -> None:
+    async def _discard(self, job_dir: Path, run_ids: builtins.list[str]) -> None:
         for run_id in run_ids:
             try:
                 await self.mlflow.delete_run(run_id)
@@ -548,8 +547,8 @@ class JobManager:
         ensure_private_dir(log_path.parent)
         try:
             while True:
-                children = [await asyncio.to_thread(self.store.get, cid) for cid in parent.options.get("children", [])]
-                children = [c for c in children if c is not None]
+                found = [await asyncio.to_thread(self.store.get, cid) for cid in parent.options.get("children", [])]
+                children = [c for c in found if c is not None]
                 lines = []
                 for child in children:
                     if child.is_terminal and child.id not in reported:

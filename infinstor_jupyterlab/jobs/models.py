@@ -115,8 +115,12 @@ def _check_limits(body: dict) -> None:
     path = body.get("path")
     if isinstance(path, str):
         limits.check_path("path", path)
-    for name, most in (("target", limits.MAX_NAME_CHARS), ("entry_point", limits.MAX_NAME_CHARS),
-                       ("run_name", limits.MAX_NAME_CHARS), ("experiment_name", limits.MAX_EXPERIMENT_NAME_CHARS)):
+    for name, most in (
+        ("target", limits.MAX_NAME_CHARS),
+        ("entry_point", limits.MAX_NAME_CHARS),
+        ("run_name", limits.MAX_NAME_CHARS),
+        ("experiment_name", limits.MAX_EXPERIMENT_NAME_CHARS),
+    ):
         if isinstance(body.get(name), str):
             limits.check_text(name, body[name], most)
     options = body.get("options")
@@ -127,7 +131,8 @@ def _check_limits(body: dict) -> None:
     sweep = body.get("sweep")
     if isinstance(sweep, dict):
         groups.append(sweep.get("grid"))
-        groups += sweep.get("list") if isinstance(sweep.get("list"), list) else []
+        listed = sweep.get("list")
+        groups += listed if isinstance(listed, list) else []
     for group in groups:
         if not isinstance(group, dict):
             continue

@@ -148,9 +148,7 @@ def _project_argument(plan: SourcePlan, name: str, value: Any) -> str:
     """MLflow's rules, checked now rather than when `mlflow run` starts (its own check of `path`
     parameters downloads them: not at submit time)."""
     if value is None or isinstance(value, (dict, list)):
-        raise BadRequest(
-            f"parameter {name!r}: give a number, a boolean or a string (leave a parameter out to use its default)."
-        )
+        raise BadRequest(f"parameter {name!r}: give a number, a boolean or a string (leave a parameter out to use its default).")
     if name.startswith("-"):
         raise BadRequest(f"parameter name {name!r} must not start with '-'.")
     declared = plan.declared.get(name)

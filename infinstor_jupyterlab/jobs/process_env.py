@@ -35,7 +35,7 @@ def _private_dir(path: Path) -> Path:
 
 def _shim(path: Path, python: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"#!/bin/sh\nexec {shlex.quote(python)} \"$@\"\n", encoding="utf-8")
+    tmp.write_text(f'#!/bin/sh\nexec {shlex.quote(python)} "$@"\n', encoding="utf-8")
     os.chmod(tmp, 0o700)
     os.replace(tmp, path)
 

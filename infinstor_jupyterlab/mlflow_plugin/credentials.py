@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from ..auth.secret import SECRET_FILE_ENV, read_secret
+from ..credentials.secret import SECRET_FILE_ENV, read_secret
 
 EMBEDDED_URI_ENV = "INFINSTOR_EMBEDDED_URI"
 
@@ -52,7 +52,7 @@ def signed_in_service_for(target_uri: str) -> str | None:
     That is the service the lab configured ($INFINSTOR_SERVICE_URI), or the one an
     `infinstor://HOST/` tracking URI names; requests to any other host get nothing.
     """
-    from ..auth.credentials import SERVICE_URI_ENV, SCHEME, same_service, service_origin
+    from ..credentials.manager import SCHEME, SERVICE_URI_ENV, same_service, service_origin
 
     candidates = [os.environ.get(SERVICE_URI_ENV, "")]
     tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
@@ -66,7 +66,7 @@ def signed_in_service_for(target_uri: str) -> str | None:
         current = get_tracking_uri()
         if current.lower().startswith(SCHEME + ":"):
             candidates.append(current)
-    except Exception:  # noqa: BLE001 - never break a request over this
+    except Exception:
         pass
     for service in candidates:
         if service and same_service(target_uri, service):
@@ -78,8 +78,8 @@ _managers: dict[tuple[str, str], object] = {}
 
 
 def _manager(service: str):
-    from ..auth.credentials import CredentialManager
-    from ..auth.tokens import TokenStore, default_store_path
+    from ..credentials.manager import CredentialManager
+    from ..credentials.tokens import TokenStore, default_store_path
 
     key = (service, str(default_store_path()))
     manager = _managers.get(key)

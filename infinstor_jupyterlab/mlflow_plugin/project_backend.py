@@ -82,7 +82,9 @@ class InfinStorProjectBackend(AbstractBackend):
         config = dict(backend_config or {})
         unknown = sorted(set(config) - _CONFIG_KEYS - _mlflow_injected_keys())
         if unknown:
-            raise ExecutionException(f"infinstor-backend: unknown backend-config key(s) {', '.join(unknown)}; known: {', '.join(sorted(_CONFIG_KEYS))}")
+            raise ExecutionException(
+                f"infinstor-backend: unknown backend-config key(s) {', '.join(unknown)}; known: {', '.join(sorted(_CONFIG_KEYS))}"
+            )
         if version:
             raise ExecutionException("infinstor-backend runs local project folders; --version (git) is not supported.")
         if not is_local_path(project_uri):
@@ -123,5 +125,5 @@ class InfinStorProjectBackend(AbstractBackend):
             if not submitted.wait():
                 raise ExecutionException(f"infinstor-backend: job {job['id']} ended {submitted._job['status']}")
         else:
-            print("[infinstor] follow it in the lab's Jobs view, or pass \"wait\": true in --backend-config", file=sys.stderr)
+            print('[infinstor] follow it in the lab\'s Jobs view, or pass "wait": true in --backend-config', file=sys.stderr)
         return submitted

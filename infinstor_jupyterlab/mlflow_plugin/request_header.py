@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from types import FrameType
 
 from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
 
@@ -23,7 +24,7 @@ def _request_target() -> str:
     server). When found, that host decides, so a credential never goes to a host other than the
     one it is for. Otherwise the current tracking URI does.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(12):
         if frame is None:
             break
@@ -38,8 +39,9 @@ def _request_target() -> str:
 class InfinStorRequestHeaderProvider(RequestHeaderProvider):
     def in_context(self) -> bool:
         # Cheap: whether a credential could apply; request_headers() does the work.
-        from .credentials import EMBEDDED_URI_ENV, same_origin, signed_in_service_for
         import os
+
+        from .credentials import EMBEDDED_URI_ENV, same_origin, signed_in_service_for
 
         target = _request_target()
         from .credentials import job_token_applies

@@ -64,15 +64,9 @@ def load_notebook(path: Path):
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
         raise ProjectError(f"{path.name} is not valid nbformat: {exc.message}") from None
-    language = (
-        nb.metadata.get("kernelspec", {}).get("language")
-        or nb.metadata.get("language_info", {}).get("name")
-        or "python"
-    )
+    language = nb.metadata.get("kernelspec", {}).get("language") or nb.metadata.get("language_info", {}).get("name") or "python"
     if language.lower() != "python":
-        raise ProjectError(
-            f"{path.name} uses a {language} kernel; only Python notebooks can become MLflow projects"
-        )
+        raise ProjectError(f"{path.name} uses a {language} kernel; only Python notebooks can become MLflow projects")
     return nb
 
 
@@ -202,6 +196,4 @@ def build_project(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ProjectInfo(
-        path=out, name=name, notebook=notebook.name, parameters=params, python_env=env, files=sorted(set(written))
-    )
+    return ProjectInfo(path=out, name=name, notebook=notebook.name, parameters=params, python_env=env, files=sorted(set(written)))

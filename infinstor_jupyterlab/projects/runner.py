@@ -133,7 +133,7 @@ def _number(kind: str, raw, problem):
     if isinstance(raw, str):
         text = raw.strip().replace("_", "")
         try:
-            number = int(text)  # exact for long integers
+            number: int | float = int(text)  # exact for long integers
         except ValueError:
             try:
                 number = float(text)
@@ -229,8 +229,7 @@ def _own_kernel_manager():
         from ipykernel.kernelspec import RESOURCES, get_kernel_dict
     except ImportError:
         raise NoKernel(
-            f"No Python kernel: ipykernel is not installed for {sys.executable} "
-            "(install it there: pip install ipykernel)"
+            f"No Python kernel: ipykernel is not installed for {sys.executable} (install it there: pip install ipykernel)"
         ) from None
 
     class OwnKernelSpecs(KernelSpecManager):

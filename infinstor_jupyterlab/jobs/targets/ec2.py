@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,11 @@ class EC2Target(JobTarget):
         """Why not, from the configuration alone (no AWS call)."""
         missing = self.missing_settings()
         if missing:
-            return "EC2 is not configured: the platform admin must set " + ", ".join(f"c.EC2Target.{m}" for m in missing) + " (see docs/ec2.md)."
+            return (
+                "EC2 is not configured: the platform admin must set "
+                + ", ".join(f"c.EC2Target.{m}" for m in missing)
+                + " (see docs/ec2.md)."
+            )
         try:
             import boto3  # noqa: F401
         except ImportError:
@@ -228,12 +232,12 @@ class EC2Target(JobTarget):
         )  # fmt: skip
 
     def _token_key(self) -> bytes | None:
-        from ...service.job_tokens import derive_key
-        from ...tracking.embedded import EmbeddedTrackingServer
+        from ...lab.tracking.embedded import EmbeddedTrackingServer
+        from ...tracking_service.job_tokens import derive_key
 
         tracking = getattr(self.manager, "tracking", None)
         if isinstance(tracking, EmbeddedTrackingServer):
-            from ...auth.secret import read_secret
+            from ...credentials.secret import read_secret
 
             return derive_key(read_secret(tracking.secret_path))
         return None
@@ -241,8 +245,8 @@ class EC2Target(JobTarget):
     def _token_source(self) -> str | None:
         """Who mints job tokens: "embedded" (signed here with a key derived from the install
         secret), "service" (a remote company service, asked with the signed-in user's credentials)."""
-        from ...tracking.embedded import EmbeddedTrackingServer
-        from ...tracking.remote import RemoteTrackingServer
+        from ...lab.tracking.embedded import EmbeddedTrackingServer
+        from ...lab.tracking.remote import RemoteTrackingServer
 
         tracking = getattr(self.manager, "tracking", None)
         if isinstance(tracking, EmbeddedTrackingServer):
@@ -252,22 +256,26 @@ class EC2Target(JobTarget):
         return None
 
     async def _issue_token(self, job: Job) -> str:
-        from ...service.job_tokens import issue
+        from ...tracking_service.job_tokens import issue
 
         source = self._token_source()
         if source == "embedded":
             key = self._token_key()
+            if key is None:
+                raise TargetUnavailable("The embedded tracking service has no job token secret yet; restart the lab.")
             return issue(key, job_id=job.id, run_id=job.run_id, experiment_id=job.experiment_id, ttl=self.job_token_ttl)
         if source == "service":
             return await self._service_job_token(self.manager.tracking, job)
-        raise TargetUnavailable("EC2 jobs need job tokens from the tracking service: the embedded service, or a company tracking service you are signed in to.")
+        raise TargetUnavailable(
+            "EC2 jobs need job tokens from the tracking service: the embedded service, or a company tracking service you are signed in to."
+        )
 
     async def _service_job_token(self, tracking, job: Job) -> str:
         """A job token for the job's run from the company service (POST /api/2.0/infinstor/tokens)."""
         import requests
 
         url = f"{tracking.credentials.service_url}/api/2.0/infinstor/tokens"
-        body = {"kind": "job", "run_id": job.run_id, "job_id": job.id, "ttl_seconds": int(self.job_token_ttl)}
+        body: dict[str, Any] = {"kind": "job", "run_id": job.run_id, "job_id": job.id, "ttl_seconds": int(self.job_token_ttl)}
         for attempt in (1, 2):
             headers = await tracking.request_headers()
             try:
@@ -327,7 +335,9 @@ class EC2Target(JobTarget):
         if self._identity_error:
             raise TargetUnavailable(self._identity_error)
         try:
-            await self._write_log(log_path, f"[infinstor] staging the project to s3://{settings.bucket}/{layout.job_prefix(settings.prefix, user, job.id)}\n")
+            await self._write_log(
+                log_path, f"[infinstor] staging the project to s3://{settings.bucket}/{layout.job_prefix(settings.prefix, user, job.id)}\n"
+            )
             await asyncio.to_thread(pool.stage, self.clients, settings, Path(job.project_dir), spec)
             token = await self._issue_token(job)
             await asyncio.to_thread(pool.put_token, self.clients, token_name, token)
@@ -399,7 +409,11 @@ class EC2Target(JobTarget):
                     if instance_state is None and polls % 5 == 1:
                         instance_state = await asyncio.to_thread(pool.instance_state, self.clients, instance_id)
                     if instance_state and instance_state[0] in ("terminated", "shutting-down"):
-                        await self._fail(job, f"Instance {instance_id} was terminated before it picked up the job ({instance_state[1] or 'no reason given'}).", terminate=False)
+                        await self._fail(
+                            job,
+                            f"Instance {instance_id} was terminated before it picked up the job ({instance_state[1] or 'no reason given'}).",
+                            terminate=False,
+                        )
                     if instance_state and instance_state[0] == "stopped" and not restarted_once:
                         # It stopped itself just as the job was addressed to it: start it again.
                         restarted_once = True
@@ -414,10 +428,16 @@ class EC2Target(JobTarget):
                             terminate=True,
                         )
                 else:
-                    if beat and beat.get("job_id") not in (None, job.id) or (
-                        beat and beat.get("state") == "idle" and float(beat.get("agent_started") or 0) > float(status.get("time") or 0)
+                    if (
+                        beat
+                        and beat.get("job_id") not in (None, job.id)
+                        or (beat and beat.get("state") == "idle" and float(beat.get("agent_started") or 0) > float(status.get("time") or 0))
                     ):
-                        await self._fail(job, f"The VM agent on {instance_id} restarted during the job; the job was lost. The instance was terminated.", terminate=True)
+                        await self._fail(
+                            job,
+                            f"The VM agent on {instance_id} restarted during the job; the job was lost. The instance was terminated.",
+                            terminate=True,
+                        )
                     age = time.monotonic() - last_change
                     if age > self.heartbeat_timeout:
                         instance_state = await asyncio.to_thread(pool.instance_state, self.clients, instance_id)
@@ -432,7 +452,9 @@ class EC2Target(JobTarget):
                         instance_state = await asyncio.to_thread(pool.instance_state, self.clients, instance_id)
                         if instance_state[0] not in ("pending", "running"):
                             reason = f" ({instance_state[1]})" if instance_state[1] else ""
-                            await self._fail(job, f"Instance {instance_id} is {instance_state[0]}{reason}; the job on it was lost.", terminate=True)
+                            await self._fail(
+                                job, f"Instance {instance_id} is {instance_state[0]}{reason}; the job on it was lost.", terminate=True
+                            )
                 await self._maybe_renew_token(job)
                 await asyncio.sleep(self.poll_interval)
         finally:
@@ -479,10 +501,20 @@ class EC2Target(JobTarget):
             problems = []
             steps = [
                 ("credentials", lambda: pool.delete_token(self.clients, state["token_parameter"])),
-                ("staged files", lambda: pool.delete_prefix(self.clients, state["bucket"], layout.job_prefix(state["prefix"], state["user"], job.id))),
+                (
+                    "staged files",
+                    lambda: pool.delete_prefix(self.clients, state["bucket"], layout.job_prefix(state["prefix"], state["user"], job.id)),
+                ),
             ]
             if instance_id:
-                steps.append(("assignment", lambda: self.clients("s3").delete_object(Bucket=state["bucket"], Key=layout.inbox_key(state["prefix"], instance_id, job.id))))
+                steps.append(
+                    (
+                        "assignment",
+                        lambda: self.clients("s3").delete_object(
+                            Bucket=state["bucket"], Key=layout.inbox_key(state["prefix"], instance_id, job.id)
+                        ),
+                    )
+                )
                 if terminate:
                     steps.append(("instance", lambda: pool.terminate(self.clients, instance_id)))
                 elif release:
@@ -521,7 +553,7 @@ class EC2Target(JobTarget):
                 tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
                 state = instance["State"]["Name"]
                 launched = instance.get("LaunchTime")
-                launched_ts = launched.timestamp() if hasattr(launched, "timestamp") else None
+                launched_ts = launched.timestamp() if isinstance(launched, datetime.datetime) else None
                 beat = pool.heartbeat(self.clients, settings, instance["InstanceId"]) if state == "running" else None
                 idle_since = beat.get("idle_since") if beat and beat.get("state") == "idle" else None
                 reason = (instance.get("StateReason") or {}).get("Message") or instance.get("StateTransitionReason") or None

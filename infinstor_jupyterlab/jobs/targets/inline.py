@@ -76,9 +76,7 @@ class InlineTarget(JobTarget):
         env_manager = options.get("env_manager", self.default_env_manager)
         available = _available_env_managers()
         if env_manager not in available:
-            raise BadRequest(
-                f"env_manager {shown(env_manager)} is not available on this host; choose one of {', '.join(available)}."
-            )
+            raise BadRequest(f"env_manager {shown(env_manager)} is not available on this host; choose one of {', '.join(available)}.")
         return {"env_manager": env_manager}
 
     def command(self, job: Job) -> list[str]:
@@ -146,8 +144,8 @@ class InlineTarget(JobTarget):
                 return await proc.wait()
             finally:
                 self._procs.pop(job.id, None)
-        # Reattached after a restart: not our child, so poll.
-        while self._process(job) is not None:
+        # Reattached after a restart: not our child (no wait() to await), so poll.
+        while self._process(job) is not None:  # noqa: ASYNC110
             await asyncio.sleep(1.0)
         return None
 

@@ -1,0 +1,1 @@
+"""The jupyter_server extension: everything that runs inside the user's Jupyter server."""
