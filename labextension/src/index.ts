@@ -7,29 +7,29 @@ import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
-import { infinstorIcon } from './icons';
-import { DEFAULT_POLL_INTERVAL, StatusModel } from './model';
-import { InfinStorSidebar } from './sidebar';
-import { SignInController } from './signin';
-import { SignInConfigSync } from './signinConfig';
+import { infinstorIcon } from './common/icons';
+import { DEFAULT_POLL_INTERVAL, StatusModel } from './status/model';
+import { InfinStorSidebar } from './sidebar/sidebar';
+import { SignInController } from './signin/controller';
+import { SignInConfigSync } from './signin/config';
 import {
   SERVER_EXTENSION_MISSING_NOTIFICATION,
   versionMismatch,
   versionMismatchNotification
-} from './status';
-import { FRONTEND_VERSION } from './version';
+} from './status/status';
+import { FRONTEND_VERSION } from './common/version';
 import { jobsPlugin } from './jobs/plugin';
 import { computePlugin } from './compute/plugin';
 import { MlflowCommandIDs, mlflowPlugin } from './mlflow/plugin';
 
-export { InfinStorRequestError, requestAPI } from './handler';
-export { StatusModel } from './model';
-export * from './status';
-export { infinstorIcon } from './icons';
-export { InfinStorSidebar, SIDEBAR_ID } from './sidebar';
-export { FRONTEND_VERSION } from './version';
-export * from './signin';
-export { SignInConfigSync, signInConfigUpdate } from './signinConfig';
+export { InfinStorRequestError, requestAPI } from './common/request';
+export { StatusModel } from './status/model';
+export * from './status/status';
+export { infinstorIcon } from './common/icons';
+export { InfinStorSidebar, SIDEBAR_ID } from './sidebar/sidebar';
+export { FRONTEND_VERSION } from './common/version';
+export * from './signin/controller';
+export { SignInConfigSync, signInConfigUpdate } from './signin/config';
 export { JobCommandIDs, jobsPlugin, JOBS_PLUGIN_ID } from './jobs/plugin';
 export { MlflowCommandIDs, mlflowPlugin, MLFLOW_PLUGIN_ID } from './mlflow/plugin';
 export { MlflowClient } from './mlflow/client';

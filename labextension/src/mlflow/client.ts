@@ -1,7 +1,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { InfinStorRequestError } from '../handler';
+import { InfinStorRequestError } from '../common/request';
 import {
   IExperiment,
   IFileInfo,

@@ -1,7 +1,7 @@
 /**
  * Formatting and small pure helpers for the MLflow views (unit-tested).
  */
-import { InfinStorRequestError } from '../handler';
+import { InfinStorRequestError } from '../common/request';
 import { IKeyValue, IRun, RunStatus } from './types';
 
 export const SOURCE_NAME_TAG = 'mlflow.source.name';

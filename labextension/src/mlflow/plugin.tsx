@@ -4,7 +4,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import React from 'react';
 
-import { SIDEBAR_ID, InfinStorSidebar } from '../sidebar';
+import { SIDEBAR_ID, InfinStorSidebar } from '../sidebar/sidebar';
 import { MlflowClient } from './client';
 import { IMlflowActions } from './views/common';
 import { createExperimentDialog } from './views/experiments';

@@ -10,7 +10,7 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { InfinStorRequestError } from '../handler';
+import { InfinStorRequestError } from '../common/request';
 import { MlflowClient } from './client';
 import { BaseModel } from './models';
 

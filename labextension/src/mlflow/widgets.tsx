@@ -3,7 +3,7 @@ import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { infinstorIcon } from '../icons';
+import { infinstorIcon } from '../common/icons';
 import { MlflowClient } from './client';
 import { CompareModel, RunDetailModel } from './models';
 import { IMlflowActions } from './views/common';

@@ -1,4 +1,4 @@
-import { InfinStorRequestError } from '../../handler';
+import { InfinStorRequestError } from '../../common/request';
 import {
   columnValue,
   compareValues,

@@ -4,7 +4,7 @@ import { Root } from 'react-dom/client';
 
 import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
-import { InfinStorRequestError } from '../../handler';
+import { InfinStorRequestError } from '../../common/request';
 import { MlflowClient } from '../client';
 import { ExperimentsModel, RegisteredModelsModel, RunsModel } from '../models';
 import { IWhoAmI, SharingClient, SharingSupport } from '../sharing';

@@ -3,12 +3,12 @@ import React from 'react';
 import { act } from 'react';
 import { Root } from 'react-dom/client';
 
-import { mountReactRoot, unmountReactRoot } from './reactRoot';
+import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
-import { InfinStorRequestError } from '../handler';
-import { StatusModel } from '../model';
+import { InfinStorRequestError } from '../../common/request';
+import { StatusModel } from '../../status/model';
 import { SidebarContent } from '../sidebar';
-import { IStatus, ITrackingStatus, SERVER_EXTENSION_MISSING_MESSAGE } from '../status';
+import { IStatus, ITrackingStatus, SERVER_EXTENSION_MISSING_MESSAGE } from '../../status/status';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 

@@ -7,9 +7,9 @@ import {
 } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { InfinStorRequestError, requestAPI } from './handler';
-import { infinstorIcon } from './icons';
-import { StatusModel } from './model';
+import { InfinStorRequestError, requestAPI } from '../common/request';
+import { infinstorIcon } from '../common/icons';
+import { StatusModel } from '../status/model';
 import {
   formatTime,
   IStatus,
@@ -22,10 +22,10 @@ import {
   stateLabel,
   versionMismatch,
   versionMismatchMessage
-} from './status';
-import { FRONTEND_VERSION } from './version';
-import { SignInController } from './signin';
-import { UserSection } from './user';
+} from '../status/status';
+import { FRONTEND_VERSION } from '../common/version';
+import { SignInController } from '../signin/controller';
+import { UserSection } from '../signin/UserSection';
 
 /**
  * Id of the sidebar widget.

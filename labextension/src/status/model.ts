@@ -2,7 +2,7 @@ import { IDisposable } from '@lumino/disposable';
 import { IPoll, Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { InfinStorRequestError, requestAPI } from './handler';
+import { InfinStorRequestError, requestAPI } from '../common/request';
 import { IStatus, isTransient, parseStatus } from './status';
 
 /**
