@@ -32,8 +32,8 @@ export function asError(reason: unknown): Error {
 export abstract class PollingModel<TAnswer> implements IDisposable {
   constructor(options: PollingModel.IOptions) {
     this._standby = options.standby ?? 'when-hidden';
-    this._visible = options.visible ?? true;
-    this._maxInterval = options.maxInterval;
+    this._onScreen = options.visible ?? true;
+    this._errorMaxInterval = options.maxInterval;
     this._idleInterval = options.idleInterval ?? 0;
     this._reloadEvery = options.reloadEvery ?? 0;
     this._poll = new Poll({
@@ -95,13 +95,13 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
    * Shown again, it checks at once if what it holds may be out of date.
    */
   get visible(): boolean {
-    return this._visible;
+    return this._onScreen;
   }
   set visible(value: boolean) {
-    if (value === this._visible) {
+    if (value === this._onScreen) {
       return;
     }
-    this._visible = value;
+    this._onScreen = value;
     if (value && !this._isDisposed && (this._dirty || !this._loaded || this._overdue())) {
       void this._poll.refresh();
     }
@@ -150,7 +150,7 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
       return;
     }
     this._setInterval(this.pollInterval());
-    if (this._visible) {
+    if (this._onScreen) {
       void this._poll.refresh();
     } else {
       this._dirty = true;
@@ -196,7 +196,7 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
    * (a subclass that knows better overrides this and asks `super.standby()`).
    */
   protected standby(): boolean | Poll.Standby {
-    if (!this._visible) {
+    if (!this._onScreen) {
       return true;
     }
     return typeof this._standby === 'function' ? this._standby() : this._standby;
@@ -349,7 +349,7 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
     if (this._poll.isDisposed) {
       return;
     }
-    const max = Math.max(this._maxInterval, interval);
+    const max = Math.max(this._errorMaxInterval, interval);
     const frequency = this._poll.frequency;
     if (frequency.interval !== interval || frequency.max !== max) {
       this._poll.frequency = { ...frequency, interval, max };
@@ -368,8 +368,8 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
 
   private _poll: Poll;
   private _standby: NonNullable<PollingModel.IOptions['standby']>;
-  private _visible: boolean;
-  private _maxInterval: number;
+  private _onScreen: boolean;
+  private _errorMaxInterval: number;
   private _idleInterval: number;
   private _reloadEvery: number;
   private _loaded = false;

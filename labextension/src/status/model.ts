@@ -1,7 +1,6 @@
-import { IDisposable } from '@lumino/disposable';
-import { IPoll, Poll } from '@lumino/polling';
-import { ISignal, Signal } from '@lumino/signaling';
+import { Poll } from '@lumino/polling';
 
+import { PollingModel } from '../common/pollingModel';
 import { InfinStorRequestError, requestAPI } from '../common/request';
 import { IStatus, isTransient, parseStatus } from './status';
 
@@ -35,33 +34,24 @@ export async function fetchStatus(): Promise<IStatus> {
 /**
  * Model of the InfinStor server extension status.
  *
- * It polls `GET infinstor/api/status` with a Lumino `Poll` (faster while the
- * tracking service is starting, backing off after errors, standing by while
- * the page is hidden) and emits `changed` after every completed request
- * (the status, the error or the time of the last check changed).
+ * It polls `GET infinstor/api/status` (a {@link PollingModel}: faster while the tracking service
+ * is starting, backing off after errors, standing by while the page is hidden) and emits
+ * `changed` after every completed request (the status, the error or the time of the last
+ * check changed).
  */
-export class StatusModel implements IDisposable {
+export class StatusModel extends PollingModel<IStatus> {
   constructor(options: StatusModel.IOptions = {}) {
-    this._fetch = options.fetchStatus ?? fetchStatus;
-    this._interval = clampInterval(options.interval ?? DEFAULT_POLL_INTERVAL);
-    this._startingInterval = options.startingInterval ?? STARTING_POLL_INTERVAL;
-    this._poll = new Poll<IStatus | null, Error, 'standby'>({
-      auto: false,
-      factory: () => this._tick(),
-      frequency: this._frequency(),
+    const interval = clampInterval(options.interval ?? DEFAULT_POLL_INTERVAL);
+    super({
       name: 'infinstor-jupyterlab:status',
-      standby: options.standby ?? 'when-hidden'
+      interval,
+      maxInterval: Math.max(MAX_POLL_INTERVAL, interval),
+      autoStart: options.autoStart,
+      standby: options.standby
     });
-    if (options.autoStart ?? true) {
-      void this._poll.start();
-    }
-  }
-
-  /**
-   * Emitted after every completed request and every `updateTracking`.
-   */
-  get changed(): ISignal<this, void> {
-    return this._changed;
+    this._fetch = options.fetchStatus ?? fetchStatus;
+    this._interval = interval;
+    this._startingInterval = options.startingInterval ?? STARTING_POLL_INTERVAL;
   }
 
   /**
@@ -74,34 +64,19 @@ export class StatusModel implements IDisposable {
   }
 
   /**
-   * The error of the last request, or `null` when it succeeded.
-   */
-  get error(): Error | null {
-    return this._error;
-  }
-
-  /**
-   * Whether no request has completed yet.
-   */
-  get loading(): boolean {
-    return this._status === null && this._error === null;
-  }
-
-  /**
    * Whether the last request failed because the server extension does not
    * answer (HTTP 404).
    */
   get serverExtensionMissing(): boolean {
-    return (
-      this._error instanceof InfinStorRequestError && this._error.status === 404
-    );
+    const error = this.error;
+    return error instanceof InfinStorRequestError && error.status === 404;
   }
 
   /**
-   * When the last request completed, or `null`.
+   * When the server last answered, or `null`.
    */
   get lastUpdated(): Date | null {
-    return this._lastUpdated;
+    return this.checkedAt ? new Date(this.checkedAt) : null;
   }
 
   /**
@@ -116,32 +91,7 @@ export class StatusModel implements IDisposable {
       return;
     }
     this._interval = interval;
-    this._updateFrequency();
-  }
-
-  /**
-   * The underlying poll (exposed for tests and diagnostics).
-   */
-  get poll(): Poll<IStatus | null, Error, 'standby'> {
-    return this._poll;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
-  }
-
-  /**
-   * Request the status now.
-   *
-   * @returns a promise that resolves once that request has completed
-   *   (whether it succeeded or not; see `error`).
-   */
-  async refresh(): Promise<void> {
-    if (this._isDisposed) {
-      return;
-    }
-    await this._poll.refresh();
-    await this._poll.tick.catch(() => undefined);
+    this.reschedule();
   }
 
   /**
@@ -149,71 +99,30 @@ export class StatusModel implements IDisposable {
    * poll again soon.
    */
   updateTracking(tracking: IStatus['tracking']): void {
-    if (this._isDisposed || !this._status) {
+    if (this.isDisposed || !this._status) {
       return;
     }
     this._status = { ...this._status, tracking: { ...tracking } };
-    this._updateFrequency();
-    this._changed.emit();
+    this.reschedule();
+    this.emitChanged();
   }
 
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
-    this._poll.dispose();
-    Signal.clearData(this);
+  protected request(): Promise<IStatus> {
+    return this._fetch();
   }
 
-  private async _tick(): Promise<IStatus | null> {
-    try {
-      const status = await this._fetch();
-      if (this._isDisposed) {
-        return status;
-      }
-      this._status = status;
-      this._error = null;
-      this._lastUpdated = new Date();
-      this._updateFrequency();
-      this._changed.emit();
-      return status;
-    } catch (reason) {
-      if (this._isDisposed) {
-        throw reason;
-      }
-      this._error = reason instanceof Error ? reason : new Error(String(reason));
-      this._lastUpdated = new Date();
-      this._changed.emit();
-      // Rejecting makes the poll back off.
-      throw this._error;
-    }
+  protected apply(status: IStatus): void {
+    this._status = status;
   }
 
-  private _frequency(): IPoll.Frequency {
-    const interval = isTransient(this._status)
+  protected pollInterval(): number {
+    return isTransient(this._status)
       ? Math.min(this._startingInterval, this._interval)
       : this._interval;
-    return {
-      interval,
-      backoff: true,
-      max: Math.max(MAX_POLL_INTERVAL, this._interval)
-    };
   }
 
-  private _updateFrequency(): void {
-    if (!this._poll.isDisposed) {
-      this._poll.frequency = this._frequency();
-    }
-  }
-
-  private _changed = new Signal<this, void>(this);
-  private _error: Error | null = null;
   private _fetch: () => Promise<IStatus>;
   private _interval: number;
-  private _isDisposed = false;
-  private _lastUpdated: Date | null = null;
-  private _poll: Poll<IStatus | null, Error, 'standby'>;
   private _startingInterval: number;
   private _status: IStatus | null = null;
 }
