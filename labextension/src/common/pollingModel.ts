@@ -77,6 +77,24 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
     return this._poll.frequency.interval;
   }
 
+  /**
+   * The longest interval the poll backs off to while nothing changes, in ms (0: no back-off);
+   * e.g. from a setting.
+   */
+  get idleInterval(): number {
+    return this._idleInterval;
+  }
+  set idleInterval(value: number) {
+    if (!Number.isFinite(value) || value < 0 || value === this._idleInterval) {
+      return;
+    }
+    this._idleInterval = value;
+    const ceiling = Math.max(this.pollInterval(), value);
+    if (this._poll.frequency.interval > ceiling) {
+      this._setInterval(ceiling);
+    }
+  }
+
   /** The underlying poll (for diagnostics and tests). */
   get poll(): Poll {
     return this._poll;
@@ -109,14 +127,14 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
 
   /**
    * Request the data now (and restart the poll's timer); resolves once it was taken in. While the
-   * poll stands by (the view is not on screen) it only marks the data as due for when it is.
+   * view is not on screen it only marks the data as due for when it is.
    */
   async refresh(): Promise<void> {
     if (this._isDisposed) {
       return;
     }
-    if (this.standby() === true) {
-      // Standing by (e.g. not on screen), as a poll tick would: asked for once shown again.
+    if (!this.visible) {
+      // Not on screen: asked for once it is.
       this._dirty = true;
       return;
     }
@@ -137,7 +155,8 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
     const { interval, max } = this._poll.frequency;
     void this._poll.schedule({
       interval: failed ? Math.min(max, 2 * Math.max(interval, this._poll.state.interval)) : interval,
-      phase: failed ? 'rejected' : 'refreshed'
+      // (Not 'refreshed': the poll would then take a later `nudge` for a refresh already due.)
+      phase: failed ? 'rejected' : 'resolved'
     });
   }
 
@@ -150,7 +169,7 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
       return;
     }
     this._setInterval(this.pollInterval());
-    if (this._onScreen) {
+    if (this.visible) {
       void this._poll.refresh();
     } else {
       this._dirty = true;

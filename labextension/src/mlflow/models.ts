@@ -1,13 +1,16 @@
 /**
- * Models of the MLflow views: they fetch through {@link MlflowClient}, keep
- * state, poll with `@lumino/polling` and announce changes with
- * `@lumino/signaling`. No DOM here; the views render them.
+ * Models of the MLflow views. Each is a {@link PollingModel}: it fetches through the
+ * {@link IMlflowClient}, keeps what the view shows, and stays live while the view is visible:
+ * a cheap "what changed since" probe (a search for the newest item, `max_results` small)
+ * every few seconds, the full request only when the probe's answer changed, backing off while
+ * nothing changes, and a check at once when this lab writes (the client's `changed`).
+ * No DOM here; the views render them.
  */
-import { IDisposable } from '@lumino/disposable';
-import { IPoll, Poll } from '@lumino/polling';
-import { ISignal, Signal } from '@lumino/signaling';
+import { JSONValue } from '@lumino/coreutils';
+import { Poll } from '@lumino/polling';
 
-import { MlflowClient } from './client';
+import { PollingModel } from '../common/pollingModel';
+import { IMlflowClient } from '../tokens';
 import {
   compareValues,
   ColumnId,
@@ -24,58 +27,116 @@ import {
 } from './format';
 import { IExperiment, IMetricPoint, IModelVersion, IRegisteredModel, IRun } from './types';
 
+// -- how live ---------------------------------------------------------------------------------------
+
+/** Interval of the live views' checks right after a change, in ms. */
+export const LIVE_INTERVAL = 2000;
+
 /**
- * Base: a `changed` signal, loading/error state, disposal.
+ * The longest interval the checks back off to while nothing changes, in ms: a write made
+ * anywhere (a kernel, a job, the CLI, a colleague) shows within it (and a request's time).
+ * The `refreshInterval` setting changes it.
  */
-export abstract class BaseModel implements IDisposable {
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-  get loading(): boolean {
-    return this._loading;
-  }
-  get error(): Error | null {
-    return this._error;
-  }
-  get isDisposed(): boolean {
-    return this._isDisposed;
-  }
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
-    Signal.clearData(this);
-  }
-  protected emit(): void {
-    if (!this._isDisposed) {
-      this._changed.emit();
-    }
-  }
-  protected _loading = false;
-  protected _error: Error | null = null;
-  private _isDisposed = false;
-  private _changed = new Signal<this, void>(this);
+export const LIVE_IDLE_INTERVAL = 4000;
+
+/** The longest interval the checks back off to after errors, in ms. */
+export const LIVE_ERROR_INTERVAL = 60000;
+
+/**
+ * How often a visible list is requested in full even when its probe sees no change, in ms:
+ * for the changes a probe cannot see (an experiment shared with you, a tag or an alias set by
+ * someone else).
+ */
+export const LIVE_RELOAD_EVERY = 60000;
+
+/** Options every live MLflow model takes. */
+export interface ILiveOptions extends PollingModel.IStartOptions {
+  client: IMlflowClient;
+  /** The interval right after a change, in ms (default {@link LIVE_INTERVAL}). */
+  interval?: number;
+  /** The back-off ceiling while nothing changes, in ms (default {@link LIVE_IDLE_INTERVAL}). */
+  idleInterval?: number;
+  /** See {@link LIVE_RELOAD_EVERY} (0: never). */
+  reloadEvery?: number;
 }
 
-function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
+/**
+ * A model of MLflow data that checks at once when this lab writes through the client.
+ */
+abstract class LiveModel<TAnswer> extends PollingModel<TAnswer> {
+  constructor(name: string, options: ILiveOptions, defaults: { reloadEvery?: number } = {}) {
+    const interval = options.interval ?? LIVE_INTERVAL;
+    super({
+      name: `infinstor-jupyterlab:${name}`,
+      interval,
+      idleInterval: options.idleInterval ?? LIVE_IDLE_INTERVAL,
+      maxInterval: Math.max(LIVE_ERROR_INTERVAL, interval),
+      reloadEvery: options.reloadEvery ?? defaults.reloadEvery ?? 0,
+      autoStart: options.autoStart,
+      standby: options.standby,
+      visible: options.visible
+    });
+    this.client = options.client;
+    this._interval = interval;
+    this.client.changed.connect(this._onWrite, this);
+  }
+
+  readonly client: IMlflowClient;
+
+  dispose(): void {
+    if (!this.isDisposed) {
+      this.client.changed.disconnect(this._onWrite, this);
+    }
+    super.dispose();
+  }
+
+  protected pollInterval(): number {
+    return this._interval;
+  }
+
+  private _onWrite(): void {
+    this.nudge();
+  }
+
+  private _interval: number;
+}
+
+/** What tells two answers apart, as JSON (for `apply`'s "did anything change"). */
+function sameJSON(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 // -- experiments ----------------------------------------------------------------------------------
 
 /**
- * The experiments list: a search (plain text = name filter, or MLflow search
- * syntax), all pages loaded (experiments are few compared with runs).
+ * A fingerprint of the experiments a filter matches: the one changed last, deleted ones
+ * included (MLflow sets `last_update_time` when an experiment is created, renamed, deleted or
+ * restored), so a new, renamed or deleted experiment changes it.
  */
-export class ExperimentsModel extends BaseModel {
-  constructor(options: { client: MlflowClient; maxPages?: number }) {
-    super();
-    this.client = options.client;
+async function experimentsFingerprint(client: IMlflowClient, filter: string): Promise<JSONValue> {
+  const page = await client.searchExperiments({
+    filter,
+    orderBy: ['last_update_time DESC'],
+    maxResults: 1,
+    viewType: 'ALL'
+  });
+  return page.items.map(e => [e.experiment_id, e.name, e.last_update_time ?? 0, e.lifecycle_stage ?? '']);
+}
+
+interface IExperimentsAnswer {
+  experiments: IExperiment[];
+  truncated: boolean;
+}
+
+/**
+ * The experiments list: a search (plain text = name filter, or MLflow search syntax), all
+ * pages loaded (experiments are few compared with runs), newest change first; live.
+ */
+export class ExperimentsModel extends LiveModel<IExperimentsAnswer> {
+  constructor(options: ExperimentsModel.IOptions) {
+    super('experiments', { autoStart: false, ...options }, { reloadEvery: LIVE_RELOAD_EVERY });
     this._maxPages = options.maxPages ?? 20;
   }
-
-  readonly client: MlflowClient;
 
   get experiments(): IExperiment[] {
     return this._experiments;
@@ -89,52 +150,16 @@ export class ExperimentsModel extends BaseModel {
   }
   /** Whether a first answer (or error) has come. */
   get loaded(): boolean {
-    return this._loaded;
+    return super.loaded || this.error !== null;
   }
 
   async setQuery(query: string): Promise<void> {
-    if (query === this._query && this._loaded) {
+    if (query === this._query && this.loaded) {
       return;
     }
     this._query = query;
+    this.invalidate();
     await this.refresh();
-  }
-
-  async refresh(): Promise<void> {
-    const seq = ++this._seq;
-    this._loading = true;
-    this.emit();
-    try {
-      const filter = experimentFilter(this._query);
-      const all: IExperiment[] = [];
-      let token: string | null = null;
-      let pages = 0;
-      do {
-        const page = await this.client.searchExperiments({
-          filter,
-          pageToken: token,
-          orderBy: ['last_update_time DESC'],
-          maxResults: 500
-        });
-        all.push(...page.items);
-        token = page.nextPageToken;
-        pages++;
-      } while (token && pages < this._maxPages);
-      if (seq !== this._seq) {
-        return;
-      }
-      this._experiments = all;
-      this._truncated = token !== null;
-      this._error = null;
-    } catch (reason) {
-      if (seq !== this._seq) {
-        return;
-      }
-      this._error = asError(reason);
-    }
-    this._loading = false;
-    this._loaded = true;
-    this.emit();
   }
 
   /** Create an experiment; the server's refusal is thrown to the caller. */
@@ -154,12 +179,46 @@ export class ExperimentsModel extends BaseModel {
     await this.refresh();
   }
 
+  protected probe(): Promise<JSONValue> {
+    return experimentsFingerprint(this.client, experimentFilter(this._query));
+  }
+
+  protected async request(): Promise<IExperimentsAnswer> {
+    const filter = experimentFilter(this._query);
+    const all: IExperiment[] = [];
+    let token: string | null = null;
+    let pages = 0;
+    do {
+      const page = await this.client.searchExperiments({
+        filter,
+        pageToken: token,
+        orderBy: ['last_update_time DESC'],
+        maxResults: 500
+      });
+      all.push(...page.items);
+      token = page.nextPageToken;
+      pages++;
+    } while (token && pages < this._maxPages);
+    return { experiments: all, truncated: token !== null };
+  }
+
+  protected apply(answer: IExperimentsAnswer, first: boolean): boolean {
+    const changed = first || !sameJSON(answer, { experiments: this._experiments, truncated: this._truncated });
+    this._experiments = answer.experiments;
+    this._truncated = answer.truncated;
+    return changed;
+  }
+
   private _experiments: IExperiment[] = [];
   private _query = '';
-  private _seq = 0;
-  private _loaded = false;
   private _truncated = false;
   private _maxPages: number;
+}
+
+export namespace ExperimentsModel {
+  export interface IOptions extends ILiveOptions {
+    maxPages?: number;
+  }
 }
 
 /**
@@ -178,41 +237,79 @@ export interface ISort {
 }
 
 /**
- * Initial interval of the running-runs poll, and its back-off ceiling (ms).
+ * Initial interval of the runs' checks, and their back-off ceiling after errors (ms).
  */
-export const RUNS_POLL_INTERVAL = 5000;
-export const RUNS_POLL_MAX = 60000;
+export const RUNS_POLL_INTERVAL = LIVE_INTERVAL;
+export const RUNS_POLL_MAX = LIVE_ERROR_INTERVAL;
+
+/** What changes when a run does: status, end, name, latest metrics, how many tags and params. */
+export function runSignature(run: IRun): string {
+  const metrics = (run.data.metrics ?? []).map(m => `${m.key}=${m.value}@${m.step}`).join(',');
+  return [
+    run.info.status,
+    run.info.end_time ?? '',
+    run.info.run_name ?? '',
+    run.info.lifecycle_stage ?? '',
+    metrics,
+    (run.data.tags ?? []).length,
+    (run.data.params ?? []).length
+  ].join('|');
+}
+
+/** The most runs a probe asks for (to cover the running ones among the newest). */
+const PROBE_MAX_RUNS = 50;
 
 /**
- * Runs of one or more experiments, loaded a page at a time with MLflow's
- * page tokens (server-side filter and `order_by`; columns MLflow cannot sort
- * are sorted over the loaded rows).
- *
- * While runs are RUNNING it polls them (every 5 s, backing off to a minute
- * while nothing changes, also after errors) and picks up new runs; the poll
- * stands by while the view is hidden (`visible = false`) or the page is.
+ * How many of the newest runs a probe must ask for to see every running one and one run known
+ * before (so a new run shows, and whether there are more new runs than it saw).
  */
-export class RunsModel extends BaseModel {
+function probeSize(runs: IRun[]): number {
+  return Math.min(PROBE_MAX_RUNS, runningSpan(runs) + 1);
+}
+
+/** How many of the newest runs reach back to the oldest running one (at least 1). */
+function runningSpan(runs: IRun[]): number {
+  let oldestActive = 0;
+  for (const run of runs) {
+    if (isActive(run.info.status)) {
+      oldestActive = Math.max(oldestActive, run.info.start_time ?? 0);
+    }
+  }
+  if (!oldestActive) {
+    return 1;
+  }
+  const newer = runs.filter(r => (r.info.start_time ?? 0) >= oldestActive).length;
+  return Math.min(PROBE_MAX_RUNS, Math.max(1, newer));
+}
+
+type RunsAnswer =
+  | { kind: 'replace'; runs: IRun[]; nextPageToken: string | null }
+  | { kind: 'merge'; runs: IRun[] };
+
+/**
+ * Runs of one or more experiments, loaded a page at a time with MLflow's page tokens
+ * (server-side filter and `order_by`; columns MLflow cannot sort are sorted over the loaded
+ * rows); live.
+ *
+ * While visible it probes the newest runs (as many as it takes to cover the running ones,
+ * with the filter): a new run, a running run's latest metrics or status, or a finished run
+ * changes the probe's answer, and those runs are merged into the loaded ones (the first
+ * page is asked again only when there are more new runs than the probe covered).
+ */
+export class RunsModel extends LiveModel<RunsAnswer> {
   constructor(options: RunsModel.IOptions) {
-    super();
-    this.client = options.client;
+    super('runs', {
+      autoStart: false,
+      ...options,
+      interval: options.pollInterval ?? options.interval,
+      idleInterval: options.maxPollInterval ?? options.idleInterval
+    });
     this.experimentIds = options.experimentIds;
     this.pageSize = options.pageSize ?? 100;
     this._filter = options.filter ?? '';
     this._sort = options.sort ?? { column: 'start', desc: true };
-    this._interval = options.pollInterval ?? RUNS_POLL_INTERVAL;
-    this._maxInterval = options.maxPollInterval ?? RUNS_POLL_MAX;
-    this._poll = new Poll({
-      auto: false,
-      factory: () => this._tick(),
-      frequency: { interval: this._interval, backoff: true, max: this._maxInterval },
-      name: 'infinstor-jupyterlab:runs',
-      standby: () => (!this._visible || !this._hasActive() ? true : 'when-hidden')
-    });
-    void this._poll.start();
   }
 
-  readonly client: MlflowClient;
   readonly experimentIds: string[];
   readonly pageSize: number;
 
@@ -232,31 +329,13 @@ export class RunsModel extends BaseModel {
   get hasMore(): boolean {
     return this._nextPageToken !== null;
   }
+  /** Whether a first answer (or error) has come. */
   get loaded(): boolean {
-    return this._loaded;
+    return super.loaded || this.error !== null;
   }
-  get poll(): Poll {
-    return this._poll;
-  }
-  /** Current poll interval (ms), grows while nothing changes. */
-  get pollInterval(): number {
-    return this._poll.frequency.interval;
-  }
-
-  /**
-   * Whether the view showing these runs is visible; when not, the poll stands by.
-   */
-  get visible(): boolean {
-    return this._visible;
-  }
-  set visible(value: boolean) {
-    if (value === this._visible) {
-      return;
-    }
-    this._visible = value;
-    if (value && this._hasActive()) {
-      void this._poll.refresh();
-    }
+  /** Whether the first page or the next one is being loaded. */
+  get loading(): boolean {
+    return this._busy > 0;
   }
 
   async setFilter(filter: string): Promise<void> {
@@ -269,7 +348,7 @@ export class RunsModel extends BaseModel {
     if (!this.serverSorted) {
       // Sorted over the loaded rows: no request needed.
       this._runs = this._sorted(this._runs);
-      this.emit();
+      this.emitChanged();
       return;
     }
     await this.reload();
@@ -279,23 +358,59 @@ export class RunsModel extends BaseModel {
    * Drop what is loaded and load the first page again.
    */
   async reload(): Promise<void> {
-    const seq = ++this._seq;
+    this._replace = true;
     this._nextPageToken = null;
-    this._loading = true;
-    this.emit();
-    await this._load(seq, null, true);
+    this.invalidate();
+    this._busy++;
+    this.emitChanged();
+    try {
+      await this.refresh();
+    } finally {
+      this._busy--;
+      this.emitChanged();
+    }
   }
 
   /**
    * Load the next page (no-op while loading or at the end).
    */
   async loadMore(): Promise<void> {
-    if (this._loading || this._nextPageToken === null) {
+    const token = this._nextPageToken;
+    if (this.loading || token === null) {
       return;
     }
-    this._loading = true;
-    this.emit();
-    await this._load(this._seq, this._nextPageToken, false);
+    this._busy++;
+    this.emitChanged();
+    const question = this._question;
+    try {
+      const page = await this.client.searchRuns({
+        experimentIds: this.experimentIds,
+        filter: this._filter,
+        orderBy: this._orderBy(),
+        maxResults: this.pageSize,
+        pageToken: token
+      });
+      if (this.isDisposed || question !== this._question) {
+        return;
+      }
+      const seen = new Set(this._runs.map(r => r.info.run_id));
+      const runs = this._runs.concat(page.items.filter(r => !seen.has(r.info.run_id)));
+      this._runs = this.serverSorted ? runs : this._sorted(runs);
+      this._nextPageToken = page.nextPageToken;
+      this.markReceived();
+    } catch (reason) {
+      if (!this.isDisposed && question === this._question) {
+        this._moreError = reason instanceof Error ? reason : new Error(String(reason));
+      }
+    } finally {
+      this._busy--;
+      this.emitChanged();
+    }
+  }
+
+  /** The last request's error: the first page's or the live checks', else loading more's. */
+  get error(): Error | null {
+    return super.error ?? this._moreError;
   }
 
   /**
@@ -313,16 +428,80 @@ export class RunsModel extends BaseModel {
       return r;
     });
     if (changed) {
-      this.emit();
+      this.emitChanged();
     }
   }
 
-  dispose(): void {
-    if (this.isDisposed) {
-      return;
+  protected invalidate(): void {
+    this._question++;
+    this._probed = null;
+    super.invalidate();
+  }
+
+  protected async probe(): Promise<JSONValue> {
+    const size = probeSize(this._runs);
+    const page = await this.client.searchRuns({
+      experimentIds: this.experimentIds,
+      filter: this._filter,
+      orderBy: ['attributes.start_time DESC', 'attributes.run_id ASC'],
+      maxResults: size
+    });
+    this._probed = { runs: page.items, complete: page.items.length < size };
+    return page.items.map(r => [r.info.run_id, runSignature(r)]);
+  }
+
+  protected async request(): Promise<RunsAnswer> {
+    const probed = this._probed;
+    this._probed = null;
+    if (!this._replace && super.loaded && probed) {
+      // A live check saw a change: take the probed runs in, unless they may not be all the new
+      // ones (the probe saw as many runs as it asked for, none of them known): then the first
+      // page.
+      const known = new Set(this._runs.map(r => r.info.run_id));
+      if (probed.complete || probed.runs.some(r => known.has(r.info.run_id))) {
+        return { kind: 'merge', runs: probed.runs };
+      }
+      const page = await this.client.searchRuns({
+        experimentIds: this.experimentIds,
+        filter: this._filter,
+        orderBy: ['attributes.start_time DESC', 'attributes.run_id ASC'],
+        maxResults: this.pageSize
+      });
+      return { kind: 'merge', runs: page.items };
     }
-    this._poll.dispose();
-    super.dispose();
+    const page = await this.client.searchRuns({
+      experimentIds: this.experimentIds,
+      filter: this._filter,
+      orderBy: this._orderBy(),
+      maxResults: this.pageSize
+    });
+    return { kind: 'replace', runs: page.items, nextPageToken: page.nextPageToken };
+  }
+
+  protected apply(answer: RunsAnswer, first: boolean): boolean {
+    this._moreError = null;
+    if (answer.kind === 'replace') {
+      this._replace = false;
+      this._runs = this.serverSorted ? answer.runs : this._sorted(answer.runs);
+      this._nextPageToken = answer.nextPageToken;
+      return true;
+    }
+    const byId = new Map(answer.runs.map(r => [r.info.run_id, r]));
+    let changed = false;
+    const runs = this._runs.map(r => {
+      const u = byId.get(r.info.run_id);
+      byId.delete(r.info.run_id);
+      if (u && runSignature(u) !== runSignature(r)) {
+        changed = true;
+        return u;
+      }
+      return r;
+    });
+    const fresh = [...byId.values()];
+    changed = changed || fresh.length > 0 || first;
+    const newestFirst = this.serverSorted && this._sort.column === 'start' && this._sort.desc;
+    this._runs = newestFirst ? fresh.concat(runs) : this._sorted(fresh.concat(runs));
+    return changed;
   }
 
   private _orderBy(): string[] {
@@ -335,148 +514,39 @@ export class RunsModel extends BaseModel {
     return out;
   }
 
-  private async _load(seq: number, pageToken: string | null, replace: boolean): Promise<void> {
-    try {
-      const page = await this.client.searchRuns({
-        experimentIds: this.experimentIds,
-        filter: this._filter,
-        orderBy: this._orderBy(),
-        maxResults: this.pageSize,
-        pageToken
-      });
-      if (seq !== this._seq || this.isDisposed) {
-        return;
-      }
-      let runs: IRun[];
-      if (replace) {
-        runs = page.items;
-      } else {
-        const seen = new Set(this._runs.map(r => r.info.run_id));
-        runs = this._runs.concat(page.items.filter(r => !seen.has(r.info.run_id)));
-      }
-      this._runs = this.serverSorted ? runs : this._sorted(runs);
-      this._nextPageToken = page.nextPageToken;
-      this._error = null;
-      this._loaded = true;
-      this._loading = false;
-      this.emit();
-      if (this._hasActive()) {
-        this._resetInterval();
-        void this._poll.schedule({ phase: 'reconnected', interval: this._interval });
-      }
-    } catch (reason) {
-      if (seq !== this._seq || this.isDisposed) {
-        return;
-      }
-      this._error = asError(reason);
-      this._loaded = true;
-      this._loading = false;
-      this.emit();
-    }
-  }
-
   private _sorted(runs: IRun[]): IRun[] {
     const { column, desc } = this._sort;
     const now = Date.now();
-    const sorted = runs.slice().sort((a, b) => {
+    return runs.slice().sort((a, b) => {
       const c = compareValues(columnValue(a, column, now), columnValue(b, column, now));
       return desc ? -c : c;
     });
-    return sorted;
-  }
-
-  private _hasActive(): boolean {
-    return this._runs.some(r => isActive(r.info.status));
-  }
-
-  private _resetInterval(): void {
-    this._poll.frequency = { interval: this._interval, backoff: true, max: this._maxInterval };
-  }
-
-  /**
-   * One poll: refresh the active runs and pick up new ones.
-   */
-  private async _tick(): Promise<void> {
-    if (!this._loaded || this._loading || this.isDisposed) {
-      return;
-    }
-    const seq = this._seq;
-    const active = this._runs.filter(r => isActive(r.info.status)).map(r => r.info.run_id);
-    let changed = false;
-    const updated: IRun[] = [];
-    for (let i = 0; i < active.length; i += 100) {
-      const ids = active.slice(i, i + 100).map(quoteString).join(', ');
-      const page = await this.client.searchRuns({
-        experimentIds: this.experimentIds,
-        filter: `attributes.run_id IN (${ids})`,
-        maxResults: 100
-      });
-      updated.push(...page.items);
-    }
-    // New runs (started since the first page was loaded) that match the filter.
-    const first = await this.client.searchRuns({
-      experimentIds: this.experimentIds,
-      filter: this._filter,
-      orderBy: ['attributes.start_time DESC'],
-      maxResults: Math.min(this.pageSize, 50)
-    });
-    if (seq !== this._seq || this.isDisposed) {
-      return;
-    }
-    const byId = new Map(updated.map(r => [r.info.run_id, r]));
-    const runs = this._runs.map(r => {
-      const u = byId.get(r.info.run_id);
-      if (u && runSignature(u) !== runSignature(r)) {
-        changed = true;
-        return u;
-      }
-      return r;
-    });
-    const known = new Set(runs.map(r => r.info.run_id));
-    const fresh = first.items.filter(r => !known.has(r.info.run_id));
-    if (fresh.length) {
-      changed = true;
-    }
-    this._runs = this.serverSorted && this._sort.column === 'start' && this._sort.desc
-      ? fresh.concat(runs)
-      : this._sorted(fresh.concat(runs));
-    if (changed) {
-      this._resetInterval();
-      this.emit();
-    } else {
-      // Nothing changed: back off (double the interval up to the ceiling).
-      const interval = Math.min(this._maxInterval, this._poll.frequency.interval * 2);
-      this._poll.frequency = { interval, backoff: true, max: this._maxInterval };
-    }
   }
 
   private _runs: IRun[] = [];
   private _filter: string;
   private _sort: ISort;
   private _nextPageToken: string | null = null;
-  private _seq = 0;
-  private _loaded = false;
-  private _visible = true;
-  private _interval: number;
-  private _maxInterval: number;
-  private _poll: Poll;
+  /** The newest runs the last probe saw, and whether they are all there are. */
+  private _probed: { runs: IRun[]; complete: boolean } | null = null;
+  /** Whether the next answer replaces the loaded runs (first page, new filter or sort). */
+  private _replace = true;
+  private _question = 0;
+  private _busy = 0;
+  private _moreError: Error | null = null;
 }
 
 export namespace RunsModel {
-  export interface IOptions {
-    client: MlflowClient;
+  export interface IOptions extends ILiveOptions {
     experimentIds: string[];
     filter?: string;
     sort?: ISort;
     pageSize?: number;
+    /** The interval right after a change, in ms (same as `interval`). */
     pollInterval?: number;
+    /** The back-off ceiling while nothing changes, in ms (same as `idleInterval`). */
     maxPollInterval?: number;
   }
-}
-
-function runSignature(run: IRun): string {
-  const metrics = (run.data.metrics ?? []).map(m => `${m.key}=${m.value}@${m.step}`).join(',');
-  return `${run.info.status}|${run.info.end_time ?? ''}|${metrics}|${(run.data.tags ?? []).length}|${(run.data.params ?? []).length}`;
 }
 
 /**
@@ -503,26 +573,21 @@ export function availableKeys(runs: IRun[]): { params: string[]; metrics: string
 
 // -- run detail -----------------------------------------------------------------------------------
 
+interface IRunDetailAnswer {
+  run: IRun;
+  parent: IRun | null;
+  children: IRun[];
+}
+
 /**
- * One run with its parent and children; polls while the run is active.
+ * One run with its parent and children; live while the run (or one of its children) runs.
  */
-export class RunDetailModel extends BaseModel {
-  constructor(options: { client: MlflowClient; runId: string; pollInterval?: number }) {
-    super();
-    this.client = options.client;
+export class RunDetailModel extends LiveModel<IRunDetailAnswer> {
+  constructor(options: { client: IMlflowClient; runId: string; pollInterval?: number } & ILiveOptions) {
+    super('run', { autoStart: false, ...options, interval: options.pollInterval ?? options.interval });
     this.runId = options.runId;
-    const interval = options.pollInterval ?? RUNS_POLL_INTERVAL;
-    this._poll = new Poll({
-      auto: false,
-      factory: () => this.refresh(true),
-      frequency: { interval, backoff: true, max: RUNS_POLL_MAX },
-      name: 'infinstor-jupyterlab:run',
-      standby: () => (!this._visible || !this._run || !isActive(this._run.info.status) ? true : 'when-hidden')
-    });
-    void this._poll.start();
   }
 
-  readonly client: MlflowClient;
   readonly runId: string;
 
   get run(): IRun | null {
@@ -534,44 +599,14 @@ export class RunDetailModel extends BaseModel {
   get children(): IRun[] {
     return this._children;
   }
-  set visible(value: boolean) {
-    this._visible = value;
-  }
 
   /**
    * Load (or reload) the run, its parent and children.
    *
-   * @param quiet do not show the loading state (poll refreshes)
+   * @param quiet kept for callers of the earlier API (a refresh never blanks the view)
    */
   async refresh(quiet = false): Promise<void> {
-    if (!quiet) {
-      this._loading = true;
-      this.emit();
-    }
-    try {
-      const run = await this.client.getRun(this.runId);
-      const parentId = tagMap(run.data.tags)[PARENT_RUN_TAG];
-      const [parent, children] = await Promise.all([
-        parentId ? this.client.getRun(parentId).catch(() => null) : Promise.resolve(null),
-        this.client
-          .searchRuns({
-            experimentIds: [run.info.experiment_id],
-            filter: `tags.${quoteKey(PARENT_RUN_TAG)} = ${quoteString(this.runId)}`,
-            orderBy: ['attributes.start_time DESC'],
-            maxResults: 200
-          })
-          .then(p => p.items)
-          .catch(() => [] as IRun[])
-      ]);
-      this._run = run;
-      this._parent = parent;
-      this._children = children;
-      this._error = null;
-    } catch (reason) {
-      this._error = asError(reason);
-    }
-    this._loading = false;
-    this.emit();
+    await super.refresh();
   }
 
   /**
@@ -597,55 +632,61 @@ export class RunDetailModel extends BaseModel {
     await this.refresh(true);
   }
 
-  dispose(): void {
-    if (this.isDisposed) {
-      return;
-    }
-    this._poll.dispose();
-    super.dispose();
+  protected standby(): boolean | Poll.Standby {
+    // A finished run (and its finished children) does not change by itself.
+    const live = !this._run || isActive(this._run.info.status) || this._children.some(c => isActive(c.info.status));
+    return live ? super.standby() : true;
   }
 
-  get poll(): IPoll<any, any, any> {
-    return this._poll;
+  protected async probe(): Promise<JSONValue> {
+    const run = await this.client.getRun(this.runId);
+    return runSignature(run);
+  }
+
+  protected async request(): Promise<IRunDetailAnswer> {
+    const run = await this.client.getRun(this.runId);
+    const parentId = tagMap(run.data.tags)[PARENT_RUN_TAG];
+    const [parent, children] = await Promise.all([
+      parentId ? this.client.getRun(parentId).catch(() => null) : Promise.resolve(null),
+      this.client
+        .searchRuns({
+          experimentIds: [run.info.experiment_id],
+          filter: `tags.${quoteKey(PARENT_RUN_TAG)} = ${quoteString(this.runId)}`,
+          orderBy: ['attributes.start_time DESC'],
+          maxResults: 200
+        })
+        .then(p => p.items)
+        .catch(() => [] as IRun[])
+    ]);
+    return { run, parent, children };
+  }
+
+  protected apply(answer: IRunDetailAnswer): void {
+    this._run = answer.run;
+    this._parent = answer.parent;
+    this._children = answer.children;
   }
 
   private _run: IRun | null = null;
   private _parent: IRun | null = null;
   private _children: IRun[] = [];
-  private _visible = true;
   private _histories = new Map<string, Promise<IMetricPoint[]>>();
-  private _poll: Poll;
 }
 
 // -- comparison -----------------------------------------------------------------------------------
 
 /**
- * Several runs side by side.
+ * Several runs side by side; live while one of them runs.
  */
-export class CompareModel extends BaseModel {
-  constructor(options: { client: MlflowClient; runIds: string[] }) {
-    super();
-    this.client = options.client;
+export class CompareModel extends LiveModel<IRun[]> {
+  constructor(options: { client: IMlflowClient; runIds: string[] } & ILiveOptions) {
+    super('compare', { autoStart: false, ...options });
     this.runIds = options.runIds;
   }
-  readonly client: MlflowClient;
   readonly runIds: string[];
 
   get runs(): IRun[] {
     return this._runs;
-  }
-
-  async refresh(): Promise<void> {
-    this._loading = true;
-    this.emit();
-    try {
-      this._runs = await Promise.all(this.runIds.map(id => this.client.getRun(id)));
-      this._error = null;
-    } catch (reason) {
-      this._error = asError(reason);
-    }
-    this._loading = false;
-    this.emit();
   }
 
   /** Metric histories of every run for one key (runs without it get []). */
@@ -660,22 +701,46 @@ export class CompareModel extends BaseModel {
     );
   }
 
+  protected standby(): boolean | Poll.Standby {
+    const live = this._runs.length === 0 || this._runs.some(r => isActive(r.info.status));
+    return live ? super.standby() : true;
+  }
+
+  protected request(): Promise<IRun[]> {
+    return Promise.all(this.runIds.map(id => this.client.getRun(id)));
+  }
+
+  protected apply(runs: IRun[], first: boolean): boolean {
+    const changed = first || runs.map(runSignature).join('\n') !== this._runs.map(runSignature).join('\n');
+    this._runs = runs;
+    return changed;
+  }
+
   private _runs: IRun[] = [];
 }
 
 // -- this notebook --------------------------------------------------------------------------------
 
+/** MLflow caps the experiment ids of one runs search; larger lists are searched in chunks. */
+const EXPERIMENTS_PER_SEARCH = 100;
+
+interface INotebookAnswer {
+  experimentIds: string[];
+  runs: IRun[];
+}
+
 /**
- * Runs whose `mlflow.source.name` tag is a given notebook path, newest first,
- * across every experiment the user can see.
+ * Runs whose `mlflow.source.name` tag is a given notebook path, newest first, across every
+ * experiment the user can see; live.
+ *
+ * Its probe asks two cheap searches: the experiment changed last (a new experiment must be
+ * searched too) and the notebook's newest runs (as many as cover its running ones).
  */
-export class NotebookRunsModel extends BaseModel {
-  constructor(options: { client: MlflowClient; maxResults?: number }) {
-    super();
-    this.client = options.client;
+export class NotebookRunsModel extends LiveModel<INotebookAnswer> {
+  constructor(options: { client: IMlflowClient; maxResults?: number } & ILiveOptions) {
+    super('notebook-runs', { autoStart: false, ...options });
     this._maxResults = options.maxResults ?? 100;
   }
-  readonly client: MlflowClient;
 
   get path(): string | null {
     return this._path;
@@ -683,83 +748,101 @@ export class NotebookRunsModel extends BaseModel {
   get runs(): IRun[] {
     return this._runs;
   }
+  /** Whether a first answer (or error) has come for this path. */
   get loaded(): boolean {
-    return this._loaded;
+    return super.loaded || this.error !== null;
   }
 
   async setPath(path: string | null): Promise<void> {
-    if (path === this._path && this._loaded) {
+    if (path === this._path && this.loaded) {
       return;
     }
     this._path = path;
+    this.invalidate();
     await this.refresh();
   }
 
-  async refresh(): Promise<void> {
-    const seq = ++this._seq;
+  protected async probe(): Promise<JSONValue> {
     const path = this._path;
     if (!path) {
-      this._runs = [];
-      this._error = null;
-      this._loaded = true;
-      this._loading = false;
-      this.emit();
-      return;
+      return null;
     }
-    this._loading = true;
-    this.emit();
-    try {
-      const ids: string[] = [];
-      let token: string | null = null;
-      let pages = 0;
-      do {
-        const page = await this.client.searchExperiments({ pageToken: token, maxResults: 1000 });
-        ids.push(...page.items.map(e => e.experiment_id));
-        token = page.nextPageToken;
-      } while (token && ++pages < 10);
-      let runs: IRun[] = [];
-      // MLflow caps experiment_ids per search; query in chunks and merge.
-      for (let i = 0; i < ids.length; i += 100) {
-        const page = await this.client.searchRuns({
-          experimentIds: ids.slice(i, i + 100),
-          filter: `tags.${quoteKey(SOURCE_NAME_TAG)} = ${quoteString(path)}`,
-          orderBy: ['attributes.start_time DESC'],
-          maxResults: this._maxResults
-        });
-        runs = runs.concat(page.items);
-      }
-      runs.sort((a, b) => (b.info.start_time ?? 0) - (a.info.start_time ?? 0));
-      if (seq !== this._seq) {
-        return;
-      }
-      this._runs = runs.slice(0, this._maxResults);
-      this._error = null;
-    } catch (reason) {
-      if (seq !== this._seq) {
-        return;
-      }
-      this._error = asError(reason);
+    const ids = this._experimentIds;
+    const [experiments, runs] = await Promise.all([
+      experimentsFingerprint(this.client, ''),
+      ids.length
+        ? this._search(ids, probeSize(this._runs))
+        : Promise.resolve([] as IRun[])
+    ]);
+    return [experiments, runs.map(r => [r.info.run_id, runSignature(r)])];
+  }
+
+  protected async request(): Promise<INotebookAnswer> {
+    if (!this._path) {
+      return { experimentIds: [], runs: [] };
     }
-    this._loaded = true;
-    this._loading = false;
-    this.emit();
+    const ids: string[] = [];
+    let token: string | null = null;
+    let pages = 0;
+    do {
+      const page = await this.client.searchExperiments({ pageToken: token, maxResults: 1000 });
+      ids.push(...page.items.map(e => e.experiment_id));
+      token = page.nextPageToken;
+    } while (token && ++pages < 10);
+    const runs = await this._search(ids, this._maxResults);
+    return { experimentIds: ids, runs };
+  }
+
+  protected apply(answer: INotebookAnswer, first: boolean): boolean {
+    const changed = first || answer.runs.map(runSignature).join('\n') !== this._runs.map(runSignature).join('\n');
+    this._experimentIds = answer.experimentIds;
+    this._runs = answer.runs;
+    return changed;
+  }
+
+  /** The notebook's newest runs in these experiments (searched in chunks, merged). */
+  private async _search(ids: string[], maxResults: number): Promise<IRun[]> {
+    const filter = `tags.${quoteKey(SOURCE_NAME_TAG)} = ${quoteString(this._path ?? '')}`;
+    const chunks: string[][] = [];
+    for (let i = 0; i < ids.length; i += EXPERIMENTS_PER_SEARCH) {
+      chunks.push(ids.slice(i, i + EXPERIMENTS_PER_SEARCH));
+    }
+    const pages = await Promise.all(
+      chunks.map(chunk =>
+        this.client.searchRuns({
+          experimentIds: chunk,
+          filter,
+          orderBy: ['attributes.start_time DESC', 'attributes.run_id ASC'],
+          maxResults
+        })
+      )
+    );
+    const runs = pages.flatMap(p => p.items);
+    runs.sort((a, b) => (b.info.start_time ?? 0) - (a.info.start_time ?? 0));
+    return runs.slice(0, maxResults);
   }
 
   private _path: string | null = null;
+  private _experimentIds: string[] = [];
   private _runs: IRun[] = [];
-  private _seq = 0;
-  private _loaded = false;
   private _maxResults: number;
 }
 
 // -- registered models ----------------------------------------------------------------------------
 
-export class RegisteredModelsModel extends BaseModel {
-  constructor(options: { client: MlflowClient }) {
-    super();
-    this.client = options.client;
+interface IModelsAnswer {
+  models: IRegisteredModel[];
+}
+
+/**
+ * Registered models (searchable), by name; live. Its probe is the model changed last (MLflow
+ * updates a model's `last_updated_timestamp` for a new, changed or deleted version); aliases and
+ * tags set elsewhere show at the next full request (every {@link LIVE_RELOAD_EVERY}).
+ */
+export class RegisteredModelsModel extends LiveModel<IModelsAnswer> {
+  constructor(options: ILiveOptions) {
+    super('registered-models', { autoStart: false, ...options }, { reloadEvery: LIVE_RELOAD_EVERY });
   }
-  readonly client: MlflowClient;
 
   get models(): IRegisteredModel[] {
     return this._models;
@@ -767,71 +850,188 @@ export class RegisteredModelsModel extends BaseModel {
   get query(): string {
     return this._query;
   }
+  /** Whether a first answer (or error) has come. */
   get loaded(): boolean {
-    return this._loaded;
+    return super.loaded || this.error !== null;
   }
 
   async setQuery(query: string): Promise<void> {
+    if (query === this._query && this.loaded) {
+      return;
+    }
     this._query = query;
+    this.invalidate();
     await this.refresh();
   }
 
-  async refresh(): Promise<void> {
-    const seq = ++this._seq;
-    this._loading = true;
-    this.emit();
-    try {
-      const all: IRegisteredModel[] = [];
-      let token: string | null = null;
-      let pages = 0;
-      do {
-        const page = await this.client.searchRegisteredModels({
-          filter: modelFilter(this._query),
-          pageToken: token,
-          maxResults: 100,
-          orderBy: ['name ASC']
-        });
-        all.push(...page.items);
-        token = page.nextPageToken;
-      } while (token && ++pages < 20);
-      if (seq !== this._seq) {
-        return;
-      }
-      this._models = all;
-      this._error = null;
-    } catch (reason) {
-      if (seq !== this._seq) {
-        return;
-      }
-      this._error = asError(reason);
-    }
-    this._loading = false;
-    this._loaded = true;
-    this.emit();
+  /** All versions of a model, newest first. */
+  versions(name: string): Promise<IModelVersion[]> {
+    return allVersions(this.client, name);
   }
 
-  /** All versions of a model, newest first. */
-  async versions(name: string): Promise<IModelVersion[]> {
-    const out: IModelVersion[] = [];
+  protected async probe(): Promise<JSONValue> {
+    const page = await this.client.searchRegisteredModels({
+      filter: modelFilter(this._query),
+      orderBy: ['last_updated_timestamp DESC'],
+      maxResults: 1
+    });
+    return page.items.map(m => [m.name, m.last_updated_timestamp ?? 0]);
+  }
+
+  protected async request(): Promise<IModelsAnswer> {
+    const all: IRegisteredModel[] = [];
     let token: string | null = null;
     let pages = 0;
     do {
-      const page = await this.client.searchModelVersions({
-        filter: `name = ${quoteString(name)}`,
+      const page = await this.client.searchRegisteredModels({
+        filter: modelFilter(this._query),
         pageToken: token,
-        maxResults: 200
+        maxResults: 100,
+        orderBy: ['name ASC']
       });
-      out.push(...page.items);
+      all.push(...page.items);
       token = page.nextPageToken;
     } while (token && ++pages < 20);
-    out.sort((a, b) => Number(b.version) - Number(a.version));
-    return out;
+    return { models: all };
+  }
+
+  protected apply(answer: IModelsAnswer, first: boolean): boolean {
+    const changed = first || !sameJSON(answer.models, this._models);
+    this._models = answer.models;
+    return changed;
   }
 
   private _models: IRegisteredModel[] = [];
   private _query = '';
-  private _seq = 0;
-  private _loaded = false;
+}
+
+/** Every version of a registered model, newest first. */
+async function allVersions(client: IMlflowClient, name: string): Promise<IModelVersion[]> {
+  const out: IModelVersion[] = [];
+  let token: string | null = null;
+  let pages = 0;
+  do {
+    const page = await client.searchModelVersions({
+      filter: `name = ${quoteString(name)}`,
+      pageToken: token,
+      maxResults: 200
+    });
+    out.push(...page.items);
+    token = page.nextPageToken;
+  } while (token && ++pages < 20);
+  out.sort((a, b) => Number(b.version) - Number(a.version));
+  return out;
+}
+
+interface IVersionsAnswer {
+  model: IRegisteredModel;
+  versions: IModelVersion[];
+}
+
+/**
+ * One registered model with its versions (aliases, tags, description, status, the source run
+ * by name), and its aliases set or moved from the sidebar; live while shown. Its probe is the
+ * registered model itself (its aliases, tags, description and latest versions).
+ */
+export class ModelVersionsModel extends LiveModel<IVersionsAnswer> {
+  constructor(options: { name: string } & ILiveOptions) {
+    super('model-versions', { autoStart: false, ...options }, { reloadEvery: LIVE_RELOAD_EVERY });
+    this.name = options.name;
+  }
+
+  readonly name: string;
+
+  /** The registered model as last read (null before). */
+  get model(): IRegisteredModel | null {
+    return this._model;
+  }
+  /** Its versions, newest first. */
+  get versions(): IModelVersion[] {
+    return this._versions;
+  }
+  /** Whether a first answer (or error) has come. */
+  get loaded(): boolean {
+    return super.loaded || this.error !== null;
+  }
+
+  /** The name of a version's source run, once known (else null: show its id). */
+  runName(runId: string): string | null {
+    return this._runNames.get(runId) ?? null;
+  }
+
+  /** Aliases on a version (from the model's alias list and the version's own). */
+  aliases(version: IModelVersion): string[] {
+    return versionAliases(this._model, version);
+  }
+
+  /** The version an alias points at now, or null. */
+  aliasTarget(alias: string): string | null {
+    const own = this._model?.aliases?.find(a => a.alias === alias)?.version;
+    if (own) {
+      return own;
+    }
+    const version = this._versions.find(v => (v.aliases ?? []).includes(alias));
+    return version ? version.version : null;
+  }
+
+  /**
+   * Point `alias` at `version` (moving it from another version); the server's refusal is
+   * thrown to the caller.
+   */
+  async setAlias(alias: string, version: string): Promise<void> {
+    await this.client.setModelAlias(this.name, alias.trim(), version);
+    await this.refresh();
+  }
+
+  async deleteAlias(alias: string): Promise<void> {
+    await this.client.deleteModelAlias(this.name, alias);
+    await this.refresh();
+  }
+
+  protected async probe(): Promise<JSONValue> {
+    const model = await this.client.getRegisteredModel(this.name);
+    return modelFingerprint(model);
+  }
+
+  protected async request(): Promise<IVersionsAnswer> {
+    const [model, versions] = await Promise.all([
+      this.client.getRegisteredModel(this.name),
+      allVersions(this.client, this.name)
+    ]);
+    // Run names, once per run (a name rarely changes); a run that cannot be read shows its id.
+    const unknown = [...new Set(versions.map(v => v.run_id).filter((id): id is string => !!id))].filter(
+      id => !this._runNames.has(id)
+    );
+    const runs = await Promise.all(unknown.map(id => this.client.getRun(id).catch(() => null)));
+    runs.forEach((run, i) => {
+      if (run?.info.run_name) {
+        this._runNames.set(unknown[i], run.info.run_name);
+      }
+    });
+    return { model, versions };
+  }
+
+  protected apply(answer: IVersionsAnswer, first: boolean): boolean {
+    const changed = first || !sameJSON(answer, { model: this._model, versions: this._versions });
+    this._model = answer.model;
+    this._versions = answer.versions;
+    return changed;
+  }
+
+  private _model: IRegisteredModel | null = null;
+  private _versions: IModelVersion[] = [];
+  private _runNames = new Map<string, string>();
+}
+
+/** What changes when a registered model or one of its latest versions does. */
+function modelFingerprint(model: IRegisteredModel): JSONValue {
+  return [
+    model.last_updated_timestamp ?? 0,
+    model.description ?? '',
+    (model.aliases ?? []).map(a => `${a.alias}=${a.version}`).sort(),
+    (model.tags ?? []).map(t => `${t.key}=${t.value}`).sort(),
+    (model.latest_versions ?? []).map(v => `${v.version}:${v.status ?? ''}:${v.last_updated_timestamp ?? 0}`)
+  ];
 }
 
 /**

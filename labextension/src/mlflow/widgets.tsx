@@ -4,7 +4,7 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import React from 'react';
 
 import { infinstorIcon } from '../common/icons';
-import { MlflowClient } from './client';
+import { IMlflowClient } from '../tokens';
 import { CompareModel, RunDetailModel } from './models';
 import { IMlflowActions } from './views/common';
 import { CompareRuns } from './views/compare';
@@ -14,7 +14,7 @@ import { RunDetail } from './views/runDetail';
  * A run's detail as a main-area tab.
  */
 export class RunDetailWidget extends ReactWidget {
-  constructor(options: { client: MlflowClient; runId: string; actions: IMlflowActions; rendermime: IRenderMimeRegistry | null }) {
+  constructor(options: { client: IMlflowClient; runId: string; actions: IMlflowActions; rendermime: IRenderMimeRegistry | null }) {
     super();
     this.model = new RunDetailModel({ client: options.client, runId: options.runId });
     this._actions = options.actions;
@@ -47,7 +47,7 @@ export class RunDetailWidget extends ReactWidget {
 }
 
 export class CompareWidget extends ReactWidget {
-  constructor(options: { client: MlflowClient; runIds: string[]; actions: IMlflowActions }) {
+  constructor(options: { client: IMlflowClient; runIds: string[]; actions: IMlflowActions }) {
     super();
     this.model = new CompareModel({ client: options.client, runIds: options.runIds });
     this._actions = options.actions;

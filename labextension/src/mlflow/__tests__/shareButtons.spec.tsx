@@ -1,3 +1,4 @@
+import { Signal } from '@lumino/signaling';
 import React from 'react';
 import { act } from 'react';
 import { Root } from 'react-dom/client';
@@ -21,7 +22,8 @@ const MODEL = { name: 'churn model', latest_versions: [], last_updated_timestamp
 const client = {
   searchExperiments: async () => ({ items: [EXPERIMENT], nextPageToken: null }),
   searchRegisteredModels: async () => ({ items: [MODEL], nextPageToken: null }),
-  searchRuns: async () => ({ items: [], nextPageToken: null })
+  searchRuns: async () => ({ items: [], nextPageToken: null }),
+  changed: new Signal<unknown, unknown>({})
 } as unknown as MlflowClient;
 
 class Whoami extends SharingClient {
@@ -93,6 +95,8 @@ describe('Share… buttons in the MLflow browser', () => {
       expect(modelShare.getAttribute('aria-label')).toBe('Share churn model…');
     }
     runs.dispose();
+    experiments.dispose();
+    models.dispose();
   });
 
   it('hides the buttons while no check has answered (no support object, or unknown)', async () => {
@@ -106,5 +110,6 @@ describe('Share… buttons in the MLflow browser', () => {
     expect(container.querySelector('[data-testid="infinstor-experiment-share"]')).toBeNull();
     await act(() => support.update('service'));
     expect(container.querySelector('[data-testid="infinstor-experiment-share"]')).not.toBeNull();
+    experiments.dispose();
   });
 });

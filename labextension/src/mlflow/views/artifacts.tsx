@@ -3,7 +3,7 @@ import { Button, downloadIcon, fileIcon, folderIcon } from '@jupyterlab/ui-compo
 import { Widget } from '@lumino/widgets';
 import React from 'react';
 
-import { MlflowClient } from '../client';
+import { IMlflowClient } from '../../tokens';
 import { formatBytes, parseCsv, previewKind } from '../format';
 import { IFileInfo } from '../types';
 import { EmptyState, ErrorState, LoadingState } from './common';
@@ -15,7 +15,7 @@ export const MAX_PREVIEW_BYTES = 5 * 1024 * 1024;
  * Artifact browser: a lazily expanded tree and a preview of the selected file.
  */
 export function ArtifactBrowser(props: {
-  client: MlflowClient;
+  client: IMlflowClient;
   runId: string;
   rendermime: IRenderMimeRegistry | null;
 }): JSX.Element {
@@ -37,7 +37,7 @@ export function ArtifactBrowser(props: {
 }
 
 function ArtifactDir(props: {
-  client: MlflowClient;
+  client: IMlflowClient;
   runId: string;
   path: string;
   depth: number;
@@ -104,7 +104,7 @@ type Loaded =
   | { kind: 'too-big' };
 
 function ArtifactPreview(props: {
-  client: MlflowClient;
+  client: IMlflowClient;
   runId: string;
   file: IFileInfo;
   rendermime: IRenderMimeRegistry | null;
