@@ -122,10 +122,11 @@ export const IMlflowClient = new Token<IMlflowClient>(
 export interface ISidebarSection {
   /** Asked by the header's Refresh button. */
   refresh(): Promise<void>;
-  /** When what the section shows was last checked with the server (ms since the epoch; 0: never). */
+  /**
+   * When what the section shows was last checked with the server (ms since the epoch; 0: not
+   * yet). The footer's "Last checked" is the oldest of these and the status's.
+   */
   readonly checkedAt: number;
-  /** Emitted when `checkedAt` or what the section shows changed. */
-  readonly changed: ISignal<any, void>;
 }
 
 /**

@@ -12,6 +12,8 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { IFrame } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
+import { MlflowCommandIDs } from '../mlflow/plugin';
+import { IMlflowClient } from '../tokens';
 import { JobsClient } from './client';
 import { jobsIcon } from './icons';
 import { JobDialog } from './JobDialog';
@@ -27,10 +29,6 @@ export namespace JobCommandIDs {
   export const runJob = 'infinstor:run-job';
   export const openJobs = 'infinstor:open-jobs';
   export const showJob = 'infinstor:show-job';
-  /** Run detail of the experiments/runs views (another plugin); used when present. */
-  export const openRun = 'infinstor:open-run';
-  /** The same, under the id the MLflow views plugin registers. */
-  export const mlflowOpenRun = 'infinstor:mlflow-open-run';
 }
 
 const PALETTE_CATEGORY = 'InfinStor';
@@ -93,7 +91,8 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
     IDefaultFileBrowser,
     INotebookTracker,
     ICommandPalette,
-    ITranslator
+    ITranslator,
+    IMlflowClient
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -101,7 +100,8 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
     browser: IDefaultFileBrowser | null,
     notebooks: INotebookTracker | null,
     palette: ICommandPalette | null,
-    translator: ITranslator | null
+    translator: ITranslator | null,
+    mlflow: IMlflowClient | null
   ) => {
     const trans = (translator ?? nullTranslator).load('infinstor_jupyterlab');
     const client = new JobsClient();
@@ -123,17 +123,9 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
     };
 
     const openRun = async (job: IJob) => {
-      // The run detail view when installed (checked now: plugins load in any order).
-      const detail = [JobCommandIDs.openRun, JobCommandIDs.mlflowOpenRun].find(id =>
-        app.commands.hasCommand(id)
-      );
-      if (detail) {
-        await app.commands.execute(detail, {
-          runId: job.run_id,
-          experimentId: job.experiment_id,
-          run_id: job.run_id,
-          experiment_id: job.experiment_id
-        });
+      // The MLflow views' run page (that plugin may be disabled: then MLflow's own UI).
+      if (mlflow && app.commands.hasCommand(MlflowCommandIDs.openRun)) {
+        await app.commands.execute(MlflowCommandIDs.openRun, { runId: job.run_id });
         return;
       }
       const id = `infinstor-run-${job.run_id}`;
@@ -164,6 +156,7 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
         rerun: job => openJobDialog(job.path, job)
       }
     });
+    panel.title.label = trans.__('Jobs');
     // Right after the InfinStor sidebar (rank 600).
     app.shell.add(panel, 'left', { rank: 601 });
     if (restorer) {
@@ -179,6 +172,8 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
 
     // Notify when a job the lab saw queued or running (including CLI jobs) ends.
     model.jobEnded.connect((_, { job }) => {
+      // Its runs are final now: the MLflow views check at once.
+      mlflow?.notifyChanged('job');
       const title = jobTitle(job);
       const actions = [
         {

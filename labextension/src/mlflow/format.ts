@@ -1,6 +1,8 @@
 /**
  * Formatting and small pure helpers for the MLflow views (unit-tested).
  */
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+
 import { InfinStorRequestError } from '../common/request';
 import { IKeyValue, IRun, RunStatus } from './types';
 
@@ -175,20 +177,23 @@ export function isLabNotebookPath(source: string): boolean {
   return /\.ipynb$/i.test(source) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(source) && !source.startsWith('/');
 }
 
-export function statusLabel(status: string | undefined): string {
+/** English, for callers that pass no translations. */
+const ENGLISH = nullTranslator.load('infinstor_jupyterlab');
+
+export function statusLabel(status: string | undefined, trans: TranslationBundle = ENGLISH): string {
   switch (status) {
     case 'RUNNING':
-      return 'Running';
+      return trans.__('Running');
     case 'SCHEDULED':
-      return 'Scheduled';
+      return trans.__('Scheduled');
     case 'FINISHED':
-      return 'Finished';
+      return trans.__('Finished');
     case 'FAILED':
-      return 'Failed';
+      return trans.__('Failed');
     case 'KILLED':
-      return 'Killed';
+      return trans.__('Killed');
     default:
-      return status ? status.charAt(0) + status.slice(1).toLowerCase() : 'Unknown';
+      return status ? status.charAt(0) + status.slice(1).toLowerCase() : trans.__('Unknown');
   }
 }
 
@@ -373,24 +378,24 @@ export interface IErrorDescription {
 /**
  * Turn a client error into what the UI says: the server's reason plus what to do.
  */
-export function describeError(error: unknown): IErrorDescription {
+export function describeError(error: unknown, trans: TranslationBundle = ENGLISH): IErrorDescription {
   const message = error instanceof Error ? error.message : String(error);
   const status = error instanceof InfinStorRequestError ? error.status : -1;
   const reason = error instanceof InfinStorRequestError ? error.reason : '';
   if (status === 0) {
     return {
       kind: 'network',
-      title: 'The Jupyter server does not answer.',
+      title: trans.__('The Jupyter server does not answer.'),
       message,
-      hint: 'Check that the Jupyter server is still running, then retry.'
+      hint: trans.__('Check that the Jupyter server is still running, then retry.')
     };
   }
   if (reason === 'sign_in_required' || reason === 'UNAUTHENTICATED' || status === 401) {
     return {
       kind: 'signed-out',
-      title: 'You are signed out of the tracking service.',
+      title: trans.__('You are signed out of the tracking service.'),
       message,
-      hint: 'Sign in from the InfinStor panel, then retry.'
+      hint: trans.__('Sign in from the InfinStor panel, then retry.')
     };
   }
   if (
@@ -402,40 +407,40 @@ export function describeError(error: unknown): IErrorDescription {
   ) {
     return {
       kind: 'unavailable',
-      title: 'The tracking service is not available.',
+      title: trans.__('The tracking service is not available.'),
       message,
-      hint: 'See "Tracking service" above (restart it if it failed), then retry.'
+      hint: trans.__('See "Tracking service" above (restart it if it failed), then retry.')
     };
   }
   if (reason === 'PERMISSION_DENIED' || status === 403) {
     return {
       kind: 'forbidden',
-      title: 'You do not have permission to do this.',
+      title: trans.__('You do not have permission to do this.'),
       message,
-      hint: 'Ask the owner of the experiment or model (or your platform admin) for access.'
+      hint: trans.__('Ask the owner of the experiment or model (or your platform admin) for access.')
     };
   }
   if (reason === 'RESOURCE_DOES_NOT_EXIST' || status === 404) {
     return {
       kind: 'not-found',
-      title: 'Not found.',
+      title: trans.__('Not found.'),
       message,
-      hint: 'It may have been deleted or renamed. Refresh the list.'
+      hint: trans.__('It may have been deleted or renamed. Refresh the list.')
     };
   }
   if (reason === 'INVALID_PARAMETER_VALUE' || reason === 'BAD_REQUEST' || status === 400) {
     return {
       kind: 'invalid',
-      title: 'The tracking service refused the request.',
+      title: trans.__('The tracking service refused the request.'),
       message,
-      hint: 'Check the value you entered (for filters, MLflow search syntax such as metrics.loss < 0.2).'
+      hint: trans.__('Check the value you entered (for filters, MLflow search syntax such as metrics.loss < 0.2).')
     };
   }
   return {
     kind: 'other',
-    title: 'The request failed.',
+    title: trans.__('The request failed.'),
     message,
-    hint: 'Retry; if it keeps failing, look at the Jupyter server log.'
+    hint: trans.__('Retry; if it keeps failing, look at the Jupyter server log.')
   };
 }
 
@@ -536,4 +541,48 @@ export function previewKind(path: string): PreviewKind {
     return 'text';
   }
   return 'none';
+}
+
+// -- HTML artifact previews -----------------------------------------------------------------------
+
+/** The lab theme's colours an HTML preview starts from. */
+export interface IPreviewTheme {
+  light: boolean;
+  background: string;
+  color: string;
+  link: string;
+  font: string;
+}
+
+/** Only what a CSS value may hold here (no `;`, `}`, `<`: a theme value cannot end the rule). */
+function cssValue(value: string, fallback: string): string {
+  const v = value.trim();
+  return v && /^[-\w\s#(),.%'"]+$/.test(v) ? v : fallback;
+}
+
+/**
+ * An HTML artifact as the preview's document: it starts from the lab theme's colours (and says
+ * its colour scheme, so a dark lab does not frame it in white), and the artifact's own styles
+ * still win (the defaults are on `html`, which a page's `body` styles paint over).
+ */
+export function htmlPreviewDocument(html: string, theme: IPreviewTheme): string {
+  const scheme = theme.light ? 'light' : 'dark';
+  const style =
+    `<meta name="color-scheme" content="${scheme}">` +
+    `<style>:root{color-scheme:${scheme}}` +
+    `html{background:${cssValue(theme.background, theme.light ? '#fff' : '#111')};` +
+    `color:${cssValue(theme.color, theme.light ? '#000' : '#eee')};` +
+    `font-family:${cssValue(theme.font, 'sans-serif')}}` +
+    `a{color:${cssValue(theme.link, theme.light ? '#0645ad' : '#8ab4f8')}}</style>`;
+  const head = /<head(\s[^>]*)?>/i.exec(html);
+  if (head) {
+    const at = head.index + head[0].length;
+    return html.slice(0, at) + style + html.slice(at);
+  }
+  const root = /<html(\s[^>]*)?>/i.exec(html);
+  if (root) {
+    const at = root.index + root[0].length;
+    return html.slice(0, at) + `<head>${style}</head>` + html.slice(at);
+  }
+  return `<!DOCTYPE html><html><head>${style}</head><body>${html}</body></html>`;
 }

@@ -869,6 +869,57 @@ export class RegisteredModelsModel extends LiveModel<IModelsAnswer> {
     return allVersions(this.client, name);
   }
 
+  /** The model shown expanded (its versions, live while this list is shown), or null. */
+  get expanded(): ModelVersionsModel | null {
+    return this._expanded;
+  }
+
+  /** Show one model's versions (null: none). */
+  expand(name: string | null): void {
+    if (name === (this._expanded?.name ?? null)) {
+      return;
+    }
+    this._expanded?.dispose();
+    this._expanded = name
+      ? new ModelVersionsModel({
+          client: this.client,
+          name,
+          idleInterval: this.idleInterval,
+          visible: this.visible
+        })
+      : null;
+    if (this._expanded) {
+      void this._expanded.refresh();
+    }
+    this.emitChanged();
+  }
+
+  get visible(): boolean {
+    return super.visible;
+  }
+  set visible(value: boolean) {
+    super.visible = value;
+    if (this._expanded) {
+      this._expanded.visible = value;
+    }
+  }
+
+  get idleInterval(): number {
+    return super.idleInterval;
+  }
+  set idleInterval(value: number) {
+    super.idleInterval = value;
+    if (this._expanded) {
+      this._expanded.idleInterval = value;
+    }
+  }
+
+  dispose(): void {
+    this._expanded?.dispose();
+    this._expanded = null;
+    super.dispose();
+  }
+
   protected async probe(): Promise<JSONValue> {
     const page = await this.client.searchRegisteredModels({
       filter: modelFilter(this._query),
@@ -903,6 +954,7 @@ export class RegisteredModelsModel extends LiveModel<IModelsAnswer> {
 
   private _models: IRegisteredModel[] = [];
   private _query = '';
+  private _expanded: ModelVersionsModel | null = null;
 }
 
 /** Every version of a registered model, newest first. */

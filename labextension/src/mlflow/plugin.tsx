@@ -1,11 +1,15 @@
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import React from 'react';
 
-import { SIDEBAR_ID, InfinStorSidebar } from '../sidebar/sidebar';
+import { IInfinStorSidebar, IMlflowClient } from '../tokens';
 import { MlflowClient } from './client';
+import { mlflowUiIcon } from './icons';
 import { IMlflowActions } from './views/common';
 import { createExperimentDialog } from './views/experiments';
 import { MlflowBrowser, MlflowBrowserModel } from './views/browser';
@@ -13,6 +17,9 @@ import { CompareWidget, createMlflowUiWidget, RunDetailWidget, wrap } from './wi
 import { sharingKey } from './sharing';
 
 export const MLFLOW_PLUGIN_ID = 'infinstor-jupyterlab:mlflow';
+
+/** The settings the MLflow views read (those of the sidebar's plugin, labextension/schema/plugin.json). */
+const SETTINGS_ID = 'infinstor-jupyterlab:plugin';
 
 export namespace MlflowCommandIDs {
   export const openRun = 'infinstor:mlflow-open-run';
@@ -28,26 +35,45 @@ export namespace MlflowCommandIDs {
 const CATEGORY = 'InfinStor';
 
 /**
- * Experiments, runs, run detail, comparison, this notebook's runs and
- * registered models, in the InfinStor sidebar and main-area tabs.
+ * Experiments, runs, run detail, comparison, this notebook's runs and registered models, in
+ * the InfinStor sidebar and main-area tabs; and the typed MLflow client for the other plugins.
  */
-export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
+export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
   id: MLFLOW_PLUGIN_ID,
   description: 'InfinStor MLflow browser: experiments, runs, run detail, comparison and models.',
   autoStart: true,
-  optional: [ICommandPalette, INotebookTracker, IRenderMimeRegistry],
+  provides: IMlflowClient,
+  optional: [
+    IInfinStorSidebar,
+    ICommandPalette,
+    INotebookTracker,
+    IRenderMimeRegistry,
+    ISettingRegistry,
+    ILauncher,
+    ITranslator
+  ],
   activate: (
     app: JupyterFrontEnd,
+    sidebar: IInfinStorSidebar | null,
     palette: ICommandPalette | null,
     notebooks: INotebookTracker | null,
-    rendermime: IRenderMimeRegistry | null
-  ) => {
+    rendermime: IRenderMimeRegistry | null,
+    settingRegistry: ISettingRegistry | null,
+    launcher: ILauncher | null,
+    translator: ITranslator | null
+  ): IMlflowClient => {
+    translator = translator ?? nullTranslator;
+    const trans = translator.load('infinstor_jupyterlab');
     const client = new MlflowClient({ serverSettings: app.serviceManager.serverSettings });
-    const browser = new MlflowBrowserModel({ client });
+    const browser = new MlflowBrowserModel({ client, sidebarVisible: sidebar?.isVisible ?? false });
     const tracker = new WidgetTracker<MainAreaWidget>({ namespace: 'infinstor-mlflow' });
     const { commands } = app;
 
-    const activateSidebar = () => app.shell.activateById(SIDEBAR_ID);
+    const activateSidebar = () => {
+      if (sidebar) {
+        app.shell.activateById(sidebar.id);
+      }
+    };
 
     const actions: IMlflowActions = {
       openRun: runId => void commands.execute(MlflowCommandIDs.openRun, { runId }),
@@ -59,8 +85,11 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
     const findOpen = (id: string) => Array.from(app.shell.widgets('main')).find(w => w.id === id);
 
     commands.addCommand(MlflowCommandIDs.openRun, {
-      label: args => (args['runId'] ? `Open run ${String(args['runId']).slice(0, 8)}` : 'Open MLflow run…'),
-      caption: 'Open the detail of an MLflow run in a tab',
+      label: args =>
+        args['runId']
+          ? trans.__('Open run %1', String(args['runId']).slice(0, 8))
+          : trans.__('Open MLflow run…'),
+      caption: trans.__('Open the detail of an MLflow run in a tab'),
       execute: args => {
         const runId = String(args['runId'] ?? '');
         if (!runId) {
@@ -73,7 +102,7 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
           return open;
         }
         const content = new RunDetailWidget({ client, runId, actions, rendermime });
-        content.title.label = `Run ${runId.slice(0, 8)}`;
+        content.title.label = trans.__('Run %1', runId.slice(0, 8));
         const widget = wrap(content, id, content.title.label);
         void tracker.add(widget);
         app.shell.add(widget, 'main');
@@ -83,13 +112,13 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
     });
 
     commands.addCommand(MlflowCommandIDs.compareRuns, {
-      label: 'Compare MLflow runs',
-      caption: 'Compare two or more runs side by side',
+      label: trans.__('Compare MLflow runs'),
+      caption: trans.__('Compare two or more runs side by side'),
       isEnabled: args => Array.isArray(args['runIds']) && (args['runIds'] as string[]).length >= 2,
       execute: args => {
         const runIds = (args['runIds'] as string[]) ?? [];
         const content = new CompareWidget({ client, runIds, actions });
-        content.title.label = `Compare ${runIds.length} runs`;
+        content.title.label = trans.__('Compare %1 runs', runIds.length);
         const widget = wrap(content, `infinstor-compare-${runIds.join('-').slice(0, 200)}`, content.title.label);
         void tracker.add(widget);
         app.shell.add(widget, 'main');
@@ -99,8 +128,10 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
     });
 
     commands.addCommand(MlflowCommandIDs.openInMlflowUi, {
-      label: args => (args['hash'] ? 'Open in MLflow UI' : 'Open the current experiment or run in MLflow UI'),
-      caption: "Open the same experiment, run or model in MLflow's own UI, in a lab tab",
+      label: args =>
+        args['hash'] ? trans.__('Open in MLflow UI') : trans.__('Open the current experiment or run in MLflow UI'),
+      caption: trans.__("Open the same experiment, run or model in MLflow's own UI, in a lab tab"),
+      icon: args => (args['isPalette'] ? undefined : mlflowUiIcon),
       execute: args => {
         let hash = args['hash'] as string | undefined;
         let label = (args['label'] as string | undefined) ?? '';
@@ -116,7 +147,7 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
             label = browser.experiment.name;
           } else {
             hash = '#/experiments';
-            label = 'experiments';
+            label = trans.__('experiments');
           }
         }
         const widget = createMlflowUiWidget(client.uiUrl(hash), label);
@@ -132,36 +163,31 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
       activateSidebar();
     };
     commands.addCommand(MlflowCommandIDs.showExperiments, {
-      label: 'Show MLflow experiments',
+      label: trans.__('Show MLflow experiments'),
+      caption: trans.__('Show your MLflow experiments in the InfinStor sidebar'),
+      icon: args => (args['isPalette'] ? undefined : mlflowUiIcon),
       execute: showTab('experiments')
     });
     commands.addCommand(MlflowCommandIDs.showNotebookRuns, {
-      label: "Show this notebook's MLflow runs",
+      label: trans.__("Show this notebook's MLflow runs"),
       execute: showTab('notebook')
     });
     commands.addCommand(MlflowCommandIDs.showModels, {
-      label: 'Show MLflow registered models',
+      label: trans.__('Show MLflow registered models'),
       execute: showTab('models')
     });
     commands.addCommand(MlflowCommandIDs.newExperiment, {
-      label: 'New MLflow experiment…',
+      label: trans.__('New MLflow experiment…'),
       execute: async () => {
-        const id = await createExperimentDialog(browser.experiments);
+        const id = await createExperimentDialog(browser.experiments, trans);
         if (id) {
           showTab('experiments')();
         }
       }
     });
     commands.addCommand(MlflowCommandIDs.refresh, {
-      label: 'Refresh MLflow experiments, runs and models',
-      execute: async () => {
-        await Promise.all([
-          browser.experiments.refresh(),
-          browser.runs?.reload(),
-          browser.notebookRuns.refresh(),
-          browser.registeredModels.refresh()
-        ]);
-      }
+      label: trans.__('Refresh MLflow experiments, runs and models'),
+      execute: () => browser.refresh()
     });
 
     if (palette) {
@@ -173,8 +199,13 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
         MlflowCommandIDs.refresh,
         MlflowCommandIDs.openInMlflowUi
       ]) {
-        palette.addItem({ command, category: CATEGORY });
+        palette.addItem({ command, category: CATEGORY, args: { isPalette: true } });
       }
+    }
+
+    if (launcher) {
+      launcher.add({ command: MlflowCommandIDs.showExperiments, category: CATEGORY, rank: 1 });
+      launcher.add({ command: MlflowCommandIDs.openInMlflowUi, category: CATEGORY, rank: 2 });
     }
 
     // "This notebook": follow the active notebook.
@@ -188,30 +219,53 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
       follow();
     }
 
-    // Mount in the InfinStor sidebar (added by the main plugin).
-    const mount = () => {
-      const sidebar = Array.from(app.shell.widgets('left')).find(w => w.id === SIDEBAR_ID) as InfinStorSidebar | undefined;
-      if (sidebar && typeof sidebar.setBody === 'function') {
-        sidebar.setBody(<MlflowBrowser model={browser} actions={actions} />);
-        // Whether the service shares: asked (GET whoami) once per service, state and user.
-        const status = sidebar.model;
-        const check = () => {
-          browser.sharing.update(sharingKey(status.status)).catch(reason => {
-            console.error('InfinStor: could not check whether the tracking service supports sharing.', reason);
-          });
-        };
-        status.changed.connect(check);
-        check();
-        return true;
-      }
-      return false;
-    };
-    if (!mount()) {
-      void app.restored.then(() => {
-        if (!mount()) {
-          console.warn('InfinStor: the sidebar was not found; the MLflow browser is not shown.');
+    // How long the lists wait between checks while nothing changes (the refreshInterval setting).
+    if (settingRegistry) {
+      const apply = (settings: ISettingRegistry.ISettings) => {
+        const seconds = settings.get('refreshInterval').composite;
+        if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0) {
+          browser.idleInterval = seconds * 1000;
         }
-      });
+      };
+      settingRegistry
+        .load(SETTINGS_ID)
+        .then(settings => {
+          apply(settings);
+          settings.changed.connect(apply);
+        })
+        .catch(reason => console.error('InfinStor: could not read the MLflow views settings.', reason));
     }
+
+    // In the InfinStor sidebar, below the status and the user.
+    if (sidebar) {
+      sidebar.addSection(browser, <MlflowBrowser model={browser} actions={actions} translator={translator} />);
+      sidebar.visibilityChanged.connect((_, visible) => {
+        browser.sidebarVisible = visible;
+      });
+      browser.sidebarVisible = sidebar.isVisible;
+
+      const status = sidebar.status;
+      // Whether the service shares: asked (GET whoami) once per service, state and user.
+      // When who is signed in changes, what the lists showed is stale: reload them.
+      let lastUser: string | null = null;
+      const onStatus = () => {
+        browser.sharing.update(sharingKey(status.status)).catch(reason => {
+          console.error('InfinStor: could not check whether the tracking service supports sharing.', reason);
+        });
+        const user = status.status?.user;
+        if (!user) {
+          return;
+        }
+        const key = user.signed_in ? `signed-in:${user.name}` : 'signed-out';
+        if (lastUser !== null && key !== lastUser) {
+          void browser.refresh();
+        }
+        lastUser = key;
+      };
+      status.changed.connect(onStatus);
+      onStatus();
+    }
+
+    return client;
   }
 };

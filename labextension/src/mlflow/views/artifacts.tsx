@@ -4,7 +4,7 @@ import { Widget } from '@lumino/widgets';
 import React from 'react';
 
 import { IMlflowClient } from '../../tokens';
-import { formatBytes, parseCsv, previewKind } from '../format';
+import { formatBytes, htmlPreviewDocument, IPreviewTheme, parseCsv, previewKind } from '../format';
 import { IFileInfo } from '../types';
 import { EmptyState, ErrorState, LoadingState } from './common';
 
@@ -220,8 +220,7 @@ function PreviewBody(props: { loaded: Loaded; path: string; rendermime: IRenderM
         </pre>
       );
     case 'html':
-      // An empty sandbox: no scripts, no same-origin access, no forms, no navigation.
-      return <iframe className="jp-InfinStor-previewFrame" sandbox="" srcDoc={loaded.text} title={`Preview of ${props.path}`} />;
+      return <HtmlPreview html={loaded.text} path={props.path} />;
     case 'csv': {
       const [head, ...body] = loaded.rows;
       return (
@@ -247,6 +246,49 @@ function PreviewBody(props: { loaded: Loaded; path: string; rendermime: IRenderM
     default:
       return <EmptyState title="No preview for this kind of file." hint="Download it to open it." />;
   }
+}
+
+/**
+ * The lab theme's colours, read again whenever the theme changes.
+ */
+function usePreviewTheme(): IPreviewTheme {
+  const read = (): IPreviewTheme => {
+    const body = document.body;
+    const style = getComputedStyle(body);
+    return {
+      light: body.dataset.jpThemeLight !== 'false',
+      background: style.getPropertyValue('--jp-layout-color0'),
+      color: style.getPropertyValue('--jp-content-font-color1'),
+      link: style.getPropertyValue('--jp-content-link-color'),
+      font: style.getPropertyValue('--jp-content-font-family')
+    };
+  };
+  const [theme, setTheme] = React.useState(read);
+  React.useEffect(() => {
+    // JupyterLab marks the theme on <body> (data-jp-theme-light, data-jp-theme-name).
+    const observer = new MutationObserver(() => setTheme(read()));
+    observer.observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-light', 'data-jp-theme-name'] });
+    return () => observer.disconnect();
+  }, []);
+  return theme;
+}
+
+/**
+ * An HTML artifact in an empty sandbox (no scripts, no same-origin access, no forms, no
+ * navigation), starting from the lab theme's colours.
+ */
+function HtmlPreview(props: { html: string; path: string }): JSX.Element {
+  const theme = usePreviewTheme();
+  const doc = React.useMemo(() => htmlPreviewDocument(props.html, theme), [props.html, theme]);
+  return (
+    <iframe
+      className="jp-InfinStor-previewFrame"
+      sandbox=""
+      srcDoc={doc}
+      title={`Preview of ${props.path}`}
+      data-theme={theme.light ? 'light' : 'dark'}
+    />
+  );
 }
 
 /**

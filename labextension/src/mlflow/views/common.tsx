@@ -1,8 +1,22 @@
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Button, refreshIcon } from '@jupyterlab/ui-components';
 import { ISignal } from '@lumino/signaling';
 import React from 'react';
 
 import { describeError, statusKind, statusLabel } from '../format';
+
+/**
+ * The extension's translations for the MLflow views (the browser's root provides them; without
+ * a provider the views speak English).
+ */
+export const TranslationContext = React.createContext<TranslationBundle>(
+  nullTranslator.load('infinstor_jupyterlab')
+);
+
+/** The translations of the MLflow views (`trans.__('…')` for every user-visible string). */
+export function useTrans(): TranslationBundle {
+  return React.useContext(TranslationContext);
+}
 
 /**
  * Re-render when a model's `changed` signal fires.
@@ -43,7 +57,8 @@ export function ErrorState(props: {
   onRetry?: () => void;
   compact?: boolean;
 }): JSX.Element {
-  const d = describeError(props.error);
+  const trans = useTrans();
+  const d = describeError(props.error, trans);
   return (
     <div
       className={`jp-InfinStor-state jp-InfinStor-state-error${props.compact ? ' jp-mod-compact' : ''}`}
@@ -58,7 +73,7 @@ export function ErrorState(props: {
       <p className="jp-InfinStor-stateHint">{d.hint}</p>
       {props.onRetry && (
         <Button className="jp-mod-styled jp-mod-reject" small onClick={props.onRetry}>
-          Retry
+          {trans.__('Retry')}
         </Button>
       )}
     </div>
@@ -84,7 +99,7 @@ export function EmptyState(props: { title: string; hint?: React.ReactNode; testi
 }
 
 export function StatusBadge(props: { status: string; showLabel?: boolean }): JSX.Element {
-  const label = statusLabel(props.status);
+  const label = statusLabel(props.status, useTrans());
   return (
     <span className="jp-InfinStor-runStatus" title={label} data-status={props.status}>
       <span className={`jp-InfinStor-dot jp-InfinStor-dot-${statusKind(props.status)}`} aria-hidden="true" />
