@@ -7,6 +7,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import React from 'react';
 
+import { infinstorIcon } from '../common/icons';
 import { IInfinStorSidebar, IMlflowClient } from '../tokens';
 import { MlflowClient } from './client';
 import { mlflowUiIcon } from './icons';
@@ -129,7 +130,11 @@ export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
 
     commands.addCommand(MlflowCommandIDs.openInMlflowUi, {
       label: args =>
-        args['hash'] ? trans.__('Open in MLflow UI') : trans.__('Open the current experiment or run in MLflow UI'),
+        args['launcher']
+          ? trans.__('MLflow UI')
+          : args['hash']
+            ? trans.__('Open in MLflow UI')
+            : trans.__('Open the current experiment or run in MLflow UI'),
       caption: trans.__("Open the same experiment, run or model in MLflow's own UI, in a lab tab"),
       icon: args => (args['isPalette'] ? undefined : mlflowUiIcon),
       execute: args => {
@@ -163,9 +168,9 @@ export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
       activateSidebar();
     };
     commands.addCommand(MlflowCommandIDs.showExperiments, {
-      label: trans.__('Show MLflow experiments'),
-      caption: trans.__('Show your MLflow experiments in the InfinStor sidebar'),
-      icon: args => (args['isPalette'] ? undefined : mlflowUiIcon),
+      label: args => (args['launcher'] ? trans.__('MLflow experiments') : trans.__('Show MLflow experiments')),
+      caption: trans.__('Show your MLflow experiments, runs and models in the InfinStor sidebar'),
+      icon: args => (args['isPalette'] ? undefined : infinstorIcon),
       execute: showTab('experiments')
     });
     commands.addCommand(MlflowCommandIDs.showNotebookRuns, {
@@ -204,8 +209,8 @@ export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
     }
 
     if (launcher) {
-      launcher.add({ command: MlflowCommandIDs.showExperiments, category: CATEGORY, rank: 1 });
-      launcher.add({ command: MlflowCommandIDs.openInMlflowUi, category: CATEGORY, rank: 2 });
+      launcher.add({ command: MlflowCommandIDs.showExperiments, category: CATEGORY, rank: 1, args: { launcher: true } });
+      launcher.add({ command: MlflowCommandIDs.openInMlflowUi, category: CATEGORY, rank: 2, args: { launcher: true } });
     }
 
     // "This notebook": follow the active notebook.
