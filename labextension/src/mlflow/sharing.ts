@@ -8,6 +8,7 @@
  * may grant, change and revoke. Its refusals are kept (with its own message)
  * for the dialog to show inline; nothing is guessed on this side.
  */
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
@@ -56,8 +57,9 @@ export interface IShareTarget {
   name: string;
 }
 
-export function principalTypeLabel(type: PrincipalType): string {
-  return type === 'user' ? 'User' : type === 'group' ? 'Group' : 'Organisation';
+export function principalTypeLabel(type: PrincipalType, trans?: TranslationBundle): string {
+  const t = trans ?? nullTranslator.load('infinstor_jupyterlab');
+  return type === 'user' ? t.__('User') : type === 'group' ? t.__('Group') : t.__('Organisation');
 }
 
 export function resourceLabel(type: ResourceType): string {
