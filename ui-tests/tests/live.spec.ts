@@ -15,7 +15,8 @@ const LIVE_MS = 5000;
 const JOB_TIMEOUT = 150 * 1000;
 
 test.use({ autoGoto: true });
-test.describe.configure({ mode: 'serial' });
+// Typing into notebook cells, a kernel, 20 s idle and 15 s hidden on a shared 2-core host.
+test.describe.configure({ mode: 'serial', timeout: 360 * 1000 });
 
 async function openSidebar(page: Page): Promise<Locator> {
   const panel = page.locator(`#${SIDEBAR_ID}`);

@@ -175,4 +175,24 @@ describe('SidebarContent', () => {
     });
     expect(spy).toHaveBeenCalledTimes(1);
   });
+
+  it("the header's Refresh refreshes the lists below too, not only the status", async () => {
+    const list = { refresh: jest.fn().mockResolvedValue(undefined), checkedAt: Date.now() };
+    await renderWith(makeStatus(), { sections: [list] });
+    jest.spyOn(model, 'refresh').mockResolvedValue(undefined);
+    await act(async () => {
+      byTestId('infinstor-refresh')!.click();
+    });
+    expect(list.refresh).toHaveBeenCalledTimes(1);
+  });
+
+  it('"Last checked" is the oldest check of what is shown, not the fresh status alone', async () => {
+    // A list last checked 12 minutes ago (the stale list the footer hid before).
+    const stale = new Date(Date.now() - 12 * 60 * 1000);
+    await renderWith(makeStatus(), { sections: [{ refresh: async () => undefined, checkedAt: stale.getTime() }] });
+    const pad = (n: number) => String(n).padStart(2, '0');
+    expect(byTestId('infinstor-last-checked')?.textContent).toBe(
+      `Last checked ${pad(stale.getHours())}:${pad(stale.getMinutes())}:${pad(stale.getSeconds())}`
+    );
+  });
 });
