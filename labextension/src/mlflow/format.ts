@@ -6,6 +6,9 @@ import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { InfinStorRequestError } from '../common/request';
 import { IKeyValue, IRun, RunStatus } from './types';
 
+/** English, for callers that pass no translations. */
+const ENGLISH = nullTranslator.load('infinstor_jupyterlab');
+
 export const SOURCE_NAME_TAG = 'mlflow.source.name';
 export const SOURCE_TYPE_TAG = 'mlflow.source.type';
 export const PARENT_RUN_TAG = 'mlflow.parentRunId';
@@ -79,7 +82,11 @@ export function formatTimestamp(ms: number | null | undefined): string {
 /**
  * `just now`, `5 min ago`, `3 h ago`, `2 d ago`, else the date.
  */
-export function formatRelative(ms: number | null | undefined, now: number = Date.now()): string {
+export function formatRelative(
+  ms: number | null | undefined,
+  now: number = Date.now(),
+  trans: TranslationBundle = ENGLISH
+): string {
   if (!ms || !Number.isFinite(ms)) {
     return '—';
   }
@@ -88,16 +95,16 @@ export function formatRelative(ms: number | null | undefined, now: number = Date
     return formatTimestamp(ms);
   }
   if (diff < 45 * 1000) {
-    return 'just now';
+    return trans.__('just now');
   }
   if (diff < 60 * 60 * 1000) {
-    return `${Math.max(1, Math.round(diff / 60000))} min ago`;
+    return trans.__('%1 min ago', Math.max(1, Math.round(diff / 60000)));
   }
   if (diff < 24 * 60 * 60 * 1000) {
-    return `${Math.round(diff / 3600000)} h ago`;
+    return trans.__('%1 h ago', Math.round(diff / 3600000));
   }
   if (diff < 30 * 24 * 60 * 60 * 1000) {
-    return `${Math.round(diff / 86400000)} d ago`;
+    return trans.__('%1 d ago', Math.round(diff / 86400000));
   }
   return formatTimestamp(ms).slice(0, 10);
 }
@@ -176,9 +183,6 @@ export function runSource(run: IRun): string {
 export function isLabNotebookPath(source: string): boolean {
   return /\.ipynb$/i.test(source) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(source) && !source.startsWith('/');
 }
-
-/** English, for callers that pass no translations. */
-const ENGLISH = nullTranslator.load('infinstor_jupyterlab');
 
 export function statusLabel(status: string | undefined, trans: TranslationBundle = ENGLISH): string {
   switch (status) {

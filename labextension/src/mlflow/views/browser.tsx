@@ -133,7 +133,7 @@ function NotebookRuns(props: { model: NotebookRunsModel; actions: IMlflowActions
                   <StatusBadge status={run.info.status} /> {runName(run)}
                 </span>
                 <span className="jp-InfinStor-listMeta">
-                  <span title={formatTimestamp(run.info.start_time)}>{formatRelative(run.info.start_time)}</span>
+                  <span title={formatTimestamp(run.info.start_time)}>{formatRelative(run.info.start_time, undefined, trans)}</span>
                   {' · '}
                   {formatDuration(runDuration(run))}
                   {' · '}

@@ -173,7 +173,7 @@ export function ExperimentsList(props: {
                   <span className="jp-InfinStor-listName">{exp.name}</span>
                   <span className="jp-InfinStor-listMeta">
                     <span title={trans.__('Created %1', formatTimestamp(exp.creation_time))}>
-                      {trans.__('Created %1', formatRelative(exp.creation_time))}
+                      {trans.__('Created %1', formatRelative(exp.creation_time, undefined, trans))}
                     </span>
                     {owner && <span> · {owner}</span>}
                     <span> · {trans.__('id %1', exp.experiment_id)}</span>

@@ -77,7 +77,7 @@ export function ModelsPanel(props: {
                 </span>
                 <span className="jp-InfinStor-listMeta">
                   {(m.latest_versions ?? []).length ? `${trans.__('latest v%1', latestVersion(m))} · ` : ''}
-                  {trans.__('updated %1', formatRelative(m.last_updated_timestamp))}
+                  {trans.__('updated %1', formatRelative(m.last_updated_timestamp, undefined, trans))}
                   {(m.aliases ?? []).length ? ` · ${m.aliases!.map(a => `@${a.alias}`).join(' ')}` : ''}
                 </span>
               </button>
@@ -243,7 +243,7 @@ function ModelVersions(props: { model: ModelVersionsModel; actions: IMlflowActio
                   </span>
                   {v.current_stage && v.current_stage !== 'None' ? ` · ${v.current_stage}` : ''}
                   {' · '}
-                  <span title={formatTimestamp(v.creation_timestamp)}>{trans.__('created %1', formatRelative(v.creation_timestamp))}</span>
+                  <span title={formatTimestamp(v.creation_timestamp)}>{trans.__('created %1', formatRelative(v.creation_timestamp, undefined, trans))}</span>
                   {v.user_id ? ` · ${v.user_id}` : ''}
                 </div>
                 {v.run_id && (

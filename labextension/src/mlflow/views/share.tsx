@@ -175,7 +175,7 @@ function PermissionRow(props: { model: ShareModel; permission: IPermission }): J
         />
       </td>
       <td>{p.granted_by || '—'}</td>
-      <td title={p.granted_at ? formatTimestamp(p.granted_at) : undefined}>{p.granted_at ? formatRelative(p.granted_at) : '—'}</td>
+      <td title={p.granted_at ? formatTimestamp(p.granted_at) : undefined}>{p.granted_at ? formatRelative(p.granted_at, undefined, trans) : '—'}</td>
       <td>
         <Button
           minimal
