@@ -48,9 +48,32 @@ function unique(prefix: string): string {
 
 /** Run a notebook cell's code and wait for it to end; the time it ended (ms). */
 async function runCode(page: Page, index: number, code: string): Promise<number> {
-  await page.notebook.setCell(index, 'code', code);
-  await page.notebook.runCell(index, true);
+  expect(await page.notebook.setCell(index, 'code', code)).toBe(true);
+  expect(await page.notebook.runCell(index, true)).toBe(true);
   return Date.now();
+}
+
+/** Put a notebook in the test's folder and open it (Galata's helpers answer false on failure). */
+async function openNotebook(page: Page, tmpPath: string, name: string, source: string): Promise<void> {
+  expect(await page.contents.uploadContent(source, 'text', `${tmpPath}/${name}`)).toBe(true);
+  // Through the lab's command: Galata's file browser helpers need the file browser on screen.
+  const path = `${tmpPath}/${name}`;
+  await page.evaluate(p => (window as any).jupyterapp.commands.execute('docmanager:open', { path: p }), path);
+  await expect(page.locator('.jp-NotebookPanel:not(.lm-mod-hidden)')).toBeVisible();
+  expect(await page.notebook.activate(name)).toBe(true);
+}
+
+/** A Python notebook of one empty code cell. */
+function emptyNotebook(): string {
+  return JSON.stringify({
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: {
+      kernelspec: { name: 'python3', display_name: 'Python 3 (ipykernel)', language: 'python' },
+      language_info: { name: 'python' }
+    },
+    cells: [{ id: 'c0', cell_type: 'code', execution_count: null, metadata: {}, outputs: [], source: '' }]
+  });
 }
 
 /** Every request the page makes to the lab's MLflow proxy, from now on. */
@@ -91,11 +114,13 @@ test.describe('Live sidebar', () => {
     const panel = await openSidebar(page);
     const experiment = unique('galata-live');
     const notebook = `${tmpPath}/live.ipynb`;
-    await page.notebook.createNew('live.ipynb');
+    // Made with its name before it is opened: a kernel knows its notebook by the path it was
+    // started with (runs logged after a rename still carry the old one).
+    await openNotebook(page, tmpPath, 'live.ipynb', emptyNotebook());
     await openSidebar(page);
     // The kernel is up (and mlflow imported) before the clock starts.
     await runCode(page, 0, 'import mlflow');
-    await page.notebook.addCell('code', '');
+    expect(await page.notebook.addCell('code', '')).toBe(true);
 
     // A new experiment and a run in it, logged by the kernel straight to the tracking service.
     await page.getByTestId('infinstor-browser-tab-experiments').click();
@@ -124,7 +149,7 @@ test.describe('Live sidebar', () => {
     await expect(page.getByTestId('infinstor-runs-experiment')).toHaveText(experiment);
     const rows = page.getByTestId('infinstor-run-row');
     await expect(rows).toHaveCount(1);
-    await page.notebook.addCell('code', '');
+    expect(await page.notebook.addCell('code', '')).toBe(true);
     await runCode(
       page,
       2,
@@ -134,7 +159,7 @@ test.describe('Live sidebar', () => {
     await expect(streaming).toHaveCount(1, { timeout: LIVE_MS });
     await expect(streaming.locator('[data-status]').first()).toHaveAttribute('data-status', 'RUNNING');
     await expect(page.getByTestId('infinstor-runs-count')).toHaveText(/^2\+? runs$/);
-    await page.notebook.addCell('code', '');
+    expect(await page.notebook.addCell('code', '')).toBe(true);
     await runCode(page, 3, ['mlflow.log_metric("loss", 0.25, step=1)', 'mlflow.end_run()'].join('\n'));
     await expect(streaming.locator('[data-status]').first()).toHaveAttribute('data-status', 'FINISHED', {
       timeout: LIVE_MS
@@ -146,7 +171,7 @@ test.describe('Live sidebar', () => {
     await expect(page.getByTestId('infinstor-notebook-path')).toHaveText(notebook);
     const notebookRuns = page.getByTestId('infinstor-notebook-run');
     await expect(notebookRuns).toHaveCount(2);
-    await page.notebook.addCell('code', '');
+    expect(await page.notebook.addCell('code', '')).toBe(true);
     await runCode(page, 4, ['with mlflow.start_run(run_name="third-run"):', '    mlflow.log_param("lr", 0.1)'].join('\n'));
     await expect(notebookRuns).toHaveCount(3, { timeout: LIVE_MS });
     await expect(notebookRuns.first()).toContainText('third-run');
@@ -177,8 +202,8 @@ test.describe('Live sidebar', () => {
 
     // Shown again, it catches up at once with what was logged meanwhile.
     const meanwhile = unique('galata-while-hidden');
-    await page.notebook.activate('live.ipynb');
-    await page.notebook.addCell('code', '');
+    expect(await page.notebook.activate('live.ipynb')).toBe(true);
+    expect(await page.notebook.addCell('code', '')).toBe(true);
     await runCode(page, 5, `mlflow.set_experiment(${JSON.stringify(meanwhile)})`);
     await page.locator(`.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="${SIDEBAR_ID}"]`).click();
     await expect(panel.getByTestId('infinstor-experiment-item').filter({ hasText: meanwhile })).toHaveCount(1, {
@@ -215,8 +240,7 @@ test.describe('Live sidebar', () => {
         }
       ]
     });
-    expect(await page.contents.uploadContent(source, 'text', `${tmpPath}/${name}`)).toBe(true);
-    await page.notebook.open(name);
+    await openNotebook(page, tmpPath, name, source);
     const panel = await openSidebar(page);
     await page.getByTestId('infinstor-browser-tab-notebook').click();
     await expect(page.getByTestId('infinstor-notebook-path')).toHaveText(`${tmpPath}/${name}`);
