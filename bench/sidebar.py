@@ -1,33 +1,48 @@
 #!/usr/bin/env python
-"""Benchmark: the sidebar's runs table vs MLflow's own UI on a 10,000 runs x 20 params x 20 metrics experiment.
+"""Benchmark: the runs tab vs MLflow's own UI on a 10,000 runs x 20 params x 20 metrics experiment.
 
 Seeds a temporary JUPYTER_DATA_DIR with ui-tests/seed_tracking.py (experiment `big-sweep-10k`),
 starts a Jupyter server with the extension (embedded tracking service), and in ONE headless
-Debian chromium (Python playwright):
+Debian chromium (Python playwright) runs each measurement of `MEASUREMENTS` in turn:
 
-1. sidebar: opens the lab, then `--trials` times clicks the experiment in the InfinStor sidebar
-   and measures (in the page, performance.now()) the time from the click to the first run row
-   painted (the next animation frame after a row has a layout box);
-2. MLflow's own UI through the proxy (`/infinstor/api/mlflow/#/experiments/<id>/runs`):
-   a) in-app: with the UI loaded on its experiments list, the time from switching the route to
-      the experiment's runs table to the first run name painted (the UI's equivalent of the click);
-   b) page load: navigation (JS cached) to the first run name painted;
-3. scrolls the sidebar's table to the end (all 10,000 runs, server-side pages) and reports the
-   number of row elements in the DOM at the end and the most seen at any time.
+- `runs_tab_click_to_first_rows_ms`: clicks the experiment in the InfinStor sidebar and measures
+  (in the page, performance.now()) the time from the click to the first run row painted in the
+  experiment's runs tab (main area; the next animation frame after a row has a layout box); the
+  tab is closed between trials, so each trial asks the server again;
+- `mlflow_ui_in_app_ms`: MLflow's own UI through the proxy
+  (`/infinstor/api/mlflow/#/experiments/<id>/runs`), loaded on its experiments list: the time from
+  switching the route to the experiment's runs table to the newest run's name painted (the UI's
+  equivalent of the click);
+- `mlflow_ui_page_load_ms`: a navigation to that page (JS cached) to the newest run's name painted;
+- `runs_tab_scroll`: scrolls the runs tab's table to the end (every run, server-side pages) and
+  reports the row elements in the DOM at the end and the most seen at any time (one trial).
 
-    python bench/sidebar.py [--trials 5] [--json out.json]
+A trial that fails (a timeout, a page that never shows its rows) is recorded with its error and
+the benchmark goes on to the next trial (on a fresh page); the JSON printed at the end holds every
+sample that was measured, every failure, the medians and the targets it could evaluate.
+
+To add a measurement: write `def measure_x(bench: Bench) -> dict[str, float]` (one trial: what
+it measured, by name) and append `Measurement("x", measure_x)` to `MEASUREMENTS`
+(`trials=1` for a one-shot, `prepare=` for what the trials share, e.g. opening a view once).
+
+    python bench/sidebar.py [--trials 5] [--json out.json] [--only NAME ...]
+    python bench/sidebar.py --runs 300 --trials 1      # smoke test: a 300-run experiment
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).parent.resolve()
@@ -40,10 +55,23 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage",
 ]  # fmt: skip
-EXPERIMENT = "big-sweep-10k"
-NEWEST = "sweep-09999"
+VIEWPORT = {"width": 1400, "height": 900}
+EXPERIMENT = "big-sweep-10k"  # seed_tracking.py's name, whatever its size
+# How long one trial may wait for rows: generous (a loaded 2-core machine), yet a stuck trial
+# costs minutes, not the whole run.
+ROWS_TIMEOUT_MS = 90_000
+# MLflow's UI opens its Assistant panel on a local host name; the lab's tab keeps it closed
+# (labextension/src/mlflow/mlflowUi.ts): measure the UI as the lab shows it.
+ASSISTANT_CLOSED = """
+try {
+  localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');
+  localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');
+} catch (e) {}
+"""
 
-CLICK_TO_FIRST_ROW = """
+TAB_ROW = "[data-testid=infinstor-runs-tab] [data-testid=infinstor-run-row]"
+
+CLICK_TO_TAB_ROWS = """
 async (name) => {
   const item = [...document.querySelectorAll('[data-testid=infinstor-experiment-item]')]
     .find(e => e.querySelector('.jp-InfinStor-listName').textContent === name);
@@ -51,7 +79,7 @@ async (name) => {
   item.querySelector('.jp-InfinStor-listMain').click();
   return await new Promise(resolve => {
     const check = () => {
-      const row = document.querySelector('[data-testid=infinstor-run-row]');
+      const row = document.querySelector('%s');
       if (row && row.getBoundingClientRect().height > 0) {
         requestAnimationFrame(() => resolve(performance.now() - t0));
       } else {
@@ -61,7 +89,7 @@ async (name) => {
     check();
   });
 }
-"""
+""" % TAB_ROW
 
 # Installed in MLflow's UI page: records when the newest run's name is first painted.
 WATCH_TEXT = """
@@ -79,13 +107,203 @@ WATCH_TEXT = """
   };
   requestAnimationFrame(check);
 })()
-""" % NEWEST
+"""
 
 
-def main() -> None:
+class Bench:
+    """What the measurements share: the lab, the browser, the seeded experiment."""
+
+    def __init__(self, lab: Lab, browser, runs: int, exp_id: str, rows_timeout_ms: int = ROWS_TIMEOUT_MS):
+        self.lab, self.runs, self.exp_id = lab, runs, exp_id
+        self.rows_timeout_ms = rows_timeout_ms
+        self.newest = f"sweep-{runs - 1:05d}"  # seed_tracking.py's newest run
+        self.ui = f"{lab.url}/infinstor/api/mlflow/"
+        # One context for every page: they share the HTTP cache and Jupyter's login cookie.
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.page = None
+        self.fresh_page(f"{lab.url}/infinstor/api/status?token={TOKEN}")  # sets the cookie
+
+    def fresh_page(self, url: str | None = None):
+        """A new tab (after a failed trial the old one may be in any state)."""
+        if self.page is not None:
+            try:
+                self.page.close()
+            except Exception:
+                pass
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(self.rows_timeout_ms)
+        if url:
+            self.page.goto(url, wait_until="commit")
+        return self.page
+
+    def open_lab_sidebar(self) -> None:
+        page = self.fresh_page(f"{self.lab.url}/lab?token={TOKEN}&reset")
+        page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="infinstor-sidebar"]').click(timeout=120_000)
+        self.experiment_item().wait_for(timeout=120_000)
+
+    def experiment_item(self):
+        return self.page.get_by_test_id("infinstor-experiment-item").filter(has_text=EXPERIMENT)
+
+    def close_runs_tab(self) -> None:
+        """Close the experiment's runs tab and take the sidebar back to the experiments list."""
+        tab = self.page.locator(f'.lm-DockPanel-tabBar .lm-TabBar-tab[data-id="infinstor-runs-{self.exp_id}"]')
+        if tab.count():
+            tab.locator(".lm-TabBar-tabCloseIcon").click()
+            tab.wait_for(state="detached")
+        back = self.page.get_by_test_id("infinstor-runs-back")
+        if back.count():
+            back.click()
+        self.page.get_by_test_id("infinstor-experiment-item").first.wait_for()
+
+    def mlflow_ui_page(self):
+        """A fresh tab on the lab's origin with MLflow's UI set up as the lab's tab has it."""
+        page = self.fresh_page()
+        page.add_init_script(ASSISTANT_CLOSED)
+        return page
+
+
+# -- measurements (each: one trial -> {name: value}) ---------------------------------------------
+
+
+def prepare_sidebar(bench: Bench) -> None:
+    bench.open_lab_sidebar()
+
+
+def measure_runs_tab_click(bench: Bench) -> dict[str, float]:
+    if not bench.experiment_item().count():  # a failed trial left the runs list open
+        bench.open_lab_sidebar()
+    ms = bench.page.evaluate(CLICK_TO_TAB_ROWS, EXPERIMENT)
+    bench.close_runs_tab()
+    return {"runs_tab_click_to_first_rows_ms": ms}
+
+
+def measure_runs_tab_scroll(bench: Bench) -> dict[str, float]:
+    bench.open_lab_sidebar()
+    page = bench.page
+    bench.experiment_item().locator(".jp-InfinStor-listMain").click()
+    page.locator(TAB_ROW).first.wait_for()
+    page.evaluate("""(sel) => {
+      window.__maxRows = 0;
+      const count = () => { window.__maxRows = Math.max(window.__maxRows, document.querySelectorAll(sel).length); };
+      new MutationObserver(count).observe(document.body, { childList: true, subtree: true });
+      count();
+    }""", TAB_ROW)
+    table = page.locator("[data-testid=infinstor-runs-tab] [data-testid=infinstor-runs-table]")
+    count = page.locator("[data-testid=infinstor-runs-tab] [data-testid=infinstor-runs-count]")
+    t0 = time.perf_counter()
+    deadline = time.monotonic() + 600
+    expected = f"{bench.runs} runs"
+    text = ""
+    while time.monotonic() < deadline:
+        table.evaluate("el => el.scrollTop = el.scrollHeight")
+        text = (count.text_content() or "").strip()
+        if text == expected:
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise TimeoutError(f"after 600 s of scrolling the runs tab says {text!r}, not {expected!r}")
+    page.wait_for_timeout(500)
+    return {
+        "runs_tab_scroll_to_end_s": round(time.perf_counter() - t0, 1),
+        "runs_tab_rows_in_dom_at_end": page.locator(TAB_ROW).count(),
+        "runs_tab_rows_in_dom_max": page.evaluate("window.__maxRows"),
+    }
+
+
+def measure_mlflow_ui_in_app(bench: Bench) -> dict[str, float]:
+    page = bench.mlflow_ui_page()
+    # Not `goto`'s default wait for "load": MLflow's UI keeps loading chunks; wait for what the
+    # user waits for.
+    page.goto(f"{bench.ui}#/experiments", wait_until="commit")
+    page.get_by_text(EXPERIMENT).first.wait_for()
+    page.evaluate(WATCH_TEXT % bench.newest)
+    page.evaluate(f"location.hash = '#/experiments/{bench.exp_id}/runs'")
+    page.wait_for_function("window.__firstRowAt !== null", timeout=bench.rows_timeout_ms)
+    return {"mlflow_ui_in_app_ms": page.evaluate("window.__firstRowAt - window.__watchFrom")}
+
+
+def measure_mlflow_ui_page_load(bench: Bench) -> dict[str, float]:
+    page = bench.mlflow_ui_page()
+    page.add_init_script(WATCH_TEXT % bench.newest)
+    page.goto(f"{bench.ui}#/experiments/{bench.exp_id}/runs", wait_until="commit")
+    page.wait_for_function("window.__firstRowAt !== null", timeout=bench.rows_timeout_ms)
+    return {"mlflow_ui_page_load_ms": page.evaluate("window.__firstRowAt")}  # ms since navigation start
+
+
+@dataclass
+class Measurement:
+    name: str
+    trial: Callable[[Bench], dict[str, float]]
+    trials: int | None = None  # None: --trials
+    prepare: Callable[[Bench], None] | None = None
+
+
+MEASUREMENTS = [
+    Measurement("runs_tab_click", measure_runs_tab_click, prepare=prepare_sidebar),
+    Measurement("runs_tab_scroll", measure_runs_tab_scroll, trials=1),
+    Measurement("mlflow_ui_in_app", measure_mlflow_ui_in_app),
+    Measurement("mlflow_ui_page_load", measure_mlflow_ui_page_load),
+]
+
+
+def run_measurements(bench: Bench, measurements: list[Measurement], trials: int,
+                     samples: dict[str, list[float]], failures: list[dict]) -> None:
+    """Every trial of every measurement into `samples`; a failure goes to `failures`, and the
+    next trial goes on."""
+    for m in measurements:
+        count = m.trials or trials
+        if m.prepare is not None:
+            try:
+                m.prepare(bench)
+            except Exception as exc:
+                failures.append(_failure(m.name, "prepare", exc))
+                continue
+        for index in range(count):
+            t0 = time.perf_counter()
+            try:
+                values = m.trial(bench)
+            except Exception as exc:
+                failures.append(_failure(m.name, index + 1, exc, time.perf_counter() - t0))
+                continue
+            for key, value in values.items():
+                samples.setdefault(key, []).append(round(value) if key.endswith("_ms") else value)
+            print(f"  {m.name} trial {index + 1}/{count}: {values}", file=sys.stderr, flush=True)
+
+
+def _failure(name: str, trial, exc: BaseException, seconds: float = 0.0) -> dict:
+    message = f"{exc.__class__.__name__}: {exc}".strip()
+    print(f"  {name} trial {trial} FAILED after {seconds:.0f} s: {message.splitlines()[0][:300]}", file=sys.stderr, flush=True)
+    traceback.print_exc(limit=3, file=sys.stderr)
+    return {"measurement": name, "trial": trial, "seconds": round(seconds, 1), "error": message[:2000]}
+
+
+def summarize(samples: dict[str, list[float]], failures: list[dict]) -> dict:
+    """Medians of what was measured; ratios and targets only where both sides were measured."""
+    result: dict = {**samples, "failures": failures}
+    med = {k: statistics.median(v) for k, v in samples.items() if v}
+    result["median"] = {k: round(v, 1) for k, v in med.items()}
+    sidebar = med.get("runs_tab_click_to_first_rows_ms")
+    targets: dict[str, bool] = {}
+    if sidebar is not None:
+        targets["first_rows_le_500ms"] = sidebar <= 500
+        for key, label in (("mlflow_ui_in_app_ms", "in_app"), ("mlflow_ui_page_load_ms", "page_load")):
+            if med.get(key):
+                result[f"ratio_vs_mlflow_{label}"] = round(sidebar / med[key], 2)
+                targets[f"le_0.3x_mlflow_{label}"] = sidebar / med[key] <= 0.3
+    if "runs_tab_rows_in_dom_max" in med:
+        targets["rows_lt_200"] = max(samples["runs_tab_rows_in_dom_max"]) < 200
+    result["targets"] = targets
+    return result
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=10_000, help="runs in the big experiment (smoke tests: a few hundred)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", choices=[m.name for m in MEASUREMENTS])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rows-timeout", type=float, default=ROWS_TIMEOUT_MS / 1000,
+                        help="seconds a trial may wait for rows before it is recorded as failed")  # fmt: skip
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -94,97 +312,38 @@ def main() -> None:
     root = base / "root"
     root.mkdir()
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "ui-tests" / "seed_tracking.py"),
-                    str(base / "data" / "infinstor" / "embedded")], check=True)  # fmt: skip
-    seed_s = time.perf_counter() - t0
-    lab = Lab(base, root)
-    result: dict = {"seed_s": round(seed_s, 1)}
+    subprocess.run([sys.executable, str(ROOT / "ui-tests" / "seed_tracking.py"), str(base / "data" / "infinstor" / "embedded")],
+                   check=True, env={**os.environ, "INFINSTOR_SEED_BIG_RUNS": str(args.runs)})  # fmt: skip
+    result: dict = {"runs": args.runs, "seed_s": round(time.perf_counter() - t0, 1)}
+    samples: dict[str, list[float]] = {}
+    failures: list[dict] = []
+    lab = None
     try:
+        lab = Lab(base, root)
         lab.tracking()
         answer = lab.get("infinstor/api/mlflow/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": EXPERIMENT})
         assert answer.ok, answer.text
         exp_id = answer.json()["experiment"]["experiment_id"]
+        measurements = [m for m in MEASUREMENTS if not args.only or m.name in args.only]
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{lab.url}/lab?token={TOKEN}&reset")
-            page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="infinstor-sidebar"]').click()
-            page.get_by_test_id("infinstor-experiment-item").filter(has_text=EXPERIMENT).wait_for(timeout=120_000)
-
-            sidebar = []
-            for _ in range(args.trials):
-                sidebar.append(page.evaluate(CLICK_TO_FIRST_ROW, EXPERIMENT))
-                page.get_by_test_id("infinstor-runs-back").click()
-                page.get_by_test_id("infinstor-experiment-item").first.wait_for()
-            result["sidebar_click_to_first_row_ms"] = [round(x) for x in sidebar]
-
-            # Scroll to the end: all pages, count the row elements.
-            page.get_by_test_id("infinstor-experiment-item").filter(has_text=EXPERIMENT).locator(".jp-InfinStor-listMain").click()
-            page.get_by_test_id("infinstor-run-row").first.wait_for()
-            page.evaluate("""() => {
-              window.__maxRows = 0;
-              const count = () => { window.__maxRows = Math.max(window.__maxRows,
-                document.querySelectorAll('[data-testid=infinstor-run-row]').length); };
-              new MutationObserver(count).observe(document.body, { childList: true, subtree: true });
-            }""")
-            t_scroll = time.perf_counter()
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                page.get_by_test_id("infinstor-runs-table").evaluate("el => el.scrollTop = el.scrollHeight")
-                text = page.get_by_test_id("infinstor-runs-count").text_content() or ""
-                if text.strip() == "10000 runs":
-                    break
-                page.wait_for_timeout(100)
-            page.wait_for_timeout(500)
-            result["sidebar_scroll_to_end_s"] = round(time.perf_counter() - t_scroll, 1)
-            result["sidebar_loaded_runs"] = page.get_by_test_id("infinstor-runs-count").text_content()
-            result["sidebar_rows_in_dom_at_end"] = page.locator("[data-testid=infinstor-run-row]").count()
-            result["sidebar_rows_in_dom_max"] = page.evaluate("window.__maxRows")
-            last = page.locator("[data-testid=infinstor-run-row]").last.text_content()
-            result["sidebar_last_row"] = (last or "")[:40]
-
-            # MLflow's own UI through the proxy.
-            ui = f"{lab.url}/infinstor/api/mlflow/"
-            in_app, load = [], []
-            for _ in range(args.trials):
-                page.goto(f"{ui}#/experiments")
-                page.get_by_text(EXPERIMENT).first.wait_for(timeout=120_000)
-                page.evaluate(WATCH_TEXT)
-                page.evaluate(f"location.hash = '#/experiments/{exp_id}/runs'")
-                page.wait_for_function("window.__firstRowAt !== null", timeout=120_000)
-                in_app.append(page.evaluate("window.__firstRowAt - window.__watchFrom"))
-
-                page.goto("about:blank")
-                page.add_init_script(WATCH_TEXT)
-                page.goto(f"{ui}#/experiments/{exp_id}/runs")
-                page.wait_for_function("window.__firstRowAt !== null", timeout=120_000)
-                load.append(page.evaluate("window.__firstRowAt"))  # ms since navigation start
-                page.close()
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.goto(f"{lab.url}/lab?token={TOKEN}")  # keep the token cookie; JS cache is per browser
-            result["mlflow_ui_in_app_ms"] = [round(x) for x in in_app]
-            result["mlflow_ui_page_load_ms"] = [round(x) for x in load]
-            browser.close()
+            try:
+                run_measurements(Bench(lab, browser, args.runs, exp_id, int(args.rows_timeout * 1000)), measurements, args.trials, samples, failures)
+            finally:
+                browser.close()
+    except Exception as exc:  # the lab or the browser itself: report what was measured so far
+        failures.append(_failure("setup", "-", exc))
     finally:
-        lab.stop()
+        if lab is not None:
+            lab.stop()
         shutil.rmtree(base, ignore_errors=True)
 
-    med = {k: statistics.median(v) for k, v in result.items() if isinstance(v, list)}
-    result["median"] = {k: round(v) for k, v in med.items()}
-    ratio_app = med["sidebar_click_to_first_row_ms"] / med["mlflow_ui_in_app_ms"]
-    ratio_load = med["sidebar_click_to_first_row_ms"] / med["mlflow_ui_page_load_ms"]
-    result["ratio_vs_mlflow_in_app"] = round(ratio_app, 2)
-    result["ratio_vs_mlflow_page_load"] = round(ratio_load, 2)
-    result["targets"] = {
-        "first_rows_le_1s": med["sidebar_click_to_first_row_ms"] <= 1000,
-        "le_half_of_mlflow_in_app": ratio_app <= 0.5,
-        "le_half_of_mlflow_page_load": ratio_load <= 0.5,
-        "rows_lt_200": result["sidebar_rows_in_dom_max"] < 200,
-    }
+    result.update(summarize(samples, failures))
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

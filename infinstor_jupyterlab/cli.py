@@ -5,7 +5,12 @@
     infinstor logout [--service URL]
     infinstor whoami [--service URL] [--json]
     infinstor token create --name NAME [--days N] | list [--all] | revoke ID   API tokens (company service)
+    infinstor token create --kind job --run-id RUN [--ttl SECONDS]    a job token for one run
+    infinstor token create --kind scim --name NAME | list --kind scim | revoke --kind scim ID   SCIM tokens (admins)
     infinstor share list|grant|revoke (--experiment ID | --model NAME) [--user U | --group G | --org O] [--role R]
+    infinstor share org-readable [--dry-run]                          share every model with the organisation (admins)
+    infinstor service check [--token T] [--lab-url URL] [--json]       check a tracking service's setup (on its host)
+    infinstor service migrate [--check [--wait S]]                    its database migrations (a deployment's job)
     infinstor project NOTEBOOK [-o DIR] [--include-folder]            notebook -> MLflow project
     infinstor agent [--config FILE] [--instance-id ID]                the job agent of an EC2 VM
 
@@ -26,7 +31,7 @@ from .auth.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDC
 from .auth.tokens import TokenStore, TokenStoreError
 from .errors import InfinStorError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DUE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class CLIError(Exception):
@@ -69,14 +74,26 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="API tokens for automation, on a company tracking service.")
     token_sub = token.add_subparsers(dest="token_command", metavar="ACTION")
     token_sub.required = True
-    token_create = token_sub.add_parser("create", parents=[common], help="Create an API token (printed once).")
-    token_create.add_argument("--name", required=True, help="What the token is for (shown by `token list`).")
-    token_create.add_argument("--days", type=float, default=None, help="Days until it expires (default: the service's default).")
+    token_create = token_sub.add_parser(
+        "create", parents=[common], help="Create an API token, or a job token for one run (printed once).",
+        description="API token (--kind api, the default): acts as you, for automation; needs --name. Job token (--kind job): "
+        "writes one MLflow run and reads it and its experiment, nothing else, for a short time; needs --run-id and "
+        "that you may edit the run, and the service's INFINSTOR_JOB_TOKEN_SECRET.",
+    )  # fmt: skip
+    token_create.add_argument("--kind", choices=("api", "job", "scim"), default="api",
+                              help="api (default), job, or scim (for the organisation's directory to provision users and groups; admins).")  # fmt: skip
+    token_create.add_argument("--name", default=None, help="API token: what it is for (shown by `token list`).")
+    token_create.add_argument("--days", type=float, default=None, help="API token: days until it expires (default: the service's default).")
+    token_create.add_argument("--run-id", default=None, help="Job token: the MLflow run it may write.")
+    token_create.add_argument("--ttl", type=float, default=None, metavar="SECONDS", help="Job token: seconds it lives (default 3600).")
+    token_create.add_argument("--job-id", default=None, help="Job token: a name for the job, shown as job:<id> in the audit log.")
     token_create.add_argument("--json", action="store_true", help="Print JSON.")
-    token_list = token_sub.add_parser("list", parents=[common], help="Your API tokens (never their secrets).")
+    token_list = token_sub.add_parser("list", parents=[common], help="Your API tokens, or the organisation's SCIM tokens (never their secrets).")
+    token_list.add_argument("--kind", choices=("api", "scim"), default="api", help="api (default) or scim.")
     token_list.add_argument("--all", action="store_true", help="Every token of your organisation (organisation admins).")
     token_list.add_argument("--json", action="store_true", help="Print JSON.")
-    token_revoke = token_sub.add_parser("revoke", parents=[common], help="Revoke an API token by its id.")
+    token_revoke = token_sub.add_parser("revoke", parents=[common], help="Revoke an API (or SCIM) token by its id.")
+    token_revoke.add_argument("--kind", choices=("api", "scim"), default="api", help="api (default) or scim.")
     token_revoke.add_argument("token_id", metavar="ID")
     share = sub.add_parser("share", help="Who may use an experiment or registered model, on a company tracking service.")
     share_sub = share.add_subparsers(dest="share_command", metavar="ACTION")
@@ -94,6 +111,32 @@ def _parser() -> argparse.ArgumentParser:
         if action == "grant":
             command.add_argument("--role", required=True, choices=("reader", "editor", "manager"))
         command.add_argument("--json", action="store_true", help="Print JSON.")
+    org_readable = share_sub.add_parser(
+        "org-readable", parents=[common],
+        help="Give your organisation read access to every registered model that has no organisation grant yet (organisation admins).",
+    )  # fmt: skip
+    org_readable.add_argument("--dry-run", action="store_true", help="Only list the models it would share.")
+    org_readable.add_argument("--json", action="store_true", help="Print JSON.")
+    service = sub.add_parser("service", help="For the platform admin, on a tracking service's host: check it, migrate its database.")
+    service_sub = service.add_subparsers(dest="service_command", metavar="ACTION")
+    service_sub.required = True
+    check = service_sub.add_parser(
+        "check", help="Check the configuration, policy, database and identity provider (and a token) as a replica would see them.",
+        description="Reads the same environment as the service (INFINSTOR_SERVICE_CONFIG, INFINSTOR_*, MLFLOW_BACKEND_STORE_URI). "
+        "Exit code 0: no failure (warnings allowed); 1: at least one failure.",
+    )  # fmt: skip
+    check.add_argument("--config", default=None, metavar="FILE", help="The service's configuration file (default $INFINSTOR_SERVICE_CONFIG).")
+    check.add_argument("--database-uri", default=None, metavar="URI", help="The database (default: database_uri, else $MLFLOW_BACKEND_STORE_URI).")
+    check.add_argument("--token", default=None, metavar="TOKEN", help="A real access token from the provider to analyse ('-' reads it from stdin).")
+    check.add_argument("--lab-url", default=None, metavar="URL", help="JupyterLab's URL (with its base URL), for the redirect URI to register.")
+    check.add_argument("--service-url", default=None, metavar="URL", help="The service's public URL, for the web UI's redirect URI.")
+    check.add_argument("--json", action="store_true", help="Print JSON.")
+    migrate = service_sub.add_parser(
+        "migrate", help="Apply MLflow's and the service's database migrations (a deployment's migration job), or wait for them.",
+    )  # fmt: skip
+    migrate.add_argument("--database-uri", default=None, metavar="URI", help="MLflow's database (default $MLFLOW_BACKEND_STORE_URI).")
+    migrate.add_argument("--check", action="store_true", help="Change nothing: exit 0 if no migration is due, 3 if one is.")
+    migrate.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="With --check: wait up to this long for the migrations to be applied.")
     project = sub.add_parser("project", help="Turn a notebook into a standard MLflow project directory.")
     project.add_argument("notebook", help="The notebook (.ipynb); its cell tagged `parameters` becomes the entry point's parameters.")
     project.add_argument("-o", "--output", default=None, metavar="DIR", help="Where to write the project (default: <notebook>-mlproject beside it).")
@@ -204,11 +247,13 @@ def _whoami(args) -> int:
     return EXIT_OK
 
 
-def _service_api(manager: CredentialManager, method: str, endpoint: str, *, params=None, body=None) -> dict:
-    """Call the company service's own API (/api/2.0/infinstor/...) with the stored credentials."""
+def _service_api(manager: CredentialManager, method: str, endpoint: str, *, params=None, body=None,
+                 prefix: str = "api/2.0/infinstor") -> dict:  # fmt: skip
+    """Call the company service's own API (/api/2.0/infinstor/...), or with `prefix` another of its
+    APIs, with the stored credentials."""
     import requests
 
-    url = f"{manager.service_url}/api/2.0/infinstor/{endpoint}"
+    url = f"{manager.service_url}/{prefix}/{endpoint}"
     for attempt in (1, 2):
         try:
             response = requests.request(method, url, params=params, json=body, headers=manager.request_headers(), timeout=60)
@@ -236,6 +281,42 @@ def _when(ms) -> str:
 
 def _token(args) -> int:
     manager = _manager(args)
+    if args.token_command == "create" and args.kind == "job":
+        body = {"kind": "job", "run_id": args.run_id, **({"ttl_seconds": args.ttl} if args.ttl is not None else {}),
+                **({"job_id": args.job_id} if args.job_id else {})}  # fmt: skip
+        data = _service_api(manager, "POST", "tokens", body=body)
+        if args.json:
+            _print(json.dumps(data, indent=2))
+        else:
+            print(f"Created a job token for run {data['run_id']} (experiment {data['experiment_id']}), valid {data['expires_in']} s. "
+                  "It is shown once: hand it to the job now.", file=sys.stderr)  # fmt: skip
+            _print(data["token"])
+        return EXIT_OK
+    if args.token_command == "create" and args.kind == "scim":
+        data = _service_api(manager, "POST", "scim-tokens", body={"name": args.name})
+        if args.json:
+            _print(json.dumps(data, indent=2))
+        else:
+            print(f"Created SCIM token {data['id']} ({data['name']}) for your organisation's directory; give it, with the SCIM "
+                  f"URL {manager.service_url}/scim/v2, to the directory's provisioning. It is shown once: store it now.",
+                  file=sys.stderr)  # fmt: skip
+            _print(data["token"])
+        return EXIT_OK
+    if args.token_command in ("list", "revoke") and args.kind == "scim":
+        if args.token_command == "revoke":
+            _service_api(manager, "DELETE", f"scim-tokens/{args.token_id}")
+            _print(f"Revoked SCIM token {args.token_id}.")
+            return EXIT_OK
+        tokens = _service_api(manager, "GET", "scim-tokens")["tokens"]
+        if args.json:
+            _print(json.dumps(tokens, indent=2))
+            return EXIT_OK
+        for t in tokens or []:
+            state = "revoked" if t["revoked_at"] else "active"
+            _print(f"{t['id']}  {t['name']}  (by {t['created_by']}; created {_when(t['created_at'])}; {state}; last used {_when(t['last_used_at'])})")
+        if not tokens:
+            _print("No SCIM tokens.")
+        return EXIT_OK
     if args.token_command == "create":
         body = {"name": args.name, **({"expires_in_days": args.days} if args.days is not None else {})}
         data = _service_api(manager, "POST", "tokens", body=body)
@@ -264,6 +345,8 @@ def _token(args) -> int:
 
 def _share(args) -> int:
     manager = _manager(args)
+    if args.share_command == "org-readable":
+        return _share_org_readable(manager, args)
     resource = {"resource_type": "experiment", "resource_id": args.experiment} if args.experiment else {
         "resource_type": "registered_model", "resource_id": args.model}  # fmt: skip
     if args.share_command == "list":
@@ -286,10 +369,95 @@ def _share(args) -> int:
     return EXIT_OK
 
 
+def _share_org_readable(manager: CredentialManager, args) -> int:
+    """Apply `registered_models_org_readable` to the models that existed before it: every
+    registered model of the organisation without an organisation grant gets one (reader)."""
+    me = _service_api(manager, "GET", "whoami")
+    if not me.get("admin"):
+        raise CLIError(f"Only organisation admins may share every registered model; {me.get('username')} is not an admin of {me.get('org')}.")
+    org, names, token = me["org"], [], None
+    while True:  # an organisation admin's search is MLflow's own: every model of the organisation
+        page = _service_api(manager, "GET", "registered-models/search", params={"max_results": 1000, **({"page_token": token} if token else {})},
+                            prefix="api/2.0/mlflow")  # fmt: skip
+        names += [m["name"] for m in page.get("registered_models", [])]
+        token = page.get("next_page_token")
+        if not token:
+            break
+    shared = []
+    for name in names:
+        resource = {"resource_type": "registered_model", "resource_id": name}
+        grants = _service_api(manager, "GET", "permissions", params=resource)["permissions"]
+        if any(g["principal_type"] == "org" for g in grants):
+            continue  # shared already (or deliberately with another role): left as it is
+        if not args.dry_run:
+            _service_api(manager, "POST", "permissions", body={**resource, "principal_type": "org", "principal": org, "role": "reader"})
+        shared.append(name)
+    if args.json:
+        _print(json.dumps({"org": org, "dry_run": args.dry_run, "shared": shared, "models": len(names)}, indent=2))
+        return EXIT_OK
+    for name in shared:
+        _print(f"{'would share' if args.dry_run else 'shared'}: {name}")
+    verb = "Would give" if args.dry_run else "Gave"
+    _print(f"{verb} organisation {org} the reader role on {len(shared)} registered models ({len(names) - len(shared)} of {len(names)} "
+           "already had an organisation grant).")  # fmt: skip
+    return EXIT_OK
+
+
+def _service(args) -> int:
+    from .service import startup
+
+    environ = dict(os.environ)
+    if getattr(args, "config", None):
+        environ["INFINSTOR_SERVICE_CONFIG"] = args.config
+    if args.service_command == "check":
+        from .service import check
+
+        token = sys.stdin.readline() if args.token == "-" else args.token
+        report = check.run(environ, token=token, lab_url=args.lab_url, service_url=args.service_url, database_uri=args.database_uri)
+        _print(json.dumps(report.to_json(), indent=2) if args.json else check.render(report))
+        return EXIT_OK if report.ok else EXIT_FAILED
+    import time
+
+    try:
+        mlflow_uri, ours = startup.databases(environ, args.database_uri)
+        if not args.check:
+            for line in startup.migrate_all(mlflow_uri, ours):
+                _print(line)
+            return EXIT_OK
+        deadline = time.monotonic() + max(args.wait, 0)
+        while True:
+            try:
+                pending = startup.due(mlflow_uri, ours)
+            except startup.StartupRefusal:
+                raise
+            except Exception as exc:  # the database is not reachable yet: keep waiting
+                pending = [f"cannot read the database yet ({type(exc).__name__})"]
+            if not pending:
+                _print("No migration is due.")
+                return EXIT_OK
+            if time.monotonic() >= deadline:
+                print("infinstor: migrations are due: " + "; ".join(pending) + ". Run `infinstor service migrate` (the deployment's "
+                      "migration job does).", file=sys.stderr)  # fmt: skip
+                return EXIT_DUE
+            time.sleep(min(5.0, max(deadline - time.monotonic(), 0.1)))
+    except startup.StartupRefusal as refusal:
+        print(refusal.paragraph(), file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _project(args) -> int:
+    from .limits import check_path, clip, shown
     from .projects import build_project
 
-    info = build_project(args.notebook, args.output, include_folder=args.include_folder, overwrite=args.overwrite)
+    check_path("notebook", args.notebook)
+    if args.output:
+        check_path("--output", args.output)
+    try:
+        info = build_project(args.notebook, args.output, include_folder=args.include_folder, overwrite=args.overwrite)
+    except (OSError, RuntimeError) as exc:  # e.g. a symlink loop, a name the file system refuses
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = getattr(exc, "filename", None)
+        raise CLIError(f"{shown(where) + ': ' if where else ''}cannot be used: {clip(detail)}", EXIT_USAGE) from None
     if args.json:
         _print(json.dumps(info.to_json(), indent=2))
         return EXIT_OK
@@ -311,7 +479,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return agent_main(argv[1:]) or EXIT_OK
     parser = _parser()
     args = parser.parse_args(argv)
-    handler = {"login": _login, "logout": _logout, "whoami": _whoami, "token": _token, "share": _share, "project": _project}[args.command]
+    if args.command == "token" and args.token_command == "create":
+        needed = {"job": ("--run-id", args.run_id), "api": ("--name", args.name), "scim": ("--name", args.name)}[args.kind]
+        if not needed[1]:
+            parser.error(f"token create --kind {args.kind} needs {needed[0]}")
+    handler = {"login": _login, "logout": _logout, "whoami": _whoami, "token": _token, "share": _share, "project": _project,
+               "service": _service}[args.command]  # fmt: skip
     try:
         return handler(args)
     except CLIError as exc:

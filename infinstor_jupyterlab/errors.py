@@ -45,3 +45,8 @@ class TrackingUnavailable(InfinStorError):
 
     status = 503
     reason = "tracking_unavailable"
+
+
+class PayloadTooLarge(InfinStorError):
+    status = 413
+    reason = "payload_too_large"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every test dependency (Debian chromium, the package with its test extras, npm
-# packages) and runs every suite: jest, pytest, jupyterlab.browser_check and Galata.
+# packages) and runs every suite: the README's command 1 as a newcomer runs it, jest, pytest,
+# schemathesis, jupyterlab.browser_check and Galata.
 # Each suite runs even if an earlier one failed; the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,8 @@ root=$(pwd)
 results="$root/.test-results"
 rm -rf "$results" && mkdir -p "$results"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+# Browser tests keep their screenshots here (e.g. service-webui/, the walk of MLflow's web UI).
+export INFINSTOR_TEST_RESULTS="$results"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 step() { printf '\n==== %s ====\n' "$*"; }
@@ -27,6 +30,14 @@ fi
 chromium --version
 ls -d /usr/lib/postgresql/*/bin/initdb
 
+step "newcomer: the README's command 1 in a fresh virtualenv, no extras"
+# Before the test extras reach this Python, so they cannot hide a missing runtime dependency. The
+# install and the lab run in their own fresh venv (scripts/newcomer.py); this Python only drives
+# chromium, with the playwright the test extra names.
+playwright_req=$(grep -oE '^ *"playwright[^"]*"' pyproject.toml | head -n 1 | tr -d ' "')
+python -m pip install --quiet "$playwright_req" || { echo "could not install $playwright_req"; exit 1; }
+python scripts/newcomer.py --results "$results/newcomer.json" --shots "$results/newcomer" || failed_suites+=(newcomer)
+
 step "build and install the package (wheel with the prebuilt labextension)"
 # A fresh build every time: the wheel build skips the frontend if a built one is already there.
 rm -rf infinstor_jupyterlab/labextension
@@ -38,8 +49,19 @@ jupyter labextension list 2>&1 | grep -E "infinstor-jupyterlab.*enabled.*OK" || 
 step "jest"
 jlpm jest --ci --json --outputFile="$results/jest.json" || failed_suites+=(jest)
 
+step "kubernetes manifests (kubectl kustomize + kubernetes-validate --strict)"
+# kubectl is on the machine image; kubernetes-validate comes with the test extra.
+bash scripts/check-kubernetes.sh >"$results/kubernetes.log" 2>&1 && cat "$results/kubernetes.log" \
+  || { cat "$results/kubernetes.log"; failed_suites+=(kubernetes); }
+
 step "pytest"
 python -m pytest -p no:cacheprovider --junitxml="$results/pytest.xml" tests || failed_suites+=(pytest)
+
+step "schemathesis (docs/openapi.yaml against a running lab)"
+# Deterministic inputs, a fixed number per operation (about 4 minutes here); a throwaway lab.
+timeout 900 python scripts/schemathesis-lab.py --junit "$results/schemathesis.xml" >"$results/schemathesis.log" 2>&1 \
+  && tail -n 12 "$results/schemathesis.log" \
+  || { tail -n 80 "$results/schemathesis.log"; failed_suites+=(schemathesis); }
 
 step "jupyterlab.browser_check"
 bash scripts/browser-check.sh >"$results/browser-check.log" 2>&1 && tail -n 3 "$results/browser-check.log" \
@@ -60,12 +82,21 @@ def add(name, p, f):
     passed += p; failed += f
     print(f"{name}: {p} passed, {f} failed")
 try:
+    n = json.loads((results / "newcomer.json").read_text()); add("newcomer", n["passed"], n["failed"])
+except Exception: add("newcomer", 0, 1)
+try:
     j = json.loads((results / "jest.json").read_text()); add("jest", j["numPassedTests"], j["numFailedTests"] + j.get("numRuntimeErrorTestSuites", 0))
 except Exception: add("jest", 0, 1)
 try:
     s = ET.parse(results / "pytest.xml").getroot(); s = s if s.tag == "testsuite" else s[0]
     t, f, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")); add("pytest", t - f - e - sk, f + e)
 except Exception: add("pytest", 0, 1)
+k8s = (results / "kubernetes.log").read_text() if (results / "kubernetes.log").exists() else ""
+add("kubernetes", k8s.count("resources valid"), k8s.count("INVALID") + int("resources valid" not in k8s))
+try:
+    s = ET.parse(results / "schemathesis.xml").getroot(); s = s if s.tag == "testsuite" else s[0]
+    t, f, e, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")); add("schemathesis", t - f - e - sk, f + e)
+except Exception: add("schemathesis", 0, 1)
 log = (results / "browser-check.log").read_text() if (results / "browser-check.log").exists() else ""
 add("browser_check", int("browser_check passed" in log), int("browser_check passed" not in log))
 try:

@@ -148,6 +148,10 @@ class Hypervisor(threading.Thread):
         env["MLFLOW_DISABLE_TELEMETRY"] = "true"
         return env
 
+    def agent_command(self, instance_id: str, folder: Path) -> list[str]:
+        return [sys.executable, "-m", "infinstor_jupyterlab.ec2.agent", "--config", str(folder / "agent.json"),
+                "--instance-id", instance_id, "--work-dir", str(folder / "work")]  # fmt: skip
+
     def run(self) -> None:
         from infinstor_jupyterlab.ec2.pool import agent_config_from_user_data
 
@@ -169,9 +173,8 @@ class Hypervisor(threading.Thread):
                         self.boots[iid] = self.boots.get(iid, 0) + 1
                         log = open(folder / f"agent-{self.boots[iid]}.log", "wb")
                         self.agents[iid] = subprocess.Popen(
-                            [sys.executable, "-m", "infinstor_jupyterlab.ec2.agent", "--config", str(folder / "agent.json"),
-                             "--instance-id", iid, "--work-dir", str(folder / "work")],
-                            env=self.agent_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            self.agent_command(iid, folder), env=self.agent_env(), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
                         )  # fmt: skip
                         log.close()
                     elif proc is not None and proc.poll() is not None:

@@ -47,8 +47,10 @@ class RecordingUpstream:
 
     `/health` answers OK (not recorded in `requests`); `/api/2.0/mlflow/<behaviour>` does:
     echo (returns what it received), slow (answers after `slow_seconds`), stall (sends half the
-    body then stops), redirect-inside / redirect-outside, needs-fresh (401 unless the bearer
-    token is `fresh`), leak (tries to hand the browser cookies and the credentials it got).
+    body then stops), redirect-inside / redirect-outside / redirect-to-* (to `?to=`), tab-header,
+    needs-fresh (401 unless the bearer token is `fresh`), leak (tries to hand the browser cookies
+    and the credentials it got), not-modified (304, no body), big-file (1 MiB; HEAD answers its
+    length and no body).
     """
 
     def __init__(self, slow_seconds: float = 5.0):
@@ -109,10 +111,23 @@ class RecordingUpstream:
                     await self.flush()
                     await asyncio.sleep(upstream.slow_seconds)
                     self.write(b"x" * (3 * 1024 * 1024))
+                elif behaviour == "not-modified":  # a revalidated static file: no body, no length
+                    self.set_status(304)
+                    self.set_header("ETag", '"v1"')
+                elif behaviour == "big-file":  # HEAD of it: a length, no body
+                    self.set_header("Content-Length", str(1024 * 1024))
+                    if self.request.method != "HEAD":
+                        self.write(b"x" * (1024 * 1024))
                 elif behaviour == "redirect-inside":
                     self.redirect(f"{upstream.uri}/static-files/x.js?v=1")
                 elif behaviour == "redirect-outside":
                     self.redirect("https://evil.example.com/steal")
+                elif behaviour.startswith("redirect-to-"):  # ?to=<location>, sent as is
+                    self.set_status(302)
+                    self._headers["Location"] = self.get_query_argument("to", strip=False)
+                elif behaviour == "tab-header":  # a legal field value tornado itself refuses to set
+                    self._headers["X-Tab"] = "a\tb"
+                    self.write({"ok": True})
                 elif behaviour == "needs-fresh":
                     if self.request.headers.get("Authorization") != "Bearer fresh-credential-0001":
                         self.set_status(401)

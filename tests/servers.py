@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -51,21 +52,28 @@ def _free_port() -> int:
 class JupyterServer:
     """A real `jupyter server` with the extension, on a given state directory."""
 
-    def __init__(self, base, root):
+    def __init__(self, base, root, *, command=None, env=None, config=None):
+        """`command` replaces `python -m jupyter` (e.g. the venv's `jupyter` by absolute path);
+        `env` is laid over the environment (e.g. a PATH without the venv); `config` goes to a
+        jupyter_server_config.json in the config directory."""
         self.base, self.root = base, root
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
-        env.update(
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
+        environment.update(
             JUPYTER_DATA_DIR=str(base / "data"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
             JUPYTER_CONFIG_DIR=str(base / "config"), MLFLOW_DISABLE_TELEMETRY="true",
         )  # fmt: skip
+        environment.update(env or {})
+        if config:
+            (base / "config").mkdir(parents=True, exist_ok=True)
+            (base / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
         self.log = open(base / f"server-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
+            [*(command or [sys.executable, "-m", "jupyter"]), "server", "--no-browser", "--allow-root",
              f"--port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
              f"--ServerApp.root_dir={root}"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            env=environment, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -173,15 +173,15 @@ def postgres_cluster():
     cluster.stop()
 
 
-def company_server_on_each_backend(name: str):
+def company_server_on_each_backend(name: str, config: dict | None = None):
     """A module-scoped fixture: a CompanyServer on SQLite, then one on a database `name` of the
-    session's PostgreSQL cluster (the module's tests run once against each)."""
+    session's PostgreSQL cluster (the module's tests run once against each), with `config`."""
 
     @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
     def company_server(request, idp, tmp_path_factory):
         cluster = request.getfixturevalue("postgres_cluster") if request.param == "postgresql" else None
         root = tmp_path_factory.mktemp(f"{name}-{request.param}")
-        server = CompanyServer(root, idp.issuer, backend_uri=cluster.create_database(name) if cluster else None)
+        server = CompanyServer(root, idp.issuer, backend_uri=cluster.create_database(name) if cluster else None, config=config)
         yield server
         server.stop()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 import textwrap
 import time
 
@@ -134,7 +135,9 @@ async def test_notebook_on_ec2_end_to_end(jp_fetch, jp_root_dir, infinstor, aws,
 
     run = await run_of(infinstor, job["run_id"])
     assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == "iris-on-ec2"
-    assert {p["key"]: p["value"] for p in run["data"]["params"]} == {"C": "0.3", "max_iter": "120", "label": "on ec2"}
+    assert {p["key"]: p["value"] for p in run["data"]["params"]} == {
+        "C": "0.3", "max_iter": "120", "label": "on ec2", "seed": "7", "verbose": "False"
+    }
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert 0.5 < metrics["accuracy"] <= 1.0
     assert await artifacts_of(infinstor, job["run_id"], "notebook") == {"notebook/iris.ipynb", "notebook/iris.html"}
@@ -188,6 +191,52 @@ async def test_notebook_on_ec2_end_to_end(jp_fetch, jp_root_dir, infinstor, aws,
     assert aws.state(instance_id) in ("shutting-down", "terminated")
     listed = json.loads((await jp_fetch("infinstor", "api", "compute", "instances")).body)["instances"]
     assert listed == []
+
+
+async def test_live_cell_progress_of_a_notebook_on_ec2(jp_fetch, jp_root_dir, infinstor, aws, hypervisor):  # noqa: F811
+    """The agent ships the runner's progress record to S3 as it grows; the lab serves it as for inline jobs."""
+    from notebooks import notebook
+    from test_job_progress import read_all_progress, read_progress
+
+    nb = notebook(
+        "import time",
+        "# on the VM\nprint('cell two says hello', flush=True)\ntime.sleep(6)\nprint('cell two is done', flush=True)",
+        "raise KeyError('missing on the vm')",
+    )
+    write(nb, jp_root_dir / "vm.ipynb")
+    await wait_for_state(jp_fetch, "running")
+    job = await submit(jp_fetch, path="vm.ipynb", target="ec2")
+    offset, events, seen_running = 0, [], False
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not seen_running:
+        answer = await read_progress(jp_fetch, job["id"], offset)
+        events += answer["events"]
+        offset = answer["next_offset"]
+        started = {e["cell"]: e for e in events if e["event"] == "start"}
+        ended = {e["cell"] for e in events if e["event"] == "end"}
+        said = "".join(e["text"] for e in events if e["event"] == "output" and e["cell"] == 2)
+        if 2 in started and 2 not in ended and "cell two says hello" in said:
+            seen_running = True
+            assert answer["status"] == "RUNNING" and not answer["complete"]
+            assert started[2]["source"] == "# on the VM" and events[0]["cells"] == 3
+        if answer["complete"]:
+            break
+        await asyncio.sleep(0.3)
+    assert seen_running, (events, await read_whole_log(jp_fetch, job["id"]))
+
+    job = await wait_for_job(jp_fetch, job["id"], timeout=240)
+    assert job["status"] == "FAILED", await read_whole_log(jp_fetch, job["id"])
+    rest, last = await read_all_progress(jp_fetch, job["id"], offset)
+    everything = events + rest
+    assert last["complete"] and everything[-1]["event"] == "done"
+    failed = next(e for e in everything if e["event"] == "end" and e["status"] == "error")
+    assert failed["cell"] == 3 and failed["error"]["ename"] == "KeyError"
+    assert "missing on the vm" in "\n".join(failed["error"]["traceback"])
+    assert "cell two is done" in "".join(e.get("text", "") for e in everything if e["event"] == "output")
+    assert stat.S_IMODE(infinstor.jobs.progress_path(job["id"]).stat().st_mode) == 0o600
+    text = json.dumps(everything)
+    assert "eyJ" not in text and infinstor.tracking.auth_headers()["Authorization"].split()[1] not in text
+    assert_nothing_left(aws, instances_allowed={i["InstanceId"] for i in our_instances(aws)})
 
 
 async def test_sweep_fans_out_over_three_instances(jp_fetch, jp_root_dir, infinstor, aws, hypervisor):  # noqa: F811

@@ -96,7 +96,8 @@ async def test_sklearn_notebook_job_end_to_end(jp_fetch, jp_root_dir, infinstor)
     assert run["info"]["status"] == "FINISHED"
     assert run["info"]["run_name"] == "iris-job"
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
-    assert params == {"C": "0.3", "max_iter": "120", "label": "from the lab"}
+    # Every parameter the run used, defaults included (as `mlflow run` logs them).
+    assert params == {"C": "0.3", "max_iter": "120", "label": "from the lab", "seed": "7", "verbose": "False"}
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert 0.5 < metrics["accuracy"] <= 1.0
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
@@ -180,8 +181,8 @@ async def test_bad_job_requests_are_refused_with_reasons(jp_fetch, jp_root_dir):
         ({"path": "empty"}, "without an MLproject"),
         ({"path": "ok.ipynb", "target": "mars"}, "Unknown target 'mars'"),
         ({"path": "ok.ipynb", "parameters": {"nope": 1}}, "unknown parameter(s) nope"),
-        ({"path": "ok.ipynb", "parameters": {"max_iter": "lots"}}, "parameter 'max_iter' must be a int"),
-        ({"path": "ok.ipynb", "parameters": {"C": [1]}}, "give a number, a boolean or a string"),
+        ({"path": "ok.ipynb", "parameters": {"max_iter": "lots"}}, "parameter 'max_iter' must be an int like its default 200"),
+        ({"path": "ok.ipynb", "parameters": {"C": [1]}}, "parameter 'C' must be a float like its default 1.0"),
         ({"path": "ok.ipynb", "experiment_id": "1", "experiment_name": "x"}, "not both"),
         ({"path": "ok.ipynb", "colour": "red"}, "Unknown field(s) in the job request: colour"),
         ({"path": "ok.ipynb", "options": {"env_manager": "conda"}}, "env_manager 'conda' is not available"),
@@ -224,14 +225,22 @@ async def test_convert_through_rest(jp_fetch, jp_root_dir):
 
 
 @pytest.mark.slow
-async def test_inline_job_in_a_fresh_virtualenv(jp_fetch, jp_root_dir, infinstor):
+async def test_inline_job_in_a_fresh_virtualenv(jp_fetch, jp_root_dir, infinstor, monkeypatch):
     """env_manager "uv": MLflow builds a fresh virtualenv from python_env.yaml and runs there."""
     from notebooks import notebook
+
+    # pytest-jupyter puts this test process's sys.path (the development venv) in PYTHONPATH, which
+    # the job would inherit: a lab has none of that, and the fresh environment must do without.
+    monkeypatch.delenv("PYTHONPATH", raising=False)
 
     targets = json.loads((await jp_fetch("infinstor", "api", "targets")).body)["targets"]
     assert "uv" in next(t for t in targets if t["name"] == "inline")["capabilities"]["env_managers"]
     write(
-        notebook("import sys, mlflow\nprint('PREFIX', sys.prefix)\nmlflow.log_metric('alpha', float(alpha))", parameters="alpha = 1"),
+        notebook(
+            "import sys, mlflow\nprint('PREFIX', sys.prefix)\nprint('MLFLOW', mlflow.__file__)\n"
+            "mlflow.log_metric('alpha', float(alpha))",
+            parameters="alpha = 1",
+        ),
         jp_root_dir / "venv.ipynb",
     )
     await wait_for_state(jp_fetch, "running")
@@ -241,5 +250,6 @@ async def test_inline_job_in_a_fresh_virtualenv(jp_fetch, jp_root_dir, infinstor
     assert job["status"] == "FINISHED", log[-3000:]
     prefix = next(line.split(" ", 1)[1] for line in log.splitlines() if line.startswith("PREFIX "))
     assert "/.mlflow/envs/" in prefix  # not the kernel's environment
+    assert next(line.split(" ", 1)[1] for line in log.splitlines() if line.startswith("MLFLOW ")).startswith(prefix)
     run = await run_of(infinstor, job["run_id"])
     assert {m["key"]: m["value"] for m in run["data"]["metrics"]} == {"alpha": 4.0}

@@ -77,3 +77,24 @@ async def test_a_kernel_without_the_secret_is_refused(jp_fetch, jp_ws_fetch, jp_
     finally:
         ws.close()
     assert "REFUSED" in result["stdout"] and result["stdout"].strip().endswith("True"), result
+
+
+async def test_a_finished_run_prints_no_link_to_the_embedded_service(jp_fetch, jp_ws_fetch, jp_root_dir, infinstor):
+    """MLflow prints "View run … at: <tracking URI>" when a run ends; the embedded service's
+    loopback URI only answers the lab and its kernels, so in a notebook that link is dead."""
+    await wait_for_state(jp_fetch, "running")
+    kernel_id = await start_notebook_session(jp_fetch, jp_root_dir, "links.ipynb")
+    ws = await jp_ws_fetch("api", "kernels", kernel_id, "channels")
+    try:
+        result = await KernelSession(ws).execute(
+            "import mlflow\n"
+            "with mlflow.start_run(run_name='linkless'):\n"
+            "    mlflow.log_metric('x', 1.0)\n"
+            "print('DONE')\n"
+        )
+    finally:
+        ws.close()
+    assert result["error"] is None, result["error"]
+    assert "DONE" in result["stdout"]
+    assert "View run" not in result["stdout"], result["stdout"]
+    assert infinstor.tracking.uri not in result["stdout"], result["stdout"]

@@ -33,7 +33,7 @@ def test_parameters_become_typed_entry_point_parameters(tmp_path):
         "label": {"type": "string", "default": "baseline"},
         "verbose": {"type": "string", "default": "False"},
     }
-    assert main["command"].startswith("python _infinstor_runner.py -p C {C}")
+    assert main["command"].startswith("python _infinstor_runner.py --param=C={C} --param=max_iter={max_iter}")
     assert [p.name for p in info.parameters] == ["C", "max_iter", "seed", "label", "verbose"]
     assert (tmp_path / "proj" / "Train Iris.ipynb").exists()
 
@@ -210,13 +210,13 @@ def test_failing_notebook_fails_the_run_and_keeps_the_executed_notebook(tmp_path
 def test_wrong_parameter_value_is_refused_by_the_runner(tmp_path):
     project = build_project(write(sklearn_training_notebook(), tmp_path / "t.ipynb"), tmp_path / "proj").path
     result = subprocess.run(
-        [sys.executable, str(project / "_infinstor_runner.py"), "-p", "max_iter", "many"],
+        [sys.executable, str(project / "_infinstor_runner.py"), "--param=max_iter=many"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
-    assert "parameter 'max_iter' must be a int like its default 200; got 'many'" in result.stderr
+    assert "[infinstor] error: parameter 'max_iter' must be an int like its default 200; got 'many'" in result.stderr
     result = subprocess.run(
-        [sys.executable, str(project / "_infinstor_runner.py"), "-p", "nope", "1"],
+        [sys.executable, str(project / "_infinstor_runner.py"), "--param=nope=1"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2 and "unknown parameter 'nope'" in result.stderr

@@ -125,13 +125,30 @@ NOT_MLFLOW = [
     "gateway/mlflow/v1/chat/completions",
     "v1/traces",
     "ajax-api/3.0/mlflow/assistant/message",
-    "ajax-api/3.0/mlflow/assistant/config",
+    "ajax-api/3.0/mlflow/assistant/sessions/s1/stream",
+    "ajax-api/3.0/mlflow/assistant/config/",
+    "ajax-api/3.0/mlflow/assistant/providers/claude_code/health",
     "api/3.0/mlflow/assistant/config",
     "get-artifact/../x",
     "@evil.example.com",
     "API/2.0/mlflow/runs/get",
     "index.html",
 ]
+
+
+def test_assistant_config_is_answered_by_the_lab_as_disabled():
+    # MLflow's UI asks these two on every page load; the lab answers "no assistant" itself
+    # (the assistant is never proxied) instead of a refusal in the browser's console.
+    config = resolve("ajax-api/3.0/mlflow/assistant/config", "GET")
+    assert config.kind == "local"
+    assert config.answer == {"providers": {}, "projects": {}, "remote_access_allowed": False}
+    providers = resolve("ajax-api/3.0/mlflow/assistant/providers", "GET")
+    assert providers.kind == "local"
+    assert providers.answer == {"providers": [], "resolved": None, "gateway_vendor_options": {}}
+    # Everything else the assistant does (changing its config included) stays refused.
+    for method in ("PUT", "POST", "DELETE"):
+        with pytest.raises(PathRefused):
+            resolve("ajax-api/3.0/mlflow/assistant/config", method)
 
 
 @pytest.mark.parametrize("path", NOT_MLFLOW)
@@ -259,6 +276,62 @@ def test_response_headers_drop_cookies_challenges_and_secrets():
 )
 def test_redirects_stay_inside_the_proxy(location, expected):
     assert rewrite_location(location, "http://127.0.0.1:5000", "/base/infinstor/api/mlflow/") == expected
+
+
+# Forms a browser's URL parser (WHATWG) resolves to another host, though they do not look absolute:
+# backslashes count as slashes in http(s) URLs, tabs and newlines are removed anywhere, leading and
+# trailing control characters and spaces are stripped. Encoded forms are refused too (belt and braces).
+OFF_SITE_LOCATIONS = [
+    "\\\\evil.example/x",
+    "\\/evil.example/x",
+    "/\\evil.example/x",
+    "\\\\\\evil.example/x",
+    "/\t/evil.example/x",
+    "/\n/evil.example/x",
+    "\t//evil.example/x",
+    " //evil.example/x",
+    "\x01//evil.example/x",
+    "/\r\n/evil.example/x",
+    "///evil.example/x",
+    "http:\\\\evil.example\\x",
+    "https:/\\evil.example/x",
+    "http:evil.example/x",
+    "http:/evil.example/x",
+    "h\ttp://evil.example/x",
+    "javascript:alert(1)",
+    "%2F%2Fevil.example/x",
+    "%5C%5Cevil.example/x",
+    "/%5Cevil.example/x",
+    "%252F%252Fevil.example/x",
+    "http://127.0.0.1:5000@evil.example/x",
+]
+
+
+@pytest.mark.parametrize("location", OFF_SITE_LOCATIONS)
+def test_redirects_that_browsers_resolve_off_site_are_refused(location):
+    assert rewrite_location(location, "http://127.0.0.1:5000", "/base/infinstor/api/mlflow/") is None
+
+
+@pytest.mark.parametrize(
+    "location,expected",
+    [
+        ("/static-files/a\\b", "/base/infinstor/api/mlflow/static-files/a/b"),
+        ("/static-files/\tx", "/base/infinstor/api/mlflow/static-files/x"),
+        ("  /static-files/x  ", "/base/infinstor/api/mlflow/static-files/x"),
+        ("http:\\\\127.0.0.1:5000\\x", "/base/infinstor/api/mlflow/x"),
+        ("a\\b", "a/b"),
+        # the backslash ends the host for a browser: this is 127.0.0.1:5000's path /@evil.example/x
+        ("//127.0.0.1:5000\\@evil.example/x", "/base/infinstor/api/mlflow/@evil.example/x"),
+        ("static-files/%2e%2e/x", "static-files/%2e%2e/x"),
+    ],
+)
+def test_redirects_are_normalised_as_browsers_read_them(location, expected):
+    assert rewrite_location(location, "http://127.0.0.1:5000", "/base/infinstor/api/mlflow/") == expected
+
+
+def test_tabs_in_upstream_header_values_become_spaces_and_control_characters_drop_the_header():
+    out = browser_response_headers([("X-A", "a\tb"), ("X-B", "a\x01b"), ("X-C", "ok")])
+    assert out == [("X-A", "a b"), ("X-C", "ok")]
 
 
 def test_redirects_under_a_tracking_uri_with_a_path():

@@ -90,7 +90,8 @@ REFUSED = [
     ("%2F%2Fevil.example.com/api/2.0/mlflow/echo", (400,)),
     ("@evil.example.com/api/2.0/mlflow/echo", (403,)),
     ("gateway/mlflow/v1/chat/completions", (403,)),
-    ("ajax-api/3.0/mlflow/assistant/config", (403,)),
+    ("ajax-api/3.0/mlflow/assistant/message", (403,)),
+    ("ajax-api/3.0/mlflow/assistant/providers/claude_code/health", (403,)),
 ]
 
 
@@ -105,15 +106,28 @@ async def test_refused_paths_never_reach_the_tracking_server(fetch, upstream, cr
     assert upstream.requests == [], upstream.paths()
 
 
+async def test_assistant_config_is_answered_by_the_lab_not_forwarded(fetch, upstream, credentials):
+    config = await fetch("ajax-api/3.0/mlflow/assistant/config")
+    assert config.code == 200
+    assert config.headers["Content-Type"].startswith("application/json")
+    assert json.loads(config.body) == {"providers": {}, "projects": {}, "remote_access_allowed": False}
+    providers = await fetch("ajax-api/3.0/mlflow/assistant/providers")
+    assert providers.code == 200
+    assert json.loads(providers.body)["providers"] == []
+    changed = await fetch("ajax-api/3.0/mlflow/assistant/config", method="PUT", body={"providers": {"x": {}}})
+    assert changed.code in (403, 405)
+    assert upstream.requests == [], upstream.paths()
+
+
 async def test_absolute_form_request_and_other_host_are_not_forwarded(
-    http_server_client, jp_base_url, jp_auth_header, upstream, credentials, jp_http_port
+    http_server_client, jp_base_url, jp_auth_header, upstream, credentials, lab_port
 ):
     # An absolute-form request target naming another host, and a Host header naming another host.
     for target, host in (
         (f"http://evil.example.com{jp_base_url}infinstor/api/mlflow/api/2.0/mlflow/echo", "127.0.0.1"),
         (f"{jp_base_url}infinstor/api/mlflow/api/2.0/mlflow/echo", "evil.example.com"),
     ):
-        reader, writer = await asyncio.open_connection("127.0.0.1", jp_http_port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", lab_port)
         writer.write(
             f"GET {target} HTTP/1.1\r\nHost: {host}\r\n"
             f"Authorization: {jp_auth_header['Authorization']}\r\nConnection: close\r\n\r\n".encode()
@@ -127,7 +141,7 @@ async def test_absolute_form_request_and_other_host_are_not_forwarded(
 
 
 async def test_forwarded_request_has_our_credentials_not_the_browsers(
-    fetch, upstream, credentials, jp_http_port, jp_auth_header
+    fetch, upstream, credentials, lab_port, jp_auth_header
 ):
     jupyter_token = jp_auth_header["Authorization"].split()[1]
     response = await fetch(
@@ -138,8 +152,8 @@ async def test_forwarded_request_has_our_credentials_not_the_browsers(
         headers={
             "Cookie": "username-127-0-0-1=jupyter-cookie; _xsrf=xsrf-cookie",
             "X-XSRFToken": "xsrf-header",
-            "Origin": f"http://127.0.0.1:{jp_http_port}",
-            "Referer": f"http://127.0.0.1:{jp_http_port}/lab?token=jupyter-token-in-referer",
+            "Origin": f"http://127.0.0.1:{lab_port}",
+            "Referer": f"http://127.0.0.1:{lab_port}/lab?token=jupyter-token-in-referer",
             "X-Forwarded-For": "10.0.0.1",
             "Connection": "keep-alive, X-Hop",
             "X-Hop": "hop",
@@ -176,6 +190,22 @@ async def test_upstream_cookies_challenges_and_credentials_never_reach_the_brows
     assert UPSTREAM_SECRET.split()[1] not in raw_headers
 
 
+@pytest.mark.timeout(60)
+async def test_answers_without_a_body_never_stall_the_server(fetch, upstream, credentials):
+    # aiohttp hands every body-less response (304, 204, HEAD) the same shared empty stream, which
+    # says "end of an HTTP chunk" forever once it has been read: the forwarder spun on it without
+    # yielding, and the whole Jupyter server stopped answering (a browser revalidating MLflow UI's
+    # cached files twice was enough; bench/sidebar.py's page-load step hit it).
+    for _ in range(3):
+        revalidated = await fetch("api/2.0/mlflow/not-modified", headers={"If-None-Match": '"v1"'})
+        assert revalidated.code == 304
+        head = await fetch("api/2.0/mlflow/big-file", method="HEAD")
+        assert head.code == 200
+        assert head.headers["Content-Length"] == str(1024 * 1024)
+    echo = await fetch("api/2.0/mlflow/echo")
+    assert echo.code == 200
+
+
 async def test_redirects_are_rewritten_into_the_proxy_or_refused(fetch, upstream, credentials, jp_base_url):
     inside = await fetch("api/2.0/mlflow/redirect-inside")
     assert inside.code == 302
@@ -184,6 +214,22 @@ async def test_redirects_are_rewritten_into_the_proxy_or_refused(fetch, upstream
     assert outside.code == 502
     assert error_of(outside)["reason"] == "tracking_bad_response"
     assert "Location" not in outside.headers
+
+
+@pytest.mark.parametrize("location", ["\\\\evil.example/x", "\\/evil.example/x", "/\t/evil.example/x", "%2F%2Fevil.example/x"])
+async def test_redirects_browsers_resolve_off_site_are_refused(fetch, upstream, credentials, location):
+    from urllib.parse import quote
+
+    response = await fetch("api/2.0/mlflow/redirect-to-x", query="to=" + quote(location, safe=""))
+    assert response.code == 502, (location, response.code, response.headers.get("Location"))
+    assert error_of(response)["reason"] == "tracking_bad_response"
+    assert "Location" not in response.headers
+
+
+async def test_a_tab_in_an_upstream_header_is_passed_on_as_a_space(fetch, upstream, credentials):
+    response = await fetch("api/2.0/mlflow/tab-header")
+    assert response.code == 200, response.body
+    assert response.headers["X-Tab"] == "a b"
 
 
 async def test_ui_without_trailing_slash_redirects(http_server_client, jp_base_url, jp_auth_header):
@@ -325,3 +371,157 @@ async def test_unauthenticated_requests_are_not_forwarded(http_server_client, jp
         )  # fmt: skip
         assert response.code == 403
     assert upstream.requests == []
+
+
+# -- keep-alive: a refusal must not break the client's connection ---------------------------------
+@pytest.fixture
+def lab_port(http_server, http_server_port):
+    """The test lab's TCP port, for real (blocking, thread-run) HTTP clients."""
+    return http_server_port[-1]
+
+
+def _exchanges(port: int, base_url: str, requests: list[tuple]) -> list[tuple[int, str | None, bytes]]:
+    """Send `requests` one after the other on ONE keep-alive connection (http.client, blocking).
+
+    Each is (method, path, body, headers). A server that closes the connection without saying so
+    (`Connection: close`) makes the next request fail with a reset / RemoteDisconnected.
+    """
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.auto_open = 0  # never reconnect silently: a second request must use the same socket
+    conn.connect()
+    answers = []
+    try:
+        for method, path, body, headers in requests:
+            if conn.sock is None:
+                raise AssertionError(f"the server closed the connection before {method} {path}")
+            conn.request(method, f"{base_url}infinstor/api/mlflow/{path}", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            answers.append((response.status, response.getheader("Connection"), data))
+            if response.will_close:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.auto_open = 0
+                conn.connect()
+    finally:
+        conn.close()
+    return answers
+
+
+@pytest.mark.parametrize(
+    "refused,status",
+    [
+        (("GET", "health", None), 403),
+        (("GET", "api/2.0/mlflow/%2e%2e/x", None), 400),
+        (("POST", "gateway/x", b'{"a": 1}'), 403),
+        (("PUT", "static-files/x.js", b"z" * 1000), 405),
+        (("DELETE", "api/2.0/infinstor/tokens", None), 403),
+    ],
+)
+async def test_a_refused_request_keeps_the_connection_usable(
+    lab_port, jp_base_url, jp_auth_header, upstream, credentials, refused, status
+):
+    method, path, body = refused
+    good = ("GET", "api/2.0/mlflow/echo", None, dict(jp_auth_header))
+    answers = await asyncio.to_thread(
+        _exchanges, lab_port, jp_base_url, [(method, path, body, dict(jp_auth_header)), good, good]
+    )
+    assert [a[0] for a in answers] == [status, 200, 200], answers
+    assert json.loads(answers[0][2])["reason"]
+    assert upstream.paths() == ["/api/2.0/mlflow/echo"] * 2
+
+
+async def test_an_unauthenticated_request_keeps_the_connection_usable(
+    lab_port, jp_base_url, jp_auth_header, upstream, credentials
+):
+    good = ("GET", "api/2.0/mlflow/echo", None, dict(jp_auth_header))
+    answers = await asyncio.to_thread(
+        _exchanges, lab_port, jp_base_url,
+        [("POST", "api/2.0/mlflow/echo", b"{}", {"Authorization": "token wrong"}), good,
+         ("GET", "api/2.0/mlflow/echo", None, {}), good],
+    )  # fmt: skip
+    assert [a[0] for a in answers] == [403, 200, 403, 200], answers
+    assert upstream.paths() == ["/api/2.0/mlflow/echo"] * 2
+
+
+async def test_a_refused_large_upload_says_it_closes_the_connection(
+    lab_port, jp_base_url, jp_auth_header, upstream, credentials
+):
+    """A refused body too large to read and discard (beyond proxy_replay_limit) is not read: the
+    answer says `Connection: close` (as a client that waits before sending its body sees it)."""
+    import socket
+
+    def run() -> bytes:
+        with socket.create_connection(("127.0.0.1", lab_port), timeout=10) as sock:
+            head = (
+                f"PUT {jp_base_url}infinstor/api/mlflow/gateway/upload HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{lab_port}\r\nAuthorization: {jp_auth_header['Authorization']}\r\n"
+                f"Content-Length: {50 * 1024 * 1024}\r\n\r\n"
+            )
+            sock.sendall(head.encode())
+            received = b""
+            while chunk := sock.recv(65536):  # until the server closes
+                received += chunk
+            return received
+
+    answer = await asyncio.to_thread(run)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403"), answer[:300]
+    assert b"\r\nConnection: close" in head, head
+    assert json.loads(body)["reason"] == "proxy_path_refused"
+    assert upstream.requests == []
+
+
+async def test_refusals_on_a_requests_session(lab_port, jp_base_url, jp_auth_header, upstream, credentials):
+    """The client of the issue: requests.Session (a pooled keep-alive connection)."""
+    import requests
+
+    def run():
+        with requests.Session() as session:
+            session.headers.update(jp_auth_header)
+            base = f"http://127.0.0.1:{lab_port}{jp_base_url}infinstor/api/mlflow/"
+            codes = []
+            for path in ("health", "api/2.0/mlflow/echo", "api/2.0/mlflow/..%2fx", "api/2.0/mlflow/echo"):
+                codes.append(session.get(base + path, timeout=10).status_code)
+            codes.append(session.post(base + "gateway/x", json={"a": 1}, timeout=10).status_code)
+            codes.append(session.get(base + "api/2.0/mlflow/echo", timeout=10).status_code)
+            return codes
+
+    assert await asyncio.to_thread(run) == [403, 200, 400, 200, 403, 200]
+
+
+async def test_hostile_query_strings_and_headers_never_cause_a_5xx(lab_port, jp_base_url, jp_auth_header, upstream, credentials):
+    """Raw bytes a client may put on the wire (not what a polite client would encode)."""
+    import socket
+
+    def raw(request_line: str, extra: bytes = b"") -> bytes:
+        with socket.create_connection(("127.0.0.1", lab_port), timeout=10) as sock:
+            sock.sendall(
+                request_line.encode("latin-1")
+                + f"\r\nHost: 127.0.0.1:{lab_port}\r\nAuthorization: {jp_auth_header['Authorization']}\r\n".encode()
+                + extra + b"Connection: close\r\n\r\n"
+            )
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            return data
+
+    path = f"{jp_base_url}infinstor/api/mlflow/api/2.0/mlflow/echo"
+    cases = [
+        (f"GET {path}?x=\xff\xfe HTTP/1.1", b""),
+        (f"GET {path}?x=%zz&%%=1 HTTP/1.1", b""),
+        (f"GET {path}?token=a&_xsrf=b&x=%00 HTTP/1.1", b""),
+        (f"GET {path}?{'q' * 20000} HTTP/1.1", b""),
+        (f"GET {path} HTTP/1.1", b"X-Odd: \xff\xfe\r\n"),
+        (f"GET {path} HTTP/1.1", b"Accept: \t\r\n"),
+        (f"GET {path} HTTP/1.1", b"Content-Type: \x7f\r\n"),
+        (f"POST {path} HTTP/1.1", b"Content-Length: 2\r\nContent-Length: 2\r\n"),
+        (f"GET {jp_base_url}infinstor/api/jobs?x=\xff HTTP/1.1", b""),
+        (f"GET {jp_base_url}infinstor/api/projects/parameters?path=\xff\xfe HTTP/1.1", b""),
+    ]
+    for line, extra in cases:
+        answer = await asyncio.to_thread(raw, line, extra)
+        status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+        assert 0 < status < 500, (line[:80], extra, answer[:300])

@@ -11,6 +11,7 @@ no valid credential -> 401.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ CONSUMING = {
     "DeleteTraces", "DeleteTracesV3", "DeleteTraceTag", "DeleteTraceTagV3", "DeleteAssessment", "DeleteDataset",
     "DeleteDatasetTag", "DeleteDatasetRecords", "RemoveDatasetFromExperiments", "DeleteScorer", "DeleteLabelSchema",
 }  # fmt: skip
+# The MLmodel file of the run's model (the registered version's source) and of the logged model.
+MLMODEL = b"artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\n"
 # A scorer MLflow accepts (a built-in LLM judge; nothing runs when it is registered).
 SCORER = json.dumps({
     "name": "polite", "aggregations": None, "description": None, "is_session_level_scorer": False, "mlflow_version": "3.17.0",
@@ -131,8 +134,11 @@ def make_target(server: CompanyServer, alice: str) -> Target:
     _ok(M("POST", "runs/delete", alice, json={"run_id": deleted_run}))
     artifact_path = run["artifact_uri"][len("mlflow-artifacts:/"):]
     _ok(server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/a.txt", alice, data=b"a"))
+    _ok(server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/model/MLmodel", alice, data=MLMODEL))
     logged = _ok(M("POST", "logged-models", alice, json={"experiment_id": experiment_id, "name": "lm", "source_run_id": run_id,
                                                           "tags": [{"key": "t", "value": "v"}]}))["model"]["info"]  # fmt: skip
+    logged_root = logged["artifact_uri"][len("mlflow-artifacts:/"):]
+    _ok(server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{logged_root}/MLmodel", alice, data=MLMODEL))
     model = f"matrix-model-{suffix}"
     _ok(M("POST", "registered-models/create", alice, json={"name": model, "tags": [{"key": "t", "value": "v"}]}))
     _ok(M("POST", "model-versions/create", alice, json={"name": model, "source": f"{run['artifact_uri']}/model", "run_id": run_id,
@@ -424,7 +430,8 @@ def outcome(response: requests.Response, operation: str) -> str:
     return f"HTTP {code}: {response.text[:300]}"
 
 
-matrix_server = company_server_on_each_backend("matrix")
+# Models are not readable organisation-wide here: the matrix's "other group, same org" holds no role.
+matrix_server = company_server_on_each_backend("matrix", config={"defaults": {"registered_models_org_readable": False}})
 
 
 def test_every_operation_the_policy_names_has_a_case():
@@ -579,3 +586,184 @@ def test_trace_and_genai_views_stay_private(matrix_server, idp):
     assert issue["issue"]["created_by"] == "erin"
     assert v3("POST", "issues", erin, json={"experiment_id": hidden, "name": "x", "description": "d"}).status_code == 404
 
+
+
+# -- MLflow's web UI: GraphQL and the UI's own artifact and metric reads ---------------------------
+# Each GraphQL root field MLflow serves mirrors one REST operation and is authorized with its
+# policy: (REST operation, GraphQL document, its input). Searches (member operations) answer to
+# everyone but hold only what the caller may read.
+GRAPHQL_FIELDS = {
+    "mlflowGetExperiment": ("GetExperiment", "query Q($i: MlflowGetExperimentInput!) { mlflowGetExperiment(input: $i) { "
+                            "experiment { experimentId name } } }", lambda t: {"experimentId": t.experiment_id}),
+    "mlflowGetRun": ("GetRun", "query Q($i: MlflowGetRunInput!) { mlflowGetRun(input: $i) { run { info { runUuid experimentId } "
+                     "data { metrics { key value } } } } }", lambda t: {"runId": t.run_id}),
+    "mlflowListArtifacts": ("ListArtifacts", "query Q($i: MlflowListArtifactsInput!) { mlflowListArtifacts(input: $i) { "
+                            "rootUri files { path isDir } } }", lambda t: {"runId": t.run_id}),
+    "mlflowGetMetricHistoryBulkInterval": ("GetMetricHistoryBulkInterval", "query Q($i: MlflowGetMetricHistoryBulkIntervalInput!) { "
+                                           "mlflowGetMetricHistoryBulkInterval(input: $i) { metrics { runId key value step } } }",
+                                           lambda t: {"runIds": [t.run_id], "metricKey": "m"}),
+    "mlflowSearchRuns": ("SearchRuns", "query Q($i: MlflowSearchRunsInput!) { mlflowSearchRuns(input: $i) { runs { info { runUuid } } } }",
+                         lambda t: {"experimentIds": [t.experiment_id]}),
+    "mlflowSearchDatasets": ("SearchDatasets", "mutation M($i: MlflowSearchDatasetsInput!) { mlflowSearchDatasets(input: $i) { "
+                             "datasetSummaries { experimentId name } } }", lambda t: {"experimentIds": [t.experiment_id]}),
+    "mlflowSearchModelVersions": ("SearchModelVersions", "query Q($i: MlflowSearchModelVersionsInput!) { mlflowSearchModelVersions(input: $i) { "
+                                  "modelVersions { name version runId } } }", lambda t: {"filter": f"name = '{t.model}'"}),
+}  # fmt: skip
+# The search runs root field exists as a query (what the web UI sends) and as a mutation.
+GRAPHQL_SEARCH_RUNS_MUTATION = "mutation M($i: MlflowSearchRunsInput!) { mlflowSearchRuns(input: $i) { runs { info { runUuid } } } }"
+
+# Reads the web UI makes outside MLflow's REST API: (REST operation whose policy applies, method, path, kwargs).
+UI_READS = {
+    "get-artifact": ("DownloadArtifact", "GET", "get-artifact", lambda t: {"params": {"run_id": t.run_id, "path": "a.txt"}}),
+    "model-versions/get-artifact": ("DownloadArtifact", "GET", "model-versions/get-artifact",
+                                    lambda t: {"params": {"name": t.model, "version": "1", "path": "MLmodel"}}),
+    "logged-models/artifacts/files": ("DownloadArtifact", "GET", None,
+                                      lambda t: {"params": {"artifact_file_path": "MLmodel"}}),
+    "metrics/get-history-bulk": ("GetMetricHistory", "GET", "ajax-api/2.0/mlflow/metrics/get-history-bulk",
+                                 lambda t: {"params": {"run_id": [t.run_id], "metric_key": "m"}}),
+}  # fmt: skip
+
+
+def graphql(server: CompanyServer, token: str | None, document: str, variables: dict | None = None) -> requests.Response:
+    return server.call("POST", "graphql", token, json={"query": document, "variables": variables or {}})
+
+
+def graphql_outcome(response: requests.Response, field: str, target_id: str, search: bool) -> str:
+    """'allowed', 'not found', 'forbidden', 'unauthenticated' or, for a search, 'empty' (nothing of
+    the target in the answer)."""
+    if response.status_code != 200:
+        return outcome(response, field)
+    body = response.json()
+    errors = body.get("errors") or []
+    if errors:
+        message = errors[0]
+        if "not found" in message or "No Experiment with id" in message:
+            return "not found"
+        if "needs the" in message or "organisation admins" in message:
+            return "forbidden"
+        return f"error: {message[:200]}"
+    data = (body.get("data") or {}).get(field)
+    if data is None:
+        return "null"
+    if search and target_id not in response.text:
+        return "empty"
+    return "allowed"
+
+
+def expected_graphql(operation: str, rank: int | None) -> str:
+    want = expected(operation, rank)
+    if want == "allowed" and POLICY.role_for(operation) == "member" and rank == 0:
+        return "empty"  # a private view: the search runs, over nothing the caller may read
+    return want
+
+
+def test_web_ui_matrix(matrix_server, idp, other_issuer):
+    """GraphQL root fields and the UI's own reads x every kind of caller, expected from the policy
+    of the REST operation each one mirrors."""
+    server = matrix_server
+    credentials = {
+        "creator": user_token(idp, "alice"), "group editor": user_token(idp, "bob"), "group reader": user_token(idp, "carol"),
+        "other group, same org": user_token(idp, "erin"), "other org": user_token(idp, "dave"), "anonymous": None,
+        "token from another issuer": user_token(other_issuer, "alice"),
+    }  # fmt: skip
+    t = make_target(server, credentials["creator"])
+    dataset = f"ds-{uuid.uuid4().hex[:8]}"
+    _ok(server.mlflow("POST", "runs/log-inputs", credentials["creator"], json={"run_id": t.run_id, "datasets": [
+        {"dataset": {"name": dataset, "digest": "d1", "source_type": "local", "source": "{}"}}]}))  # fmt: skip
+    logged_model_files = f"ajax-api/2.0/mlflow/logged-models/{t.logged_model_id}/artifacts/files"
+    failures, cells = [], 0
+    for field, (operation, document, variables) in sorted(GRAPHQL_FIELDS.items()):
+        search = POLICY.role_for(operation) == "member"
+        target_id = {"mlflowSearchModelVersions": t.model, "mlflowSearchDatasets": dataset}.get(field, t.run_id)
+        documents = [document] + ([GRAPHQL_SEARCH_RUNS_MUTATION] if field == "mlflowSearchRuns" else [])
+        for principal, token in credentials.items():
+            rank = PRINCIPALS[principal][1]
+            for doc in documents:
+                response = graphql(server, token, doc, {"i": variables(t)})
+                got, want = graphql_outcome(response, field, target_id, search), expected_graphql(operation, rank)
+                cells += 1
+                if got != want:
+                    failures.append(f"GraphQL {field} as {principal}: expected {want}, got {got} ({response.text[:200]})")
+    for name, (operation, method, path, kwargs) in sorted(UI_READS.items()):
+        for principal, token in credentials.items():
+            response = server.call(method, path or logged_model_files, token, **kwargs(t))
+            got, want = outcome(response, operation), expected(operation, PRINCIPALS[principal][1])
+            cells += 1
+            if got != want:
+                failures.append(f"{name} as {principal}: expected {want}, got {got}")
+    assert not failures, f"{len(failures)} of {cells} cells differ from the policy:\n" + "\n".join(failures)
+
+
+def test_graphql_nested_fields_and_foreign_ids_leak_nothing(matrix_server, idp):
+    """A run read through a shared model version hides its experiment (but its id) and the versions
+    of models the caller cannot read; another organisation's ids answer exactly as ids that do not exist."""
+    server = matrix_server
+    alice, carol, dave, frank = (user_token(idp, u) for u in ("alice", "carol", "dave", "frank"))
+    suffix = uuid.uuid4().hex[:8]
+    experiment = _ok(server.mlflow("POST", "experiments/create", alice, json={"name": f"secret-exp-{suffix}"}))["experiment_id"]
+    run = _ok(server.mlflow("POST", "runs/create", alice, json={"experiment_id": experiment}))["run"]["info"]
+    shared, hidden = f"shared-model-{suffix}", f"hidden-model-{suffix}"
+    for name in (shared, hidden):
+        _ok(server.mlflow("POST", "registered-models/create", alice, json={"name": name}))
+        _ok(server.mlflow("POST", "model-versions/create", alice, json={"name": name, "source": f"{run['artifact_uri']}/model",
+                                                                       "run_id": run["run_id"]}))  # fmt: skip
+    _ok(server.infinstor("POST", "permissions", alice, json={"resource_type": "registered_model", "resource_id": shared,
+                                                            "principal_type": "user", "principal": "carol", "role": "reader"}))  # fmt: skip
+    get_run = ("query Q($i: MlflowGetRunInput!) { mlflowGetRun(input: $i) { run { info { runUuid experimentId } "
+               "experiment { experimentId name } modelVersions { name version } } } }")  # fmt: skip
+
+    # carol reads the run through the version of the shared model: not its experiment, not the hidden model.
+    answer = _ok(graphql(server, carol, get_run, {"i": {"runId": run["run_id"]}}))
+    assert answer.get("errors") is None, answer
+    found = answer["data"]["mlflowGetRun"]["run"]
+    # (its experiment's id alone, already in the run: MLflow's run page needs an experiment to render)
+    assert found["info"]["runUuid"] == run["run_id"] and found["experiment"] == {"experimentId": experiment, "name": ""}
+    assert [v["name"] for v in found["modelVersions"]] == [shared]
+    assert f"secret-exp-{suffix}" not in json.dumps(answer) and hidden not in json.dumps(answer)
+    versions = _ok(graphql(server, carol, GRAPHQL_FIELDS["mlflowSearchModelVersions"][1],
+                           {"i": {"filter": f"run_id = '{run['run_id']}'"}}))  # fmt: skip
+    assert [v["name"] for v in versions["data"]["mlflowSearchModelVersions"]["modelVersions"]] == [shared]
+    assert _ok(graphql(server, carol, GRAPHQL_FIELDS["mlflowGetExperiment"][1], {"i": {"experimentId": experiment}}))["errors"]
+    # The creator and an organisation admin see all of it.
+    for token in (alice, frank):
+        full = _ok(graphql(server, token, get_run, {"i": {"runId": run["run_id"]}}))["data"]["mlflowGetRun"]["run"]
+        assert full["experiment"]["name"] == f"secret-exp-{suffix}"
+        assert sorted(v["name"] for v in full["modelVersions"]) == sorted([shared, hidden])
+
+    # Another organisation: alice's ids answer word for word as ids that do not exist, and no name appears.
+    missing_run, missing_experiment = uuid.uuid4().hex, "987654321"
+    for field, real, missing in (("mlflowGetRun", {"runId": run["run_id"]}, {"runId": missing_run}),
+                                 ("mlflowGetExperiment", {"experimentId": experiment}, {"experimentId": missing_experiment}),
+                                 ("mlflowListArtifacts", {"runId": run["run_id"]}, {"runId": missing_run})):  # fmt: skip
+        document = get_run if field == "mlflowGetRun" else GRAPHQL_FIELDS[field][1]
+        foreign, absent = _ok(graphql(server, dave, document, {"i": real})), _ok(graphql(server, alice, document, {"i": missing}))
+        ids = re.compile(rf"\b({'|'.join((run['run_id'], missing_run, experiment, missing_experiment))})\b")
+        assert ids.sub("ID", json.dumps(foreign)) == ids.sub("ID", json.dumps(absent)), (foreign, absent)
+        assert "secret" not in json.dumps(foreign) and "model-" not in json.dumps(foreign)
+    searched = _ok(graphql(server, dave, GRAPHQL_FIELDS["mlflowSearchRuns"][1], {"i": {"experimentIds": [experiment]}}))
+    assert searched["data"]["mlflowSearchRuns"]["runs"] in (None, [])
+    everything = _ok(graphql(server, dave, GRAPHQL_FIELDS["mlflowSearchModelVersions"][1], {"i": {"filter": ""}}))
+    assert shared not in json.dumps(everything) and hidden not in json.dumps(everything)
+
+
+def test_graphql_refuses_what_it_cannot_authorize(matrix_server, idp):
+    """Only MLflow's own operations, each authorized: anything else is refused with a clear message."""
+    server = matrix_server
+    alice, frank = user_token(idp, "alice"), user_token(idp, "frank")
+    newest_audit = lambda: [e["id"] for e in _ok(server.infinstor("GET", "audit", frank, params={"limit": 1}))["events"]]  # noqa: E731
+    audited = newest_audit()
+    echo = server.call("POST", "graphql", alice, json={"query": '{ test(inputString: "x") { output } }'})
+    assert echo.status_code == 403 and "test" in echo.json()["message"] and "mlflowGetRun" in echo.json()["message"]
+    introspection = server.call("POST", "graphql", alice, json={"query": "{ __schema { types { name } } }"})
+    assert introspection.status_code == 403 and "__schema" in introspection.json()["message"]
+    hidden = server.call("POST", "graphql", alice, json={"query": "fragment F on Query { test(inputString: \"x\") { output } } query { ...F }"})
+    assert hidden.status_code == 403  # reached through a fragment, still refused
+    invalid = server.call("POST", "graphql", alice, json={"query": "{ mlflowGetRun(input: {runId: 1}) { nothing } }"})
+    assert invalid.status_code == 400 and "nothing" in invalid.json()["message"]
+    unparsable = server.call("POST", "graphql", alice, json={"query": "{ mlflowGetRun("})
+    assert unparsable.status_code == 400 and unparsable.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert server.call("POST", "graphql", alice, json={"variables": {}}).status_code == 400  # no query at all
+    assert server.call("GET", "graphql", alice, params={"query": "{ __typename }"}).status_code == 405
+    assert server.call("POST", "graphql", None, json={"query": "{ __typename }"}).status_code == 401
+    assert _ok(server.call("POST", "graphql", alice, json={"query": "{ __typename }"}))["data"] == {"__typename": "Query"}
+    assert newest_audit() == audited  # GraphQL only reads: refused or not, it leaves no audit record

@@ -50,7 +50,8 @@ print("carol ok")
 
 @pytest.fixture(scope="module")
 def sdk_server(idp, tmp_path_factory):
-    server = CompanyServer(tmp_path_factory.mktemp("sdk"), idp.issuer)
+    # Models not readable organisation-wide: the test shares the model by hand.
+    server = CompanyServer(tmp_path_factory.mktemp("sdk"), idp.issuer, config={"defaults": {"registered_models_org_readable": False}})
     yield server
     server.stop()
 

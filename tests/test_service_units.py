@@ -176,7 +176,7 @@ def test_config_file_and_environment(tmp_path):
                                               "browser": {"client_id": "mlflow-ui"}})  # fmt: skip
     with_browser = load_config(None, {"INFINSTOR_SERVICE_CONFIG": browser_file, "INFINSTOR_SESSION_SECRET": "b" * 40,
                                       "INFINSTOR_BROWSER_CLIENT_SECRET": "c" * 20})  # fmt: skip
-    assert with_browser.browser.client_id == "mlflow-ui" and with_browser.browser.redirect_path == "/infinstor/auth/callback"
+    assert with_browser.browser.client_id == "mlflow-ui" and with_browser.browser.redirect_path == "/infinstor/api/auth/callback"
     assert "b" * 40 not in repr(with_browser) and "c" * 20 not in repr(with_browser)
 
 
@@ -507,3 +507,62 @@ def test_handler_threads_fit_the_database_pool(monkeypatch):
     monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "five")
     with pytest.raises(RuntimeError, match="MLFLOW_SQLALCHEMYSTORE_POOL_SIZE='five' is not a whole number"):
         handler_threads()
+
+
+# -- MLflow's web UI ---------------------------------------------------------------------------------
+def test_every_graphql_field_that_loads_data_is_authorized():
+    """Each field of MLflow's GraphQL schema with a resolver of its own (it loads something) is a
+    root field authorized as the REST operation it mirrors, or a nested field with its own check,
+    or known to reshape its parent's data only. A new MLflow release adding one fails here."""
+    import functools
+
+    from graphene.types.resolver import get_default_resolver
+    from graphql import GraphQLObjectType
+
+    from infinstor_jupyterlab.service.graphql_authz import NESTED, ROOT_FIELDS, _schema
+
+    schema = _schema()
+    roots = {schema.query_type.name, schema.mutation_type.name}
+    own: set[tuple[str, str]] = set()
+    for type_name, graphql_type in schema.type_map.items():
+        if not isinstance(graphql_type, GraphQLObjectType) or type_name.startswith("__"):
+            continue
+        for field_name, field in graphql_type.fields.items():
+            resolver = field.resolve.func if isinstance(field.resolve, functools.partial) else field.resolve
+            if resolver is not get_default_resolver():
+                own.add((type_name, field_name))
+    root_fields = {field for type_name, field in own if type_name in roots}
+    assert root_fields == set(ROOT_FIELDS) | {"test"}  # MLflow's echo field is refused
+    assert {key for key in own if key[0] not in roots} == set(NESTED) | {("MlflowMetricExtension", "value")}  # NaN -> null
+    policy = load_policy()
+    assert all(operation in KINDS and policy.role_for(operation) != "admin" for operation in ROOT_FIELDS.values())
+
+
+def test_web_ui_background_calls_are_answered_here():
+    """Telemetry and the Assistant's configuration are answered by the service: never passed to
+    MLflow (nothing is sent anywhere); the Assistant's other calls are refused with the reason."""
+    from infinstor_jupyterlab.service import web_ui
+    from infinstor_jupyterlab.service.company import Principal, Refusal
+
+    who = Principal("alice", "acme", ("vision",), None, "oidc")
+    records = json.dumps({"records": [{"event_name": "click", "timestamp_ns": 1, "params": {}}]}).encode()
+    posted = web_ui.decide(None, who, "POST", "/ajax-api/3.0/mlflow/ui-telemetry", "", records)
+    assert posted.respond == (200, b'{"status": "disabled"}')
+    config = web_ui.decide(None, who, "GET", "/ajax-api/3.0/mlflow/ui-telemetry", "", None)
+    assert json.loads(config.respond[1])["disable_ui_telemetry"] is True
+    assistant = json.loads(web_ui.decide(None, who, "GET", "/ajax-api/3.0/mlflow/assistant/config", "", None).respond[1])
+    assert assistant["providers"] == {} and assistant["remote_access_allowed"] is False
+    assert json.loads(web_ui.decide(None, who, "GET", "/ajax-api/3.0/mlflow/assistant/providers", "", None).respond[1])["providers"] == []
+    with pytest.raises(Refusal) as refused:
+        web_ui.decide(None, who, "POST", "/ajax-api/3.0/mlflow/assistant/message", "", b"{}")
+    assert refused.value.status == 403 and "Assistant is turned off" in refused.value.message
+    assert web_ui.decide(None, who, "GET", "/ajax-api/2.0/mlflow/webhooks", "", None) is None  # not the UI's: refused by company
+
+
+def test_the_ui_page_selects_the_organisation_workspace():
+    from infinstor_jupyterlab.service import web_ui
+
+    page = web_ui._index_page("acme")
+    assert page is not None and page.count(b"<script>") == 1 and b'("acme",' in page
+    assert page.index(b'("acme",') < page.index(b"</head>") < page.index(b"<body")
+    assert b"mlflow.activeWorkspace" in page and b"autoOpenedOnFirstLoad_v1" in page

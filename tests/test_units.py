@@ -87,6 +87,12 @@ def test_run_context_provider(monkeypatch, tmp_path):
     # A console (not a notebook) keeps MLflow's own source tags.
     monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "console-1"))
     assert provider.tags() == {"mlflow.user": "alice"}
+    # A job's kernel (no session): the job's runner names the notebook.
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    monkeypatch.delenv("INFINSTOR_USER")
+    monkeypatch.setenv("INFINSTOR_SOURCE_NOTEBOOK", "models/iris.ipynb")
+    assert provider.in_context()
+    assert provider.tags() == {"mlflow.source.name": "models/iris.ipynb", "mlflow.source.type": "NOTEBOOK"}
 
 
 def test_plugins_are_registered():

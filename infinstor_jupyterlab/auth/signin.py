@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from ..errors import BadRequest, InfinStorError
+from ..limits import shown
 from .credentials import CredentialManager
 from .oidc import DEFAULT_SCOPES, AuthorizationRequest, OIDCClient, OIDCSettings
 from .tokens import Identity, TokenSet
@@ -47,7 +48,7 @@ def _check_issuer(issuer: str) -> str:
     """An issuer URL the lab may use: https, or http on a loopback host (a local provider)."""
     parts = urlsplit(issuer)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise BadRequest(f"The issuer must be an https:// URL, not {issuer!r}.", reason="invalid_issuer")
+        raise BadRequest(f"The issuer must be an https:// URL, not {shown(issuer)}.", reason="invalid_issuer")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise BadRequest("The issuer URL must not carry a query, fragment or credentials.", reason="invalid_issuer")
     if parts.scheme == "http":

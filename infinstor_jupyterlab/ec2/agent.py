@@ -8,7 +8,8 @@ instance's own role. It:
 - picks up jobs addressed to it (`<prefix>/instances/<id>/inbox/<job>.json`), fetches the staged
   project, reads the job token from SSM into a 0600 file (never the environment, arguments or log),
 - runs `mlflow run` against the tracking URI with that token (the request header provider reads
-  the file named by $INFINSTOR_JOB_TOKEN_FILE), streaming the log to S3 in chunks,
+  the file named by $INFINSTOR_JOB_TOKEN_FILE), streaming the log and the notebook's cell
+  progress record to S3 in chunks,
 - honours cancel requests, sets the MLflow run's status, writes the job's final status, deletes the
   job's SSM parameter and local files,
 - and after `idle_timeout` seconds without work stops its own instance.
@@ -32,6 +33,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ..projects.runner import PROGRESS_ENV
+from ..jobs.process_env import add_own_requirement, job_process_environment
 from . import layout
 from .aws import Clients, describe, is_not_found
 
@@ -203,8 +206,11 @@ class JobRun:
         self.dir = Path(tempfile.mkdtemp(prefix=f"job-{layout.safe(spec['job_id'])}-", dir=agent.work_dir))
         self.token_path = self.dir / "job-token"
         self.log_path = self.dir / "output.log"
+        self.progress_path = self.dir / "progress.jsonl"
         self.seq = 0
         self.uploaded = 0
+        self.progress_seq = 0
+        self.progress_uploaded = 0
         self.token_read_at = 0.0
 
     def status(self, state: str, **extra) -> None:
@@ -215,17 +221,22 @@ class JobRun:
         try:
             self.status("accepted")
             project = self._fetch_project()
+            if (self.spec.get("env_manager") or "local") != "local":
+                # The environment MLflow builds needs this package: it sends the job token.
+                add_own_requirement(project)
             self._read_token()
             outcome = self._run(project)
         except Exception as exc:
             log.error("job %s failed in the agent: %s", self.spec["job_id"], traceback.format_exc())
             self._append_log(f"\n[infinstor agent] {describe(exc)}\n")
             self._flush_log(final=True)
+            self._flush_progress(final=True)
             self.status("failed", exit_code=None, message=f"The VM agent failed: {describe(exc)}")
             self._set_run_status("FAILED")
         else:
             state, code = outcome
             self._flush_log(final=True)
+            self._flush_progress(final=True)
             self._set_run_status({"finished": "FINISHED", "killed": "KILLED"}.get(state, "FAILED"))
             self.status(state, exit_code=code)
         finally:
@@ -260,11 +271,14 @@ class JobRun:
                 "INFINSTOR_JOB_TRACKING_URI": self.spec["tracking_uri"],
                 "INFINSTOR_USER": self.spec.get("user") or "",
                 "INFINSTOR_JOB_ID": self.spec["job_id"],
+                PROGRESS_ENV: str(self.progress_path),
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        return env
+        # systemd gives the unit a minimal PATH without the venv: the job's `python` (MLflow runs
+        # `bash -c "python ..."`) and `uv` must be the venv's; its temp files stay in the job's folder.
+        return job_process_environment(env, self.dir, sys.executable)
 
     def _command(self, project: Path) -> list[str]:
         spec = self.spec
@@ -298,6 +312,7 @@ class JobRun:
             now = time.time()
             if now - last_log >= self.agent.log_interval:
                 self._flush_log()
+                self._flush_progress()
                 last_log = now
             if now - self.token_read_at >= self.agent.token_refresh_interval:
                 try:
@@ -339,22 +354,35 @@ class JobRun:
             out.write(text.encode())
 
     def _flush_log(self, final: bool = False) -> None:
+        self.seq, self.uploaded = self._ship(self.log_path, self.spec["log_prefix"], self.seq, self.uploaded, final)
+
+    def _flush_progress(self, final: bool = False) -> None:
+        """The runner's cell progress record, shipped like the log (a lab older than the agent
+        names no prefix for it)."""
+        if self.spec.get("progress_prefix"):
+            self.progress_seq, self.progress_uploaded = self._ship(
+                self.progress_path, self.spec["progress_prefix"], self.progress_seq, self.progress_uploaded, final
+            )
+
+    def _ship(self, path: Path, prefix: str, seq: int, uploaded: int, final: bool) -> tuple[int, int]:
+        """Upload what `path` gained since `uploaded` bytes as chunks `<prefix><seq>`, in order."""
         try:
-            size = self.log_path.stat().st_size
+            size = path.stat().st_size
         except FileNotFoundError:
-            return
-        while self.uploaded < size:
-            with open(self.log_path, "rb") as handle:
-                handle.seek(self.uploaded)
-                chunk = handle.read(min(_MAX_CHUNK, size - self.uploaded))
+            return seq, uploaded
+        while uploaded < size:
+            with open(path, "rb") as handle:
+                handle.seek(uploaded)
+                chunk = handle.read(min(_MAX_CHUNK, size - uploaded))
             if not chunk:
                 break
-            key = f"{self.spec['log_prefix']}{self.seq:08d}"
+            key = f"{prefix}{seq:08d}"
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=chunk, ContentType="text/plain; charset=utf-8")
-            self.seq += 1
-            self.uploaded += len(chunk)
-            if not final and self.uploaded >= size:
+            seq += 1
+            uploaded += len(chunk)
+            if not final and uploaded >= size:
                 break
+        return seq, uploaded
 
     def _set_run_status(self, status: str) -> None:
         """The run's final status, set with the job token (a no-op when `mlflow run` already did)."""

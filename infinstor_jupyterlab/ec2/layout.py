@@ -5,6 +5,7 @@
     <prefix>/users/<user>/jobs/<job>/cancel           cancel request            lab -> agent
     <prefix>/users/<user>/jobs/<job>/status.json      accepted/running/ended    agent -> lab
     <prefix>/users/<user>/jobs/<job>/log/<seq>        log chunks, in order      agent -> lab
+    <prefix>/users/<user>/jobs/<job>/progress/<seq>   cell progress chunks      agent -> lab
     <prefix>/instances/<instance>/inbox/<job>.json    a job addressed to it     lab -> agent
     <prefix>/instances/<instance>/heartbeat.json      alive, idle or busy       agent -> lab
     <ssm_prefix>/<user>/<job>/token                   the job token (SecureString), deleted at the end
@@ -55,6 +56,10 @@ def cancel_key(prefix: str, user: str, job_id: str) -> str:
 
 def log_prefix(prefix: str, user: str, job_id: str) -> str:
     return job_prefix(prefix, user, job_id) + "log/"
+
+
+def progress_prefix(prefix: str, user: str, job_id: str) -> str:
+    return job_prefix(prefix, user, job_id) + "progress/"
 
 
 def log_key(prefix: str, user: str, job_id: str, seq: int) -> str:

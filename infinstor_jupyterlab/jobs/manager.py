@@ -29,13 +29,16 @@ from mlflow.utils.mlflow_tags import (
 )
 
 from ..errors import BadRequest, InfinStorError, NotFound
-from ..projects import ProjectError, build_project
-from ..projects.convert import load_notebook
-from ..projects.parameters import coerce_value, extract_parameters
+from ..paths import ensure_private_dir, open_private_append
+from ..projects import build_project
+from ..projects.runner import PROGRESS_ENV
 from ..projects.service import lab_path, resolve_in_root
 from ..tracking.base import TrackingBackend
 from ..tracking.client import MlflowClientAsync
+from .dry_run import Problems, check_parameters, parse_request
 from .models import TERMINAL, Job, JobRequest
+from .progress import PROGRESS_FILE, read_progress_lines
+from .plan import JobPlan, inspect_source, resolve_parameters
 from .store import JobStore
 from .targets.base import JobFailed, JobTarget, TargetUnavailable
 
@@ -47,20 +50,33 @@ SWEEP_TAG = "infinstor.sweep"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 LOG_ARTIFACT_DIR = "job"
 _LOG_CHUNK = 256 * 1024
-_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))(?::\s*(.*))?$")
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|NoSuchKernel))(?::\s*(.*))?$")
 _WRAPPER_ERRORS = {"PapermillExecutionError", "ExecutionException", "CalledProcessError"}
-
-
-class Conflict(InfinStorError):
-    status = 409
-    reason = "conflict"
+# The runner's last word on a failed run (projects/runner.py ERROR_PREFIX).
+_RUNNER_ERROR = "[infinstor] error: "
+# bash's and dash's "command not found" (MLflow runs the entry point with `bash -c`).
+_NOT_FOUND = re.compile(r"^(?:/usr)?(?:/bin/)?(?:ba|da)?sh: (?:line )?\d*:? ?(.+?): (?:command )?not found$")
+# Lines that are MLflow's, a logger's or a kernel's chatter, never a job's own error.
+_NOISE = re.compile(
+    r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) |(?:INFO|WARNI|DEBUG)\s+\[alembic|"
+    r"🏃 View run |🧪 View experiment |\[IPKernelApp\]|\[infinstor\] |Traceback \(most recent call last\)|  File \"|usage: )"
+)
 
 
 def failure_reason_from_log(text: str, exit_code: int | None) -> str:
-    """The most telling error line of a failed run's output (the user's exception, not wrappers')."""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    """The underlying error of a failed run, from its output: the runner's own reason, a command
+    the shell could not find, the user's exception (not MLflow's or papermill's wrappers), else
+    the last line the job printed itself (a project's `sys.exit("...")`, argparse's error)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()][-400:]
+    for line in reversed(lines):
+        if line.startswith(_RUNNER_ERROR):
+            return line[len(_RUNNER_ERROR) :][:500]
+    for line in reversed(lines):
+        match = _NOT_FOUND.match(line)
+        if match:
+            return f"{match.group(1)}: command not found"
     fallback = None
-    for line in reversed(lines[-400:]):
+    for line in reversed(lines):
         match = _ERROR_LINE.match(line)
         if not match:
             continue
@@ -69,10 +85,17 @@ def failure_reason_from_log(text: str, exit_code: int | None) -> str:
             fallback = fallback or line.strip()
             continue
         return line.strip()[:500]
+    own = next((line.strip() for line in reversed(lines) if not _NOISE.match(line)), None)
+    if own:
+        return own[:500]
     if fallback:
         return fallback[:500]
-    tail = lines[-1][:300] if lines else "no output"
-    return f"The job's process exited with code {exit_code}: {tail}"
+    return f"The job's process exited with code {exit_code} and printed no error."
+
+
+class Conflict(InfinStorError):
+    status = 409
+    reason = "conflict"
 
 
 class JobManager:
@@ -92,7 +115,7 @@ class JobManager:
         self.tracking = tracking
         self.mlflow = MlflowClientAsync(tracking)
         self.root_dir = Path(root_dir).resolve()
-        self.jobs_dir = Path(jobs_dir)
+        self.jobs_dir = ensure_private_dir(Path(jobs_dir))
         self.user = user
         self.base_env = base_env
         self._queues: dict[str, deque[str]] = {name: deque() for name in targets}
@@ -152,6 +175,28 @@ class JobManager:
         pending = len(decoder.getstate()[0])
         return text, start + len(chunk) - pending, size
 
+    def progress_path(self, job_id: str) -> Path:
+        """The runner's live cell progress (JSON lines; see projects/runner.py `Progress`)."""
+        return self.jobs_dir / job_id / PROGRESS_FILE
+
+    async def read_progress(self, job_id: str, offset: int = 0, limit: int = _LOG_CHUNK) -> dict[str, Any]:
+        """The progress events from byte `offset` on, whole lines only (`next_offset` is the cursor)."""
+        if offset < 0:
+            raise BadRequest("offset must be >= 0")
+        job = await self.get(job_id)
+        events, next_offset, size = await asyncio.to_thread(
+            read_progress_lines, self.progress_path(job_id), offset, limit, job.is_terminal
+        )
+        return {
+            "job_id": job_id,
+            "offset": offset,
+            "next_offset": next_offset,
+            "events": events,
+            "complete": job.is_terminal and next_offset >= size,
+            "status": job.status,
+            "now": time.time(),
+        }
+
     # -- submit ----------------------------------------------------------------------------------
     def _resolve_path(self, path: str) -> Path:
         return resolve_in_root(self.root_dir, path)
@@ -159,48 +204,60 @@ class JobManager:
     def lab_path(self, path: Path) -> str:
         return lab_path(self.root_dir, path)
 
-    def _prepare_project(self, request: JobRequest, source: Path, job_dir: Path) -> tuple[str, Path, dict[str, str]]:
-        """Runs in a thread: convert or load the project and validate the parameters."""
-        from mlflow.exceptions import ExecutionException
-        from mlflow.projects import _project_spec
+    async def validate(self, request: JobRequest) -> JobPlan:
+        """Every check of a submission, creating nothing: the target and its options, the path, the
+        notebook or project, each parameter set (types, names and values MLflow accepts), the
+        experiment. What `submit` would run; BadRequest (or TargetUnavailable) saying why not."""
+        target = self.targets.get(request.target)
+        if target is None:
+            raise BadRequest(f"Unknown target {request.target!r}; available: {', '.join(self.targets)}.")
+        reason = target.unavailable_reason()
+        if reason:
+            raise TargetUnavailable(f"The {target.display_name} target is not available: {reason}")
+        options = target.validate_options(request.options)
+        if request.sweep is not None and not target.capabilities().get("sweeps"):
+            raise BadRequest(f"The {target.display_name} target does not run parameter sweeps.")
+        source = self._resolve_path(request.path)
 
-        given = dict(request.parameters)
-        if source.is_file():
-            nb = load_notebook(source)
-            declared = {p.name: p for p in extract_parameters(nb)}
-            unknown = sorted(set(given) - set(declared))
-            if unknown:
-                raise ProjectError(
-                    f"unknown parameter(s) {', '.join(unknown)}; the notebook defines: {', '.join(declared) or 'none'}"
-                )
-            for name, value in given.items():
-                coerce_value(declared[name], value)  # raises with a message naming the parameter
-            info = build_project(source, job_dir / "project", include_folder=request.include_folder)
-            kind, project_dir = "notebook", info.path
-        else:
-            if request.include_folder:
-                raise BadRequest("include_folder applies to notebooks; a project folder is run as it is.")
-            if not (source / "MLproject").is_file() and not (source / "mlproject").is_file():
-                raise BadRequest(f"{self.lab_path(source)!r} is a folder without an MLproject file.")
-            kind, project_dir = "project", source
-        try:
-            project = _project_spec.load_project(str(project_dir))
-            entry_point = project.get_entry_point(request.entry_point)
-            as_text = {k: _param_text(v) for k, v in given.items()}
-            _check_entry_point_parameters(entry_point, as_text)
-        except ExecutionException as exc:
-            raise BadRequest(f"Invalid project or parameters: {exc.message}") from None
-        except BadRequest:
-            raise
-        except Exception as exc:  # malformed MLproject files raise assorted errors
-            raise BadRequest(f"Invalid MLproject: {exc}") from None
-        return kind, project_dir, as_text
+        def inspect():
+            plan = inspect_source(source, request.entry_point, request.include_folder, self.lab_path)
+            if request.sweep is None:
+                return plan, *resolve_parameters(plan, request.parameters), []
+            sets = [resolve_parameters(plan, values) for values in request.sweep_sets()]
+            return plan, {}, {}, sets
 
-    async def _experiment_id(self, request: JobRequest) -> str:
-        """The request's experiment: by id (must exist) or by name (created when missing)."""
+        source_plan, arguments, logged, sets = await asyncio.to_thread(inspect)
+        experiment_id, experiment_name = await self._find_experiment(request)
+        return JobPlan(
+            request=request, target=target, options=options, source=source, path=self.lab_path(source),
+            source_plan=source_plan, arguments=arguments, logged=logged, sets=sets,
+            experiment_id=experiment_id, experiment_name=experiment_name,
+        )  # fmt: skip
+
+    async def _find_experiment(self, request: JobRequest) -> tuple[str | None, str | None]:
+        """(id, name) of the request's experiment; the id is None when the named one does not exist yet."""
         if request.experiment_id is not None:
-            return (await self.mlflow.get_experiment(request.experiment_id))["experiment_id"]
-        return await self.mlflow.get_or_create_experiment(request.experiment_name or "Default")
+            try:
+                experiment = await self.mlflow.get_experiment(request.experiment_id)
+            except NotFound as exc:
+                raise BadRequest(f"Experiment not found: {exc.message}") from None
+            return experiment["experiment_id"], experiment.get("name")
+        name = request.experiment_name or "Default"
+        return await self.mlflow.find_experiment(name), name
+
+    async def _experiment_of(self, plan: JobPlan) -> str:
+        if plan.experiment_id is not None:
+            return plan.experiment_id
+        return await self.mlflow.get_or_create_experiment(plan.experiment_name or "Default")
+
+    async def _project_dir(self, plan: JobPlan, job_dir: Path) -> Path:
+        if plan.kind != "notebook":
+            return plan.source
+        info = await asyncio.to_thread(
+            build_project, plan.source, job_dir / "project",
+            include_folder=plan.request.include_folder, source_name=plan.path, private=True,
+        )  # fmt: skip
+        return info.path
 
     def _run_tags(self, source: Path, kind: str, entry_point: str, target_name: str) -> dict[str, str]:
         return {
@@ -211,65 +268,82 @@ class JobManager:
             JOB_TARGET_TAG: target_name,
         }
 
-    async def submit(self, request: JobRequest) -> Job:
+    async def dry_run(self, body: dict) -> dict[str, Any]:
+        """A dry run of `submit` for the job dialog: every problem of the request body by field,
+        and the parameters it resolves to. Creates nothing (no job, folder, experiment or run)."""
+        problems = Problems()
+        request = parse_request(body, problems)
+        if request is None:
+            return problems.answer()
         target = self.targets.get(request.target)
         if target is None:
-            raise BadRequest(f"Unknown target {request.target!r}; available: {', '.join(self.targets)}.")
-        reason = target.unavailable_reason()
-        if reason:
-            raise TargetUnavailable(f"The {target.display_name} target is not available: {reason}")
-        options = target.validate_options(request.options)
-        source = self._resolve_path(request.path)
+            problems.add("target", f"Unknown target {request.target!r}; available: {', '.join(self.targets)}.")
+        else:
+            reason = target.unavailable_reason()
+            if reason:
+                problems.add("target", f"The {target.display_name} target is not available: {reason}")
+            try:
+                target.validate_options(request.options)
+            except BadRequest as exc:
+                problems.add("options", exc.message)
+            if request.sweep is not None and not target.capabilities().get("sweeps"):
+                problems.add("sweep", f"The {target.display_name} target does not run parameter sweeps.")
+        try:
+            source = self._resolve_path(request.path)
+        except BadRequest as exc:
+            problems.add("path", exc.message)
+            return problems.answer()
+        parameters = await asyncio.to_thread(check_parameters, request, source, self.lab_path, problems)
+        try:
+            await self._find_experiment(request)
+        except InfinStorError as exc:
+            if exc.status >= 500:
+                raise  # the tracking service's trouble, not the request's
+            problems.add("experiment_id", exc.message)
+        return problems.answer(parameters)
+
+    async def submit(self, request: JobRequest) -> Job:
+        """Validate the whole request first (nothing exists until it is known to be valid), then
+        convert the notebook, create the run, log every parameter and queue the job."""
+        plan = await self.validate(request)
         if request.sweep is not None:
-            return await self._submit_sweep(request, target, options, source)
-
+            return await self._submit_sweep(plan)
+        target = plan.target
         job_id = Job.new_id()
-        job_dir = self.jobs_dir / job_id
-        job_dir.mkdir(parents=True)
+        job_dir = ensure_private_dir(self.jobs_dir / job_id)
+        run_id = None
         try:
-            kind, project_dir, params = await asyncio.to_thread(self._prepare_project, request, source, job_dir)
-            experiment_id = await self._experiment_id(request)
-        except NotFound as exc:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise BadRequest(f"Experiment not found: {exc.message}") from None
-        except BaseException:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise
-
-        tags = {**self._run_tags(source, kind, request.entry_point, target.name), JOB_ID_TAG: job_id}
-        run = await self.mlflow.create_run(experiment_id, request.run_name, tags)
-        run_id = run["info"]["run_id"]
-        job = Job(
-            id=job_id,
-            path=self.lab_path(source),
-            kind=kind,
-            target=target.name,
-            status="QUEUED",
-            parameters=params,
-            experiment_id=experiment_id,
-            run_id=run_id,
-            run_name=run["info"].get("run_name") or request.run_name,
-            project_dir=str(project_dir),
-            entry_point=request.entry_point,
-            options=options,
-            include_folder=request.include_folder,
-            user=self.user,
-        )
-        try:
-            if params:
-                await self.mlflow.log_params(run_id, params)
+            project_dir = await self._project_dir(plan, job_dir)
+            experiment_id = await self._experiment_of(plan)
+            tags = {**self._run_tags(plan.source, plan.kind, request.entry_point, target.name), JOB_ID_TAG: job_id}
+            run = await self.mlflow.create_run(experiment_id, request.run_name, tags)
+            run_id = run["info"]["run_id"]
+            job = Job(
+                id=job_id, path=plan.path, kind=plan.kind, target=target.name, status="QUEUED",
+                parameters=plan.arguments, experiment_id=experiment_id, run_id=run_id,
+                run_name=run["info"].get("run_name") or request.run_name, project_dir=str(project_dir),
+                entry_point=request.entry_point, options=plan.options, include_folder=request.include_folder,
+                user=self.user,
+            )  # fmt: skip
+            if plan.logged:
+                await self.mlflow.log_params(run_id, plan.logged)
             await self.mlflow.update_run(run_id, "SCHEDULED")
             await asyncio.to_thread(self.store.save, job)
-        except BaseException as exc:
-            # No half-written job: the run says why it never ran, the job directory goes.
-            with contextlib.suppress(Exception):
-                await self.mlflow.set_tags(run_id, {"infinstor.job.error": str(exc)[:500]})
-                await self.mlflow.update_run(run_id, "FAILED", end=True)
-            shutil.rmtree(job_dir, ignore_errors=True)
+        except BaseException:
+            # No half-made job: its run and folder go.
+            await self._discard(job_dir, [run_id] if run_id else [])
             raise
         self._queues[target.name].append(job.id)
         await self._pump(target.name)
         return await self.get(job.id)
+
+    async def _discard(self, job_dir: Path, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            try:
+                await self.mlflow.delete_run(run_id)
+            except Exception as exc:
+                log.warning("InfinStor: could not delete run %s of a job that was not created: %s", run_id, exc)
+        await asyncio.to_thread(shutil.rmtree, job_dir, True)
 
     # -- running ---------------------------------------------------------------------------------
     def job_environment(self) -> dict[str, str]:
@@ -301,12 +375,13 @@ class JobManager:
 
     async def _start(self, target: JobTarget, job: Job) -> None:
         log_path = self.log_path(job.id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(log_path.parent)
         job.status = "RUNNING"
         job.started_at = time.time()
+        env = {**self.job_environment(), PROGRESS_ENV: str(self.progress_path(job.id))}
         try:
             await self.mlflow.update_run(job.run_id, "RUNNING")
-            await target.start(job, self.job_environment(), log_path)
+            await target.start(job, env, log_path)
         except Exception as exc:
             log.exception("InfinStor: job %s could not start", job.id)
             await self._finish(job, "FAILED", f"The job could not start: {exc}")
@@ -380,10 +455,18 @@ class JobManager:
             if log_path.exists():
                 run = await self.mlflow.get_run(job.run_id)
                 await self.mlflow.upload_artifact(run, log_path, LOG_ARTIFACT_DIR)
-            await self.mlflow.update_run(job.run_id, status, end=True)
+            # The job's run name stays: a notebook's `mlflow.start_run(run_name=...)` resumes the
+            # job's run and renames it, and the Jobs view and the runs table must agree.
+            await self.mlflow.update_run(job.run_id, status, end=True, run_name=job.run_name)
         except Exception as exc:  # the job's own outcome is recorded regardless
             log.warning("InfinStor: could not update MLflow run %s of job %s: %s", job.run_id, job.id, exc)
         await asyncio.to_thread(self.store.save, job)
+        target = self.targets.get(job.target)
+        if target is not None:
+            try:
+                await target.finished(job, self.log_path(job.id))
+            except Exception as exc:
+                log.warning("InfinStor: cleaning up after job %s: %s", job.id, exc)
         log.info("InfinStor: job %s %s%s", job.id, status, f": {reason}" if reason else "")
 
     # -- sweeps ----------------------------------------------------------------------------------
@@ -393,86 +476,65 @@ class JobManager:
             if self._sweep_of.get(job_id, ("",))[0] == parent_id
         )  # fmt: skip
 
-    def _validate_set(self, kind: str, source: Path, project_dir: Path, entry_point: str, given: dict) -> dict[str, str]:
-        """Runs in a thread: one parameter set of a sweep, checked as a single job's would be."""
-        from mlflow.exceptions import ExecutionException
-        from mlflow.projects import _project_spec
-
-        if kind == "notebook":
-            declared = {p.name: p for p in extract_parameters(load_notebook(source))}
-            unknown = sorted(set(given) - set(declared))
-            if unknown:
-                raise ProjectError(f"unknown parameter(s) {', '.join(unknown)}; the notebook defines: {', '.join(declared) or 'none'}")
-            for name, value in given.items():
-                coerce_value(declared[name], value)
-        as_text = {k: _param_text(v) for k, v in given.items()}
-        try:
-            entry = _project_spec.load_project(str(project_dir)).get_entry_point(entry_point)
-            _check_entry_point_parameters(entry, as_text)
-        except ExecutionException as exc:
-            raise BadRequest(f"Invalid project or parameters: {exc.message}") from None
-        return as_text
-
-    async def _submit_sweep(self, request: JobRequest, target: JobTarget, options: dict, source: Path) -> Job:
+    async def _submit_sweep(self, plan: JobPlan) -> Job:
         """One parent run and job; one child job (and run, tagged with its parent) per parameter set."""
-        import dataclasses
-
-        if not target.capabilities().get("sweeps"):
-            raise BadRequest(f"The {target.display_name} target does not run parameter sweeps.")
-        sets = request.sweep_sets()
+        request, target = plan.request, plan.target
         limit = int(target.capabilities().get("max_instances") or target.max_parallel)
         max_instances = min(request.max_instances or limit, limit)
         parent_id = Job.new_id()
-        parent_dir = self.jobs_dir / parent_id
-        parent_dir.mkdir(parents=True)
+        parent_dir = ensure_private_dir(self.jobs_dir / parent_id)
+        run_ids: list[str] = []
         try:
-            first = dataclasses.replace(request, parameters=sets[0], sweep=None, max_instances=None)
-            kind, project_dir, _ = await asyncio.to_thread(self._prepare_project, first, source, parent_dir)
-            texts = [
-                await asyncio.to_thread(self._validate_set, kind, source, project_dir, request.entry_point, s) for s in sets
-            ]
-            experiment_id = await self._experiment_id(request)
-        except NotFound as exc:
-            shutil.rmtree(parent_dir, ignore_errors=True)
-            raise BadRequest(f"Experiment not found: {exc.message}") from None
+            project_dir = await self._project_dir(plan, parent_dir)
+            experiment_id = await self._experiment_of(plan)
+            base_tags = self._run_tags(plan.source, plan.kind, request.entry_point, target.name)
+            parent_run = await self.mlflow.create_run(
+                experiment_id, request.run_name,
+                {**base_tags, JOB_ID_TAG: parent_id, SWEEP_TAG: json.dumps(request.sweep)[:5000]},
+            )  # fmt: skip
+            parent_run_id = parent_run["info"]["run_id"]
+            run_ids.append(parent_run_id)
+            parent_name = parent_run["info"].get("run_name") or request.run_name or "sweep"
+            children: list[Job] = []
+            for index, (arguments, logged) in enumerate(plan.sets):
+                child_id = Job.new_id()
+                run = await self.mlflow.create_run(
+                    experiment_id, f"{parent_name}-{index + 1}",
+                    {**base_tags, JOB_ID_TAG: child_id, PARENT_RUN_TAG: parent_run_id},
+                )  # fmt: skip
+                run_ids.append(run["info"]["run_id"])
+                child = Job(
+                    id=child_id, path=plan.path, kind=plan.kind, target=target.name, status="QUEUED",
+                    parameters=arguments, experiment_id=experiment_id, run_id=run["info"]["run_id"],
+                    run_name=run["info"].get("run_name"), project_dir=str(project_dir), entry_point=request.entry_point,
+                    options={**plan.options, "sweep_parent": parent_id}, include_folder=request.include_folder, user=self.user,
+                )  # fmt: skip
+                if logged:
+                    await self.mlflow.log_params(child.run_id, logged)
+                await self.mlflow.update_run(child.run_id, "SCHEDULED")
+                children.append(child)
+            first_arguments = plan.sets[0][0]
+            parent = Job(
+                id=parent_id, path=plan.path, kind="sweep", target=target.name, status="RUNNING",
+                parameters={k: first_arguments[k] for k in request.parameters if k in first_arguments},
+                experiment_id=experiment_id, run_id=parent_run_id, run_name=parent_name, project_dir=str(project_dir),
+                entry_point=request.entry_point,
+                options={**plan.options, "sweep": request.sweep, "max_instances": max_instances, "children": [c.id for c in children]},
+                include_folder=request.include_folder, user=self.user, started_at=time.time(),
+            )  # fmt: skip
+            await self.mlflow.update_run(parent_run_id, "RUNNING")
+            await asyncio.to_thread(self.store.save, parent)
+            for child in children:
+                await asyncio.to_thread(self.store.save, child)
         except BaseException:
-            shutil.rmtree(parent_dir, ignore_errors=True)
+            for child_id in [c.id for c in locals().get("children", [])]:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.store.delete, child_id)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.store.delete, parent_id)
+            await self._discard(parent_dir, run_ids)
             raise
-        base_tags = self._run_tags(source, kind, request.entry_point, target.name)
-        parent_run = await self.mlflow.create_run(
-            experiment_id, request.run_name,
-            {**base_tags, JOB_ID_TAG: parent_id, SWEEP_TAG: json.dumps(request.sweep)[:5000]},
-        )  # fmt: skip
-        parent_run_id = parent_run["info"]["run_id"]
-        parent_name = parent_run["info"].get("run_name") or request.run_name or "sweep"
-        children: list[Job] = []
-        for index, params in enumerate(texts):
-            child_id = Job.new_id()
-            run = await self.mlflow.create_run(
-                experiment_id, f"{parent_name}-{index + 1}",
-                {**base_tags, JOB_ID_TAG: child_id, PARENT_RUN_TAG: parent_run_id},
-            )  # fmt: skip
-            child = Job(
-                id=child_id, path=self.lab_path(source), kind=kind, target=target.name, status="QUEUED",
-                parameters=params, experiment_id=experiment_id, run_id=run["info"]["run_id"],
-                run_name=run["info"].get("run_name"), project_dir=str(project_dir), entry_point=request.entry_point,
-                options={**options, "sweep_parent": parent_id}, include_folder=request.include_folder, user=self.user,
-            )  # fmt: skip
-            if params:
-                await self.mlflow.log_params(child.run_id, params)
-            await self.mlflow.update_run(child.run_id, "SCHEDULED")
-            children.append(child)
-        parent = Job(
-            id=parent_id, path=self.lab_path(source), kind="sweep", target=target.name, status="RUNNING",
-            parameters={k: _param_text(v) for k, v in request.parameters.items()}, experiment_id=experiment_id,
-            run_id=parent_run_id, run_name=parent_name, project_dir=str(project_dir), entry_point=request.entry_point,
-            options={**options, "sweep": request.sweep, "max_instances": max_instances, "children": [c.id for c in children]},
-            include_folder=request.include_folder, user=self.user, started_at=time.time(),
-        )  # fmt: skip
-        await self.mlflow.update_run(parent_run_id, "RUNNING")
-        await asyncio.to_thread(self.store.save, parent)
         for child in children:
-            await asyncio.to_thread(self.store.save, child)
             self._sweep_of[child.id] = (parent_id, max_instances)
             self._queues[target.name].append(child.id)
         self._sweep_watchers[parent_id] = asyncio.ensure_future(self._watch_sweep(parent))
@@ -483,7 +545,7 @@ class JobManager:
         """The parent follows its children: it ends when they all did (FINISHED only if all did)."""
         reported: set[str] = set()
         log_path = self.log_path(parent.id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(log_path.parent)
         try:
             while True:
                 children = [await asyncio.to_thread(self.store.get, cid) for cid in parent.options.get("children", [])]
@@ -629,26 +691,5 @@ class JobManager:
 
 
 def _append(path: Path, text: str) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def _param_text(value: Any) -> str:
-    return str(value)
-
-
-def _check_entry_point_parameters(entry_point, given: dict[str, str]) -> None:
-    """What `mlflow run` would only find out later: missing values and non-numbers for floats.
-
-    (MLflow's own compute_parameters also downloads `path` parameters: not at submit time.)
-    """
-    missing = [n for n, p in entry_point.parameters.items() if n not in given and p.default is None]
-    if missing:
-        raise BadRequest(f"Missing value(s) for parameter(s) {', '.join(sorted(missing))}.")
-    for name, value in given.items():
-        param = entry_point.parameters.get(name)
-        if param is not None and param.type == "float":
-            try:
-                float(value)
-            except ValueError:
-                raise BadRequest(f"parameter {name!r} must be a number; got {value!r}") from None
+    with open_private_append(path) as handle:
+        handle.write(text.encode("utf-8"))

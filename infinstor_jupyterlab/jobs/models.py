@@ -7,7 +7,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .. import limits
 from ..errors import BadRequest
+from ..limits import shown
 
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
 MAX_SWEEP_SIZE = 1000
@@ -26,6 +28,8 @@ class JobRequest:
     include_folder: bool = False
     entry_point: str = "main"
     options: dict[str, Any] = field(default_factory=dict)
+    # Values are JSON: null is None (a notebook parameter whose default is None takes any literal);
+    # the project's parameters decide which values fit (JobManager.validate).
     # A parameter sweep: {"grid": {name: [values]}} or {"list": [{name: value}, ...]}; each set is
     # merged over `parameters`. One parent run, one child job per set, at most `max_instances` at once.
     sweep: dict[str, Any] | None = None
@@ -52,7 +56,8 @@ class JobRequest:
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(body) - known)
         if unknown:
-            raise BadRequest(f"Unknown field(s) in the job request: {', '.join(unknown)}.")
+            raise BadRequest(f"Unknown field(s) in the job request: {limits.clip(', '.join(unknown))}.")
+        _check_limits(body)
         path = body.get("path")
         if not isinstance(path, str) or not path.strip():
             raise BadRequest("`path` must name a notebook or a folder holding an MLproject.")
@@ -62,15 +67,12 @@ class JobRequest:
         parameters = body.get("parameters") or {}
         if not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters):
             raise BadRequest("`parameters` must be an object of name -> value.")
-        for key, value in parameters.items():
-            if isinstance(value, (dict, list)) or value is None:
-                raise BadRequest(f"parameter {key!r}: give a number, a boolean or a string.")
         experiment_id = body.get("experiment_id")
         experiment_name = body.get("experiment_name")
         if experiment_id is not None and experiment_name is not None:
             raise BadRequest("Give `experiment_id` or `experiment_name`, not both.")
-        if experiment_id is not None and not (isinstance(experiment_id, (str, int)) and str(experiment_id).strip()):
-            raise BadRequest("`experiment_id` must be an MLflow experiment id.")
+        if experiment_id is not None:
+            experiment_id = limits.check_experiment_id(experiment_id)
         if experiment_name is not None and (not isinstance(experiment_name, str) or not experiment_name.strip()):
             raise BadRequest("`experiment_name` must be a non-empty string.")
         run_name = body.get("run_name")
@@ -108,9 +110,40 @@ class JobRequest:
         )
 
 
-def _check_scalar(where: str, value: Any) -> None:
-    if isinstance(value, (dict, list)) or value is None:
-        raise BadRequest(f"{where}: give a number, a boolean or a string.")
+def _check_limits(body: dict) -> None:
+    """Sizes (limits.py): the path, names, and the parameters MLflow will be given."""
+    path = body.get("path")
+    if isinstance(path, str):
+        limits.check_path("path", path)
+    for name, most in (("target", limits.MAX_NAME_CHARS), ("entry_point", limits.MAX_NAME_CHARS),
+                       ("run_name", limits.MAX_NAME_CHARS), ("experiment_name", limits.MAX_EXPERIMENT_NAME_CHARS)):
+        if isinstance(body.get(name), str):
+            limits.check_text(name, body[name], most)
+    options = body.get("options")
+    if isinstance(options, dict):
+        for key in options:
+            limits.check_text("options", key, limits.MAX_NAME_CHARS)
+    groups: list[Any] = [body.get("parameters")]  # name -> value, or name -> values for a grid
+    sweep = body.get("sweep")
+    if isinstance(sweep, dict):
+        groups.append(sweep.get("grid"))
+        groups += sweep.get("list") if isinstance(sweep.get("list"), list) else []
+    for group in groups:
+        if not isinstance(group, dict):
+            continue
+        if len(group) > limits.MAX_PARAMETERS:
+            raise BadRequest(f"At most {limits.MAX_PARAMETERS} parameters can be given ({len(group)} were).")
+        for name, values in group.items():
+            if isinstance(name, str) and len(name) > limits.MAX_PARAMETER_NAME_CHARS:
+                raise BadRequest(
+                    f"parameter {shown(name, 60)}: names are at most {limits.MAX_PARAMETER_NAME_CHARS} characters (MLflow's limit)."
+                )
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, str) and len(value) > limits.MAX_PARAMETER_VALUE_CHARS:
+                    raise BadRequest(
+                        f"parameter {shown(name, 60)}: values are at most {limits.MAX_PARAMETER_VALUE_CHARS:,} "
+                        f"characters (MLflow's limit); this one has {len(value):,}."
+                    )
 
 
 def _check_sweep(sweep: Any) -> None:
@@ -124,16 +157,11 @@ def _check_sweep(sweep: Any) -> None:
         for name, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise BadRequest(f"`sweep.grid.{name}` must be a non-empty list of values.")
-            for value in values:
-                _check_scalar(f"sweep parameter {name!r}", value)
             size *= len(values)
     else:
         sets = sweep["list"]
         if not isinstance(sets, list) or not sets or not all(isinstance(s, dict) for s in sets):
             raise BadRequest("`sweep.list` must be a non-empty list of objects (parameter sets).")
-        for item in sets:
-            for name, value in item.items():
-                _check_scalar(f"sweep parameter {name!r}", value)
         size = len(sets)
     if size > MAX_SWEEP_SIZE:
         raise BadRequest(f"The sweep has {size} parameter sets; at most {MAX_SWEEP_SIZE} are allowed.")

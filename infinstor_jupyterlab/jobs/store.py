@@ -6,10 +6,12 @@ Blocking by nature: the manager calls it through `asyncio.to_thread`.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
 
+from ..paths import ensure_private_dir
 from .models import Job
 
 SCHEMA_VERSION = 1
@@ -24,7 +26,12 @@ _JSON = {"parameters", "options", "target_state"}
 class JobStore:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.path.parent)
+        # SQLite creates the -wal and -shm files with the database's mode: create it 0600 first.
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for existing in (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+            if existing.exists() and existing.stat().st_mode & 0o077:
+                os.chmod(existing, 0o600)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

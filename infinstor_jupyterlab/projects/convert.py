@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from ..paths import make_tree_private
 from .environment import kernel_python, python_env
 from .errors import ProjectError
 from .parameters import NotebookParameter, extract_parameters
@@ -111,12 +112,31 @@ def _mlproject(name: str, params: list[NotebookParameter]) -> dict:
         if p.mlflow_default is not None:
             entry["default"] = p.mlflow_default
         parameters[p.name] = entry
-    command = " ".join(["python", RUNNER_FILE, *[f"-p {p.name} {{{p.name}}}" for p in params]])
+    # One word per parameter (MLflow shell-quotes the value): no value is ever read as an option.
+    command = " ".join(["python", RUNNER_FILE, *[f"--param={p.name}={{{p.name}}}" for p in params]])
     return {
         "name": name,
         "python_env": "python_env.yaml",
         "entry_points": {"main": {"parameters": parameters, "command": command}},
     }
+
+
+def check_notebook(
+    notebook_path: str | os.PathLike,
+    *,
+    include_folder: bool = False,
+    max_folder_bytes: int = DEFAULT_MAX_FOLDER_BYTES,
+    excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
+) -> list[NotebookParameter]:
+    """Everything `build_project` would refuse, found without writing anything: the notebook, its
+    parameters cell, its kernelspec's name, the size of the folder beside it. Its parameters."""
+    notebook = Path(notebook_path).resolve()
+    nb = load_notebook(notebook)
+    params = extract_parameters(nb)
+    kernel_python(nb)
+    if include_folder:
+        _folder_files(notebook.parent, {notebook}, excludes, max_folder_bytes)
+    return params
 
 
 def build_project(
@@ -128,7 +148,12 @@ def build_project(
     max_folder_bytes: int = DEFAULT_MAX_FOLDER_BYTES,
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
     overwrite: bool = False,
+    private: bool = False,
+    source_name: str | None = None,
 ) -> ProjectInfo:
+    """The notebook as an MLflow project in `output_dir`. `private`: readable by this user only (a
+    job's copy), whatever the umask. `source_name` is what runs the notebook starts name as their
+    source (default: the notebook's file name; the lab gives its own path)."""
     notebook = Path(notebook_path).resolve()
     nb = load_notebook(notebook)
     params = extract_parameters(nb)
@@ -162,13 +187,15 @@ def build_project(
         shutil.copy2(Path(__file__).with_name("runner.py"), staging / RUNNER_FILE)
         spec = {
             "notebook": notebook.name,
-            "kernel": "python3",
+            "source": source_name or notebook.name,
             "parameters": [{"name": p.name, "type": p.kind, "default": p.to_json()["default"]} for p in params],
         }
         (staging / SPEC_FILE).write_text(json.dumps(spec, indent=2), encoding="utf-8")
         (staging / "MLproject").write_text(yaml.safe_dump(_mlproject(name, params), sort_keys=False), encoding="utf-8")
         (staging / "python_env.yaml").write_text(yaml.safe_dump(env, sort_keys=False), encoding="utf-8")
         written += [notebook.name, RUNNER_FILE, SPEC_FILE, "MLproject", "python_env.yaml"]
+        if private:
+            make_tree_private(staging)
         if out.exists():
             out.rmdir()
         staging.rename(out)

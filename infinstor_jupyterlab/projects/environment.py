@@ -114,7 +114,7 @@ def _packages_distributions():
     key = [[entry, os.stat(entry).st_mtime] for entry in sys.path if entry and os.path.isdir(entry)]
     cache = None
     try:
-        from ..paths import infinstor_data_dir
+        from ..paths import infinstor_data_dir, write_private_file
 
         digest = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
         cache = infinstor_data_dir() / "cache" / f"packages-{digest}.json"
@@ -126,10 +126,7 @@ def _packages_distributions():
     mapping = metadata.packages_distributions()
     if cache is not None:
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": key, "mapping": mapping}))
-            os.replace(tmp, cache)
+            write_private_file(cache, json.dumps({"key": key, "mapping": mapping}))
         except OSError:
             pass
     return mapping
@@ -176,31 +173,46 @@ def resolve(modules, distributions, python_executable: str | None = None) -> dic
         raise ProjectError(f"Could not read the kernel's Python environment ({python_executable}): {exc}") from None
 
 
+# jupyter_client's rule for kernel names (jupyter_client.kernelspec._kernel_name_pat).
+_KERNEL_NAME = re.compile(r"^[a-z0-9._\-]+$", re.IGNORECASE)
+_PYTHON_NAMES = {"python", "python%d" % sys.version_info[0], "python%d.%d" % sys.version_info[:2]}
+
+
 def kernel_python(nb) -> str:
     """The interpreter of the notebook's kernel, or this one when it cannot be told.
 
-    Reads the kernelspec's kernel.json from Jupyter's kernel paths directly: starting
-    jupyter_client's KernelSpecManager costs ~0.3 s, more than the rest of a conversion.
+    The kernelspec's name is checked as jupyter_client checks names and looked up only through
+    its KernelSpecManager (never joined into a path). The kernel's interpreter is its argv[0]
+    when that is an absolute path to an executable named python*; "python" alone means this
+    interpreter (jupyter_client starts such kernels with sys.executable); anything else (a
+    wrapper script, `conda run`, a missing kernel) falls back to this interpreter.
     """
-    name = nb.metadata.get("kernelspec", {}).get("name")
+    name = (nb.metadata.get("kernelspec") or {}).get("name")
     if not name:
         return sys.executable
-    from jupyter_core.paths import jupyter_path
+    if not isinstance(name, str) or not _KERNEL_NAME.match(name):
+        raise ProjectError(
+            f"the notebook's kernelspec name {str(name)[:80]!r} is not a valid kernel name (ASCII letters, "
+            "digits, '-', '.' and '_' only); choose the notebook's kernel again in JupyterLab and save it"
+        )
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    for directory in jupyter_path("kernels"):
-        spec_file = os.path.join(directory, name, "kernel.json")
-        if not os.path.isfile(spec_file):
-            continue
-        try:
-            with open(spec_file, encoding="utf-8") as handle:
-                argv = json.load(handle).get("argv") or []
-        except (OSError, ValueError):
-            return sys.executable
-        executable = argv[0] if argv else ""
-        if os.path.isabs(executable) and "python" in os.path.basename(executable) and os.access(executable, os.X_OK):
-            return executable
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name.lower())
+    except NoSuchKernel:
         return sys.executable
-    # No kernelspec on disk: the native kernel (ipykernel in this interpreter) serves "python3".
+    except Exception:  # an unreadable kernel.json: the lab's own interpreter
+        return sys.executable
+    executable = spec.argv[0] if spec.argv else ""
+    if executable in _PYTHON_NAMES:
+        return sys.executable
+    if (
+        os.path.isabs(executable)
+        and os.path.basename(executable).startswith("python")
+        and os.path.isfile(executable)
+        and os.access(executable, os.X_OK)
+    ):
+        return executable
     return sys.executable
 
 

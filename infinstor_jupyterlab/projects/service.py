@@ -7,18 +7,23 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadRequest
+from ..limits import check_path, shown
 from .convert import build_project, load_notebook
 from .parameters import extract_parameters
 
 
-def resolve_in_root(root: Path, path: str, *, must_exist: bool = True) -> Path:
+def resolve_in_root(root: Path, path: str, *, must_exist: bool = True, field: str = "path") -> Path:
     """`path` (lab-relative or absolute) as an absolute path that stays inside `root`."""
+    check_path(field, path)
     candidate = Path(path)
-    resolved = candidate.resolve() if candidate.is_absolute() else (root / path).resolve()
-    if resolved != root and not resolved.is_relative_to(root):
-        raise BadRequest(f"{path!r} is outside the Jupyter server's root directory.")
-    if must_exist and not resolved.exists():
-        raise BadRequest(f"{path!r} does not exist.")
+    try:
+        resolved = candidate.resolve() if candidate.is_absolute() else (root / path).resolve()
+        if resolved != root and not resolved.is_relative_to(root):
+            raise BadRequest(f"{shown(path)} is outside the Jupyter server's root directory.")
+        if must_exist and not resolved.exists():
+            raise BadRequest(f"{shown(path)} does not exist.")
+    except (OSError, RuntimeError) as exc:  # e.g. a symlink loop, a name the file system refuses
+        raise BadRequest(f"{shown(path)} cannot be used: {exc.strerror if isinstance(exc, OSError) else exc}.") from None
     return resolved
 
 
@@ -32,7 +37,7 @@ class ProjectService:
 
     async def convert(self, path: str, output_dir: str | None, *, include_folder: bool) -> dict[str, Any]:
         notebook = resolve_in_root(self.root_dir, path)
-        out = resolve_in_root(self.root_dir, output_dir, must_exist=False) if output_dir else None
+        out = resolve_in_root(self.root_dir, output_dir, must_exist=False, field="output_dir") if output_dir else None
         info = await asyncio.to_thread(build_project, notebook, out, include_folder=include_folder)
         data = info.to_json()
         data["path"] = lab_path(self.root_dir, info.path)
@@ -53,7 +58,7 @@ class ProjectService:
         from mlflow.projects import _project_spec
 
         if not (target / "MLproject").is_file():
-            raise BadRequest(f"{lab_path(self.root_dir, target)!r} is a folder without an MLproject file.")
+            raise BadRequest(f"{shown(lab_path(self.root_dir, target))} is a folder without an MLproject file.")
         try:
             project = _project_spec.load_project(str(target))
             entry = project.get_entry_point("main")

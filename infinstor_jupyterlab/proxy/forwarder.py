@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from tornado import httputil
@@ -189,6 +190,10 @@ def browser_response_headers(
             continue
         if any(secret in value for secret in secrets):
             continue
+        # A tab is whitespace in a field value, but tornado refuses to send any control character.
+        value = value.replace("\t", " ")
+        if _CONTROL.search(value):
+            continue
         out.append((name, value))
     return out
 
@@ -204,24 +209,74 @@ def credential_secrets(credentials: dict[str, str]) -> list[str]:
     return [s for s in secrets if s]
 
 
+_C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
+_TAB_OR_NEWLINE = re.compile(r"[\t\n\r]")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _as_browsers_read(location: str) -> str:
+    """`location` as a browser's URL parser (WHATWG) reads it, for an http(s) page.
+
+    Leading/trailing control characters and spaces are stripped, tabs and newlines removed
+    anywhere, and a backslash before the query counts as a slash.
+    """
+    text = _TAB_OR_NEWLINE.sub("", location.strip(_C0_AND_SPACE))
+    end = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=len(text))
+    return text[:end].replace("\\", "/") + text[end:]
+
+
+def _split(url: str) -> tuple[str | None, str | None, str]:
+    """(scheme, authority, rest) of a browser-normalised URL; authority None for a path."""
+    scheme = None
+    match = _SCHEME.match(url)
+    if match:
+        scheme, url = match.group(1).lower(), url[match.end():]
+        if not url.startswith("/"):  # `http:evil.example`: taken as a host by some browsers
+            return scheme, "", url
+    elif not url.startswith("//"):
+        return None, None, url
+    rest = url.lstrip("/")  # http(s) URLs ignore any number of slashes before the host
+    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    return scheme, rest[:cut], rest[cut:]
+
+
+def _leaves(url: str, up) -> bool:
+    """True if a browser would resolve `url` (browser-normalised) to another origin than `up`."""
+    scheme, authority, _rest = _split(url)
+    if scheme is not None and scheme != up.scheme.lower():
+        return True
+    if authority is None:
+        return False
+    return "@" in authority or authority.lower() != up.netloc.lower()
+
+
 def rewrite_location(location: str, upstream_uri: str, proxy_prefix: str) -> str | None:
     """Map a redirect from the tracking server into the proxy; None if it leaves the server.
 
     `proxy_prefix` is the proxy's absolute path ending in `/` (e.g. `/lab/infinstor/api/mlflow/`).
+    The location is read as a browser would (two backslashes, slash-backslash, or slash-tab-slash
+    before a name all mean another host), and refused if any level of its percent-decoding would
+    leave the tracking server.
     """
-    location = location.strip()
-    if not location:
-        return None
-    parts = urlsplit(location)
     up = urlsplit(upstream_uri)
-    if parts.scheme or parts.netloc:
-        same_origin = (parts.scheme or up.scheme).lower() == up.scheme.lower() and (
-            parts.netloc.lower() == up.netloc.lower()
-        )
-        if not same_origin:
+    normalised = _as_browsers_read(location)
+    if not normalised or _CONTROL.search(normalised):
+        return None
+    layer = normalised
+    for _ in range(4):
+        if _leaves(_as_browsers_read(layer), up):
             return None
-    elif not location.startswith("/"):
-        return location  # relative: the browser resolves it against the proxied URL
+        decoded = unquote(layer)
+        if decoded == layer:
+            break
+        layer = decoded
+    else:
+        return None  # still changing after four rounds of decoding
+    scheme, authority, rest = _split(normalised)
+    if authority is None and not rest.startswith("/"):
+        return rest  # relative: the browser resolves it against the proxied URL
+    parts = urlsplit(rest if authority is None else "//x" + (rest if rest[:1] in "/?#" else "/" + rest))
     path = parts.path or "/"
     base = up.path.rstrip("/")
     if base:
@@ -523,7 +578,11 @@ class _Exchange:
             while True:
                 chunk, http_chunk_end = await content.readchunk()  # as received: no join, no copy
                 if not chunk:
-                    if http_chunk_end:
+                    # An empty chunk ends one HTTP chunk of a chunked body; at the end of the
+                    # stream it is the end. aiohttp's shared empty stream (every body-less answer:
+                    # 304, 204, HEAD) reports a chunk end forever without awaiting anything, so
+                    # "continue" there would spin the event loop and stall the whole server.
+                    if http_chunk_end and not content.at_eof():
                         continue
                     break
                 self._last = self._loop.time()

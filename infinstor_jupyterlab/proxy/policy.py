@@ -12,6 +12,10 @@ byte, so what the tracking server sees is exactly what was checked. The rules:
   `api/2.0/infinstor/whoami` (GET). Nothing else in an `infinstor` namespace is forwarded, under
   `api/` or `ajax-api/`, in any version: in particular never `tokens`, whose answers carry API and
   job tokens that must not reach a browser, nor `audit`.
+- MLflow's assistant is never forwarded (see `_DENY_PREFIXES`). The two calls MLflow's UI makes
+  on every page load to learn whether an assistant is set up (`GET ajax-api/3.0/mlflow/assistant/
+  config` and `…/providers`) are answered by the lab itself with "none" (`kind="local"`), so the UI
+  shows no assistant instead of logging refusals.
 - Never a traversal or a smuggled URL: no `.`/`..` segments, no empty segments (`//`), no
   backslashes, no encoded separators (`%2F`, `%5C`), no control characters or invalid UTF-8, at
   any level of percent-decoding (double-encoded `%252e%252e` is caught too). The upstream URL is always
@@ -24,12 +28,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from ..errors import InfinStorError
 
-Kind = Literal["ui", "api", "artifact"]
+Kind = Literal["ui", "api", "artifact", "local"]
 
 MAX_PATH_LENGTH = 8192
 # A path still changing after this many rounds of percent-decoding is refused outright.
@@ -37,6 +41,7 @@ MAX_DECODE_ROUNDS = 4
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 ALL_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 _ALLOWED_RAW = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")  # RFC 3986 pchar and "/"
 _ENCODED_SEPARATOR = re.compile(r"%(2f|5c)", re.IGNORECASE)
@@ -48,6 +53,13 @@ class PathRefused(InfinStorError):
 
     status = 403
     reason = "proxy_path_refused"
+    allow: tuple[str, ...] = ()  # a 405: the methods the path does have
+
+    @classmethod
+    def method_not_allowed(cls, message: str, methods: frozenset[str]) -> PathRefused:
+        refusal = cls(message, status=405)
+        refusal.allow = tuple(m for m in METHOD_ORDER if m in methods)
+        return refusal
 
 
 class BadProxyPath(PathRefused):
@@ -61,6 +73,8 @@ class ProxyRoute:
 
     path: str
     kind: Kind
+    # kind "local": the JSON the lab answers itself (nothing is sent to the tracking server)
+    answer: Any = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,15 @@ _DENY_PREFIXES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("ajax-api", "3.0", "mlflow", "assistant"), "MLflow's assistant is not available through the proxy."),
     (("api", "3.0", "mlflow", "assistant"), "MLflow's assistant is not available through the proxy."),
 )
+
+# Answered by the lab, never forwarded: MLflow 3.17's UI asks both on every page load (and again
+# when its Assistant panel opens), in the shapes of mlflow/server/assistant/api.py's
+# ConfigResponse and ProvidersResponse. "No provider, no remote access" is the truth through the proxy.
+_ASSISTANT = ("ajax-api", "3.0", "mlflow", "assistant")
+_LOCAL_ANSWERS: dict[tuple[str, ...], dict[str, Any]] = {
+    (*_ASSISTANT, "config"): {"providers": {}, "projects": {}, "remote_access_allowed": False},
+    (*_ASSISTANT, "providers"): {"providers": [], "resolved": None, "gateway_vendor_options": {}},
+}
 
 # The company service's own API: only these exact paths, with these methods (see the module doc).
 _INFINSTOR_API: dict[tuple[str, ...], frozenset[str]] = {
@@ -156,7 +179,7 @@ def resolve(raw_path: str, method: str) -> ProxyRoute:
     """
     method = method.upper()
     if method not in ALL_METHODS:
-        raise PathRefused(f"The MLflow proxy does not forward {method} requests.", status=405)
+        raise PathRefused.method_not_allowed(f"The MLflow proxy does not forward {method} requests.", ALL_METHODS)
     if len(raw_path) > MAX_PATH_LENGTH:
         raise BadProxyPath("The proxied path is too long.")
     if not _ALLOWED_RAW.match(raw_path):
@@ -171,6 +194,9 @@ def resolve(raw_path: str, method: str) -> ProxyRoute:
 
     # The tracking server decodes once: match the allowlist on what it will route on.
     segments = layers[1].split("/") if len(layers) > 1 else raw_path.split("/")
+    answer = _LOCAL_ANSWERS.get(tuple(segments))
+    if answer is not None and method in SAFE_METHODS:
+        return ProxyRoute(path=raw_path, kind="local", answer=answer)
     for prefix, message in _DENY_PREFIXES:
         if segments[: len(prefix)] == list(prefix):
             raise PathRefused(message)
@@ -181,14 +207,15 @@ def resolve(raw_path: str, method: str) -> ProxyRoute:
         if methods is None:
             raise PathRefused(_INFINSTOR_REFUSED)
         if method not in methods:
-            raise PathRefused(f"{method} is not allowed on /{'/'.join(key)} through the MLflow proxy.", status=405)
+            raise PathRefused.method_not_allowed(
+                f"{method} is not allowed on /{'/'.join(key)} through the MLflow proxy.", methods
+            )
         return ProxyRoute(path=raw_path, kind="api")
     for rule in _RULES:
         if _matches(segments, rule):
             if method not in rule.methods:
-                raise PathRefused(
-                    f"{method} is not allowed on /{'/'.join(rule.prefix)} through the MLflow proxy.",
-                    status=405,
+                raise PathRefused.method_not_allowed(
+                    f"{method} is not allowed on /{'/'.join(rule.prefix)} through the MLflow proxy.", rule.methods
                 )
             kind = rule.kind
             if kind == "api" and any(

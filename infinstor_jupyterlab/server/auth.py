@@ -16,6 +16,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from .. import limits
 from ..errors import BadRequest, InfinStorError
 from .base import InfinStorHandler
 from .routes import API_PREFIX
@@ -80,6 +81,11 @@ class AuthCallbackHandler(_AuthHandler):
         description = self.get_query_argument("error_description", "")
         # Keep the authorization code out of every log line, whatever logs the URI.
         self.request.uri = self.request.path
+        try:
+            self.signin  # noqa: B018 - raises sign_in_not_configured on a lab without sign-in
+        except InfinStorError as exc:
+            self.render_page(exc.status, "Sign-in failed", exc.message, ok=False)
+            return
         if error:
             if state:
                 self.signin.forget(state)
@@ -152,4 +158,8 @@ class AuthConfigHandler(_AuthHandler):
         issuer, client_id = body.get("issuer", ""), body.get("client_id", "")
         if not isinstance(issuer, str) or not isinstance(client_id, str):
             raise BadRequest("issuer and client_id must be strings.", reason="invalid_sign_in_config")
+        if len(issuer) > limits.MAX_URL_CHARS:
+            raise BadRequest(f"The issuer URL is longer than {limits.MAX_URL_CHARS} characters.", reason="invalid_issuer")
+        if len(client_id) > limits.MAX_NAME_CHARS:
+            raise BadRequest(f"The client id is longer than {limits.MAX_NAME_CHARS} characters.", reason="invalid_client_id")
         self.write_json({"auth": await self.signin.configure(issuer, client_id)})

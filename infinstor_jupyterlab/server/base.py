@@ -1,53 +1,189 @@
-"""One base handler: authentication, JSON bodies, and domain errors mapped to JSON responses."""
+"""One base handler: authentication, bounded JSON bodies, and every error as a JSON response.
+
+Request bodies stream in (`stream_request_body`), so a body over `limits.MAX_BODY_BYTES` is never
+held in memory: it is read and dropped (up to `limits.MAX_DRAIN_BYTES`, so the client sees the 413
+and its keep-alive connection stays usable), or, larger still, refused before it is read.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from http import HTTPStatus
 from typing import Any
 
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
+from tornado import web
 
+from .. import limits
 from ..context import InfinStorContext
-from ..errors import BadRequest, InfinStorError
+from ..errors import BadRequest, InfinStorError, NotFound, PayloadTooLarge
 
 AUTH_RESOURCE = "infinstor"
 
 
+@web.stream_request_body
 class InfinStorHandler(APIHandler):
     """Every InfinStor handler derives from this; each verb is also `@authenticated`."""
 
     auth_resource = AUTH_RESOURCE
 
+    # True once prepare() has returned: tornado reads the whole body before calling the verb.
+    _prepared = False
+    _body_chunks: list[bytes] | None = None
+    _body_size = 0
+    _body_refused: InfinStorError | None = None
+
+    def __init__(self, application, request, **kwargs):
+        # Jupyter logs every request's URI, and tornado's errors quote it: bound what a client
+        # can put there (routing and query arguments were parsed from it already).
+        if len(request.uri) > limits.MAX_LOGGED_URI_CHARS:
+            request.uri = limits.clip(request.uri, limits.MAX_LOGGED_URI_CHARS)
+        super().__init__(application, request, **kwargs)
+
+    # jupyter_server parses Origin and Referer with urlparse, which raises on some malformed
+    # values (`http://[`): a 500 for any client. A header that cannot be parsed proves nothing.
+    def check_origin(self, origin_to_satisfy_tornado: str = "") -> bool:
+        try:
+            return super().check_origin(origin_to_satisfy_tornado)
+        except ValueError:
+            return False
+
+    def check_referer(self) -> bool:
+        try:
+            return super().check_referer()
+        except ValueError:
+            return False
+
     @property
     def infinstor(self) -> InfinStorContext:
         return self.settings["infinstor"]
 
+    # -- the request body -------------------------------------------------------------------------
+    async def prepare(self) -> None:
+        await super().prepare()  # Jupyter's own checks: host, user, XSRF
+        if not self._finished:
+            await self.admit()
+        self._prepared = True
+
+    async def admit(self) -> None:
+        """Checks before the body is read (the MLflow proxy's differ): a JSON body's size."""
+        length = self.request.headers.get("Content-Length")
+        declared = int(length) if length is not None and length.isdigit() else None
+        if declared is not None and declared > limits.MAX_BODY_BYTES:
+            too_large = _too_large()
+            if declared > limits.MAX_DRAIN_BYTES:
+                raise too_large  # not read: answered with `Connection: close` (see finish)
+            self._body_refused = too_large  # read and dropped; refused by get_json_body_or_400
+            return
+        # A chunked body announces no size: tornado stops reading it past the drain limit.
+        self.request.connection.set_max_body_size(limits.MAX_DRAIN_BYTES)
+        self._body_chunks = []
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._body_chunks is None:
+            return  # being dropped
+        self._body_size += len(chunk)
+        if self._body_size > limits.MAX_BODY_BYTES:
+            self._body_chunks, self._body_refused = None, _too_large()
+            return
+        self._body_chunks.append(chunk)
+
     def get_json_body_or_400(self) -> dict[str, Any]:
+        if self._body_refused is not None:
+            raise self._body_refused
+        raw = b"".join(self._body_chunks or ()) or b"{}"
         try:
-            body = json.loads(self.request.body or b"{}")
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("The request body is not valid UTF-8.") from None
+        try:
+            body = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        except RecursionError:
+            raise BadRequest(f"The request body is nested more than {limits.MAX_JSON_DEPTH} levels deep.") from None
         except ValueError as exc:
-            raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
+            raise BadRequest(f"The request body is not valid JSON: {limits.bounded(str(exc))}") from None
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")
+        limits.check_json_value(body)
         return body
 
+    # -- responses --------------------------------------------------------------------------------
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(payload))
 
+    def finish(self, chunk=None, **kwargs):
+        if not self._prepared and not self._headers_written:
+            # Answered before the body was read: tornado closes the connection after this response
+            # (not reading the body). Say so, or the client's next request on it is reset.
+            self.set_header("Connection", "close")
+        return super().finish(chunk, **kwargs)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error is `{"message": str, "reason": str}` (Jupyter's own have `reason: null`)."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, InfinStorError):
-            self.set_status(exc.status)
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"message": exc.message, "reason": exc.reason}))
-            return
-        super().write_error(status_code, **kwargs)
+            status, message, reason = exc.status, exc.message, exc.reason
+        else:
+            status = status_code
+            try:
+                phrase = HTTPStatus(status)
+                reason, default = phrase.name.lower(), phrase.phrase
+            except ValueError:
+                reason, default = "http_error", "HTTP error"
+            if isinstance(exc, web.HTTPError):
+                message = exc.log_message % exc.args if exc.log_message and exc.args else exc.log_message
+                message = message or exc.reason or default
+                reason = {500: "internal_error"}.get(status, reason)
+            else:  # an unexpected exception: logged with its traceback by log_exception
+                message, reason = "Internal server error; the Jupyter server's log has the details.", "internal_error"
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        if status == 405:  # RFC 9110: say which methods the resource has
+            self.set_header("Allow", ", ".join(getattr(exc, "allow", None) or self._methods()) + ", OPTIONS")
+        self.finish(json.dumps({"message": limits.bounded(str(message)), "reason": reason}))
+
+    def _methods(self) -> list[str]:
+        """The verbs this handler implements (OPTIONS, Jupyter's CORS answer, aside)."""
+        return [
+            m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())
+        ]  # fmt: skip
 
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, InfinStorError):
             # Expected outcomes (bad input, service down) are not server bugs: no traceback.
-            self.log.warning("%s %s: %s", self.request.method, self.request.path, value.message)
+            self.log.warning(
+                "%s %s: %s", self.request.method, limits.clip(self.request.path, 300), limits.bounded(value.message)
+            )
             return
         super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(InfinStorHandler):
+    """Anything under the API prefix that no route matches: a JSON 404 (Jupyter's is a page)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, rest: str) -> None:
+        raise NotFound("No such InfinStor API route.")
+
+    post = put = patch = delete = get
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than {limits.MAX_BODY_BYTES // (1024 * 1024)} MiB.")
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (NaN and Infinity are refused)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is not finite")
+    return value

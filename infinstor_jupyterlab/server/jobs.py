@@ -25,6 +25,15 @@ class JobsHandler(InfinStorHandler):
         self.write_json(job.to_json(), status=201)
 
 
+class JobValidateHandler(InfinStorHandler):
+    """A dry run of POST jobs: 200 with every problem by field; creates nothing."""
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        self.write_json(await self.infinstor.jobs.dry_run(self.get_json_body_or_400()))
+
+
 class JobHandler(InfinStorHandler):
     @web.authenticated
     @authorized
@@ -48,6 +57,17 @@ class JobLogHandler(InfinStorHandler):
         except ValueError:
             raise BadRequest("offset must be an integer") from None
         self.write_json(await self.infinstor.jobs.read_log(job_id, offset))
+
+
+class JobProgressHandler(InfinStorHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id):
+        try:
+            offset = int(self.get_query_argument("offset", "0"))
+        except ValueError:
+            raise BadRequest("offset must be an integer") from None
+        self.write_json(await self.infinstor.jobs.read_progress(job_id, offset))
 
 
 class JobCancelHandler(InfinStorHandler):

@@ -12,6 +12,7 @@ browser's proof that the request comes from this origin (`Sec-Fetch-Site: same-o
 from __future__ import annotations
 
 import asyncio
+import json
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from jupyter_core.utils import ensure_async
@@ -108,6 +109,9 @@ class MlflowProxyHandler(InfinStorHandler):
         self._body: StreamingBody | None = None
         self._task: asyncio.Future | None = None
         self._on_browser_gone = None  # set by the forwarder while an exchange is in progress
+        # A refusal decided in prepare() but answered once the (small) body is read, so the
+        # browser's keep-alive connection stays usable (see prepare).
+        self._refusal: BaseException | None = None
 
     @property
     def proxy(self) -> MlflowProxy:
@@ -188,7 +192,10 @@ class MlflowProxyHandler(InfinStorHandler):
         host = self.request.headers.get("Host")
         if not origin or origin == "null" or not host:
             return False
-        return urlsplit(origin).netloc.lower() == host.lower()
+        try:
+            return urlsplit(origin).netloc.lower() == host.lower()
+        except ValueError:  # e.g. `http://[`: not this origin
+            return False
 
     def check_xsrf_cookie(self) -> None:
         try:
@@ -200,8 +207,26 @@ class MlflowProxyHandler(InfinStorHandler):
             raise
 
     async def prepare(self) -> None:
-        await super().prepare()
-        if self._finished or self.request.method == "OPTIONS":
+        try:
+            await super().prepare()  # Jupyter's checks, then admit()
+        except Exception as exc:
+            if not self._drainable():
+                raise  # answered now, with `Connection: close` (see finish)
+            # Read (and drop) the body first, then refuse in the verb (each verb starts with
+            # _forward, which raises it): the browser's keep-alive connection stays usable.
+            self._refusal = exc
+            self._prepared = True
+
+    def _drainable(self) -> bool:
+        """A refused request's body small enough to read and discard (declared, not chunked)."""
+        headers = self.request.headers
+        if "chunked" in headers.get("Transfer-Encoding", "").lower():
+            return False
+        length = headers.get("Content-Length", "0")
+        return length.isdigit() and int(length) <= self.proxy.settings.replay_limit
+
+    async def admit(self) -> None:
+        if self.request.method == "OPTIONS":
             return
         # The verbs are @authenticated/@authorized too, but they run only after the body has been
         # received: check before streaming anything to the tracking server.
@@ -218,6 +243,8 @@ class MlflowProxyHandler(InfinStorHandler):
             raise BadRequest("The proxied path could not be determined.")
         route = self._resolve(raw)
         self._refuse_cross_site(route)
+        if route.kind == "local":
+            return  # answered by the verb, nothing goes to the tracking server
 
         headers = self.request.headers
         length_header = headers.get("Content-Length")
@@ -276,6 +303,14 @@ class MlflowProxyHandler(InfinStorHandler):
             callback()  # stop talking to the tracking server; its connection is not reused
 
     async def _forward(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+        route = self._resolved[2] if self._resolved else None
+        if route is not None and route.kind == "local":
+            self.set_header("Content-Type", "application/json")
+            self.set_header("Cache-Control", "no-store")
+            await self.finish(json.dumps(route.answer) if self.request.method == "GET" else None)
+            return
         if self._task is not None:
             assert self._body is not None
             self._body.end()

@@ -21,9 +21,12 @@ SUPPORTED_MODES = ("single-user", "oidc", "company")
 
 
 def create_app():
-    mode = os.environ.get(MODE_ENV, "single-user")
-    if mode not in SUPPORTED_MODES:
-        raise RuntimeError(f"{MODE_ENV}={mode!r} is not one of {', '.join(SUPPORTED_MODES)}")
+    from .startup import StartupRefusal, check_mode, refuse
+
+    try:
+        mode = check_mode()
+    except StartupRefusal as refusal:
+        refuse(refusal)
 
     from mlflow.server import app as flask_app
 
@@ -55,31 +58,33 @@ def _create_oidc_app(flask_app):
 
 
 def _create_company_app(flask_app):
-    from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
-    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR
-
     from .company import CompanyASGIMiddleware, CompanyService
-    from .config import load_config
-    from .db import ServiceStore, make_engine, migrate
-    from .policy import load_policy
+    from .db import ServiceStore
+    from .startup import StartupRefusal, migrate_database, prepare_company, refuse
 
-    config = load_config()
-    policy = load_policy(config.policy_file)  # an invalid policy stops the server here
-    if not MLFLOW_ENABLE_WORKSPACES.get():
-        raise RuntimeError(
-            "company mode keeps organisations apart with MLflow workspaces: start the server with "
-            "--enable-workspaces (or MLFLOW_ENABLE_WORKSPACES=true)"
-        )
-    if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") != "uvicorn":
-        raise RuntimeError("company mode runs under uvicorn (MLflow's default server); drop --gunicorn-opts/--waitress-opts")
-    database_uri = config.database_uri or os.environ.get(BACKEND_STORE_URI_ENV_VAR)
-    if not database_uri or not database_uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql"):
-        raise RuntimeError("company mode needs a database for its tables: a SQL --backend-store-uri or database_uri in the configuration")
-    engine = make_engine(database_uri)
-    migrate(engine)
+    try:  # an invalid configuration or policy, or an unusable database, stops the server here
+        prepared = prepare_company()
+        engine = migrate_database(prepared.database_uri)
+    except StartupRefusal as refusal:
+        refuse(refusal)
+    config, policy = prepared.config, prepared.policy
     from mlflow.server.fastapi_app import create_fastapi_app
 
     from .outage import DatabaseOutageASGIMiddleware
 
     service = CompanyService(config, policy, ServiceStore(engine))
+    from .graphql_authz import install as authorize_graphql
+
+    authorize_graphql()  # MLflow's GraphQL executor checks each field with the service
     return HandlerThreadLimit(DatabaseOutageASGIMiddleware(CompanyASGIMiddleware(create_fastapi_app(flask_app), service), engine))
+
+
+def _preflight_when_imported_by_mlflow_server() -> None:
+    from . import startup
+
+    environ = startup.mlflow_server_environment()
+    if environ is not None:
+        startup.preflight(environ)
+
+
+_preflight_when_imported_by_mlflow_server()

@@ -4,7 +4,9 @@ A browser cannot attach a bearer token, so the service runs the OpenID Connect a
 flow with PKCE itself and keeps the resulting tokens in an encrypted, HttpOnly cookie:
 
 - `GET /infinstor/auth/login?next=/path`: to the provider's sign-in page. State, PKCE verifier
-  and the page to return to travel in a short-lived encrypted cookie.
+  and the page to return to travel in a short-lived encrypted cookie. MLflow's UI page (`/`)
+  opened without a session gets `sign_in_page`, which adds the address's fragment (the UI's route)
+  to `next`, so a deep link lands on its page after signing in.
 - `GET <redirect_path>` (the callback): checks the state, exchanges the code, checks the access
   token like any bearer token, and sets the session cookie.
 - `GET /infinstor/auth/logout`: forgets the session.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import secrets
 import threading
@@ -35,6 +38,9 @@ LOGOUT_PATH = "/infinstor/auth/logout"
 SESSION_COOKIE = "infinstor_session"
 SIGNIN_COOKIE = "infinstor_signin"
 SIGNIN_TTL = 600
+# The same path as the lab's own sign-in callback (<lab>/infinstor/api/auth/callback), so the
+# provider's client lists one path per surface: <service origin> and <lab origin> + this path.
+DEFAULT_REDIRECT_PATH = "/infinstor/api/auth/callback"
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,13 @@ class BrowserConfig:
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
     scopes: str = "openid profile email"
-    redirect_path: str = "/infinstor/auth/callback"
+    redirect_path: str = DEFAULT_REDIRECT_PATH
     session_secret: str = field(default="", repr=False)
     session_hours: float = 12.0
     public_url: str | None = None  # e.g. https://mlflow.example.com when behind a proxy
+    # Send the RFC 8707 `resource` parameter (= oidc.audience). Entra ID's v2 endpoints refuse it
+    # (AADSTS901002): there the API's scope in `scopes` names the audience instead.
+    resource_parameter: bool = True
 
 
 class SignInFailed(Exception):
@@ -70,6 +79,25 @@ def _cookie(name: str, value: str, *, path: str = "/", max_age: int | None = Non
     if secure:
         parts.append("Secure")
     return "; ".join(parts).encode("latin-1")
+
+
+def _script_value(value: str) -> str:
+    """A string as a JavaScript literal that is safe inside an HTML <script>."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def sign_in_page(next_path: str) -> bytes:
+    """What a browser without a session gets for MLflow's UI page (`/`): it goes on to the sign-in
+    with the address's fragment in `next` (MLflow's UI keeps its routes there, which never reach a
+    server), so that a deep link such as the run link MLflow's client prints lands on its page."""
+    target = safe_next(next_path)
+    fallback = html.escape(f"{LOGIN_PATH}?{urlencode({'next': target})}", quote=True)
+    return (
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signing in</title>"
+        f"<noscript><meta http-equiv=\"refresh\" content=\"0;url={fallback}\"></noscript>"
+        f"<script>location.replace({_script_value(LOGIN_PATH + '?next=')}+encodeURIComponent({_script_value(target)}+location.hash))</script>"
+        f"</head><body><a href=\"{fallback}\">Sign in</a></body></html>"
+    ).encode()
 
 
 def safe_next(value: str | None) -> str:
@@ -124,11 +152,14 @@ class BrowserSignIn:
         auth = (self.config.client_id, self.config.client_secret) if self.config.client_secret else None
         if auth is None:
             data = {**data, "client_id": self.config.client_id}
-        response = requests.post(self.metadata()["token_endpoint"], data={**data, "resource": self.audience},
+        response = requests.post(self.metadata()["token_endpoint"], data={**data, **self._resource()},
                                  auth=auth, timeout=self.timeout)  # fmt: skip
         if response.status_code != 200:
             raise SignInFailed(f"the identity provider refused the token request (HTTP {response.status_code})")
         return response.json()
+
+    def _resource(self) -> dict[str, str]:
+        return {"resource": self.audience} if self.config.resource_parameter else {}
 
     def _session_cookie(self, tokens: dict, secure: bool, previous_refresh: str | None = None) -> bytes:
         session = {
@@ -144,7 +175,7 @@ class BrowserSignIn:
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         query = urlencode({
             "client_id": self.config.client_id, "response_type": "code", "scope": self.config.scopes,
-            "redirect_uri": origin + self.config.redirect_path, "state": state, "resource": self.audience,
+            "redirect_uri": origin + self.config.redirect_path, "state": state, **self._resource(),
             "code_challenge": challenge, "code_challenge_method": "S256",
         })  # fmt: skip
         pending = self._seal({"s": state, "v": verifier, "n": safe_next(next_path)})

@@ -45,10 +45,11 @@ import requests
 
 import jwt
 
-from . import job_tokens, private_views
-from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed
+from . import graphql_authz, job_tokens, private_views, web_ui
+from .browser import LOGIN_PATH, LOGOUT_PATH, BrowserSignIn, SignInFailed, sign_in_page
 from .config import ServiceConfig
 from .changes import ChangeWatcher
+from .directory import Directory, DirectoryStore
 from .db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLE_RANK, ROLES, TOKEN_PREFIX, ServiceStore, split_api_token
 from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable, _bearer, rewrite_create_run
 from .otlp import InvalidExport, trace_ids_in_export
@@ -112,9 +113,11 @@ class Outcome:
     body: bytes | None = None  # a rewritten request body to send instead of the client's
     query: str | None = None  # a rewritten query string to send instead of the client's
     respond: tuple[int, bytes] | None = None  # answer here, do not call MLflow
+    respond_headers: list[tuple[bytes, bytes]] | None = None  # with these headers (default: JSON)
     after: Callable[[int, bytes], None] | None = None  # runs before the response leaves (grants)
     audit: tuple[str | None, str | None] | None = None  # (resource type, id) of a write to audit
     detail: dict | None = None
+    graphql: Any = None  # the caller, for MLflow's GraphQL executor (see graphql_authz)
 
 
 class _LRU:
@@ -192,13 +195,19 @@ class CompanyService:
         self.policy = policy
         self.store = store
         self.verifier = verifier or TokenVerifier(
-            config.issuer, config.audience, jwks_uri=config.jwks_uri, leeway=config.leeway, claim_names=config.claims
+            config.issuer, config.audience, jwks_uri=config.jwks_uri, leeway=config.leeway, claim_names=config.claims,
+            audience_claim=config.audience_claim,
         )
         self.job_key = job_tokens.derive_key(config.job_token_secret) if config.job_token_secret else None
         self.browser = BrowserSignIn(config.browser, config.issuer, config.audience) if config.browser else None
         self._run_experiments = _LRU()
         # Reused decisions: (what, reuse until, change counter they were made under); see changes.py.
         self.changes = ChangeWatcher(store.change_versions, config.change_poll_seconds)
+        # SCIM provisioning (scim.py) and what it means for a caller's groups (directory.py).
+        self.directory_store = DirectoryStore(store)
+        self.directory = Directory(self.directory_store, config.groups_from, config.scim_group_name, self.changes,
+                                   config.grant_cache_seconds)  # fmt: skip
+        self._scim = None
         self._roles = _LRU(50_000)  # (org, user, groups, type, id) -> (rank, until, counter)
         self._api_tokens = _LRU(50_000)  # sha256(token) -> ((record, groups), until, counter)
         store.listeners.append(self._forget_reused)
@@ -237,9 +246,9 @@ class CompanyService:
             identity = {"username": caller.username, "subject": caller.subject, "issuer": self.verifier.issuer, "verified": True}
             raise InvalidToken(f"the token names no organisation (claim {self.config.claims.org!r})", "no_organisation", identity)
         org = _workspace_name(org)
-        groups = tuple(caller.groups)
+        groups = self.directory.groups_for(org, caller.username, caller.groups, caller.groups_overage)
         self.ensure_workspace(org)
-        self.store.see_user(org, caller.username, caller.email, list(groups))
+        self.store.see_user(org, caller.username, caller.email, list(caller.groups))  # the token's own groups
         return self._principal(caller.username, org, groups, caller.email, "oidc")
 
     def _reused(self, cache: _LRU, key, kind: str):
@@ -266,9 +275,28 @@ class CompanyService:
         record, state = self.store.inspect_token(token)
         if state != "valid":
             raise InvalidToken("the API token is unknown, revoked or expired", f"{state}_api_token", _token_identity(token, record, state))
-        groups = tuple(self.store.user_groups(record.org, record.username) or ())
+        last_seen = tuple(self.store.user_groups(record.org, record.username) or ())
+        # The groups its user's last token had, as SCIM has them now; refused if deprovisioned.
+        groups = self.directory.groups_for(record.org, record.username, last_seen, overage=not last_seen)
         self._reuse(self._api_tokens, key, (record, groups), counter)
         return record, groups
+
+    # -- SCIM ------------------------------------------------------------------------------------
+    def scim_application(self):
+        if self._scim is None:  # built on first use: the SCIM models take a moment to load
+            from .scim import ScimApplication
+
+            self._scim = ScimApplication(self.directory_store)
+        return self._scim
+
+    def touch_scim_token(self, token_id: str) -> None:
+        self._touch(f"scim:{token_id}", lambda: self.directory_store.touch_token(token_id))
+
+    def record_scim(self, record, method: str, path: str, status: int) -> None:
+        who = Principal(f"scim:{record.name}", record.org, (), None, "scim")
+        parts = [p for p in path.split("/") if p]
+        kind = {"Users": "scim_user", "Groups": "scim_group"}.get(parts[0] if parts else "", "scim")
+        self.record(who, f"scim:{method} {parts[0] if parts else ''}", status, (kind, parts[1] if len(parts) > 1 else None))
 
     def _forget_reused(self, kind: str) -> None:
         """This process changed grants or tokens: forget the decisions of that kind at once (other
@@ -282,14 +310,14 @@ class CompanyService:
             return
         self.failed_sign_ins.failed(describe(token, error, source, self.config.claims, _organisation_or_nothing))
 
-    def _touch(self, token_id: str) -> None:
+    def _touch(self, token_id: str, write=None) -> None:
         """Record a token's last use, at most once a minute (not a database write per request)."""
         now = time.monotonic()
         with self._touch_lock:
             if now - self._touched.get(token_id, -3600.0) < 60:
                 return
             self._touched[token_id] = now
-        self.store.touch_token(token_id)
+        (write or (lambda: self.store.touch_token(token_id)))()
 
     def _principal(self, username, org, groups, email, kind, token_id=None) -> Principal:
         is_admin = any(g in self.config.org_admin_groups for g in groups)
@@ -440,10 +468,22 @@ class CompanyService:
             audit = ("run", who.job_scope.claims.run_id) if is_write else None
             return Outcome(who, matched[0] if matched else None, audit=audit)
         if matched is None:
+            # The web UI's pages and its calls outside MLflow's REST API (GraphQL, ...).
+            if (ui := web_ui.decide(self, who, method, path, query, body)) is not None:
+                return ui
             if _is_ui_path(path):
                 return Outcome(who)
             raise forbidden("This operation is not available on this service.")
         operation, path_vars = matched
+        # An OTLP export's body is protobuf or OTLP/JSON, read by its own handler, never as MLflow JSON.
+        params = _params(query, None if KINDS.get(operation) == "span_export" else body, method)
+        params.raw_body = body
+        params.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers or []}
+        return self.authorize_operation(who, operation, params, path_vars)
+
+    def authorize_operation(self, who: Principal, operation: str, params: _Params, path_vars: dict[str, str]) -> Outcome:
+        """The policy and resource checks of one MLflow operation, from its parameters (a REST
+        request's, or the input of the GraphQL field that mirrors it)."""
         kind = KINDS.get(operation)
         if kind is None:
             reason = REFUSED.get(operation)
@@ -451,15 +491,11 @@ class CompanyService:
         need = self.policy.role_for(operation)
         if need == "admin" and not who.is_admin:
             raise forbidden(f"{operation} is reserved to organisation admins.")
-        # An OTLP export's body is protobuf or OTLP/JSON, read by its own handler, never as MLflow JSON.
-        params = _params(query, None if kind == "span_export" else body, method)
-        params.raw_body = body
-        params.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers or []}
         outcome = Outcome(who, operation)
         handler = getattr(self, "_kind_" + kind.rstrip("!"))
         handler(who, operation, need, params, path_vars, outcome)
         if operation == "CreateRun" and outcome.respond is None:
-            outcome.body = rewrite_create_run(outcome.body if outcome.body is not None else (body or b"{}"), who.username)
+            outcome.body = rewrite_create_run(outcome.body if outcome.body is not None else (params.raw_body or b"{}"), who.username)
         if is_read(operation):
             outcome.audit = None
         elif outcome.audit is None:
@@ -882,6 +918,8 @@ class CompanyService:
             return 200, {}, ("api_token", token_id)
         if route == "permissions":
             return self._permissions(who, method, params)
+        if route == "scim-tokens" or route.startswith("scim-tokens/"):
+            return self._scim_tokens(who, method, route, params)
         if route == "audit" and method == "GET":
             if not who.is_admin:
                 raise forbidden("The audit log is for organisation admins.")
@@ -908,6 +946,27 @@ class CompanyService:
             raise bad_request(f"expires_in_days must be more than 0 and at most {self.config.token_max_days:g}")
         token, record = self.store.create_token(who.org, who.username, name, days * 86400)
         return 200, {"token": token, **record.to_json()}, ("api_token", record.token_id)
+
+    def _scim_tokens(self, who: Principal, method: str, route: str, params) -> tuple[int, dict, tuple | None]:
+        """The organisation's SCIM tokens (for its directory's provisioning): its admins only."""
+        if not who.is_admin:
+            raise forbidden("SCIM tokens are for organisation admins.")
+        if route == "scim-tokens" and method == "GET":
+            return 200, {"tokens": [t.to_json() for t in self.directory_store.list_tokens(who.org)]}, None
+        if route == "scim-tokens" and method == "POST":
+            if who.kind != "oidc":
+                raise forbidden("Create tokens while signed in with the identity provider, not with another token.")
+            name = (params.get("name") or "").strip()
+            if not name or len(name) > 255:
+                raise bad_request("A SCIM token needs a name (1-255 characters), e.g. the directory it is for.")
+            token, record = self.directory_store.create_token(who.org, name, who.username)
+            return 200, {"token": token, **record.to_json()}, ("scim_token", record.token_id)
+        if route.startswith("scim-tokens/") and method == "DELETE":
+            token_id = route[len("scim-tokens/"):]
+            if not self.directory_store.revoke_token(who.org, token_id):
+                raise not_found(f"No active SCIM token with id {token_id}")
+            return 200, {}, ("scim_token", token_id)
+        raise not_found(f"No such InfinStor API: {method} {route}")
 
     def _create_job_token(self, who: Principal, params) -> tuple[int, dict, tuple]:
         if self.job_key is None:
@@ -1210,6 +1269,10 @@ class CompanyASGIMiddleware:
         path = scope.get("path", "")
         if scope["type"] == "http" and path in OPEN_PATHS:
             return await self.app(scope, receive, send)
+        if scope["type"] == "http" and (path == "/scim/v2" or path.startswith("/scim/v2/")):
+            from . import scim  # SCIM 2.0 provisioning: its own credentials (SCIM tokens), its own protocol
+
+            return await scim.serve(self.service, self._in_thread, scope, receive, send)
         if scope["type"] == "websocket":
             # No MLflow operation we authorize uses websockets.
             await send({"type": "websocket.close", "code": 1008})
@@ -1228,6 +1291,8 @@ class CompanyASGIMiddleware:
                     send = _adding_headers(send, [(b"set-cookie", c) for c in set_cookies])
                 if token is None and method == "GET" and (_is_ui_path(path) or _wants_html(scope)):
                     target = path + (f"?{query}" if query else "")
+                    if path == "/":  # MLflow's UI: its route is in the fragment, which only the page sees
+                        return await _send(send, 200, sign_in_page(target), headers=_HTML)
                     return await _redirect(send, f"{LOGIN_PATH}?{urlencode({'next': target})}")
                 if token is not None:
                     cookie_auth = True
@@ -1270,7 +1335,7 @@ class CompanyASGIMiddleware:
         if api_answer is not None:
             return await _send(send, api_answer[0], api_answer[1])
         if outcome.respond is not None:
-            return await _send(send, *outcome.respond)
+            return await _send(send, *outcome.respond, headers=outcome.respond_headers)
         new_body = outcome.body if outcome.body is not None else body
         headers.append((WORKSPACE_HEADER, who.org.encode()))
         if new_body is not None:
@@ -1280,7 +1345,12 @@ class CompanyASGIMiddleware:
             scope["query_string"] = outcome.query.encode("latin-1")
         if new_body is not None:
             receive = _replay(new_body, receive)
-        status = await self._forward(scope, receive, send, outcome)
+        # MLflow's GraphQL executor finds the caller here (its worker thread gets a copy of this context).
+        caller = graphql_authz.CALLER.set(outcome.graphql)
+        try:
+            status = await self._forward(scope, receive, send, outcome)
+        finally:
+            graphql_authz.CALLER.reset(caller)
         if outcome.audit is not None:
             await self._in_thread(self.service.record, who, outcome.operation or method, status, outcome.audit, outcome.detail)
         return None
@@ -1332,7 +1402,7 @@ class CompanyASGIMiddleware:
         except Refusal as refusal:
             matched = match_route(method, path)
             action = matched[0] if matched else method
-            is_write = not is_read(matched[0]) if matched else method != "GET"
+            is_write = not is_read(matched[0]) if matched else not web_ui.is_read(method, path)
             raise _Denied(who, refusal, action, (None, None) if is_write else None) from None
 
     async def _forward(self, scope, receive, send, outcome: Outcome) -> int:
@@ -1431,16 +1501,21 @@ def _adding_headers(send, extra: list[tuple[bytes, bytes]]):
     return sending
 
 
+_HTML = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]
+
+
 async def _redirect(send, location: str):
     await send({"type": "http.response.start", "status": 302,
                 "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0"), (b"cache-control", b"no-store")]})  # fmt: skip
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _send(send, status: int, body: bytes, extra_headers: list | None = None):
+async def _send(send, status: int, body: bytes, extra_headers: list | None = None, headers: list | None = None):
+    """A whole response: JSON unless `headers` say otherwise (then they replace the content type)."""
     await send({
         "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())] + (extra_headers or []),
+        "headers": (headers or [(b"content-type", b"application/json")]) + [(b"content-length", str(len(body)).encode())]
+        + (extra_headers or []),
     })  # fmt: skip
     await send({"type": "http.response.body", "body": body})
     return None

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import yaml
 
-from .browser import BrowserConfig
+from .browser import DEFAULT_REDIRECT_PATH, BrowserConfig
 from .oidc_auth import ClaimNames
 
 CONFIG_ENV = "INFINSTOR_SERVICE_CONFIG"
 
 EXPERIMENT_DEFAULTS = ("shared", "private")
+GROUP_SOURCES = ("token", "scim", "both")
+SCIM_GROUP_NAMES = ("displayName", "externalId")
 
 
 class ConfigError(ValueError):
@@ -30,8 +32,11 @@ class ServiceConfig:
     issuer: str
     audience: str
     jwks_uri: str | None = None
-    leeway: float = 30.0
+    # Seconds of clock skew tolerated on exp/nbf/iat: small, since an expired token is accepted this long.
+    leeway: float = 5.0
     claims: ClaimNames = field(default_factory=ClaimNames)
+    # The claim that carries the audience: `aud`, or `client_id` for Amazon Cognito's access tokens.
+    audience_claim: str = "aud"
     database_uri: str | None = None  # default: MLflow's backend store
     policy_file: str | None = None
     org_admin_groups: tuple[str, ...] = ()
@@ -39,7 +44,9 @@ class ServiceConfig:
     experiment_default: str = "shared"  # shared: creator's groups become editors; private: only the creator
     experiment_group_role: str = "editor"
     model_group_role: str = "reader"
-    models_org_readable: bool = False
+    # Registered models are a shared space of the organisation: every member may read a new one
+    # (a manager may revoke that per model).
+    models_org_readable: bool = True
     # API tokens.
     token_default_days: float = 90.0
     token_max_days: float = 365.0
@@ -53,6 +60,11 @@ class ServiceConfig:
     change_poll_seconds: float = 1.0
     # Browser sign-in to the MLflow web UI (None: the UI needs a bearer token, e.g. via the lab's proxy).
     browser: BrowserConfig | None = None
+    # Where a user's groups come from (see directory.py): "token" (the groups claim; SCIM only when
+    # the token's groups overflowed), "scim" (SCIM membership only) or "both"; and which SCIM
+    # attribute names a group in grants.
+    groups_from: str = "both"
+    scim_group_name: str = "displayName"
 
 
 _ENV = {
@@ -94,7 +106,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
-    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds", "change_poll_seconds", "browser"}, "the configuration")
+    _check_keys(data, {"oidc", "database_uri", "policy_file", "org_admin_groups", "defaults", "tokens", "job_tokens", "grant_cache_seconds", "change_poll_seconds", "browser", "scim"}, "the configuration")
     for name, where in _ENV.items():
         if environ.get(name):
             target = data
@@ -102,9 +114,23 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
                 target = target.setdefault(key, {})
             target[where[-1]] = environ[name]
     oidc = _section(data, "oidc")
-    _check_keys(oidc, {"issuer", "audience", "jwks_uri", "leeway", "claims"}, "oidc")
+    _check_keys(oidc, {"issuer", "audience", "jwks_uri", "leeway", "claims", "audience_claim", "organisations"}, "oidc")
     claims = _section(oidc, "claims")
     _check_keys(claims, {"username", "email", "groups", "org"}, "oidc.claims")
+    if not all(isinstance(v, str) and v for v in claims.values()):
+        raise ConfigError("oidc.claims: each claim name must be a non-empty string (a claim, or a dotted path such as realm_access.roles)")
+    organisations = _section(oidc, "organisations")
+    if not all(isinstance(k, (str, int)) and isinstance(v, str) and v for k, v in organisations.items()):
+        raise ConfigError("oidc.organisations must map org claim values to organisation names, e.g. {<Entra tenant id>: acme}")
+    audience_claim = str(oidc.get("audience_claim") or "aud")
+    scim = _section(data, "scim")
+    _check_keys(scim, {"groups", "group_name"}, "scim")
+    groups_from = scim.get("groups", "both")
+    if groups_from not in GROUP_SOURCES:
+        raise ConfigError(f"scim.groups must be one of {GROUP_SOURCES} (where a user's groups come from), not {groups_from!r}")
+    scim_group_name = scim.get("group_name", "displayName")
+    if scim_group_name not in SCIM_GROUP_NAMES:
+        raise ConfigError(f"scim.group_name must be one of {SCIM_GROUP_NAMES}, not {scim_group_name!r}")
     defaults = _section(data, "defaults")
     _check_keys(defaults, {"experiment", "experiment_group_role", "registered_model_group_role", "registered_models_org_readable"}, "defaults")
     tokens = _section(data, "tokens")
@@ -113,13 +139,14 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     _check_keys(job_tokens, {"secret", "max_seconds"}, "job_tokens")
 
     browser = _section(data, "browser")
-    _check_keys(browser, {"client_id", "client_secret", "scopes", "redirect_path", "session_secret", "session_hours", "public_url"}, "browser")
+    _check_keys(browser, {"client_id", "client_secret", "scopes", "redirect_path", "session_secret", "session_hours", "public_url",
+                          "resource_parameter"}, "browser")  # fmt: skip
     browser_config = None
     if browser.get("client_id"):
         secret = str(browser.get("session_secret") or "")
         if len(secret) < 32:
             raise ConfigError("browser sign-in needs browser.session_secret (or INFINSTOR_SESSION_SECRET) of at least 32 characters")
-        redirect_path = str(browser.get("redirect_path") or "/infinstor/auth/callback")
+        redirect_path = str(browser.get("redirect_path") or DEFAULT_REDIRECT_PATH)
         if not redirect_path.startswith("/"):
             raise ConfigError("browser.redirect_path must be a path starting with '/'")
         try:
@@ -130,6 +157,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             client_id=str(browser["client_id"]), client_secret=browser.get("client_secret") or None,
             scopes=str(browser.get("scopes") or "openid profile email"), redirect_path=redirect_path,
             session_secret=secret, session_hours=hours, public_url=browser.get("public_url") or None,
+            resource_parameter=bool(browser.get("resource_parameter", True)),
         )  # fmt: skip
     elif set(browser) - {"session_secret", "client_secret"}:
         raise ConfigError("browser sign-in needs browser.client_id")
@@ -149,7 +177,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     if not isinstance(admin_groups, list) or not all(isinstance(g, str) and g for g in admin_groups):
         raise ConfigError("org_admin_groups must be a list of group names")
     try:
-        leeway = float(oidc.get("leeway", 30))
+        leeway = float(oidc.get("leeway", 5))
         default_days, max_days = float(tokens.get("default_days", 90)), float(tokens.get("max_days", 365))
         job_max = float(job_tokens.get("max_seconds", 24 * 3600))
         grant_cache = float(data.get("grant_cache_seconds", 300))
@@ -157,6 +185,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     except (TypeError, ValueError):
         raise ConfigError("oidc.leeway, tokens.default_days, tokens.max_days, job_tokens.max_seconds, grant_cache_seconds "
                           "and change_poll_seconds must be numbers") from None  # fmt: skip
+    if not 0 <= leeway <= 300:
+        raise ConfigError("oidc.leeway must be between 0 and 300 seconds (a few seconds is enough for clock skew)")
     if not 0 <= grant_cache <= 3600:
         raise ConfigError("grant_cache_seconds must be between 0 and 3600")
     if not 0.1 <= change_poll <= 60:
@@ -165,15 +195,18 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raise ConfigError("tokens: need 0 < default_days <= max_days")
     secret = job_tokens.get("secret") or None
     if secret is not None and len(str(secret)) < 32:
-        raise ConfigError("job_tokens.secret (INFINSTOR_JOB_TOKEN_SECRET) must be at least 32 characters")
+        raise ConfigError("job_tokens.secret (INFINSTOR_JOB_TOKEN_SECRET) must be at least 32 characters "
+                          "(make one with `openssl rand -hex 32`, the same on every replica)")
     return ServiceConfig(
         issuer=issuer, audience=audience, jwks_uri=oidc.get("jwks_uri") or None, leeway=leeway,
-        claims=ClaimNames(**{k: str(v) for k, v in claims.items()}),
+        claims=ClaimNames(**{k: str(v) for k, v in claims.items()},
+                          organisations=tuple((str(k), str(v)) for k, v in organisations.items())),
+        audience_claim=audience_claim, groups_from=groups_from, scim_group_name=scim_group_name,
         database_uri=data.get("database_uri") or None, policy_file=data.get("policy_file") or None,
         org_admin_groups=tuple(admin_groups), experiment_default=experiment_default,
         experiment_group_role=group_roles["experiment_group_role"],
         model_group_role=group_roles["registered_model_group_role"],
-        models_org_readable=bool(defaults.get("registered_models_org_readable", False)),
+        models_org_readable=bool(defaults.get("registered_models_org_readable", True)),
         token_default_days=default_days, token_max_days=max_days,
         job_token_secret=None if secret is None else str(secret), job_token_max_seconds=job_max,
         grant_cache_seconds=grant_cache, change_poll_seconds=change_poll, browser=browser_config,

@@ -96,6 +96,76 @@ changes = sa.Table(
 )  # fmt: skip
 CHANGE_KINDS = ("grants", "tokens")
 
+# SCIM 2.0 provisioning (service/scim.py, service/directory.py), per organisation. A resource is
+# kept as the JSON the SCIM models dump, beside the columns that are searched or joined on; a
+# group's members live in their own table (a user's groups are read from it). A user deleted by
+# SCIM leaves a row in `scim_deprovisioned`, so that tokens issued before keep failing until SCIM
+# provisions the user again. Changes that affect access raise the "tokens" counter.
+scim_tokens = sa.Table(
+    "infinstor_scim_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("org", sa.String(63), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("last_used_at", sa.Float),
+    sa.Index("ix_infinstor_scim_tokens_org", "org"),
+)  # fmt: skip
+
+scim_users = sa.Table(
+    "infinstor_scim_users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org", sa.String(63), nullable=False),
+    sa.Column("scim_id", sa.String(64), nullable=False),
+    sa.Column("user_name", sa.String(255), nullable=False),
+    sa.Column("user_key", sa.String(255), nullable=False),  # userName, lower-case: SCIM compares it so
+    sa.Column("external_id", sa.String(255)),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("modified_at", sa.Float, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.UniqueConstraint("org", "scim_id", name="uq_infinstor_scim_users_id"),
+    sa.UniqueConstraint("org", "user_key", name="uq_infinstor_scim_users_name"),
+    sa.Index("ix_infinstor_scim_users_external", "org", "external_id"),
+)  # fmt: skip
+
+scim_groups = sa.Table(
+    "infinstor_scim_groups", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org", sa.String(63), nullable=False),
+    sa.Column("scim_id", sa.String(64), nullable=False),
+    sa.Column("display_name", sa.String(255), nullable=False),
+    sa.Column("external_id", sa.String(255)),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("modified_at", sa.Float, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.UniqueConstraint("org", "scim_id", name="uq_infinstor_scim_groups_id"),
+    sa.Index("ix_infinstor_scim_groups_name", "org", "display_name"),
+    sa.Index("ix_infinstor_scim_groups_external", "org", "external_id"),
+)  # fmt: skip
+
+scim_members = sa.Table(
+    "infinstor_scim_members", metadata,
+    sa.Column("org", sa.String(63), primary_key=True),
+    sa.Column("group_id", sa.String(64), primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("member_type", sa.String(16), nullable=False),  # User or Group
+    sa.Column("display", sa.String(255)),
+    sa.Index("ix_infinstor_scim_members_member", "org", "member_id"),
+)  # fmt: skip
+
+scim_deprovisioned = sa.Table(
+    "infinstor_scim_deprovisioned", metadata,
+    sa.Column("org", sa.String(63), primary_key=True),
+    sa.Column("user_key", sa.String(255), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+)  # fmt: skip
+
 
 def _v1(connection) -> None:
     for table in (users, grants, api_tokens, audit):
@@ -107,13 +177,18 @@ def _v2(connection) -> None:
     connection.execute(changes.insert(), [{"kind": kind, "version": 0} for kind in CHANGE_KINDS])
 
 
+def _v3(connection) -> None:
+    for table in (scim_tokens, scim_users, scim_groups, scim_members, scim_deprovisioned):
+        table.create(connection, checkfirst=True)
+
+
 def _bump(connection, kind: str) -> None:
     """Raise `kind`'s counter in the transaction that makes the change (see ServiceStore._changed)."""
     connection.execute(changes.update().where(changes.c.kind == kind).values(version=changes.c.version + 1))
 
 
 # (version, step): each step brings the schema from version-1 to version. Append, never edit.
-MIGRATIONS = [(1, _v1), (2, _v2)]
+MIGRATIONS = [(1, _v1), (2, _v2), (3, _v3)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 ROLES = ("reader", "editor", "manager")
@@ -121,6 +196,10 @@ ROLE_RANK = {"reader": 1, "editor": 2, "manager": 3}
 PRINCIPAL_TYPES = ("user", "group", "org")
 RESOURCE_TYPES = ("experiment", "registered_model")
 TOKEN_PREFIX = "inf_"
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release than this one."""
 
 
 def current_version(connection) -> int:
@@ -138,7 +217,7 @@ def migrate(engine: sa.Engine) -> int:
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(7107274757)"))
         version = current_version(connection)
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise SchemaTooNew(
                 f"the InfinStor tables are at schema version {version}, newer than this release "
                 f"({SCHEMA_VERSION}); upgrade the service"
             )
@@ -335,6 +414,22 @@ class ServiceStore:
         if deleted:
             self._changed("grants")
         return bool(deleted)
+
+    def grants_held(self, org: str, username: str, groups: list[str]) -> list[Grant]:
+        """Every grant to the user, one of their groups or their organisation."""
+        query = (
+            sa.select(grants.c.resource_type, grants.c.resource_id, grants.c.principal_type, grants.c.principal,
+                      grants.c.role, grants.c.granted_by, grants.c.granted_at)
+            .where(grants.c.org == org, self._principal_clause(username, groups, org))
+            .order_by(grants.c.principal_type, grants.c.principal, grants.c.resource_type, grants.c.resource_id)
+        )  # fmt: skip
+        with self.engine.connect() as c:
+            return [Grant(*row) for row in c.execute(query)]
+
+    def user_id(self, org: str, username: str) -> int | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(users.c.id).where(users.c.org == org, users.c.username == username)).first()
+        return None if row is None else int(row[0])
 
     def list_grants(self, org: str, resource_type: str, resource_id: str) -> list[Grant]:
         query = (

@@ -8,7 +8,7 @@ audience and expiry. Anything else gets 401 JSON. The caller's username (a claim
 
 Configuration (environment): INFINSTOR_SERVICE_MODE=oidc, INFINSTOR_OIDC_ISSUER,
 INFINSTOR_OIDC_AUDIENCE, optionally INFINSTOR_OIDC_JWKS_URI, INFINSTOR_OIDC_LEEWAY (seconds,
-default 30), INFINSTOR_OIDC_USERNAME_CLAIM.
+default 5), INFINSTOR_OIDC_USERNAME_CLAIM.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from typing import Any
 
 import jwt
 import requests
+
+from . import claims
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +64,15 @@ class VerifierUnavailable(Exception):
 @dataclass(frozen=True)
 class ClaimNames:
     """Which token claims name the user, their email, groups and organisation (IdPs differ:
-    Azure AD has `groups` of object ids and `tid`, Okta `groups`, Keycloak often `org` mappers)."""
+    Azure AD has `groups` of object ids and `tid`, Okta `groups`, Keycloak often `org` mappers).
+    A name is a claim's key, or a dotted path into nested claims (see `claims.py`).
+    `organisations` maps an org claim's values (e.g. an Entra tenant id) to organisation names."""
 
     username: str = "preferred_username"
     email: str = "email"
     groups: str = "groups"
     org: str = "org"
+    organisations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -79,20 +84,22 @@ class Caller:
 
     @property
     def org(self) -> str | None:
-        value = self.claims.get(self.claim_names.org)
-        return str(value) if isinstance(value, (str, int)) and str(value) else None
+        raw = claims.org_value(claims.claim(self.claims, self.claim_names.org))
+        return claims.organisation(raw, dict(self.claim_names.organisations))
 
     @property
     def email(self) -> str | None:
-        value = self.claims.get(self.claim_names.email)
+        value = claims.claim(self.claims, self.claim_names.email)
         return value if isinstance(value, str) and value else None
 
     @property
     def groups(self) -> list[str]:
-        groups = self.claims.get(self.claim_names.groups) or []
-        if isinstance(groups, str):  # some IdPs send one group as a plain string
-            groups = [groups]
-        return [str(g) for g in groups if isinstance(g, (str, int)) and str(g)] if isinstance(groups, list) else []
+        return claims.groups_value(claims.claim(self.claims, self.claim_names.groups))
+
+    @property
+    def groups_overage(self) -> bool:
+        """The provider left the groups out: too many for a token (Entra ID)."""
+        return claims.groups_overage(self.claims, self.claim_names.groups)
 
 
 class TokenVerifier:
@@ -102,9 +109,10 @@ class TokenVerifier:
         audience: str,
         *,
         jwks_uri: str | None = None,
-        leeway: float = 30.0,
+        leeway: float = 5.0,
         username_claim: str = "preferred_username",
         claim_names: ClaimNames | None = None,
+        audience_claim: str = "aud",
         min_refetch_interval: float = 5.0,
         cache_lifespan: float = 300.0,
         timeout: float = 10.0,
@@ -116,6 +124,8 @@ class TokenVerifier:
         self.leeway = leeway
         self.claim_names = claim_names or ClaimNames(username=username_claim)
         self.username_claim = self.claim_names.username
+        # Amazon Cognito's access tokens carry no `aud`: their audience is the app client, in `client_id`.
+        self.audience_claim = audience_claim
         self.min_refetch_interval = min_refetch_interval
         self.cache_lifespan = cache_lifespan
         self.timeout = timeout
@@ -131,7 +141,7 @@ class TokenVerifier:
             env.get(ISSUER_ENV, "").strip(),
             env.get(AUDIENCE_ENV, "").strip(),
             jwks_uri=env.get(JWKS_URI_ENV) or None,
-            leeway=float(env.get(LEEWAY_ENV) or 30),
+            leeway=float(env.get(LEEWAY_ENV) or 5),
             username_claim=env.get(USERNAME_CLAIM_ENV) or "preferred_username",
         )
 
@@ -179,11 +189,14 @@ class TokenVerifier:
         if header.get("alg") not in ALGORITHMS:
             raise InvalidToken("the token's signing algorithm is not accepted", "algorithm")
         key = self._signing_key(header.get("kid"))
+        by_aud = self.audience_claim == "aud"
         decode = functools.partial(
-            jwt.decode, token, key.key, algorithms=[header["alg"]], audience=self.audience, issuer=self.issuer, leeway=self.leeway,
+            jwt.decode, token, key.key, algorithms=[header["alg"]], audience=self.audience if by_aud else None,
+            issuer=self.issuer, leeway=self.leeway,
         )  # fmt: skip
+        required = ["exp", "iss", "aud"] if by_aud else ["exp", "iss"]
         try:
-            claims = decode(options={"require": ["exp", "iss", "aud"]})
+            found = decode(options={"require": required, **({} if by_aud else {"verify_aud": False})})
         except jwt.ExpiredSignatureError:
             raise InvalidToken("the token has expired", "expired", self._expired_identity(decode)) from None
         except jwt.InvalidAudienceError:
@@ -194,28 +207,34 @@ class TokenVerifier:
             raise InvalidToken("the token is not valid (InvalidSignatureError)", "bad_signature") from None
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"the token is not valid ({type(exc).__name__})") from None
-        username = self._username(claims)
+        if not by_aud and not claims.audience_matches(found, self.audience_claim, self.audience):
+            raise InvalidToken(f"the token is not meant for this service (audience, in {self.audience_claim})", "wrong_audience")
+        username = self._username(found)
         if not username:
             raise InvalidToken("the token names no user", "no_user")
-        return Caller(username=str(username), subject=str(claims.get("sub") or ""), claims=claims, claim_names=self.claim_names)
+        return Caller(username=str(username), subject=str(found.get("sub") or ""), claims=found, claim_names=self.claim_names)
 
-    def _username(self, claims: dict) -> Any:
+    def _username(self, found: dict) -> Any:
         return (
-            claims.get(self.username_claim)
-            or claims.get("preferred_username")
-            or claims.get("email")
-            or claims.get("sub")
-            or claims.get("client_id")
+            claims.text(claims.claim(found, self.username_claim))
+            or found.get("preferred_username")
+            or found.get("email")
+            or found.get("sub")
+            or found.get("client_id")
         )
 
     def _expired_identity(self, decode) -> dict:
         """Who an expired token names, if it is otherwise genuine (signature, issuer, audience):
         PyJWT checks expiry before issuer, so an expiry error alone does not prove the issuer."""
+        by_aud = self.audience_claim == "aud"
         try:
-            claims = decode(options={"require": ["exp", "iss", "aud"], "verify_exp": False})
+            found = decode(options={"require": ["exp", "iss", "aud"] if by_aud else ["exp", "iss"], "verify_exp": False,
+                                    **({} if by_aud else {"verify_aud": False})})  # fmt: skip
         except jwt.PyJWTError:
             return {}
-        caller = Caller(username=str(self._username(claims) or ""), subject=str(claims.get("sub") or ""), claims=claims,
+        if not by_aud and not claims.audience_matches(found, self.audience_claim, self.audience):
+            return {}
+        caller = Caller(username=str(self._username(found) or ""), subject=str(found.get("sub") or ""), claims=found,
                         claim_names=self.claim_names)  # fmt: skip
         return {"username": caller.username, "subject": caller.subject, "org": caller.org, "issuer": self.issuer, "verified": True}
 

@@ -74,6 +74,14 @@ class MlflowClientAsync:
             created = await self.call("POST", "experiments/create", {"name": name})
             return created["experiment_id"]
 
+    async def find_experiment(self, name: str) -> str | None:
+        """The id of the experiment called `name`, or None (nothing is created)."""
+        try:
+            found = await self.call("GET", "experiments/get-by-name", params={"experiment_name": name})
+        except NotFound:
+            return None
+        return found["experiment"]["experiment_id"]
+
     async def create_run(self, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> dict:
         body = {
             "experiment_id": experiment_id,
@@ -96,11 +104,16 @@ class MlflowClientAsync:
     async def get_run(self, run_id: str) -> dict:
         return (await self.call("GET", "runs/get", params={"run_id": run_id}))["run"]
 
-    async def update_run(self, run_id: str, status: str, end: bool = False) -> None:
+    async def update_run(self, run_id: str, status: str, end: bool = False, run_name: str | None = None) -> None:
         body: dict = {"run_id": run_id, "status": status}
         if end:
             body["end_time"] = int(time.time() * 1000)
+        if run_name:
+            body["run_name"] = run_name
         await self.call("POST", "runs/update", body)
+
+    async def delete_run(self, run_id: str) -> None:
+        await self.call("POST", "runs/delete", {"run_id": run_id})
 
     async def upload_artifact(self, run: dict, local_path: Path, artifact_path: str) -> None:
         """Upload through the service's artifact proxy (mlflow-artifacts: roots)."""

@@ -113,6 +113,9 @@ class EmbeddedTrackingServer(TrackingBackend):
             "MLFLOW_TRACKING_URI": self.uri,
             EMBEDDED_URI_ENV: self.uri,
             SECRET_FILE_ENV: str(self.secret_path),
+            # MLflow prints "View run … at: <tracking URI>" as a run ends; this loopback URI only
+            # answers the lab and its kernels, so the link would be dead in the notebook.
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         }
 
     async def status(self) -> TrackingStatus:
@@ -180,7 +183,10 @@ class EmbeddedTrackingServer(TrackingBackend):
         return len(self._crashes) > self.max_restarts
 
     def _command(self) -> list[str]:
-        store = f"sqlite:///{self.data_dir / 'mlflow.db'}"
+        database = self.data_dir / "mlflow.db"
+        if database.exists() and database.stat().st_mode & 0o077:
+            os.chmod(database, 0o600)  # made before the server ran with a private umask
+        store = f"sqlite:///{database}"
         artifacts = ensure_private_dir(self.data_dir / "artifacts")
         return [
             sys.executable, "-m", "infinstor_jupyterlab.tracking._launcher", str(os.getpid()), "--",
@@ -274,6 +280,9 @@ class EmbeddedTrackingServer(TrackingBackend):
                 env=self._environment(),
                 cwd=str(self.data_dir),
                 start_new_session=True,
+                # Our service's own process (never a kernel): its store, artifacts and anything
+                # else it writes are this user's only.
+                umask=0o077,
             )
         except OSError as exc:
             raise _StartFailed(f"Could not start the local tracking service: {exc}") from exc

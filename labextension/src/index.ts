@@ -3,7 +3,7 @@
  */
 import { computePlugin } from './compute/plugin';
 import { jobsPlugin } from './jobs/plugin';
-import { mlflowPlugin } from './mlflow/plugin';
+import { mlflowClientPlugin, mlflowPlugin } from './mlflow/plugin';
 import { sidebarPlugin } from './sidebar/plugin';
 
 export { InfinStorRequestError, requestAPI } from './common/request';
@@ -16,9 +16,9 @@ export { FRONTEND_VERSION } from './common/version';
 export * from './signin/controller';
 export { SignInConfigSync, signInConfigUpdate } from './signin/config';
 export { JobCommandIDs, jobsPlugin, JOBS_PLUGIN_ID } from './jobs/plugin';
-export { MlflowCommandIDs, mlflowPlugin, MLFLOW_PLUGIN_ID } from './mlflow/plugin';
+export { MlflowCommandIDs, mlflowClientPlugin, mlflowPlugin, MLFLOW_CLIENT_PLUGIN_ID, MLFLOW_PLUGIN_ID } from './mlflow/plugin';
 export { MlflowClient } from './mlflow/client';
 export { ComputeCommandIDs, computePlugin, COMPUTE_PLUGIN_ID } from './compute/plugin';
 export * from './tokens';
 
-export default [sidebarPlugin, jobsPlugin, mlflowPlugin, computePlugin];
+export default [sidebarPlugin, mlflowClientPlugin, jobsPlugin, mlflowPlugin, computePlugin];

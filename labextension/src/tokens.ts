@@ -83,6 +83,11 @@ export interface IMlflowClient {
   setTag(runId: string, key: string, value: string): Promise<void>;
   deleteTag(runId: string, key: string): Promise<void>;
   getMetricHistory(runId: string, metricKey: string): Promise<IMetricPoint[]>;
+  /**
+   * One metric's history for many runs, a hundred runs a request (MLflow samples long
+   * histories down to `maxResults` points a run, keeping the first and last). Points by run id.
+   */
+  getMetricHistoryBulk(runIds: string[], metricKey: string, maxResults?: number): Promise<Map<string, IMetricPoint[]>>;
 
   listArtifacts(runId: string, path?: string): Promise<IFileInfo[]>;
   artifactUrl(runId: string, path: string): string;
@@ -112,6 +117,32 @@ export interface IMlflowClient {
 export const IMlflowClient = new Token<IMlflowClient>(
   'infinstor-jupyterlab:IMlflowClient',
   "The typed MLflow REST client (through the lab's authenticated proxy) and the lab's notices of changes to tracking data."
+);
+
+// -- the MLflow views ----------------------------------------------------------------------------
+
+/**
+ * The MLflow views (the sidebar's experiments, runs and models; the runs tabs, run pages and
+ * comparisons) as the other plugins use them.
+ */
+export interface IMlflowViews {
+  /**
+   * The experiment whose runs the sidebar shows, or null (the job dialog's default when the
+   * notebook has logged no run yet).
+   */
+  readonly openedExperiment: IExperiment | null;
+  /** Open a run's page in a main-area tab. */
+  openRun(runId: string): Promise<void>;
+  /**
+   * How a run page opens the job that made the run (the jobs plugin sets it; null: the page
+   * names the job without a link). Disposing the answer takes it back.
+   */
+  setJobOpener(open: (jobId: string) => void): IDisposable;
+}
+
+export const IMlflowViews = new Token<IMlflowViews>(
+  'infinstor-jupyterlab:IMlflowViews',
+  "InfinStor's MLflow views: the experiment open in the sidebar, run pages, and the Jobs view's link from a run page."
 );
 
 // -- the sidebar ----------------------------------------------------------------------------------

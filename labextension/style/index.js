@@ -3,3 +3,4 @@ import './jobs.css';
 import './compute.css';
 import './mlflow.css';
 import './signin.css';
+import './runs.css';

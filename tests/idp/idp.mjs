@@ -43,6 +43,60 @@ const USERS = {
   // For the company service's tests: another group of acme, and an acme organisation admin.
   erin: { name: 'Erin Hannon', org: 'acme', groups: ['sales'] },
   frank: { name: 'Frank Admin', org: 'acme', groups: ['acme-admins'] },
+  // In more groups than fit in a token: Entra ID leaves them out ("group overage").
+  olivia: { name: 'Olivia Overage', org: 'acme', groups: ['vision', ...Array.from({ length: 210 }, (_, i) => `team-${i}`)] },
+  // Users without an organisation, or without groups, for the service check's token analysis.
+  nora: { name: 'Nora Noorg', org: null, groups: ['vision'] },
+  gus: { name: 'Gus Nogroups', org: 'acme', groups: [] },
+};
+
+// Each client `layout-<provider>` gets access tokens laid out like that provider's (see
+// docs/identity-providers.md); the service reads each through configuration only.
+// A stable UUID-shaped id for a name, like Entra ID's object and tenant ids.
+function objectId(kind, name) {
+  const hex = crypto.createHash('sha1').update(`${kind}:${name}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+const LAYOUTS = {
+  // Entra ID v2 access token: UPN in preferred_username, tenant in tid, group object ids; overage.
+  entra: (id, user) => ({
+    preferred_username: `${id}@${user.org || 'none'}.example`, name: user.name, oid: objectId('user', id),
+    ...(user.org ? { tid: objectId('tenant', user.org) } : {}),
+    ...(user.groups.length > 200
+      ? { _claim_names: { groups: 'src1' },
+          _claim_sources: { src1: { endpoint: `https://graph.microsoft.com/v1.0/users/${objectId('user', id)}/getMemberObjects` } } }
+      : user.groups.length ? { groups: user.groups.map((g) => objectId('group', g)) } : {}),
+  }),
+  // Okta custom authorization server: sub is the login (email), groups by a claim rule, the
+  // organisation from a profile attribute by a custom claim.
+  okta: (id, user) => ({
+    sub: `${id}@${user.org || 'none'}.example`, uid: objectId('user', id).replace(/-/g, '').slice(0, 20),
+    ...(user.groups.length ? { groups: user.groups } : {}), ...(user.org ? { company: user.org.toUpperCase() } : {}),
+  }),
+  // Keycloak 26: the Group Membership mapper's groups with their full path (its default), realm
+  // roles nested in realm_access (default roles that every user has), the organizations list.
+  keycloak: (id, user) => ({
+    preferred_username: id, email: `${id}@${user.org || 'none'}.example`,
+    groups: user.groups.map((g) => `/${g}`),
+    realm_access: { roles: ['offline_access', 'default-roles-acme', ...user.groups.map((g) => `role-${g}`)] },
+    ...(user.org ? { organization: [user.org] } : {}),
+  }),
+  // Auth0: custom claims namespaced by an Action; Organizations' org_id.
+  auth0: (id, user) => ({
+    sub: `auth0|${objectId('user', id).slice(0, 24)}`,
+    'https://infinstor.example/email': `${id}@${user.org || 'none'}.example`,
+    'https://infinstor.example/groups': user.groups,
+    ...(user.org ? { org_id: `org_${objectId('org', user.org).replace(/-/g, '').slice(0, 16)}` } : {}),
+  }),
+  // Amazon Cognito access token: username, cognito:groups, client_id (its audience), token_use;
+  // the organisation added by a pre-token-generation trigger.
+  cognito: (id, user) => ({
+    username: id, token_use: 'access', 'cognito:groups': user.groups, ...(user.org ? { 'custom:org': user.org } : {}),
+  }),
+  // Google Workspace through a broker: the hosted domain (hd) names the organisation; Google
+  // sends no groups (they come from SCIM or an admin).
+  google: (id, user) => ({ email: `${id}@${user.org || 'none'}.example`, email_verified: true, ...(user.org ? { hd: `${user.org}.example` } : {}) }),
 };
 
 function claimsOf(id) {
@@ -51,10 +105,10 @@ function claimsOf(id) {
     sub: id,
     name: user.name,
     preferred_username: id,
-    email: `${id}@${user.org}.example`,
+    email: `${id}@${user.org || 'none'}.example`,
     email_verified: true,
-    groups: user.groups,
-    org: user.org,
+    ...(user.groups.length ? { groups: user.groups } : {}),
+    ...(user.org ? { org: user.org } : {}),
   };
 }
 
@@ -74,7 +128,10 @@ const labClient = (clientId) => ({
   redirect_uris: redirectUris,
 });
 
-const FIRST_PARTY = new Set(['infinstor-lab', 'infinstor-lab-short', 'infinstor-automation']);
+const LAYOUT_CLIENTS = Object.keys(LAYOUTS).map((name) => `layout-${name}`);
+// An opaque (non-JWT) access token, as some providers issue by default.
+const OPAQUE_CLIENT = 'layout-opaque';
+const FIRST_PARTY = new Set(['infinstor-lab', 'infinstor-lab-short', 'infinstor-automation', ...LAYOUT_CLIENTS, OPAQUE_CLIENT]);
 
 // A fresh signing key per run; the service under test must fetch it from the JWKS.
 const jwk = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
@@ -90,6 +147,8 @@ const provider = new Provider(issuer, {
   clients: [
     labClient('infinstor-lab'),
     labClient('infinstor-lab-short'),
+    ...LAYOUT_CLIENTS.map(labClient),
+    labClient(OPAQUE_CLIENT),
     {
       client_id: 'infinstor-automation',
       client_secret: AUTOMATION_SECRET,
@@ -126,7 +185,7 @@ const provider = new Provider(issuer, {
           scope: 'mlflow',
           audience: AUDIENCE,
           accessTokenTTL: client.clientId === 'infinstor-lab-short' ? SHORT_TTL : ACCESS_TTL,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: client.clientId === OPAQUE_CLIENT ? 'opaque' : 'jwt',
           jwt: { sign: { alg: 'RS256' } },
         };
       },
@@ -153,6 +212,8 @@ const provider = new Provider(issuer, {
   // Identity travels in the access token too, so the tracking service needs no userinfo call.
   async extraTokenClaims(ctx, token) {
     if (!token.accountId || !USERS[token.accountId]) return undefined;
+    const layout = LAYOUTS[(token.clientId || '').replace(/^layout-/, '')];
+    if (layout) return layout(token.accountId, USERS[token.accountId]);
     const { preferred_username, email, groups, org, name } = claimsOf(token.accountId);
     return { preferred_username, email, groups, org, name };
   },

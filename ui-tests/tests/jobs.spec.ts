@@ -158,12 +158,19 @@ test.describe('InfinStor jobs', () => {
     );
     await expect(dialog.getByTestId('infinstor-job-param-layers')).toHaveValue('[16, 8]');
 
-    // An invalid int is refused in the dialog, with a message naming the parameter.
+    // An invalid int is refused, with the server's message naming the parameter (a dry run of
+    // POST jobs as the user types: the dialog has no rules of its own).
     const submitButton = dialog.getByTestId('infinstor-job-submit');
     await expect(submitButton).toBeEnabled();
-    await epochs.fill('2.5');
+    const [check] = await Promise.all([
+      page.waitForResponse(
+        r => /\/infinstor\/api\/jobs\/validate(\?\d*)?$/.test(r.url()) && r.request().postDataJSON().parameters.epochs === '2.5'
+      ),
+      epochs.fill('2.5')
+    ]);
+    expect((await check.json()).valid).toBe(false);
     const error = dialog.getByTestId('infinstor-job-param-error-epochs');
-    await expect(error).toHaveText(/Parameter "epochs" must be a whole number/);
+    await expect(error).toHaveText(/^parameter 'epochs' must be an? int like its default 3; got '2\.5'$/);
     await expect(epochs).toHaveAttribute('aria-invalid', 'true');
     await expect(submitButton).toBeDisabled();
     // Enter does not submit either.
@@ -172,7 +179,7 @@ test.describe('InfinStor jobs', () => {
     // So is a list that is not a list.
     await dialog.getByTestId('infinstor-job-param-layers').fill('{"a": 1}');
     await expect(dialog.getByTestId('infinstor-job-param-error-layers')).toHaveText(
-      /Parameter "layers" must be a list/
+      /^parameter 'layers' must be a list like its default/
     );
     await shot(dialog.locator('.jp-Dialog-content'), testInfo, 'dialog-invalid-light');
 
@@ -404,7 +411,7 @@ test.describe('InfinStor jobs', () => {
         await route.fulfill({
           status: 409,
           contentType: 'application/json',
-          json: { message: 'Target bare is busy right now.', reason: 'target_unavailable' }
+          json: { message: 'Target inline is busy right now.', reason: 'target_unavailable' }
         });
       } else {
         await route.continue();
@@ -428,11 +435,15 @@ test.describe('InfinStor jobs', () => {
     const project = await openDialogFromFileBrowser(page, 'proj');
     await expect(project.getByTestId('infinstor-job-source')).toContainText('MLflow project');
     await expect(project.getByTestId('infinstor-job-param-alpha')).toHaveValue('0.5');
-    // A required parameter without default blocks Run until given.
+    // A required parameter without default blocks Run until given (the server says so).
     await expect(project.getByTestId('infinstor-job-param-error-data')).toHaveText(
-      /Parameter "data" is required/
+      "Missing value for parameter 'data'."
     );
     await expect(project.getByTestId('infinstor-job-submit')).toBeDisabled();
+    await project.getByTestId('infinstor-job-param-data').fill('s3://bucket/data');
+    await project.getByTestId('infinstor-job-param-alpha').fill('0.25');
+    await expect(project.getByTestId('infinstor-job-param-error-data')).toHaveCount(0);
+    await expect(project.getByTestId('infinstor-job-submit')).toBeEnabled();
     await expect(project.getByTestId('infinstor-job-include-folder')).toHaveCount(0);
     await project.locator('.jp-Dialog-button.jp-mod-reject').click();
     await expect(project).toHaveCount(0);
@@ -449,6 +460,11 @@ test.describe('InfinStor jobs', () => {
     await expect(dialog.getByTestId('infinstor-job-instance-type-row')).toHaveCount(0);
     await target.selectOption('bare');
     await expect(dialog.getByTestId('infinstor-job-env-manager-row')).toHaveCount(0);
+    // The server knows no such target: it says so, and Run waits.
+    await expect(dialog.getByTestId('infinstor-job-target-error')).toContainText("Unknown target 'bare'");
+    await expect(dialog.getByTestId('infinstor-job-submit')).toBeDisabled();
+    await target.selectOption('inline');
+    await expect(dialog.getByTestId('infinstor-job-target-error')).toHaveCount(0);
 
     // A new experiment by name.
     await dialog.getByTestId('infinstor-job-experiment-new').check();
@@ -459,7 +475,7 @@ test.describe('InfinStor jobs', () => {
     // The server's refusal is shown in the dialog, which stays open.
     await dialog.getByTestId('infinstor-job-submit').click();
     await expect(dialog.getByTestId('infinstor-job-server-error')).toHaveText(
-      'Target bare is busy right now.'
+      'Target inline is busy right now.'
     );
     await expect(dialog).toBeVisible();
     await shot(dialog.locator('.jp-Dialog-content'), testInfo, 'dialog-server-error-light');

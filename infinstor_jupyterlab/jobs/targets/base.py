@@ -67,6 +67,9 @@ class JobTarget(LoggingConfigurable):
     async def cancel(self, job: Job) -> None:
         raise NotImplementedError
 
+    async def finished(self, job: Job, log_path) -> None:
+        """The job ended (any status): remove what it no longer needs on this host."""
+
     def describe(self) -> dict[str, Any]:
         reason = self.unavailable_reason()
         return {

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from ... import __version__
 from ...ec2 import layout, pool
 from ...ec2.aws import AwsError, Clients, describe, error_code
 from ...errors import BadRequest, InfinStorError, NotFound
+from ...limits import clip, shown
+from ...paths import open_private_append, write_private_file
 from ..models import Job
 from .base import JobFailed, JobTarget, TargetUnavailable
 
@@ -192,15 +195,15 @@ class EC2Target(JobTarget):
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - {"instance_type", "env_manager"})
         if unknown:
-            raise BadRequest(f"The EC2 target has no option(s) {', '.join(unknown)}.")
+            raise BadRequest(f"The EC2 target has no option(s) {clip(', '.join(unknown))}.")
         instance_type = options.get("instance_type") or self.default_instance_type
         if instance_type not in self.allowed_instance_types:
             raise BadRequest(
-                f"instance_type {instance_type!r} is not allowed; choose one of {', '.join(self.allowed_instance_types)}."
+                f"instance_type {shown(instance_type)} is not allowed; choose one of {', '.join(self.allowed_instance_types)}."
             )
         env_manager = options.get("env_manager", "local")
         if env_manager not in ("local", "virtualenv", "uv"):
-            raise BadRequest(f"env_manager {env_manager!r} is not one of local, virtualenv, uv.")
+            raise BadRequest(f"env_manager {shown(env_manager)} is not one of local, virtualenv, uv.")
         return {"instance_type": instance_type, "env_manager": env_manager}
 
     def _settings(self) -> pool.PoolSettings:
@@ -305,6 +308,7 @@ class EC2Target(JobTarget):
             "status_key": layout.status_key(settings.prefix, user, job.id),
             "cancel_key": layout.cancel_key(settings.prefix, user, job.id),
             "log_prefix": layout.log_prefix(settings.prefix, user, job.id),
+            "progress_prefix": layout.progress_prefix(settings.prefix, user, job.id),
             "token_parameter": token_name,
             "created_at": time.time(),
         }
@@ -349,7 +353,7 @@ class EC2Target(JobTarget):
     @staticmethod
     async def _write_log(log_path, text: str) -> None:
         def write():
-            with open(log_path, "ab") as handle:
+            with open_private_append(log_path) as handle:
                 handle.write(text.encode())
 
         await asyncio.to_thread(write)
@@ -364,19 +368,21 @@ class EC2Target(JobTarget):
         instance_id = state["instance_id"]
         self._busy[instance_id] = job.id
         cursor = _LogCursor(Path(state["log_path"]))
+        progress = _LogCursor(self.manager.progress_path(job.id))
         last_etag, last_change = None, time.monotonic()
         accepted = False
         restarted_once = False
         polls = 0
         try:
             while True:
-                snapshot = await asyncio.to_thread(self._poll, job, cursor)
+                snapshot = await asyncio.to_thread(self._poll, job, cursor, progress)
                 polls += 1
                 status, beat, beat_etag = snapshot["status"], snapshot["heartbeat"], snapshot["heartbeat_etag"]
                 if beat_etag and beat_etag != last_etag:
                     last_etag, last_change = beat_etag, time.monotonic()
                 if status and status.get("state") in ("finished", "failed", "killed"):
                     await asyncio.to_thread(cursor.drain, self.clients, state["bucket"], self._log_prefix(job))
+                    await asyncio.to_thread(progress.drain, self.clients, state["bucket"], self._progress_prefix(job))
                     await self._cleanup(job, terminate=False)
                     if status["state"] == "finished":
                         return 0
@@ -436,11 +442,15 @@ class EC2Target(JobTarget):
     def _log_prefix(self, job: Job) -> str:
         return layout.log_prefix(job.target_state["prefix"], job.target_state["user"], job.id)
 
-    def _poll(self, job: Job, cursor: _LogCursor) -> dict:
+    def _progress_prefix(self, job: Job) -> str:
+        return layout.progress_prefix(job.target_state["prefix"], job.target_state["user"], job.id)
+
+    def _poll(self, job: Job, cursor: _LogCursor, progress: _LogCursor) -> dict:
         """One look at the job in S3 (runs in a thread)."""
         state = job.target_state
         bucket, prefix, user = state["bucket"], state["prefix"], state["user"]
         cursor.drain(self.clients, bucket, self._log_prefix(job))
+        progress.drain(self.clients, bucket, self._progress_prefix(job))
         status, _ = pool.get_json(self.clients, bucket, layout.status_key(prefix, user, job.id))
         beat, etag = pool.get_json(self.clients, bucket, layout.heartbeat_key(prefix, state["instance_id"]))
         return {"status": status, "heartbeat": beat, "heartbeat_etag": etag, "instance_state": None}
@@ -542,9 +552,9 @@ class EC2Target(JobTarget):
         import re
 
         if not re.match(_INSTANCE_ID, instance_id):
-            raise BadRequest(f"{instance_id!r} is not an EC2 instance id.")
+            raise BadRequest(f"{shown(instance_id)} is not an EC2 instance id.")
         if action not in ("stop", "terminate"):
-            raise BadRequest(f"Unknown action {action!r}.")
+            raise BadRequest(f"Unknown action {shown(action)}.")
 
         def work():
             mine = {i["InstanceId"] for i in pool.user_instances(self.clients, user)}
@@ -567,7 +577,7 @@ class EC2Target(JobTarget):
 
 
 class _LogCursor:
-    """Copies new log chunks from S3 into the job's local log file, in order, exactly once.
+    """Copies new log (or progress) chunks from S3 into the job's local file, in order, exactly once.
 
     The position (last chunk copied) is kept beside the log, so a restarted lab goes on from there.
     """
@@ -597,10 +607,10 @@ class _LogCursor:
                     if error_code(exc) in ("NoSuchKey", "404"):
                         continue
                     raise
-                with open(self.log_path, "ab") as handle:
+                with open_private_append(self.log_path) as handle:
                     handle.write(data)
                 self.last_key = key
                 with contextlib.suppress(OSError):
-                    self.state_path.write_text(json.dumps({"last_key": key}))
+                    write_private_file(self.state_path, json.dumps({"last_key": key}))
             if not listed.get("IsTruncated"):
                 return

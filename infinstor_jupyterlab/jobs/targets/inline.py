@@ -7,26 +7,48 @@ restart the manager finds it again by pid and start time.
 from __future__ import annotations
 
 import asyncio
-import shutil
+import json
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import psutil
 from traitlets import Float, Unicode
 
-from ...errors import BadRequest
+from ...errors import BadRequest, InfinStorError
+from ...limits import clip, shown
+from ...paths import open_private_append
 from ..models import Job
+from ..process_env import add_own_requirement, find_next_to_python, job_process_environment, remove_job_scratch
 from .base import JobTarget
 
 
 def _available_env_managers() -> list[str]:
+    # uv may sit beside this interpreter (the lab's venv) while the venv is off PATH: the job's
+    # PATH includes that folder too (process_env).
     managers = ["local"]
-    if shutil.which("uv"):
+    if find_next_to_python("uv"):
         managers.append("uv")
-    if shutil.which("pyenv") and shutil.which("virtualenv"):
+    if find_next_to_python("pyenv") and find_next_to_python("virtualenv"):
         managers.append("virtualenv")
     return managers
+
+
+def job_python(project_dir: Path) -> str:
+    """The interpreter a job runs in with env_manager "local": a converted notebook's kernel's
+    (its kernelspec resolved on this host, as at conversion), else the lab's own."""
+    from ...projects.convert import load_notebook
+    from ...projects.environment import kernel_python
+    from ...projects.runner import SPEC_FILE
+
+    try:
+        spec = json.loads((project_dir / SPEC_FILE).read_text(encoding="utf-8"))
+        return kernel_python(load_notebook(project_dir / spec["notebook"]))
+    except FileNotFoundError:
+        return sys.executable  # a plain MLflow project: the lab's environment
+    except (OSError, ValueError, KeyError, TypeError, InfinStorError):
+        return sys.executable
 
 
 class InlineTarget(JobTarget):
@@ -36,7 +58,9 @@ class InlineTarget(JobTarget):
     default_env_manager = Unicode(
         "local", help="MLflow env manager for inline jobs: local (the kernel's environment), uv or virtualenv."
     ).tag(config=True)
-    cancel_grace_seconds = Float(5.0, help="Seconds between SIGTERM and SIGKILL on cancel.").tag(config=True)
+    cancel_grace_seconds = Float(
+        20.0, help="Seconds between SIGTERM and SIGKILL on cancel (the runner logs the partly executed notebook meanwhile)."
+    ).tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -48,12 +72,12 @@ class InlineTarget(JobTarget):
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - {"env_manager"})
         if unknown:
-            raise BadRequest(f"The inline target has no option(s) {', '.join(unknown)}.")
+            raise BadRequest(f"The inline target has no option(s) {clip(', '.join(unknown))}.")
         env_manager = options.get("env_manager", self.default_env_manager)
         available = _available_env_managers()
         if env_manager not in available:
             raise BadRequest(
-                f"env_manager {env_manager!r} is not available on this host; choose one of {', '.join(available)}."
+                f"env_manager {shown(env_manager)} is not available on this host; choose one of {', '.join(available)}."
             )
         return {"env_manager": env_manager}
 
@@ -70,7 +94,12 @@ class InlineTarget(JobTarget):
         return args
 
     async def start(self, job: Job, env: dict[str, str], log_path) -> None:
-        with open(log_path, "ab") as log:
+        if job.kind == "notebook" and job.options.get("env_manager", self.default_env_manager) != "local":
+            # The job's own copy of the project: the environment MLflow builds gets this package.
+            await asyncio.to_thread(add_own_requirement, Path(job.project_dir))
+        python = await asyncio.to_thread(job_python, Path(job.project_dir))
+        env = await asyncio.to_thread(job_process_environment, env, Path(log_path).parent, python)
+        with open_private_append(log_path) as log:
             proc = await asyncio.create_subprocess_exec(
                 *self.command(job),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -86,6 +115,9 @@ class InlineTarget(JobTarget):
         except psutil.Error:
             created = None
         job.target_state = {"pid": proc.pid, "create_time": created}
+
+    async def finished(self, job: Job, log_path) -> None:
+        await asyncio.to_thread(remove_job_scratch, Path(log_path).parent)
 
     def _process(self, job: Job) -> psutil.Process | None:
         pid = job.target_state.get("pid")

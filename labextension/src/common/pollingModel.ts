@@ -24,6 +24,8 @@ export function asError(reason: unknown): Error {
  *   only the probe, and backs off from `pollInterval()` up to `idleInterval`; when it differs
  *   the data is requested again and the interval starts over.
  * - `apply()` answering `false`: nothing changed; the same back-off, and no `changed`.
+ * - `fingerprintInAnswer()` / `fingerprintOf()`: when a full answer holds what the probe would
+ *   answer (e.g. the newest runs, sorted newest first), the full request goes without a probe.
  *
  * The poll asks only while the model is `visible` (the view showing it is on screen) and the
  * page is (unless `standby` says otherwise); `nudge()` says something probably changed (a write
@@ -185,8 +187,11 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
     Signal.clearData(this);
   }
 
-  /** Ask the server for the data; a rejection is shown as `error` and makes the poll back off. */
-  protected abstract request(): Promise<TAnswer>;
+  /**
+   * Ask the server for the data; a rejection is shown as `error` and makes the poll back off.
+   * `afterProbe`: a probe has just answered (what it read may be reused).
+   */
+  protected abstract request(afterProbe: boolean): Promise<TAnswer>;
 
   /**
    * Take an answer in; `first` on the first one. Answer `false` when nothing changed: the poll
@@ -203,6 +208,19 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
    */
   protected probe(): Promise<JSONValue> | null {
     return null;
+  }
+
+  /**
+   * Whether the next full request's answer holds the probe's answer (asked before the
+   * request; then no probe is asked with it, and {@link fingerprintOf} reads it).
+   */
+  protected fingerprintInAnswer(): boolean {
+    return false;
+  }
+
+  /** The probe's answer read from a full request's answer (see {@link fingerprintInAnswer}). */
+  protected fingerprintOf(answer: TAnswer): JSONValue | undefined {
+    return undefined;
   }
 
   /** Whether an answer must be dropped (e.g. older than data applied since it was asked for). */
@@ -273,10 +291,12 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
     const generation = this._generation;
     const seq = ++this._requested;
     try {
-      // The fingerprint is taken before the data: a change in between is seen by the next probe.
-      const probe = fingerprint === undefined ? this.probe() : null;
+      // The fingerprint is taken before the data (a change in between is seen by the next
+      // probe), unless the answer will hold it (no probe then).
+      const derive = fingerprint === undefined && this.fingerprintInAnswer();
+      const probe = fingerprint === undefined && !derive ? this.probe() : null;
       const print = probe ? await probe : fingerprint;
-      const answer = await this.request();
+      const answer = await this.request(print !== undefined);
       if (
         this._isDisposed ||
         generation !== this._generation ||
@@ -291,7 +311,7 @@ export abstract class PollingModel<TAnswer> implements IDisposable {
       const recovered = this._error !== null;
       this._error = null;
       this._fetchedAt = this._checkedAt = Date.now();
-      this._fingerprint = print;
+      this._fingerprint = derive ? this.fingerprintOf(answer) : print;
       this._dirty = false;
       const changed = this.apply(answer, first) !== false;
       if (changed || first || recovered) {

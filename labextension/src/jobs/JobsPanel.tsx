@@ -10,10 +10,12 @@ import {
   translationBundle,
   useTicker
 } from '../common/PollingPanel';
+import { CellProgress } from './CellProgress';
 import { jobsIcon } from './icons';
 import { JobLogModel, JobsModel } from './model';
+import { JobProgressModel } from './progress';
 import { IJob, isActive, isEnded } from './types';
-import { formatDuration, jobDuration, jobTitle, statusKind } from './validation';
+import { formatDuration, jobDuration, jobTitle, statusKind } from './format';
 
 /** Id of the Jobs view widget. */
 export const JOBS_PANEL_ID = 'infinstor-jobs';
@@ -305,6 +307,11 @@ export function JobsView(props: IJobsViewProps): JSX.Element {
               {actionError}
             </div>
           )}
+          {panel.progress && panel.progress.jobId === selected.id && (
+            <UseSignal key={`progress-${selected.id}`} signal={panel.progress.changed} initialSender={panel.progress}>
+              {progress => (progress ? <CellProgress progress={progress} jobStatus={selected.status} trans={trans} /> : null)}
+            </UseSignal>
+          )}
           {panel.log && panel.log.jobId === selected.id && (
             <UseSignal key={panel.log.jobId} signal={panel.log.changed} initialSender={panel.log}>
               {log => (log ? <LogTail log={log} trans={trans} /> : null)}
@@ -390,6 +397,11 @@ export class JobsPanel extends PollingPanel<JobsModel> {
     return this._log;
   }
 
+  /** The selected notebook job's cell progress. */
+  get progress(): JobProgressModel | null {
+    return this._progress;
+  }
+
   get selectionChanged(): ISignal<this, string | null> {
     return this._selectionChanged;
   }
@@ -406,6 +418,9 @@ export class JobsPanel extends PollingPanel<JobsModel> {
     this._log = id
       ? new JobLogModel({ client: this.model.client, jobId: id, visible: this.isVisible })
       : null;
+    this._progress?.dispose();
+    this._progress = null;
+    this._followProgress();
     this._selectionChanged.emit(id);
     this.update();
   }
@@ -416,6 +431,8 @@ export class JobsPanel extends PollingPanel<JobsModel> {
     }
     this._log?.dispose();
     this._log = null;
+    this._progress?.dispose();
+    this._progress = null;
     Signal.clearData(this);
     super.dispose();
   }
@@ -425,6 +442,9 @@ export class JobsPanel extends PollingPanel<JobsModel> {
     if (this._log) {
       this._log.visible = true;
     }
+    if (this._progress) {
+      this._progress.visible = true;
+    }
     this.update();
   }
 
@@ -432,6 +452,9 @@ export class JobsPanel extends PollingPanel<JobsModel> {
     super.onAfterHide(msg);
     if (this._log) {
       this._log.visible = false;
+    }
+    if (this._progress) {
+      this._progress.visible = false;
     }
   }
 
@@ -460,9 +483,22 @@ export class JobsPanel extends PollingPanel<JobsModel> {
     if (job && this._log && isEnded(job.status) && !this._log.complete && this.isVisible) {
       void this._log.refresh();
     }
+    this._followProgress();
+    if (job && this._progress && isEnded(job.status) && !this._progress.complete && this.isVisible) {
+      void this._progress.refresh().catch(() => undefined);
+    }
+  }
+
+  /** Follow the selected job's cells once it is known to be a notebook job. */
+  private _followProgress(): void {
+    const job = this._selectedId ? this.model.find(this._selectedId) : undefined;
+    if (!this._progress && job?.kind === 'notebook') {
+      this._progress = new JobProgressModel({ client: this.model.client, jobId: job.id, visible: this.isVisible });
+    }
   }
 
   private _actions: IJobActions;
+  private _progress: JobProgressModel | null = null;
   private _selectedId: string | null = null;
   private _log: JobLogModel | null = null;
   private _selectionChanged = new Signal<this, string | null>(this);

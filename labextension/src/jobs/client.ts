@@ -2,10 +2,11 @@ import { URLExt } from '@jupyterlab/coreutils';
 
 import { requestAPI } from '../common/request';
 import {
-  IExperiment,
   IJob,
   IJobLog,
+  IJobProgress,
   IJobRequest,
+  IJobValidation,
   IProjectDescription,
   ITarget
 } from './types';
@@ -21,28 +22,15 @@ export interface IJobsClient {
   cancel(id: string): Promise<IJob>;
   remove(id: string): Promise<void>;
   readLog(id: string, offset: number): Promise<IJobLog>;
+  /** A notebook job's cell progress events from cursor `offset` on. */
+  readProgress(id: string, offset: number): Promise<IJobProgress>;
+  /** A dry run of `submit`: the server's verdict by field; creates nothing. */
+  validate(request: IJobRequest): Promise<IJobValidation>;
   targets(): Promise<ITarget[]>;
   parameters(path: string): Promise<IProjectDescription>;
-  searchExperiments(query: string, maxResults?: number): Promise<IExperiment[]>;
 }
 
-const MLFLOW_API = 'mlflow/ajax-api/2.0/mlflow';
-
-/** MLflow's REST API only takes JSON bodies labelled as such. */
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
-
-/**
- * MLflow search filter for experiment names containing `query` (case-insensitive).
- */
-export function experimentFilter(query: string): string {
-  const text = query.trim();
-  if (!text) {
-    return '';
-  }
-  // MLflow's filter grammar: single-quoted strings, '' for a quote; % and _ are LIKE wildcards.
-  const escaped = text.replace(/'/g, "''");
-  return `name ILIKE '%${escaped}%'`;
-}
 
 /**
  * Typed client of the InfinStor job REST API (`<baseUrl>infinstor/api/`).
@@ -81,6 +69,20 @@ export class JobsClient implements IJobsClient {
     );
   }
 
+  readProgress(id: string, offset: number): Promise<IJobProgress> {
+    return requestAPI<IJobProgress>(
+      `jobs/${encodeURIComponent(id)}/progress` + URLExt.objectToQueryString({ offset })
+    );
+  }
+
+  validate(request: IJobRequest): Promise<IJobValidation> {
+    return requestAPI<IJobValidation>('jobs/validate', {
+      method: 'POST',
+      headers: JSON_HEADERS,
+      body: JSON.stringify(request)
+    });
+  }
+
   async targets(): Promise<ITarget[]> {
     const data = await requestAPI<{ targets?: ITarget[] }>('targets');
     return Array.isArray(data?.targets) ? data.targets : [];
@@ -89,24 +91,6 @@ export class JobsClient implements IJobsClient {
   parameters(path: string): Promise<IProjectDescription> {
     return requestAPI<IProjectDescription>(
       'projects/parameters' + URLExt.objectToQueryString({ path })
-    );
-  }
-
-  async searchExperiments(query: string, maxResults = 200): Promise<IExperiment[]> {
-    const body: Record<string, unknown> = {
-      max_results: maxResults,
-      order_by: ['last_update_time DESC']
-    };
-    const filter = experimentFilter(query);
-    if (filter) {
-      body.filter = filter;
-    }
-    const data = await requestAPI<{ experiments?: IExperiment[] }>(
-      `${MLFLOW_API}/experiments/search`,
-      { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body) }
-    );
-    return (data?.experiments ?? []).filter(
-      e => !e.lifecycle_stage || e.lifecycle_stage === 'active'
     );
   }
 }

@@ -12,15 +12,14 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { IFrame } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import { MlflowCommandIDs } from '../mlflow/plugin';
-import { IMlflowClient } from '../tokens';
+import { IMlflowClient, IMlflowViews } from '../tokens';
 import { JobsClient } from './client';
+import { JobDialog } from './dialog/JobDialog';
+import { formatDuration, jobTitle } from './format';
 import { jobsIcon } from './icons';
-import { JobDialog } from './JobDialog';
 import { JobsModel } from './model';
 import { JOBS_PANEL_ID, JobsPanel } from './JobsPanel';
 import { IJob } from './types';
-import { formatDuration, jobTitle } from './validation';
 
 /** Plugin id; also the settings schema id (labextension/schema/jobs.json). */
 export const JOBS_PLUGIN_ID = 'infinstor-jupyterlab:jobs';
@@ -86,22 +85,26 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
   description:
     'Run notebooks and MLflow projects as MLflow jobs: the job dialog, the Jobs view and job notifications.',
   autoStart: true,
+  // The dialog's experiments come through the MLflow client; the MLflow views (optional) open
+  // a job's run and give the experiment open in the sidebar.
+  requires: [IMlflowClient],
   optional: [
     ILayoutRestorer,
     IDefaultFileBrowser,
     INotebookTracker,
     ICommandPalette,
     ITranslator,
-    IMlflowClient
+    IMlflowViews
   ],
   activate: (
     app: JupyterFrontEnd,
+    mlflow: IMlflowClient,
     restorer: ILayoutRestorer | null,
     browser: IDefaultFileBrowser | null,
     notebooks: INotebookTracker | null,
     palette: ICommandPalette | null,
     translator: ITranslator | null,
-    mlflow: IMlflowClient | null
+    views: IMlflowViews | null
   ) => {
     const trans = (translator ?? nullTranslator).load('infinstor_jupyterlab');
     const client = new JobsClient();
@@ -112,6 +115,8 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
       const dialog = new JobDialog({
         path,
         client,
+        mlflow,
+        opened: views?.openedExperiment ?? null,
         submit: request => model.submit(request),
         prefill,
         trans
@@ -124,8 +129,8 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
 
     const openRun = async (job: IJob) => {
       // The MLflow views' run page (that plugin may be disabled: then MLflow's own UI).
-      if (mlflow && app.commands.hasCommand(MlflowCommandIDs.openRun)) {
-        await app.commands.execute(MlflowCommandIDs.openRun, { runId: job.run_id });
+      if (views) {
+        await views.openRun(job.run_id);
         return;
       }
       const id = `infinstor-run-${job.run_id}`;
@@ -169,11 +174,13 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
         panel.selectJob(id);
       }
     };
+    // A run page's "Job …" link shows the job and its log here.
+    views?.setJobOpener(id => showJob(id));
 
     // Notify when a job the lab saw queued or running (including CLI jobs) ends.
     model.jobEnded.connect((_, { job }) => {
       // Its runs are final now: the MLflow views check at once.
-      mlflow?.notifyChanged('job');
+      mlflow.notifyChanged('job');
       const title = jobTitle(job);
       const actions = [
         {

@@ -72,6 +72,65 @@ export interface IJobLog {
   status: string;
 }
 
+/** One problem of a job request, from `POST jobs/validate`. */
+export interface IValidationError {
+  /** `parameters.<name>` for a parameter, else the request's field (`target`, `options`, ...). */
+  field: string;
+  message: string;
+}
+
+/** A parameter as the run would get it. */
+export interface IResolvedParameter {
+  name: string;
+  type: string;
+  default: unknown;
+  /** The text the run gets: the given value, else the default; null when missing. */
+  value: string | null;
+  given: boolean;
+}
+
+/** The server's verdict on a job request (`POST jobs/validate`, a dry run). */
+export interface IJobValidation {
+  valid: boolean;
+  errors: IValidationError[];
+  parameters: IResolvedParameter[];
+}
+
+/** One event of a notebook job's progress record (docs/jobs.md, "Live cell progress"). */
+export type IProgressEvent =
+  | { event: 'notebook'; cells: number; time?: number }
+  | {
+      event: 'start';
+      cell: number;
+      index?: number;
+      source: string;
+      injected?: boolean;
+      time: number;
+    }
+  | { event: 'output'; cell: number; name: 'stdout' | 'stderr' | string; text: string; truncated?: boolean }
+  | {
+      event: 'end';
+      cell: number;
+      time: number;
+      status: 'ok' | 'error' | string;
+      outputs?: Array<{ type: string; text: string }>;
+      error?: { ename: string; evalue: string; traceback: string[] };
+      truncated?: number;
+    }
+  | { event: 'done'; status: 'finished' | 'failed' | string; message?: string; time?: number };
+
+/** A page of a job's progress events (`GET jobs/{id}/progress?offset=`). */
+export interface IJobProgress {
+  job_id: string;
+  offset: number;
+  next_offset: number;
+  events: IProgressEvent[];
+  complete: boolean;
+  status: string;
+  /** The server's clock, in epoch seconds. */
+  now: number;
+}
+
 export interface ITargetCapabilities {
   env_managers?: string[];
   instance_types?: string[];
@@ -113,11 +172,4 @@ export interface IProjectDescription {
   path: string;
   name?: string;
   parameters: IParameterSpec[];
-}
-
-export interface IExperiment {
-  experiment_id: string;
-  name: string;
-  lifecycle_stage?: string;
-  last_update_time?: number;
 }

@@ -4,8 +4,10 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { PollingModel } from '../common/pollingModel';
+import { ExperimentRunsModel } from '../runs/model';
+import type { IRunsViews } from '../runs/plugin';
 import { IMlflowClient, ISidebarSection } from '../tokens';
-import { ExperimentsModel, NotebookRunsModel, RegisteredModelsModel, RunsModel } from './models';
+import { ExperimentsModel, NotebookRunsModel, RegisteredModelsModel } from './models';
 import { SharingClient, SharingSupport } from './sharing';
 import { IExperiment } from './types';
 
@@ -14,14 +16,15 @@ export type BrowserTab = 'experiments' | 'notebook' | 'models';
 /**
  * State of the MLflow part of the sidebar: which tab, which experiment, and the live models
  * behind them. Only the models on screen ask the server anything: the one of the current tab,
- * while the sidebar is visible (`sidebarVisible`).
+ * while the sidebar is visible (`sidebarVisible`). An open experiment's runs model is the one
+ * its runs tab shares (from the runs views' registry).
  *
  * It is the sidebar's section for the header's Refresh and the footer's "Last checked".
  */
 export class MlflowBrowserModel implements ISidebarSection {
   constructor(options: MlflowBrowserModel.IOptions) {
     this.client = options.client;
-    this._pageSize = options.pageSize ?? 100;
+    this.runsViews = options.runs;
     this._idleInterval = options.idleInterval;
     this._sidebarVisible = options.sidebarVisible ?? true;
     const live = { client: this.client, idleInterval: this._idleInterval, visible: false };
@@ -33,6 +36,8 @@ export class MlflowBrowserModel implements ISidebarSection {
   }
 
   readonly client: IMlflowClient;
+  /** The runs models (shared with the runs tabs) and their saved view settings. */
+  readonly runsViews: IRunsViews;
   readonly experiments: ExperimentsModel;
   readonly notebookRuns: NotebookRunsModel;
   readonly registeredModels: RegisteredModelsModel;
@@ -55,7 +60,8 @@ export class MlflowBrowserModel implements ISidebarSection {
   get experiment(): IExperiment | null {
     return this._experiment;
   }
-  get runs(): RunsModel | null {
+  /** The runs of the open experiment (the compact list). */
+  get runs(): ExperimentRunsModel | null {
     return this._runs;
   }
 
@@ -73,9 +79,10 @@ export class MlflowBrowserModel implements ISidebarSection {
   /** The longest interval the lists wait between two checks while nothing changes, in ms. */
   set idleInterval(value: number) {
     this._idleInterval = value;
-    for (const model of this._models()) {
+    for (const model of this._lists()) {
       model.idleInterval = value;
     }
+    this.runsViews.registry.idleInterval = value;
   }
 
   /** The model of what is on screen now. */
@@ -95,26 +102,23 @@ export class MlflowBrowserModel implements ISidebarSection {
   }
 
   /**
-   * Refresh every list: the one on screen now, the others when next shown.
+   * Refresh every list: the one on screen now, the others when next shown; and every
+   * experiment's runs (the sidebar's list and the runs tabs).
    */
   async refresh(): Promise<void> {
-    await Promise.all(
-      this._models().map(model => (model === this._runs ? this._runs.reload() : model.refresh()))
-    );
+    await Promise.all([...this._lists().map(model => model.refresh()), this.runsViews.registry.reloadAll()]);
   }
 
+  /** Show an experiment's runs in the sidebar's compact list (null: back to the experiments). */
   openExperiment(experiment: IExperiment | null): void {
-    this._runs?.dispose();
+    if (this._experiment && this._runs) {
+      this._runs.setVisible(this, false);
+      this.runsViews.registry.release(this._experiment.experiment_id);
+    }
     this._runs = null;
     this._experiment = experiment;
     if (experiment) {
-      this._runs = new RunsModel({
-        client: this.client,
-        experimentIds: [experiment.experiment_id],
-        pageSize: this._pageSize,
-        idleInterval: this._idleInterval
-      });
-      void this._runs.reload();
+      this._runs = this.runsViews.registry.acquire(experiment.experiment_id);
     }
     this._tab = 'experiments';
     this._updateVisibility();
@@ -122,31 +126,30 @@ export class MlflowBrowserModel implements ISidebarSection {
   }
 
   dispose(): void {
-    for (const model of this._models()) {
+    this.openExperiment(null);
+    for (const model of this._lists()) {
       model.dispose();
     }
     Signal.clearData(this);
   }
 
-  private _models(): Array<PollingModel<unknown> & { refresh(): Promise<void> }> {
-    const models: Array<PollingModel<unknown>> = [this.experiments, this.notebookRuns, this.registeredModels];
-    if (this._runs) {
-      models.push(this._runs);
-    }
-    return models;
+  /** The sidebar's own lists (the runs model belongs to the registry). */
+  private _lists(): Array<PollingModel<unknown>> {
+    return [this.experiments, this.notebookRuns, this.registeredModels];
   }
 
   private _updateVisibility(): void {
     const shown = this._sidebarVisible ? this.current : null;
-    for (const model of this._models()) {
+    for (const model of this._lists()) {
       model.visible = model === shown;
     }
+    // The runs model has other viewers (its runs tab): this sidebar is one of them.
+    this._runs?.setVisible(this, this._runs === shown);
   }
 
   private _tab: BrowserTab = 'experiments';
   private _experiment: IExperiment | null = null;
-  private _runs: RunsModel | null = null;
-  private _pageSize: number;
+  private _runs: ExperimentRunsModel | null = null;
   private _idleInterval: number | undefined;
   private _sidebarVisible: boolean;
   private _changed = new Signal<this, void>(this);
@@ -155,7 +158,8 @@ export class MlflowBrowserModel implements ISidebarSection {
 export namespace MlflowBrowserModel {
   export interface IOptions {
     client: IMlflowClient;
-    pageSize?: number;
+    /** The runs views' registry of runs models and their saved view settings. */
+    runs: IRunsViews;
     /** The lists' back-off ceiling while nothing changes, in ms (the `refreshInterval` setting). */
     idleInterval?: number;
     /** Whether the sidebar is on screen at first (default true). */

@@ -245,6 +245,29 @@ export class MlflowClient implements IMlflowClient {
     return points;
   }
 
+  /**
+   * One metric's history for up to 100 runs in one request (MLflow samples long histories
+   * down to `maxResults` points a run, keeping the first and last). Points by run id.
+   */
+  async getMetricHistoryBulk(runIds: string[], metricKey: string, maxResults = 1000): Promise<Map<string, IMetricPoint[]>> {
+    const out = new Map<string, IMetricPoint[]>(runIds.map(id => [id, []]));
+    for (let i = 0; i < runIds.length; i += 100) {
+      const data: { metrics?: any[] } = await this.json(
+        'GET',
+        'api/2.0/mlflow/metrics/get-history-bulk-interval',
+        undefined,
+        { run_ids: runIds.slice(i, i + 100), metric_key: metricKey, max_results: maxResults }
+      );
+      for (const m of data.metrics ?? []) {
+        out.get(m.run_id)?.push({ step: Number(m.step ?? 0), timestamp: Number(m.timestamp ?? 0), value: toNumber(m.value) });
+      }
+    }
+    for (const points of out.values()) {
+      points.sort((a, b) => a.step - b.step || a.timestamp - b.timestamp);
+    }
+    return out;
+  }
+
   // -- artifacts --------------------------------------------------------------------------------
 
   async listArtifacts(runId: string, path = ''): Promise<IFileInfo[]> {

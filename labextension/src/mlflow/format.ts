@@ -6,8 +6,10 @@ import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { InfinStorRequestError } from '../common/request';
 import { IKeyValue, IRun, RunStatus } from './types';
 
-/** English, for callers that pass no translations. */
-const ENGLISH = nullTranslator.load('infinstor_jupyterlab');
+/**
+ * The bundle the helpers below translate with when a view passes none (English).
+ */
+export const DEFAULT_TRANS: TranslationBundle = nullTranslator.load('infinstor_jupyterlab');
 
 export const SOURCE_NAME_TAG = 'mlflow.source.name';
 export const SOURCE_TYPE_TAG = 'mlflow.source.type';
@@ -20,16 +22,16 @@ export const LOGGED_MODELS_TAG = 'mlflow.log-model.history';
 /**
  * `1 h 2 min`, `3 min 4 s`, `5.2 s`, `120 ms`; `—` for unknown.
  */
-export function formatDuration(ms: number | null | undefined): string {
+export function formatDuration(ms: number | null | undefined, trans: TranslationBundle = DEFAULT_TRANS): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) {
     return '—';
   }
   if (ms < 1000) {
-    return `${Math.round(ms)} ms`;
+    return trans.__('%1 ms', Math.round(ms));
   }
   const s = ms / 1000;
   if (s < 60) {
-    return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+    return trans.__('%1 s', s < 10 ? s.toFixed(1) : Math.round(s));
   }
   const totalSeconds = Math.round(s);
   const days = Math.floor(totalSeconds / 86400);
@@ -37,12 +39,12 @@ export function formatDuration(ms: number | null | undefined): string {
   const minutes = Math.floor((totalSeconds % 3600) / 60);
   const seconds = totalSeconds % 60;
   if (days > 0) {
-    return `${days} d ${hours} h`;
+    return trans.__('%1 d %2 h', days, hours);
   }
   if (hours > 0) {
-    return `${hours} h ${minutes} min`;
+    return trans.__('%1 h %2 min', hours, minutes);
   }
-  return `${minutes} min ${seconds} s`;
+  return trans.__('%1 min %2 s', minutes, seconds);
 }
 
 /**
@@ -85,7 +87,7 @@ export function formatTimestamp(ms: number | null | undefined): string {
 export function formatRelative(
   ms: number | null | undefined,
   now: number = Date.now(),
-  trans: TranslationBundle = ENGLISH
+  trans: TranslationBundle = DEFAULT_TRANS
 ): string {
   if (!ms || !Number.isFinite(ms)) {
     return '—';
@@ -107,6 +109,16 @@ export function formatRelative(
     return trans.__('%1 d ago', Math.round(diff / 86400000));
   }
   return formatTimestamp(ms).slice(0, 10);
+}
+
+/**
+ * ISO 8601 in UTC to the second (`2026-11-25T06:31:02Z`), for tooltips; `''` for unknown.
+ */
+export function formatIso(ms: number | null | undefined): string {
+  if (!ms || !Number.isFinite(ms)) {
+    return '';
+  }
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /**
@@ -134,6 +146,75 @@ export function formatMetric(value: number | string | null | undefined): string 
     return String(Math.round(n * 100) / 100);
   }
   return String(Number(n.toPrecision(4)));
+}
+
+/**
+ * A formatter for one table column of numbers: the same number of decimals for every value
+ * (so they line up), enough for `significant` digits of the column's largest value and no more
+ * than the values need (`0.15`, not `0.15000000000000002`; `0.10, 0.25` for a column of both).
+ * Integers stay integers; a column of very large or very small numbers uses exponents; a
+ * non-zero value that would round to zero keeps its own precision.
+ */
+export function numberFormatter(
+  values: Iterable<number | string | null | undefined>,
+  significant = 4
+): (value: number | string | null | undefined) => string {
+  const finite: number[] = [];
+  for (const v of values) {
+    const n = typeof v === 'number' ? v : v === null || v === undefined || v === '' ? NaN : Number(v);
+    if (Number.isFinite(n)) {
+      finite.push(n);
+    }
+  }
+  if (!finite.length) {
+    return formatMetric;
+  }
+  if (finite.every(n => Number.isInteger(n) && Math.abs(n) < 1e15)) {
+    return formatMetric;
+  }
+  const maxAbs = Math.max(...finite.map(Math.abs));
+  if (maxAbs >= 1e12 || maxAbs < 1e-4) {
+    return v => {
+      const n = typeof v === 'number' ? v : Number(v);
+      return v === null || v === undefined || v === '' || !Number.isFinite(n) || n === 0
+        ? formatMetric(v)
+        : n.toExponential(Math.max(0, significant - 1));
+    };
+  }
+  const most = Math.min(10, Math.max(0, significant - 1 - Math.floor(Math.log10(maxAbs))));
+  let decimals = 0;
+  for (const n of finite) {
+    decimals = Math.max(decimals, decimalsUsed(n, most));
+    if (decimals === most) {
+      break;
+    }
+  }
+  return v => {
+    const n = typeof v === 'number' ? v : v === null || v === undefined || v === '' ? NaN : Number(v);
+    if (!Number.isFinite(n)) {
+      return formatMetric(v);
+    }
+    const text = n.toFixed(decimals);
+    if (n !== 0 && Number(text) === 0) {
+      // Too small for this column's precision: keep its own.
+      return formatMetric(n);
+    }
+    return text;
+  };
+}
+
+/** How many of `most` decimals `n` needs (trailing zeros dropped): 0.15 at 4 -> 2. */
+function decimalsUsed(n: number, most: number): number {
+  const text = n.toFixed(most);
+  const point = text.indexOf('.');
+  if (point < 0) {
+    return 0;
+  }
+  let end = text.length;
+  while (end > point + 1 && text[end - 1] === '0') {
+    end--;
+  }
+  return end - point - 1;
 }
 
 /**
@@ -184,7 +265,7 @@ export function isLabNotebookPath(source: string): boolean {
   return /\.ipynb$/i.test(source) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(source) && !source.startsWith('/');
 }
 
-export function statusLabel(status: string | undefined, trans: TranslationBundle = ENGLISH): string {
+export function statusLabel(status: string | undefined, trans: TranslationBundle = DEFAULT_TRANS): string {
   switch (status) {
     case 'RUNNING':
       return trans.__('Running');
@@ -261,6 +342,46 @@ export function modelFilter(text: string): string {
     return t;
   }
   return `name ILIKE ${quoteString(`%${t}%`)}`;
+}
+
+/**
+ * The runs filter box: plain text is a case-insensitive run-name filter
+ * (`attributes.run_name ILIKE '%text%'`, as in MLflow's own UI); text with MLflow search
+ * syntax is passed through unchanged.
+ */
+export function runFilter(text: string): string {
+  const t = text.trim();
+  if (!t) {
+    return '';
+  }
+  if (SEARCH_SYNTAX.test(t)) {
+    return t;
+  }
+  return `attributes.run_name ILIKE ${quoteString(`%${t}%`)}`;
+}
+
+/**
+ * What is wrong with a runs filter MLflow refused, in a sentence a user can act on
+ * (MLflow's own message names parser internals).
+ */
+export function explainFilterError(message: string, trans: TranslationBundle = DEFAULT_TRANS): string {
+  const attribute = /Invalid attribute key '([^']+)'/.exec(message);
+  if (attribute) {
+    const key = attribute[1];
+    return trans.__(
+      '"%1" is not a run attribute. Metrics, parameters and tags need their prefix: metrics.%1, params.%1 or tags.%1.',
+      key
+    );
+  }
+  if (/quoted string value for (parameter|tag)/i.test(message)) {
+    return trans.__("Parameter and tag values are text: quote them, e.g. params.lr = '0.01'.");
+  }
+  if (/numeric value type for metric/i.test(message)) {
+    return trans.__('Metric values are numbers: compare them with a number, e.g. metrics.loss < 0.2.');
+  }
+  return trans.__(
+    "This is not MLflow search syntax. Write conditions such as metrics.loss < 0.2 and params.lr = '0.01', joined by and."
+  );
 }
 
 /**
@@ -382,7 +503,7 @@ export interface IErrorDescription {
 /**
  * Turn a client error into what the UI says: the server's reason plus what to do.
  */
-export function describeError(error: unknown, trans: TranslationBundle = ENGLISH): IErrorDescription {
+export function describeError(error: unknown, trans: TranslationBundle = DEFAULT_TRANS): IErrorDescription {
   const message = error instanceof Error ? error.message : String(error);
   const status = error instanceof InfinStorRequestError ? error.status : -1;
   const reason = error instanceof InfinStorRequestError ? error.reason : '';

@@ -7,25 +7,11 @@
  * No DOM here; the views render them.
  */
 import { JSONValue } from '@lumino/coreutils';
-import { Poll } from '@lumino/polling';
 
 import { PollingModel } from '../common/pollingModel';
 import { IMlflowClient } from '../tokens';
-import {
-  compareValues,
-  ColumnId,
-  columnValue,
-  experimentFilter,
-  isActive,
-  modelFilter,
-  orderByFor,
-  PARENT_RUN_TAG,
-  quoteKey,
-  quoteString,
-  SOURCE_NAME_TAG,
-  tagMap
-} from './format';
-import { IExperiment, IMetricPoint, IModelVersion, IRegisteredModel, IRun } from './types';
+import { experimentFilter, isActive, modelFilter, quoteKey, quoteString, SOURCE_NAME_TAG, tagMap } from './format';
+import { IExperiment, IModelVersion, IRegisteredModel, IRun } from './types';
 
 // -- how live ---------------------------------------------------------------------------------------
 
@@ -63,7 +49,7 @@ export interface ILiveOptions extends PollingModel.IStartOptions {
 /**
  * A model of MLflow data that checks at once when this lab writes through the client.
  */
-abstract class LiveModel<TAnswer> extends PollingModel<TAnswer> {
+export abstract class LiveModel<TAnswer> extends PollingModel<TAnswer> {
   constructor(name: string, options: ILiveOptions, defaults: { reloadEvery?: number } = {}) {
     const interval = options.interval ?? LIVE_INTERVAL;
     super({
@@ -102,7 +88,7 @@ abstract class LiveModel<TAnswer> extends PollingModel<TAnswer> {
 }
 
 /** What tells two answers apart, as JSON (for `apply`'s "did anything change"). */
-function sameJSON(a: unknown, b: unknown): boolean {
+export function sameJSON(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
@@ -229,18 +215,7 @@ export function experimentOwner(experiment: IExperiment): string {
   return tags['mlflow.owner'] || tags['infinstor.owner'] || tags['mlflow.user'] || '';
 }
 
-// -- runs -----------------------------------------------------------------------------------------
-
-export interface ISort {
-  column: ColumnId;
-  desc: boolean;
-}
-
-/**
- * Initial interval of the runs' checks, and their back-off ceiling after errors (ms).
- */
-export const RUNS_POLL_INTERVAL = LIVE_INTERVAL;
-export const RUNS_POLL_MAX = LIVE_ERROR_INTERVAL;
+// -- runs (the runs views' models are in runs/; these are shared with them) -------------------------
 
 /** What changes when a run does: status, end, name, latest metrics, how many tags and params. */
 export function runSignature(run: IRun): string {
@@ -257,18 +232,18 @@ export function runSignature(run: IRun): string {
 }
 
 /** The most runs a probe asks for (to cover the running ones among the newest). */
-const PROBE_MAX_RUNS = 50;
+export const PROBE_MAX_RUNS = 50;
 
 /**
  * How many of the newest runs a probe must ask for to see every running one and one run known
  * before (so a new run shows, and whether there are more new runs than it saw).
  */
-function probeSize(runs: IRun[]): number {
+export function probeSize(runs: IRun[]): number {
   return Math.min(PROBE_MAX_RUNS, runningSpan(runs) + 1);
 }
 
 /** How many of the newest runs reach back to the oldest running one (at least 1). */
-function runningSpan(runs: IRun[]): number {
+export function runningSpan(runs: IRun[]): number {
   let oldestActive = 0;
   for (const run of runs) {
     if (isActive(run.info.status)) {
@@ -280,443 +255,6 @@ function runningSpan(runs: IRun[]): number {
   }
   const newer = runs.filter(r => (r.info.start_time ?? 0) >= oldestActive).length;
   return Math.min(PROBE_MAX_RUNS, Math.max(1, newer));
-}
-
-type RunsAnswer =
-  | { kind: 'replace'; runs: IRun[]; nextPageToken: string | null }
-  | { kind: 'merge'; runs: IRun[] };
-
-/**
- * Runs of one or more experiments, loaded a page at a time with MLflow's page tokens
- * (server-side filter and `order_by`; columns MLflow cannot sort are sorted over the loaded
- * rows); live.
- *
- * While visible it probes the newest runs (as many as it takes to cover the running ones,
- * with the filter): a new run, a running run's latest metrics or status, or a finished run
- * changes the probe's answer, and those runs are merged into the loaded ones (the first
- * page is asked again only when there are more new runs than the probe covered).
- */
-export class RunsModel extends LiveModel<RunsAnswer> {
-  constructor(options: RunsModel.IOptions) {
-    super('runs', {
-      autoStart: false,
-      ...options,
-      interval: options.pollInterval ?? options.interval,
-      idleInterval: options.maxPollInterval ?? options.idleInterval
-    });
-    this.experimentIds = options.experimentIds;
-    this.pageSize = options.pageSize ?? 100;
-    this._filter = options.filter ?? '';
-    this._sort = options.sort ?? { column: 'start', desc: true };
-  }
-
-  readonly experimentIds: string[];
-  readonly pageSize: number;
-
-  get runs(): IRun[] {
-    return this._runs;
-  }
-  get filter(): string {
-    return this._filter;
-  }
-  get sort(): ISort {
-    return this._sort;
-  }
-  /** Whether the current sort is done by MLflow (else: over the loaded rows). */
-  get serverSorted(): boolean {
-    return orderByFor(this._sort.column, this._sort.desc) !== null;
-  }
-  get hasMore(): boolean {
-    return this._nextPageToken !== null;
-  }
-  /** Whether a first answer (or error) has come. */
-  get loaded(): boolean {
-    return super.loaded || this.error !== null;
-  }
-  /** Whether the first page or the next one is being loaded. */
-  get loading(): boolean {
-    return this._busy > 0;
-  }
-
-  async setFilter(filter: string): Promise<void> {
-    this._filter = filter.trim();
-    await this.reload();
-  }
-
-  async setSort(sort: ISort): Promise<void> {
-    this._sort = sort;
-    if (!this.serverSorted) {
-      // Sorted over the loaded rows: no request needed.
-      this._runs = this._sorted(this._runs);
-      this.emitChanged();
-      return;
-    }
-    await this.reload();
-  }
-
-  /**
-   * Drop what is loaded and load the first page again.
-   */
-  async reload(): Promise<void> {
-    this._replace = true;
-    this._nextPageToken = null;
-    this.invalidate();
-    this._busy++;
-    this.emitChanged();
-    try {
-      await this.refresh();
-    } finally {
-      this._busy--;
-      this.emitChanged();
-    }
-  }
-
-  /**
-   * Load the next page (no-op while loading or at the end).
-   */
-  async loadMore(): Promise<void> {
-    const token = this._nextPageToken;
-    if (this.loading || token === null) {
-      return;
-    }
-    this._busy++;
-    this.emitChanged();
-    const question = this._question;
-    try {
-      const page = await this.client.searchRuns({
-        experimentIds: this.experimentIds,
-        filter: this._filter,
-        orderBy: this._orderBy(),
-        maxResults: this.pageSize,
-        pageToken: token
-      });
-      if (this.isDisposed || question !== this._question) {
-        return;
-      }
-      const seen = new Set(this._runs.map(r => r.info.run_id));
-      const runs = this._runs.concat(page.items.filter(r => !seen.has(r.info.run_id)));
-      this._runs = this.serverSorted ? runs : this._sorted(runs);
-      this._nextPageToken = page.nextPageToken;
-      this.markReceived();
-    } catch (reason) {
-      if (!this.isDisposed && question === this._question) {
-        this._moreError = reason instanceof Error ? reason : new Error(String(reason));
-      }
-    } finally {
-      this._busy--;
-      this.emitChanged();
-    }
-  }
-
-  /** The last request's error: the first page's or the live checks', else loading more's. */
-  get error(): Error | null {
-    return super.error ?? this._moreError;
-  }
-
-  /**
-   * Replace runs in place (e.g. after a tag edit in the run detail).
-   */
-  updateRuns(updated: IRun[]): void {
-    const byId = new Map(updated.map(r => [r.info.run_id, r]));
-    let changed = false;
-    this._runs = this._runs.map(r => {
-      const u = byId.get(r.info.run_id);
-      if (u) {
-        changed = true;
-        return u;
-      }
-      return r;
-    });
-    if (changed) {
-      this.emitChanged();
-    }
-  }
-
-  protected invalidate(): void {
-    this._question++;
-    this._probed = null;
-    super.invalidate();
-  }
-
-  protected async probe(): Promise<JSONValue> {
-    const size = probeSize(this._runs);
-    const page = await this.client.searchRuns({
-      experimentIds: this.experimentIds,
-      filter: this._filter,
-      orderBy: ['attributes.start_time DESC', 'attributes.run_id ASC'],
-      maxResults: size
-    });
-    this._probed = { runs: page.items, complete: page.items.length < size };
-    return page.items.map(r => [r.info.run_id, runSignature(r)]);
-  }
-
-  protected async request(): Promise<RunsAnswer> {
-    const probed = this._probed;
-    this._probed = null;
-    if (!this._replace && super.loaded && probed) {
-      // A live check saw a change: take the probed runs in, unless they may not be all the new
-      // ones (the probe saw as many runs as it asked for, none of them known): then the first
-      // page.
-      const known = new Set(this._runs.map(r => r.info.run_id));
-      if (probed.complete || probed.runs.some(r => known.has(r.info.run_id))) {
-        return { kind: 'merge', runs: probed.runs };
-      }
-      const page = await this.client.searchRuns({
-        experimentIds: this.experimentIds,
-        filter: this._filter,
-        orderBy: ['attributes.start_time DESC', 'attributes.run_id ASC'],
-        maxResults: this.pageSize
-      });
-      return { kind: 'merge', runs: page.items };
-    }
-    const page = await this.client.searchRuns({
-      experimentIds: this.experimentIds,
-      filter: this._filter,
-      orderBy: this._orderBy(),
-      maxResults: this.pageSize
-    });
-    return { kind: 'replace', runs: page.items, nextPageToken: page.nextPageToken };
-  }
-
-  protected apply(answer: RunsAnswer, first: boolean): boolean {
-    this._moreError = null;
-    if (answer.kind === 'replace') {
-      this._replace = false;
-      this._runs = this.serverSorted ? answer.runs : this._sorted(answer.runs);
-      this._nextPageToken = answer.nextPageToken;
-      return true;
-    }
-    const byId = new Map(answer.runs.map(r => [r.info.run_id, r]));
-    let changed = false;
-    const runs = this._runs.map(r => {
-      const u = byId.get(r.info.run_id);
-      byId.delete(r.info.run_id);
-      if (u && runSignature(u) !== runSignature(r)) {
-        changed = true;
-        return u;
-      }
-      return r;
-    });
-    const fresh = [...byId.values()];
-    changed = changed || fresh.length > 0 || first;
-    const newestFirst = this.serverSorted && this._sort.column === 'start' && this._sort.desc;
-    this._runs = newestFirst ? fresh.concat(runs) : this._sorted(fresh.concat(runs));
-    return changed;
-  }
-
-  private _orderBy(): string[] {
-    const order = orderByFor(this._sort.column, this._sort.desc);
-    const out = order ? [order] : ['attributes.start_time DESC'];
-    // A stable tiebreaker so page tokens walk a consistent order.
-    if (!out[0].startsWith('attributes.run_id')) {
-      out.push('attributes.run_id ASC');
-    }
-    return out;
-  }
-
-  private _sorted(runs: IRun[]): IRun[] {
-    const { column, desc } = this._sort;
-    const now = Date.now();
-    return runs.slice().sort((a, b) => {
-      const c = compareValues(columnValue(a, column, now), columnValue(b, column, now));
-      return desc ? -c : c;
-    });
-  }
-
-  private _runs: IRun[] = [];
-  private _filter: string;
-  private _sort: ISort;
-  private _nextPageToken: string | null = null;
-  /** The newest runs the last probe saw, and whether they are all there are. */
-  private _probed: { runs: IRun[]; complete: boolean } | null = null;
-  /** Whether the next answer replaces the loaded runs (first page, new filter or sort). */
-  private _replace = true;
-  private _question = 0;
-  private _busy = 0;
-  private _moreError: Error | null = null;
-}
-
-export namespace RunsModel {
-  export interface IOptions extends ILiveOptions {
-    experimentIds: string[];
-    filter?: string;
-    sort?: ISort;
-    pageSize?: number;
-    /** The interval right after a change, in ms (same as `interval`). */
-    pollInterval?: number;
-    /** The back-off ceiling while nothing changes, in ms (same as `idleInterval`). */
-    maxPollInterval?: number;
-  }
-}
-
-/**
- * Keys of params, metrics and tags across runs, sorted (system tags last).
- */
-export function availableKeys(runs: IRun[]): { params: string[]; metrics: string[]; tags: string[] } {
-  const params = new Set<string>();
-  const metrics = new Set<string>();
-  const tags = new Set<string>();
-  for (const run of runs) {
-    run.data.params?.forEach(p => params.add(p.key));
-    run.data.metrics?.forEach(m => metrics.add(m.key));
-    run.data.tags?.forEach(t => tags.add(t.key));
-  }
-  const byName = (a: string, b: string) => a.localeCompare(b, undefined, { numeric: true });
-  const tagOrder = (a: string, b: string) =>
-    Number(a.startsWith('mlflow.')) - Number(b.startsWith('mlflow.')) || byName(a, b);
-  return {
-    params: [...params].sort(byName),
-    metrics: [...metrics].sort(byName),
-    tags: [...tags].sort(tagOrder)
-  };
-}
-
-// -- run detail -----------------------------------------------------------------------------------
-
-interface IRunDetailAnswer {
-  run: IRun;
-  parent: IRun | null;
-  children: IRun[];
-}
-
-/**
- * One run with its parent and children; live while the run (or one of its children) runs.
- */
-export class RunDetailModel extends LiveModel<IRunDetailAnswer> {
-  constructor(options: { client: IMlflowClient; runId: string; pollInterval?: number } & ILiveOptions) {
-    super('run', { autoStart: false, ...options, interval: options.pollInterval ?? options.interval });
-    this.runId = options.runId;
-  }
-
-  readonly runId: string;
-
-  get run(): IRun | null {
-    return this._run;
-  }
-  get parent(): IRun | null {
-    return this._parent;
-  }
-  get children(): IRun[] {
-    return this._children;
-  }
-
-  /**
-   * Load (or reload) the run, its parent and children.
-   *
-   * @param quiet kept for callers of the earlier API (a refresh never blanks the view)
-   */
-  async refresh(quiet = false): Promise<void> {
-    await super.refresh();
-  }
-
-  /**
-   * The history of a metric (cached; `force` reloads).
-   */
-  history(key: string, force = false): Promise<IMetricPoint[]> {
-    let h = this._histories.get(key);
-    if (!h || force) {
-      h = this.client.getMetricHistory(this.runId, key);
-      h.catch(() => this._histories.delete(key));
-      this._histories.set(key, h);
-    }
-    return h;
-  }
-
-  async setTag(key: string, value: string): Promise<void> {
-    await this.client.setTag(this.runId, key, value);
-    await this.refresh(true);
-  }
-
-  async deleteTag(key: string): Promise<void> {
-    await this.client.deleteTag(this.runId, key);
-    await this.refresh(true);
-  }
-
-  protected standby(): boolean | Poll.Standby {
-    // A finished run (and its finished children) does not change by itself.
-    const live = !this._run || isActive(this._run.info.status) || this._children.some(c => isActive(c.info.status));
-    return live ? super.standby() : true;
-  }
-
-  protected async probe(): Promise<JSONValue> {
-    const run = await this.client.getRun(this.runId);
-    return runSignature(run);
-  }
-
-  protected async request(): Promise<IRunDetailAnswer> {
-    const run = await this.client.getRun(this.runId);
-    const parentId = tagMap(run.data.tags)[PARENT_RUN_TAG];
-    const [parent, children] = await Promise.all([
-      parentId ? this.client.getRun(parentId).catch(() => null) : Promise.resolve(null),
-      this.client
-        .searchRuns({
-          experimentIds: [run.info.experiment_id],
-          filter: `tags.${quoteKey(PARENT_RUN_TAG)} = ${quoteString(this.runId)}`,
-          orderBy: ['attributes.start_time DESC'],
-          maxResults: 200
-        })
-        .then(p => p.items)
-        .catch(() => [] as IRun[])
-    ]);
-    return { run, parent, children };
-  }
-
-  protected apply(answer: IRunDetailAnswer): void {
-    this._run = answer.run;
-    this._parent = answer.parent;
-    this._children = answer.children;
-  }
-
-  private _run: IRun | null = null;
-  private _parent: IRun | null = null;
-  private _children: IRun[] = [];
-  private _histories = new Map<string, Promise<IMetricPoint[]>>();
-}
-
-// -- comparison -----------------------------------------------------------------------------------
-
-/**
- * Several runs side by side; live while one of them runs.
- */
-export class CompareModel extends LiveModel<IRun[]> {
-  constructor(options: { client: IMlflowClient; runIds: string[] } & ILiveOptions) {
-    super('compare', { autoStart: false, ...options });
-    this.runIds = options.runIds;
-  }
-  readonly runIds: string[];
-
-  get runs(): IRun[] {
-    return this._runs;
-  }
-
-  /** Metric histories of every run for one key (runs without it get []). */
-  async histories(key: string): Promise<Array<{ run: IRun; points: IMetricPoint[] }>> {
-    return Promise.all(
-      this._runs.map(async run => ({
-        run,
-        points: run.data.metrics?.some(m => m.key === key)
-          ? await this.client.getMetricHistory(run.info.run_id, key)
-          : []
-      }))
-    );
-  }
-
-  protected standby(): boolean | Poll.Standby {
-    const live = this._runs.length === 0 || this._runs.some(r => isActive(r.info.status));
-    return live ? super.standby() : true;
-  }
-
-  protected request(): Promise<IRun[]> {
-    return Promise.all(this.runIds.map(id => this.client.getRun(id)));
-  }
-
-  protected apply(runs: IRun[], first: boolean): boolean {
-    const changed = first || runs.map(runSignature).join('\n') !== this._runs.map(runSignature).join('\n');
-    this._runs = runs;
-    return changed;
-  }
-
-  private _runs: IRun[] = [];
 }
 
 // -- this notebook --------------------------------------------------------------------------------

@@ -1,30 +1,37 @@
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStateDB } from '@jupyterlab/statedb';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { DisposableDelegate } from '@lumino/disposable';
 import React from 'react';
 
 import { infinstorIcon } from '../common/icons';
-import { IInfinStorSidebar, IMlflowClient } from '../tokens';
+import { RunsCommandIDs, setUpRunsViews } from '../runs/plugin';
+import { RunPageWidget } from '../runs/widgets';
+import { IInfinStorSidebar, IMlflowClient, IMlflowViews } from '../tokens';
+import { MlflowBrowserModel } from './browserModel';
 import { MlflowClient } from './client';
 import { mlflowUiIcon } from './icons';
+import { sharingKey } from './sharing';
 import { IMlflowActions } from './views/common';
 import { createExperimentDialog } from './views/experiments';
-import { MlflowBrowser, MlflowBrowserModel } from './views/browser';
-import { CompareWidget, createMlflowUiWidget, RunDetailWidget, wrap } from './widgets';
-import { sharingKey } from './sharing';
+import { MlflowBrowser } from './views/browser';
+import { createMlflowUiWidget } from './widgets';
 
 export const MLFLOW_PLUGIN_ID = 'infinstor-jupyterlab:mlflow';
+export const MLFLOW_CLIENT_PLUGIN_ID = 'infinstor-jupyterlab:mlflow-client';
 
 /** The settings the MLflow views read (those of the sidebar's plugin, labextension/schema/plugin.json). */
 const SETTINGS_ID = 'infinstor-jupyterlab:plugin';
 
 export namespace MlflowCommandIDs {
-  export const openRun = 'infinstor:mlflow-open-run';
-  export const compareRuns = 'infinstor:mlflow-compare-runs';
+  export const openRuns = RunsCommandIDs.openRuns;
+  export const openRun = RunsCommandIDs.openRun;
+  export const compareRuns = RunsCommandIDs.compareRuns;
   export const openInMlflowUi = 'infinstor:mlflow-open-in-ui';
   export const showExperiments = 'infinstor:mlflow-show-experiments';
   export const showNotebookRuns = 'infinstor:mlflow-show-notebook-runs';
@@ -36,14 +43,28 @@ export namespace MlflowCommandIDs {
 const CATEGORY = 'InfinStor';
 
 /**
- * Experiments, runs, run detail, comparison, this notebook's runs and registered models, in
- * the InfinStor sidebar and main-area tabs; and the typed MLflow client for the other plugins.
+ * The typed MLflow client (through the lab's authenticated proxy), for every plugin that talks
+ * to MLflow: a plugin of its own, so the job dialog works with the MLflow views disabled.
  */
-export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
-  id: MLFLOW_PLUGIN_ID,
-  description: 'InfinStor MLflow browser: experiments, runs, run detail, comparison and models.',
+export const mlflowClientPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
+  id: MLFLOW_CLIENT_PLUGIN_ID,
+  description: "The typed MLflow REST client through the lab's authenticated proxy.",
   autoStart: true,
   provides: IMlflowClient,
+  activate: (app: JupyterFrontEnd): IMlflowClient =>
+    new MlflowClient({ serverSettings: app.serviceManager.serverSettings })
+};
+
+/**
+ * Experiments, the runs of an experiment (a compact list in the sidebar, the full table in a
+ * tab), run pages, comparisons, this notebook's runs and registered models.
+ */
+export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowViews> = {
+  id: MLFLOW_PLUGIN_ID,
+  description: 'InfinStor MLflow browser: experiments, runs, run pages, comparison and models.',
+  autoStart: true,
+  requires: [IMlflowClient],
+  provides: IMlflowViews,
   optional: [
     IInfinStorSidebar,
     ICommandPalette,
@@ -51,23 +72,25 @@ export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
     IRenderMimeRegistry,
     ISettingRegistry,
     ILauncher,
+    ILayoutRestorer,
+    IStateDB,
     ITranslator
   ],
   activate: (
     app: JupyterFrontEnd,
+    client: IMlflowClient,
     sidebar: IInfinStorSidebar | null,
     palette: ICommandPalette | null,
     notebooks: INotebookTracker | null,
     rendermime: IRenderMimeRegistry | null,
     settingRegistry: ISettingRegistry | null,
     launcher: ILauncher | null,
+    restorer: ILayoutRestorer | null,
+    state: IStateDB | null,
     translator: ITranslator | null
-  ): IMlflowClient => {
+  ): IMlflowViews => {
     translator = translator ?? nullTranslator;
     const trans = translator.load('infinstor_jupyterlab');
-    const client = new MlflowClient({ serverSettings: app.serviceManager.serverSettings });
-    const browser = new MlflowBrowserModel({ client, sidebarVisible: sidebar?.isVisible ?? false });
-    const tracker = new WidgetTracker<MainAreaWidget>({ namespace: 'infinstor-mlflow' });
     const { commands } = app;
 
     const activateSidebar = () => {
@@ -76,56 +99,36 @@ export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
       }
     };
 
+    // The Jobs view's link from a run page, once the jobs plugin gives it.
+    let jobOpener: ((jobId: string) => void) | null = null;
+
     const actions: IMlflowActions = {
       openRun: runId => void commands.execute(MlflowCommandIDs.openRun, { runId }),
       compareRuns: runIds => void commands.execute(MlflowCommandIDs.compareRuns, { runIds }),
       openUi: (hash, label) => void commands.execute(MlflowCommandIDs.openInMlflowUi, { hash, label }),
-      openNotebook: path => void commands.execute('docmanager:open', { path })
+      openNotebook: path => void commands.execute('docmanager:open', { path }),
+      openRuns: (experimentId, name) => void commands.execute(MlflowCommandIDs.openRuns, { experimentId, name: name ?? '' }),
+      get openJob() {
+        return jobOpener;
+      }
     };
 
-    const findOpen = (id: string) => Array.from(app.shell.widgets('main')).find(w => w.id === id);
-
-    commands.addCommand(MlflowCommandIDs.openRun, {
-      label: args =>
-        args['runId']
-          ? trans.__('Open run %1', String(args['runId']).slice(0, 8))
-          : trans.__('Open MLflow run…'),
-      caption: trans.__('Open the detail of an MLflow run in a tab'),
-      execute: args => {
-        const runId = String(args['runId'] ?? '');
-        if (!runId) {
-          return;
-        }
-        const id = `infinstor-run-${runId}`;
-        const open = findOpen(id);
-        if (open) {
-          app.shell.activateById(id);
-          return open;
-        }
-        const content = new RunDetailWidget({ client, runId, actions, rendermime });
-        content.title.label = trans.__('Run %1', runId.slice(0, 8));
-        const widget = wrap(content, id, content.title.label);
-        void tracker.add(widget);
-        app.shell.add(widget, 'main');
-        app.shell.activateById(id);
-        return widget;
-      }
+    // Runs tab, run page, compare: commands, tabs, the runs models the sidebar shares.
+    const runsViews = setUpRunsViews({
+      app,
+      client,
+      actions,
+      trans,
+      state,
+      restorer,
+      palette,
+      rendermime,
+      category: CATEGORY
     });
-
-    commands.addCommand(MlflowCommandIDs.compareRuns, {
-      label: trans.__('Compare MLflow runs'),
-      caption: trans.__('Compare two or more runs side by side'),
-      isEnabled: args => Array.isArray(args['runIds']) && (args['runIds'] as string[]).length >= 2,
-      execute: args => {
-        const runIds = (args['runIds'] as string[]) ?? [];
-        const content = new CompareWidget({ client, runIds, actions });
-        content.title.label = trans.__('Compare %1 runs', runIds.length);
-        const widget = wrap(content, `infinstor-compare-${runIds.join('-').slice(0, 200)}`, content.title.label);
-        void tracker.add(widget);
-        app.shell.add(widget, 'main');
-        app.shell.activateById(widget.id);
-        return widget;
-      }
+    const browser = new MlflowBrowserModel({
+      client,
+      runs: runsViews,
+      sidebarVisible: sidebar?.isVisible ?? false
     });
 
     commands.addCommand(MlflowCommandIDs.openInMlflowUi, {
@@ -143,7 +146,7 @@ export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
         if (!hash) {
           const current = app.shell.currentWidget;
           const content = current instanceof MainAreaWidget ? current.content : null;
-          if (content instanceof RunDetailWidget && content.model.run) {
+          if (content instanceof RunPageWidget && content.model.run) {
             const run = content.model.run;
             hash = `#/experiments/${run.info.experiment_id}/runs/${run.info.run_id}`;
             label = run.info.run_name || run.info.run_id.slice(0, 8);
@@ -155,7 +158,7 @@ export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
             label = trans.__('experiments');
           }
         }
-        const widget = createMlflowUiWidget(client.uiUrl(hash), label);
+        const widget = createMlflowUiWidget(client.uiUrl(hash), trans.__('MLflow: %1', label));
         widget.id = `infinstor-mlflow-ui-${Date.now()}`;
         app.shell.add(widget, 'main');
         app.shell.activateById(widget.id);
@@ -271,6 +274,21 @@ export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
       onStatus();
     }
 
-    return client;
+    return {
+      get openedExperiment() {
+        return browser.experiment;
+      },
+      openRun: async runId => {
+        await commands.execute(MlflowCommandIDs.openRun, { runId });
+      },
+      setJobOpener: open => {
+        jobOpener = open;
+        return new DisposableDelegate(() => {
+          if (jobOpener === open) {
+            jobOpener = null;
+          }
+        });
+      }
+    };
   }
 };

@@ -79,8 +79,11 @@ class FakeClient implements IJobsClient {
   async parameters(path: string) {
     return { kind: 'notebook', path, parameters: [] };
   }
-  async searchExperiments() {
-    return [];
+  async readProgress(id: string, offset: number) {
+    return { job_id: id, offset, next_offset: offset, events: [], complete: true, status: 'FINISHED', now: 0 };
+  }
+  async validate() {
+    return { valid: true, errors: [], parameters: [] };
   }
 }
 

@@ -6,13 +6,12 @@ import {
   emptySweepForm,
   IJobForm,
   ISweepForm,
-  MAX_SWEEP_SIZE,
   parseSweepList,
   splitValues,
   sweepFormFromJob,
   sweepSupport,
   sweepValueText
-} from '../validation';
+} from '../dialog/request';
 
 const p = (name: string, type: string, def: unknown): IParameterSpec => ({ name, type, default: def });
 
@@ -73,21 +72,18 @@ describe('splitting values', () => {
 });
 
 describe('grid values', () => {
-  it('types each value like the parameter', () => {
-    expect(checkGridValues(p('lr', 'float', 0.1), '0.1, 0.01, 1e-3')).toEqual({ values: [0.1, 0.01, 0.001] });
-    expect(checkGridValues(p('n', 'int', 1), '1,2,4')).toEqual({ values: [1, 2, 4] });
-    expect(checkGridValues(p('v', 'bool', true), 'true, False')).toEqual({ values: [true, false] });
+  it('splits the values, sent as typed (a string parameter loses its quotes)', () => {
+    expect(checkGridValues(p('lr', 'float', 0.1), '0.1, 0.01, 1e-3')).toEqual({ values: ['0.1', '0.01', '1e-3'] });
+    expect(checkGridValues(p('v', 'bool', true), 'true, False')).toEqual({ values: ['true', 'False'] });
     expect(checkGridValues(p('s', 'str', 'x'), 'adam, "sgd, momentum"')).toEqual({ values: ['adam', 'sgd, momentum'] });
     expect(checkGridValues(p('l', 'list', []), '[16, 8], [32]')).toEqual({ values: ['[16, 8]', '[32]'] });
+    // What a value means is the server's to say ("2.5" for an int is its message, not ours).
+    expect(checkGridValues(p('n', 'int', 1), '1, 2.5')).toEqual({ values: ['1', '2.5'] });
   });
 
-  it('names the parameter and the bad value', () => {
-    expect(checkGridValues(p('n', 'int', 1), '1, 2.5').error).toBe('Parameter "n" must be a whole number (integer); "2.5" is not.');
-    expect(checkGridValues(p('lr', 'float', 0.1), '0.1, abc').error).toBe('Parameter "lr" must be a number; "abc" is not.');
+  it('names the parameter when the field does not split into values', () => {
     expect(checkGridValues(p('lr', 'float', 0.1), '0.1,,0.2').error).toBe('Parameter "lr": a value is empty.');
     expect(checkGridValues(p('lr', 'float', 0.1), '0.1, 0.1').error).toBe('Parameter "lr": 0.1 is listed twice.');
-    expect(checkGridValues(p('v', 'bool', true), 'true, maybe').error).toContain('true or false; "maybe" is neither');
-    expect(checkGridValues(p('l', 'list', []), '[1, 2], {1: 2}').error).toContain('must be a list like its default');
     expect(checkGridValues(p('s', 'str', ''), '"a, b').error).toContain('quote is not closed');
   });
 });
@@ -95,7 +91,7 @@ describe('grid values', () => {
 describe('lists of parameter sets', () => {
   it('reads one set a line', () => {
     expect(parseSweepList('lr=0.1, epochs=2\n\n  lr=0.2, name="x, y"\n', SPECS)).toEqual({
-      sets: [{ lr: 0.1, epochs: 2 }, { lr: 0.2, name: 'x, y' }]
+      sets: [{ lr: '0.1', epochs: '2' }, { lr: '0.2', name: 'x, y' }]
     });
   });
 
@@ -105,7 +101,7 @@ describe('lists of parameter sets', () => {
       'Line 1: there is no parameter "alpha" (parameters: lr, epochs, name, verbose, layers).'
     );
     expect(parseSweepList('lr=0.1, lr=0.2', SPECS).error).toBe('Line 1: "lr" is given twice.');
-    expect(parseSweepList('epochs=1.5', SPECS).error).toBe('Line 1: Parameter "epochs" must be a whole number (integer); "1.5" is not.');
+    expect(parseSweepList('epochs=', SPECS).error).toBe('Line 1: "epochs" has no value.');
   });
 });
 
@@ -119,12 +115,13 @@ describe('building a sweep request', () => {
     );
     expect(check.errors).toEqual({});
     expect(check.parameterErrors).toEqual({});
+    expect(check.complete).toBe(true);
     expect(check.sweepSize).toBe(4);
     expect(check.request).toEqual({
       path: 'work/train.ipynb',
       target: 'ec2',
-      parameters: { epochs: 3, name: 'demo', layers: '[16, 8]' },
-      sweep: { grid: { lr: [0.1, 0.01], verbose: [true, false] } },
+      parameters: { epochs: '3', name: 'demo', layers: '[16, 8]' },
+      sweep: { grid: { lr: ['0.1', '0.01'], verbose: ['true', 'false'] } },
       max_instances: 2,
       experiment_id: '0',
       include_folder: false,
@@ -139,15 +136,16 @@ describe('building a sweep request', () => {
       FIELDS,
       [ec2]
     );
-    expect(check.request?.sweep).toEqual({ list: [{ lr: 0.5 }, { lr: 0.25, epochs: 5 }] });
-    expect(check.request?.parameters).toEqual({ lr: 0.1, epochs: 3, name: 'demo', verbose: true, layers: '[16, 8]' });
+    expect(check.request?.sweep).toEqual({ list: [{ lr: '0.5' }, { lr: '0.25', epochs: '5' }] });
+    expect(check.request?.parameters).toEqual({ lr: '0.1', epochs: '3', name: 'demo', verbose: true, layers: '[16, 8]' });
     expect(check.request?.max_instances).toBe(2);
     expect(check.sweepSize).toBe(2);
   });
 
   it('caps "at once" by the admin limit the target reports', () => {
     const tooMany = buildJobRequest(form(sweepForm({ mode: 'grid', grid: { lr: '1, 2' }, maxInstances: '5' })), SPECS, FIELDS, [ec2]);
-    expect(tooMany.request).toBeNull();
+    expect(tooMany.complete).toBe(false);
+    expect(tooMany.request.sweep).toBeUndefined();
     expect(tooMany.errors.maxInstances).toBe("Run on 1 to 4 instances at once (the admin's limit is 4).");
     for (const bad of ['0', '-1', '1.5', 'two']) {
       const check = buildJobRequest(form(sweepForm({ mode: 'grid', grid: { lr: '1, 2' }, maxInstances: bad })), SPECS, FIELDS, [ec2]);
@@ -157,17 +155,18 @@ describe('building a sweep request', () => {
     expect(big.request?.max_instances).toBe(4);
   });
 
-  it('refuses sweeps of one set, of too many sets, and of bad values', () => {
+  it("refuses sweeps of one set and fields that do not split; sizes and values are the server's", () => {
     const one = buildJobRequest(form(sweepForm({ mode: 'grid' })), SPECS, FIELDS, [ec2]);
     expect(one.errors.sweep).toBe('Give two or more values (comma-separated) for at least one parameter.');
     const oneSet = buildJobRequest(form(sweepForm({ mode: 'list', list: 'lr=1' })), SPECS, FIELDS, [ec2]);
     expect(oneSet.errors.sweep).toContain('two or more parameter sets');
     const values = Array.from({ length: 40 }, (_, i) => String(i + 1)).join(',');
     const huge = buildJobRequest(form(sweepForm({ mode: 'grid', grid: { lr: values, epochs: values } })), SPECS, FIELDS, [ec2]);
-    expect(huge.errors.sweep).toBe(`The sweep has 1600 parameter sets; at most ${MAX_SWEEP_SIZE} are allowed.`);
-    const bad = buildJobRequest(form(sweepForm({ mode: 'grid', grid: { epochs: '1, two' } })), SPECS, FIELDS, [ec2]);
-    expect(bad.request).toBeNull();
-    expect(bad.parameterErrors.epochs).toBe('Parameter "epochs" must be a number; "two" is not.');
+    expect(huge.sweepSize).toBe(1600);
+    expect(huge.complete).toBe(true); // the server says that 1600 sets are too many
+    const bad = buildJobRequest(form(sweepForm({ mode: 'grid', grid: { epochs: '1, "two' } })), SPECS, FIELDS, [ec2]);
+    expect(bad.complete).toBe(false);
+    expect(bad.parameterErrors.epochs).toBe('Parameter "epochs": a " quote is not closed.');
     const none = checkSweep(sweepForm({ mode: 'grid' }), [], {}, ec2);
     expect(none.errors.sweep).toContain('no parameters');
   });
@@ -181,7 +180,7 @@ describe('building a sweep request', () => {
     );
     expect(check.request?.sweep).toBeUndefined();
     expect(check.request?.max_instances).toBeUndefined();
-    expect(check.request?.parameters.lr).toBe(0.1);
+    expect(check.request?.parameters?.lr).toBe('0.1');
   });
 });
 
@@ -195,6 +194,6 @@ describe('re-running a sweep', () => {
     expect(sweepValueText(' padded')).toBe('" padded"');
     // What the fields show reads back as the same sweep.
     const again = checkSweep(sweepFormFromJob(job), [p('lr', 'float', 0.1), p('name', 'str', '')], {}, ec2);
-    expect(again.sweep).toEqual({ grid: { lr: [0.1, 0.2], name: ['a,b', 'c'] } });
+    expect(again.sweep).toEqual({ grid: { lr: ['0.1', '0.2'], name: ['a,b', 'c'] } });
   });
 });

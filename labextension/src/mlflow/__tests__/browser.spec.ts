@@ -1,8 +1,17 @@
 /**
  * @jest-environment node
  */
+import { RunsModelRegistry } from '../../runs/registry';
+import { RunsViewStateStore } from '../../runs/viewState';
+import { IMlflowClient } from '../../tokens';
 import { MlflowBrowserModel } from '../browserModel';
 import { fakeProxy } from './fakeProxy';
+
+/** The runs views' registry and store, as the MLflow plugin makes them. */
+function runsViews(client: IMlflowClient) {
+  const store = new RunsViewStateStore({ state: null });
+  return { store, registry: new RunsModelRegistry({ client, store }) };
+}
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
@@ -20,7 +29,7 @@ describe('MlflowBrowserModel', () => {
 
   it('only the list on screen is live: the current tab, while the sidebar is visible', async () => {
     const { client, calls } = server();
-    browser = new MlflowBrowserModel({ client, sidebarVisible: false });
+    browser = new MlflowBrowserModel({ client, runs: runsViews(client), sidebarVisible: false });
     const models = [browser.experiments, browser.notebookRuns, browser.registeredModels];
     expect(models.map(m => m.visible)).toEqual([false, false, false]);
     await sleep(50);
@@ -40,7 +49,7 @@ describe('MlflowBrowserModel', () => {
 
   it('Refresh asks the list on screen now and the others once shown; "checked" is the current list', async () => {
     const { client, calls } = server();
-    browser = new MlflowBrowserModel({ client });
+    browser = new MlflowBrowserModel({ client, runs: runsViews(client) });
     await browser.refresh();
     const searched = (path: string) => calls.filter(c => c.path === path).length;
     expect(searched('api/2.0/mlflow/experiments/search')).toBeGreaterThan(0);
@@ -55,7 +64,7 @@ describe('MlflowBrowserModel', () => {
 
   it('the refreshInterval setting reaches every list', () => {
     const { client } = server();
-    browser = new MlflowBrowserModel({ client });
+    browser = new MlflowBrowserModel({ client, runs: runsViews(client) });
     browser.openExperiment({ experiment_id: '1', name: 'a' });
     browser.idleInterval = 30000;
     expect(browser.experiments.idleInterval).toBe(30000);

@@ -4,20 +4,25 @@ import {
   compareValues,
   describeError,
   experimentFilter,
+  explainFilterError,
   formatBytes,
   formatDuration,
+  formatIso,
   formatMetric,
   formatRelative,
   formatTimestamp,
   isLabNotebookPath,
   modelFilter,
+  numberFormatter,
   orderByFor,
   parseCsv,
   previewKind,
   quoteKey,
   runDuration,
+  runFilter,
   runName,
   statusKind,
+  statusLabel,
   valuesDiffer,
   htmlPreviewDocument,
   IPreviewTheme
@@ -239,5 +244,82 @@ describe('htmlPreviewDocument', () => {
     expect(doc).toContain('color-scheme:light');
     expect(doc).toContain('html{background:#fff;color:#000;');
     expect(doc).not.toContain('<script>');
+  });
+});
+
+describe('numberFormatter (one table column)', () => {
+  const column = (values: Array<number | null>, sig?: number) => {
+    const f = numberFormatter(values, sig);
+    return values.map(v => f(v));
+  };
+
+  it('drops float noise: 0.15, not 0.15000000000000002', () => {
+    expect(column([0.1 + 0.05])).toEqual(['0.15']);
+    expect(column([0.15000000000000002, 0.3])).toEqual(['0.15', '0.30']);
+  });
+
+  it('gives every value of a column the same decimals, as many as its largest value needs', () => {
+    expect(column([0.123456, 0.9876543, 0.5])).toEqual(['0.1235', '0.9877', '0.5000']);
+    expect(column([12.3456, 1.5, 0.25])).toEqual(['12.35', '1.50', '0.25']);
+    expect(column([1234.5678, 2.5])).toEqual(['1235', '3']);
+    expect(column([1234.5678, 0.0004])).toEqual(['1235', '0.0004']);
+    expect(column([0.1, 0.2], 2)).toEqual(['0.1', '0.2']);
+  });
+
+  it('keeps integers, gaps, NaN and infinities as they are', () => {
+    expect(column([1, 20, 300])).toEqual(['1', '20', '300']);
+    expect(column([0.5, null])).toEqual(['0.5', '—']);
+    const f = numberFormatter([0.5, NaN, Infinity]);
+    expect([f(NaN), f(Infinity), f('0.25'), f(-0.00001)]).toEqual(['NaN', '∞', '0.3', '-1.000e-5']);
+  });
+
+  it('uses exponents for a column of very small or very large numbers', () => {
+    expect(column([1.23456e-7, 5e-6])).toEqual(['1.235e-7', '5.000e-6']);
+    expect(column([1.5e13 + 0.5])).toEqual(['1.500e+13']);
+  });
+
+  it('never shows -0', () => {
+    expect(column([-0.00001, 0.5], 2)).toEqual(['-1.000e-5', '0.5']);
+    expect(column([-0.04, 0.5], 1)).toEqual(['-0.04', '0.5']);
+    expect(numberFormatter([0.5])(-0.01)).toBe('-0.01');
+  });
+});
+
+describe('formatIso / translated formats', () => {
+  it('ISO 8601 in UTC for tooltips', () => {
+    expect(formatIso(Date.UTC(2026, 10, 25, 6, 31, 2, 345))).toBe('2026-11-25T06:31:02Z');
+    expect(formatIso(undefined)).toBe('');
+  });
+
+  it('relative times, durations and statuses go through the translator', () => {
+    const seen: string[] = [];
+    const trans = {
+      __: (msg: string, ...args: any[]) => {
+        seen.push(msg);
+        return `«${msg.replace(/%(\d)/g, (_, i) => String(args[Number(i) - 1]))}»`;
+      }
+    } as any;
+    const now = Date.UTC(2026, 10, 25, 12);
+    expect(formatRelative(now - 5 * 60_000, now, trans)).toBe('«5 min ago»');
+    expect(formatDuration(184_000, trans)).toBe('«3 min 4 s»');
+    expect(statusLabel('FAILED', trans)).toBe('«Failed»');
+    expect(describeError(new Error('x'), trans).title).toBe('«The request failed.»');
+    expect(seen).toContain('%1 min ago');
+  });
+});
+
+describe('run filters', () => {
+  it('plain text filters run names; search syntax passes through', () => {
+    expect(runFilter('')).toBe('');
+    expect(runFilter(' sweep ')).toBe("attributes.run_name ILIKE '%sweep%'");
+    expect(runFilter("it's")).toBe("attributes.run_name ILIKE '%it\\'s%'");
+    expect(runFilter('metrics.loss < 0.2')).toBe('metrics.loss < 0.2');
+  });
+
+  it("explains MLflow's refusals in words a user can act on", () => {
+    expect(explainFilterError("Invalid attribute key 'loss' specified. Valid keys are ...")).toContain('metrics.loss');
+    expect(explainFilterError('Expected a quoted string value for parameter (e.g. ...). Got value 0.01')).toContain("params.lr = '0.01'");
+    expect(explainFilterError("Expected numeric value type for metric. Found 'a'")).toContain('metrics.loss < 0.2');
+    expect(explainFilterError("Invalid clause(s) in filter string: 'metrics.loss', '<'")).toContain('not MLflow search syntax');
   });
 });

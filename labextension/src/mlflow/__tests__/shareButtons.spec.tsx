@@ -7,10 +7,13 @@ import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
 import { InfinStorRequestError } from '../../common/request';
 import { MlflowClient } from '../client';
-import { ExperimentsModel, RegisteredModelsModel, RunsModel } from '../models';
+import { RunsModelRegistry } from '../../runs/registry';
+import { RunsViewStateStore } from '../../runs/viewState';
+import { ExperimentsModel, RegisteredModelsModel } from '../models';
 import { IWhoAmI, SharingClient, SharingSupport } from '../sharing';
 import { IMlflowActions } from '../views/common';
-import { ExperimentRuns, ExperimentsList } from '../views/experiments';
+import { MlflowBrowser, MlflowBrowserModel } from '../views/browser';
+import { ExperimentsList } from '../views/experiments';
 import { ModelsPanel } from '../views/models';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
@@ -39,7 +42,14 @@ class Whoami extends SharingClient {
   }
 }
 
-const actions: IMlflowActions = { openRun: () => undefined, compareRuns: () => undefined, openUi: () => undefined, openNotebook: () => undefined };
+const actions: IMlflowActions = {
+  openRun: () => undefined,
+  compareRuns: () => undefined,
+  openUi: () => undefined,
+  openNotebook: () => undefined,
+  openRuns: () => undefined,
+  openJob: () => undefined
+};
 
 describe('Share… buttons in the MLflow browser', () => {
   let container: HTMLDivElement;
@@ -71,7 +81,9 @@ describe('Share… buttons in the MLflow browser', () => {
     await support.update('service');
     const experiments = new ExperimentsModel({ client });
     const models = new RegisteredModelsModel({ client });
-    const runs = new RunsModel({ client, experimentIds: ['12'] });
+    const store = new RunsViewStateStore({ state: null });
+    const browser = new MlflowBrowserModel({ client, runs: { store, registry: new RunsModelRegistry({ client, store }) } });
+    (browser as any).sharing = support;
 
     act(() => root.render(<ExperimentsList model={experiments} actions={actions} sharing={support} onOpen={() => undefined} />));
     await act(() => experiments.refresh());
@@ -83,7 +95,8 @@ describe('Share… buttons in the MLflow browser', () => {
       expect(share.getAttribute('aria-label')).toBe('Share churn…');
     }
 
-    act(() => root.render(<ExperimentRuns experiment={EXPERIMENT} model={runs} actions={actions} sharing={support} onBack={() => undefined} />));
+    act(() => browser.openExperiment(EXPERIMENT));
+    act(() => root.render(<MlflowBrowser model={browser} actions={actions} />));
     await settle();
     expect(container.querySelector('[data-testid="infinstor-runs-share"]') !== null).toBe(shown);
 
@@ -94,7 +107,7 @@ describe('Share… buttons in the MLflow browser', () => {
     if (modelShare) {
       expect(modelShare.getAttribute('aria-label')).toBe('Share churn model…');
     }
-    runs.dispose();
+    act(() => browser.openExperiment(null));
     experiments.dispose();
     models.dispose();
   });

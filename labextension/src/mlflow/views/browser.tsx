@@ -1,6 +1,7 @@
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import React from 'react';
 
+import { RunsList } from '../../runs/RunsList';
 import { BrowserTab, MlflowBrowserModel } from '../browserModel';
 import { formatDuration, formatRelative, formatTimestamp, runDuration, runName } from '../format';
 import { NotebookRunsModel } from '../models';
@@ -16,8 +17,9 @@ import {
   useSignal,
   useTrans
 } from './common';
-import { ExperimentRuns, ExperimentsList } from './experiments';
+import { ExperimentsList } from './experiments';
 import { ModelsPanel } from './models';
+import { ShareButton } from './share';
 
 // The model lives apart from the views (no DOM); re-exported for callers of the earlier module.
 export { BrowserTab, MlflowBrowserModel };
@@ -67,16 +69,32 @@ function BrowserTabs(props: { model: MlflowBrowserModel; actions: IMlflowActions
       >
         {tab === 'experiments' &&
           (model.experiment && model.runs ? (
-            <ExperimentRuns
+            <RunsList
               key={model.experiment.experiment_id}
               experiment={model.experiment}
               model={model.runs}
+              store={model.runsViews.store}
               actions={actions}
-              sharing={model.sharing}
               onBack={() => model.openExperiment(null)}
+              extra={
+                <ShareButton
+                  support={model.sharing}
+                  target={{ type: 'experiment', id: model.experiment.experiment_id, name: model.experiment.name }}
+                  testid="infinstor-runs-share"
+                />
+              }
             />
           ) : (
-            <ExperimentsList model={model.experiments} actions={actions} sharing={model.sharing} onOpen={e => model.openExperiment(e)} />
+            <ExperimentsList
+              model={model.experiments}
+              actions={actions}
+              sharing={model.sharing}
+              onOpen={e => {
+                // The compact list here, the full table in a tab.
+                model.openExperiment(e);
+                actions.openRuns(e.experiment_id, e.name);
+              }}
+            />
           ))}
         {tab === 'notebook' && <NotebookRuns model={model.notebookRuns} actions={actions} />}
         {tab === 'models' && <ModelsPanel model={model.registeredModels} actions={actions} sharing={model.sharing} />}

@@ -1,17 +1,15 @@
-import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+import { TranslationBundle } from '@jupyterlab/translation';
 import { Button, refreshIcon } from '@jupyterlab/ui-components';
 import { ISignal } from '@lumino/signaling';
 import React from 'react';
 
-import { describeError, statusKind, statusLabel } from '../format';
+import { DEFAULT_TRANS, describeError, statusKind, statusLabel } from '../format';
 
 /**
  * The extension's translations for the MLflow views (the browser's root provides them; without
  * a provider the views speak English).
  */
-export const TranslationContext = React.createContext<TranslationBundle>(
-  nullTranslator.load('infinstor_jupyterlab')
-);
+export const TranslationContext = React.createContext<TranslationBundle>(DEFAULT_TRANS);
 
 /** The translations of the MLflow views (`trans.__('…')` for every user-visible string). */
 export function useTrans(): TranslationBundle {
@@ -56,8 +54,10 @@ export function ErrorState(props: {
   what?: string;
   onRetry?: () => void;
   compact?: boolean;
+  trans?: TranslationBundle;
 }): JSX.Element {
-  const trans = useTrans();
+  const context = useTrans();
+  const trans = props.trans ?? context;
   const d = describeError(props.error, trans);
   return (
     <div
@@ -98,8 +98,9 @@ export function EmptyState(props: { title: string; hint?: React.ReactNode; testi
   );
 }
 
-export function StatusBadge(props: { status: string; showLabel?: boolean }): JSX.Element {
-  const label = statusLabel(props.status, useTrans());
+export function StatusBadge(props: { status: string; showLabel?: boolean; trans?: TranslationBundle }): JSX.Element {
+  const context = useTrans();
+  const label = statusLabel(props.status, props.trans ?? context);
   return (
     <span className="jp-InfinStor-runStatus" title={label} data-status={props.status}>
       <span className={`jp-InfinStor-dot jp-InfinStor-dot-${statusKind(props.status)}`} aria-hidden="true" />
@@ -184,4 +185,8 @@ export interface IMlflowActions {
   compareRuns: (runIds: string[]) => void;
   openUi: (hash: string, label: string) => void;
   openNotebook: (path: string) => void;
+  /** The runs of an experiment in a main-area tab. */
+  openRuns: (experimentId: string, name?: string) => void;
+  /** A job in the Jobs view (its log); null while no Jobs view offers it (the jobs plugin is off). */
+  readonly openJob: ((jobId: string) => void) | null;
 }

@@ -1,22 +1,19 @@
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
-import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+import { TranslationBundle } from '@jupyterlab/translation';
 import { addIcon, Button, deleteIcon, editIcon, launchIcon, searchIcon } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { describeError, formatRelative, formatTimestamp, ColumnId } from '../format';
-import { availableKeys, experimentOwner, ExperimentsModel, RunsModel } from '../models';
-import { IExperiment, IRun } from '../types';
+import { DEFAULT_TRANS, describeError, formatRelative, formatTimestamp } from '../format';
+import { experimentOwner, ExperimentsModel } from '../models';
+import { IExperiment } from '../types';
 import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, useDebounced, useSignal, useTrans } from './common';
-import { RunsTable } from './runsTable';
 import { SharingSupport } from '../sharing';
 import { ShareButton } from './share';
-
-const ENGLISH = nullTranslator.load('infinstor_jupyterlab');
 
 /**
  * Show a refused action with the server's reason (never fail silently).
  */
-export async function showRefusal(action: string, error: unknown, trans: TranslationBundle = ENGLISH): Promise<void> {
+export async function showRefusal(action: string, error: unknown, trans: TranslationBundle = DEFAULT_TRANS): Promise<void> {
   const d = describeError(error, trans);
   await showDialog({
     title: action,
@@ -33,7 +30,7 @@ export async function showRefusal(action: string, error: unknown, trans: Transla
 
 export async function createExperimentDialog(
   model: ExperimentsModel,
-  trans: TranslationBundle = ENGLISH
+  trans: TranslationBundle = DEFAULT_TRANS
 ): Promise<string | null> {
   const result = await InputDialog.getText({
     title: trans.__('New experiment'),
@@ -222,137 +219,6 @@ export function ExperimentsList(props: {
         </ul>
       )}
       {model.truncated && <p className="jp-InfinStor-hint">{trans.__('Only the first experiments are shown; search to narrow down.')}</p>}
-    </div>
-  );
-}
-
-/**
- * The runs of one experiment: filter box, column picker, compare, the table.
- */
-export function ExperimentRuns(props: {
-  experiment: IExperiment;
-  model: RunsModel;
-  onBack: () => void;
-  actions: IMlflowActions;
-  /** Shows "Share…" in the header when the service shares. */
-  sharing?: SharingSupport | null;
-}): JSX.Element {
-  const { model, experiment, actions } = props;
-  useSignal(model.changed);
-  const [filter, setFilter] = React.useState(model.filter);
-  const [extra, setExtra] = React.useState<ColumnId[]>([]);
-  const [selected, setSelected] = React.useState<Set<string>>(new Set());
-  const keys = React.useMemo(() => availableKeys(model.runs.slice(0, 200)), [model.runs.length > 0 ? model.runs[0] : null, model.runs.length > 200]);
-
-  const toggle = React.useCallback((id: string) => {
-    setSelected(s => {
-      const next = new Set(s);
-      if (next.has(id)) {
-        next.delete(id);
-      } else {
-        next.add(id);
-      }
-      return next;
-    });
-  }, []);
-  const openRun = React.useCallback((run: IRun) => actions.openRun(run.info.run_id), [actions]);
-  const openSource = React.useCallback((path: string) => actions.openNotebook(path), [actions]);
-  const toggleColumn = (id: ColumnId) =>
-    setExtra(cols => (cols.includes(id) ? cols.filter(c => c !== id) : [...cols, id]));
-
-  return (
-    <div className="jp-InfinStor-runsView" data-testid="infinstor-runs-view">
-      <div className="jp-InfinStor-runsTitle">
-        <Button minimal small className="jp-InfinStor-backButton" aria-label="Back to experiments" title="Back to experiments" data-testid="infinstor-runs-back" onClick={props.onBack}>
-          ‹ Experiments
-        </Button>
-        <h4 className="jp-InfinStor-runsHeading" title={experiment.name} data-testid="infinstor-runs-experiment">
-          {experiment.name}
-        </h4>
-        <RefreshButton label="Refresh runs" onClick={() => void model.reload()} />
-        <ShareButton
-          support={props.sharing ?? null}
-          target={{ type: 'experiment', id: experiment.experiment_id, name: experiment.name }}
-          testid="infinstor-runs-share"
-        />
-        <Button
-          minimal
-          small
-          className="jp-InfinStor-iconButton"
-          title="Open this experiment in MLflow UI"
-          aria-label="Open this experiment in MLflow UI"
-          data-testid="infinstor-runs-open-ui"
-          onClick={() => actions.openUi(`#/experiments/${experiment.experiment_id}/runs`, experiment.name)}
-        >
-          <launchIcon.react tag="span" className="jp-InfinStor-buttonIcon" />
-        </Button>
-      </div>
-      <form
-        className="jp-InfinStor-toolbar"
-        onSubmit={e => {
-          e.preventDefault();
-          void model.setFilter(filter);
-        }}
-      >
-        <input
-          type="search"
-          className="jp-InfinStor-input jp-InfinStor-filter"
-          aria-label="Filter runs (MLflow search syntax)"
-          placeholder="metrics.loss < 0.2 and params.lr = '0.01'"
-          value={filter}
-          data-testid="infinstor-runs-filter"
-          onChange={e => setFilter(e.target.value)}
-        />
-        <Button type="submit" small className="jp-mod-styled" data-testid="infinstor-runs-filter-apply">
-          Filter
-        </Button>
-      </form>
-      <div className="jp-InfinStor-toolbar">
-        <details className="jp-InfinStor-columns">
-          <summary data-testid="infinstor-columns">Columns{extra.length ? ` (+${extra.length})` : ''}</summary>
-          <div className="jp-InfinStor-columnsMenu">
-            {(['params', 'metrics', 'tags'] as const).map(kind =>
-              keys[kind].length ? (
-                <fieldset key={kind}>
-                  <legend>{kind}</legend>
-                  {keys[kind].map(key => {
-                    const id = `${kind === 'params' ? 'param' : kind === 'metrics' ? 'metric' : 'tag'}:${key}` as ColumnId;
-                    return (
-                      <label key={id}>
-                        <input type="checkbox" checked={extra.includes(id)} onChange={() => toggleColumn(id)} /> {key}
-                      </label>
-                    );
-                  })}
-                </fieldset>
-              ) : null
-            )}
-          </div>
-        </details>
-        <span className="jp-InfinStor-spacer" />
-        <span className="jp-InfinStor-hint" data-testid="infinstor-runs-count">
-          {model.runs.length}
-          {model.hasMore ? '+' : ''} runs
-        </span>
-        <Button
-          small
-          className="jp-mod-styled jp-mod-accept"
-          disabled={selected.size < 2}
-          title={selected.size < 2 ? 'Select two or more runs to compare' : `Compare ${selected.size} runs`}
-          data-testid="infinstor-compare"
-          onClick={() => actions.compareRuns([...selected])}
-        >
-          Compare{selected.size ? ` (${selected.size})` : ''}
-        </Button>
-      </div>
-      <RunsTable
-        model={model}
-        extraColumns={extra}
-        selected={selected}
-        onToggle={toggle}
-        onOpen={openRun}
-        onOpenSource={openSource}
-        label={`Runs of ${experiment.name}`}
-      />
     </div>
   );
 }
