@@ -58,7 +58,10 @@ async function openNotebook(page: Page, tmpPath: string, name: string, source: s
   expect(await page.contents.uploadContent(source, 'text', `${tmpPath}/${name}`)).toBe(true);
   // Through the lab's command: Galata's file browser helpers need the file browser on screen.
   const path = `${tmpPath}/${name}`;
-  await page.evaluate(p => (window as any).jupyterapp.commands.execute('docmanager:open', { path: p }), path);
+  // The command answers the widget, which cannot cross to the test: answer nothing.
+  await page.evaluate(async p => {
+    await (window as any).jupyterapp.commands.execute('docmanager:open', { path: p });
+  }, path);
   await expect(page.locator('.jp-NotebookPanel:not(.lm-mod-hidden)')).toBeVisible();
   expect(await page.notebook.activate(name)).toBe(true);
 }
@@ -147,7 +150,7 @@ test.describe('Live sidebar', () => {
     // and then its end.
     await item.locator('.jp-InfinStor-listMain').click();
     await expect(page.getByTestId('infinstor-runs-experiment')).toHaveText(experiment);
-    const rows = page.getByTestId('infinstor-run-row');
+    const rows = page.getByTestId('infinstor-list-run');
     await expect(rows).toHaveCount(1);
     expect(await page.notebook.addCell('code', '')).toBe(true);
     await runCode(
@@ -158,7 +161,7 @@ test.describe('Live sidebar', () => {
     const streaming = rows.filter({ hasText: 'streaming' });
     await expect(streaming).toHaveCount(1, { timeout: LIVE_MS });
     await expect(streaming.locator('[data-status]').first()).toHaveAttribute('data-status', 'RUNNING');
-    await expect(page.getByTestId('infinstor-runs-count')).toHaveText(/^2\+? runs$/);
+    await expect(page.getByTestId('infinstor-list-count')).toHaveText(/^2\+? runs$/);
     expect(await page.notebook.addCell('code', '')).toBe(true);
     await runCode(page, 3, ['mlflow.log_metric("loss", 0.25, step=1)', 'mlflow.end_run()'].join('\n'));
     await expect(streaming.locator('[data-status]').first()).toHaveAttribute('data-status', 'FINISHED', {
@@ -280,7 +283,7 @@ test.describe('Live sidebar', () => {
     const item = panel.getByTestId('infinstor-experiment-item').filter({ hasText: experiment });
     await expect(item).toHaveCount(1, { timeout: LIVE_MS });
     await item.locator('.jp-InfinStor-listMain').click();
-    await expect(page.getByTestId('infinstor-runs-count')).toHaveText('1 runs');
+    await expect(page.getByTestId('infinstor-list-count')).toHaveText('1 runs');
 
     // The finished job in the Jobs view.
     await page.sidebar.openTab(JOBS_ID);
