@@ -207,8 +207,11 @@ test.describe('Live sidebar', () => {
     expect(idle.length).toBeLessThanOrEqual(20 / 2 + 1);
     for (const request of idle) {
       expect(request.url()).toContain('/api/2.0/mlflow/experiments/search');
-      expect(JSON.parse(request.postData() ?? '{}').max_results).toBe(1);
     }
+    // The cheap check (the experiment changed last); the full list is asked once a minute, so at
+    // most once in these 20 s.
+    const full = idle.filter(r => JSON.parse(r.postData() ?? '{}').max_results !== 1);
+    expect(full.length).toBeLessThanOrEqual(1);
 
     await page.locator(`.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="${SIDEBAR_ID}"]`).click();
     await expect(panel).toBeHidden();
