@@ -202,6 +202,18 @@ export class ExperimentRunsModel extends LiveModel<Answer> {
 
   /** The newest runs (and running runs older than those), with the filter: cheap. */
   protected async probe(): Promise<JSONValue> {
+    // Before a first page under a sort other than newest first, the probe is asked first: a
+    // filter MLflow refuses fails here, not in `request`.
+    const question = this._question;
+    try {
+      return await this._probe();
+    } catch (reason) {
+      this._refused(question, reason);
+      throw reason;
+    }
+  }
+
+  private async _probe(): Promise<JSONValue> {
     const size = probeSize(this._runs);
     const filter = runFilter(this._query.filter);
     const page = await this.client.searchRuns({
@@ -279,14 +291,18 @@ export class ExperimentRunsModel extends LiveModel<Answer> {
       });
       return { kind: 'merge', runs: [...page.items, ...probed.older] };
     } catch (reason) {
-      if (question === this._question && !this._hasPage) {
-        // What is on screen answers another query: clear it; the error says why.
-        this._runs = [];
-        this._next = null;
-        this._busy = false;
-        this._invalid = (reason as { status?: number }).status === 400;
-      }
+      this._refused(question, reason);
       throw reason;
+    }
+  }
+
+  /** A request for `question` failed: if what is on screen answers another query, clear it (the error says why). */
+  private _refused(question: number, reason: unknown): void {
+    if (question === this._question && !this._hasPage) {
+      this._runs = [];
+      this._next = null;
+      this._busy = false;
+      this._invalid = (reason as { status?: number }).status === 400;
     }
   }
 

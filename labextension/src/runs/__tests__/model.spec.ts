@@ -122,6 +122,22 @@ describe('ExperimentRunsModel', () => {
     expect(searches(calls).some(c => c.body.filter === "attributes.run_name ILIKE '%run-7%'")).toBe(true);
   });
 
+  it('a refused filter clears the rows under a sort other than newest first too (the probe is asked first then)', async () => {
+    const { client } = runsServer(80);
+    model = new ExperimentRunsModel({ client, experimentId: '1', interval: 20, idleInterval: 20 });
+    model.setVisible({}, true);
+    model.setQuery({ filter: '', sort: { column: 'metric:loss', desc: false } });
+    await until(() => model.hasPage && !model.busy);
+    expect(model.runs.length).toBe(50);
+
+    model.setQuery({ filter: 'metrics.loss << 1', sort: model.query.sort });
+    await until(() => model.error !== null);
+    expect(model.error!.message).toContain('Invalid clause');
+    expect(model.runs).toHaveLength(0);
+    expect(model.stale).toBe(false);
+    expect(model.hasPage).toBe(false);
+  });
+
   it('sorts by what MLflow cannot (duration) over the loaded rows, without a request', async () => {
     const { client, calls } = runsServer(3);
     model = new ExperimentRunsModel({ client, experimentId: '1', interval: 60000 });
