@@ -15,7 +15,15 @@ Debian chromium (Python playwright) runs each measurement of `MEASUREMENTS` in t
   equivalent of the click);
 - `mlflow_ui_page_load_ms`: a navigation to that page (JS cached) to the newest run's name painted;
 - `runs_tab_scroll`: scrolls the runs tab's table to the end (every run, server-side pages) and
-  reports the row elements in the DOM at the end and the most seen at any time (one trial).
+  reports the row elements in the DOM at the end and the most seen at any time (one trial);
+- `log_metric_to_screen_ms`: an MLflow client outside the lab (as a kernel: straight to the
+  tracking service with its secret, not through the lab) logs a new value of a running run's
+  metric; the time from the call to the value shown in the sidebar's compact runs list of that
+  run's experiment, with no click (each trial first leaves the list idle for `LIVE_IDLE_S`, so the
+  checks have backed off as far as they go);
+- `idle_sidebar`: the sidebar open on the experiments list and left alone for `--idle-seconds`
+  (default 60): the requests per minute the page makes to the lab's MLflow proxy, and to all of
+  the extension's API (`/infinstor/api/`: the status and jobs polls too) (one trial).
 
 A trial that fails (a timeout, a page that never shows its rows) is recorded with its error and
 the benchmark goes on to the next trial (on a fresh page); the JSON printed at the end holds every
@@ -26,7 +34,7 @@ it measured, by name) and append `Measurement("x", measure_x)` to `MEASUREMENTS`
 (`trials=1` for a one-shot, `prepare=` for what the trials share, e.g. opening a view once).
 
     python bench/sidebar.py [--trials 5] [--json out.json] [--only NAME ...]
-    python bench/sidebar.py --runs 300 --trials 1      # smoke test: a 300-run experiment
+    python bench/sidebar.py --runs 300 --trials 1 --idle-seconds 10   # smoke test: 300 runs
 """
 
 from __future__ import annotations
@@ -113,18 +121,32 @@ WATCH_TEXT = """
 """
 
 
+# The small experiment the live measurement logs to, and the metric it logs.
+LIVE_EXPERIMENT = "bench-live"
+LIVE_METRIC = "bench_value"
+# Idle time before each live trial: the lists' checks back off to the refreshInterval setting
+# (default 4 s) while nothing changes; a user's write usually comes after such a pause.
+LIVE_IDLE_S = 6.0
+
+
 class Bench:
     """What the measurements share: the lab, the browser, the seeded experiment."""
 
-    def __init__(self, lab: Lab, browser, runs: int, exp_id: str, rows_timeout_ms: int = ROWS_TIMEOUT_MS):
+    def __init__(self, lab: Lab, browser, runs: int, exp_id: str, rows_timeout_ms: int = ROWS_TIMEOUT_MS,
+                 idle_seconds: float = 60.0):  # fmt: skip
         self.lab, self.runs, self.exp_id = lab, runs, exp_id
         self.rows_timeout_ms = rows_timeout_ms
+        self.idle_seconds = idle_seconds
+        self.live = None  # (MlflowClient, run id) once prepare_live made them
+        self.live_step = 0
         self.newest = f"sweep-{runs - 1:05d}"  # seed_tracking.py's newest run
         self.ui = f"{lab.url}/infinstor/api/mlflow/"
         # One context for every page: they share the HTTP cache and Jupyter's login cookie.
         self.context = browser.new_context(viewport=VIEWPORT)
         self.page = None
-        self.fresh_page(f"{lab.url}/infinstor/api/status?token={TOKEN}")  # sets the cookie
+        # Jupyter's login cookie, through the context's request client (it shares the context's
+        # cookies): no page to close later (closing a page still loading has hung a smoke run).
+        self.context.request.get(f"{lab.url}/infinstor/api/status?token={TOKEN}")
 
     def fresh_page(self, url: str | None = None):
         """A new tab (after a failed trial the old one may be in any state)."""
@@ -236,6 +258,55 @@ def measure_mlflow_ui_page_load(bench: Bench) -> dict[str, float]:
     return {"mlflow_ui_page_load_ms": page.evaluate("window.__firstRowAt")}  # ms since navigation start
 
 
+def prepare_live(bench: Bench) -> None:
+    """A running run in a small experiment, logged by a client outside the lab, and the sidebar
+    open on that experiment's compact runs list."""
+    from mlflow.tracking import MlflowClient
+
+    tracking = bench.lab.tracking()
+    # As a kernel does: straight to the tracking service, with the per-install secret.
+    os.environ["MLFLOW_TRACKING_TOKEN"] = bench.lab.secret
+    client = MlflowClient(tracking_uri=tracking["uri"])
+    existing = client.get_experiment_by_name(LIVE_EXPERIMENT)
+    exp_id = existing.experiment_id if existing else client.create_experiment(LIVE_EXPERIMENT)
+    run = client.create_run(exp_id, run_name="bench-live-run")
+    client.log_metric(run.info.run_id, LIVE_METRIC, 0.0, step=0)
+    bench.live = (client, run.info.run_id)
+    bench.open_lab_sidebar()
+    bench.page.get_by_test_id("infinstor-experiment-item").filter(has_text=LIVE_EXPERIMENT).locator(".jp-InfinStor-listMain").click()
+    bench.page.locator(f'[data-testid=infinstor-list-run][data-run-id="{run.info.run_id}"]').wait_for()
+
+
+def measure_log_metric_to_screen(bench: Bench) -> dict[str, float]:
+    client, run_id = bench.live
+    bench.live_step += 1
+    value = 1000 + bench.live_step  # a new value each trial; the row's tooltip shows it raw
+    bench.page.wait_for_timeout(LIVE_IDLE_S * 1000)
+    shown = f'[data-testid=infinstor-list-run][data-run-id="{run_id}"] [title="{LIVE_METRIC} = {value}"]'
+    t0 = time.perf_counter()
+    client.log_metric(run_id, LIVE_METRIC, float(value), step=bench.live_step)
+    bench.page.wait_for_selector(shown, timeout=bench.rows_timeout_ms)
+    return {"log_metric_to_screen_ms": (time.perf_counter() - t0) * 1000}
+
+
+def measure_idle_sidebar(bench: Bench) -> dict[str, float]:
+    bench.open_lab_sidebar()
+    page = bench.page
+    page.wait_for_timeout(5000)  # the first answers and the immediate checks after load
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    page.wait_for_timeout(bench.idle_seconds * 1000)
+    per_min = 60.0 / bench.idle_seconds
+    # Ours (/infinstor/api/: the MLflow proxy, the status, the jobs list), not JupyterLab's own
+    # polls (kernels, sessions, terminals).
+    ours = [u for u in seen if u.startswith(f"{bench.lab.url}/infinstor/api/")]
+    mlflow_requests = [u for u in ours if "/infinstor/api/mlflow/" in u]
+    return {
+        "idle_sidebar_mlflow_requests_per_min": round(len(mlflow_requests) * per_min, 1),
+        "idle_sidebar_infinstor_requests_per_min": round(len(ours) * per_min, 1),
+    }
+
+
 @dataclass
 class Measurement:
     name: str
@@ -249,6 +320,8 @@ MEASUREMENTS = [
     Measurement("runs_tab_scroll", measure_runs_tab_scroll, trials=1),
     Measurement("mlflow_ui_in_app", measure_mlflow_ui_in_app),
     Measurement("mlflow_ui_page_load", measure_mlflow_ui_page_load),
+    Measurement("log_metric_to_screen", measure_log_metric_to_screen, prepare=prepare_live),
+    Measurement("idle_sidebar", measure_idle_sidebar, trials=1),
 ]
 
 
@@ -299,6 +372,8 @@ def summarize(samples: dict[str, list[float]], failures: list[dict]) -> dict:
                 targets[f"le_0.3x_mlflow_{label}"] = sidebar / med[key] <= 0.3
     if "runs_tab_rows_in_dom_max" in med:
         targets["rows_lt_200"] = max(samples["runs_tab_rows_in_dom_max"]) < 200
+    if "log_metric_to_screen_ms" in med:
+        targets["log_metric_to_screen_le_5s"] = med["log_metric_to_screen_ms"] <= 5000
     result["targets"] = targets
     return result
 
@@ -311,6 +386,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--rows-timeout", type=float, default=ROWS_TIMEOUT_MS / 1000,
                         help="seconds a trial may wait for rows before it is recorded as failed")  # fmt: skip
+    parser.add_argument("--idle-seconds", type=float, default=60.0,
+                        help="how long idle_sidebar watches an idle sidebar (smoke tests: a few seconds)")  # fmt: skip
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -336,7 +413,11 @@ def main() -> int:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             try:
                 run_measurements(
-                    Bench(lab, browser, args.runs, exp_id, int(args.rows_timeout * 1000)), measurements, args.trials, samples, failures
+                    Bench(lab, browser, args.runs, exp_id, int(args.rows_timeout * 1000), args.idle_seconds),
+                    measurements,
+                    args.trials,
+                    samples,
+                    failures,
                 )
             finally:
                 browser.close()

@@ -88,6 +88,24 @@ export async function ensureSignedOut(page: Page): Promise<void> {
 // -- signing in at the identity provider, in the lab's popup ------------------------------------
 
 /**
+ * Open the sidebar (on the remote tracking `service`) and sign in from its button, in the IdP's
+ * popup, as `username` (signed out first, whatever an earlier test left). Returns the sidebar.
+ */
+export async function signedInSidebar(page: Page, username: string, service: string): Promise<Locator> {
+  await page.evaluate(() => (window as any).jupyterapp.commands.execute('infinstor:open-sidebar'));
+  const panel = page.locator(`#${SIDEBAR_ID}`);
+  await expect(panel).toBeVisible();
+  await expectRemoteTracking(page, service);
+  await ensureSignedOut(page);
+  const signInButton = page.getByTestId('infinstor-sign-in');
+  await expect(signInButton).toHaveText('Sign in');
+  const popup = await openIdpLogin(page, () => signInButton.click());
+  await submitIdpLogin(popup, username);
+  await expectSignedInAs(page, username);
+  return panel;
+}
+
+/**
  * Start a sign-in with `start` (the sidebar's button, or the command) and return the popup it
  * opens, once that shows the identity provider's login form.
  */

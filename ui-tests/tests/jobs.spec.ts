@@ -256,11 +256,9 @@ test.describe('InfinStor jobs', () => {
     );
     expect(params.epochs).toBe('2');
 
-    // Open the run: the run detail view when installed, else the MLflow UI in a lab tab.
+    // Open the run: the MLflow views' run page when that plugin is on, else the MLflow UI in a lab tab.
     const detailCommand = await page.evaluate(() =>
-      ['infinstor:open-run', 'infinstor:mlflow-open-run'].find(id =>
-        (window as any).jupyterapp.commands.hasCommand(id)
-      )
+      (window as any).jupyterapp.commands.hasCommand('infinstor:mlflow-open-run')
     );
     const tabs = page.locator('#jp-main-dock-panel .lm-DockPanel-tabBar .lm-TabBar-tab');
     const before = await tabs.count();

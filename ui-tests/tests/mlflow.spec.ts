@@ -269,7 +269,7 @@ test.describe('MLflow browser', () => {
     await expect(model.locator('[data-version="2"]')).toContainText('@challenger');
     await expect(model.locator('[data-version="2"]')).toContainText('validated=true');
     await expect(model).toContainText('Predicts customer churn');
-    await expect(model.locator('[data-version="3"]')).toContainText('ready');
+    await expect(model.locator('[data-version="3"]').getByTestId('infinstor-version-status')).toHaveText('Ready');
     await shot(page, testInfo, 'models', panel);
 
     await page.getByTestId('infinstor-models-search').fill('resnet');

@@ -22,13 +22,9 @@ import {
   attachScreenshot,
   callMlflowProxy,
   ensureSignedOut,
-  expectRemoteTracking,
-  expectSignedInAs,
   IAnswer,
   idpAccessToken,
-  openIdpLogin,
-  SIDEBAR_ID,
-  submitIdpLogin
+  signedInSidebar
 } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -101,24 +97,6 @@ async function serviceGrants(
 }
 
 // -- the lab -----------------------------------------------------------------------------------
-
-/**
- * Open the sidebar (on the company service) and sign in from its button, in the IdP's popup,
- * as `username` (signed out first, whatever an earlier test left). Returns the sidebar.
- */
-async function signedInSidebar(page: Page, username: string): Promise<Locator> {
-  await page.evaluate(() => (window as any).jupyterapp.commands.execute('infinstor:open-sidebar'));
-  const panel = page.locator(`#${SIDEBAR_ID}`);
-  await expect(panel).toBeVisible();
-  await expectRemoteTracking(page, SHARE.service);
-  await ensureSignedOut(page);
-  const signInButton = page.getByTestId('infinstor-sign-in');
-  await expect(signInButton).toHaveText('Sign in');
-  const popup = await openIdpLogin(page, () => signInButton.click());
-  await submitIdpLogin(popup, username);
-  await expectSignedInAs(page, username);
-  return panel;
-}
 
 /**
  * The one item named `name` in the sidebar's experiments or models list (a resource just
@@ -249,7 +227,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     page,
     request
   }, testInfo) => {
-    const panel = await signedInSidebar(page, 'alice');
+    const panel = await signedInSidebar(page, 'alice', SHARE.service);
     await expect(page.getByTestId('infinstor-user-details')).toHaveText(
       'alice@acme.example · acme · vision'
     );
@@ -383,7 +361,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     page,
     request
   }, testInfo) => {
-    const panel = await signedInSidebar(page, 'alice');
+    const panel = await signedInSidebar(page, 'alice', SHARE.service);
     const erin = await idpAccessToken('erin'); // acme, group sales: only an organisation grant lets her in
 
     // alice registers a model (as a notebook would, through the lab).
@@ -459,7 +437,7 @@ test.describe('InfinStor Share… dialog (company service)', () => {
     }
     const before = await serviceGrants(request, alice, 'experiment', id);
 
-    const panel = await signedInSidebar(page, 'carol');
+    const panel = await signedInSidebar(page, 'carol', SHARE.service);
     await expect(page.getByTestId('infinstor-user-details')).toHaveText(
       'carol@acme.example · acme · nlp'
     );

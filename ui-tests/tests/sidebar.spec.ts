@@ -33,7 +33,7 @@ test.describe('InfinStor sidebar', () => {
   }, testInfo) => {
     const tab = sidebarTab(page);
     await expect(tab).toBeVisible();
-    await expect(tab).toHaveAttribute('title', 'InfinStor MLflow');
+    await expect(tab).toHaveAttribute('title', 'InfinStor MLflow: experiments, runs and models');
     // The tab shows the InfinStor icon.
     await expect(tab.locator('svg')).toHaveCount(1);
 
@@ -72,7 +72,7 @@ test.describe('InfinStor sidebar', () => {
     expect(dotColour).toBe(successColour);
 
     // Refresh keeps it running.
-    await panel.getByRole('button', { name: 'Refresh tracking service status' }).click();
+    await panel.getByRole('button', { name: 'Refresh the status and the lists' }).click();
     await expect(state).toHaveText('running');
     await expect(page.getByTestId('infinstor-last-checked')).toBeVisible();
 
@@ -136,7 +136,7 @@ test.describe('InfinStor sidebar', () => {
       route.fulfill({ status: 404, contentType: 'text/html', body: '<html>404: Not Found</html>' })
     );
     await sidebarTab(page).click();
-    await page.getByRole('button', { name: 'Refresh tracking service status' }).click();
+    await page.getByRole('button', { name: 'Refresh the status and the lists' }).click();
 
     const warning = page.getByTestId('infinstor-server-missing');
     await expect(warning).toBeVisible();
@@ -148,7 +148,7 @@ test.describe('InfinStor sidebar', () => {
       hasText: 'server extension is not enabled'
     });
     await expect(toast).toHaveCount(1);
-    await page.getByRole('button', { name: 'Refresh tracking service status' }).click();
+    await page.getByRole('button', { name: 'Refresh the status and the lists' }).click();
     await expect(warning).toBeVisible();
     await expect(toast).toHaveCount(1);
     await attachScreenshots(page, testInfo, 'server-missing');
@@ -161,7 +161,7 @@ test.describe('InfinStor sidebar', () => {
       await route.fulfill({ response, json: { ...body, version: '99.0.0' } });
     });
     await sidebarTab(page).click();
-    await page.getByRole('button', { name: 'Refresh tracking service status' }).click();
+    await page.getByRole('button', { name: 'Refresh the status and the lists' }).click();
 
     const warning = page.getByTestId('infinstor-version-mismatch');
     await expect(warning).toBeVisible();
@@ -189,7 +189,7 @@ test.describe('InfinStor sidebar', () => {
       });
     });
     await sidebarTab(page).click();
-    await page.getByRole('button', { name: 'Refresh tracking service status' }).click();
+    await page.getByRole('button', { name: 'Refresh the status and the lists' }).click();
 
     await expect(page.getByTestId('infinstor-tracking-state')).toHaveText('error');
     await expect(page.getByTestId('infinstor-tracking-message')).toContainText(

@@ -1,4 +1,4 @@
-import { requestAPI } from '../handler';
+import { requestAPI } from '../common/request';
 import {
   IComputeConfig,
   IInstanceActionAnswer,

@@ -47,6 +47,7 @@ export const computePlugin: JupyterFrontEndPlugin<void> = {
         showJob: id => app.commands.execute(JobCommandIDs.showJob, { id })
       }
     });
+    panel.title.label = trans.__('Compute');
     // After the InfinStor sidebar (600) and the Jobs view (601).
     app.shell.add(panel, 'left', { rank: 602 });
     if (restorer) {

@@ -1,6 +1,6 @@
 import { URLExt } from '@jupyterlab/coreutils';
 
-import { requestAPI } from '../handler';
+import { requestAPI } from '../common/request';
 import {
   IJob,
   IJobLog,

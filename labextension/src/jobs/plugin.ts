@@ -12,7 +12,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { IFrame } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import { MlflowClient } from '../mlflow/client';
+import { IMlflowClient, IMlflowViews } from '../tokens';
 import { JobsClient } from './client';
 import { JobDialog } from './dialog/JobDialog';
 import { formatDuration, jobTitle } from './format';
@@ -28,10 +28,6 @@ export namespace JobCommandIDs {
   export const runJob = 'infinstor:run-job';
   export const openJobs = 'infinstor:open-jobs';
   export const showJob = 'infinstor:show-job';
-  /** Run detail of the experiments/runs views (another plugin); used when present. */
-  export const openRun = 'infinstor:open-run';
-  /** The same, under the id the MLflow views plugin registers. */
-  export const mlflowOpenRun = 'infinstor:mlflow-open-run';
 }
 
 const PALETTE_CATEGORY = 'InfinStor';
@@ -89,25 +85,29 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
   description:
     'Run notebooks and MLflow projects as MLflow jobs: the job dialog, the Jobs view and job notifications.',
   autoStart: true,
+  // The dialog's experiments come through the MLflow client; the MLflow views (optional) open
+  // a job's run and give the experiment open in the sidebar.
+  requires: [IMlflowClient],
   optional: [
     ILayoutRestorer,
     IDefaultFileBrowser,
     INotebookTracker,
     ICommandPalette,
-    ITranslator
+    ITranslator,
+    IMlflowViews
   ],
   activate: (
     app: JupyterFrontEnd,
+    mlflow: IMlflowClient,
     restorer: ILayoutRestorer | null,
     browser: IDefaultFileBrowser | null,
     notebooks: INotebookTracker | null,
     palette: ICommandPalette | null,
-    translator: ITranslator | null
+    translator: ITranslator | null,
+    views: IMlflowViews | null
   ) => {
     const trans = (translator ?? nullTranslator).load('infinstor_jupyterlab');
     const client = new JobsClient();
-    // The dialog's experiments (its one use of the MLflow client).
-    const mlflow = new MlflowClient({ serverSettings: app.serviceManager.serverSettings });
     const model = new JobsModel({ client });
     const folders = new MLprojectFolders(app.serviceManager.contents);
 
@@ -116,6 +116,7 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
         path,
         client,
         mlflow,
+        opened: views?.openedExperiment ?? null,
         submit: request => model.submit(request),
         prefill,
         trans
@@ -127,17 +128,9 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
     };
 
     const openRun = async (job: IJob) => {
-      // The run detail view when installed (checked now: plugins load in any order).
-      const detail = [JobCommandIDs.openRun, JobCommandIDs.mlflowOpenRun].find(id =>
-        app.commands.hasCommand(id)
-      );
-      if (detail) {
-        await app.commands.execute(detail, {
-          runId: job.run_id,
-          experimentId: job.experiment_id,
-          run_id: job.run_id,
-          experiment_id: job.experiment_id
-        });
+      // The MLflow views' run page (that plugin may be disabled: then MLflow's own UI).
+      if (views) {
+        await views.openRun(job.run_id);
         return;
       }
       const id = `infinstor-run-${job.run_id}`;
@@ -168,6 +161,7 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
         rerun: job => openJobDialog(job.path, job)
       }
     });
+    panel.title.label = trans.__('Jobs');
     // Right after the InfinStor sidebar (rank 600).
     app.shell.add(panel, 'left', { rank: 601 });
     if (restorer) {
@@ -180,9 +174,13 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
         panel.selectJob(id);
       }
     };
+    // A run page's "Job …" link shows the job and its log here.
+    views?.setJobOpener(id => showJob(id));
 
     // Notify when a job the lab saw queued or running (including CLI jobs) ends.
     model.jobEnded.connect((_, { job }) => {
+      // Its runs are final now: the MLflow views check at once.
+      mlflow.notifyChanged('job');
       const title = jobTitle(job);
       const actions = [
         {

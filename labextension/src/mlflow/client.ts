@@ -1,7 +1,9 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+import { ISignal, Signal } from '@lumino/signaling';
 
-import { InfinStorRequestError } from '../handler';
+import { InfinStorRequestError } from '../common/request';
+import { IMlflowChange, IMlflowClient } from '../tokens';
 import {
   IExperiment,
   IFileInfo,
@@ -12,6 +14,7 @@ import {
   IRegisteredModel,
   IRun,
   ISearchExperimentsQuery,
+  ISearchModelsQuery,
   ISearchRunsQuery,
   IKeyValue
 } from './types';
@@ -35,14 +38,25 @@ export const HISTORY_PAGE_SIZE = 25000;
  * Every failure is an {@link InfinStorRequestError}: `reason` is the proxy's
  * `reason` (e.g. `sign_in_required`, `tracking_unavailable`) or MLflow's
  * `error_code` (e.g. `PERMISSION_DENIED`), `message` the server's message.
+ *
+ * After each successful write (any method but GET and HEAD, to a path that is
+ * not a `…/search`) it emits `changed`, so the live views check at once.
  */
-export class MlflowClient {
+export class MlflowClient implements IMlflowClient {
   constructor(options: MlflowClient.IOptions = {}) {
     this._settings = options.serverSettings ?? ServerConnection.makeSettings();
   }
 
   get serverSettings(): ServerConnection.ISettings {
     return this._settings;
+  }
+
+  get changed(): ISignal<this, IMlflowChange> {
+    return this._changed;
+  }
+
+  notifyChanged(source: string): void {
+    this._changed.emit({ source, path: '' });
   }
 
   /**
@@ -81,6 +95,9 @@ export class MlflowClient {
     }
     if (!response.ok) {
       throw await errorFromResponse(response, url);
+    }
+    if (isWrite(init.method ?? 'GET', path)) {
+      this._changed.emit({ source: 'lab', path });
     }
     return response;
   }
@@ -288,9 +305,7 @@ export class MlflowClient {
 
   // -- models -----------------------------------------------------------------------------------
 
-  async searchRegisteredModels(
-    query: { filter?: string; maxResults?: number; pageToken?: string | null; orderBy?: string[] } = {}
-  ): Promise<IPage<IRegisteredModel>> {
+  async searchRegisteredModels(query: ISearchModelsQuery = {}): Promise<IPage<IRegisteredModel>> {
     const data = await this.json<{ registered_models?: IRegisteredModel[]; next_page_token?: string }>(
       'GET',
       'api/2.0/mlflow/registered-models/search',
@@ -318,9 +333,7 @@ export class MlflowClient {
     return data.registered_model;
   }
 
-  async searchModelVersions(
-    query: { filter?: string; maxResults?: number; pageToken?: string | null; orderBy?: string[] } = {}
-  ): Promise<IPage<IModelVersion>> {
+  async searchModelVersions(query: ISearchModelsQuery = {}): Promise<IPage<IModelVersion>> {
     const data = await this.json<{ model_versions?: IModelVersion[]; next_page_token?: string }>(
       'GET',
       'api/2.0/mlflow/model-versions/search',
@@ -384,6 +397,17 @@ export class MlflowClient {
   }
 
   /**
+   * Point a registered model's alias at a version; an alias on another version moves.
+   */
+  async setModelAlias(name: string, alias: string, version: string): Promise<void> {
+    await this.json('POST', 'api/2.0/mlflow/registered-models/alias', { name, alias, version });
+  }
+
+  async deleteModelAlias(name: string, alias: string): Promise<void> {
+    await this.json('DELETE', 'api/2.0/mlflow/registered-models/alias', { name, alias });
+  }
+
+  /**
    * Logged models (MLflow 3) produced by a run.
    */
   async searchLoggedModels(experimentId: string, runId: string): Promise<ILoggedModel[]> {
@@ -400,6 +424,19 @@ export class MlflowClient {
   }
 
   private _settings: ServerConnection.ISettings;
+  private _changed = new Signal<this, IMlflowChange>(this);
+}
+
+/**
+ * Whether a request may change tracking data: any method but GET and HEAD, except searches
+ * (MLflow's searches of experiments, runs and logged models are POSTs).
+ */
+export function isWrite(method: string, path: string): boolean {
+  const verb = method.toUpperCase();
+  if (verb === 'GET' || verb === 'HEAD') {
+    return false;
+  }
+  return !/\/search$/.test(path.split('?')[0]);
 }
 
 export namespace MlflowClient {

@@ -3,7 +3,7 @@
  */
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 
-import { InfinStorRequestError } from '../handler';
+import { InfinStorRequestError } from '../common/request';
 import { IKeyValue, IRun, RunStatus } from './types';
 
 /**
@@ -666,4 +666,48 @@ export function previewKind(path: string): PreviewKind {
     return 'text';
   }
   return 'none';
+}
+
+// -- HTML artifact previews -----------------------------------------------------------------------
+
+/** The lab theme's colours an HTML preview starts from. */
+export interface IPreviewTheme {
+  light: boolean;
+  background: string;
+  color: string;
+  link: string;
+  font: string;
+}
+
+/** Only what a CSS value may hold here (no `;`, `}`, `<`: a theme value cannot end the rule). */
+function cssValue(value: string, fallback: string): string {
+  const v = value.trim();
+  return v && /^[-\w\s#(),.%'"]+$/.test(v) ? v : fallback;
+}
+
+/**
+ * An HTML artifact as the preview's document: it starts from the lab theme's colours (and says
+ * its colour scheme, so a dark lab does not frame it in white), and the artifact's own styles
+ * still win (the defaults are on `html`, which a page's `body` styles paint over).
+ */
+export function htmlPreviewDocument(html: string, theme: IPreviewTheme): string {
+  const scheme = theme.light ? 'light' : 'dark';
+  const style =
+    `<meta name="color-scheme" content="${scheme}">` +
+    `<style>:root{color-scheme:${scheme}}` +
+    `html{background:${cssValue(theme.background, theme.light ? '#fff' : '#111')};` +
+    `color:${cssValue(theme.color, theme.light ? '#000' : '#eee')};` +
+    `font-family:${cssValue(theme.font, 'sans-serif')}}` +
+    `a{color:${cssValue(theme.link, theme.light ? '#0645ad' : '#8ab4f8')}}</style>`;
+  const head = /<head(\s[^>]*)?>/i.exec(html);
+  if (head) {
+    const at = head.index + head[0].length;
+    return html.slice(0, at) + style + html.slice(at);
+  }
+  const root = /<html(\s[^>]*)?>/i.exec(html);
+  if (root) {
+    const at = root.index + root[0].length;
+    return html.slice(0, at) + `<head>${style}</head>` + html.slice(at);
+  }
+  return `<!DOCTYPE html><html><head>${style}</head><body>${html}</body></html>`;
 }

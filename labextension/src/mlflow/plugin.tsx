@@ -1,22 +1,32 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
+import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStateDB } from '@jupyterlab/statedb';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { DisposableDelegate } from '@lumino/disposable';
 import React from 'react';
 
-import { SIDEBAR_ID, InfinStorSidebar } from '../sidebar';
+import { infinstorIcon } from '../common/icons';
 import { RunsCommandIDs, setUpRunsViews } from '../runs/plugin';
 import { RunPageWidget } from '../runs/widgets';
+import { IInfinStorSidebar, IMlflowClient, IMlflowViews } from '../tokens';
+import { MlflowBrowserModel } from './browserModel';
 import { MlflowClient } from './client';
+import { mlflowUiIcon } from './icons';
+import { sharingKey } from './sharing';
 import { IMlflowActions } from './views/common';
 import { createExperimentDialog } from './views/experiments';
-import { MlflowBrowser, MlflowBrowserModel } from './views/browser';
+import { MlflowBrowser } from './views/browser';
 import { createMlflowUiWidget } from './widgets';
-import { sharingKey } from './sharing';
 
 export const MLFLOW_PLUGIN_ID = 'infinstor-jupyterlab:mlflow';
+export const MLFLOW_CLIENT_PLUGIN_ID = 'infinstor-jupyterlab:mlflow-client';
+
+/** The settings the MLflow views read (those of the sidebar's plugin, labextension/schema/plugin.json). */
+const SETTINGS_ID = 'infinstor-jupyterlab:plugin';
 
 export namespace MlflowCommandIDs {
   export const openRuns = RunsCommandIDs.openRuns;
@@ -33,28 +43,64 @@ export namespace MlflowCommandIDs {
 const CATEGORY = 'InfinStor';
 
 /**
- * Experiments, runs, run detail, comparison, this notebook's runs and
- * registered models, in the InfinStor sidebar and main-area tabs.
+ * The typed MLflow client (through the lab's authenticated proxy), for every plugin that talks
+ * to MLflow: a plugin of its own, so the job dialog works with the MLflow views disabled.
  */
-export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
-  id: MLFLOW_PLUGIN_ID,
-  description: 'InfinStor MLflow browser: experiments, runs, run detail, comparison and models.',
+export const mlflowClientPlugin: JupyterFrontEndPlugin<IMlflowClient> = {
+  id: MLFLOW_CLIENT_PLUGIN_ID,
+  description: "The typed MLflow REST client through the lab's authenticated proxy.",
   autoStart: true,
-  optional: [ICommandPalette, INotebookTracker, IRenderMimeRegistry, ILayoutRestorer, IStateDB, ITranslator],
+  provides: IMlflowClient,
+  activate: (app: JupyterFrontEnd): IMlflowClient =>
+    new MlflowClient({ serverSettings: app.serviceManager.serverSettings })
+};
+
+/**
+ * Experiments, the runs of an experiment (a compact list in the sidebar, the full table in a
+ * tab), run pages, comparisons, this notebook's runs and registered models.
+ */
+export const mlflowPlugin: JupyterFrontEndPlugin<IMlflowViews> = {
+  id: MLFLOW_PLUGIN_ID,
+  description: 'InfinStor MLflow browser: experiments, runs, run pages, comparison and models.',
+  autoStart: true,
+  requires: [IMlflowClient],
+  provides: IMlflowViews,
+  optional: [
+    IInfinStorSidebar,
+    ICommandPalette,
+    INotebookTracker,
+    IRenderMimeRegistry,
+    ISettingRegistry,
+    ILauncher,
+    ILayoutRestorer,
+    IStateDB,
+    ITranslator
+  ],
   activate: (
     app: JupyterFrontEnd,
+    client: IMlflowClient,
+    sidebar: IInfinStorSidebar | null,
     palette: ICommandPalette | null,
     notebooks: INotebookTracker | null,
     rendermime: IRenderMimeRegistry | null,
+    settingRegistry: ISettingRegistry | null,
+    launcher: ILauncher | null,
     restorer: ILayoutRestorer | null,
     state: IStateDB | null,
     translator: ITranslator | null
-  ) => {
-    const trans = (translator ?? nullTranslator).load('infinstor_jupyterlab');
-    const client = new MlflowClient({ serverSettings: app.serviceManager.serverSettings });
+  ): IMlflowViews => {
+    translator = translator ?? nullTranslator;
+    const trans = translator.load('infinstor_jupyterlab');
     const { commands } = app;
 
-    const activateSidebar = () => app.shell.activateById(SIDEBAR_ID);
+    const activateSidebar = () => {
+      if (sidebar) {
+        app.shell.activateById(sidebar.id);
+      }
+    };
+
+    // The Jobs view's link from a run page, once the jobs plugin gives it.
+    let jobOpener: ((jobId: string) => void) | null = null;
 
     const actions: IMlflowActions = {
       openRun: runId => void commands.execute(MlflowCommandIDs.openRun, { runId }),
@@ -62,8 +108,9 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
       openUi: (hash, label) => void commands.execute(MlflowCommandIDs.openInMlflowUi, { hash, label }),
       openNotebook: path => void commands.execute('docmanager:open', { path }),
       openRuns: (experimentId, name) => void commands.execute(MlflowCommandIDs.openRuns, { experimentId, name: name ?? '' }),
-      // The Jobs view (jobs plugin) selects the job and shows its log.
-      openJob: id => void commands.execute('infinstor:show-job', { id })
+      get openJob() {
+        return jobOpener;
+      }
     };
 
     // Runs tab, run page, compare: commands, tabs, the runs models the sidebar shares.
@@ -78,11 +125,21 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
       rendermime,
       category: CATEGORY
     });
-    const browser = new MlflowBrowserModel({ client, runs: runsViews, trans });
+    const browser = new MlflowBrowserModel({
+      client,
+      runs: runsViews,
+      sidebarVisible: sidebar?.isVisible ?? false
+    });
 
     commands.addCommand(MlflowCommandIDs.openInMlflowUi, {
-      label: args => (args['hash'] ? 'Open in MLflow UI' : 'Open the current experiment or run in MLflow UI'),
-      caption: "Open the same experiment, run or model in MLflow's own UI, in a lab tab",
+      label: args =>
+        args['launcher']
+          ? trans.__('MLflow UI')
+          : args['hash']
+            ? trans.__('Open in MLflow UI')
+            : trans.__('Open the current experiment or run in MLflow UI'),
+      caption: trans.__("Open the same experiment, run or model in MLflow's own UI, in a lab tab"),
+      icon: args => (args['isPalette'] ? undefined : mlflowUiIcon),
       execute: args => {
         let hash = args['hash'] as string | undefined;
         let label = (args['label'] as string | undefined) ?? '';
@@ -98,10 +155,10 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
             label = browser.experiment.name;
           } else {
             hash = '#/experiments';
-            label = 'experiments';
+            label = trans.__('experiments');
           }
         }
-        const widget = createMlflowUiWidget(client.uiUrl(hash), label);
+        const widget = createMlflowUiWidget(client.uiUrl(hash), trans.__('MLflow: %1', label));
         widget.id = `infinstor-mlflow-ui-${Date.now()}`;
         app.shell.add(widget, 'main');
         app.shell.activateById(widget.id);
@@ -114,36 +171,31 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
       activateSidebar();
     };
     commands.addCommand(MlflowCommandIDs.showExperiments, {
-      label: 'Show MLflow experiments',
+      label: args => (args['launcher'] ? trans.__('MLflow experiments') : trans.__('Show MLflow experiments')),
+      caption: trans.__('Show your MLflow experiments, runs and models in the InfinStor sidebar'),
+      icon: args => (args['isPalette'] ? undefined : infinstorIcon),
       execute: showTab('experiments')
     });
     commands.addCommand(MlflowCommandIDs.showNotebookRuns, {
-      label: "Show this notebook's MLflow runs",
+      label: trans.__("Show this notebook's MLflow runs"),
       execute: showTab('notebook')
     });
     commands.addCommand(MlflowCommandIDs.showModels, {
-      label: 'Show MLflow registered models',
+      label: trans.__('Show MLflow registered models'),
       execute: showTab('models')
     });
     commands.addCommand(MlflowCommandIDs.newExperiment, {
-      label: 'New MLflow experiment…',
+      label: trans.__('New MLflow experiment…'),
       execute: async () => {
-        const id = await createExperimentDialog(browser.experiments);
+        const id = await createExperimentDialog(browser.experiments, trans);
         if (id) {
           showTab('experiments')();
         }
       }
     });
     commands.addCommand(MlflowCommandIDs.refresh, {
-      label: 'Refresh MLflow experiments, runs and models',
-      execute: async () => {
-        await Promise.all([
-          browser.experiments.refresh(),
-          runsViews.registry.reloadAll(),
-          browser.notebookRuns.refresh(),
-          browser.registeredModels.refresh()
-        ]);
-      }
+      label: trans.__('Refresh MLflow experiments, runs and models'),
+      execute: () => browser.refresh()
     });
 
     if (palette) {
@@ -155,8 +207,13 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
         MlflowCommandIDs.refresh,
         MlflowCommandIDs.openInMlflowUi
       ]) {
-        palette.addItem({ command, category: CATEGORY });
+        palette.addItem({ command, category: CATEGORY, args: { isPalette: true } });
       }
+    }
+
+    if (launcher) {
+      launcher.add({ command: MlflowCommandIDs.showExperiments, category: CATEGORY, rank: 1, args: { launcher: true } });
+      launcher.add({ command: MlflowCommandIDs.openInMlflowUi, category: CATEGORY, rank: 2, args: { launcher: true } });
     }
 
     // "This notebook": follow the active notebook.
@@ -170,30 +227,68 @@ export const mlflowPlugin: JupyterFrontEndPlugin<void> = {
       follow();
     }
 
-    // Mount in the InfinStor sidebar (added by the main plugin).
-    const mount = () => {
-      const sidebar = Array.from(app.shell.widgets('left')).find(w => w.id === SIDEBAR_ID) as InfinStorSidebar | undefined;
-      if (sidebar && typeof sidebar.setBody === 'function') {
-        sidebar.setBody(<MlflowBrowser model={browser} actions={actions} />);
-        // Whether the service shares: asked (GET whoami) once per service, state and user.
-        const status = sidebar.model;
-        const check = () => {
-          browser.sharing.update(sharingKey(status.status)).catch(reason => {
-            console.error('InfinStor: could not check whether the tracking service supports sharing.', reason);
-          });
-        };
-        status.changed.connect(check);
-        check();
-        return true;
-      }
-      return false;
-    };
-    if (!mount()) {
-      void app.restored.then(() => {
-        if (!mount()) {
-          console.warn('InfinStor: the sidebar was not found; the MLflow browser is not shown.');
+    // How long the lists wait between checks while nothing changes (the refreshInterval setting).
+    if (settingRegistry) {
+      const apply = (settings: ISettingRegistry.ISettings) => {
+        const seconds = settings.get('refreshInterval').composite;
+        if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0) {
+          browser.idleInterval = seconds * 1000;
         }
-      });
+      };
+      settingRegistry
+        .load(SETTINGS_ID)
+        .then(settings => {
+          apply(settings);
+          settings.changed.connect(apply);
+        })
+        .catch(reason => console.error('InfinStor: could not read the MLflow views settings.', reason));
     }
+
+    // In the InfinStor sidebar, below the status and the user.
+    if (sidebar) {
+      sidebar.addSection(browser, <MlflowBrowser model={browser} actions={actions} translator={translator} />);
+      sidebar.visibilityChanged.connect((_, visible) => {
+        browser.sidebarVisible = visible;
+      });
+      browser.sidebarVisible = sidebar.isVisible;
+
+      const status = sidebar.status;
+      // Whether the service shares: asked (GET whoami) once per service, state and user.
+      // When who is signed in changes, what the lists showed is stale: reload them.
+      let lastUser: string | null = null;
+      const onStatus = () => {
+        browser.sharing.update(sharingKey(status.status)).catch(reason => {
+          console.error('InfinStor: could not check whether the tracking service supports sharing.', reason);
+        });
+        const user = status.status?.user;
+        if (!user) {
+          return;
+        }
+        const key = user.signed_in ? `signed-in:${user.name}` : 'signed-out';
+        if (lastUser !== null && key !== lastUser) {
+          void browser.refresh();
+        }
+        lastUser = key;
+      };
+      status.changed.connect(onStatus);
+      onStatus();
+    }
+
+    return {
+      get openedExperiment() {
+        return browser.experiment;
+      },
+      openRun: async runId => {
+        await commands.execute(MlflowCommandIDs.openRun, { runId });
+      },
+      setJobOpener: open => {
+        jobOpener = open;
+        return new DisposableDelegate(() => {
+          if (jobOpener === open) {
+            jobOpener = null;
+          }
+        });
+      }
+    };
   }
 };

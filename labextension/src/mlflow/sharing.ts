@@ -8,11 +8,12 @@
  * may grant, change and revoke. Its refusals are kept (with its own message)
  * for the dialog to show inline; nothing is guessed on this side.
  */
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { InfinStorRequestError } from '../handler';
-import { MlflowClient } from './client';
-import { BaseModel } from './models';
+import { InfinStorRequestError } from '../common/request';
+import { IMlflowClient } from '../tokens';
 
 export type ResourceType = 'experiment' | 'registered_model';
 export type PrincipalType = 'user' | 'group' | 'org';
@@ -56,8 +57,9 @@ export interface IShareTarget {
   name: string;
 }
 
-export function principalTypeLabel(type: PrincipalType): string {
-  return type === 'user' ? 'User' : type === 'group' ? 'Group' : 'Organisation';
+export function principalTypeLabel(type: PrincipalType, trans?: TranslationBundle): string {
+  const t = trans ?? nullTranslator.load('infinstor_jupyterlab');
+  return type === 'user' ? t.__('User') : type === 'group' ? t.__('Group') : t.__('Organisation');
 }
 
 export function resourceLabel(type: ResourceType): string {
@@ -69,7 +71,7 @@ export function resourceLabel(type: ResourceType): string {
  * {@link InfinStorRequestError} carrying the service's message.
  */
 export class SharingClient {
-  constructor(readonly client: MlflowClient) {}
+  constructor(readonly client: IMlflowClient) {}
 
   async whoami(): Promise<IWhoAmI> {
     const data = await this.client.json<Partial<IWhoAmI>>('GET', WHOAMI_PATH);
@@ -255,12 +257,48 @@ export function sharingKey(status: {
 // -- one Share dialog ------------------------------------------------------------------------------
 
 /**
+ * The state of a dialog's requests: a `changed` signal, loading and error. (A dialog is asked
+ * for its data when it opens and after each change it makes; it does not poll, so it is not a
+ * `PollingModel`: the service's answer to a change must be about the list the user saw.)
+ */
+abstract class DialogState implements IDisposable {
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+  get loading(): boolean {
+    return this._loading;
+  }
+  get error(): Error | null {
+    return this._error;
+  }
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    Signal.clearData(this);
+  }
+  protected emit(): void {
+    if (!this._isDisposed) {
+      this._changed.emit();
+    }
+  }
+  protected _loading = false;
+  protected _error: Error | null = null;
+  private _isDisposed = false;
+  private _changed = new Signal<this, void>(this);
+}
+
+/**
  * Who has access to one experiment or model, and the changes made from the dialog.
  * `error` is the listing's failure; `actionError` the last refused change (the
  * service's message), cleared by the next change that succeeds or by `clearActionError`.
  * The list is read again after every change the service answered, refused ones included.
  */
-export class ShareModel extends BaseModel {
+export class ShareModel extends DialogState {
   constructor(options: { sharing: SharingClient; target: IShareTarget; whoami?: IWhoAmI | null }) {
     super();
     this.sharing = options.sharing;

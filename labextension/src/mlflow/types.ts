@@ -135,6 +135,13 @@ export interface ISearchExperimentsQuery {
   viewType?: ViewType;
 }
 
+export interface ISearchModelsQuery {
+  filter?: string;
+  maxResults?: number;
+  pageToken?: string | null;
+  orderBy?: string[];
+}
+
 /**
  * A metric history point.
  */

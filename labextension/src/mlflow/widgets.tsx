@@ -1,7 +1,7 @@
 import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 import { ReactWidget } from '@jupyterlab/ui-components';
 
-import { infinstorIcon } from '../icons';
+import { infinstorIcon } from '../common/icons';
 import { withoutAssistant } from './mlflowUi';
 
 /**

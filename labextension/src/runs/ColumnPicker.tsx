@@ -8,7 +8,7 @@ import React from 'react';
 import { ColumnId } from '../mlflow/format';
 import { IRun } from '../mlflow/types';
 import { ATTRIBUTE_COLUMNS, availableKeys, columnLabel } from './columns';
-import { useTrans } from './trans';
+import { useTrans } from '../mlflow/views/common';
 
 export function ColumnPicker(props: {
   runs: readonly IRun[];

@@ -7,13 +7,12 @@ import React from 'react';
 
 import { formatDuration, formatIso, formatRelative, numberFormatter, runDuration, runName, valuesDiffer } from '../mlflow/format';
 import { IRun } from '../mlflow/types';
-import { ErrorState, IMlflowActions, LoadingState, RefreshButton, StatusBadge, Tabs, useSignal } from '../mlflow/views/common';
+import { ErrorState, IMlflowActions, LoadingState, RefreshButton, StatusBadge, Tabs, useSignal, useTrans } from '../mlflow/views/common';
 import { IChartSeries, sharedMetricKeys } from './chartData';
 import { ChartControls, DEFAULT_CHART_SETTINGS, IChartSettings, Legend, MetricChart, ScatterChart, useRunColors } from './charts';
 import { availableKeys, differingColumns } from './columns';
 import { CompareModel } from './compareModel';
 import { useInView } from './hooks';
-import { useTrans } from './trans';
 
 type CompareTab = 'charts' | 'scatter' | 'table';
 

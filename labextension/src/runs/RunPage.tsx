@@ -23,14 +23,13 @@ import {
 } from '../mlflow/format';
 import { IMetricPoint, IRun } from '../mlflow/types';
 import { ArtifactBrowser } from '../mlflow/views/artifacts';
-import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, StatusBadge, Tabs, useSignal } from '../mlflow/views/common';
+import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, StatusBadge, Tabs, useSignal, useTrans } from '../mlflow/views/common';
 import { IChartSeries } from './chartData';
 import { ChartControls, DEFAULT_CHART_SETTINGS, IChartSettings, MetricChart, useRunColors } from './charts';
 import { registerModelDialog } from './register';
 import { RunPageModel } from './runPageModel';
 import { RunTags } from './RunTags';
 import { useInView } from './hooks';
-import { useTrans } from './trans';
 
 type PageTab = 'overview' | 'charts' | 'artifacts' | 'tags';
 
@@ -182,14 +181,19 @@ function Overview(props: { model: RunPageModel; actions: IMlflowActions; onChart
           <>
             <dt>{trans.__('Job')}</dt>
             <dd>
-              <button
-                className="jp-InfinStor-linkButton"
-                data-testid="infinstor-run-job"
-                title={trans.__('Show job %1 and its log in the Jobs view', jobId)}
-                onClick={() => actions.openJob(jobId)}
-              >
-                {trans.__('Job %1 (show its log)', jobId.slice(0, 12))}
-              </button>
+              {actions.openJob ? (
+                <button
+                  className="jp-InfinStor-linkButton"
+                  data-testid="infinstor-run-job"
+                  title={trans.__('Show job %1 and its log in the Jobs view', jobId)}
+                  onClick={() => actions.openJob?.(jobId)}
+                >
+                  {trans.__('Job %1 (show its log)', jobId.slice(0, 12))}
+                </button>
+              ) : (
+                // No Jobs view in this lab (the jobs plugin is off): the job's id only.
+                <span data-testid="infinstor-run-job">{jobId}</span>
+              )}
             </dd>
           </>
         )}

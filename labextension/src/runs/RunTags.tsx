@@ -9,7 +9,7 @@ import React from 'react';
 import { IRun } from '../mlflow/types';
 import { showRefusal } from '../mlflow/views/experiments';
 import { RunPageModel } from './runPageModel';
-import { useTrans } from './trans';
+import { useTrans } from '../mlflow/views/common';
 
 class TagValueBody extends ReactWidget implements Dialog.IBodyWidget<string> {
   constructor(private _value: string, private _trans: TranslationBundle) {

@@ -8,11 +8,10 @@ import React from 'react';
 
 import { columnValue, formatIso, formatRelative, numberFormatter, runName } from '../mlflow/format';
 import { IExperiment } from '../mlflow/types';
-import { IMlflowActions, RefreshButton, StatusBadge, useSignal } from '../mlflow/views/common';
+import { IMlflowActions, RefreshButton, StatusBadge, useSignal, useTrans } from '../mlflow/views/common';
 import { metricKeys } from './columns';
 import { ExperimentRunsModel } from './model';
 import { RunsError, runsCount, useViewSettings } from './RunsTab';
-import { useTrans } from './trans';
 import { RunsViewStateStore } from './viewState';
 
 const ITEM_HEIGHT = 26;

@@ -7,12 +7,11 @@ import React from 'react';
 
 import { ColumnId, describeError, explainFilterError } from '../mlflow/format';
 import { IRun } from '../mlflow/types';
-import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, useSignal } from '../mlflow/views/common';
+import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, useSignal, useTrans } from '../mlflow/views/common';
 import { ColumnPicker } from './ColumnPicker';
 import { automaticColumns } from './columns';
 import { ExperimentRunsModel } from './model';
 import { RunsTable } from './RunsTable';
-import { useTrans } from './trans';
 import { IRunsViewSettings, RunsViewStateStore } from './viewState';
 
 /** The automatic columns look at this many runs (later pages do not make columns jump). */

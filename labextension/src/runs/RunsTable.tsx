@@ -28,11 +28,10 @@ import {
   runUser
 } from '../mlflow/format';
 import { IRun } from '../mlflow/types';
-import { StatusBadge, useSignal } from '../mlflow/views/common';
+import { StatusBadge, useSignal, useTrans } from '../mlflow/views/common';
 import { columnKind, columnLabel } from './columns';
 import { groupRuns, IRunRow } from './grouping';
 import { ExperimentRunsModel } from './model';
-import { useTrans } from './trans';
 import { ISort } from './viewState';
 
 export const ROW_HEIGHT = 28;

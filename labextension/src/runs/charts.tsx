@@ -18,7 +18,7 @@ import {
   seriesColors,
   XAxis
 } from './chartData';
-import { useTrans } from './trans';
+import { useTrans } from '../mlflow/views/common';
 
 export interface IChartSettings {
   xAxis: XAxis;

@@ -1,26 +1,22 @@
 /**
- * Runs side by side: loaded once by id, then (while one of them is active and the view
- * visible) refreshed with one search by id. Metric histories come one metric at a time for
- * every run at once (MLflow's bulk history).
+ * Runs side by side: loaded once by id, then, while the view is visible, checked with one
+ * search by id (backing off while nothing changes; at once after a write through the lab).
+ * Metric histories come one metric at a time for every run at once (MLflow's bulk history).
  */
-import { Poll } from '@lumino/polling';
-
-import { PollingModel } from '../common/pollingModel';
-import { MlflowClient } from '../mlflow/client';
-import { isActive, quoteString } from '../mlflow/format';
+import { quoteString } from '../mlflow/format';
+import { ILiveOptions, LiveModel, runSignature } from '../mlflow/models';
 import { IMetricPoint, IRun } from '../mlflow/types';
+import { IMlflowClient } from '../tokens';
 
 /** Points a run at most per chart (MLflow samples longer histories, keeping the ends). */
 export const COMPARE_HISTORY_POINTS = 1000;
 
-export class CompareModel extends PollingModel<IRun[]> {
-  constructor(options: { client: MlflowClient; runIds: string[]; interval?: number }) {
-    super({ name: 'infinstor-jupyterlab:compare', interval: options.interval ?? 10000, maxInterval: 60000 });
-    this.client = options.client;
+export class CompareModel extends LiveModel<IRun[]> {
+  constructor(options: { client: IMlflowClient; runIds: string[] } & ILiveOptions) {
+    super('compare', options);
     this.runIds = [...new Set(options.runIds)];
   }
 
-  readonly client: MlflowClient;
   readonly runIds: string[];
 
   /** The runs, in the order they were asked for. */
@@ -28,12 +24,8 @@ export class CompareModel extends PollingModel<IRun[]> {
     return this._runs;
   }
 
-  set visible(value: boolean) {
-    this._visible = value;
-  }
-
   reload(): Promise<void> {
-    return this.load().catch(() => undefined);
+    return this.refresh();
   }
 
   /** One metric's history for every run (cached until a run's latest value of it changes). */
@@ -53,14 +45,6 @@ export class CompareModel extends PollingModel<IRun[]> {
     points.catch(() => this._histories.delete(key));
     this._histories.set(key, { version, points });
     return points;
-  }
-
-  protected standby(): boolean | Poll.Standby {
-    return !this._visible || !this._runs.some(r => isActive(r.info.status)) ? true : 'when-hidden';
-  }
-
-  protected pollInterval(): number {
-    return 10000;
   }
 
   protected async request(): Promise<IRun[]> {
@@ -83,11 +67,12 @@ export class CompareModel extends PollingModel<IRun[]> {
     return this._runs.map(r => byId.get(r.info.run_id) ?? r);
   }
 
-  protected apply(answer: IRun[]): void {
+  protected apply(answer: IRun[], first: boolean): boolean {
+    const changed = first || answer.map(runSignature).join('\n') !== this._runs.map(runSignature).join('\n');
     this._runs = answer;
+    return changed;
   }
 
   private _runs: IRun[] = [];
-  private _visible = true;
   private _histories = new Map<string, { version: string; points: Promise<Map<string, IMetricPoint[]>> }>();
 }

@@ -1,49 +1,52 @@
 /**
  * The runs of one experiment, shared by its runs tab and the sidebar's compact list: loaded a
  * page at a time (MLflow's page tokens; the filter and, where MLflow can, the sort done by the
- * server), kept fresh by a PollingModel while a view of them is visible.
+ * server), and live while a view of them is visible.
+ *
+ * Live: a cheap probe (the newest runs, as many as reach back to the oldest running one, with
+ * the filter) every few seconds, backing off while nothing changes; when its answer changes,
+ * those runs are merged into the loaded ones (a new run, a running run's metrics or status, a
+ * finished run) without asking the pages again. Only when more runs are new than the probe saw
+ * is the newest page asked. A write through the lab's MLflow client makes it check at once.
  */
+import { JSONValue } from '@lumino/coreutils';
 import { Poll } from '@lumino/polling';
 
-import { PollingModel, asError } from '../common/pollingModel';
-import { MlflowClient } from '../mlflow/client';
+import { asError } from '../common/pollingModel';
 import { columnValue, compareValues, isActive, orderByFor, quoteString, runFilter } from '../mlflow/format';
+import { ILiveOptions, LiveModel, probeSize, runSignature } from '../mlflow/models';
 import { IRun } from '../mlflow/types';
+import { IMlflowClient } from '../tokens';
 import { DEFAULT_SORT, ISort } from './viewState';
 
-/** Poll interval while some loaded run is active, and while none is (ms). */
-export const ACTIVE_INTERVAL = 5000;
-export const IDLE_INTERVAL = 15000;
-export const MAX_INTERVAL = 60000;
-
 type Answer =
-  | { kind: 'page'; seq: number; runs: IRun[]; next: string | null }
-  | { kind: 'tick'; seq: number; updated: IRun[]; fresh: IRun[] };
+  | { kind: 'page'; runs: IRun[]; next: string | null }
+  | { kind: 'merge'; runs: IRun[] };
+
+/** What a probe saw: the newest runs (all there are, if `complete`) and running runs older than those. */
+interface IProbed {
+  window: IRun[];
+  complete: boolean;
+  older: IRun[];
+}
+
+/** MLflow's most run ids in one `attributes.run_id IN (…)` search of ours. */
+const IDS_PER_SEARCH = 100;
 
 export interface IRunsQuery {
   filter: string;
   sort: ISort;
 }
 
-export class ExperimentRunsModel extends PollingModel<Answer> {
+export class ExperimentRunsModel extends LiveModel<Answer> {
   constructor(options: ExperimentRunsModel.IOptions) {
-    super({
-      name: `infinstor-jupyterlab:runs-${options.experimentId}`,
-      interval: options.interval ?? ACTIVE_INTERVAL,
-      maxInterval: options.maxInterval ?? MAX_INTERVAL,
-      autoStart: true
-    });
-    this.client = options.client;
+    super(`runs-${options.experimentId}`, { ...options, visible: false });
     this.experimentId = options.experimentId;
     this.firstPageSize = options.firstPageSize ?? 50;
     this.pageSize = options.pageSize ?? 200;
-    this._activeInterval = options.interval ?? ACTIVE_INTERVAL;
-    this._idleInterval = options.idleInterval ?? IDLE_INTERVAL;
-    this._maxInterval = options.maxInterval ?? MAX_INTERVAL;
     this._query = { filter: options.query?.filter ?? '', sort: options.query?.sort ?? DEFAULT_SORT };
   }
 
-  readonly client: MlflowClient;
   readonly experimentId: string;
   /** The first page is small: the first rows come sooner. */
   readonly firstPageSize: number;
@@ -64,7 +67,7 @@ export class ExperimentRunsModel extends PollingModel<Answer> {
   get stale(): boolean {
     return this._busy && this._runs.length > 0;
   }
-  /** Whether the current query's first page is loading. */
+  /** Whether the current query's first page is due or loading. */
   get busy(): boolean {
     return this._busy;
   }
@@ -81,23 +84,16 @@ export class ExperimentRunsModel extends PollingModel<Answer> {
   }
 
   /**
-   * Tell the model whether a view of it is visible (by view): it polls only while one is,
-   * and loads when the first one shows.
+   * Tell the model whether a view of it is on screen (by view: the runs tab, the sidebar's
+   * list): it asks the server only while one is, and loads when the first one shows.
    */
   setVisible(viewer: object, visible: boolean): void {
-    const had = this._viewers.size > 0;
     if (visible) {
       this._viewers.add(viewer);
     } else {
       this._viewers.delete(viewer);
     }
-    if (!had && this._viewers.size > 0) {
-      if (!this._hasPage) {
-        this._loadNow();
-      } else if (Date.now() - this.fetchedAt > this._activeInterval) {
-        void this.refresh();
-      }
-    }
+    this.visible = this._viewers.size > 0;
   }
 
   /**
@@ -123,14 +119,22 @@ export class ExperimentRunsModel extends PollingModel<Answer> {
     this.reload();
   }
 
-  /** Load the first page again (what is loaded stays, marked stale, until it comes). */
+  /**
+   * Load the first page again (what is loaded stays, marked stale, until it comes); while no
+   * view shows the runs, once one does.
+   */
   reload(): void {
-    this._seq++;
+    if (this.isDisposed) {
+      return;
+    }
+    this.invalidate();
     this._hasPage = false;
     this._next = null;
     this._moreError = null;
     this._invalid = false;
-    this._loadNow();
+    this._busy = true;
+    this.emitChanged();
+    this.refresh().catch(() => undefined); // the error is the model's `error`
   }
 
   /** The error of the last "load more", if it failed. */
@@ -143,7 +147,7 @@ export class ExperimentRunsModel extends PollingModel<Answer> {
     if (this._busy || this._loadingMore || this._next === null || this.isDisposed) {
       return;
     }
-    const seq = this._seq;
+    const question = this._question;
     this._loadingMore = true;
     this._moreError = null;
     this.emitChanged();
@@ -155,7 +159,7 @@ export class ExperimentRunsModel extends PollingModel<Answer> {
         maxResults: this.pageSize,
         pageToken: this._next
       });
-      if (seq !== this._seq || this.isDisposed) {
+      if (question !== this._question || this.isDisposed) {
         return;
       }
       const seen = new Set(this._runs.map(r => r.info.run_id));
@@ -164,16 +168,14 @@ export class ExperimentRunsModel extends PollingModel<Answer> {
       this._next = page.nextPageToken;
       this.markReceived();
     } catch (reason) {
-      if (seq === this._seq) {
+      if (question === this._question) {
         this._moreError = asError(reason);
       }
     } finally {
-      if (seq === this._seq) {
+      if (question === this._question) {
         this._loadingMore = false;
       }
-      if (!this.isDisposed) {
-        this.emitChanged();
-      }
+      this.emitChanged();
     }
   }
 
@@ -187,128 +189,157 @@ export class ExperimentRunsModel extends PollingModel<Answer> {
   }
 
   protected standby(): boolean | Poll.Standby {
-    // Nobody looks, a first page is on its way, or the filter is invalid (asking again won't help).
-    if (this._viewers.size === 0 || this._busy || this._invalid) {
-      return true;
+    // A filter MLflow refused: asking again won't help (a new query asks).
+    return this._invalid ? true : super.standby();
+  }
+
+  protected invalidate(): void {
+    this._question++;
+    this._probed = null;
+    this._loadingMore = false;
+    super.invalidate();
+  }
+
+  /** The newest runs (and running runs older than those), with the filter: cheap. */
+  protected async probe(): Promise<JSONValue> {
+    // Before a first page under a sort other than newest first, the probe is asked first: a
+    // filter MLflow refuses fails here, not in `request`.
+    const question = this._question;
+    try {
+      return await this._probe();
+    } catch (reason) {
+      this._refused(question, reason);
+      throw reason;
     }
-    return 'when-hidden';
   }
 
-  protected pollInterval(): number {
-    const base = this._runs.some(r => isActive(r.info.status)) ? this._activeInterval : this._idleInterval;
-    // Back off while nothing changes.
-    return Math.min(this._maxInterval, base * 2 ** Math.min(this._quiet, 4));
+  private async _probe(): Promise<JSONValue> {
+    const size = probeSize(this._runs);
+    const filter = runFilter(this._query.filter);
+    const page = await this.client.searchRuns({
+      experimentIds: [this.experimentId],
+      filter,
+      orderBy: NEWEST_FIRST,
+      maxResults: size
+    });
+    const complete = page.items.length < size;
+    // Running runs the window does not reach (rare: more than PROBE_MAX_RUNS runs since):
+    // asked by id, only while there are any.
+    const inWindow = new Set(page.items.map(r => r.info.run_id));
+    const olderIds = complete
+      ? []
+      : this._runs
+          .filter(r => isActive(r.info.status) && !inWindow.has(r.info.run_id))
+          .map(r => r.info.run_id)
+          .sort()
+          .slice(0, IDS_PER_SEARCH);
+    const older = olderIds.length
+      ? (
+          await this.client.searchRuns({
+            experimentIds: [this.experimentId],
+            filter: `attributes.run_id IN (${olderIds.map(quoteString).join(', ')})`,
+            maxResults: olderIds.length
+          })
+        ).items.sort((a, b) => a.info.run_id.localeCompare(b.info.run_id))
+      : [];
+    this._probed = { window: page.items, complete, older };
+    return fingerprint(page.items, older);
   }
 
-  protected isStale(answer: Answer): boolean {
-    return answer.seq !== this._seq;
+  /** With the default sort (newest first) the first page holds what the probe would answer. */
+  protected fingerprintInAnswer(): boolean {
+    return !this._hasPage && isNewestFirst(this._query.sort);
+  }
+
+  protected fingerprintOf(answer: Answer): JSONValue | undefined {
+    if (answer.kind !== 'page') {
+      return undefined;
+    }
+    const size = probeSize(answer.runs);
+    const window = answer.runs.slice(0, size);
+    const older =
+      window.length < size
+        ? []
+        : answer.runs
+            .slice(size)
+            .filter(r => isActive(r.info.status))
+            .sort((a, b) => a.info.run_id.localeCompare(b.info.run_id))
+            .slice(0, IDS_PER_SEARCH);
+    return fingerprint(window, older);
   }
 
   protected async request(): Promise<Answer> {
-    const seq = this._seq;
-    if (!this._hasPage) {
-      return this._requestPage(seq);
+    const question = this._question;
+    const probed = this._probed;
+    this._probed = null;
+    try {
+      if (!this._hasPage || !probed) {
+        return await this._firstPage();
+      }
+      // A live check saw a change: take the probed runs in, unless they may not be all the new
+      // ones (the probe saw as many runs as it asked for, none of them known): then the newest
+      // page.
+      const known = new Set(this._runs.map(r => r.info.run_id));
+      if (probed.complete || probed.window.some(r => known.has(r.info.run_id))) {
+        return { kind: 'merge', runs: [...probed.window, ...probed.older] };
+      }
+      const page = await this.client.searchRuns({
+        experimentIds: [this.experimentId],
+        filter: runFilter(this._query.filter),
+        orderBy: NEWEST_FIRST,
+        maxResults: this.pageSize
+      });
+      return { kind: 'merge', runs: [...page.items, ...probed.older] };
+    } catch (reason) {
+      this._refused(question, reason);
+      throw reason;
     }
-    return this._requestTick(seq);
   }
 
-  protected apply(answer: Answer): void {
+  /** A request for `question` failed: if what is on screen answers another query, clear it (the error says why). */
+  private _refused(question: number, reason: unknown): void {
+    if (question === this._question && !this._hasPage) {
+      this._runs = [];
+      this._next = null;
+      this._busy = false;
+      this._invalid = (reason as { status?: number }).status === 400;
+    }
+  }
+
+  protected apply(answer: Answer, first: boolean): boolean {
     if (answer.kind === 'page') {
       this._runs = this.serverSorted ? answer.runs : this._sorted(answer.runs);
       this._next = answer.next;
       this._hasPage = true;
       this._busy = false;
-      this._quiet = 0;
-      return;
+      return true;
     }
-    const byId = new Map(answer.updated.map(r => [r.info.run_id, r]));
+    const byId = new Map(answer.runs.map(r => [r.info.run_id, r]));
     let changed = false;
-    let runs = this._runs.map(r => {
+    const runs = this._runs.map(r => {
       const u = byId.get(r.info.run_id);
-      if (u && signature(u) !== signature(r)) {
+      byId.delete(r.info.run_id);
+      if (u && runSignature(u) !== runSignature(r)) {
         changed = true;
         return u;
       }
       return r;
     });
-    const known = new Set(runs.map(r => r.info.run_id));
-    const fresh = answer.fresh.filter(r => !known.has(r.info.run_id));
-    if (fresh.length) {
-      changed = true;
-      const newestFirst = this._query.sort.column === 'start' && this._query.sort.desc;
-      runs = newestFirst ? fresh.concat(runs) : this._sorted(fresh.concat(runs));
-    }
-    this._runs = runs;
-    this._quiet = changed ? 0 : this._quiet + 1;
+    const fresh = [...byId.values()];
+    changed = changed || fresh.length > 0 || first;
+    this._runs =
+      this.serverSorted && isNewestFirst(this._query.sort) ? fresh.concat(runs) : this._sorted(fresh.concat(runs));
+    return changed;
   }
 
-  private _loadNow(): void {
-    if (this.isDisposed) {
-      return;
-    }
-    this._busy = true;
-    this.emitChanged();
-    this.load().catch(() => undefined); // the error is the model's `error`
-  }
-
-  private async _requestPage(seq: number): Promise<Answer> {
-    this._busy = true;
-    try {
-      const page = await this.client.searchRuns({
-        experimentIds: [this.experimentId],
-        filter: runFilter(this._query.filter),
-        orderBy: this._orderBy(),
-        maxResults: this.firstPageSize
-      });
-      return { kind: 'page', seq, runs: page.items, next: page.nextPageToken };
-    } catch (reason) {
-      if (seq !== this._seq) {
-        // A newer query was asked since: this failure no longer matters (dropped as stale).
-        return { kind: 'page', seq, runs: [], next: null };
-      }
-      // What is on screen answers another query: clear it; the error says why.
-      this._runs = [];
-      this._next = null;
-      this._busy = false;
-      this._invalid = (reason as { status?: number }).status === 400;
-      throw reason;
-    }
-  }
-
-  /** Refresh the active runs and pick up runs started since the newest one loaded. */
-  private async _requestTick(seq: number): Promise<Answer> {
-    try {
-      return await this._tick(seq);
-    } catch (reason) {
-      if (seq !== this._seq) {
-        return { kind: 'tick', seq, updated: [], fresh: [] };
-      }
-      throw reason;
-    }
-  }
-
-  private async _tick(seq: number): Promise<Answer> {
-    const active = this._runs.filter(r => isActive(r.info.status)).map(r => r.info.run_id);
-    const updated: IRun[] = [];
-    for (let i = 0; i < active.length; i += 100) {
-      const ids = active.slice(i, i + 100).map(quoteString).join(', ');
-      const page = await this.client.searchRuns({
-        experimentIds: [this.experimentId],
-        filter: `attributes.run_id IN (${ids})`,
-        maxResults: 100
-      });
-      updated.push(...page.items);
-    }
-    const newest = this._runs.reduce((t, r) => Math.max(t, r.info.start_time ?? 0), 0);
-    const filter = runFilter(this._query.filter);
-    const since = `attributes.start_time >= ${newest}`;
+  private async _firstPage(): Promise<Answer> {
     const page = await this.client.searchRuns({
       experimentIds: [this.experimentId],
-      filter: filter ? `${filter} and ${since}` : since,
-      orderBy: ['attributes.start_time DESC'],
-      maxResults: 50
+      filter: runFilter(this._query.filter),
+      orderBy: this._orderBy(),
+      maxResults: this.firstPageSize
     });
-    return { kind: 'tick', seq, updated, fresh: page.items };
+    return { kind: 'page', runs: page.items, next: page.nextPageToken };
   }
 
   private _orderBy(): string[] {
@@ -332,36 +363,36 @@ export class ExperimentRunsModel extends PollingModel<Answer> {
   private _query: IRunsQuery;
   private _runs: IRun[] = [];
   private _next: string | null = null;
-  private _seq = 0;
+  /** Which query the answers under way belong to (see `invalidate`). */
+  private _question = 0;
   private _hasPage = false;
-  private _busy = false;
+  /** The first page of the current query is due: true from the start. */
+  private _busy = true;
   private _invalid = false;
   private _loadingMore = false;
   private _moreError: Error | null = null;
-  private _quiet = 0;
+  private _probed: IProbed | null = null;
   private _viewers = new Set<object>();
-  private _activeInterval: number;
-  private _idleInterval: number;
-  private _maxInterval: number;
 }
 
 export namespace ExperimentRunsModel {
-  export interface IOptions {
-    client: MlflowClient;
+  export interface IOptions extends ILiveOptions {
+    client: IMlflowClient;
     experimentId: string;
     query?: Partial<IRunsQuery>;
     firstPageSize?: number;
     pageSize?: number;
-    /** Poll interval while a loaded run is active (ms). */
-    interval?: number;
-    /** Poll interval while none is (ms). */
-    idleInterval?: number;
-    maxInterval?: number;
   }
 }
 
-/** What a poll compares to tell whether a run changed. */
-function signature(run: IRun): string {
-  const metrics = (run.data.metrics ?? []).map(m => `${m.key}=${m.value}@${m.step}`).join(',');
-  return `${run.info.status}|${run.info.end_time ?? ''}|${metrics}|${(run.data.tags ?? []).length}|${(run.data.params ?? []).length}`;
+/** The newest runs first (with a tiebreaker): the probe's order and the default sort's. */
+const NEWEST_FIRST = ['attributes.start_time DESC', 'attributes.run_id ASC'];
+
+function isNewestFirst(sort: ISort): boolean {
+  return sort.column === 'start' && sort.desc;
+}
+
+/** The probe's answer: which runs, and what each looks like now. */
+function fingerprint(window: IRun[], older: IRun[]): JSONValue {
+  return [window.map(r => [r.info.run_id, runSignature(r)]), older.map(r => [r.info.run_id, runSignature(r)])];
 }

@@ -10,7 +10,7 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 
-import { MlflowClient } from '../mlflow/client';
+import { IMlflowClient } from '../tokens';
 import { IMlflowActions } from '../mlflow/views/common';
 import { wrap } from '../mlflow/widgets';
 import { RunsModelRegistry } from './registry';
@@ -33,7 +33,7 @@ export interface IRunsViews {
 
 export function setUpRunsViews(options: {
   app: JupyterFrontEnd;
-  client: MlflowClient;
+  client: IMlflowClient;
   actions: IMlflowActions;
   trans: TranslationBundle;
   state: IStateDB | null;

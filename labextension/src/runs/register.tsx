@@ -7,7 +7,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { MlflowClient } from '../mlflow/client';
+import { IMlflowClient } from '../tokens';
 import { runName } from '../mlflow/format';
 import { ILoggedModel, IRun } from '../mlflow/types';
 import { showRefusal } from '../mlflow/views/experiments';
@@ -80,7 +80,7 @@ class RegisterBody extends ReactWidget implements Dialog.IBodyWidget<IRegisterVa
  * top-level artifacts.
  */
 export async function findModelSources(
-  client: MlflowClient,
+  client: IMlflowClient,
   run: IRun,
   trans: TranslationBundle,
   logged?: ILoggedModel[]
@@ -106,7 +106,7 @@ export async function findModelSources(
 
 /** Ask what to register, then register it; resolves true when a version was made. */
 export async function registerModelDialog(
-  client: MlflowClient,
+  client: IMlflowClient,
   run: IRun,
   trans: TranslationBundle,
   logged?: ILoggedModel[]

@@ -3,12 +3,12 @@
  * sidebar's compact list): one set of requests, one poll. Its filter and sort follow the
  * experiment's saved view settings.
  */
-import { MlflowClient } from '../mlflow/client';
+import { IMlflowClient } from '../tokens';
 import { ExperimentRunsModel } from './model';
 import { RunsViewStateStore } from './viewState';
 
 export class RunsModelRegistry {
-  constructor(options: { client: MlflowClient; store: RunsViewStateStore; modelOptions?: Partial<ExperimentRunsModel.IOptions> }) {
+  constructor(options: { client: IMlflowClient; store: RunsViewStateStore; modelOptions?: Partial<ExperimentRunsModel.IOptions> }) {
     this.client = options.client;
     this.store = options.store;
     this._modelOptions = options.modelOptions ?? {};
@@ -21,7 +21,7 @@ export class RunsModelRegistry {
     });
   }
 
-  readonly client: MlflowClient;
+  readonly client: IMlflowClient;
   readonly store: RunsViewStateStore;
 
   /** The model of an experiment's runs; give it back with `release` when the view goes. */
@@ -49,6 +49,22 @@ export class RunsModelRegistry {
     if (entry && --entry.users <= 0) {
       entry.model.dispose();
       this._entries.delete(experimentId);
+    }
+  }
+
+  /**
+   * The longest interval the models' live checks back off to while nothing changes, in ms (the
+   * `refreshInterval` setting): for the models in use and those made later.
+   */
+  get idleInterval(): number | undefined {
+    return this._modelOptions.idleInterval;
+  }
+  set idleInterval(value: number | undefined) {
+    this._modelOptions = { ...this._modelOptions, idleInterval: value };
+    if (value !== undefined) {
+      for (const { model } of this._entries.values()) {
+        model.idleInterval = value;
+      }
     }
   }
 

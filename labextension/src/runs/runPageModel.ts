@@ -1,14 +1,15 @@
 /**
  * One run with what surrounds it: its experiment, parent and children, the models it logged
- * (MLflow 3 logged models) and the registered versions made from it. Polled while the run is
- * active and its page visible: the run every tick, the rest every few ticks.
+ * (MLflow 3 logged models) and the registered versions made from it. Live while its page is
+ * visible: the run itself is the probe (one `runs/get`); when it changed, the run is taken in,
+ * and what surrounds it every few changes, when its status changes, and at least every minute.
  */
-import { Poll } from '@lumino/polling';
+import { JSONValue } from '@lumino/coreutils';
 
-import { PollingModel } from '../common/pollingModel';
-import { MlflowClient } from '../mlflow/client';
-import { isActive, PARENT_RUN_TAG, quoteKey, quoteString, tagMap } from '../mlflow/format';
+import { PARENT_RUN_TAG, quoteKey, quoteString, tagMap } from '../mlflow/format';
+import { ILiveOptions, LIVE_RELOAD_EVERY, LiveModel, runSignature } from '../mlflow/models';
 import { IExperiment, ILoggedModel, IMetricPoint, IModelVersion, IRun } from '../mlflow/types';
+import { IMlflowClient } from '../tokens';
 
 /** The tag the jobs manager sets on the runs of a job (infinstor_jupyterlab/jobs/manager.py). */
 export const JOB_ID_TAG = 'infinstor.job.id';
@@ -22,17 +23,15 @@ export interface IRunPage {
   versions: IModelVersion[];
 }
 
-/** Everything around the run is asked again every this many ticks. */
+/** Everything around the run is asked again every this many changes the probe saw. */
 const SURROUNDINGS_EVERY = 6;
 
-export class RunPageModel extends PollingModel<IRunPage> {
-  constructor(options: { client: MlflowClient; runId: string; interval?: number }) {
-    super({ name: `infinstor-jupyterlab:run-${options.runId}`, interval: options.interval ?? 5000, maxInterval: 60000 });
-    this.client = options.client;
+export class RunPageModel extends LiveModel<IRunPage> {
+  constructor(options: { client: IMlflowClient; runId: string } & ILiveOptions) {
+    super(`run-${options.runId}`, options, { reloadEvery: LIVE_RELOAD_EVERY });
     this.runId = options.runId;
   }
 
-  readonly client: MlflowClient;
   readonly runId: string;
 
   get page(): IRunPage | null {
@@ -46,14 +45,10 @@ export class RunPageModel extends PollingModel<IRunPage> {
     return (this.run && tagMap(this.run.data.tags)[JOB_ID_TAG]) || null;
   }
 
-  set visible(value: boolean) {
-    this._visible = value;
-  }
-
-  /** Load now (the first time, and the refresh button). */
+  /** Load now, what surrounds the run too (the first time, and the refresh button). */
   reload(): Promise<void> {
     this._full = true;
-    return this.load().catch(() => undefined);
+    return this.refresh();
   }
 
   /** The history of one metric (cached until its latest value changes). */
@@ -80,17 +75,33 @@ export class RunPageModel extends PollingModel<IRunPage> {
     await this.reload();
   }
 
-  protected standby(): boolean | Poll.Standby {
-    return !this._visible || !this.run || !isActive(this.run.info.status) ? true : 'when-hidden';
-  }
-
-  protected pollInterval(): number {
-    return 5000;
-  }
-
-  protected async request(): Promise<IRunPage> {
+  protected async probe(): Promise<JSONValue> {
     const run = await this.client.getRun(this.runId);
-    const full = this._full || !this._page || ++this._ticks % SURROUNDINGS_EVERY === 0 || run.info.status !== this._page.run.info.status;
+    this._probed = run;
+    return runSignature(run);
+  }
+
+  /** Every answer holds the run, whose signature is the probe's answer. */
+  protected fingerprintInAnswer(): boolean {
+    return true;
+  }
+
+  protected fingerprintOf(answer: IRunPage): JSONValue {
+    return runSignature(answer.run);
+  }
+
+  protected async request(afterProbe: boolean): Promise<IRunPage> {
+    const probed = afterProbe ? this._probed : null;
+    this._probed = null;
+    const run = probed ?? (await this.client.getRun(this.runId));
+    // Everything after a reload, a refresh or a full request due (not prompted by a probe), when
+    // the status changes, and every few changes the probe saw; else the run only.
+    const full =
+      this._full ||
+      !afterProbe ||
+      !this._page ||
+      ++this._ticks % SURROUNDINGS_EVERY === 0 ||
+      run.info.status !== this._page.run.info.status;
     if (!full && this._page) {
       return { ...this._page, run };
     }
@@ -133,7 +144,8 @@ export class RunPageModel extends PollingModel<IRunPage> {
   }
 
   private _page: IRunPage | null = null;
-  private _visible = true;
+  /** The run as the last probe read it (the next request's run). */
+  private _probed: IRun | null = null;
   private _full = true;
   private _ticks = 0;
   private _histories = new Map<string, { version: string; points: Promise<IMetricPoint[]> }>();

@@ -8,9 +8,9 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import React from 'react';
 
-import { MlflowClient } from '../mlflow/client';
+import { IMlflowClient } from '../tokens';
 import { runName } from '../mlflow/format';
-import { IMlflowActions } from '../mlflow/views/common';
+import { IMlflowActions, TranslationContext } from '../mlflow/views/common';
 import { CompareRuns } from './Compare';
 import { CompareModel } from './compareModel';
 import { ExperimentRunsModel } from './model';
@@ -18,7 +18,6 @@ import { RunsModelRegistry } from './registry';
 import { RunPage } from './RunPage';
 import { RunPageModel } from './runPageModel';
 import { RunsTab } from './RunsTab';
-import { TransContext } from './trans';
 
 /**
  * An experiment's runs, full width.
@@ -96,7 +95,7 @@ export class RunsWidget extends ReactWidget {
 
   protected render(): JSX.Element {
     return (
-      <TransContext.Provider value={this._trans}>
+      <TranslationContext.Provider value={this._trans}>
         <RunsTab
           model={this.model}
           store={this._registry.store}
@@ -104,7 +103,7 @@ export class RunsWidget extends ReactWidget {
           actions={this._actions}
           onSelection={ids => (this._selection = ids)}
         />
-      </TransContext.Provider>
+      </TranslationContext.Provider>
     );
   }
 
@@ -120,14 +119,15 @@ export class RunsWidget extends ReactWidget {
  */
 export class RunPageWidget extends ReactWidget {
   constructor(options: {
-    client: MlflowClient;
+    client: IMlflowClient;
     runId: string;
     actions: IMlflowActions;
     rendermime: IRenderMimeRegistry | null;
     trans: TranslationBundle;
   }) {
     super();
-    this.model = new RunPageModel({ client: options.client, runId: options.runId });
+    // Asks the server only while on screen (a tab restored behind others waits until shown).
+    this.model = new RunPageModel({ client: options.client, runId: options.runId, visible: false });
     this._actions = options.actions;
     this._rendermime = options.rendermime;
     this._trans = options.trans;
@@ -156,15 +156,23 @@ export class RunPageWidget extends ReactWidget {
     super.onAfterShow(msg);
     this.model.visible = true;
   }
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this.model.visible = this.isVisible;
+  }
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
     this.model.visible = false;
   }
+  protected onBeforeDetach(msg: Message): void {
+    this.model.visible = false;
+    super.onBeforeDetach(msg);
+  }
   protected render(): JSX.Element {
     return (
-      <TransContext.Provider value={this._trans}>
+      <TranslationContext.Provider value={this._trans}>
         <RunPage model={this.model} actions={this._actions} rendermime={this._rendermime} />
-      </TransContext.Provider>
+      </TranslationContext.Provider>
     );
   }
 
@@ -177,9 +185,9 @@ export class RunPageWidget extends ReactWidget {
  * Runs compared.
  */
 export class CompareWidget extends ReactWidget {
-  constructor(options: { client: MlflowClient; runIds: string[]; actions: IMlflowActions; trans: TranslationBundle }) {
+  constructor(options: { client: IMlflowClient; runIds: string[]; actions: IMlflowActions; trans: TranslationBundle }) {
     super();
-    this.model = new CompareModel({ client: options.client, runIds: options.runIds });
+    this.model = new CompareModel({ client: options.client, runIds: options.runIds, visible: false });
     this._actions = options.actions;
     this._trans = options.trans;
     this.addClass('jp-InfinStor-main');
@@ -198,15 +206,23 @@ export class CompareWidget extends ReactWidget {
     super.onAfterShow(msg);
     this.model.visible = true;
   }
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this.model.visible = this.isVisible;
+  }
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
     this.model.visible = false;
   }
+  protected onBeforeDetach(msg: Message): void {
+    this.model.visible = false;
+    super.onBeforeDetach(msg);
+  }
   protected render(): JSX.Element {
     return (
-      <TransContext.Provider value={this._trans}>
+      <TranslationContext.Provider value={this._trans}>
         <CompareRuns model={this.model} actions={this._actions} />
-      </TransContext.Provider>
+      </TranslationContext.Provider>
     );
   }
   private _actions: IMlflowActions;

@@ -5,7 +5,6 @@ import { Root } from 'react-dom/client';
 
 import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 import { IExperiment, IRun, ISearchExperimentsQuery, ISearchRunsQuery } from '../../mlflow/types';
-import { setOpenedExperiment } from '../../mlflow/selection';
 import { IJobsClient } from '../client';
 import { defaultExperiment, IExperimentSource, notebookExperimentId, VALIDATE_DELAY } from '../dialog/data';
 import { JobForm } from '../dialog/JobDialog';
@@ -119,7 +118,6 @@ describe('JobForm', () => {
       unmountReactRoot(mounted.container, mounted.root);
       mounted = null;
     }
-    setOpenedExperiment(null);
     jest.useRealTimers();
   });
 
@@ -144,7 +142,6 @@ describe('JobForm', () => {
     jest.useFakeTimers();
     const jobs = new FakeJobs();
     const mlflow = new FakeMlflow([exp('0', 'Default'), exp('4', 'sidebar-exp')]);
-    setOpenedExperiment(exp('4', 'sidebar-exp'));
     const states: Array<{ ready: boolean }> = [];
     let submit: (() => Promise<IJob | null>) | null = null;
     mounted = mountReactRoot();
@@ -155,6 +152,7 @@ describe('JobForm', () => {
           path="nb.ipynb"
           client={jobs as unknown as IJobsClient}
           mlflow={mlflow}
+          opened={exp('4', 'sidebar-exp')}
           submit={async request => {
             jobs.submitted.push(request);
             return { id: 'j' } as IJob;

@@ -3,6 +3,7 @@ import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import React from 'react';
 
+import { IExperiment } from '../../mlflow/types';
 import { IJobsClient } from '../client';
 import { basename } from '../format';
 import { IJob, IJobRequest } from '../types';
@@ -36,6 +37,8 @@ export interface IJobFormProps {
   client: IJobsClient;
   /** Where the dialog finds experiments (the MLflow client). */
   mlflow: IExperimentSource;
+  /** The experiment open in the sidebar (a default when the notebook has no runs yet). */
+  opened?: IExperiment | null;
   /** Submit the request; resolves with the job, rejects with the server's error. */
   submit: (request: IJobRequest) => Promise<IJob>;
   /** A previous job whose settings pre-fill the form (re-run). */
@@ -57,7 +60,7 @@ type FormState = Omit<IJobForm, 'experimentId' | 'kind'>;
 export function JobForm(props: IJobFormProps): JSX.Element {
   const { path, client, prefill, trans } = props;
   const setup = useJobSetup(client, path);
-  const choice = useExperiments(props.mlflow, { path, preferredId: prefill?.experiment_id });
+  const choice = useExperiments(props.mlflow, { path, preferredId: prefill?.experiment_id, opened: props.opened });
   const [fields, setFields] = React.useState<Record<string, FieldValue> | null>(null);
   const [form, setForm] = React.useState<FormState>(() => ({
     path,
@@ -313,6 +316,7 @@ export class JobDialog extends Dialog<IJob | null> {
       path: options.path,
       client: options.client,
       mlflow: options.mlflow,
+      opened: options.opened,
       submit: options.submit,
       prefill: options.prefill,
       trans
@@ -397,6 +401,8 @@ export namespace JobDialog {
     path: string;
     client: IJobsClient;
     mlflow: IExperimentSource;
+    /** The experiment open in the sidebar (a default when the notebook has no runs yet). */
+    opened?: IExperiment | null;
     submit: (request: IJobRequest) => Promise<IJob>;
     prefill?: IJob | null;
     trans?: TranslationBundle;

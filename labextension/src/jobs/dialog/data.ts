@@ -6,15 +6,14 @@
 import React from 'react';
 
 import { asError } from '../../common/pollingModel';
-import { MlflowClient } from '../../mlflow/client';
 import { experimentFilter, quoteKey, quoteString, SOURCE_NAME_TAG } from '../../mlflow/format';
-import { openedExperiment } from '../../mlflow/selection';
 import { IExperiment } from '../../mlflow/types';
+import { IMlflowClient } from '../../tokens';
 import { IJobsClient } from '../client';
 import { IJobRequest, IJobValidation, IProjectDescription, ITarget } from '../types';
 
 /** What the dialog asks of the MLflow client (the lab's client; a small fake in unit tests). */
-export type IExperimentSource = Pick<MlflowClient, 'searchExperiments' | 'searchRuns' | 'getExperiment'>;
+export type IExperimentSource = Pick<IMlflowClient, 'searchExperiments' | 'searchRuns' | 'getExperiment'>;
 
 /** Name of the experiment MLflow creates by itself. */
 export const DEFAULT_EXPERIMENT = 'Default';
@@ -125,7 +124,7 @@ export interface IExperimentChoice {
  */
 export function useExperiments(
   mlflow: IExperimentSource,
-  options: { path: string; preferredId?: string | null }
+  options: { path: string; preferredId?: string | null; opened?: IExperiment | null }
 ): IExperimentChoice {
   const [query, setQuery] = React.useState('');
   const [experiments, setExperiments] = React.useState<IExperiment[] | null>(null);
@@ -138,7 +137,7 @@ export function useExperiments(
   // The default, once: unless the user picked one meanwhile.
   React.useEffect(() => {
     let cancelled = false;
-    defaultExperiment(mlflow, { path: options.path, preferredId: options.preferredId, opened: openedExperiment() })
+    defaultExperiment(mlflow, { path: options.path, preferredId: options.preferredId, opened: options.opened })
       .catch(() => null)
       .then(found => {
         if (cancelled) {

@@ -1,4 +1,4 @@
-import { InfinStorRequestError } from '../../handler';
+import { InfinStorRequestError } from '../../common/request';
 import {
   columnValue,
   compareValues,
@@ -23,7 +23,9 @@ import {
   runName,
   statusKind,
   statusLabel,
-  valuesDiffer
+  valuesDiffer,
+  htmlPreviewDocument,
+  IPreviewTheme
 } from '../format';
 import { IRun } from '../types';
 
@@ -215,6 +217,33 @@ describe('parseCsv / previewKind', () => {
     expect(previewKind('model/MLmodel')).toBe('text');
     expect(previewKind('notes.txt')).toBe('text');
     expect(previewKind('model.pkl')).toBe('none');
+  });
+});
+
+describe('htmlPreviewDocument', () => {
+  const dark: IPreviewTheme = { light: false, background: '#111111', color: 'rgba(255, 255, 255, 1)', link: '#8ab4f8', font: 'system-ui, sans-serif' };
+
+  it('starts an HTML artifact from the dark theme, not a white page', () => {
+    const doc = htmlPreviewDocument('<p>hello</p>', dark);
+    expect(doc).toMatch(/^<!DOCTYPE html><html><head><meta name="color-scheme" content="dark">/);
+    expect(doc).toContain(':root{color-scheme:dark}');
+    expect(doc).toContain('html{background:#111111;color:rgba(255, 255, 255, 1);font-family:system-ui, sans-serif}');
+    expect(doc).toContain('<body><p>hello</p></body>');
+  });
+
+  it("puts the defaults first in the artifact's own head, so its styles win", () => {
+    const page = '<!doctype html><html lang="en"><head><style>body{background:white}</style></head><body>x</body></html>';
+    const doc = htmlPreviewDocument(page, dark);
+    expect(doc.startsWith('<!doctype html><html lang="en"><head><meta name="color-scheme" content="dark">')).toBe(true);
+    expect(doc.indexOf('html{background:#111111')).toBeLessThan(doc.indexOf('body{background:white}'));
+    expect(htmlPreviewDocument('<html><body>y</body></html>', dark)).toMatch(/^<html><head><meta name="color-scheme" content="dark">/);
+  });
+
+  it('follows the light theme and keeps a theme value from ending the rule', () => {
+    const doc = htmlPreviewDocument('x', { ...dark, light: true, background: 'red}</style><script>', color: '' });
+    expect(doc).toContain('color-scheme:light');
+    expect(doc).toContain('html{background:#fff;color:#000;');
+    expect(doc).not.toContain('<script>');
   });
 });
 

@@ -1,10 +1,11 @@
 /**
  * @jest-environment node
  */
-import { InfinStorRequestError } from '../../handler';
-import { ExperimentsModel, NotebookRunsModel, RegisteredModelsModel, versionAliases } from '../models';
-import { IRun } from '../types';
-import { fakeProxy as fakeServer } from './fakeProxy';
+import { InfinStorRequestError } from '../../common/request';
+import { isWrite } from '../client';
+import { ExperimentsModel, ModelVersionsModel, NotebookRunsModel, RegisteredModelsModel, versionAliases } from '../models';
+import { IExperiment, IModelVersion, IRegisteredModel, IRun } from '../types';
+import { fakeProxy as fakeServer, Routes } from './fakeProxy';
 
 function makeRun(id: string, status: IRun['info']['status'] = 'FINISHED', extra: Partial<IRun['data']> = {}): IRun {
   return {
@@ -12,6 +13,26 @@ function makeRun(id: string, status: IRun['info']['status'] = 'FINISHED', extra:
     data: { metrics: [], params: [], tags: [], ...extra }
   };
 }
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+async function until(condition: () => boolean, timeout = 2000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error('timed out waiting');
+    }
+    await sleep(5);
+  }
+}
+
+/** Models made by a spec, disposed after it (a live model keeps polling until then). */
+const made: Array<{ dispose(): void }> = [];
+function disposeAfter<T extends { dispose(): void }>(model: T): T {
+  made.push(model);
+  return model;
+}
+afterEach(() => made.splice(0).forEach(m => m.dispose()));
 
 async function flush() {
   for (let i = 0; i < 5; i++) {
@@ -114,7 +135,7 @@ describe('ExperimentsModel', () => {
           ? { body: { experiments: [{ experiment_id: '2', name: 'b' }] } }
           : { body: { experiments: [{ experiment_id: '1', name: 'a' }], next_page_token: 'x' } }
     });
-    const model = new ExperimentsModel({ client });
+    const model = disposeAfter(new ExperimentsModel({ client }));
     const changed = jest.fn();
     model.changed.connect(changed);
     await model.setQuery('mnist');
@@ -132,7 +153,7 @@ describe('ExperimentsModel', () => {
         body: { error_code: 'PERMISSION_DENIED', message: 'Readers may not rename experiments.' }
       })
     });
-    const model = new ExperimentsModel({ client });
+    const model = disposeAfter(new ExperimentsModel({ client }));
     await model.refresh();
     await expect(model.rename('1', 'b')).rejects.toThrow('Readers may not rename experiments.');
     expect(model.experiments).toHaveLength(1);
@@ -142,7 +163,7 @@ describe('ExperimentsModel', () => {
     const { client } = fakeServer({
       'api/2.0/mlflow/experiments/search': () => ({ status: 503, body: { message: 'down', reason: 'tracking_unavailable' } })
     });
-    const model = new ExperimentsModel({ client });
+    const model = disposeAfter(new ExperimentsModel({ client }));
     await model.refresh();
     expect(model.error).toBeInstanceOf(InfinStorRequestError);
     expect((model.error as InfinStorRequestError).reason).toBe('tracking_unavailable');
@@ -164,7 +185,7 @@ describe('NotebookRunsModel / RegisteredModelsModel', () => {
         }
       })
     });
-    const model = new NotebookRunsModel({ client });
+    const model = disposeAfter(new NotebookRunsModel({ client }));
     await model.setPath("work/it's.ipynb");
     expect(model.runs.map(r => r.info.run_id)).toEqual(['new', 'old']);
     const search = calls.find(c => c.path === 'api/2.0/mlflow/runs/search')!;
@@ -183,12 +204,226 @@ describe('NotebookRunsModel / RegisteredModelsModel', () => {
         body: { model_versions: [{ name: 'm', version: '1' }, { name: 'm', version: '2', aliases: ['prod'] }] }
       })
     });
-    const model = new RegisteredModelsModel({ client });
+    const model = disposeAfter(new RegisteredModelsModel({ client }));
     await model.setQuery('m');
     expect(model.models[0].name).toBe('m');
     expect(calls[0].query.get('filter')).toBe("name ILIKE '%m%'");
     const versions = await model.versions('m');
     expect(versions.map(v => v.version)).toEqual(['2', '1']);
     expect(versionAliases(model.models[0], versions[0])).toEqual(['champion', 'prod']);
+  });
+});
+
+// -- live: what is written elsewhere shows with no click ----------------------------------------
+
+/** Fast live timings for the specs: checks every 20 ms, backing off to 40 ms. */
+const LIVE = { interval: 20, idleInterval: 40 };
+
+/** A tracking server's experiments and runs, written to "elsewhere" (not through the client). */
+class Tracking {
+  experiments: IExperiment[] = [{ experiment_id: '1', name: 'first', last_update_time: 1, lifecycle_stage: 'active' }];
+  runs: IRun[] = [];
+  clock = 10;
+
+  createExperiment(name: string): string {
+    const id = String(this.experiments.length + 1);
+    this.experiments.push({ experiment_id: id, name, last_update_time: ++this.clock, lifecycle_stage: 'active' });
+    return id;
+  }
+
+  deleteExperiment(id: string): void {
+    const e = this.experiments.find(x => x.experiment_id === id)!;
+    e.lifecycle_stage = 'deleted';
+    e.last_update_time = ++this.clock;
+  }
+
+  logRun(id: string, experimentId = '1', status: IRun['info']['status'] = 'FINISHED', source = ''): IRun {
+    const run = makeRun(id, status, { tags: source ? [{ key: 'mlflow.source.name', value: source }] : [] });
+    run.info.experiment_id = experimentId;
+    run.info.start_time = ++this.clock;
+    this.runs.push(run);
+    return run;
+  }
+
+  server(extra: Routes = {}) {
+    return fakeServer({
+      ...extra,
+      'api/2.0/mlflow/experiments/search': call => {
+        const all = call.body.view_type === 'ALL';
+        let items = this.experiments.filter(e => all || e.lifecycle_stage === 'active');
+        if ((call.body.order_by ?? [])[0] === 'last_update_time DESC') {
+          items = items.slice().sort((a, b) => (b.last_update_time ?? 0) - (a.last_update_time ?? 0));
+        }
+        return { body: { experiments: items.slice(0, call.body.max_results) } };
+      },
+      'api/2.0/mlflow/runs/search': call => {
+        const source = /mlflow\.source\.name` = '(.*)'$/.exec(call.body.filter ?? '');
+        const items = this.runs
+          .filter(r => call.body.experiment_ids.includes(r.info.experiment_id))
+          .filter(r => !source || r.data.tags?.some(t => t.key === 'mlflow.source.name' && t.value === source[1]))
+          .sort((a, b) => (b.info.start_time ?? 0) - (a.info.start_time ?? 0));
+        return { body: { runs: items.slice(0, call.body.max_results) } };
+      }
+    });
+  }
+}
+
+describe('Live lists: changes made elsewhere show with no click', () => {
+  const models: Array<{ dispose(): void }> = [];
+  afterEach(() => {
+    models.splice(0).forEach(m => m.dispose());
+  });
+  function track<T extends { dispose(): void }>(model: T): T {
+    models.push(model);
+    return model;
+  }
+
+  it('Experiments: one created by a kernel appears, one deleted goes, with one cheap search per check', async () => {
+    const tracking = new Tracking();
+    const { client, calls } = tracking.server();
+    const model = track(new ExperimentsModel({ client, ...LIVE }));
+    await model.setQuery('');
+    expect(model.experiments.map(e => e.name)).toEqual(['first']);
+    // Nothing changes: only the probe (the experiment changed last, deleted ones included).
+    await sleep(150);
+    const idle = calls.slice(2);
+    expect(idle.length).toBeGreaterThan(0);
+    expect(idle.every(c => c.body.max_results === 1 && c.body.view_type === 'ALL')).toBe(true);
+    expect(model.interval).toBe(40);
+
+    tracking.createExperiment('from-a-kernel');
+    await until(() => model.experiments.some(e => e.name === 'from-a-kernel'));
+    tracking.deleteExperiment('2');
+    await until(() => !model.experiments.some(e => e.name === 'from-a-kernel'));
+  });
+
+  it('Experiments: asks nothing while not visible, and catches up at once when shown', async () => {
+    const tracking = new Tracking();
+    const { client, calls } = tracking.server();
+    const model = track(new ExperimentsModel({ client, ...LIVE }));
+    await model.setQuery('');
+    model.visible = false;
+    await sleep(60);
+    const n = calls.length;
+    tracking.createExperiment('while-hidden');
+    await sleep(150);
+    expect(calls.length).toBe(n);
+    expect(model.experiments).toHaveLength(1);
+    model.visible = true;
+    await until(() => model.experiments.length === 2, 500);
+  });
+
+  it('This notebook: a run the notebook logs to a new experiment shows up', async () => {
+    const tracking = new Tracking();
+    tracking.logRun('earlier', '1', 'FINISHED', 'work/train.ipynb');
+    const { client } = tracking.server();
+    const model = track(new NotebookRunsModel({ client, ...LIVE }));
+    await model.setPath('work/train.ipynb');
+    expect(model.runs.map(r => r.info.run_id)).toEqual(['earlier']);
+    const id = tracking.createExperiment('new-from-notebook');
+    tracking.logRun('in-new-experiment', id, 'RUNNING', 'work/train.ipynb');
+    tracking.logRun('other-notebook', id, 'FINISHED', 'work/other.ipynb');
+    await until(() => model.runs.length === 2);
+    expect(model.runs.map(r => r.info.run_id)).toEqual(['in-new-experiment', 'earlier']);
+  });
+
+  it('tells writes from reads; a write through the client makes the views check at once', async () => {
+    expect(isWrite('POST', 'api/2.0/mlflow/runs/search')).toBe(false);
+    expect(isWrite('GET', 'api/2.0/mlflow/experiments/get')).toBe(false);
+    expect(isWrite('POST', 'api/2.0/mlflow/experiments/create')).toBe(true);
+    expect(isWrite('DELETE', 'api/2.0/mlflow/registered-models/alias')).toBe(true);
+
+    const tracking = new Tracking();
+    const { client, calls } = tracking.server({ 'api/2.0/mlflow/runs/set-tag': () => ({ body: {} }) });
+    const changes: string[] = [];
+    client.changed.connect((_, change) => changes.push(`${change.source}:${change.path}`));
+    // Slow checks: only a nudge can make it ask soon.
+    const model = track(new ExperimentsModel({ client, interval: 5000, idleInterval: 5000 }));
+    await model.setQuery('');
+    const n = calls.length;
+    await client.setTag('r1', 'k', 'v');
+    client.notifyChanged('job');
+    expect(changes).toEqual(['lab:api/2.0/mlflow/runs/set-tag', 'job:']);
+    await until(() => calls.length > n + 1, 500);
+    expect(calls[n + 1].path).toBe('api/2.0/mlflow/experiments/search');
+  });
+
+  it('Models: a new version registered elsewhere shows in the list', async () => {
+    const registered: IRegisteredModel[] = [{ name: 'churn', last_updated_timestamp: 1 }];
+    const { client, calls } = fakeServer({
+      'api/2.0/mlflow/registered-models/search': call => {
+        const byTime = call.query.get('order_by') === 'last_updated_timestamp DESC';
+        const items = byTime
+          ? registered.slice().sort((a, b) => (b.last_updated_timestamp ?? 0) - (a.last_updated_timestamp ?? 0))
+          : registered;
+        return { body: { registered_models: items.slice(0, Number(call.query.get('max_results'))) } };
+      }
+    });
+    const model = track(new RegisteredModelsModel({ client, ...LIVE }));
+    await model.setQuery('');
+    registered.push({ name: 'vision', last_updated_timestamp: 5 });
+    await until(() => model.models.length === 2);
+    registered[0].last_updated_timestamp = 9;
+    registered[0].latest_versions = [{ name: 'churn', version: '2' }];
+    await until(() => (model.models[0].latest_versions ?? []).length === 1);
+    expect(calls.some(c => c.query.get('max_results') === '1')).toBe(true);
+  });
+
+  it("Model versions: aliases, tags, description, status and the source run's name; promote moves an alias; a refusal is passed on", async () => {
+    const model: IRegisteredModel = { name: 'churn', last_updated_timestamp: 1, aliases: [{ alias: 'champion', version: '1' }] };
+    const versions: IModelVersion[] = [
+      { name: 'churn', version: '1', run_id: 'r1', status: 'READY', description: 'baseline', tags: [{ key: 'team', value: 'ml' }] },
+      { name: 'churn', version: '2', run_id: 'r2', status: 'READY' }
+    ];
+    let refuse = false;
+    const { client, calls } = fakeServer({
+      'api/2.0/mlflow/registered-models/get': () => ({ body: { registered_model: model } }),
+      'api/2.0/mlflow/model-versions/search': () => ({ body: { model_versions: versions } }),
+      'api/2.0/mlflow/runs/get': call => ({
+        body: { run: { ...makeRun(call.query.get('run_id')!), info: { ...makeRun('x').info, run_id: call.query.get('run_id')!, run_name: `name-of-${call.query.get('run_id')}` } } }
+      }),
+      'api/2.0/mlflow/registered-models/alias': call => {
+        if (refuse) {
+          return {
+            status: 403,
+            body: { error_code: 'PERMISSION_DENIED', message: "Setting an alias takes the editor role on model 'churn'; carol holds reader." }
+          };
+        }
+        model.aliases = (model.aliases ?? []).filter(a => a.alias !== call.body.alias);
+        if (call.method === 'POST') {
+          model.aliases.push({ alias: call.body.alias, version: call.body.version });
+        }
+        return { body: {} };
+      }
+    });
+    const live = track(new ModelVersionsModel({ client, name: 'churn', ...LIVE }));
+    await live.refresh();
+    expect(live.versions.map(v => v.version)).toEqual(['2', '1']);
+    expect(live.aliases(live.versions[1])).toEqual(['champion']);
+    expect(live.runName('r1')).toBe('name-of-r1');
+    expect(live.aliasTarget('champion')).toBe('1');
+
+    // Promote: the alias moves from v1 to v2.
+    await live.setAlias('champion', '2');
+    const set = calls.find(c => c.path === 'api/2.0/mlflow/registered-models/alias')!;
+    expect([set.method, set.body]).toEqual(['POST', { name: 'churn', alias: 'champion', version: '2' }]);
+    expect(live.aliasTarget('champion')).toBe('2');
+    expect(live.aliases(live.versions[1])).toEqual([]);
+
+    // Refused: the server's message reaches the caller; nothing changes.
+    refuse = true;
+    await expect(live.setAlias('prod', '1')).rejects.toMatchObject({
+      status: 403,
+      reason: 'PERMISSION_DENIED',
+      message: "Setting an alias takes the editor role on model 'churn'; carol holds reader."
+    });
+    expect(live.aliasTarget('prod')).toBeNull();
+
+    // Moved elsewhere (another user): the probe (the registered model) sees it.
+    refuse = false;
+    model.aliases = [{ alias: 'champion', version: '1' }];
+    await until(() => live.aliasTarget('champion') === '1');
+    // Run names are asked once.
+    expect(calls.filter(c => c.path === 'api/2.0/mlflow/runs/get')).toHaveLength(2);
   });
 });

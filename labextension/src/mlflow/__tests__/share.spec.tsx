@@ -4,7 +4,7 @@ import { Root } from 'react-dom/client';
 
 import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
-import { InfinStorRequestError } from '../../handler';
+import { InfinStorRequestError } from '../../common/request';
 import { MlflowClient } from '../client';
 import { IPermission, IShareTarget, IWhoAmI, PrincipalType, Role, ShareModel, SharingClient, SharingSupport } from '../sharing';
 import { formatRelative } from '../format';

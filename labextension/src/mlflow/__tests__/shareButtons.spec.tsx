@@ -1,10 +1,11 @@
+import { Signal } from '@lumino/signaling';
 import React from 'react';
 import { act } from 'react';
 import { Root } from 'react-dom/client';
 
 import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
-import { InfinStorRequestError } from '../../handler';
+import { InfinStorRequestError } from '../../common/request';
 import { MlflowClient } from '../client';
 import { RunsModelRegistry } from '../../runs/registry';
 import { RunsViewStateStore } from '../../runs/viewState';
@@ -24,7 +25,8 @@ const MODEL = { name: 'churn model', latest_versions: [], last_updated_timestamp
 const client = {
   searchExperiments: async () => ({ items: [EXPERIMENT], nextPageToken: null }),
   searchRegisteredModels: async () => ({ items: [MODEL], nextPageToken: null }),
-  searchRuns: async () => ({ items: [], nextPageToken: null })
+  searchRuns: async () => ({ items: [], nextPageToken: null }),
+  changed: new Signal<unknown, unknown>({})
 } as unknown as MlflowClient;
 
 class Whoami extends SharingClient {
@@ -106,6 +108,8 @@ describe('Share… buttons in the MLflow browser', () => {
       expect(modelShare.getAttribute('aria-label')).toBe('Share churn model…');
     }
     act(() => browser.openExperiment(null));
+    experiments.dispose();
+    models.dispose();
   });
 
   it('hides the buttons while no check has answered (no support object, or unknown)', async () => {
@@ -119,5 +123,6 @@ describe('Share… buttons in the MLflow browser', () => {
     expect(container.querySelector('[data-testid="infinstor-experiment-share"]')).toBeNull();
     await act(() => support.update('service'));
     expect(container.querySelector('[data-testid="infinstor-experiment-share"]')).not.toBeNull();
+    experiments.dispose();
   });
 });

@@ -1,7 +1,7 @@
 /**
  * @jest-environment node
  */
-import { InfinStorRequestError } from '../../handler';
+import { InfinStorRequestError } from '../../common/request';
 import {
   comparePermissions,
   grantedAt,

@@ -3,10 +3,10 @@ import { Button, downloadIcon, fileIcon, folderIcon } from '@jupyterlab/ui-compo
 import { Widget } from '@lumino/widgets';
 import React from 'react';
 
-import { MlflowClient } from '../client';
-import { formatBytes, parseCsv, previewKind } from '../format';
+import { IMlflowClient } from '../../tokens';
+import { formatBytes, htmlPreviewDocument, IPreviewTheme, parseCsv, previewKind } from '../format';
 import { IFileInfo } from '../types';
-import { EmptyState, ErrorState, LoadingState } from './common';
+import { EmptyState, ErrorState, LoadingState, useTrans } from './common';
 
 /** Largest artifact previewed as text (bytes). */
 export const MAX_PREVIEW_BYTES = 5 * 1024 * 1024;
@@ -15,21 +15,22 @@ export const MAX_PREVIEW_BYTES = 5 * 1024 * 1024;
  * Artifact browser: a lazily expanded tree and a preview of the selected file.
  */
 export function ArtifactBrowser(props: {
-  client: MlflowClient;
+  client: IMlflowClient;
   runId: string;
   rendermime: IRenderMimeRegistry | null;
 }): JSX.Element {
+  const trans = useTrans();
   const [selected, setSelected] = React.useState<IFileInfo | null>(null);
   return (
     <div className="jp-InfinStor-artifacts" data-testid="infinstor-artifacts">
-      <div className="jp-InfinStor-artifactTree" role="tree" aria-label="Artifacts">
+      <div className="jp-InfinStor-artifactTree" role="tree" aria-label={trans.__('Artifacts')}>
         <ArtifactDir client={props.client} runId={props.runId} path="" depth={0} selected={selected} onSelect={setSelected} />
       </div>
       <div className="jp-InfinStor-artifactPreview" aria-live="polite">
         {selected ? (
           <ArtifactPreview key={selected.path} client={props.client} runId={props.runId} file={selected} rendermime={props.rendermime} />
         ) : (
-          <EmptyState title="Select an artifact to preview it." hint="Images, text, JSON, CSV, HTML and notebooks are shown here." />
+          <EmptyState title={trans.__('Select an artifact to preview it.')} hint={trans.__('Images, text, JSON, CSV, HTML and notebooks are shown here.')} />
         )}
       </div>
     </div>
@@ -37,13 +38,14 @@ export function ArtifactBrowser(props: {
 }
 
 function ArtifactDir(props: {
-  client: MlflowClient;
+  client: IMlflowClient;
   runId: string;
   path: string;
   depth: number;
   selected: IFileInfo | null;
   onSelect: (f: IFileInfo) => void;
 }): JSX.Element {
+  const trans = useTrans();
   const [files, setFiles] = React.useState<IFileInfo[] | null>(null);
   const [error, setError] = React.useState<unknown>(null);
   const [open, setOpen] = React.useState<Record<string, boolean>>({});
@@ -53,13 +55,13 @@ function ArtifactDir(props: {
   }, [props.client, props.runId, props.path]);
   React.useEffect(load, [load]);
   if (error) {
-    return <ErrorState error={error} what="Could not list the artifacts." compact onRetry={load} />;
+    return <ErrorState error={error} what={trans.__('Could not list the artifacts.')} compact onRetry={load} />;
   }
   if (!files) {
-    return <LoadingState label="Listing artifacts…" />;
+    return <LoadingState label={trans.__('Listing artifacts…')} />;
   }
   if (!files.length && props.depth === 0) {
-    return <EmptyState title="This run has no artifacts." hint="Log some with mlflow.log_artifact() or mlflow.log_figure()." />;
+    return <EmptyState title={trans.__('This run has no artifacts.')} hint={trans.__('Log some with mlflow.log_artifact() or mlflow.log_figure().')} />;
   }
   return (
     <ul role="group" className="jp-InfinStor-treeGroup">
@@ -104,11 +106,12 @@ type Loaded =
   | { kind: 'too-big' };
 
 function ArtifactPreview(props: {
-  client: MlflowClient;
+  client: IMlflowClient;
   runId: string;
   file: IFileInfo;
   rendermime: IRenderMimeRegistry | null;
 }): JSX.Element {
+  const trans = useTrans();
   const { client, runId, file } = props;
   const kind = previewKind(file.path);
   const [loaded, setLoaded] = React.useState<Loaded | null>(null);
@@ -191,8 +194,8 @@ function ArtifactPreview(props: {
           small
           minimal
           className="jp-InfinStor-iconButton"
-          aria-label={`Download ${file.path}`}
-          title={`Download ${file.path}`}
+          aria-label={trans.__('Download %1', file.path)}
+          title={trans.__('Download %1', file.path)}
           data-testid="infinstor-artifact-download"
           disabled={downloading}
           onClick={() => void download()}
@@ -200,14 +203,15 @@ function ArtifactPreview(props: {
           <downloadIcon.react tag="span" className="jp-InfinStor-buttonIcon" />
         </Button>
       </div>
-      {error ? <ErrorState error={error} what="Could not load the artifact." compact /> : null}
-      {!loaded && !error && <LoadingState label="Loading preview…" />}
+      {error ? <ErrorState error={error} what={trans.__('Could not load the artifact.')} compact /> : null}
+      {!loaded && !error && <LoadingState label={trans.__('Loading preview…')} />}
       {loaded && <PreviewBody loaded={loaded} path={file.path} rendermime={props.rendermime} />}
     </div>
   );
 }
 
 function PreviewBody(props: { loaded: Loaded; path: string; rendermime: IRenderMimeRegistry | null }): JSX.Element {
+  const trans = useTrans();
   const { loaded } = props;
   switch (loaded.kind) {
     case 'image':
@@ -215,17 +219,16 @@ function PreviewBody(props: { loaded: Loaded; path: string; rendermime: IRenderM
     case 'text':
     case 'json':
       return (
-        <pre className="jp-InfinStor-previewText" tabIndex={0} aria-label={`Contents of ${props.path}`}>
+        <pre className="jp-InfinStor-previewText" tabIndex={0} aria-label={trans.__('Contents of %1', props.path)}>
           {loaded.text}
         </pre>
       );
     case 'html':
-      // An empty sandbox: no scripts, no same-origin access, no forms, no navigation.
-      return <iframe className="jp-InfinStor-previewFrame" sandbox="" srcDoc={loaded.text} title={`Preview of ${props.path}`} />;
+      return <HtmlPreview html={loaded.text} path={props.path} />;
     case 'csv': {
       const [head, ...body] = loaded.rows;
       return (
-        <div className="jp-InfinStor-previewTable" tabIndex={0} aria-label={`Table ${props.path}`}>
+        <div className="jp-InfinStor-previewTable" tabIndex={0} aria-label={trans.__('Table %1', props.path)}>
           <table className="jp-InfinStor-table">
             <thead>
               <tr>{(head ?? []).map((h, i) => <th key={i} scope="col">{h}</th>)}</tr>
@@ -236,17 +239,61 @@ function PreviewBody(props: { loaded: Loaded; path: string; rendermime: IRenderM
               ))}
             </tbody>
           </table>
-          {loaded.truncated && <p className="jp-InfinStor-hint">Only the first 500 rows are shown; download the file for the rest.</p>}
+          {loaded.truncated && <p className="jp-InfinStor-hint">{trans.__('Only the first 500 rows are shown; download the file for the rest.')}</p>}
         </div>
       );
     }
     case 'notebook':
       return <NotebookPreview text={loaded.text} rendermime={props.rendermime} />;
     case 'too-big':
-      return <EmptyState title="Too large to preview." hint="Download it instead." />;
+      return <EmptyState title={trans.__('Too large to preview.')} hint={trans.__('Download it instead.')} />;
     default:
-      return <EmptyState title="No preview for this kind of file." hint="Download it to open it." />;
+      return <EmptyState title={trans.__('No preview for this kind of file.')} hint={trans.__('Download it to open it.')} />;
   }
+}
+
+/**
+ * The lab theme's colours, read again whenever the theme changes.
+ */
+function usePreviewTheme(): IPreviewTheme {
+  const read = (): IPreviewTheme => {
+    const body = document.body;
+    const style = getComputedStyle(body);
+    return {
+      light: body.dataset.jpThemeLight !== 'false',
+      background: style.getPropertyValue('--jp-layout-color0'),
+      color: style.getPropertyValue('--jp-content-font-color1'),
+      link: style.getPropertyValue('--jp-content-link-color'),
+      font: style.getPropertyValue('--jp-content-font-family')
+    };
+  };
+  const [theme, setTheme] = React.useState(read);
+  React.useEffect(() => {
+    // JupyterLab marks the theme on <body> (data-jp-theme-light, data-jp-theme-name).
+    const observer = new MutationObserver(() => setTheme(read()));
+    observer.observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-light', 'data-jp-theme-name'] });
+    return () => observer.disconnect();
+  }, []);
+  return theme;
+}
+
+/**
+ * An HTML artifact in an empty sandbox (no scripts, no same-origin access, no forms, no
+ * navigation), starting from the lab theme's colours.
+ */
+function HtmlPreview(props: { html: string; path: string }): JSX.Element {
+  const trans = useTrans();
+  const theme = usePreviewTheme();
+  const doc = React.useMemo(() => htmlPreviewDocument(props.html, theme), [props.html, theme]);
+  return (
+    <iframe
+      className="jp-InfinStor-previewFrame"
+      sandbox=""
+      srcDoc={doc}
+      title={trans.__('Preview of %1', props.path)}
+      data-theme={theme.light ? 'light' : 'dark'}
+    />
+  );
 }
 
 /**
@@ -254,6 +301,7 @@ function PreviewBody(props: { loaded: Loaded; path: string; rendermime: IRenderM
  * the lab's rendermime registry as untrusted content (sanitized, no scripts).
  */
 function NotebookPreview(props: { text: string; rendermime: IRenderMimeRegistry | null }): JSX.Element {
+  const trans = useTrans();
   const ref = React.useRef<HTMLDivElement>(null);
   const [error, setError] = React.useState<string | null>(null);
   React.useEffect(() => {
@@ -266,7 +314,7 @@ function NotebookPreview(props: { text: string; rendermime: IRenderMimeRegistry 
     try {
       nb = JSON.parse(props.text);
     } catch (e) {
-      setError('This notebook is not valid JSON.');
+      setError(trans.__('This notebook is not valid JSON.'));
       return;
     }
     const rm = props.rendermime;
@@ -325,7 +373,7 @@ function NotebookPreview(props: { text: string; rendermime: IRenderMimeRegistry 
     };
   }, [props.text, props.rendermime]);
   return (
-    <div className="jp-InfinStor-nbPreview" data-testid="infinstor-notebook-preview" aria-label="Notebook (read-only)">
+    <div className="jp-InfinStor-nbPreview" data-testid="infinstor-notebook-preview" aria-label={trans.__('Notebook (read-only)')}>
       {error && <p role="alert">{error}</p>}
       <div ref={ref} className="jp-RenderedHTMLCommon" />
     </div>

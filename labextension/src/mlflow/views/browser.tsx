@@ -1,107 +1,64 @@
-import { TranslationBundle } from '@jupyterlab/translation';
-import { ISignal, Signal } from '@lumino/signaling';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import React from 'react';
 
-import { ExperimentRunsModel } from '../../runs/model';
-import type { IRunsViews } from '../../runs/plugin';
 import { RunsList } from '../../runs/RunsList';
-import { TransContext } from '../../runs/trans';
-import { MlflowClient } from '../client';
-import { DEFAULT_TRANS, formatDuration, formatRelative, formatTimestamp, runDuration, runName } from '../format';
-import { ExperimentsModel, NotebookRunsModel, RegisteredModelsModel } from '../models';
-import { setOpenedExperiment } from '../selection';
-import { SharingClient, SharingSupport } from '../sharing';
-import { IExperiment } from '../types';
-import { EmptyState, ErrorState, IMlflowActions, LoadingState, RefreshButton, StatusBadge, Tabs, useSignal } from './common';
+import { BrowserTab, MlflowBrowserModel } from '../browserModel';
+import { formatDuration, formatRelative, formatTimestamp, runDuration, runName } from '../format';
+import { NotebookRunsModel } from '../models';
+import {
+  EmptyState,
+  ErrorState,
+  IMlflowActions,
+  LoadingState,
+  RefreshButton,
+  StatusBadge,
+  Tabs,
+  TranslationContext,
+  useSignal,
+  useTrans
+} from './common';
 import { ExperimentsList } from './experiments';
-import { ShareButton } from './share';
 import { ModelsPanel } from './models';
+import { ShareButton } from './share';
 
-export type BrowserTab = 'experiments' | 'notebook' | 'models';
-
-/**
- * State of the MLflow part of the sidebar: which tab, which experiment, and the models behind them.
- */
-export class MlflowBrowserModel {
-  constructor(options: { client: MlflowClient; runs: IRunsViews; trans?: TranslationBundle }) {
-    this.client = options.client;
-    this.runsViews = options.runs;
-    this.trans = options.trans ?? DEFAULT_TRANS;
-    this.experiments = new ExperimentsModel({ client: this.client });
-    this.notebookRuns = new NotebookRunsModel({ client: this.client });
-    this.registeredModels = new RegisteredModelsModel({ client: this.client });
-    this.sharing = new SharingSupport(new SharingClient(this.client));
-  }
-
-  readonly client: MlflowClient;
-  /** The runs models (shared with the runs tabs) and their saved view settings. */
-  readonly runsViews: IRunsViews;
-  readonly trans: TranslationBundle;
-  readonly experiments: ExperimentsModel;
-  readonly notebookRuns: NotebookRunsModel;
-  readonly registeredModels: RegisteredModelsModel;
-  /** Whether the tracking service shares (the "Share…" buttons show only then). */
-  readonly sharing: SharingSupport;
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-  get tab(): BrowserTab {
-    return this._tab;
-  }
-  set tab(tab: BrowserTab) {
-    if (tab !== this._tab) {
-      this._tab = tab;
-      this._changed.emit();
-    }
-  }
-  get experiment(): IExperiment | null {
-    return this._experiment;
-  }
-  /** The runs of the open experiment (the compact list). */
-  get runs(): ExperimentRunsModel | null {
-    return this._runs;
-  }
-
-  /** Show an experiment's runs in the sidebar's compact list (null: back to the experiments). */
-  openExperiment(experiment: IExperiment | null): void {
-    if (this._experiment && this._runs) {
-      this.runsViews.registry.release(this._experiment.experiment_id);
-    }
-    this._runs = null;
-    this._experiment = experiment;
-    setOpenedExperiment(experiment);
-    if (experiment) {
-      this._runs = this.runsViews.registry.acquire(experiment.experiment_id);
-    }
-    this._tab = 'experiments';
-    this._changed.emit();
-  }
-
-  private _tab: BrowserTab = 'experiments';
-  private _experiment: IExperiment | null = null;
-  private _runs: ExperimentRunsModel | null = null;
-  private _changed = new Signal<this, void>(this);
-}
+// The model lives apart from the views (no DOM); re-exported for callers of the earlier module.
+export { BrowserTab, MlflowBrowserModel };
 
 /**
  * Experiments / This notebook / Models, below the status and user sections of the sidebar.
  */
-export function MlflowBrowser(props: { model: MlflowBrowserModel; actions: IMlflowActions }): JSX.Element {
+export function MlflowBrowser(props: {
+  model: MlflowBrowserModel;
+  actions: IMlflowActions;
+  translator?: ITranslator;
+}): JSX.Element {
+  const trans = React.useMemo(
+    () => (props.translator ?? nullTranslator).load('infinstor_jupyterlab'),
+    [props.translator]
+  );
+  return (
+    <TranslationContext.Provider value={trans}>
+      <BrowserTabs model={props.model} actions={props.actions} />
+    </TranslationContext.Provider>
+  );
+}
+
+function BrowserTabs(props: { model: MlflowBrowserModel; actions: IMlflowActions }): JSX.Element {
   const { model, actions } = props;
+  const trans = useTrans();
   useSignal(model.changed);
   const tab = model.tab;
   return (
-    <section className="jp-InfinStor-browser" aria-label="MLflow" data-testid="infinstor-mlflow-browser">
+    <section className="jp-InfinStor-browser" aria-label={trans.__('MLflow')} data-testid="infinstor-mlflow-browser">
       <Tabs<BrowserTab>
-        label="MLflow"
+        label={trans.__('MLflow')}
         idPrefix="infinstor-browser"
         current={tab}
         onChange={t => (model.tab = t)}
         tabs={[
-          { id: 'experiments', label: 'Experiments' },
-          { id: 'notebook', label: 'This notebook' },
-          { id: 'models', label: 'Models' }
+          { id: 'experiments', label: trans.__('Experiments') },
+          { id: 'notebook', label: trans.__('This notebook') },
+          { id: 'models', label: trans.__('Models') }
         ]}
       />
       <div
@@ -112,23 +69,21 @@ export function MlflowBrowser(props: { model: MlflowBrowserModel; actions: IMlfl
       >
         {tab === 'experiments' &&
           (model.experiment && model.runs ? (
-            <TransContext.Provider value={model.trans}>
-              <RunsList
-                key={model.experiment.experiment_id}
-                experiment={model.experiment}
-                model={model.runs}
-                store={model.runsViews.store}
-                actions={actions}
-                onBack={() => model.openExperiment(null)}
-                extra={
-                  <ShareButton
-                    support={model.sharing}
-                    target={{ type: 'experiment', id: model.experiment.experiment_id, name: model.experiment.name }}
-                    testid="infinstor-runs-share"
-                  />
-                }
-              />
-            </TransContext.Provider>
+            <RunsList
+              key={model.experiment.experiment_id}
+              experiment={model.experiment}
+              model={model.runs}
+              store={model.runsViews.store}
+              actions={actions}
+              onBack={() => model.openExperiment(null)}
+              extra={
+                <ShareButton
+                  support={model.sharing}
+                  target={{ type: 'experiment', id: model.experiment.experiment_id, name: model.experiment.name }}
+                  testid="infinstor-runs-share"
+                />
+              }
+            />
           ) : (
             <ExperimentsList
               model={model.experiments}
@@ -150,18 +105,16 @@ export function MlflowBrowser(props: { model: MlflowBrowserModel; actions: IMlfl
 
 function NotebookRuns(props: { model: NotebookRunsModel; actions: IMlflowActions }): JSX.Element {
   const { model, actions } = props;
+  const trans = useTrans();
   useSignal(model.changed);
-  React.useEffect(() => {
-    if (!model.loaded) {
-      void model.refresh();
-    }
-  }, [model]);
   if (!model.path) {
     return (
       <EmptyState
         testid="infinstor-notebook-none"
-        title="No notebook is active."
-        hint="Open or select a notebook: the runs it logged (by their mlflow.source.name tag) appear here, newest first."
+        title={trans.__('No notebook is active.')}
+        hint={trans.__(
+          'Open or select a notebook: the runs it logged (by their mlflow.source.name tag) appear here, newest first.'
+        )}
       />
     );
   }
@@ -171,30 +124,38 @@ function NotebookRuns(props: { model: NotebookRunsModel; actions: IMlflowActions
         <h4 className="jp-InfinStor-runsHeading" title={model.path} data-testid="infinstor-notebook-path">
           {model.path}
         </h4>
-        <RefreshButton label="Refresh this notebook's runs" onClick={() => void model.refresh()} />
+        <RefreshButton label={trans.__("Refresh this notebook's runs")} onClick={() => void model.refresh()} />
       </div>
-      {model.error && <ErrorState error={model.error} what="Could not find this notebook's runs." onRetry={() => void model.refresh()} />}
-      {model.loading && !model.runs.length && <LoadingState label="Looking for runs of this notebook…" />}
-      {model.loaded && !model.loading && !model.error && model.runs.length === 0 && (
+      {model.error && (
+        <ErrorState error={model.error} what={trans.__("Could not find this notebook's runs.")} onRetry={() => void model.refresh()} />
+      )}
+      {!model.loaded && <LoadingState label={trans.__('Looking for runs of this notebook…')} />}
+      {model.loaded && !model.error && model.runs.length === 0 && (
         <EmptyState
-          title="This notebook has not logged any runs yet."
-          hint="Call mlflow.start_run() in it; runs are tagged with the notebook's path automatically."
+          title={trans.__('This notebook has not logged any runs yet.')}
+          hint={trans.__(
+            "Call mlflow.start_run() in it; runs are tagged with the notebook's path automatically and show here by themselves."
+          )}
         />
       )}
       {model.runs.length > 0 && (
-        <ul className="jp-InfinStor-list" aria-label="Runs of this notebook">
+        <ul className="jp-InfinStor-list" aria-label={trans.__('Runs of this notebook')} data-testid="infinstor-notebook-run-list">
           {model.runs.map(run => (
-            <li key={run.info.run_id} className="jp-InfinStor-listItem" data-testid="infinstor-notebook-run">
-              <button className="jp-InfinStor-listMain" onClick={() => actions.openRun(run.info.run_id)} title={`Open run ${runName(run)}`}>
+            <li key={run.info.run_id} className="jp-InfinStor-listItem" data-testid="infinstor-notebook-run" data-run-id={run.info.run_id}>
+              <button
+                className="jp-InfinStor-listMain"
+                onClick={() => actions.openRun(run.info.run_id)}
+                title={trans.__('Open run %1', runName(run))}
+              >
                 <span className="jp-InfinStor-listName">
                   <StatusBadge status={run.info.status} /> {runName(run)}
                 </span>
                 <span className="jp-InfinStor-listMeta">
-                  <span title={formatTimestamp(run.info.start_time)}>{formatRelative(run.info.start_time)}</span>
+                  <span title={formatTimestamp(run.info.start_time)}>{formatRelative(run.info.start_time, undefined, trans)}</span>
                   {' · '}
                   {formatDuration(runDuration(run))}
-                  {' · experiment '}
-                  {run.info.experiment_id}
+                  {' · '}
+                  {trans.__('experiment %1', run.info.experiment_id)}
                 </span>
               </button>
             </li>

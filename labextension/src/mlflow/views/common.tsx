@@ -6,6 +6,17 @@ import React from 'react';
 import { DEFAULT_TRANS, describeError, statusKind, statusLabel } from '../format';
 
 /**
+ * The extension's translations for the MLflow views (the browser's root provides them; without
+ * a provider the views speak English).
+ */
+export const TranslationContext = React.createContext<TranslationBundle>(DEFAULT_TRANS);
+
+/** The translations of the MLflow views (`trans.__('…')` for every user-visible string). */
+export function useTrans(): TranslationBundle {
+  return React.useContext(TranslationContext);
+}
+
+/**
  * Re-render when a model's `changed` signal fires.
  */
 export function useSignal(signal: ISignal<any, any> | null | undefined): number {
@@ -45,7 +56,8 @@ export function ErrorState(props: {
   compact?: boolean;
   trans?: TranslationBundle;
 }): JSX.Element {
-  const trans = props.trans ?? DEFAULT_TRANS;
+  const context = useTrans();
+  const trans = props.trans ?? context;
   const d = describeError(props.error, trans);
   return (
     <div
@@ -87,7 +99,8 @@ export function EmptyState(props: { title: string; hint?: React.ReactNode; testi
 }
 
 export function StatusBadge(props: { status: string; showLabel?: boolean; trans?: TranslationBundle }): JSX.Element {
-  const label = statusLabel(props.status, props.trans);
+  const context = useTrans();
+  const label = statusLabel(props.status, props.trans ?? context);
   return (
     <span className="jp-InfinStor-runStatus" title={label} data-status={props.status}>
       <span className={`jp-InfinStor-dot jp-InfinStor-dot-${statusKind(props.status)}`} aria-hidden="true" />
@@ -174,6 +187,6 @@ export interface IMlflowActions {
   openNotebook: (path: string) => void;
   /** The runs of an experiment in a main-area tab. */
   openRuns: (experimentId: string, name?: string) => void;
-  /** A job in the Jobs view (its log). */
-  openJob: (jobId: string) => void;
+  /** A job in the Jobs view (its log); null while no Jobs view offers it (the jobs plugin is off). */
+  readonly openJob: ((jobId: string) => void) | null;
 }

@@ -1,4 +1,5 @@
 import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Button, deleteIcon, HTMLSelect, shareIcon } from '@jupyterlab/ui-components';
 import React from 'react';
 
@@ -9,28 +10,38 @@ import {
   PRINCIPAL_TYPES,
   principalTypeLabel,
   PrincipalType,
-  resourceLabel,
   Role,
   ROLES,
   ShareModel,
   SharingSupport
 } from '../sharing';
-import { ErrorState, LoadingState, useSignal } from './common';
+import { ErrorState, LoadingState, TranslationContext, useSignal, useTrans } from './common';
 
 /**
  * "Share…": who has access to an experiment or a registered model, and (for
  * managers: the service decides) grant, change and revoke.
  */
-export async function showShareDialog(support: SharingSupport, target: IShareTarget): Promise<void> {
+export async function showShareDialog(
+  support: SharingSupport,
+  target: IShareTarget,
+  trans: TranslationBundle = nullTranslator.load('infinstor_jupyterlab')
+): Promise<void> {
   const model = new ShareModel({ sharing: support.sharing, target, whoami: support.whoami });
-  const body = ReactWidget.create(<SharePanel model={model} />);
+  const body = ReactWidget.create(
+    <TranslationContext.Provider value={trans}>
+      <SharePanel model={model} />
+    </TranslationContext.Provider>
+  );
   body.addClass('jp-InfinStor-shareBody');
   void model.refresh();
   try {
     await showDialog({
-      title: `Share ${resourceLabel(target.type)} "${target.name}"`,
+      title:
+        target.type === 'experiment'
+          ? trans.__('Share experiment "%1"', target.name)
+          : trans.__('Share model "%1"', target.name),
       body,
-      buttons: [Dialog.okButton({ label: 'Close', ariaLabel: 'Close the Share dialog' })],
+      buttons: [Dialog.okButton({ label: trans.__('Close'), ariaLabel: trans.__('Close the Share dialog') })],
       // No default button: Enter in the grant form submits the form instead of closing the dialog.
       defaultButton: -1,
       focusNodeSelector: 'input',
@@ -45,11 +56,12 @@ export async function showShareDialog(support: SharingSupport, target: IShareTar
  * The "Share…" button of an experiment or model; rendered only when the service shares.
  */
 export function ShareButton(props: { support: SharingSupport | null; target: IShareTarget; testid: string }): JSX.Element | null {
+  const trans = useTrans();
   useSignal(props.support?.changed);
   if (!props.support?.supported) {
     return null;
   }
-  const label = `Share ${props.target.name}…`;
+  const label = trans.__('Share %1…', props.target.name);
   return (
     <Button
       minimal
@@ -59,7 +71,7 @@ export function ShareButton(props: { support: SharingSupport | null; target: ISh
       aria-label={label}
       aria-haspopup="dialog"
       data-testid={props.testid}
-      onClick={() => void showShareDialog(props.support!, props.target)}
+      onClick={() => void showShareDialog(props.support!, props.target, trans)}
     >
       <shareIcon.react tag="span" className="jp-InfinStor-buttonIcon" />
     </Button>
@@ -71,31 +83,41 @@ export function ShareButton(props: { support: SharingSupport | null; target: ISh
  */
 export function SharePanel(props: { model: ShareModel }): JSX.Element {
   const { model } = props;
+  const trans = useTrans();
   useSignal(model.changed);
-  const what = resourceLabel(model.target.type);
+  const experiment = model.target.type === 'experiment';
   return (
     <div className="jp-InfinStor-share" data-testid="infinstor-share" aria-busy={model.busy || model.loading}>
       <h3 className="jp-InfinStor-shareHeading" id="infinstor-share-access">
-        Who has access
+        {trans.__('Who has access')}
       </h3>
-      {model.error && <ErrorState error={model.error} what={`Could not list who has access to this ${what}.`} compact onRetry={() => void model.refresh()} />}
-      {!model.loaded && !model.error && <LoadingState label="Loading who has access…" />}
+      {model.error && (
+        <ErrorState
+          error={model.error}
+          what={experiment ? trans.__('Could not list who has access to this experiment.') : trans.__('Could not list who has access to this model.')}
+          compact
+          onRetry={() => void model.refresh()}
+        />
+      )}
+      {!model.loaded && !model.error && <LoadingState label={trans.__('Loading who has access…')} />}
       {model.loaded && !model.error && model.permissions.length === 0 && (
         <p className="jp-InfinStor-hint" data-testid="infinstor-share-empty">
-          Nobody holds a role on this {what} (organisation admins still manage it).
+          {experiment
+            ? trans.__('Nobody holds a role on this experiment (organisation admins still manage it).')
+            : trans.__('Nobody holds a role on this model (organisation admins still manage it).')}
         </p>
       )}
       {model.permissions.length > 0 && (
         <table className="jp-InfinStor-table jp-InfinStor-shareTable" aria-labelledby="infinstor-share-access" data-testid="infinstor-share-list">
           <thead>
             <tr>
-              <th scope="col">Type</th>
-              <th scope="col">Name</th>
-              <th scope="col">Role</th>
-              <th scope="col">Granted by</th>
-              <th scope="col">Granted</th>
+              <th scope="col">{trans.__('Type')}</th>
+              <th scope="col">{trans.__('Name')}</th>
+              <th scope="col">{trans.__('Role')}</th>
+              <th scope="col">{trans.__('Granted by')}</th>
+              <th scope="col">{trans.__('Granted')}</th>
               <th scope="col">
-                <span className="jp-InfinStor-srOnly">Revoke</span>
+                <span className="jp-InfinStor-srOnly">{trans.__('Revoke')}</span>
               </th>
             </tr>
           </thead>
@@ -112,29 +134,39 @@ export function SharePanel(props: { model: ShareModel }): JSX.Element {
         {model.notice}
       </p>
       <p className="jp-InfinStor-hint">
-        Readers see it, editors add to it, managers also rename, delete and share it. Only managers can change who has access.
+        {trans.__(
+          'Readers see it, editors add to it, managers also rename, delete and share it. Only managers can change who has access.'
+        )}
       </p>
     </div>
   );
 }
 
-function principalName(p: IPermission): string {
-  return p.principal_type === 'org' ? `the organisation ${p.principal}` : `${p.principal_type} ${p.principal}`;
+function principalName(p: IPermission, trans: TranslationBundle): string {
+  switch (p.principal_type) {
+    case 'org':
+      return trans.__('the organisation %1', p.principal);
+    case 'group':
+      return trans.__('group %1', p.principal);
+    default:
+      return trans.__('user %1', p.principal);
+  }
 }
 
 function PermissionRow(props: { model: ShareModel; permission: IPermission }): JSX.Element {
   const { model, permission: p } = props;
-  const who = principalName(p);
+  const trans = useTrans();
+  const who = principalName(p, trans);
   return (
     <tr data-testid="infinstor-share-row" data-principal-type={p.principal_type} data-principal={p.principal} data-role={p.role}>
-      <td>{principalTypeLabel(p.principal_type)}</td>
+      <td>{principalTypeLabel(p.principal_type, trans)}</td>
       <td className="jp-InfinStor-shareName" title={p.principal}>
         {p.principal}
       </td>
       <td>
         <HTMLSelect
           className="jp-InfinStor-shareSelect"
-          aria-label={`Role of ${who}`}
+          aria-label={trans.__('Role of %1', who)}
           data-testid="infinstor-share-role"
           value={p.role}
           disabled={model.busy}
@@ -143,14 +175,14 @@ function PermissionRow(props: { model: ShareModel; permission: IPermission }): J
         />
       </td>
       <td>{p.granted_by || '—'}</td>
-      <td title={p.granted_at ? formatTimestamp(p.granted_at) : undefined}>{p.granted_at ? formatRelative(p.granted_at) : '—'}</td>
+      <td title={p.granted_at ? formatTimestamp(p.granted_at) : undefined}>{p.granted_at ? formatRelative(p.granted_at, undefined, trans) : '—'}</td>
       <td>
         <Button
           minimal
           small
           className="jp-InfinStor-iconButton"
-          title={`Revoke the access of ${who}`}
-          aria-label={`Revoke the access of ${who}`}
+          title={trans.__('Revoke the access of %1', who)}
+          aria-label={trans.__('Revoke the access of %1', who)}
           data-testid="infinstor-share-revoke"
           disabled={model.busy}
           onClick={() => void model.revoke(p)}
@@ -164,16 +196,17 @@ function PermissionRow(props: { model: ShareModel; permission: IPermission }): J
 
 function GrantForm(props: { model: ShareModel }): JSX.Element {
   const { model } = props;
+  const trans = useTrans();
   const [type, setType] = React.useState<PrincipalType>('user');
   const [name, setName] = React.useState('');
   const [role, setRole] = React.useState<Role>('reader');
   const org = model.whoami?.org ?? '';
   const shownName = type === 'org' ? org : name;
-  const nameLabel = type === 'user' ? 'User name' : type === 'group' ? 'Group name' : 'Organisation';
+  const nameLabel = type === 'user' ? trans.__('User name') : type === 'group' ? trans.__('Group name') : trans.__('Organisation');
   return (
     <form
       className="jp-InfinStor-shareForm"
-      aria-label="Grant access"
+      aria-label={trans.__('Grant access')}
       data-testid="infinstor-share-form"
       onSubmit={e => {
         e.preventDefault();
@@ -186,13 +219,16 @@ function GrantForm(props: { model: ShareModel }): JSX.Element {
       }}
     >
       <label className="jp-InfinStor-shareField">
-        <span>Give</span>
+        <span>{trans.__('Give')}</span>
         <HTMLSelect
           className="jp-InfinStor-shareSelect"
-          aria-label="Grant to"
+          aria-label={trans.__('Grant to')}
           data-testid="infinstor-share-principal-type"
           value={type}
-          options={PRINCIPAL_TYPES.map(t => ({ value: t, label: t === 'org' ? 'the whole organisation' : `a ${t}` }))}
+          options={PRINCIPAL_TYPES.map(t => ({
+            value: t,
+            label: t === 'org' ? trans.__('the whole organisation') : t === 'group' ? trans.__('a group') : trans.__('a user')
+          }))}
           onChange={e => {
             setType(e.target.value as PrincipalType);
             model.clearActionError();
@@ -205,7 +241,7 @@ function GrantForm(props: { model: ShareModel }): JSX.Element {
           className="jp-mod-styled jp-InfinStor-input"
           aria-label={nameLabel}
           data-testid="infinstor-share-principal"
-          placeholder={type === 'user' ? 'user name, e.g. bob' : type === 'group' ? 'group name, e.g. nlp' : ''}
+          placeholder={type === 'user' ? trans.__('user name, e.g. bob') : type === 'group' ? trans.__('group name, e.g. nlp') : ''}
           value={shownName}
           readOnly={type === 'org'}
           maxLength={255}
@@ -216,10 +252,10 @@ function GrantForm(props: { model: ShareModel }): JSX.Element {
         />
       </label>
       <label className="jp-InfinStor-shareField">
-        <span>as</span>
+        <span>{trans.__('as')}</span>
         <HTMLSelect
           className="jp-InfinStor-shareSelect"
-          aria-label="Role to grant"
+          aria-label={trans.__('Role to grant')}
           data-testid="infinstor-share-grant-role"
           value={role}
           options={[...ROLES]}
@@ -227,22 +263,29 @@ function GrantForm(props: { model: ShareModel }): JSX.Element {
         />
       </label>
       <Button type="submit" small className="jp-mod-styled jp-mod-accept" disabled={model.busy} data-testid="infinstor-share-grant">
-        Grant
+        {trans.__('Grant')}
       </Button>
     </form>
   );
 }
 
 function ActionError(props: { model: ShareModel }): JSX.Element | null {
+  const trans = useTrans();
   const error = props.model.actionError;
   if (!error) {
     return null;
   }
-  const d = describeError(error);
+  const d = describeError(error, trans);
   return (
     <div className="jp-InfinStor-state jp-InfinStor-state-error jp-mod-compact" role="alert" data-testid="infinstor-share-error" data-error-kind={d.kind}>
       <p className="jp-InfinStor-stateMessage">{d.message}</p>
-      {d.kind === 'forbidden' && <p className="jp-InfinStor-stateHint">Only managers of this {resourceLabel(props.model.target.type)} (and organisation admins) can change who has access.</p>}
+      {d.kind === 'forbidden' && (
+        <p className="jp-InfinStor-stateHint">
+          {props.model.target.type === 'experiment'
+            ? trans.__('Only managers of this experiment (and organisation admins) can change who has access.')
+            : trans.__('Only managers of this model (and organisation admins) can change who has access.')}
+        </p>
+      )}
     </div>
   );
 }

@@ -122,25 +122,43 @@ describe('ExperimentRunsModel', () => {
     expect(searches(calls).some(c => c.body.filter === "attributes.run_name ILIKE '%run-7%'")).toBe(true);
   });
 
+  it('a refused filter clears the rows under a sort other than newest first too (the probe is asked first then)', async () => {
+    const { client } = runsServer(80);
+    model = new ExperimentRunsModel({ client, experimentId: '1', interval: 20, idleInterval: 20 });
+    model.setVisible({}, true);
+    model.setQuery({ filter: '', sort: { column: 'metric:loss', desc: false } });
+    await until(() => model.hasPage && !model.busy);
+    expect(model.runs.length).toBe(50);
+
+    model.setQuery({ filter: 'metrics.loss << 1', sort: model.query.sort });
+    await until(() => model.error !== null);
+    expect(model.error!.message).toContain('Invalid clause');
+    expect(model.runs).toHaveLength(0);
+    expect(model.stale).toBe(false);
+    expect(model.hasPage).toBe(false);
+  });
+
   it('sorts by what MLflow cannot (duration) over the loaded rows, without a request', async () => {
     const { client, calls } = runsServer(3);
     model = new ExperimentRunsModel({ client, experimentId: '1', interval: 60000 });
     model.setVisible({}, true);
     await until(() => model.hasPage);
-    const asked = searches(calls).length;
     model.setQuery({ filter: '', sort: { column: 'metric:loss', desc: false } });
     expect(model.busy).toBe(true); // a metric: MLflow sorts
     await until(() => model.hasPage);
     expect(searches(calls).pop()!.body.order_by[0]).toBe('metrics.loss ASC');
+    // (Sorted otherwise than newest first, the page cannot tell what the live check will see:
+    // one probe of the newest runs came with it.)
+    const asked = searches(calls).length;
     model.setQuery({ filter: '', sort: { column: 'duration', desc: true } });
     expect(model.busy).toBe(false);
-    expect(searches(calls).length).toBe(asked + 1);
+    expect(searches(calls).length).toBe(asked);
   });
 
   it('while visible, picks up new runs and follows active ones; stops while hidden', async () => {
     const { client, server, calls } = runsServer(5);
     server.runs[4] = makeRun(4, 'RUNNING');
-    model = new ExperimentRunsModel({ client, experimentId: '1', interval: 20, idleInterval: 20, maxInterval: 40 });
+    model = new ExperimentRunsModel({ client, experimentId: '1', interval: 20, idleInterval: 40 });
     const view = {};
     model.setVisible(view, true);
     await until(() => model.hasPage);
@@ -148,13 +166,91 @@ describe('ExperimentRunsModel', () => {
     server.runs[4] = makeRun(4, 'FINISHED');
     await until(() => model.runs.length === 6 && model.runs[1].info.status === 'FINISHED');
     expect(model.runs[0].info.run_name).toBe('run-5');
-    expect(searches(calls).some(c => c.body.filter === "attributes.run_id IN ('r0004')")).toBe(true);
+    // Each check after the first page is one cheap search: the newest runs, as many as reach
+    // back to the running one and one more (no page asked again).
+    expect(searches(calls).slice(1).every(c => c.body.max_results === 2 && c.body.order_by[0] === 'attributes.start_time DESC')).toBe(true);
 
     model.setVisible(view, false);
     await new Promise(resolve => setTimeout(resolve, 60));
     const asked = searches(calls).length;
     await new Promise(resolve => setTimeout(resolve, 150));
     expect(searches(calls).length).toBe(asked);
+  });
+});
+
+describe('ExperimentRunsModel: live', () => {
+  let model: ExperimentRunsModel;
+  afterEach(() => model?.dispose());
+
+  it("a job's new runs and a running run's metrics show with no click; a probe per check, a page only for a sweep", async () => {
+    const { client, server, calls } = runsServer(3);
+    model = new ExperimentRunsModel({ client, experimentId: '1', interval: 20, idleInterval: 40 });
+    model.setVisible({}, true);
+    await until(() => model.hasPage);
+    const firstPages = () => searches(calls).filter(c => c.body.max_results === 50).length;
+    const newestPages = () => searches(calls).filter(c => c.body.max_results === 200).length;
+    expect(firstPages()).toBe(1);
+
+    // One new run (running): the probe brings it; no page is asked again.
+    const running = makeRun(3, 'RUNNING');
+    server.runs.push(running);
+    await until(() => model.runs.length === 4);
+    expect(model.runs[0].info.run_id).toBe(running.info.run_id);
+
+    // Its metrics and its end.
+    server.runs[3] = { ...running, data: { ...running.data, metrics: [{ key: 'loss', value: 0.25, step: 3, timestamp: 0 }] } };
+    await until(() => model.runs[0].data.metrics?.[0]?.value === 0.25);
+    server.runs[3] = { ...server.runs[3], info: { ...running.info, status: 'FINISHED' } };
+    await until(() => model.runs[0].info.status === 'FINISHED');
+    expect(firstPages() + newestPages()).toBe(1);
+
+    // A sweep: more new runs than the probe saw, so the newest page is asked (once).
+    for (let i = 4; i < 9; i++) {
+      server.runs.push(makeRun(i));
+    }
+    await until(() => model.runs.length === 9);
+    expect(newestPages()).toBe(1);
+    expect(model.runs[0].info.run_name).toBe('run-8');
+  });
+
+  it('a running run older than the newest 50 is followed by id (only while there is one)', async () => {
+    const { client, server, calls } = runsServer(60);
+    server.runs[0] = makeRun(0, 'RUNNING');
+    model = new ExperimentRunsModel({ client, experimentId: '1', firstPageSize: 100, interval: 20, idleInterval: 40 });
+    model.setVisible({}, true);
+    await until(() => model.hasPage);
+    expect(model.runs).toHaveLength(60);
+    await until(() => searches(calls).some(c => c.body.filter === "attributes.run_id IN ('r0000')"));
+    server.runs[0] = makeRun(0, 'FINISHED');
+    await until(() => model.runs[59].info.status === 'FINISHED');
+    // Nothing runs now: one search per check.
+    const n = searches(calls).length;
+    await new Promise(resolve => setTimeout(resolve, 150));
+    const later = searches(calls).slice(n);
+    expect(later.length).toBeGreaterThan(0);
+    expect(later.every(c => !c.body.filter?.includes('run_id IN'))).toBe(true);
+  });
+
+  it('a write through the lab makes it check at once; asks nothing while no view shows it', async () => {
+    const { client, server, calls } = runsServer(2);
+    // Slow checks: only the write can make it ask soon.
+    model = new ExperimentRunsModel({ client, experimentId: '1', interval: 60000, idleInterval: 60000 });
+    const view = {};
+    model.setVisible(view, true);
+    await until(() => model.hasPage);
+    server.runs.push(makeRun(2));
+    client.notifyChanged('job');
+    await until(() => model.runs.length === 3, 1000);
+
+    model.setVisible(view, false);
+    const n = calls.length;
+    server.runs.push(makeRun(3));
+    client.notifyChanged('job');
+    await new Promise(resolve => setTimeout(resolve, 100));
+    expect(calls.length).toBe(n);
+    // Shown again: it catches up at once.
+    model.setVisible(view, true);
+    await until(() => model.runs.length === 4, 1000);
   });
 });
 

@@ -4,17 +4,18 @@
  * and coming back (switching tabs), because they live in the per-experiment settings.
  */
 import React, { act } from 'react';
+import { Signal } from '@lumino/signaling';
 import { Root } from 'react-dom/client';
 
 import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
-import { InfinStorRequestError } from '../../handler';
-import { MlflowClient } from '../../mlflow/client';
+import { InfinStorRequestError } from '../../common/request';
 import { IRun } from '../../mlflow/types';
 import { IMlflowActions } from '../../mlflow/views/common';
 import { RunsModelRegistry } from '../registry';
 import { RunsList } from '../RunsList';
 import { RunsTab } from '../RunsTab';
 import { RunsViewStateStore } from '../viewState';
+import { IMlflowClient } from '../../tokens';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -44,8 +45,9 @@ function fakeClient() {
         });
       }
       return { items: [1, 2, 3].map(makeRun), nextPageToken: null };
-    }
-  } as unknown as MlflowClient;
+    },
+    changed: new Signal<unknown, unknown>({})
+  } as unknown as IMlflowClient;
   return { client, filters };
 }
 

@@ -5,11 +5,14 @@ import {
   refreshIcon,
   UseSignal
 } from '@jupyterlab/ui-components';
+import { DisposableDelegate, IDisposable } from '@lumino/disposable';
+import { Message } from '@lumino/messaging';
+import { ISignal, Signal } from '@lumino/signaling';
 import React from 'react';
 
-import { InfinStorRequestError, requestAPI } from './handler';
-import { infinstorIcon } from './icons';
-import { StatusModel } from './model';
+import { InfinStorRequestError, requestAPI } from '../common/request';
+import { infinstorIcon } from '../common/icons';
+import { StatusModel } from '../status/model';
 import {
   formatTime,
   IStatus,
@@ -22,10 +25,11 @@ import {
   stateLabel,
   versionMismatch,
   versionMismatchMessage
-} from './status';
-import { FRONTEND_VERSION } from './version';
-import { SignInController } from './signin';
-import { UserSection } from './user';
+} from '../status/status';
+import { FRONTEND_VERSION } from '../common/version';
+import { SignInController } from '../signin/controller';
+import { UserSection } from '../signin/UserSection';
+import { IInfinStorSidebar, ISidebarSection } from '../tokens';
 
 /**
  * Id of the sidebar widget.
@@ -61,6 +65,11 @@ export interface ISidebarContentProps {
    * Extra sections below the status and user (the MLflow browser).
    */
   body?: React.ReactNode;
+  /**
+   * What those sections are: Refresh refreshes them too, and "Last checked" is the oldest
+   * check of everything shown.
+   */
+  sections?: ReadonlyArray<ISidebarSection>;
 }
 
 /**
@@ -73,11 +82,13 @@ export function SidebarContent(props: ISidebarContentProps): JSX.Element {
   const [busy, setBusy] = React.useState<'refresh' | 'restart' | null>(null);
   const [actionError, setActionError] = React.useState<string | null>(null);
 
+  const sections = props.sections ?? [];
   const onRefresh = async () => {
     setBusy('refresh');
     setActionError(null);
     try {
-      await model.refresh();
+      // Everything the sidebar shows, not only the status (a section's failure is its own to show).
+      await Promise.all([model.refresh(), ...sections.map(s => s.refresh().catch(() => undefined))]);
     } finally {
       setBusy(null);
     }
@@ -119,8 +130,8 @@ export function SidebarContent(props: ISidebarContentProps): JSX.Element {
           minimal
           small
           className="jp-InfinStor-refresh"
-          title={trans.__('Refresh tracking service status')}
-          aria-label={trans.__('Refresh tracking service status')}
+          title={trans.__('Refresh the status and the lists')}
+          aria-label={trans.__('Refresh the status and the lists')}
           data-testid="infinstor-refresh"
           disabled={busy !== null}
           onClick={() => void onRefresh()}
@@ -175,11 +186,7 @@ export function SidebarContent(props: ISidebarContentProps): JSX.Element {
       {props.body}
 
       <footer className="jp-InfinStor-footer">
-        {model.lastUpdated && (
-          <span data-testid="infinstor-last-checked">
-            {trans.__('Last checked %1', formatTime(model.lastUpdated))}
-          </span>
-        )}
+        <LastChecked model={model} sections={sections} trans={trans} />
         <span className="jp-InfinStor-versions">
           {status
             ? trans.__('Extension %1 · server %2', frontendVersion, status.version || '?')
@@ -187,6 +194,34 @@ export function SidebarContent(props: ISidebarContentProps): JSX.Element {
         </span>
       </footer>
     </div>
+  );
+}
+
+/**
+ * When what the sidebar shows was last checked: the oldest of the status's and the sections'
+ * last checks (a list that stopped being checked must not hide behind a fresh status).
+ * Re-rendered every few seconds on its own, since a check that found nothing new does not
+ * re-render the sidebar.
+ */
+function LastChecked(props: {
+  model: StatusModel;
+  sections: ReadonlyArray<ISidebarSection>;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const [, setTick] = React.useState(0);
+  React.useEffect(() => {
+    const timer = setInterval(() => setTick(t => t + 1), 2000);
+    return () => clearInterval(timer);
+  }, []);
+  const times = [props.model.checkedAt, ...props.sections.map(s => s.checkedAt)].filter(t => t > 0);
+  if (!props.model.checkedAt || !times.length) {
+    return null;
+  }
+  const oldest = new Date(Math.min(...times));
+  return (
+    <span data-testid="infinstor-last-checked" title={props.trans.__('Status and lists are checked with the server by themselves while shown.')}>
+      {props.trans.__('Last checked %1', formatTime(oldest))}
+    </span>
   );
 }
 
@@ -327,9 +362,10 @@ function TrackingSection(props: {
 }
 
 /**
- * The InfinStor sidebar panel.
+ * The InfinStor sidebar panel: the tracking service's status, who is signed in, and the
+ * sections other plugins add below ({@link IInfinStorSidebar}).
  */
-export class InfinStorSidebar extends ReactWidget {
+export class InfinStorSidebar extends ReactWidget implements IInfinStorSidebar {
   constructor(options: InfinStorSidebar.IOptions) {
     super();
     this._model = options.model;
@@ -339,7 +375,8 @@ export class InfinStorSidebar extends ReactWidget {
     this.id = SIDEBAR_ID;
     this.addClass('jp-InfinStor-sidebar');
     this.title.icon = infinstorIcon;
-    this.title.caption = trans.__('InfinStor MLflow');
+    this.title.label = trans.__('MLflow');
+    this.title.caption = trans.__('InfinStor MLflow: experiments, runs and models');
     this.node.setAttribute('role', 'region');
     this.node.setAttribute('aria-label', trans.__('InfinStor MLflow'));
   }
@@ -348,27 +385,75 @@ export class InfinStorSidebar extends ReactWidget {
     return this._model;
   }
 
-  protected render(): JSX.Element {
-    const trans = this._translator.load('infinstor_jupyterlab');
-    return (
-      <UseSignal signal={this._model.changed} initialSender={this._model}>
-        {() => <SidebarContent model={this._model} trans={trans} body={this._body} signIn={this._signIn} />}
-      </UseSignal>
-    );
+  get status(): StatusModel {
+    return this._model;
+  }
+
+  get visibilityChanged(): ISignal<this, boolean> {
+    return this._visibilityChanged;
+  }
+
+  addSection(section: ISidebarSection, view: React.ReactNode): IDisposable {
+    const entry = { section, view };
+    this._sections = [...this._sections, entry];
+    this.update();
+    return new DisposableDelegate(() => {
+      this._sections = this._sections.filter(e => e !== entry);
+      this.update();
+    });
   }
 
   /**
-   * Set the sections shown below the status and user (e.g. the MLflow browser).
+   * Set the view shown below the status and user (kept for callers of the earlier API; a
+   * section added with `addSection` also takes part in Refresh and "Last checked").
    */
   setBody(body: React.ReactNode): void {
     this._body = body;
     this.update();
   }
 
+  protected render(): JSX.Element {
+    const trans = this._translator.load('infinstor_jupyterlab');
+    const sections = this._sections.map(e => e.section);
+    const body = (
+      <>
+        {this._body}
+        {this._sections.map((e, i) => (
+          <React.Fragment key={i}>{e.view}</React.Fragment>
+        ))}
+      </>
+    );
+    return (
+      <UseSignal signal={this._model.changed} initialSender={this._model}>
+        {() => (
+          <SidebarContent
+            model={this._model}
+            trans={trans}
+            body={body}
+            sections={sections}
+            signIn={this._signIn}
+          />
+        )}
+      </UseSignal>
+    );
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._visibilityChanged.emit(true);
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._visibilityChanged.emit(false);
+  }
+
   private _body: React.ReactNode = null;
+  private _sections: Array<{ section: ISidebarSection; view: React.ReactNode }> = [];
   private _model: StatusModel;
   private _signIn: SignInController | undefined;
   private _translator: ITranslator;
+  private _visibilityChanged = new Signal<this, boolean>(this);
 }
 
 export namespace InfinStorSidebar {

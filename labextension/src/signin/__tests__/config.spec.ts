@@ -1,6 +1,6 @@
-import { StatusModel } from '../model';
-import { signInConfigUpdate, SignInConfigSync } from '../signinConfig';
-import { IStatus, parseStatus } from '../status';
+import { StatusModel } from '../../status/model';
+import { signInConfigUpdate, SignInConfigSync } from '../config';
+import { IStatus, parseStatus } from '../../status/status';
 
 const ISSUER = 'https://login.example.com/realms/acme';
 

@@ -3,9 +3,9 @@ import React from 'react';
 import { act } from 'react';
 import { Root } from 'react-dom/client';
 
-import { mountReactRoot, unmountReactRoot } from './reactRoot';
+import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
-import { StatusModel } from '../model';
+import { StatusModel } from '../../status/model';
 import {
   isSignedInMessage,
   ISignInWindow,
@@ -15,9 +15,9 @@ import {
   SignInController,
   signInState,
   userDetails
-} from '../signin';
-import { IStatus, parseStatus } from '../status';
-import { UserSection } from '../user';
+} from '../controller';
+import { IStatus, parseStatus } from '../../status/status';
+import { UserSection } from '../UserSection';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 

@@ -15,7 +15,7 @@ import {
   versionMismatch,
   versionMismatchMessage
 } from '../status';
-import { FRONTEND_VERSION } from '../version';
+import { FRONTEND_VERSION } from '../../common/version';
 
 const payload = {
   version: '0.1.0',
@@ -236,7 +236,7 @@ describe('version mismatch', () => {
 
   it('knows the frontend version from package.json', () => {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    expect(FRONTEND_VERSION).toBe(require('../../../package.json').version);
+    expect(FRONTEND_VERSION).toBe(require('../../../../package.json').version);
   });
 });
 

@@ -13,9 +13,9 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { requestAPI } from './handler';
-import { StatusModel } from './model';
-import { IStatus } from './status';
+import { requestAPI } from '../common/request';
+import { StatusModel } from '../status/model';
+import { IStatus } from '../status/status';
 
 /**
  * The `type` of the message the sign-in callback page posts to the lab.

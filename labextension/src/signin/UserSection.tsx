@@ -2,8 +2,8 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Button } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { signedInLabel, SignInController, signInState, userDetails } from './signin';
-import { IStatus, userLabel } from './status';
+import { signedInLabel, SignInController, signInState, userDetails } from './controller';
+import { IStatus, userLabel } from '../status/status';
 
 /**
  * Re-render when the controller's state changes.

@@ -3,12 +3,12 @@ import React from 'react';
 import { act } from 'react';
 import { Root } from 'react-dom/client';
 
-import { mountReactRoot, unmountReactRoot } from './reactRoot';
+import { mountReactRoot, unmountReactRoot } from '../../__tests__/reactRoot';
 
-import { InfinStorRequestError } from '../handler';
-import { StatusModel } from '../model';
+import { InfinStorRequestError } from '../../common/request';
+import { StatusModel } from '../../status/model';
 import { SidebarContent } from '../sidebar';
-import { IStatus, ITrackingStatus, SERVER_EXTENSION_MISSING_MESSAGE } from '../status';
+import { IStatus, ITrackingStatus, SERVER_EXTENSION_MISSING_MESSAGE } from '../../status/status';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -174,5 +174,25 @@ describe('SidebarContent', () => {
       byTestId('infinstor-refresh')!.click();
     });
     expect(spy).toHaveBeenCalledTimes(1);
+  });
+
+  it("the header's Refresh refreshes the lists below too, not only the status", async () => {
+    const list = { refresh: jest.fn().mockResolvedValue(undefined), checkedAt: Date.now() };
+    await renderWith(makeStatus(), { sections: [list] });
+    jest.spyOn(model, 'refresh').mockResolvedValue(undefined);
+    await act(async () => {
+      byTestId('infinstor-refresh')!.click();
+    });
+    expect(list.refresh).toHaveBeenCalledTimes(1);
+  });
+
+  it('"Last checked" is the oldest check of what is shown, not the fresh status alone', async () => {
+    // A list last checked 12 minutes ago (the stale list the footer hid before).
+    const stale = new Date(Date.now() - 12 * 60 * 1000);
+    await renderWith(makeStatus(), { sections: [{ refresh: async () => undefined, checkedAt: stale.getTime() }] });
+    const pad = (n: number) => String(n).padStart(2, '0');
+    expect(byTestId('infinstor-last-checked')?.textContent).toBe(
+      `Last checked ${pad(stale.getHours())}:${pad(stale.getMinutes())}:${pad(stale.getSeconds())}`
+    );
   });
 });

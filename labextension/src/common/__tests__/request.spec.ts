@@ -3,8 +3,8 @@
  */
 import { ServerConnection } from '@jupyterlab/services';
 
-import { apiUrl, InfinStorRequestError, requestAPI } from '../handler';
-import { fetchStatus } from '../model';
+import { apiUrl, InfinStorRequestError, requestAPI } from '../request';
+import { fetchStatus } from '../../status/model';
 
 type FetchMock = jest.Mock;
 

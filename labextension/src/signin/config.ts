@@ -9,9 +9,9 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { requestAPI } from './handler';
-import { StatusModel } from './model';
-import { IStatus } from './status';
+import { requestAPI } from '../common/request';
+import { StatusModel } from '../status/model';
+import { IStatus } from '../status/status';
 
 /**
  * The sign-in part of the lab's settings.

@@ -1,4 +1,4 @@
-import { InfinStorRequestError } from '../handler';
+import { InfinStorRequestError } from '../../common/request';
 import {
   DEFAULT_POLL_INTERVAL,
   MIN_POLL_INTERVAL,
