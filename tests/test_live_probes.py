@@ -146,6 +146,7 @@ async def test_every_write_outside_the_lab_changes_the_check_that_covers_it(jp_f
         ("experiments/delete", {"experiment_id": exp}),
         ("experiments/restore", {"experiment_id": exp}),
     ]:
+
         async def write(path=path, body=body):
             await tick()
             await kernel(path, body)
@@ -173,6 +174,7 @@ async def test_every_write_outside_the_lab_changes_the_check_that_covers_it(jp_f
         ("runs/update", {"run_id": run["id"], "status": "FINISHED", "end_time": int(time.time() * 1000)}),
         ("runs/set-tag", {"run_id": run["id"], "key": "mlflow.runName", "value": "renamed-run"}),
     ]:
+
         async def write(path=path, body=body):
             await kernel(path, body)
 
@@ -220,6 +222,7 @@ async def test_every_write_outside_the_lab_changes_the_check_that_covers_it(jp_f
         ("registered-models/update", {"name": "live-model", "description": "now with a description"}, "PATCH"),
         ("registered-models/alias", {"name": "live-model", "alias": "champion"}, "DELETE"),
     ]:
+
         async def write(path=path, body=body, method=method):
             await tick()
             await kernel(path, body, method)
