@@ -68,9 +68,10 @@ def tokens(idp, deployment):
 
 @pytest.fixture(scope="module")
 def world(deployment, tokens):
-    """What the scenario builds; the tests below read it in order."""
-    main, _ = deployment
-    return {}
+    """What the scenario builds (an experiment, two runs, a shared model, a job token's writes),
+    built once for the module by whichever test asks first: every test passes alone and in any
+    order (`-p randomly`)."""
+    return run_scenario(deployment, tokens)
 
 
 def ok(response: requests.Response) -> dict:
@@ -87,7 +88,11 @@ def upload(server: CompanyServer, token: str, artifact_uri: str, name: str, data
     return server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{path}/{name}", token, data=data)
 
 
-def test_scenario(deployment, tokens, world):
+def test_scenario(world):
+    assert set(world) == {"experiment_id", "run_id", "second"}
+
+
+def run_scenario(deployment, tokens) -> dict:
     main, tagging = deployment
     alice, bob, carol, dave, erin, frank = (tokens[u] for u in USERS)
     M = main.mlflow
@@ -202,7 +207,7 @@ def test_scenario(deployment, tokens, world):
     # Only an editor of the run may mint one: carol reads the run but may not write it.
     assert status(main.infinstor("POST", "tokens", carol, json={"kind": "job", "run_id": run_id})) == 403
 
-    world.update(experiment_id=experiment_id, run_id=run_id, second=second)
+    return {"experiment_id": experiment_id, "run_id": run_id, "second": second}
 
 
 def reaches_peer_soon(check, what: str) -> None:
