@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -86,7 +87,7 @@ def _run(command: list[str], env: dict[str, str]) -> None:
         raise BackupError(f"{Path(command[0]).name} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
 
 
-def _counts(connection) -> dict[str, int]:
+def _counts(connection: sa.Connection) -> dict[str, int]:
     names = sorted(sa.inspect(connection).get_table_names())
     return {name: connection.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar_one() for name in names}
 
@@ -127,7 +128,7 @@ def _sha256(path: Path) -> str:
 
 
 # -- artifact stores ----------------------------------------------------------------------------------
-def _s3(location: str, endpoint_url: str | None):
+def _s3(location: str, endpoint_url: str | None) -> tuple[Any, str, str]:
     import boto3
 
     bucket, _, prefix = location[len("s3://") :].partition("/")
@@ -194,7 +195,7 @@ def _inside(root: Path, relative: str) -> Path:
 
 
 # -- backup and restore ---------------------------------------------------------------------------------
-def backup(database_uri: str, artifacts: str, out: Path, *, s3_endpoint_url: str | None = None) -> dict:
+def backup(database_uri: str, artifacts: str, out: Path, *, s3_endpoint_url: str | None = None) -> dict[str, Any]:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise BackupError(f"{out} is not empty")
@@ -212,7 +213,7 @@ def backup(database_uri: str, artifacts: str, out: Path, *, s3_endpoint_url: str
     return manifest
 
 
-def restore(database_uri: str, artifacts: str, source: Path, *, s3_endpoint_url: str | None = None) -> dict:
+def restore(database_uri: str, artifacts: str, source: Path, *, s3_endpoint_url: str | None = None) -> dict[str, Any]:
     source = Path(source)
     try:
         manifest = json.loads((source / MANIFEST).read_text())

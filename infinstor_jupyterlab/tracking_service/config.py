@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -81,14 +82,14 @@ _ENV = {
 }
 
 
-def _section(data: dict, name: str) -> dict:
+def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
     value = data.get(name) or {}
     if not isinstance(value, dict):
         raise ConfigError(f"'{name}' must be a mapping")
     return value
 
 
-def _check_keys(section: dict, allowed: set[str], where: str) -> None:
+def _check_keys(section: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = set(section) - allowed
     if unknown:
         raise ConfigError(f"unknown setting(s) in {where}: {sorted(unknown)}; expected some of {sorted(allowed)}")
@@ -97,7 +98,7 @@ def _check_keys(section: dict, allowed: set[str], where: str) -> None:
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> ServiceConfig:
     environ = os.environ if environ is None else environ
     path = path or environ.get(CONFIG_ENV)
-    data: dict = {}
+    data: dict[str, Any] = {}
     if path:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}

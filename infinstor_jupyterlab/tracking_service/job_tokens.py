@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import jwt
@@ -148,7 +149,7 @@ class JobScope:
         except Exception:  # anything unexpected is a refusal, never a pass
             return False
 
-    def _allows(self, method: str, path: str, query: dict, body: bytes | None) -> bool:
+    def _allows(self, method: str, path: str, query: dict[str, Any], body: bytes | None) -> bool:
         if ".." in path.split("/"):
             return False
         match = _API.match(path)
@@ -194,7 +195,7 @@ class JobScope:
             return False
         return self.model_owner(model_id) == self.claims.run_id
 
-    def _artifact_allowed(self, method: str, endpoint: str, query: dict) -> bool:
+    def _artifact_allowed(self, method: str, endpoint: str, query: dict[str, Any]) -> bool:
         match = _ARTIFACT_ROUTES.match(endpoint)
         if not match:
             return False

@@ -30,12 +30,16 @@ import json
 import os
 import re
 import threading
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs
 
 from . import graphql_authz
 from .company.params import json_bytes
-from .company.principals import Outcome
+from .company.principals import Outcome, Principal
 from .company.refusals import Refusal, bad_request, forbidden
+
+if TYPE_CHECKING:
+    from .company.service import CompanyService
 
 _AJAX2, _AJAX3 = "/ajax-api/2.0/mlflow", "/ajax-api/3.0/mlflow"
 _LOGGED_MODEL_FILES = re.compile(r"^/ajax-api/2\.0/mlflow/logged-models/(?P<model_id>[^/]+)/artifacts/files/?$")
@@ -56,7 +60,7 @@ UI_SETTINGS = {
 }
 
 
-def decide(service, who, method: str, path: str, query: str, body: bytes | None):
+def decide(service: CompanyService, who: Principal, method: str, path: str, query: str, body: bytes | None) -> Outcome | None:
     """The Outcome of one of the UI's own calls, or None for a path that is not one of them."""
 
     if path == "/graphql":
@@ -124,7 +128,7 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
 _PERMISSION = {"reader": "READ", "editor": "EDIT", "manager": "MANAGE"}  # MLflow's names of our roles
 
 
-def _roles(service, who) -> list[dict]:
+def _roles(service: CompanyService, who: Principal) -> list[dict[str, Any]]:
     """The caller's grants as MLflow's account page shows roles: one for the user's own grants
     (MLflow's "direct permissions"), one per group and one for the organisation."""
     from .db import ROLE_RANK
@@ -152,9 +156,9 @@ def is_read(method: str, path: str) -> bool:
     return method in ("GET", "HEAD") or path == "/graphql"
 
 
-def _need(service, who, operation: str) -> str:
+def _need(service: CompanyService, who: Principal, operation: str) -> str:
     """The role the policy asks for `operation` (organisation admins only: refused to others here)."""
-    need = service.policy.role_for(operation)
+    need: str = service.policy.role_for(operation)
     if need == "admin" and not who.is_admin:
         raise forbidden(f"{operation} is reserved to organisation admins.")
     return need
@@ -165,7 +169,7 @@ def _first(args: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
-def _missing(name: str):
+def _missing(name: str) -> NoReturn:
     raise bad_request(f"Missing value for required parameter '{name}'.")
 
 

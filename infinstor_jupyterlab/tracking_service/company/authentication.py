@@ -99,7 +99,7 @@ class Authenticator:
         automation calls every few seconds, and two queries per call were the largest share of
         the service's own database time under load."""
         key = hashlib.sha256(token.encode()).digest()
-        cached = self.api_tokens.get(key)
+        cached: tuple[TokenRecord, tuple[str, ...]] | None = self.api_tokens.get(key)
         if cached is not None and cached[0].expires_at > time.time():
             return cached
         counter = self.api_tokens.counter()  # read before the database: a change after it shows
