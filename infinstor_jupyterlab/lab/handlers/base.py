@@ -162,9 +162,10 @@ class InfinStorHandler(APIHandler):
     def _methods(self) -> list[str]:
         """The verbs this handler implements (OPTIONS, Jupyter's CORS answer, aside)."""
         return [
-            m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            m
+            for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
             if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())
-        ]  # fmt: skip
+        ]
 
     def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         if isinstance(value, InfinStorError):

@@ -96,11 +96,14 @@ class AuthCallbackHandler(_AuthHandler):
             self.render_page(
                 400,
                 "Sign-in cancelled" if denied else "Sign-in failed",
-                ("The sign-in was cancelled or refused at the identity provider"
-                 if denied else f"The identity provider reported an error: {error}")
+                (
+                    "The sign-in was cancelled or refused at the identity provider"
+                    if denied
+                    else f"The identity provider reported an error: {error}"
+                )
                 + (f" ({description})." if description else "."),
                 ok=False,
-            )  # fmt: skip
+            )
             return
         try:
             tokens = await self.signin.complete(state, code, self.jupyter_user(), self.get_query_argument("iss", ""))
