@@ -58,6 +58,7 @@ class HandlerThreadLimit:
             if self.threads < DEFAULT_HANDLER_THREADS:
                 log.info(
                     "InfinStor: at most %d MLflow handlers run at once (half the database pool); "
-                    "raise MLFLOW_SQLALCHEMYSTORE_POOL_SIZE/MAX_OVERFLOW for more", self.threads,
-                )  # fmt: skip
+                    "raise MLFLOW_SQLALCHEMYSTORE_POOL_SIZE/MAX_OVERFLOW for more",
+                    self.threads,
+                )
         await self.app(scope, receive, send)

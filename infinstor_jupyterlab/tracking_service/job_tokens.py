@@ -107,10 +107,13 @@ def verify(key: bytes, token: str) -> JobClaims:
     if not (isinstance(run, str) and run and isinstance(experiment, str) and experiment):
         raise InvalidJobToken("the token names no run")
     return JobClaims(
-        job_id=str(claims["job"]), run_id=run, experiment_id=experiment,
-        expires_at=float(claims["exp"]), token_id=str(claims.get("jti", "")),
+        job_id=str(claims["job"]),
+        run_id=run,
+        experiment_id=experiment,
+        expires_at=float(claims["exp"]),
+        token_id=str(claims.get("jti", "")),
         workspace=str(claims["ws"]) if claims.get("ws") else None,
-    )  # fmt: skip
+    )
 
 
 # -- scope ----------------------------------------------------------------------------------------

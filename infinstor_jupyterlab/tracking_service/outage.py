@@ -163,8 +163,13 @@ class DatabaseOutageASGIMiddleware:
             self.probe.invalidate()
             if not await asyncio.get_running_loop().run_in_executor(None, self.probe.reachable):
                 return await send_outage(send)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"OK" if scope["method"] == "GET" else b""})
 
     async def _verdict(self, status: int, body: bytes, exc: BaseException | None, failed_at: float) -> str | None:

@@ -70,22 +70,40 @@ def describe(token: str, error: InvalidToken, source: str, claim_names: ClaimNam
     if known:
         org = to_org(_short(known.get("org"))) if known.get("verified") or known.get("token_id") else ""
         return FailedSignIn(
-            error.reason, source, org, _short(known.get("username")), bool(known.get("verified")),
-            subject=_short(known.get("subject")), issuer=_short(known.get("issuer")), token_id=_short(known.get("token_id")),
-        )  # fmt: skip
+            error.reason,
+            source,
+            org,
+            _short(known.get("username")),
+            bool(known.get("verified")),
+            subject=_short(known.get("subject")),
+            issuer=_short(known.get("issuer")),
+            token_id=_short(known.get("token_id")),
+        )
     claims = _unverified_claims(token)
     username = claims.get(claim_names.username) or claims.get("preferred_username") or claims.get("email") or claims.get("sub")
     return FailedSignIn(
-        error.reason, source, "", _short(username), False, subject=_short(claims.get("sub")), issuer=_short(claims.get("iss")),
+        error.reason,
+        source,
+        "",
+        _short(username),
+        False,
+        subject=_short(claims.get("sub")),
+        issuer=_short(claims.get("iss")),
         claimed_org=_short(claims.get(claim_names.org)),
-    )  # fmt: skip
+    )
 
 
 class FailedSignIns:
     """Coalesces failed sign-ins into audit rows handed to `add` (see the module's docstring)."""
 
-    def __init__(self, add: Callable[[dict[str, Any]], None], window: float = WINDOW_SECONDS, max_rows: int = MAX_ROWS_PER_WINDOW,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):  # fmt: skip
+    def __init__(
+        self,
+        add: Callable[[dict[str, Any]], None],
+        window: float = WINDOW_SECONDS,
+        max_rows: int = MAX_ROWS_PER_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ):
         self.add, self.window, self.max_rows, self.clock, self.wall = add, window, max_rows, clock, wall
         self._lock = threading.Lock()
         self._window_start = clock()
