@@ -205,10 +205,12 @@ def backup(database_uri: str, artifacts: str, out: Path, *, s3_endpoint_url: str
     counts = _dump(database_uri, out / DUMP)
     files, size = copy_from_store(artifacts, out / ARTIFACTS, s3_endpoint_url)
     manifest = {
-        "format": FORMAT_VERSION, "created_at": started, "seconds": round(time.time() - started, 3),
+        "format": FORMAT_VERSION,
+        "created_at": started,
+        "seconds": round(time.time() - started, 3),
         "database": {"file": DUMP, "sha256": _sha256(out / DUMP), "tables": counts},
         "artifacts": {"directory": ARTIFACTS, "files": files, "bytes": size},
-    }  # fmt: skip
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 
@@ -247,8 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("backup", "restore"):
         p = sub.add_parser(name)
-        p.add_argument("--database-uri", default=os.environ.get("INFINSTOR_SERVICE_DATABASE_URI"),
-                       help="SQLAlchemy URI of the PostgreSQL database (default: INFINSTOR_SERVICE_DATABASE_URI)")  # fmt: skip
+        p.add_argument(
+            "--database-uri",
+            default=os.environ.get("INFINSTOR_SERVICE_DATABASE_URI"),
+            help="SQLAlchemy URI of the PostgreSQL database (default: INFINSTOR_SERVICE_DATABASE_URI)",
+        )
         p.add_argument("--artifacts", required=True, help="the artifact store: a directory or s3://bucket/prefix")
         p.add_argument("--s3-endpoint-url", default=None, help="an S3-compatible endpoint (default: AWS_ENDPOINT_URL or AWS)")
         if name == "backup":
