@@ -31,8 +31,7 @@ class RestartablePostgres(PostgresCluster):
             return None
 
     def is_running(self) -> bool:
-        result = subprocess.run(self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
-                                capture_output=True, timeout=30)  # fmt: skip
+        result = subprocess.run(self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"], capture_output=True, timeout=30)
         return result.returncode == 0
 
     def wait_accepting(self, timeout: float = 30) -> None:

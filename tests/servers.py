@@ -61,9 +61,11 @@ class JupyterServer:
         self.url = f"http://127.0.0.1:{self.port}"
         environment = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
         environment.update(
-            JUPYTER_DATA_DIR=str(base / "data"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-            JUPYTER_CONFIG_DIR=str(base / "config"), MLFLOW_DISABLE_TELEMETRY="true",
-        )  # fmt: skip
+            JUPYTER_DATA_DIR=str(base / "data"),
+            JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+            JUPYTER_CONFIG_DIR=str(base / "config"),
+            MLFLOW_DISABLE_TELEMETRY="true",
+        )
         environment.update(env or {})
         if config:
             (base / "config").mkdir(parents=True, exist_ok=True)

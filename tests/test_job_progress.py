@@ -48,8 +48,12 @@ def run_runner(project, progress, *args, env_extra=None) -> subprocess.Completed
     env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, str(project / "_infinstor_runner.py"), *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 @pytest.mark.slow  # a notebook kernel
@@ -108,12 +112,14 @@ def test_runner_bounds_outputs_and_never_writes_a_secret(tmp_path):
     project = build_project(write(nb, tmp_path / "nb" / "big.ipynb"), tmp_path / "proj").path
     progress = tmp_path / "progress.jsonl"
     done = run_runner(
-        project, progress,
+        project,
+        progress,
         env_extra={
-            "INFINSTOR_SECRET_FILE": str(secret_file), "MLFLOW_TRACKING_TOKEN": "tok-abcdefghijklmnop",
+            "INFINSTOR_SECRET_FILE": str(secret_file),
+            "MLFLOW_TRACKING_TOKEN": "tok-abcdefghijklmnop",
             "INFINSTOR_TOKEN_STORE": str(store),
         },
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     text = progress.read_text()
     assert "s3cr3t-token-value" not in text and "tok-abcdefghijklmnop" not in text

@@ -65,9 +65,13 @@ async def test_a_valid_request_resolves_its_parameters_and_creates_nothing(jp_fe
     await wait_for_state(jp_fetch, "running")
     before = await experiments(infinstor)
     answer = await validate(
-        jp_fetch, path="work/iris.ipynb", parameters={"C": "0.3", "max_iter": 50, "verbose": True},
-        experiment_name="a brand new experiment", run_name="r1", options={"env_manager": "local"},
-    )  # fmt: skip
+        jp_fetch,
+        path="work/iris.ipynb",
+        parameters={"C": "0.3", "max_iter": 50, "verbose": True},
+        experiment_name="a brand new experiment",
+        run_name="r1",
+        options={"env_manager": "local"},
+    )
     assert answer["valid"] is True and answer["errors"] == []
     assert answer["parameters"] == [
         {"name": "C", "type": "float", "default": 1.0, "value": "0.3", "given": True},
@@ -85,9 +89,13 @@ async def test_every_problem_is_reported_by_field(jp_fetch, jp_root_dir, infinst
     before = await experiments(infinstor)
 
     answer = await validate(
-        jp_fetch, path="iris.ipynb", parameters={"C": "high", "max_iter": "2.5", "nope": 1},
-        options={"env_manager": "conda"}, experiment_id="987654", run_name="x" * 300,
-    )  # fmt: skip
+        jp_fetch,
+        path="iris.ipynb",
+        parameters={"C": "high", "max_iter": "2.5", "nope": 1},
+        options={"env_manager": "conda"},
+        experiment_id="987654",
+        run_name="x" * 300,
+    )
     assert answer["valid"] is False
     errors = by_field(answer)
     assert set(errors) == {"parameters.C", "parameters.max_iter", "parameters.nope", "options", "experiment_id", "run_name"}

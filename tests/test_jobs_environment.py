@@ -54,10 +54,15 @@ def test_inline_jobs_with_the_lab_started_by_absolute_path(tmp_path, vm_env):  #
     # A second kernel: another environment (the VM's venv), registered as Jupyter does it.
     spec_dir = tmp_path / "data" / "kernels" / "vm-env"
     spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [str(vm_env.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "VM env", "language": "python",
-    }))  # fmt: skip
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(vm_env.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "VM env",
+                "language": "python",
+            }
+        )
+    )
     other = notebook(PROBE, parameters="n = 1")
     other.metadata["kernelspec"] = {"name": "vm-env", "display_name": "VM env", "language": "python"}
     write(other, root / "there.ipynb")

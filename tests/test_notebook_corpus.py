@@ -41,8 +41,14 @@ class Case:
     include_folder: bool = False
 
 
-TYPED = {"learning_rate": "0.1", "epochs": "3", "run_label": "baseline", "verbose": "False", "layers": "[64, 32]",
-         "optimizer": "{'name': 'sgd', 'momentum': 0.9}"}  # fmt: skip
+TYPED = {
+    "learning_rate": "0.1",
+    "epochs": "3",
+    "run_label": "baseline",
+    "verbose": "False",
+    "layers": "[64, 32]",
+    "optimizer": "{'name': 'sgd', 'momentum': 0.9}",
+}
 MULTILINE = {"grid": "{'alpha': [0.1, 0.5, 1.0], 'l1_ratio': [0.2, 0.8]}", "columns": "['sepal_length', 'sepal_width']", "shape": "(2, 3)"}
 
 CASES = [

@@ -102,10 +102,15 @@ async def test_everything_a_job_leaves_is_private(jp_fetch, jp_root_dir, open_pa
     jobs_dir = open_parent / "lab" / "jobs"
     embedded = open_parent / "lab" / "embedded"
     for expected in (
-        jobs_dir / "jobs.db", jobs_dir / "jobs.db-wal", jobs_dir / "jobs.db-shm",
-        jobs_dir / job["id"] / "output.log", jobs_dir / job["id"] / "project" / "MLproject",
-        embedded / "mlflow.db", embedded / "server.log", embedded / "secret",
-    ):  # fmt: skip
+        jobs_dir / "jobs.db",
+        jobs_dir / "jobs.db-wal",
+        jobs_dir / "jobs.db-shm",
+        jobs_dir / job["id"] / "output.log",
+        jobs_dir / job["id"] / "project" / "MLproject",
+        embedded / "mlflow.db",
+        embedded / "server.log",
+        embedded / "secret",
+    ):
         assert expected.exists(), expected
     assert list((embedded / "artifacts").rglob("output.log")), "the job log was uploaded to the run"
     assert loose(open_parent / "lab") == []

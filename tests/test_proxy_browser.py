@@ -129,8 +129,16 @@ async def test_mlflow_ui_works_in_a_browser_through_the_proxy(jp_fetch, infinsto
     assert not [f for f in failures if not any(e in f for e in expected)], failures
     assert secret not in html
     created_names = json.loads(
-        (await jp_fetch("infinstor", "api", "mlflow", "api/2.0/mlflow/experiments/search",
-                        method="POST", body=json.dumps({"max_results": 50}),
-                        headers={"Content-Type": "application/json"})).body
-    )  # fmt: skip
+        (
+            await jp_fetch(
+                "infinstor",
+                "api",
+                "mlflow",
+                "api/2.0/mlflow/experiments/search",
+                method="POST",
+                body=json.dumps({"max_results": 50}),
+                headers={"Content-Type": "application/json"},
+            )
+        ).body
+    )
     assert "created-from-the-ui" in {e["name"] for e in created_names["experiments"]}

@@ -20,10 +20,18 @@ SESSION_SECRET = "browser-session-secret-for-tests-0123456789"
 @pytest.fixture(scope="module")
 def ui_server(idp, tmp_path_factory):
     # The short-lived client (4 s access tokens) makes every session renew its token.
-    server = CompanyServer(tmp_path_factory.mktemp("browser"), idp.issuer, config={"browser": {
-        "client_id": SHORT_CLIENT, "redirect_path": "/infinstor/api/auth/callback",
-        "scopes": "openid profile email groups org offline_access", "session_secret": SESSION_SECRET,
-    }})  # fmt: skip
+    server = CompanyServer(
+        tmp_path_factory.mktemp("browser"),
+        idp.issuer,
+        config={
+            "browser": {
+                "client_id": SHORT_CLIENT,
+                "redirect_path": "/infinstor/api/auth/callback",
+                "scopes": "openid profile email groups org offline_access",
+                "session_secret": SESSION_SECRET,
+            }
+        },
+    )
     yield server
     server.stop()
 

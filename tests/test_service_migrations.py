@@ -81,8 +81,18 @@ def test_a_database_of_the_release_before_alembic_upgrades_in_place(engine, step
     with engine.begin() as c:  # a step-1 database has no change counters to raise: write the row itself
         c.execute(db.users.insert().values(org="acme", username="bob", email=None, groups='["vision"]', first_seen=1.0, last_seen=1.0))
         if step == 1:
-            c.execute(db.grants.insert().values(org="acme", resource_type="experiment", resource_id="1", principal_type="group",
-                                                principal="vision", role="editor", granted_by="alice", granted_at=1.0))  # fmt: skip
+            c.execute(
+                db.grants.insert().values(
+                    org="acme",
+                    resource_type="experiment",
+                    resource_id="1",
+                    principal_type="group",
+                    principal="vision",
+                    role="editor",
+                    granted_by="alice",
+                    granted_at=1.0,
+                )
+            )
         c.execute(db.audit.insert().values(at=1.0, org="acme", username="alice", action="CreateExperiment", status=200))
     token, _ = store.create_token("acme", "alice", "ci", 3600)
     with engine.connect() as c:

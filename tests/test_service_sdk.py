@@ -58,8 +58,13 @@ def sdk_server(idp, tmp_path_factory):
 
 def run_as(server: CompanyServer, token: str, code: str, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_"))}
-    env.update(MLFLOW_TRACKING_URI=server.uri, MLFLOW_TRACKING_TOKEN=token, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
-               MLFLOW_DISABLE_TELEMETRY="true", PYTHONWARNINGS="ignore")  # fmt: skip
+    env.update(
+        MLFLOW_TRACKING_URI=server.uri,
+        MLFLOW_TRACKING_TOKEN=token,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        PYTHONWARNINGS="ignore",
+    )
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -71,10 +76,18 @@ def test_mlflow_sdk_log_register_and_load_across_users(sdk_server, idp):
     # Before sharing, carol cannot load it.
     denied = run_as(sdk_server, carol, "import mlflow; mlflow.pyfunc.load_model('models:/sdk-model/1')")
     assert denied.returncode != 0 and "RESOURCE_DOES_NOT_EXIST" in denied.stderr
-    response = sdk_server.infinstor("POST", "permissions", alice, json={
-        "resource_type": "registered_model", "resource_id": "sdk-model", "principal_type": "group",
-        "principal": "nlp", "role": "reader",
-    })  # fmt: skip
+    response = sdk_server.infinstor(
+        "POST",
+        "permissions",
+        alice,
+        json={
+            "resource_type": "registered_model",
+            "resource_id": "sdk-model",
+            "principal_type": "group",
+            "principal": "nlp",
+            "role": "reader",
+        },
+    )
     assert response.status_code == 200, response.text
     loaded = run_as(sdk_server, carol, CAROL, run_id)
     assert loaded.returncode == 0 and "carol ok" in loaded.stdout, loaded.stderr[-3000:]

@@ -35,8 +35,10 @@ def _api_token(server: CompanyServer, token: str, **body) -> dict:
 def _failed_sign_ins(server: CompanyServer, expected: int, timeout: float = 15.0) -> list[dict]:
     """The signin_failed rows of the audit table, once `expected` are there (rows are batched)."""
     engine = make_engine(server.backend_uri)
-    query = sa.text("SELECT org, username, action, status, resource_type, resource_id, detail FROM infinstor_audit "
-                    "WHERE action = 'signin_failed' ORDER BY id")  # fmt: skip
+    query = sa.text(
+        "SELECT org, username, action, status, resource_type, resource_id, detail FROM infinstor_audit "
+        "WHERE action = 'signin_failed' ORDER BY id"
+    )
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -103,8 +105,11 @@ def test_failed_sign_ins_are_audited_without_credentials(audit_server, idp, othe
     # Organisation admins read their organisation's failures; the unattributed ones are not theirs.
     events = _ok(server.infinstor("GET", "audit", frank, params={"limit": 1000}))["events"]
     assert {e["detail"]["reason"] for e in events if e["action"] == "signin_failed"} == {
-        "expired", "revoked_api_token", "expired_api_token", "wrong_secret_api_token",
-    }  # fmt: skip
+        "expired",
+        "revoked_api_token",
+        "expired_api_token",
+        "wrong_secret_api_token",
+    }
 
     # No credential's text, nor any secret part of one, is in the audit table or the service log.
     engine = make_engine(server.backend_uri)

@@ -90,8 +90,9 @@ async def test_share_an_experiment_through_the_proxy(jp_fetch, idp, company, jp_
     bobs_list = company.infinstor("GET", "permissions", bob, params=resource)
     assert bobs_list.status_code == 200, bobs_list.text
     assert {(p["principal_type"], p["principal"], p["role"]) for p in bobs_list.json()["permissions"]} == {
-        ("user", "alice", "manager"), ("group", "vision", "reader"),
-    }  # fmt: skip
+        ("user", "alice", "manager"),
+        ("group", "vision", "reader"),
+    }
     # ...but only a manager may change it: the service refuses bob, with its own message.
     assert (
         company.infinstor(

@@ -85,8 +85,13 @@ def test_another_process_reads_the_same_keyring(tmp_path, plaintext_keyring):
     assert out.stdout.strip() == "True", out.stderr
     # Without the keyring the entry is unusable (never half-read): sign in again.
     env["INFINSTOR_TOKEN_BACKEND"] = "file"
-    out = subprocess.run([sys.executable, "-c", code.replace("t.access_token == 'AT-in-keyring-123'", "t"), str(store.path)],
-                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code.replace("t.access_token == 'AT-in-keyring-123'", "t"), str(store.path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "None", out.stderr
 
 
@@ -103,8 +108,10 @@ def test_a_bad_backend_choice_is_a_clear_error(tmp_path, monkeypatch):
         TokenStore(tmp_path / "tokens.json", backend="vault")
     monkeypatch.setenv("INFINSTOR_TOKEN_BACKEND", "vault")
     out = subprocess.run(
-        [sys.executable, "-m", "infinstor_jupyterlab.cli", "whoami", "--service", SERVICE,
-         "--token-store", str(tmp_path / "tokens.json")],
-        capture_output=True, text=True, timeout=60, env={**os.environ},
-    )  # fmt: skip
+        [sys.executable, "-m", "infinstor_jupyterlab.cli", "whoami", "--service", SERVICE, "--token-store", str(tmp_path / "tokens.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
     assert out.returncode == 2 and "INFINSTOR_TOKEN_BACKEND" in out.stderr, (out.returncode, out.stderr)

@@ -32,8 +32,9 @@ else:
 
 
 def side(path, role: str, platform: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", SIDE, str(path), role, platform], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", SIDE, str(path), role, platform], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs
+    )
 
 
 @pytest.mark.parametrize("platform", ["fcntl", "no-fcntl"])

@@ -85,8 +85,11 @@ def vm_env(tmp_path_factory) -> VmEnv:
     with open(log, "wb") as out:
         subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
-            check=True, stdout=out, stderr=subprocess.STDOUT, timeout=900,
-        )  # fmt: skip
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+        )
     [wheel] = dist.glob("infinstor_jupyterlab-*.whl")
     prefix = base / "opt-infinstor"
     ami_bin = base / "ami-bin"  # the AMI's python3 (see the module's docstring)

@@ -67,16 +67,24 @@ def with_body(scope: Scope, body: bytes) -> Scope:
 
 async def send_response(send: Send, status: int, body: bytes, headers: Headers | None = None, extra_headers: Headers | None = None) -> None:
     """A whole response: JSON unless `headers` say otherwise (then they replace the content type)."""
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": (headers or JSON) + [(b"content-length", str(len(body)).encode())] + (extra_headers or []),
-    })  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": (headers or JSON) + [(b"content-length", str(len(body)).encode())] + (extra_headers or []),
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 async def redirect(send: Send, location: str) -> None:
-    await send({"type": "http.response.start", "status": 302,
-                "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0"), (b"cache-control", b"no-store")]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 302,
+            "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0"), (b"cache-control", b"no-store")],
+        }
+    )
     await send({"type": "http.response.body", "body": b""})
 
 

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -86,7 +87,7 @@ def _run(command: list[str], env: dict[str, str]) -> None:
         raise BackupError(f"{Path(command[0]).name} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
 
 
-def _counts(connection) -> dict[str, int]:
+def _counts(connection: sa.Connection) -> dict[str, int]:
     names = sorted(sa.inspect(connection).get_table_names())
     return {name: connection.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar_one() for name in names}
 
@@ -127,7 +128,7 @@ def _sha256(path: Path) -> str:
 
 
 # -- artifact stores ----------------------------------------------------------------------------------
-def _s3(location: str, endpoint_url: str | None):
+def _s3(location: str, endpoint_url: str | None) -> tuple[Any, str, str]:
     import boto3
 
     bucket, _, prefix = location[len("s3://") :].partition("/")
@@ -194,7 +195,7 @@ def _inside(root: Path, relative: str) -> Path:
 
 
 # -- backup and restore ---------------------------------------------------------------------------------
-def backup(database_uri: str, artifacts: str, out: Path, *, s3_endpoint_url: str | None = None) -> dict:
+def backup(database_uri: str, artifacts: str, out: Path, *, s3_endpoint_url: str | None = None) -> dict[str, Any]:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise BackupError(f"{out} is not empty")
@@ -204,15 +205,17 @@ def backup(database_uri: str, artifacts: str, out: Path, *, s3_endpoint_url: str
     counts = _dump(database_uri, out / DUMP)
     files, size = copy_from_store(artifacts, out / ARTIFACTS, s3_endpoint_url)
     manifest = {
-        "format": FORMAT_VERSION, "created_at": started, "seconds": round(time.time() - started, 3),
+        "format": FORMAT_VERSION,
+        "created_at": started,
+        "seconds": round(time.time() - started, 3),
         "database": {"file": DUMP, "sha256": _sha256(out / DUMP), "tables": counts},
         "artifacts": {"directory": ARTIFACTS, "files": files, "bytes": size},
-    }  # fmt: skip
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 
 
-def restore(database_uri: str, artifacts: str, source: Path, *, s3_endpoint_url: str | None = None) -> dict:
+def restore(database_uri: str, artifacts: str, source: Path, *, s3_endpoint_url: str | None = None) -> dict[str, Any]:
     source = Path(source)
     try:
         manifest = json.loads((source / MANIFEST).read_text())
@@ -246,8 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("backup", "restore"):
         p = sub.add_parser(name)
-        p.add_argument("--database-uri", default=os.environ.get("INFINSTOR_SERVICE_DATABASE_URI"),
-                       help="SQLAlchemy URI of the PostgreSQL database (default: INFINSTOR_SERVICE_DATABASE_URI)")  # fmt: skip
+        p.add_argument(
+            "--database-uri",
+            default=os.environ.get("INFINSTOR_SERVICE_DATABASE_URI"),
+            help="SQLAlchemy URI of the PostgreSQL database (default: INFINSTOR_SERVICE_DATABASE_URI)",
+        )
         p.add_argument("--artifacts", required=True, help="the artifact store: a directory or s3://bucket/prefix")
         p.add_argument("--s3-endpoint-url", default=None, help="an S3-compatible endpoint (default: AWS_ENDPOINT_URL or AWS)")
         if name == "backup":

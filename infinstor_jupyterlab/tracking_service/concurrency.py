@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import os
 
+from .asgi import ASGIApp, Receive, Scope, Send
+
 log = logging.getLogger(__name__)
 
 SQLALCHEMY_POOL_SIZE = 5  # SQLAlchemy's QueuePool defaults, used when MLflow's variables are unset
@@ -42,12 +44,12 @@ def handler_threads() -> int:
 class HandlerThreadLimit:
     """ASGI wrapper that sets the cap in the server's event loop (anyio's limiter is per loop)."""
 
-    def __init__(self, app, threads: int | None = None):
+    def __init__(self, app: ASGIApp, threads: int | None = None) -> None:
         self.app = app
         self.threads = threads if threads is not None else handler_threads()
         self._applied = False
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._applied:
             import anyio.to_thread
 
@@ -56,6 +58,7 @@ class HandlerThreadLimit:
             if self.threads < DEFAULT_HANDLER_THREADS:
                 log.info(
                     "InfinStor: at most %d MLflow handlers run at once (half the database pool); "
-                    "raise MLFLOW_SQLALCHEMYSTORE_POOL_SIZE/MAX_OVERFLOW for more", self.threads,
-                )  # fmt: skip
+                    "raise MLFLOW_SQLALCHEMYSTORE_POOL_SIZE/MAX_OVERFLOW for more",
+                    self.threads,
+                )
         await self.app(scope, receive, send)

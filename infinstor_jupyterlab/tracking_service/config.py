@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -81,14 +82,14 @@ _ENV = {
 }
 
 
-def _section(data: dict, name: str) -> dict:
+def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
     value = data.get(name) or {}
     if not isinstance(value, dict):
         raise ConfigError(f"'{name}' must be a mapping")
     return value
 
 
-def _check_keys(section: dict, allowed: set[str], where: str) -> None:
+def _check_keys(section: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = set(section) - allowed
     if unknown:
         raise ConfigError(f"unknown setting(s) in {where}: {sorted(unknown)}; expected some of {sorted(allowed)}")
@@ -97,7 +98,7 @@ def _check_keys(section: dict, allowed: set[str], where: str) -> None:
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> ServiceConfig:
     environ = os.environ if environ is None else environ
     path = path or environ.get(CONFIG_ENV)
-    data: dict = {}
+    data: dict[str, Any] = {}
     if path:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
@@ -158,8 +159,11 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     _check_keys(job_tokens, {"secret", "max_seconds"}, "job_tokens")
 
     browser = _section(data, "browser")
-    _check_keys(browser, {"client_id", "client_secret", "scopes", "redirect_path", "session_secret", "session_hours", "public_url",
-                          "resource_parameter"}, "browser")  # fmt: skip
+    _check_keys(
+        browser,
+        {"client_id", "client_secret", "scopes", "redirect_path", "session_secret", "session_hours", "public_url", "resource_parameter"},
+        "browser",
+    )
     browser_config = None
     if browser.get("client_id"):
         secret = str(browser.get("session_secret") or "")
@@ -173,11 +177,15 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         except (TypeError, ValueError):
             raise ConfigError("browser.session_hours must be a number") from None
         browser_config = BrowserConfig(
-            client_id=str(browser["client_id"]), client_secret=browser.get("client_secret") or None,
-            scopes=str(browser.get("scopes") or "openid profile email"), redirect_path=redirect_path,
-            session_secret=secret, session_hours=hours, public_url=browser.get("public_url") or None,
+            client_id=str(browser["client_id"]),
+            client_secret=browser.get("client_secret") or None,
+            scopes=str(browser.get("scopes") or "openid profile email"),
+            redirect_path=redirect_path,
+            session_secret=secret,
+            session_hours=hours,
+            public_url=browser.get("public_url") or None,
             resource_parameter=bool(browser.get("resource_parameter", True)),
-        )  # fmt: skip
+        )
     elif set(browser) - {"session_secret", "client_secret"}:
         raise ConfigError("browser sign-in needs browser.client_id")
     issuer, audience = str(oidc.get("issuer") or "").strip(), str(oidc.get("audience") or "").strip()
@@ -202,8 +210,10 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         grant_cache = float(data.get("grant_cache_seconds", 300))
         change_poll = float(data.get("change_poll_seconds", 1))
     except (TypeError, ValueError):
-        raise ConfigError("oidc.leeway, tokens.default_days, tokens.max_days, job_tokens.max_seconds, grant_cache_seconds "
-                          "and change_poll_seconds must be numbers") from None  # fmt: skip
+        raise ConfigError(
+            "oidc.leeway, tokens.default_days, tokens.max_days, job_tokens.max_seconds, grant_cache_seconds "
+            "and change_poll_seconds must be numbers"
+        ) from None
     if not 0 <= leeway <= 300:
         raise ConfigError("oidc.leeway must be between 0 and 300 seconds (a few seconds is enough for clock skew)")
     if not 0 <= grant_cache <= 3600:
@@ -219,16 +229,28 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
             "(make one with `openssl rand -hex 32`, the same on every replica)"
         )
     return ServiceConfig(
-        issuer=issuer, audience=audience, jwks_uri=oidc.get("jwks_uri") or None, leeway=leeway,
-        claims=ClaimNames(**{k: str(v) for k, v in claims.items()},
-                          organisations=tuple((str(k), str(v)) for k, v in organisations.items())),
-        audience_claim=audience_claim, groups_from=groups_from, scim_group_name=scim_group_name,
-        database_uri=data.get("database_uri") or None, policy_file=data.get("policy_file") or None,
-        org_admin_groups=tuple(admin_groups), experiment_default=experiment_default,
+        issuer=issuer,
+        audience=audience,
+        jwks_uri=oidc.get("jwks_uri") or None,
+        leeway=leeway,
+        claims=ClaimNames(
+            **{k: str(v) for k, v in claims.items()}, organisations=tuple((str(k), str(v)) for k, v in organisations.items())
+        ),
+        audience_claim=audience_claim,
+        groups_from=groups_from,
+        scim_group_name=scim_group_name,
+        database_uri=data.get("database_uri") or None,
+        policy_file=data.get("policy_file") or None,
+        org_admin_groups=tuple(admin_groups),
+        experiment_default=experiment_default,
         experiment_group_role=group_roles["experiment_group_role"],
         model_group_role=group_roles["registered_model_group_role"],
         models_org_readable=bool(defaults.get("registered_models_org_readable", True)),
-        token_default_days=default_days, token_max_days=max_days,
-        job_token_secret=None if job_secret is None else str(job_secret), job_token_max_seconds=job_max,
-        grant_cache_seconds=grant_cache, change_poll_seconds=change_poll, browser=browser_config,
-    )  # fmt: skip
+        token_default_days=default_days,
+        token_max_days=max_days,
+        job_token_secret=None if job_secret is None else str(job_secret),
+        job_token_max_seconds=job_max,
+        grant_cache_seconds=grant_cache,
+        change_poll_seconds=change_poll,
+        browser=browser_config,
+    )

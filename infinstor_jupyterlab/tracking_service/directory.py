@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from .db import (
+    ServiceStore,
     _bump,
     api_tokens,
     scim_deprovisioned,
@@ -106,7 +107,7 @@ def split_scim_token(token: str) -> tuple[str, str] | None:
 class DirectoryStore:
     """Reads and writes of the SCIM tables. Blocking: call from worker threads."""
 
-    def __init__(self, service_store):
+    def __init__(self, service_store: ServiceStore) -> None:
         self.service_store = service_store  # its listeners hear of our "tokens" changes
         self.engine = service_store.engine
 

@@ -90,8 +90,9 @@ def check(service, who, body: bytes | None) -> GraphQLCaller:
         raise bad_request("Invalid GraphQL query: " + " ".join(error.message for error in errors[:5]))
     refused = sorted(field for field in root_fields(document) if field not in ROOT_FIELDS and field != "__typename")
     if refused:
-        raise forbidden(f"GraphQL field(s) {', '.join(refused)} are not served here; this service serves MLflow's "
-                        f"{', '.join(sorted(ROOT_FIELDS))}.")  # fmt: skip
+        raise forbidden(
+            f"GraphQL field(s) {', '.join(refused)} are not served here; this service serves MLflow's {', '.join(sorted(ROOT_FIELDS))}."
+        )
     return GraphQLCaller(service, who)
 
 

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import jwt
@@ -106,10 +107,13 @@ def verify(key: bytes, token: str) -> JobClaims:
     if not (isinstance(run, str) and run and isinstance(experiment, str) and experiment):
         raise InvalidJobToken("the token names no run")
     return JobClaims(
-        job_id=str(claims["job"]), run_id=run, experiment_id=experiment,
-        expires_at=float(claims["exp"]), token_id=str(claims.get("jti", "")),
+        job_id=str(claims["job"]),
+        run_id=run,
+        experiment_id=experiment,
+        expires_at=float(claims["exp"]),
+        token_id=str(claims.get("jti", "")),
         workspace=str(claims["ws"]) if claims.get("ws") else None,
-    )  # fmt: skip
+    )
 
 
 # -- scope ----------------------------------------------------------------------------------------
@@ -148,7 +152,7 @@ class JobScope:
         except Exception:  # anything unexpected is a refusal, never a pass
             return False
 
-    def _allows(self, method: str, path: str, query: dict, body: bytes | None) -> bool:
+    def _allows(self, method: str, path: str, query: dict[str, Any], body: bytes | None) -> bool:
         if ".." in path.split("/"):
             return False
         match = _API.match(path)
@@ -194,7 +198,7 @@ class JobScope:
             return False
         return self.model_owner(model_id) == self.claims.run_id
 
-    def _artifact_allowed(self, method: str, endpoint: str, query: dict) -> bool:
+    def _artifact_allowed(self, method: str, endpoint: str, query: dict[str, Any]) -> bool:
         match = _ARTIFACT_ROUTES.match(endpoint)
         if not match:
             return False

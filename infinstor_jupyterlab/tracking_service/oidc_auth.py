@@ -191,9 +191,14 @@ class TokenVerifier:
         key = self._signing_key(header.get("kid"))
         by_aud = self.audience_claim == "aud"
         decode = functools.partial(
-            jwt.decode, token, key.key, algorithms=[header["alg"]], audience=self.audience if by_aud else None,
-            issuer=self.issuer, leeway=self.leeway,
-        )  # fmt: skip
+            jwt.decode,
+            token,
+            key.key,
+            algorithms=[header["alg"]],
+            audience=self.audience if by_aud else None,
+            issuer=self.issuer,
+            leeway=self.leeway,
+        )
         required = ["exp", "iss", "aud"] if by_aud else ["exp", "iss"]
         try:
             found = decode(options={"require": required, **({} if by_aud else {"verify_aud": False})})
@@ -228,14 +233,20 @@ class TokenVerifier:
         PyJWT checks expiry before issuer, so an expiry error alone does not prove the issuer."""
         by_aud = self.audience_claim == "aud"
         try:
-            found = decode(options={"require": ["exp", "iss", "aud"] if by_aud else ["exp", "iss"], "verify_exp": False,
-                                    **({} if by_aud else {"verify_aud": False})})  # fmt: skip
+            found = decode(
+                options={
+                    "require": ["exp", "iss", "aud"] if by_aud else ["exp", "iss"],
+                    "verify_exp": False,
+                    **({} if by_aud else {"verify_aud": False}),
+                }
+            )
         except jwt.PyJWTError:
             return {}
         if not by_aud and not claims.audience_matches(found, self.audience_claim, self.audience):
             return {}
-        caller = Caller(username=str(self._username(found) or ""), subject=str(found.get("sub") or ""), claims=found,
-                        claim_names=self.claim_names)  # fmt: skip
+        caller = Caller(
+            username=str(self._username(found) or ""), subject=str(found.get("sub") or ""), claims=found, claim_names=self.claim_names
+        )
         return {"username": caller.username, "subject": caller.subject, "org": caller.org, "issuer": self.issuer, "verified": True}
 
 

@@ -145,26 +145,31 @@ def _database_error_400(body: bytes) -> str | None:
     return "busy" if _POOL_TIMEOUT_CODE in message or "QueuePool limit" in message else "maybe"
 
 
-async def send_outage(send, kind: str = "outage") -> None:
+async def send_outage(send: asgi.Send, kind: str = "outage") -> None:
     """Answer 503 TEMPORARILY_UNAVAILABLE: `outage` (the database is away) or `busy` (overloaded)."""
     body = BUSY_BODY if kind == "busy" else OUTAGE_BODY
     await asgi.send_response(send, 503, body, extra_headers=[(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
 
 
 class DatabaseOutageASGIMiddleware:
-    def __init__(self, app, engine: sa.Engine, probe_interval: float = 1.0):
+    def __init__(self, app: asgi.ASGIApp, engine: sa.Engine, probe_interval: float = 1.0) -> None:
         self.app = app
         self.probe = DatabaseProbe(engine, probe_interval)
 
-    async def _health(self, scope, send) -> None:
+    async def _health(self, scope: asgi.Scope, send: asgi.Send) -> None:
         if scope["path"] == "/health/ready":
             import asyncio
 
             self.probe.invalidate()
             if not await asyncio.get_running_loop().run_in_executor(None, self.probe.reachable):
                 return await send_outage(send)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"OK" if scope["method"] == "GET" else b""})
 
     async def _verdict(self, status: int, body: bytes, exc: BaseException | None, failed_at: float) -> str | None:
@@ -184,15 +189,15 @@ class DatabaseOutageASGIMiddleware:
         reachable = await asyncio.get_running_loop().run_in_executor(None, self.probe.reachable, failed_at)
         return None if reachable else "outage"
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         if scope.get("path") in ("/health", "/health/ready") and scope.get("method") in ("GET", "HEAD"):
             return await self._health(scope, send)
-        held: list[dict] = []
+        held: list[asgi.Message] = []
         state = {"holding": False, "started": False}
 
-        async def guarded_send(message):
+        async def guarded_send(message: asgi.Message) -> None:
             if message["type"] == "http.response.start":
                 state["started"] = True
                 if message["status"] >= 500 or message["status"] == 400:

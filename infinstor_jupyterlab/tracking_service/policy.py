@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -232,10 +233,10 @@ def kind_of(operation: str) -> Kind:
 class Route:
     operation: str
     method: str
-    pattern: re.Pattern
+    pattern: re.Pattern[str]
 
 
-def _path_regex(path: str) -> re.Pattern:
+def _path_regex(path: str) -> re.Pattern[str]:
     out, pos = [], 0
     for match in re.finditer(r"<(?:(path):)?([A-Za-z_]+)>", path):
         out.append(re.escape(path[pos : match.start()]))
@@ -323,7 +324,7 @@ class Policy:
         return self.roles.get(operation, "admin")
 
 
-def _read_yaml(text: str, where: str) -> dict:
+def _read_yaml(text: str, where: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -354,7 +355,7 @@ def _check_operation(operation: object, role: str, where: str) -> str:
     return operation
 
 
-def _apply(data: dict, roles: dict[str, str], where: str) -> None:
+def _apply(data: dict[str, Any], roles: dict[str, str], where: str) -> None:
     if "roles" in data:
         by_role = data["roles"] or {}
         if not isinstance(by_role, dict):

@@ -15,7 +15,9 @@ hooks (or an MLflow release that renamed them) is as correct as before, just slo
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 # (resource type, ids the caller may read) while one of our private-view searches runs
 _READABLE: contextvars.ContextVar[tuple[str, frozenset[str]] | None] = contextvars.ContextVar("infinstor_readable", default=None)
@@ -23,7 +25,7 @@ _INSTALLED = "_infinstor_private_views"
 
 
 @contextmanager
-def only_readable(resource_type: str, ids: set[str]):
+def only_readable(resource_type: str, ids: set[str]) -> Iterator[None]:
     """MLflow's searches in this block see only these experiments or registered models."""
     token = _READABLE.set((resource_type, frozenset(ids)))
     try:
@@ -32,12 +34,12 @@ def only_readable(resource_type: str, ids: set[str]):
         _READABLE.reset(token)
 
 
-def install(tracking_store, registry_store) -> None:
+def install(tracking_store: Any, registry_store: Any) -> None:  # MLflow's SQL stores
     """Wrap the stores' where-clause hooks (once per store object; MLflow caches its stores)."""
     if hasattr(tracking_store, "_experiment_where_clauses") and not getattr(tracking_store, _INSTALLED, False):
         experiment_clauses = tracking_store._experiment_where_clauses
 
-        def readable_experiment_clauses():
+        def readable_experiment_clauses() -> list[Any]:
             clauses = list(experiment_clauses())
             current = _READABLE.get()
             if current is not None and current[0] == "experiment":
@@ -53,7 +55,7 @@ def install(tracking_store, registry_store) -> None:
     if hasattr(registry_store, "_get_workspace_clauses") and not getattr(registry_store, _INSTALLED, False):
         workspace_clauses = registry_store._get_workspace_clauses
 
-        def readable_model_clauses(model):
+        def readable_model_clauses(model: type) -> list[Any]:
             clauses = list(workspace_clauses(model))
             current = _READABLE.get()
             if current is not None and current[0] == "registered_model":

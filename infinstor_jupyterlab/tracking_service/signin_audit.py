@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import jwt
 
@@ -50,11 +51,11 @@ class FailedSignIn:
     token_id: str = ""  # the first characters of an API token's id
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     return str(value)[:MAX_VALUE_CHARS] if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
 
 
-def _unverified_claims(token: str) -> dict:
+def _unverified_claims(token: str) -> dict[str, Any]:
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
@@ -69,27 +70,45 @@ def describe(token: str, error: InvalidToken, source: str, claim_names: ClaimNam
     if known:
         org = to_org(_short(known.get("org"))) if known.get("verified") or known.get("token_id") else ""
         return FailedSignIn(
-            error.reason, source, org, _short(known.get("username")), bool(known.get("verified")),
-            subject=_short(known.get("subject")), issuer=_short(known.get("issuer")), token_id=_short(known.get("token_id")),
-        )  # fmt: skip
+            error.reason,
+            source,
+            org,
+            _short(known.get("username")),
+            bool(known.get("verified")),
+            subject=_short(known.get("subject")),
+            issuer=_short(known.get("issuer")),
+            token_id=_short(known.get("token_id")),
+        )
     claims = _unverified_claims(token)
     username = claims.get(claim_names.username) or claims.get("preferred_username") or claims.get("email") or claims.get("sub")
     return FailedSignIn(
-        error.reason, source, "", _short(username), False, subject=_short(claims.get("sub")), issuer=_short(claims.get("iss")),
+        error.reason,
+        source,
+        "",
+        _short(username),
+        False,
+        subject=_short(claims.get("sub")),
+        issuer=_short(claims.get("iss")),
         claimed_org=_short(claims.get(claim_names.org)),
-    )  # fmt: skip
+    )
 
 
 class FailedSignIns:
     """Coalesces failed sign-ins into audit rows handed to `add` (see the module's docstring)."""
 
-    def __init__(self, add: Callable[[dict], None], window: float = WINDOW_SECONDS, max_rows: int = MAX_ROWS_PER_WINDOW,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):  # fmt: skip
+    def __init__(
+        self,
+        add: Callable[[dict[str, Any]], None],
+        window: float = WINDOW_SECONDS,
+        max_rows: int = MAX_ROWS_PER_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ):
         self.add, self.window, self.max_rows, self.clock, self.wall = add, window, max_rows, clock, wall
         self._lock = threading.Lock()
         self._window_start = clock()
-        self._repeats: dict[FailedSignIn, list] = {}  # seen this window -> [count, first_at, last_at] of its repeats
-        self._overflow: list = [0, 0.0, 0.0]  # failures beyond max_rows kinds: [count, first_at, last_at]
+        self._repeats: dict[FailedSignIn, list[Any]] = {}  # seen this window -> [count, first_at, last_at] of its repeats
+        self._overflow: list[Any] = [0, 0.0, 0.0]  # failures beyond max_rows kinds: [count, first_at, last_at]
 
     def failed(self, attempt: FailedSignIn) -> None:
         rows = self._close_window(force=False)
@@ -113,7 +132,7 @@ class FailedSignIns:
         """Write the counts of a window that is over (every pending count when `final`)."""
         self._emit(self._close_window(force=final))
 
-    def _close_window(self, force: bool) -> list[dict]:
+    def _close_window(self, force: bool) -> list[dict[str, Any]]:
         with self._lock:
             if not force and self.clock() - self._window_start < self.window:
                 return []
@@ -124,12 +143,12 @@ class FailedSignIns:
             self._repeats, self._overflow, self._window_start = {}, [0, 0.0, 0.0], self.clock()
         return rows
 
-    def _row(self, attempt: FailedSignIn, count: int, first_at: float, last_at: float) -> dict:
+    def _row(self, attempt: FailedSignIn, count: int, first_at: float, last_at: float) -> dict[str, Any]:
         detail = {k: v for k, v in asdict(attempt).items() if k not in ("org", "username", "token_id") and v not in ("", None)}
         detail.update(count=count, first_at=int(first_at * 1000), last_at=int(last_at * 1000), window_seconds=self.window)
         return ServiceStore.audit_row(attempt.org, attempt.username, ACTION, 401, "credential", attempt.token_id or None, detail)
 
-    def _emit(self, rows: list[dict]) -> None:
+    def _emit(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             self.add(row)
             log.warning("InfinStor: failed sign-in: %s %s", row["username"] or "(nobody)", row["detail"])

@@ -10,6 +10,10 @@ import asyncio
 import hmac
 import json
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask, Response
 
 from ..credentials.secret import SECRET_FILE_ENV, read_secret
 from . import asgi
@@ -85,12 +89,12 @@ class SecretASGIMiddleware:
         return await self.app(scope, asgi.replay(body, receive), send)
 
 
-def install_flask_guard(flask_app, checker: SecretChecker) -> None:
+def install_flask_guard(flask_app: Flask, checker: SecretChecker) -> None:
     """The same check for WSGI servers (gunicorn, waitress) that serve the Flask app directly."""
     from flask import Response, request
 
     @flask_app.before_request
-    def _require_secret():
+    def _require_secret() -> Response | None:
         authorization = request.headers.get("Authorization")
         job_scope = None if checker.is_authorized(authorization) else checker.job_tokens.scope_for(authorization)
         if job_scope is not None:

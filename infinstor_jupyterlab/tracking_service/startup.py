@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # imported when needed: the checks must not import the whole service
+    import sqlalchemy as sa
+
     from .config import ServiceConfig
     from .policy import Policy
 
@@ -42,7 +45,7 @@ class StartupRefusal(Exception):
         return f"infinstor: the tracking service cannot start: {self.what}. Where: {self.where}. Fix: {fix}. {MORE}"
 
 
-def refuse(refusal: StartupRefusal):
+def refuse(refusal: StartupRefusal) -> NoReturn:
     """Say why and stop this process (no traceback)."""
     print(refusal.paragraph(), file=sys.stderr, flush=True)
     raise SystemExit(EXIT_REFUSED)
@@ -59,7 +62,7 @@ def redact(uri: str) -> str:
         return f"{parts.scheme}://{parts.hostname or ''}{':%d' % parts.port if parts.port else ''}{parts.path}"
 
 
-def config_where(environ=os.environ) -> str:
+def config_where(environ: Mapping[str, str] = os.environ) -> str:
     from .config import CONFIG_ENV
 
     path = environ.get(CONFIG_ENV)
@@ -77,8 +80,8 @@ class Prepared:
     database_uri: str
 
 
-def check_mode(environ=os.environ) -> str:
-    mode = environ.get(MODE_ENV, "single-user")
+def check_mode(environ: Mapping[str, str] = os.environ) -> str:
+    mode: str = environ.get(MODE_ENV, "single-user")
     if mode not in SUPPORTED_MODES:
         raise StartupRefusal(
             f"{MODE_ENV}={mode!r} is not a mode of this service",
@@ -88,7 +91,7 @@ def check_mode(environ=os.environ) -> str:
     return mode
 
 
-def prepare_company(environ=os.environ) -> Prepared:
+def prepare_company(environ: Mapping[str, str] = os.environ) -> Prepared:
     """The configuration and policy of company mode and its database URI, checked; StartupRefusal if not."""
     from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
     from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR
@@ -133,7 +136,7 @@ def prepare_company(environ=os.environ) -> Prepared:
     return Prepared(config, policy, database_uri)
 
 
-def migrate_database(database_uri: str):
+def migrate_database(database_uri: str) -> sa.Engine:
     """Connect to our database and bring our tables to this release's schema; the engine."""
     import sqlalchemy as sa
 
@@ -165,7 +168,7 @@ def migrate_database(database_uri: str):
     return engine
 
 
-def preflight(environ=os.environ) -> None:
+def preflight(environ: Mapping[str, str] = os.environ) -> None:
     """Everything a worker checks at start-up, once, in `mlflow server`'s own process."""
     try:
         mode = check_mode(environ)
@@ -198,7 +201,7 @@ def mlflow_server_environment() -> dict[str, str] | None:
 
 
 # -- `infinstor service migrate`: the migration Job of a deployment, and its wait ---------------
-def databases(environ=os.environ, database_uri: str | None = None) -> tuple[str | None, str]:
+def databases(environ: Mapping[str, str] = os.environ, database_uri: str | None = None) -> tuple[str | None, str]:
     """(MLflow's backend store URI, our tables' URI) as the service would use them."""
     from .config import ConfigError, load_config
 

@@ -30,12 +30,16 @@ import json
 import os
 import re
 import threading
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs
 
 from . import graphql_authz
 from .company.params import json_bytes
-from .company.principals import Outcome
+from .company.principals import Outcome, Principal
 from .company.refusals import Refusal, bad_request, forbidden
+
+if TYPE_CHECKING:
+    from .company.service import CompanyService
 
 _AJAX2, _AJAX3 = "/ajax-api/2.0/mlflow", "/ajax-api/3.0/mlflow"
 _LOGGED_MODEL_FILES = re.compile(r"^/ajax-api/2\.0/mlflow/logged-models/(?P<model_id>[^/]+)/artifacts/files/?$")
@@ -43,8 +47,10 @@ _GATEWAY_UI = frozenset({
     f"{_AJAX2}/gateway-proxy", f"{_AJAX3}/gateway/supported-providers", f"{_AJAX3}/gateway/supported-models",
     f"{_AJAX3}/gateway/provider-config", f"{_AJAX3}/gateway/secrets/config",
 })  # fmt: skip
-ASSISTANT_OFF = ("The MLflow Assistant is turned off on this service: it runs an agent on the server with the "
-                 "server's credentials, which an organisation's member must not have.")  # fmt: skip
+ASSISTANT_OFF = (
+    "The MLflow Assistant is turned off on this service: it runs an agent on the server with the "
+    "server's credentials, which an organisation's member must not have."
+)
 # What MLflow's UI keeps in the browser's local storage, set by the page for the caller: the selected
 # workspace, and the UI's own settings of what this service turns off (as JSON).
 WORKSPACE_KEY = "mlflow.activeWorkspace"
@@ -56,7 +62,7 @@ UI_SETTINGS = {
 }
 
 
-def decide(service, who, method: str, path: str, query: str, body: bytes | None):
+def decide(service: CompanyService, who: Principal, method: str, path: str, query: str, body: bytes | None) -> Outcome | None:
     """The Outcome of one of the UI's own calls, or None for a path that is not one of them."""
 
     if path == "/graphql":
@@ -95,9 +101,16 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
             raise forbidden("You may list your own roles only.")
         return Outcome(who, respond=(200, json_bytes({"roles": _roles(service, who)})))
     if method == "GET" and path in (f"{_AJAX3}/users/current/permissions", "/api/3.0/mlflow/users/current/permissions"):
-        rows = [{"role_id": role["id"], "role_name": role["name"], "workspace": role["workspace"], **{
-            k: grant[k] for k in ("resource_type", "resource_pattern", "permission")}}
-            for role in _roles(service, who) for grant in role["permissions"]]  # fmt: skip
+        rows = [
+            {
+                "role_id": role["id"],
+                "role_name": role["name"],
+                "workspace": role["workspace"],
+                **{k: grant[k] for k in ("resource_type", "resource_pattern", "permission")},
+            }
+            for role in _roles(service, who)
+            for grant in role["permissions"]
+        ]
         return Outcome(who, respond=(200, json_bytes({"is_admin": False, "permissions": rows})))
     if path.startswith(f"{_AJAX3}/assistant/"):
         if method == "GET" and path == f"{_AJAX3}/assistant/config":
@@ -124,7 +137,7 @@ def decide(service, who, method: str, path: str, query: str, body: bytes | None)
 _PERMISSION = {"reader": "READ", "editor": "EDIT", "manager": "MANAGE"}  # MLflow's names of our roles
 
 
-def _roles(service, who) -> list[dict]:
+def _roles(service: CompanyService, who: Principal) -> list[dict[str, Any]]:
     """The caller's grants as MLflow's account page shows roles: one for the user's own grants
     (MLflow's "direct permissions"), one per group and one for the organisation."""
     from .db import ROLE_RANK
@@ -133,16 +146,37 @@ def _roles(service, who) -> list[dict]:
     principals = [("user", who.username, f"__user_{user_id}__", "Given to you")]
     for group in who.groups:
         admins = group in service.config.org_admin_groups
-        principals.append(("group", group, f"group:{group}", "Organisation admins: manager of everything in the "
-                           "organisation" if admins else f"Roles of the group {group}"))  # fmt: skip
+        principals.append(
+            (
+                "group",
+                group,
+                f"group:{group}",
+                "Organisation admins: manager of everything in the organisation" if admins else f"Roles of the group {group}",
+            )
+        )
     principals.append(("org", who.org, f"organisation:{who.org}", f"Roles of everyone in {who.org}"))
     held = service.store.grants_held(who.org, who.username, list(who.groups))
     roles = []
     for number, (kind, name, role_name, description) in enumerate(principals, start=1):
         grants = sorted((g for g in held if (g.principal_type, g.principal) == (kind, name)), key=lambda g: -ROLE_RANK[g.role])
-        roles.append({"id": number, "name": role_name, "workspace": who.org, "description": description, "permissions": [
-            {"id": index, "role_id": number, "resource_type": g.resource_type, "resource_pattern": g.resource_id,
-             "permission": _PERMISSION[g.role]} for index, g in enumerate(grants, start=1)]})  # fmt: skip
+        roles.append(
+            {
+                "id": number,
+                "name": role_name,
+                "workspace": who.org,
+                "description": description,
+                "permissions": [
+                    {
+                        "id": index,
+                        "role_id": number,
+                        "resource_type": g.resource_type,
+                        "resource_pattern": g.resource_id,
+                        "permission": _PERMISSION[g.role],
+                    }
+                    for index, g in enumerate(grants, start=1)
+                ],
+            }
+        )
     return roles
 
 
@@ -152,9 +186,9 @@ def is_read(method: str, path: str) -> bool:
     return method in ("GET", "HEAD") or path == "/graphql"
 
 
-def _need(service, who, operation: str) -> str:
+def _need(service: CompanyService, who: Principal, operation: str) -> str:
     """The role the policy asks for `operation` (organisation admins only: refused to others here)."""
-    need = service.policy.role_for(operation)
+    need: str = service.policy.role_for(operation)
     if need == "admin" and not who.is_admin:
         raise forbidden(f"{operation} is reserved to organisation admins.")
     return need
@@ -165,7 +199,7 @@ def _first(args: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
-def _missing(name: str):
+def _missing(name: str) -> NoReturn:
     raise bad_request(f"Missing value for required parameter '{name}'.")
 
 

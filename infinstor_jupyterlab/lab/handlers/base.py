@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import math
+from asyncio import Future
+from collections.abc import Awaitable
 from http import HTTPStatus
-from typing import Any, cast
+from types import TracebackType
+from typing import Any, NoReturn, cast
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.http1connection import HTTP1Connection
+from tornado.httputil import HTTPServerRequest
 
 from ... import limits
 from ...errors import BadRequest, InfinStorError, NotFound, PayloadTooLarge
@@ -38,7 +42,7 @@ class InfinStorHandler(APIHandler):
     _body_size = 0
     _body_refused: InfinStorError | None = None
 
-    def __init__(self, application, request, **kwargs):
+    def __init__(self, application: web.Application, request: HTTPServerRequest, **kwargs: Any) -> None:
         # Jupyter logs every request's URI, and tornado's errors quote it: bound what a client
         # can put there (routing and query arguments were parsed from it already).
         if len(request.uri) > limits.MAX_LOGGED_URI_CHARS:
@@ -61,7 +65,7 @@ class InfinStorHandler(APIHandler):
 
     @property
     def infinstor(self) -> InfinStorContext:
-        return self.settings["infinstor"]
+        return cast("InfinStorContext", self.settings["infinstor"])
 
     # -- the request body -------------------------------------------------------------------------
     # The keyword keeps JupyterHandler.prepare's signature; APIHandler (our base) takes none.
@@ -85,14 +89,15 @@ class InfinStorHandler(APIHandler):
         cast(HTTP1Connection, self.request.connection).set_max_body_size(limits.MAX_DRAIN_BYTES)
         self._body_chunks = []
 
-    def data_received(self, chunk: bytes) -> None:
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:  # tornado's signature
         if self._body_chunks is None:
-            return  # being dropped
+            return None  # being dropped
         self._body_size += len(chunk)
         if self._body_size > limits.MAX_BODY_BYTES:
             self._body_chunks, self._body_refused = None, _too_large()
-            return
+            return None
         self._body_chunks.append(chunk)
+        return None
 
     def get_json_body_or_400(self, check_values: bool = True) -> dict[str, Any]:
         """The request body as a JSON object; 400 for anything else. `check_values=False` leaves
@@ -123,7 +128,7 @@ class InfinStorHandler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(payload))
 
-    def finish(self, chunk=None, **kwargs):
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None, **kwargs: Any) -> Future[None]:
         if not self._prepared and not self._headers_written:
             # Answered before the body was read: tornado closes the connection after this response
             # (not reading the body). Say so, or the client's next request on it is reset.
@@ -157,11 +162,12 @@ class InfinStorHandler(APIHandler):
     def _methods(self) -> list[str]:
         """The verbs this handler implements (OPTIONS, Jupyter's CORS answer, aside)."""
         return [
-            m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            m
+            for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
             if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())
-        ]  # fmt: skip
+        ]
 
-    def log_exception(self, typ, value, tb) -> None:
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         if isinstance(value, InfinStorError):
             # Expected outcomes (bad input, service down) are not server bugs: no traceback.
             self.log.warning("%s %s: %s", self.request.method, limits.clip(self.request.path, 300), limits.bounded(value.message))
@@ -184,7 +190,7 @@ def _too_large() -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than {limits.MAX_BODY_BYTES // (1024 * 1024)} MiB.")
 
 
-def _no_constant(name: str):
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number (NaN and Infinity are refused)")
 
 

@@ -15,7 +15,7 @@ INSTANCE_ID = r"(?P<instance_id>[^/]+)"
 class ComputeInstancesHandler(InfinStorHandler):
     @web.authenticated
     @authorized
-    async def get(self):
+    async def get(self) -> None:
         self.write_json(await compute.list_instances(self.infinstor.jobs))
 
 
@@ -24,7 +24,7 @@ class ComputeConfigHandler(InfinStorHandler):
 
     @web.authenticated
     @authorized
-    async def get(self):
+    async def get(self) -> None:
         self.write_json(await compute.describe_settings(self.infinstor.jobs))
 
 
@@ -33,7 +33,7 @@ class _InstanceActionHandler(InfinStorHandler):
 
     @web.authenticated
     @authorized
-    async def post(self, instance_id):
+    async def post(self, instance_id: str) -> None:
         self.write_json(await compute.control_instance(self.infinstor.jobs, instance_id, self.action))
 
 

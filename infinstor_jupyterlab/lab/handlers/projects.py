@@ -12,7 +12,7 @@ class ProjectsHandler(InfinStorHandler):
 
     @web.authenticated
     @authorized
-    async def post(self):
+    async def post(self) -> None:
         body = self.get_json_body_or_400()
         path = body.get("path")
         if not isinstance(path, str) or not path:
@@ -32,7 +32,7 @@ class ProjectParametersHandler(InfinStorHandler):
 
     @web.authenticated
     @authorized
-    async def get(self):
+    async def get(self) -> None:
         path = self.get_query_argument("path", "")
         if not path:
             raise BadRequest("`path` is required.")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import cast
+from asyncio import Future
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from jupyter_core.utils import ensure_async
@@ -74,14 +76,14 @@ class _Browser:
             h.set_header("Content-Type", h._proxied_content_type)
         h._proxied = True
 
-    def write(self, chunk: bytes, flush: bool):
+    def write(self, chunk: bytes, flush: bool) -> Future[None] | None:
         self.handler.write(chunk)
         return self.handler.flush() if flush else None
 
-    def flush(self):
+    def flush(self) -> Future[None]:
         return self.handler.flush()
 
-    def finish(self):
+    def finish(self) -> Future[None]:
         return self.handler.finish()
 
     def abort(self) -> None:
@@ -91,7 +93,7 @@ class _Browser:
         if stream is not None:
             stream.close()
 
-    def on_close(self, callback) -> None:
+    def on_close(self, callback: Callable[[], None] | None) -> None:
         self.handler._on_browser_gone = callback
 
 
@@ -109,15 +111,15 @@ class MlflowProxyHandler(InfinStorHandler):
         self._incoming: IncomingRequest | None = None
         self._buffer: list[bytes] | None = None
         self._body: StreamingBody | None = None
-        self._task: asyncio.Future | None = None
-        self._on_browser_gone = None  # set by the forwarder while an exchange is in progress
+        self._task: asyncio.Future[None] | None = None
+        self._on_browser_gone: Callable[[], None] | None = None  # set by the forwarder while an exchange is in progress
         # A refusal decided in prepare() but answered once the (small) body is read, so the
         # browser's keep-alive connection stays usable (see prepare).
         self._refusal: BaseException | None = None
 
     @property
     def proxy(self) -> MlflowProxy:
-        return self.settings[SETTINGS_KEY]
+        return cast(MlflowProxy, self.settings[SETTINGS_KEY])
 
     # -- what the browser may do with what we send ------------------------------------------------
     def _raw_path(self) -> str | None:
@@ -161,20 +163,20 @@ class MlflowProxyHandler(InfinStorHandler):
             return "; ".join([jupyter_csp, *_ARTIFACT_CSP])
         return super().content_security_policy  # JSON: default-src 'none'
 
-    def compute_etag(self):
+    def compute_etag(self) -> None:
         return None  # the tracking server's ETag (if any) is passed through; never hash bodies
 
     def clear(self) -> None:
         super().clear()
         self._proxied = False
 
-    def finish(self, chunk=None, **kwargs):
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None, **kwargs: Any) -> Future[None]:
         if self._proxied:
             kwargs.setdefault("set_content_type", self._proxied_content_type)
         return super().finish(chunk, **kwargs)
 
     # -- authentication, XSRF ---------------------------------------------------------------------
-    def set_secure_cookie(self, name, value, *args, **kwargs) -> None:
+    def set_secure_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:
         # Kernels and the CLI send `Authorization: token …` on every call and keep no cookies:
         # Jupyter would sign and send them a login cookie on each one (~0.1 ms a call) for nothing.
         # A browser that brings the token in the URL still gets its cookie.
@@ -283,7 +285,7 @@ class MlflowProxyHandler(InfinStorHandler):
         if not navigation:
             raise Forbidden("The MLflow proxy refuses requests from other sites.")
 
-    def data_received(self, chunk: bytes):
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         if self._body is not None:
             return self._body.feed(chunk)
         if self._buffer is not None:

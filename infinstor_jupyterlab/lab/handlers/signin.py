@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import secrets
+from typing import TYPE_CHECKING
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
@@ -20,13 +21,16 @@ from ... import limits
 from ...errors import BadRequest, InfinStorError
 from .base import API_PREFIX, InfinStorHandler
 
+if TYPE_CHECKING:
+    from ..signin import SignInService
+
 CALLBACK_PATH = f"{API_PREFIX}/auth/callback"
 SIGNED_IN_MESSAGE = "infinstor:signed-in"
 
 
 class _AuthHandler(InfinStorHandler):
     @property
-    def signin(self):
+    def signin(self) -> SignInService:
         auth = self.infinstor.auth
         if auth is None:
             raise BadRequest(
@@ -45,14 +49,14 @@ class _AuthHandler(InfinStorHandler):
     def redirect_uri(self) -> str:
         configured = self.settings.get("infinstor_oidc_redirect_uri")
         if configured:
-            return configured
+            return str(configured)
         return self.lab_origin() + url_path_join(self.base_url, CALLBACK_PATH.lstrip("/"))
 
 
 class AuthLoginHandler(_AuthHandler):
     @web.authenticated
     @authorized
-    async def get(self):
+    async def get(self) -> None:
         url = await self.signin.begin(self.redirect_uri(), self.jupyter_user())
         self.set_header("Cache-Control", "no-store")
         self.redirect(url)
@@ -73,7 +77,7 @@ class AuthCallbackHandler(_AuthHandler):
 
     @web.authenticated
     @authorized
-    async def get(self):
+    async def get(self) -> None:
         state = self.get_query_argument("state", "")
         code = self.get_query_argument("code", "")
         error = self.get_query_argument("error", "")
@@ -92,11 +96,14 @@ class AuthCallbackHandler(_AuthHandler):
             self.render_page(
                 400,
                 "Sign-in cancelled" if denied else "Sign-in failed",
-                ("The sign-in was cancelled or refused at the identity provider"
-                 if denied else f"The identity provider reported an error: {error}")
+                (
+                    "The sign-in was cancelled or refused at the identity provider"
+                    if denied
+                    else f"The identity provider reported an error: {error}"
+                )
                 + (f" ({description})." if description else "."),
                 ok=False,
-            )  # fmt: skip
+            )
             return
         try:
             tokens = await self.signin.complete(state, code, self.jupyter_user(), self.get_query_argument("iss", ""))
@@ -142,7 +149,7 @@ class AuthCallbackHandler(_AuthHandler):
 class AuthLogoutHandler(_AuthHandler):
     @web.authenticated
     @authorized
-    async def post(self):
+    async def post(self) -> None:
         await self.signin.sign_out()
         self.write_json({"user": self.infinstor.current_user().to_json()})
 
@@ -152,7 +159,7 @@ class AuthConfigHandler(_AuthHandler):
 
     @web.authenticated
     @authorized
-    async def put(self):
+    async def put(self) -> None:
         body = self.get_json_body_or_400()
         issuer, client_id = body.get("issuer", ""), body.get("client_id", "")
         if not isinstance(issuer, str) or not isinstance(client_id, str):

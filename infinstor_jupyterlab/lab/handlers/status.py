@@ -9,13 +9,13 @@ from .base import InfinStorHandler
 class StatusHandler(InfinStorHandler):
     @web.authenticated
     @authorized
-    async def get(self):
+    async def get(self) -> None:
         self.write_json(await self.infinstor.status())
 
 
 class TrackingRestartHandler(InfinStorHandler):
     @web.authenticated
     @authorized
-    async def post(self):
+    async def post(self) -> None:
         status = await self.infinstor.tracking.restart()
         self.write_json({"tracking": status.to_json()})

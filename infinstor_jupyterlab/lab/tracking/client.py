@@ -138,9 +138,13 @@ class MlflowClientAsync:
 
         try:
             response = await AsyncHTTPClient().fetch(
-                url, method="PUT", headers={**headers, "Content-Length": str(size)},
-                body_producer=producer, request_timeout=600, raise_error=False,
-            )  # fmt: skip
+                url,
+                method="PUT",
+                headers={**headers, "Content-Length": str(size)},
+                body_producer=producer,
+                request_timeout=600,
+                raise_error=False,
+            )
         except (OSError, HTTPClientError) as exc:
             raise TrackingUnavailable(f"Uploading {local_path.name} failed: {exc}") from None
         if response.code >= 400:

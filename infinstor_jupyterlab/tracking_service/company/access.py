@@ -60,8 +60,12 @@ class Access:
             raise forbidden(f"This needs the {need} role on {what}; you hold {held}.")
 
     def check_experiment(self, who: Principal, experiment_id: str, need: str) -> None:
-        self.check(self.rank(who, "experiment", experiment_id), need, f"No Experiment with id={experiment_id} exists",
-                   f"experiment {experiment_id}")  # fmt: skip
+        self.check(
+            self.rank(who, "experiment", experiment_id),
+            need,
+            f"No Experiment with id={experiment_id} exists",
+            f"experiment {experiment_id}",
+        )
 
     def check_run(self, who: Principal, run_id: str, need: str) -> str:
         experiment_id = self.lookups.run_experiment(who.org, run_id)
@@ -80,8 +84,9 @@ class Access:
         return experiment_id
 
     def check_model(self, who: Principal, name: str, need: str) -> None:
-        self.check(self.rank(who, "registered_model", name), need, f"Registered Model with name={name} not found",
-                   f"registered model {name}")  # fmt: skip
+        self.check(
+            self.rank(who, "registered_model", name), need, f"Registered Model with name={name} not found", f"registered model {name}"
+        )
 
     def check_artifact(self, who: Principal, artifact_path: str, need: str) -> str:
         parts = [p for p in unquote(artifact_path or "").split("/") if p]

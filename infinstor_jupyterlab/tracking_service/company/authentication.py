@@ -53,8 +53,15 @@ def token_identity(token: str, record: TokenRecord | None, state: str) -> dict[s
 class Authenticator:
     """Blocking (runs in worker threads)."""
 
-    def __init__(self, config: ServiceConfig, store: ServiceStore, verifier: TokenVerifier, directory: Directory,
-                 api_tokens: ReusedDecisions, failed_sign_ins: FailedSignIns):  # fmt: skip
+    def __init__(
+        self,
+        config: ServiceConfig,
+        store: ServiceStore,
+        verifier: TokenVerifier,
+        directory: Directory,
+        api_tokens: ReusedDecisions,
+        failed_sign_ins: FailedSignIns,
+    ):
         self.config, self.store, self.verifier, self.directory = config, store, verifier, directory
         self.job_key = job_tokens.derive_key(config.job_token_secret) if config.job_token_secret else None
         self.api_tokens = api_tokens  # sha256(token) -> (record, groups)
@@ -99,7 +106,7 @@ class Authenticator:
         automation calls every few seconds, and two queries per call were the largest share of
         the service's own database time under load."""
         key = hashlib.sha256(token.encode()).digest()
-        cached = self.api_tokens.get(key)
+        cached: tuple[TokenRecord, tuple[str, ...]] | None = self.api_tokens.get(key)
         if cached is not None and cached[0].expires_at > time.time():
             return cached
         counter = self.api_tokens.counter()  # read before the database: a change after it shows
@@ -128,8 +135,9 @@ class Authenticator:
             self._touched[token_id] = now
         (write or (lambda: self.store.touch_token(token_id)))()
 
-    def _principal(self, username: str, org: str, groups: tuple[str, ...] | list[str], email: str | None, kind: str,
-                   token_id: str | None = None) -> Principal:  # fmt: skip
+    def _principal(
+        self, username: str, org: str, groups: tuple[str, ...] | list[str], email: str | None, kind: str, token_id: str | None = None
+    ) -> Principal:
         is_admin = any(g in self.config.org_admin_groups for g in groups)
         return Principal(username, org, tuple(groups), email, kind, is_admin=is_admin, token_id=token_id)
 

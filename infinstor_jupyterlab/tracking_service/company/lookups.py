@@ -79,7 +79,7 @@ class Lookups:
     def logged_model(self, org: str, model_id: str) -> tuple[str, str | None]:
         """(experiment id, source run id) of a logged model."""
         key = (org, model_id)
-        found = self._logged_models.get(key)
+        found: tuple[str, str | None] | None = self._logged_models.get(key)
         if found is None:
             from mlflow.exceptions import MlflowException
 

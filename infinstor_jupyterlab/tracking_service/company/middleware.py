@@ -182,8 +182,9 @@ class CompanyASGIMiddleware:
         await asgi.redirect(asgi.adding_headers(send, [(b"set-cookie", c) for c in cookies]), location)
         return True
 
-    def _decide(self, authorization: bytes | None, method: str, path: str, query: str, body: bytes | None, headers: Headers,
-                source: str) -> Decision:  # fmt: skip
+    def _decide(
+        self, authorization: bytes | None, method: str, path: str, query: str, body: bytes | None, headers: Headers, source: str
+    ) -> Decision:
         service = self.service
         try:
             who = service.authn.authenticate(authorization)
@@ -198,8 +199,13 @@ class CompanyASGIMiddleware:
                     who, refusal, f"infinstor:{method} {path[len(API_PREFIX) :]}", (None, None) if method != "GET" else None
                 ) from None
             if entry is not None:
-                service.record(who, f"infinstor:{method} {path[len(API_PREFIX):].split('/')[0]}", status, entry,
-                               {k: data.get(k) for k in ("granted", "revoked") if k in data} or None)  # fmt: skip
+                service.record(
+                    who,
+                    f"infinstor:{method} {path[len(API_PREFIX) :].split('/')[0]}",
+                    status,
+                    entry,
+                    {k: data.get(k) for k in ("granted", "revoked") if k in data} or None,
+                )
             return who, None, (status, json_bytes(data))
         try:
             return who, service.authorize(who, method, path, query, body, headers), None

@@ -23,8 +23,14 @@ class Principal:
     token_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"username": self.username, "org": self.org, "groups": list(self.groups), "email": self.email,
-                "admin": self.is_admin, "auth": self.kind}  # fmt: skip
+        return {
+            "username": self.username,
+            "org": self.org,
+            "groups": list(self.groups),
+            "email": self.email,
+            "admin": self.is_admin,
+            "auth": self.kind,
+        }
 
 
 # (resource type, resource id) of a write to audit; either may be None.

@@ -28,8 +28,10 @@ def bad_request(message: str) -> Refusal:
 
 def unauthenticated_body(message: str) -> bytes:
     """The 401 answer's body: what was wrong, and how to sign in."""
-    return json.dumps({
-        "error_code": "UNAUTHENTICATED",
-        "message": f"Authentication required: {message}. Sign in from the InfinStor sidebar or run "
-        "`infinstor login` (or pass an API token with `infinstor login --token`).",
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "error_code": "UNAUTHENTICATED",
+            "message": f"Authentication required: {message}. Sign in from the InfinStor sidebar or run "
+            "`infinstor login` (or pass an API token with `infinstor login --token`).",
+        }
+    ).encode()

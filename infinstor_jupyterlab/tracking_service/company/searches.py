@@ -99,9 +99,12 @@ def search_experiments(
     def fetch(max_results: int, token: str | None) -> Any:
         with private_views.only_readable("experiment", readable):
             return tracking.search_experiments(
-                view_type=request.view_type, max_results=max_results, filter_string=request.filter,
-                order_by=list(request.order_by), page_token=token,
-            )  # fmt: skip
+                view_type=request.view_type,
+                max_results=max_results,
+                filter_string=request.filter,
+                order_by=list(request.order_by),
+                page_token=token,
+            )
 
     items, token = filtered_page(fetch, lambda e: e.experiment_id in readable, request.max_results, request.page_token)
     outcome.respond = page_answer(SearchExperiments.Response(), "experiments", items, token)

@@ -46,16 +46,21 @@ class CompanyService:
         self.policy = policy
         self.store = store
         verifier = verifier or TokenVerifier(
-            config.issuer, config.audience, jwks_uri=config.jwks_uri, leeway=config.leeway, claim_names=config.claims,
+            config.issuer,
+            config.audience,
+            jwks_uri=config.jwks_uri,
+            leeway=config.leeway,
+            claim_names=config.claims,
             audience_claim=config.audience_claim,
-        )  # fmt: skip
+        )
         self.browser = BrowserSignIn(config.browser, config.issuer, config.audience) if config.browser else None
         # Reused decisions: (what, reuse until, change counter they were made under); see changes.py.
         self.changes = ChangeWatcher(store.change_versions, config.change_poll_seconds)
         # SCIM provisioning (scim.py) and what it means for a caller's groups (directory.py).
         self.directory_store = DirectoryStore(store)
-        self.directory = Directory(self.directory_store, config.groups_from, config.scim_group_name, self.changes,
-                                   config.grant_cache_seconds)  # fmt: skip
+        self.directory = Directory(
+            self.directory_store, config.groups_from, config.scim_group_name, self.changes, config.grant_cache_seconds
+        )
         self._scim: Any = None
         self.audit = AuditWriter(store)
         failed_sign_ins = FailedSignIns(self.audit.add)
@@ -94,8 +99,9 @@ class CompanyService:
         self.record(who, f"scim:{method} {parts[0] if parts else ''}", status, (kind, parts[1] if len(parts) > 1 else None))
 
     # -- authorization of one MLflow request ---------------------------------------------------
-    def authorize(self, who: Principal, method: str, path: str, query: str, body: bytes | None,
-                  headers: list[tuple[bytes, bytes]] | None = None) -> Outcome:  # fmt: skip
+    def authorize(
+        self, who: Principal, method: str, path: str, query: str, body: bytes | None, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> Outcome:
         with_workspace(who.org)
         matched = match_route(method, path)
         if who.kind == "job":
