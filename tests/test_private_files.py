@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_for_state
+from infinstor_jupyterlab.jobs.models import Job
 from infinstor_jupyterlab.jobs.store import JobStore
 from infinstor_jupyterlab.paths import ensure_private_dir, open_private_append
 from notebooks import notebook, write
@@ -47,8 +48,9 @@ def loose(root: Path) -> list[str]:
 
 def test_job_store_database_and_its_wal_are_private(open_parent):
     store = JobStore(open_parent / "a" / "b" / "jobs" / "jobs.db")
-    store._db.execute("CREATE TABLE t (x)")  # some writes, so the WAL and shared memory exist
-    store._db.execute("INSERT INTO t VALUES (1)")
+    # a write, so the WAL and shared memory exist
+    store.save(Job(id="j1", path="n.ipynb", kind="notebook", target="inline", status="QUEUED", parameters={},
+                   experiment_id="0", run_id="r1", run_name=None, project_dir="p"))  # fmt: skip
     names = {p.name for p in (open_parent / "a" / "b" / "jobs").iterdir()}
     assert {"jobs.db", "jobs.db-wal", "jobs.db-shm"} <= names, names
     assert loose(open_parent / "a") == []
