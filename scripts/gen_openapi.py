@@ -37,8 +37,8 @@ def _openapi30(node: Any) -> Any:
         else:
             node["anyOf"] = rest
         node["nullable"] = True
-    if node.get("additionalProperties") is True:
-        del node["additionalProperties"]
+    if "properties" in node and node.get("additionalProperties") is True:
+        del node["additionalProperties"]  # a model (open by default in OpenAPI), not a dict[str, Any]
     return node
 
 

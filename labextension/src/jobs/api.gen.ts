@@ -1727,13 +1727,17 @@ export interface components {
             kind: components["schemas"]["JobKind"];
             target: string;
             status: components["schemas"]["JobStatus"];
-            parameters: Record<string, never>;
+            parameters: {
+                [key: string]: unknown;
+            };
             experiment_id: string;
             run_id: string;
             run_name: string | null;
             project_dir: string;
             entry_point: string;
-            options: Record<string, never>;
+            options: {
+                [key: string]: unknown;
+            };
             include_folder: boolean;
             created_at: number;
             started_at: number | null;
