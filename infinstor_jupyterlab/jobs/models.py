@@ -10,10 +10,12 @@ from typing import Any
 from .. import limits
 from ..errors import BadRequest
 from ..limits import shown
+from .schema import JobStatus
 
-TERMINAL = ("FINISHED", "FAILED", "KILLED")
+# Plain strings (the store and the API carry text); the enum in schema.py is the one list.
+STATUSES = tuple(s.value for s in JobStatus)
+TERMINAL = tuple(s.value for s in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.KILLED))
 MAX_SWEEP_SIZE = 1000
-STATUSES = ("QUEUED", "RUNNING", *TERMINAL)
 _MAX_NAME = 250
 
 

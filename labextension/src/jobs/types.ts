@@ -1,8 +1,21 @@
 /**
  * Shapes of the InfinStor job REST API (docs/openapi.yaml).
+ *
+ * JobStatus, JobKind, IJob and IJobLog come from api.gen.ts, generated from the OpenAPI document
+ * (`jlpm gen:api`), whose job schemas are generated from the server's pydantic models.
  */
 
-export type JobStatus = 'QUEUED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'KILLED';
+import type { components } from './api.gen';
+
+type Schemas = components['schemas'];
+
+export type JobStatus = Schemas['JobStatus'];
+export type JobKind = Schemas['JobKind'];
+export type IJob = Schemas['Job'];
+export type IJobLog = Schemas['JobLog'];
+
+/** Every job status, in lifecycle order. */
+export const JOB_STATUSES: ReadonlyArray<JobStatus> = ['QUEUED', 'RUNNING', 'FINISHED', 'FAILED', 'KILLED'];
 
 /** Statuses after which a job never changes again. */
 export const ENDED_STATUSES: ReadonlyArray<JobStatus> = ['FINISHED', 'FAILED', 'KILLED'];
@@ -19,28 +32,6 @@ export function isActive(status: string): boolean {
 
 /** A parameter value as the job API takes it. */
 export type ParameterValue = string | number | boolean;
-
-export interface IJob {
-  id: string;
-  path: string;
-  kind: 'notebook' | 'project' | string;
-  target: string;
-  status: JobStatus | string;
-  parameters: Record<string, unknown>;
-  experiment_id: string;
-  run_id: string;
-  run_name: string | null;
-  project_dir?: string;
-  entry_point?: string;
-  options?: Record<string, unknown>;
-  include_folder?: boolean;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  duration: number | null;
-  failure_reason: string | null;
-  user?: string | null;
-}
 
 export interface IJobRequest {
   path: string;
@@ -62,15 +53,6 @@ export interface IJobRequest {
 export type ISweep =
   | { grid: Record<string, ParameterValue[]> }
   | { list: Array<Record<string, ParameterValue>> };
-
-export interface IJobLog {
-  job_id: string;
-  offset: number;
-  next_offset: number;
-  data: string;
-  complete: boolean;
-  status: string;
-}
 
 /** One problem of a job request, from `POST jobs/validate`. */
 export interface IValidationError {
