@@ -40,8 +40,18 @@ def test_job_records_fit_the_job_model():
     from infinstor_jupyterlab.jobs.models import Job
     from infinstor_jupyterlab.jobs.schema import Job as JobShape
 
-    job = Job(id=Job.new_id(), path="a.ipynb", kind="notebook", target="inline", status="QUEUED",
-              parameters={"x": 1}, experiment_id="0", run_id="r", run_name=None, project_dir="/tmp/p")
+    job = Job(
+        id=Job.new_id(),
+        path="a.ipynb",
+        kind="notebook",
+        target="inline",
+        status="QUEUED",
+        parameters={"x": 1},
+        experiment_id="0",
+        run_id="r",
+        run_name=None,
+        project_dir="/tmp/p",
+    )
     data = job.to_json()
     assert set(data) == set(JobShape.model_fields)
     JobShape.model_validate(data)
@@ -59,7 +69,6 @@ def test_typescript_types_are_generated_from_the_openapi_document(tmp_path):
     if tool is None:
         pytest.skip("needs node with the repository's node_modules (`jlpm install`) to run openapi-typescript")
     out = tmp_path / "api.gen.ts"
-    subprocess.run([*tool, str(gen_openapi.DOC), "-o", str(out)], cwd=REPO, check=True,
-                   capture_output=True, timeout=180)
+    subprocess.run([*tool, str(gen_openapi.DOC), "-o", str(out)], cwd=REPO, check=True, capture_output=True, timeout=180)
     committed = REPO / "labextension" / "src" / "jobs" / "api.gen.ts"
     assert out.read_text() == committed.read_text(), "labextension/src/jobs/api.gen.ts is stale: run `jlpm gen:api`"

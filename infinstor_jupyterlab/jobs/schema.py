@@ -7,13 +7,13 @@ tests/test_schema_current.py fails when either generated file is stale.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"
@@ -21,7 +21,7 @@ class JobStatus(str, Enum):
     KILLED = "KILLED"
 
 
-class JobKind(str, Enum):
+class JobKind(StrEnum):
     notebook = "notebook"
     project = "project"
 
