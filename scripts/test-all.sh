@@ -66,7 +66,10 @@ cfn-lint deploy/aws/*.yaml >"$results/cfn-lint.log" 2>&1 && echo "cfn-lint: temp
   || { cat "$results/cfn-lint.log"; failed_suites+=(cfn-lint); }
 
 step "pytest"
-python -m pytest -p no:cacheprovider --junitxml="$results/pytest.xml" tests || failed_suites+=(pytest)
+# Shuffled (pytest-randomly), in one fixed order so a CI failure can be replayed: the seed's order
+# was run whole on the dev machine. Developers' runs get a new seed each time (printed at the top).
+python -m pytest -p no:cacheprovider -p randomly --randomly-seed="${INFINSTOR_TEST_SEED:-3468745233}" \
+  --junitxml="$results/pytest.xml" tests || failed_suites+=(pytest)
 
 step "schemathesis (docs/openapi.yaml against a running lab)"
 # Deterministic inputs, a fixed number per operation (about 4 minutes here); a throwaway lab.
