@@ -21,6 +21,7 @@ MAX_JSON_DEPTH = 32  # nesting of arrays and objects in a request body
 MAX_PATH_CHARS = 4096  # a lab path (PATH_MAX)
 MAX_NAME_BYTES = 255  # one file or folder name in a path, UTF-8 encoded (NAME_MAX)
 MAX_PARAMETERS = 100  # parameters in a job request (and names in a sweep set)
+MAX_SWEEP_SIZE = 1000  # parameter sets in a job request's sweep (a grid's combinations, or a list)
 MAX_PARAMETER_NAME_CHARS = 250  # MLflow's limit on a parameter's name
 MAX_PARAMETER_VALUE_CHARS = 6000  # MLflow's limit on a parameter's value
 MAX_EXPERIMENT_NAME_CHARS = 500  # MLflow's limit on an experiment's name
@@ -32,8 +33,9 @@ MAX_LOGGED_URI_CHARS = 1000  # a request's URI in the server's log lines
 
 # MLflow's own pattern for experiment ids (mlflow.utils.validation), matched in full; numeric ids
 # must also fit the SQL stores' 64-bit integer column, or MLflow fails with a 500.
-_EXPERIMENT_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,63}")
-_MAX_SQL_INTEGER = 2**63 - 1
+EXPERIMENT_ID_PATTERN = r"[a-zA-Z0-9][\w\-]{0,63}"
+MAX_SQL_INTEGER = 2**63 - 1
+_EXPERIMENT_ID = re.compile(EXPERIMENT_ID_PATTERN)
 
 
 def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
@@ -86,7 +88,7 @@ def check_experiment_id(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise BadRequest(f"`experiment_id` must be an MLflow experiment id (a string), not {shown(value, 40)}.")
     text = str(value)
-    if not _EXPERIMENT_ID.fullmatch(text) or (text.isdigit() and int(text) > _MAX_SQL_INTEGER):
+    if not _EXPERIMENT_ID.fullmatch(text) or (text.isdigit() and int(text) > MAX_SQL_INTEGER):
         raise BadRequest(f"{shown(text, 80)} is not a valid MLflow experiment id.")
     return text
 

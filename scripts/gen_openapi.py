@@ -1,5 +1,8 @@
 """Write the job schemas of docs/openapi.yaml from the pydantic models (infinstor_jupyterlab/jobs/schema.py).
 
+Requests (and the types they refer to) are described as clients send them (pydantic's validation
+schema: a field with a default is optional), responses as the server writes them.
+
 The generated components sit between the BEGIN/END GENERATED markers; everything else in the
 document is hand-written. `python scripts/gen_openapi.py [--out FILE]` rewrites the document (or
 writes the result to FILE, which tests/test_schema_current.py compares with the committed one).
@@ -22,12 +25,15 @@ END = "    # END GENERATED\n"
 
 
 def _openapi30(node: Any) -> Any:
-    """JSON Schema 2020-12 (pydantic) -> OpenAPI 3.0: `anyOf [X, null]` is `X` with `nullable`, no titles."""
+    """JSON Schema 2020-12 (pydantic) -> OpenAPI 3.0: `anyOf [X, null]` is `X` with `nullable`, no titles,
+    no `propertyNames` (3.0 has none: the descriptions say how long a name may be), descriptions on one line."""
     if isinstance(node, list):
         return [_openapi30(n) for n in node]
     if not isinstance(node, dict):
         return node
-    node = {k: _openapi30(v) for k, v in node.items() if k != "title"}
+    node = {k: _openapi30(v) for k, v in node.items() if k not in ("title", "propertyNames")}
+    if isinstance(node.get("description"), str):  # a docstring's lines, one paragraph
+        node["description"] = " ".join(node["description"].split())
     branches = node.get("anyOf")
     if branches and {"type": "null"} in branches:
         rest = [b for b in branches if b != {"type": "null"}]
@@ -44,15 +50,18 @@ def _openapi30(node: Any) -> Any:
 
 def components() -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
-    from infinstor_jupyterlab.jobs.schema import GENERATED
+    from infinstor_jupyterlab.jobs.schema import GENERATED, REQUESTS
 
     enums = [m for m in GENERATED if not hasattr(m, "model_json_schema")]
     models = [m for m in GENERATED if hasattr(m, "model_json_schema")]
-    _, top = models_json_schema([(m, "serialization") for m in models], ref_template="#/components/schemas/{model}")
+    modes = [(m, "validation" if m in REQUESTS else "serialization") for m in models]
+    _, top = models_json_schema(modes, ref_template="#/components/schemas/{model}")
     defs = top["$defs"]
     for e in enums:  # also when no model refers to one
         defs.setdefault(e.__name__, {"type": "string", "enum": [v.value for v in e]})
-    return {name: _openapi30(defs[name]) for name in [m.__name__ for m in GENERATED]}
+    names = [m.__name__ for m in GENERATED]
+    names += sorted(set(defs) - set(names))  # the named types the models refer to (ParameterValue, ...)
+    return {name: _openapi30(defs[name]) for name in names}
 
 
 def render(text: str) -> str:

@@ -11,7 +11,7 @@ from tornado.httpclient import HTTPClientError
 
 from conftest import mlflow_api, wait_for_state
 from infinstor_jupyterlab.errors import BadRequest
-from infinstor_jupyterlab.jobs.models import JobRequest
+from infinstor_jupyterlab.jobs.schema import JobRequest
 from infinstor_jupyterlab.projects import build_project
 from notebooks import notebook, sklearn_training_notebook, write
 

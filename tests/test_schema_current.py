@@ -1,11 +1,15 @@
-"""The generated API schemas are current: docs/openapi.yaml's job components match the pydantic
-models (jobs/schema.py), and labextension/src/jobs/api.gen.ts matches docs/openapi.yaml.
+"""The generated API schemas are current: docs/openapi.yaml's job components (the request and the
+responses) match the pydantic models (jobs/schema.py), and labextension/src/jobs/api.gen.ts matches
+docs/openapi.yaml.
 
 Regenerate both with `jlpm gen:api`.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -57,18 +61,51 @@ def test_job_records_fit_the_job_model():
     JobShape.model_validate(data)
 
 
-def _node_tool() -> list[str] | None:
+def test_the_job_request_schema_is_the_model():
+    """POST jobs' body is described by JobRequest itself: every field, only `path` required (the others
+    have the server's defaults), nothing else allowed."""
+    import yaml
+
+    from infinstor_jupyterlab.jobs.schema import JobRequest
+
+    document = yaml.safe_load(gen_openapi.DOC.read_text())
+    request = document["components"]["schemas"]["JobRequest"]
+    assert list(request["properties"]) == list(JobRequest.model_fields)
+    assert request["required"] == ["path"] and request["additionalProperties"] is False
+    defaults = {name: field.get_default(call_default_factory=True) for name, field in JobRequest.model_fields.items() if name != "path"}
+    assert {name: request["properties"][name]["default"] for name in defaults} == defaults
+    body = document["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/JobRequest"}
+
+
+def test_typescript_job_request_fields_with_defaults_are_optional():
+    """openapi-typescript makes a property with a default required unless told otherwise
+    (`--default-non-nullable false` in `jlpm gen:api`): the dialog sends only what it sets."""
+    from infinstor_jupyterlab.jobs.schema import JobRequest
+
+    text = (REPO / "labextension" / "src" / "jobs" / "api.gen.ts").read_text()
+    block = re.search(r"\n( +)JobRequest: \{\n(.*?)\n\1\};", text, re.S)
+    assert block, "no JobRequest in api.gen.ts"
+    properties = dict(re.findall(r"^ +(\w+)(\??): ", block.group(2), re.M))
+    assert properties == {name: "" if field.is_required() else "?" for name, field in JobRequest.model_fields.items()}
+
+
+def _gen_api_typescript(out: Path) -> list[str] | None:
+    """`jlpm gen:api`'s openapi-typescript command (package.json), writing to `out`."""
     jlpm = shutil.which("jlpm")
     if not jlpm or not (REPO / "node_modules" / ".bin" / "openapi-typescript").exists():
         return None
-    return [jlpm, "openapi-typescript"]
+    script = json.loads((REPO / "package.json").read_text())["scripts"]["gen:api"]
+    command = next(shlex.split(part) for part in script.split("&&") if part.split()[0] == "openapi-typescript")
+    command[command.index("-o") + 1] = str(out)
+    return [jlpm, *command]
 
 
 def test_typescript_types_are_generated_from_the_openapi_document(tmp_path):
-    tool = _node_tool()
-    if tool is None:
-        pytest.skip("needs node with the repository's node_modules (`jlpm install`) to run openapi-typescript")
     out = tmp_path / "api.gen.ts"
-    subprocess.run([*tool, str(gen_openapi.DOC), "-o", str(out)], cwd=REPO, check=True, capture_output=True, timeout=180)
+    command = _gen_api_typescript(out)
+    if command is None:
+        pytest.skip("needs node with the repository's node_modules (`jlpm install`) to run openapi-typescript")
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=180)
     committed = REPO / "labextension" / "src" / "jobs" / "api.gen.ts"
     assert out.read_text() == committed.read_text(), "labextension/src/jobs/api.gen.ts is stale: run `jlpm gen:api`"

@@ -16,8 +16,8 @@ from typing import Any
 from ..errors import BadRequest
 from ..limits import check_json_value
 from ..projects.runner import encode
-from .models import JobRequest
 from .plan import inspect_source, missing_parameters, parameter_argument
+from .schema import JobRequest
 
 _PARAMETER = re.compile(r"^(?:sweep )?parameter '([^']*)'")
 _FIELD = re.compile(r"`([a-z_]+)")
@@ -56,7 +56,7 @@ def parse_request(body: dict, problems: Problems) -> JobRequest | None:
             if name == "path":
                 return None
             body.pop(name)
-    unknown = sorted(set(body) - set(JobRequest.__dataclass_fields__))
+    unknown = sorted(set(body) - set(JobRequest.model_fields))
     for name in unknown:
         problems.add(name, f"Unknown field in the job request: {name}.")
         body.pop(name)

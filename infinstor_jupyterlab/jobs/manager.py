@@ -37,9 +37,10 @@ from ..projects import build_project
 from ..projects.runner import PROGRESS_ENV
 from ..projects.service import lab_path, resolve_in_root
 from .dry_run import Problems, check_parameters, parse_request
-from .models import Job, JobRequest
+from .models import Job
 from .plan import JobPlan, inspect_source, resolve_parameters
 from .progress import PROGRESS_FILE, read_progress_lines
+from .schema import JobRequest
 from .store import JobStore
 from .targets.base import JobFailed, JobTarget, TargetUnavailable
 
@@ -489,7 +490,7 @@ class JobManager:
             base_tags = self._run_tags(plan.source, plan.kind, request.entry_point, target.name)
             parent_run = await self.mlflow.create_run(
                 experiment_id, request.run_name,
-                {**base_tags, JOB_ID_TAG: parent_id, SWEEP_TAG: json.dumps(request.sweep)[:5000]},
+                {**base_tags, JOB_ID_TAG: parent_id, SWEEP_TAG: json.dumps(request.sweep_json())[:5000]},
             )  # fmt: skip
             parent_run_id = parent_run["info"]["run_id"]
             run_ids.append(parent_run_id)
@@ -518,7 +519,7 @@ class JobManager:
                 parameters={k: first_arguments[k] for k in request.parameters if k in first_arguments},
                 experiment_id=experiment_id, run_id=parent_run_id, run_name=parent_name, project_dir=str(project_dir),
                 entry_point=request.entry_point,
-                options={**plan.options, "sweep": request.sweep, "max_instances": max_instances, "children": [c.id for c in children]},
+                options={**plan.options, "sweep": request.sweep_json(), "max_instances": max_instances, "children": [c.id for c in children]},
                 include_folder=request.include_folder, user=self.user, started_at=time.time(),
             )  # fmt: skip
             await self.mlflow.update_run(parent_run_id, "RUNNING")

@@ -4,7 +4,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ...errors import BadRequest
-from ...jobs.models import JobRequest
+from ...jobs.schema import JobRequest
 from .base import InfinStorHandler
 
 JOB_ID = r"(?P<job_id>[0-9a-f]{16})"

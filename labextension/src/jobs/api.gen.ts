@@ -1681,41 +1681,6 @@ export interface components {
         };
         /** @description A path in the Jupyter root (lab-relative, or absolute inside it): at most 4096 characters, names of at most 255 bytes, no NUL */
         LabPath: string;
-        /** @description A string of at most 6000 characters (MLflow's limit), read as the command line reads text (a Python literal when it is one); a number or a boolean; null is None (a notebook parameter whose default is None takes any literal); arrays and objects are lists and dicts. The notebook's or project's parameters decide what fits. */
-        ParameterValue: (string | number | boolean | unknown[] | Record<string, never>) | null;
-        /** @description name -> value; at most 100, names of at most 250 characters (MLflow's limits) */
-        Parameters: {
-            [key: string]: components["schemas"]["ParameterValue"];
-        };
-        /** @description At most one of experiment_id and experiment_name; max_instances only with sweep */
-        JobRequest: {
-            path: components["schemas"]["LabPath"];
-            /** @default inline */
-            target: string;
-            parameters?: components["schemas"]["Parameters"];
-            /** @description MLflow's experiment id pattern; a number must fit a 64-bit integer (MLflow's SQL stores) */
-            experiment_id?: string | number;
-            /** @description Created when missing */
-            experiment_name?: string;
-            run_name?: string;
-            /** @default false */
-            include_folder: boolean;
-            /** @default main */
-            entry_point: string;
-            /** @description Target options, e.g. env_manager for inline; instance_type and env_manager for ec2 (names of at most 250 characters) */
-            options?: Record<string, never>;
-            /** @description A parameter sweep: one parent job and run, one child job (run tagged mlflow.parentRunId) per parameter set, each set merged over `parameters` (targets whose capabilities say `sweeps`) */
-            sweep?: {
-                /** @description name (at most 250 characters) -> values */
-                grid: {
-                    [key: string]: components["schemas"]["ParameterValue"][];
-                };
-            } | {
-                list: components["schemas"]["Parameters"][];
-            };
-            /** @description Sweeps: child jobs running at once (capped by the target's max_instances) */
-            max_instances?: number;
-        };
         /** @enum {string} */
         JobStatus: "QUEUED" | "RUNNING" | "FINISHED" | "FAILED" | "KILLED";
         /** @enum {string} */
@@ -1754,6 +1719,79 @@ export interface components {
             data: string;
             complete: boolean;
             status: components["schemas"]["JobStatus"];
+        };
+        /** @description A job to run (`POST jobs`; `POST jobs/validate` checks a draft). At most one of `experiment_id` and `experiment_name`; `max_instances` only with `sweep`. */
+        JobRequest: {
+            /** @description A notebook, or a folder holding an MLproject: a path in the Jupyter root (lab-relative, or absolute inside it), at most 4096 characters with names of at most 255 bytes, no NUL */
+            path: string;
+            /**
+             * @description A target's name (`GET targets`)
+             * @default inline
+             */
+            target?: string;
+            /** @default {} */
+            parameters?: components["schemas"]["Parameters"] | null;
+            /**
+             * @description MLflow's experiment id pattern; a number must fit a 64-bit integer (MLflow's SQL stores)
+             * @default null
+             */
+            experiment_id?: (string | number) | null;
+            /**
+             * @description Created when missing
+             * @default null
+             */
+            experiment_name?: string | null;
+            /**
+             * @description MLflow's run name (MLflow picks one when none is given)
+             * @default null
+             */
+            run_name?: string | null;
+            /**
+             * @description Notebooks: run with the notebook's folder beside it (its files readable by the run)
+             * @default false
+             */
+            include_folder?: boolean;
+            /**
+             * @description MLprojects: the entry point to run
+             * @default main
+             */
+            entry_point?: string;
+            /**
+             * @description Target options, e.g. env_manager for inline; instance_type and env_manager for ec2 (names of at most 250 characters)
+             * @default {}
+             */
+            options?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description A parameter sweep: one parent job and run, one child job (run tagged mlflow.parentRunId) per parameter set (at most 1000), each set merged over `parameters` (targets whose capabilities say `sweeps`)
+             * @default null
+             */
+            sweep?: (components["schemas"]["SweepGrid"] | components["schemas"]["SweepList"]) | null;
+            /**
+             * @description Sweeps: child jobs running at once (capped by the target's max_instances)
+             * @default null
+             */
+            max_instances?: number | null;
+        };
+        /** @description A string of at most 6000 characters (MLflow's limit), read as the command line reads text (a Python literal when it is one); a number or a boolean; null is None (a notebook parameter whose default is None takes any literal); arrays and objects are lists and dicts. The notebook's or project's parameters decide what fits. */
+        ParameterValue: (string | number | boolean | unknown[] | {
+            [key: string]: unknown;
+        }) | null;
+        /** @description name -> value; at most 100, names of at most 250 characters (MLflow's limits) */
+        Parameters: {
+            [key: string]: components["schemas"]["ParameterValue"];
+        };
+        /** @description Every combination of the values: one parameter set per combination. */
+        SweepGrid: {
+            /** @description name (at most 250 characters) -> the values it takes */
+            grid: {
+                [key: string]: components["schemas"]["ParameterValue"][];
+            };
+        };
+        /** @description The parameter sets, as given. */
+        SweepList: {
+            list: components["schemas"]["Parameters"][];
         };
         JobValidation: {
             /** @description Whether POST jobs with the same body would be accepted (as far as can be known without creating anything) */

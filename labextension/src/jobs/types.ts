@@ -1,8 +1,9 @@
 /**
  * Shapes of the InfinStor job REST API (docs/openapi.yaml).
  *
- * JobStatus, JobKind, IJob and IJobLog come from api.gen.ts, generated from the OpenAPI document
- * (`jlpm gen:api`), whose job schemas are generated from the server's pydantic models.
+ * JobStatus, JobKind, IJob, IJobLog, IJobRequest, ParameterValue and ISweep come from api.gen.ts,
+ * generated from the OpenAPI document (`jlpm gen:api`), whose job schemas are generated from the
+ * server's pydantic models.
  */
 
 import type { components } from './api.gen';
@@ -30,29 +31,14 @@ export function isActive(status: string): boolean {
   return status === 'QUEUED' || status === 'RUNNING';
 }
 
-/** A parameter value as the job API takes it. */
-export type ParameterValue = string | number | boolean;
+/** A job request (`POST jobs`, `POST jobs/validate`); fields with a server default are optional. */
+export type IJobRequest = Schemas['JobRequest'];
 
-export interface IJobRequest {
-  path: string;
-  target?: string;
-  parameters?: Record<string, ParameterValue>;
-  experiment_id?: string;
-  experiment_name?: string;
-  run_name?: string;
-  include_folder?: boolean;
-  entry_point?: string;
-  options?: Record<string, unknown>;
-  /** A parameter sweep: one parent run, one child job per parameter set. */
-  sweep?: ISweep;
-  /** Sweep children running at once at most (capped by the target's `max_instances`). */
-  max_instances?: number;
-}
+/** A parameter value as the job API takes it (any JSON value; the project's parameters decide). */
+export type ParameterValue = Schemas['ParameterValue'];
 
-/** A grid (every combination of the values) or a list of parameter sets. */
-export type ISweep =
-  | { grid: Record<string, ParameterValue[]> }
-  | { list: Array<Record<string, ParameterValue>> };
+/** A parameter sweep: a grid (every combination of the values) or a list of parameter sets. */
+export type ISweep = Schemas['SweepGrid'] | Schemas['SweepList'];
 
 /** One problem of a job request, from `POST jobs/validate`. */
 export interface IValidationError {
