@@ -114,8 +114,13 @@ def check_parameters(request: JobRequest, source: Path, lab_path, problems: Prob
             kind = "float" if declared.kind == "mlflow:float" else "str"
             default_text = None if default is None else str(default)
             shown_default = default
-        answer.append({
-            "name": name, "type": kind, "default": shown_default,
-            "value": given_texts.get(name, default_text), "given": name in request.parameters,
-        })  # fmt: skip
+        answer.append(
+            {
+                "name": name,
+                "type": kind,
+                "default": shown_default,
+                "value": given_texts.get(name, default_text),
+                "given": name in request.parameters,
+            }
+        )
     return answer
