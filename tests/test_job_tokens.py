@@ -33,6 +33,12 @@ def body(**fields) -> bytes:
     return json.dumps(fields).encode()
 
 
+def job_token(key: bytes | None, *, expires_in: int, run: str = RUN, experiment: str = EXP, algorithm: str = "HS256") -> str:
+    """A job token made by hand (not `issue`), to forge what `issue` never makes."""
+    claims = {"typ": "infinstor-job", "aud": "infinstor-job", "job": "j", "run": run, "experiment": experiment}
+    return jwt.encode({**claims, "iat": 1, "exp": int(time.time()) + expires_in}, key, algorithm=algorithm)
+
+
 def test_key_is_derived_not_the_secret_and_tokens_verify_only_under_it():
     assert KEY != b"the install secret" and len(KEY) == 32
     token = issue(KEY, job_id="j1", run_id=RUN, experiment_id=EXP, ttl=60)
@@ -42,58 +48,13 @@ def test_key_is_derived_not_the_secret_and_tokens_verify_only_under_it():
     with pytest.raises(InvalidJobToken):
         verify(derive_key("another install"), token)
     with pytest.raises(InvalidJobToken):  # expired (beyond the leeway)
-        verify(
-            KEY,
-            jwt.encode(
-                {
-                    "typ": "infinstor-job",
-                    "aud": "infinstor-job",
-                    "job": "j",
-                    "run": RUN,
-                    "experiment": EXP,
-                    "iat": 1,
-                    "exp": int(time.time()) - 120,
-                },
-                KEY,
-                algorithm="HS256",
-            ),
-        )
+        verify(KEY, job_token(KEY, expires_in=-120))
     with pytest.raises(InvalidJobToken):  # the skew tolerated is a few seconds (issue 14), not 30
-        verify(
-            KEY,
-            jwt.encode(
-                {
-                    "typ": "infinstor-job",
-                    "aud": "infinstor-job",
-                    "job": "j",
-                    "run": RUN,
-                    "experiment": EXP,
-                    "iat": 1,
-                    "exp": int(time.time()) - 10,
-                },
-                KEY,
-                algorithm="HS256",
-            ),
-        )
+        verify(KEY, job_token(KEY, expires_in=-10))
     with pytest.raises(InvalidJobToken):  # the install secret's own key type cannot be forged into one
         verify(KEY, jwt.encode({"run": RUN}, KEY, algorithm="HS256"))
     with pytest.raises(InvalidJobToken):  # alg none is refused
-        verify(
-            KEY,
-            jwt.encode(
-                {
-                    "typ": "infinstor-job",
-                    "aud": "infinstor-job",
-                    "job": "j",
-                    "run": RUN,
-                    "experiment": EXP,
-                    "iat": 1,
-                    "exp": int(time.time()) + 60,
-                },
-                None,
-                algorithm="none",
-            ),
-        )
+        verify(KEY, job_token(None, expires_in=60, algorithm="none"))
     guard = JobTokenGuard(KEY, None)
     assert guard.scope_for(f"Bearer {token}") is not None
     assert guard.scope_for(b"Bearer " + token.encode()) is not None
@@ -249,18 +210,6 @@ async def test_the_embedded_service_enforces_the_scope(jp_fetch, infinstor):
     # forged, expired and wrong-key tokens are not credentials at all; the owner's secret still is
     forged = {"Authorization": f"Bearer {issue(derive_key('guess'), job_id='j', run_id=run_id, experiment_id=exp)}"}
     assert await call(f"runs/get?run_id={run_id}", headers=forged) == 401
-    expired = jwt.encode(
-        {
-            "typ": "infinstor-job",
-            "aud": "infinstor-job",
-            "job": "j",
-            "run": run_id,
-            "experiment": exp,
-            "iat": 1,
-            "exp": int(time.time()) - 300,
-        },
-        key,
-        algorithm="HS256",
-    )
+    expired = job_token(key, expires_in=-300, run=run_id, experiment=exp)
     assert await call(f"runs/get?run_id={run_id}", headers={"Authorization": f"Bearer {expired}"}) == 401
     assert await call(f"runs/get?run_id={other_id}", headers=owner) == 200
