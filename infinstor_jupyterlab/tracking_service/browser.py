@@ -153,8 +153,7 @@ class BrowserSignIn:
         auth = (self.config.client_id, self.config.client_secret) if self.config.client_secret else None
         if auth is None:
             data = {**data, "client_id": self.config.client_id}
-        response = requests.post(self.metadata()["token_endpoint"], data={**data, **self._resource()},
-                                 auth=auth, timeout=self.timeout)  # fmt: skip
+        response = requests.post(self.metadata()["token_endpoint"], data={**data, **self._resource()}, auth=auth, timeout=self.timeout)
         if response.status_code != 200:
             raise SignInFailed(f"the identity provider refused the token request (HTTP {response.status_code})")
         return response.json()
@@ -164,9 +163,10 @@ class BrowserSignIn:
 
     def _session_cookie(self, tokens: dict, secure: bool, previous_refresh: str | None = None) -> bytes:
         session = {
-            "a": tokens["access_token"], "r": tokens.get("refresh_token") or previous_refresh,
+            "a": tokens["access_token"],
+            "r": tokens.get("refresh_token") or previous_refresh,
             "e": time.time() + float(tokens.get("expires_in") or 300),
-        }  # fmt: skip
+        }
         return _cookie(SESSION_COOKIE, self._seal(session), max_age=int(self.config.session_hours * 3600), secure=secure)
 
     # -- the flow -----------------------------------------------------------------------------
@@ -174,11 +174,18 @@ class BrowserSignIn:
         origin = self.origin(scope)
         state, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        query = urlencode({
-            "client_id": self.config.client_id, "response_type": "code", "scope": self.config.scopes,
-            "redirect_uri": origin + self.config.redirect_path, "state": state, **self._resource(),
-            "code_challenge": challenge, "code_challenge_method": "S256",
-        })  # fmt: skip
+        query = urlencode(
+            {
+                "client_id": self.config.client_id,
+                "response_type": "code",
+                "scope": self.config.scopes,
+                "redirect_uri": origin + self.config.redirect_path,
+                "state": state,
+                **self._resource(),
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
         pending = self._seal({"s": state, "v": verifier, "n": safe_next(next_path)})
         cookie = _cookie(SIGNIN_COOKIE, pending, max_age=SIGNIN_TTL, secure=origin.startswith("https:"))
         return f"{self.metadata()['authorization_endpoint']}?{query}", [cookie]
@@ -195,10 +202,14 @@ class BrowserSignIn:
         code = (params.get("code") or [""])[0]
         if not code:
             raise SignInFailed("the identity provider sent no code")
-        tokens = self._token_request({
-            "grant_type": "authorization_code", "code": code, "redirect_uri": origin + self.config.redirect_path,
-            "code_verifier": pending["v"],
-        })  # fmt: skip
+        tokens = self._token_request(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": origin + self.config.redirect_path,
+                "code_verifier": pending["v"],
+            }
+        )
         secure = origin.startswith("https:")
         clear = _cookie(SIGNIN_COOKIE, "", max_age=0, secure=secure)
         return pending["n"], [self._session_cookie(tokens, secure), clear]

@@ -30,7 +30,8 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 users = sa.Table(
-    "infinstor_users", metadata,
+    "infinstor_users",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("org", sa.String(63), nullable=False),
     sa.Column("username", sa.String(255), nullable=False),
@@ -39,10 +40,11 @@ users = sa.Table(
     sa.Column("first_seen", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.UniqueConstraint("org", "username", name="uq_infinstor_users_org_username"),
-)  # fmt: skip
+)
 
 grants = sa.Table(
-    "infinstor_grants", metadata,
+    "infinstor_grants",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("org", sa.String(63), nullable=False),
     sa.Column("resource_type", sa.String(32), nullable=False),
@@ -54,10 +56,11 @@ grants = sa.Table(
     sa.Column("granted_at", sa.Float, nullable=False),
     sa.UniqueConstraint("org", "resource_type", "resource_id", "principal_type", "principal", name="uq_infinstor_grants"),
     sa.Index("ix_infinstor_grants_principal", "org", "principal_type", "principal"),
-)  # fmt: skip
+)
 
 api_tokens = sa.Table(
-    "infinstor_api_tokens", metadata,
+    "infinstor_api_tokens",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("token_id", sa.String(32), nullable=False, unique=True),
     sa.Column("secret_hash", sa.String(64), nullable=False),
@@ -69,10 +72,11 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", sa.Float),
     sa.Column("last_used_at", sa.Float),
     sa.Index("ix_infinstor_api_tokens_user", "org", "username"),
-)  # fmt: skip
+)
 
 audit = sa.Table(
-    "infinstor_audit", metadata,
+    "infinstor_audit",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("org", sa.String(63), nullable=False),
@@ -83,7 +87,7 @@ audit = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("detail", sa.Text),
     sa.Index("ix_infinstor_audit_org_at", "org", "at"),
-)  # fmt: skip
+)
 
 
 # One counter per kind of cached decision ("grants", "tokens"), raised in the same transaction as
@@ -91,10 +95,11 @@ audit = sa.Table(
 # it saw when it cached a decision (service/changes.py), so a change on one replica reaches the
 # caches of every other within that poll.
 changes = sa.Table(
-    "infinstor_changes", metadata,
+    "infinstor_changes",
+    metadata,
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("version", sa.BigInteger, nullable=False),
-)  # fmt: skip
+)
 CHANGE_KINDS = ("grants", "tokens")
 
 # SCIM 2.0 provisioning (service/scim.py, service/directory.py), per organisation. A resource is
@@ -103,7 +108,8 @@ CHANGE_KINDS = ("grants", "tokens")
 # SCIM leaves a row in `scim_deprovisioned`, so that tokens issued before keep failing until SCIM
 # provisions the user again. Changes that affect access raise the "tokens" counter.
 scim_tokens = sa.Table(
-    "infinstor_scim_tokens", metadata,
+    "infinstor_scim_tokens",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("token_id", sa.String(32), nullable=False, unique=True),
     sa.Column("secret_hash", sa.String(64), nullable=False),
@@ -114,10 +120,11 @@ scim_tokens = sa.Table(
     sa.Column("revoked_at", sa.Float),
     sa.Column("last_used_at", sa.Float),
     sa.Index("ix_infinstor_scim_tokens_org", "org"),
-)  # fmt: skip
+)
 
 scim_users = sa.Table(
-    "infinstor_scim_users", metadata,
+    "infinstor_scim_users",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("org", sa.String(63), nullable=False),
     sa.Column("scim_id", sa.String(64), nullable=False),
@@ -132,10 +139,11 @@ scim_users = sa.Table(
     sa.UniqueConstraint("org", "scim_id", name="uq_infinstor_scim_users_id"),
     sa.UniqueConstraint("org", "user_key", name="uq_infinstor_scim_users_name"),
     sa.Index("ix_infinstor_scim_users_external", "org", "external_id"),
-)  # fmt: skip
+)
 
 scim_groups = sa.Table(
-    "infinstor_scim_groups", metadata,
+    "infinstor_scim_groups",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("org", sa.String(63), nullable=False),
     sa.Column("scim_id", sa.String(64), nullable=False),
@@ -148,24 +156,26 @@ scim_groups = sa.Table(
     sa.UniqueConstraint("org", "scim_id", name="uq_infinstor_scim_groups_id"),
     sa.Index("ix_infinstor_scim_groups_name", "org", "display_name"),
     sa.Index("ix_infinstor_scim_groups_external", "org", "external_id"),
-)  # fmt: skip
+)
 
 scim_members = sa.Table(
-    "infinstor_scim_members", metadata,
+    "infinstor_scim_members",
+    metadata,
     sa.Column("org", sa.String(63), primary_key=True),
     sa.Column("group_id", sa.String(64), primary_key=True),
     sa.Column("member_id", sa.String(64), primary_key=True),
     sa.Column("member_type", sa.String(16), nullable=False),  # User or Group
     sa.Column("display", sa.String(255)),
     sa.Index("ix_infinstor_scim_members_member", "org", "member_id"),
-)  # fmt: skip
+)
 
 scim_deprovisioned = sa.Table(
-    "infinstor_scim_deprovisioned", metadata,
+    "infinstor_scim_deprovisioned",
+    metadata,
     sa.Column("org", sa.String(63), primary_key=True),
     sa.Column("user_key", sa.String(255), primary_key=True),
     sa.Column("at", sa.Float, nullable=False),
-)  # fmt: skip
+)
 
 
 def _bump(connection, kind: str) -> None:
@@ -274,10 +284,14 @@ class Grant:
 
     def to_json(self) -> dict:
         return {
-            "resource_type": self.resource_type, "resource_id": self.resource_id,
-            "principal_type": self.principal_type, "principal": self.principal, "role": self.role,
-            "granted_by": self.granted_by, "granted_at": int(self.granted_at * 1000),
-        }  # fmt: skip
+            "resource_type": self.resource_type,
+            "resource_id": self.resource_id,
+            "principal_type": self.principal_type,
+            "principal": self.principal,
+            "role": self.role,
+            "granted_by": self.granted_by,
+            "granted_at": int(self.granted_at * 1000),
+        }
 
 
 @dataclass(frozen=True)
@@ -294,10 +308,14 @@ class TokenRecord:
     def to_json(self) -> dict:
         ms = lambda t: None if t is None else int(t * 1000)  # noqa: E731
         return {
-            "id": self.token_id, "name": self.name, "username": self.username,
-            "created_at": ms(self.created_at), "expires_at": ms(self.expires_at),
-            "revoked_at": ms(self.revoked_at), "last_used_at": ms(self.last_used_at),
-        }  # fmt: skip
+            "id": self.token_id,
+            "name": self.name,
+            "username": self.username,
+            "created_at": ms(self.created_at),
+            "expires_at": ms(self.expires_at),
+            "revoked_at": ms(self.revoked_at),
+            "last_used_at": ms(self.last_used_at),
+        }
 
 
 def _hash_secret(secret: str) -> str:
@@ -386,9 +404,11 @@ class ServiceStore:
     def role_on(self, org: str, resource_type: str, resource_id: str, username: str, groups: list[str]) -> str | None:
         """The caller's highest role on one resource (from their user, group and org grants)."""
         query = sa.select(grants.c.role).where(
-            grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id),
+            grants.c.org == org,
+            grants.c.resource_type == resource_type,
+            grants.c.resource_id == str(resource_id),
             self._principal_clause(username, groups, org),
-        )  # fmt: skip
+        )
         with self.engine.connect() as c:
             roles = [r[0] for r in c.execute(query)]
         return max(roles, key=ROLE_RANK.__getitem__, default=None)
@@ -397,9 +417,11 @@ class ServiceStore:
         if not resource_ids:
             return {}
         query = sa.select(grants.c.resource_id, grants.c.role).where(
-            grants.c.org == org, grants.c.resource_type == resource_type,
-            grants.c.resource_id.in_([str(i) for i in resource_ids]), self._principal_clause(username, groups, org),
-        )  # fmt: skip
+            grants.c.org == org,
+            grants.c.resource_type == resource_type,
+            grants.c.resource_id.in_([str(i) for i in resource_ids]),
+            self._principal_clause(username, groups, org),
+        )
         result: dict[str, str] = {}
         with self.engine.connect() as c:
             for resource_id, role in c.execute(query):
@@ -431,10 +453,15 @@ class ServiceStore:
 
     def revoke(self, org: str, resource_type: str, resource_id: str, principal_type: str, principal: str) -> bool:
         with self.engine.begin() as c:
-            deleted = c.execute(grants.delete().where(
-                grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id),
-                grants.c.principal_type == principal_type, grants.c.principal == principal,
-            )).rowcount  # fmt: skip
+            deleted = c.execute(
+                grants.delete().where(
+                    grants.c.org == org,
+                    grants.c.resource_type == resource_type,
+                    grants.c.resource_id == str(resource_id),
+                    grants.c.principal_type == principal_type,
+                    grants.c.principal == principal,
+                )
+            ).rowcount
             if deleted:
                 _bump(c, "grants")
         if deleted:
@@ -444,11 +471,18 @@ class ServiceStore:
     def grants_held(self, org: str, username: str, groups: list[str]) -> list[Grant]:
         """Every grant to the user, one of their groups or their organisation."""
         query = (
-            sa.select(grants.c.resource_type, grants.c.resource_id, grants.c.principal_type, grants.c.principal,
-                      grants.c.role, grants.c.granted_by, grants.c.granted_at)
+            sa.select(
+                grants.c.resource_type,
+                grants.c.resource_id,
+                grants.c.principal_type,
+                grants.c.principal,
+                grants.c.role,
+                grants.c.granted_by,
+                grants.c.granted_at,
+            )
             .where(grants.c.org == org, self._principal_clause(username, groups, org))
             .order_by(grants.c.principal_type, grants.c.principal, grants.c.resource_type, grants.c.resource_id)
-        )  # fmt: skip
+        )
         with self.engine.connect() as c:
             return [Grant(*row) for row in c.execute(query)]
 
@@ -459,11 +493,18 @@ class ServiceStore:
 
     def list_grants(self, org: str, resource_type: str, resource_id: str) -> list[Grant]:
         query = (
-            sa.select(grants.c.resource_type, grants.c.resource_id, grants.c.principal_type, grants.c.principal,
-                      grants.c.role, grants.c.granted_by, grants.c.granted_at)
+            sa.select(
+                grants.c.resource_type,
+                grants.c.resource_id,
+                grants.c.principal_type,
+                grants.c.principal,
+                grants.c.role,
+                grants.c.granted_by,
+                grants.c.granted_at,
+            )
             .where(grants.c.org == org, grants.c.resource_type == resource_type, grants.c.resource_id == str(resource_id))
             .order_by(grants.c.principal_type, grants.c.principal)
-        )  # fmt: skip
+        )
         with self.engine.connect() as c:
             return [Grant(*row) for row in c.execute(query)]
 
@@ -495,10 +536,17 @@ class ServiceStore:
         now = time.time()
         record = TokenRecord(token_id, org, username, name, now, now + ttl_seconds, None, None)
         with self.engine.begin() as c:
-            c.execute(api_tokens.insert().values(
-                token_id=token_id, secret_hash=_hash_secret(secret), org=org, username=username, name=name,
-                created_at=now, expires_at=record.expires_at,
-            ))  # fmt: skip
+            c.execute(
+                api_tokens.insert().values(
+                    token_id=token_id,
+                    secret_hash=_hash_secret(secret),
+                    org=org,
+                    username=username,
+                    name=name,
+                    created_at=now,
+                    expires_at=record.expires_at,
+                )
+            )
         return f"{TOKEN_PREFIX}{token_id}_{secret}", record
 
     def check_token(self, token: str) -> TokenRecord | None:
@@ -518,8 +566,16 @@ class ServiceStore:
             row = c.execute(sa.select(api_tokens).where(api_tokens.c.token_id == token_id)).mappings().first()
         if row is None:
             return None, "unknown"
-        record = TokenRecord(row["token_id"], row["org"], row["username"], row["name"], row["created_at"],
-                             row["expires_at"], row["revoked_at"], row["last_used_at"])  # fmt: skip
+        record = TokenRecord(
+            row["token_id"],
+            row["org"],
+            row["username"],
+            row["name"],
+            row["created_at"],
+            row["expires_at"],
+            row["revoked_at"],
+            row["last_used_at"],
+        )
         if not hmac.compare_digest(row["secret_hash"], _hash_secret(secret)):
             return record, "wrong_secret"
         if row["revoked_at"] is not None:
@@ -534,9 +590,15 @@ class ServiceStore:
 
     def list_tokens(self, org: str, username: str | None) -> list[TokenRecord]:
         query = sa.select(
-            api_tokens.c.token_id, api_tokens.c.org, api_tokens.c.username, api_tokens.c.name, api_tokens.c.created_at,
-            api_tokens.c.expires_at, api_tokens.c.revoked_at, api_tokens.c.last_used_at,
-        ).where(api_tokens.c.org == org)  # fmt: skip
+            api_tokens.c.token_id,
+            api_tokens.c.org,
+            api_tokens.c.username,
+            api_tokens.c.name,
+            api_tokens.c.created_at,
+            api_tokens.c.expires_at,
+            api_tokens.c.revoked_at,
+            api_tokens.c.last_used_at,
+        ).where(api_tokens.c.org == org)
         if username is not None:
             query = query.where(api_tokens.c.username == username)
         with self.engine.connect() as c:
@@ -561,22 +623,49 @@ class ServiceStore:
 
     # -- audit --------------------------------------------------------------------------------
     @staticmethod
-    def audit_row(org: str, username: str, action: str, status: int, resource_type: str | None = None,
-                  resource_id: str | None = None, detail: dict | None = None) -> dict:  # fmt: skip
+    def audit_row(
+        org: str,
+        username: str,
+        action: str,
+        status: int,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        detail: dict | None = None,
+    ) -> dict:
         return {
-            "at": time.time(), "org": org, "username": username, "action": action, "status": status,
-            "resource_type": resource_type, "resource_id": None if resource_id is None else str(resource_id),
+            "at": time.time(),
+            "org": org,
+            "username": username,
+            "action": action,
+            "status": status,
+            "resource_type": resource_type,
+            "resource_id": None if resource_id is None else str(resource_id),
             "detail": None if detail is None else json.dumps(detail, sort_keys=True),
-        }  # fmt: skip
+        }
 
-    def record(self, org: str, username: str, action: str, status: int, resource_type: str | None = None,
-               resource_id: str | None = None, detail: dict | None = None) -> None:  # fmt: skip
+    def record(
+        self,
+        org: str,
+        username: str,
+        action: str,
+        status: int,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        detail: dict | None = None,
+    ) -> None:
         with self.engine.begin() as c:
-            c.execute(audit.insert().values(
-                at=time.time(), org=org, username=username, action=action, status=status,
-                resource_type=resource_type, resource_id=None if resource_id is None else str(resource_id),
-                detail=None if detail is None else json.dumps(detail, sort_keys=True),
-            ))  # fmt: skip
+            c.execute(
+                audit.insert().values(
+                    at=time.time(),
+                    org=org,
+                    username=username,
+                    action=action,
+                    status=status,
+                    resource_type=resource_type,
+                    resource_id=None if resource_id is None else str(resource_id),
+                    detail=None if detail is None else json.dumps(detail, sort_keys=True),
+                )
+            )
 
     def record_many(self, rows: list[dict]) -> None:
         """Audit rows as built by `audit_row`, in one transaction."""
@@ -591,8 +680,15 @@ class ServiceStore:
         with self.engine.connect() as c:
             rows = c.execute(query.order_by(audit.c.id.desc()).limit(limit)).mappings().all()
         return [
-            {"id": r["id"], "at": int(r["at"] * 1000), "username": r["username"], "action": r["action"],
-             "resource_type": r["resource_type"], "resource_id": r["resource_id"], "status": r["status"],
-             "detail": json.loads(r["detail"]) if r["detail"] else None}
+            {
+                "id": r["id"],
+                "at": int(r["at"] * 1000),
+                "username": r["username"],
+                "action": r["action"],
+                "resource_type": r["resource_type"],
+                "resource_id": r["resource_id"],
+                "status": r["status"],
+                "detail": json.loads(r["detail"]) if r["detail"] else None,
+            }
             for r in rows
-        ]  # fmt: skip
+        ]

@@ -45,7 +45,7 @@ from scim2_models import (
     ServiceProviderConfig,
     Sort,
     UniquenessException,
-)  # fmt: skip
+)
 from scim2_models.path import CompareOperator, Comparison
 from scim2_server.applications.base import BaseApplication
 from scim2_server.handler import ScimHandler
@@ -66,15 +66,24 @@ _org: contextvars.ContextVar[str] = contextvars.ContextVar("infinstor_scim_org")
 def provider() -> ScimProvider:
     """The RFC 7643 User (with the enterprise extension) and Group, and what this server supports."""
     config = ServiceProviderConfig(
-        documentation_uri=Reference[External]("https://github.com/infinstor/infinstor-jupyterlab/blob/main/docs/service.md#scim-20-provisioning"),
-        patch=Patch(supported=True), bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
-        filter=Filter(supported=True, max_results=MAX_RESULTS), change_password=ChangePassword(supported=False),
-        sort=Sort(supported=True), etag=ETag(supported=True),
-        authentication_schemes=[AuthenticationScheme(
-            type=AuthenticationScheme.Type.oauthbearertoken, name="SCIM token", primary=True,
-            description="A SCIM token of the organisation, created by one of its admins (infinstor token create --kind scim)",
-        )],
-    )  # fmt: skip
+        documentation_uri=Reference[External](
+            "https://github.com/infinstor/infinstor-jupyterlab/blob/main/docs/service.md#scim-20-provisioning"
+        ),
+        patch=Patch(supported=True),
+        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        filter=Filter(supported=True, max_results=MAX_RESULTS),
+        change_password=ChangePassword(supported=False),
+        sort=Sort(supported=True),
+        etag=ETag(supported=True),
+        authentication_schemes=[
+            AuthenticationScheme(
+                type=AuthenticationScheme.Type.oauthbearertoken,
+                name="SCIM token",
+                primary=True,
+                description="A SCIM token of the organisation, created by one of its admins (infinstor token create --kind scim)",
+            )
+        ],
+    )
     return ScimProvider.from_discovery(load_default_schemas().values(), load_default_resource_types().values(), config=config)
 
 
@@ -117,8 +126,9 @@ class SqlStorage(ScimStorage):
             raise NotImplementedException(detail=f"no {resource_type.name} resources here")
         resource = cast("Resource[Any]", model.model_validate(data))
         resource.id = row.scim_id
-        resource.meta = Meta(resource_type=resource_type.name, created=_when(row.created_at), last_modified=_when(row.modified_at),
-                             version=_version(row))  # fmt: skip
+        resource.meta = Meta(
+            resource_type=resource_type.name, created=_when(row.created_at), last_modified=_when(row.modified_at), version=_version(row)
+        )
         return resource
 
     @staticmethod
@@ -153,8 +163,10 @@ class SqlStorage(ScimStorage):
         ast = scim_filter.ast if scim_filter is not None else None
         if isinstance(ast, Comparison) and ast.op == CompareOperator.eq and isinstance(ast.value, str):
             attribute = str(ast.attr_path).split(":")[-1].lower()
-            column = {"User": {"username": "user_name", "externalid": "external_id", "id": "scim_id"},
-                      "Group": {"displayname": "display_name", "externalid": "external_id", "id": "scim_id"}}[str(resource_type.name)]  # fmt: skip
+            column = {
+                "User": {"username": "user_name", "externalid": "external_id", "id": "scim_id"},
+                "Group": {"displayname": "display_name", "externalid": "external_id", "id": "scim_id"},
+            }[str(resource_type.name)]
             if attribute in column:
                 narrowed[column[attribute]] = ast.value
         if resource_type.name == "User":
@@ -208,11 +220,13 @@ class SqlStorage(ScimStorage):
         org, expected = self._org(), _expected(expected_version)
         try:
             if resource_type.name == "User":
-                row = self.store.update_user(org, resource.id, resource.user_name, resource.external_id, resource.active is not False,
-                                             self._dump(resource), expected)  # fmt: skip
+                row = self.store.update_user(
+                    org, resource.id, resource.user_name, resource.external_id, resource.active is not False, self._dump(resource), expected
+                )
             else:
-                row = self.store.update_group(org, resource.id, resource.display_name, resource.external_id, self._dump(resource),
-                                              self._members(resource), expected)  # fmt: skip
+                row = self.store.update_group(
+                    org, resource.id, resource.display_name, resource.external_id, self._dump(resource), self._members(resource), expected
+                )
         except Conflict:
             raise UniquenessException(detail=f"userName {resource.user_name!r} is taken") from None
         except LookupError as exc:
@@ -260,10 +274,13 @@ class ScimApplication(BaseApplication):
 def request_of(method: str, base_url: str, path: str, query: str, headers: list[tuple[bytes, bytes]], body: bytes) -> ScimRequest:
     """A scim2-server request from an ASGI request under /scim/v2."""
     return ScimRequest(
-        method=method, base_url=base_url, path=BaseApplication.split_path(path[len("/scim"):]),
+        method=method,
+        base_url=base_url,
+        path=BaseApplication.split_path(path[len("/scim") :]),
         query=dict(parse_qsl(query, keep_blank_values=True)),
-        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k != b"authorization"], body=body,
-    )  # fmt: skip
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k != b"authorization"],
+        body=body,
+    )
 
 
 def response_parts(response: ScimResponse) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -276,8 +293,15 @@ def response_parts(response: ScimResponse) -> tuple[int, list[tuple[bytes, bytes
 
 def unauthorized(message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     body = json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "401", "detail": message}).encode()
-    return int(HTTPStatus.UNAUTHORIZED), [(b"content-type", b"application/scim+json"), (b"www-authenticate", b'Bearer realm="scim"'),
-                                          (b"content-length", str(len(body)).encode())], body  # fmt: skip
+    return (
+        int(HTTPStatus.UNAUTHORIZED),
+        [
+            (b"content-type", b"application/scim+json"),
+            (b"www-authenticate", b'Bearer realm="scim"'),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        body,
+    )
 
 
 # -- the company middleware's hook ------------------------------------------------------------
@@ -288,8 +312,13 @@ async def serve(service, in_thread, scope, receive, send) -> None:
     try:
         body = await asgi.read_body(receive, MAX_BODY)
     except asgi.BodyTooLarge:
-        out = json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "413",
-                          "detail": f"The request body is larger than {MAX_BODY} bytes."}).encode()  # fmt: skip
+        out = json.dumps(
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": "413",
+                "detail": f"The request body is larger than {MAX_BODY} bytes.",
+            }
+        ).encode()
         return await asgi.send_response(send, 413, out, headers=[(b"content-type", b"application/scim+json")])
     if body is None:
         return None  # the client went away

@@ -199,8 +199,9 @@ class _Instance:
 
         try:
             if check_mode() != "company":
-                raise StartupRefusal("the serverless handler serves company mode only", "INFINSTOR_SERVICE_MODE",
-                                     "unset it or set it to company")  # fmt: skip
+                raise StartupRefusal(
+                    "the serverless handler serves company mode only", "INFINSTOR_SERVICE_MODE", "unset it or set it to company"
+                )
             prepared = prepare_company()
         except StartupRefusal as refusal:
             raise RuntimeError(refusal.paragraph()) from None
@@ -227,8 +228,7 @@ class _Instance:
             log.error(
                 "InfinStor serverless: the database is at step %s, this release needs %s: run %s", version, SCHEMA_VERSION, MIGRATE_HANDLER
             )
-            message = ("The tracking database is not migrated to this release yet (the deploy runs the migration function); "
-                       "retry shortly.")  # fmt: skip
+            message = "The tracking database is not migrated to this release yet (the deploy runs the migration function); retry shortly."
             return _answer(503, {"error_code": OUTAGE_CODE, "message": message}, 10)
         self.schema_ready = True
         return None
@@ -236,8 +236,12 @@ class _Instance:
 
 def _answer(status: int, body: dict, retry_after: int) -> dict:
     """A response in the shape every Lambda HTTP front (HTTP API, function URL, REST API) takes."""
-    return {"statusCode": status, "isBase64Encoded": False, "body": json.dumps(body),
-            "headers": {"content-type": "application/json", "retry-after": str(retry_after)}}  # fmt: skip
+    return {
+        "statusCode": status,
+        "isBase64Encoded": False,
+        "body": json.dumps(body),
+        "headers": {"content-type": "application/json", "retry-after": str(retry_after)},
+    }
 
 
 _instance: _Instance | None = None
@@ -295,10 +299,15 @@ def migrate_handler(event: dict, context=None) -> dict:
 def _tell_cloudformation(event: dict, context, outcome: dict) -> None:
     import urllib.request
 
-    body = json.dumps({
-        **outcome, "PhysicalResourceId": event.get("PhysicalResourceId") or "infinstor-migrations",
-        "StackId": event["StackId"], "RequestId": event["RequestId"], "LogicalResourceId": event["LogicalResourceId"],
-    }).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            **outcome,
+            "PhysicalResourceId": event.get("PhysicalResourceId") or "infinstor-migrations",
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+        }
+    ).encode()
     request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT", headers={"content-type": ""})
     with urllib.request.urlopen(request, timeout=30) as response:  # a presigned S3 URL
         response.read()
