@@ -654,7 +654,8 @@ def main() -> int:
         for name, (org, group) in IDP_USERS.items():
             if len(users) < args.users:
                 users.append(User(name, org, group, user_token(idp, name), "oidc"))
-        from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine
+        from infinstor_jupyterlab.tracking_service.db import make_engine
+        from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
         store = ServiceStore(make_engine(backend_uri))
         groups = [(org, g) for org, gs in ORGS.items() for g in gs if g != "acme-admins"]

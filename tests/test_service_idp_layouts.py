@@ -121,8 +121,9 @@ def test_entra_group_overage_falls_back_to_scim_groups(idp, tmp_path):
     """A user in more than 200 groups gets no groups claim from Entra ID (`_claim_names` points at
     Microsoft Graph instead): the service takes that user's groups from SCIM, named by externalId
     (Entra's group object id, as in everyone else's groups claim)."""
-    from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine
+    from infinstor_jupyterlab.tracking_service.db import make_engine
     from infinstor_jupyterlab.tracking_service.directory import DirectoryStore
+    from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
     config, _, _ = LAYOUTS["entra"]
     oidc = {"issuer": idp.issuer, "audience": "urn:infinstor:tracking", "leeway": 0, **config["oidc"]}

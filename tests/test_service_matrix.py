@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from idp_fixture import SHORT_CLIENT
-from infinstor_jupyterlab.tracking_service.db import ROLE_RANK
 from infinstor_jupyterlab.tracking_service.policy import KINDS, REFUSED, load_policy
+from infinstor_jupyterlab.tracking_service.service_store import ROLE_RANK
 from service_fixture import CompanyServer, company_server_on_each_backend, user_token
 
 pytestmark = pytest.mark.slow

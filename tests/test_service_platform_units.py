@@ -96,10 +96,11 @@ def test_upgrade_from_schema_step_2_keeps_everything(tmp_path):
 
     import legacy_service_schema
     from infinstor_jupyterlab.tracking_service import db
+    from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     legacy_service_schema.make_database(engine, 2)  # what the previous release's migrate() left
-    store = db.ServiceStore(engine)
+    store = ServiceStore(engine)
     store.grant("acme", "experiment", "1", "group", "vision", "editor", "alice")
     token, _ = store.create_token("acme", "alice", "ci", 3600)
     before = store.change_versions()
@@ -115,8 +116,9 @@ def test_upgrade_from_schema_step_2_keeps_everything(tmp_path):
 
 def directory(tmp_path, groups_from="both", group_name="displayName"):
     from infinstor_jupyterlab.tracking_service.changes import ChangeWatcher
-    from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine, migrate
+    from infinstor_jupyterlab.tracking_service.db import make_engine, migrate
     from infinstor_jupyterlab.tracking_service.directory import Directory, DirectoryStore
+    from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
     engine = make_engine(f"sqlite:///{tmp_path / 'dir.db'}")
     migrate(engine)

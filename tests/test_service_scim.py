@@ -212,8 +212,9 @@ def test_a_groups_claim_of_a_group_scim_manages_counts_only_while_scim_agrees(re
 
 def test_organisations_directories_are_apart(replicas, idp, scim_token):
     """A SCIM token of another organisation sees nothing of this one's directory."""
-    from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine
+    from infinstor_jupyterlab.tracking_service.db import make_engine
     from infinstor_jupyterlab.tracking_service.directory import DirectoryStore
+    from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
     main, _ = replicas
     acme_user = ok(scim(main, "POST", "Users", scim_token, json={"schemas": [SCIM_USER], "userName": "apart@acme.example"}), 201)

@@ -20,7 +20,6 @@ from infinstor_jupyterlab.tracking_service.company.searches import filtered_page
 from infinstor_jupyterlab.tracking_service.config import ConfigError, load_config
 from infinstor_jupyterlab.tracking_service.db import (
     SCHEMA_VERSION,
-    ServiceStore,
     current_version,
     make_engine,
     migrate,
@@ -39,6 +38,7 @@ from infinstor_jupyterlab.tracking_service.policy import (
     match_route,
     mlflow_operations,
 )  # fmt: skip
+from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 from infinstor_jupyterlab.tracking_service.signin_audit import FailedSignIn, FailedSignIns, describe
 
 

@@ -86,7 +86,7 @@ def company_asgi_app(
     own app inside the access checks (there: artifact downloads answered with presigned URLs)."""
     from .company.middleware import CompanyASGIMiddleware
     from .company.service import CompanyService
-    from .db import ServiceStore
+    from .service_store import ServiceStore
 
     config, policy = prepared.config, prepared.policy
     from mlflow.server.fastapi_app import create_fastapi_app

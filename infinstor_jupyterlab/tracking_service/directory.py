@@ -35,17 +35,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .db import (
-    ServiceStore,
-    _bump,
-    api_tokens,
-    scim_deprovisioned,
-    scim_groups,
-    scim_members,
-    scim_tokens,
-    scim_users,
-)
+from .db import api_tokens, bump, scim_deprovisioned, scim_groups, scim_members, scim_tokens, scim_users
 from .oidc_auth import InvalidToken
+from .service_store import ServiceStore
 
 SCIM_TOKEN_PREFIX = "scim_"
 
@@ -239,7 +231,7 @@ class DirectoryStore:
             c.execute(scim_deprovisioned.delete().where(scim_deprovisioned.c.org == org, scim_deprovisioned.c.user_key == key))
             if not active:
                 self._revoke_api_tokens(c, org, key, now)
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return Row(scim_id, resource, now, now, 1)
 
@@ -282,7 +274,7 @@ class DirectoryStore:
             if (row["active"] and not active) or key != row["user_key"]:
                 # Deactivated (or renamed: the old name's tokens belong to nobody provisioned now).
                 self._revoke_api_tokens(c, org, row["user_key"], now)
-            _bump(c, "tokens")
+            bump(c, "tokens")
             result = self._user_row(c, org, {**row, "resource": json.dumps(resource), "modified_at": now, "version": row["version"] + 1})
         self._changed()
         return result
@@ -301,7 +293,7 @@ class DirectoryStore:
             if not c.execute(sa.select(scim_deprovisioned.c.at).where(*where)).first():
                 c.execute(scim_deprovisioned.insert().values(org=org, user_key=row["user_key"], at=now))
             self._revoke_api_tokens(c, org, row["user_key"], now)
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return True
 
@@ -378,7 +370,7 @@ class DirectoryStore:
                 )
             )
             self._set_members(c, org, scim_id, members)
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return Row(scim_id, resource, now, now, 1, members=tuple(sorted(members)))
 
@@ -412,7 +404,7 @@ class DirectoryStore:
                 )
             )
             self._set_members(c, org, scim_id, members)
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return Row(scim_id, resource, row["created_at"], now, row["version"] + 1, members=tuple(sorted(members)))
 
@@ -439,7 +431,7 @@ class DirectoryStore:
                 )
             )
             c.execute(scim_groups.delete().where(scim_groups.c.id == row["id"]))
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return True
 

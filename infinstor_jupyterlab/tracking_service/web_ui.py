@@ -145,7 +145,7 @@ _PERMISSION = {"reader": "READ", "editor": "EDIT", "manager": "MANAGE"}  # MLflo
 def _roles(service: CompanyService, who: Principal) -> list[dict[str, Any]]:
     """The caller's grants as MLflow's account page shows roles: one for the user's own grants
     (MLflow's "direct permissions"), one per group and one for the organisation."""
-    from .db import ROLE_RANK
+    from .service_store import ROLE_RANK
 
     user_id = service.store.user_id(who.org, who.username) or 0
     principals = [("user", who.username, f"__user_{user_id}__", "Given to you")]

@@ -20,9 +20,9 @@ import jwt
 
 from .. import job_tokens
 from ..config import ServiceConfig
-from ..db import TOKEN_PREFIX, ServiceStore, TokenRecord, split_api_token
 from ..directory import Directory
 from ..oidc_auth import Identity, InvalidToken, TokenVerifier, _bearer
+from ..service_store import TOKEN_PREFIX, ServiceStore, TokenRecord, split_api_token
 from ..signin_audit import TOKEN_ID_CHARS, FailedSignIns, describe
 from .cache import ReusedDecisions
 from .lookups import with_workspace
