@@ -31,15 +31,25 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from .db import api_tokens, bump, scim_deprovisioned, scim_groups, scim_members, scim_tokens, scim_users
 from .oidc_auth import InvalidToken
-from .service_store import ServiceStore
+from .service_store import ServiceStore, epoch_ms
+
+if TYPE_CHECKING:
+    from .changes import ChangeWatcher
 
 SCIM_TOKEN_PREFIX = "scim_"
+
+# A resource as the SCIM models dump it (JSON), and a group's member: (member id, "User" or
+# "Group", display name).
+Resource = dict[str, Any]
+Member = tuple[str, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -52,15 +62,14 @@ class ScimTokenRecord:
     revoked_at: float | None
     last_used_at: float | None
 
-    def to_json(self) -> dict:
-        ms = lambda t: None if t is None else int(t * 1000)  # noqa: E731
+    def to_json(self) -> dict[str, object]:
         return {
             "id": self.token_id,
             "name": self.name,
             "created_by": self.created_by,
-            "created_at": ms(self.created_at),
-            "revoked_at": ms(self.revoked_at),
-            "last_used_at": ms(self.last_used_at),
+            "created_at": epoch_ms(self.created_at),
+            "revoked_at": epoch_ms(self.revoked_at),
+            "last_used_at": epoch_ms(self.last_used_at),
         }
 
 
@@ -69,11 +78,11 @@ class Row:
     """A stored SCIM resource: its JSON and the columns kept beside it."""
 
     scim_id: str
-    resource: dict
+    resource: Resource
     created_at: float
     modified_at: float
     version: int
-    members: tuple[tuple[str, str, str | None], ...] = ()  # groups: (member id, type, display)
+    members: tuple[Member, ...] = ()  # groups
     groups: tuple[tuple[str, str], ...] = ()  # users: (group id, displayName)
 
 
@@ -156,7 +165,8 @@ class DirectoryStore:
                 return None
             return self._user_row(c, org, row)
 
-    def _user_row(self, c, org: str, row) -> Row:
+    def _user_row(self, c: sa.Connection, org: str, row: Mapping[Any, Any]) -> Row:
+        """A user's stored row (by column name) with its groups."""
         groups = c.execute(
             sa.select(scim_groups.c.scim_id, scim_groups.c.display_name)
             .join(scim_members, sa.and_(scim_members.c.org == scim_groups.c.org, scim_members.c.group_id == scim_groups.c.scim_id))
@@ -204,7 +214,7 @@ class DirectoryStore:
             for r in rows
         ]
 
-    def create_user(self, org: str, user_name: str, external_id: str | None, active: bool, resource: dict) -> Row:
+    def create_user(self, org: str, user_name: str, external_id: str | None, active: bool, resource: Resource) -> Row:
         key, now, scim_id = user_name.lower(), time.time(), uuid.uuid4().hex
         with self.engine.begin() as c:
             if c.execute(sa.select(scim_users.c.id).where(scim_users.c.org == org, scim_users.c.user_key == key)).first():
@@ -242,7 +252,7 @@ class DirectoryStore:
         user_name: str,
         external_id: str | None,
         active: bool,
-        resource: dict,
+        resource: Resource,
         expected_version: int | None = None,
     ) -> Row | None:
         """The new state of a user (None: no such user; ValueError: not the expected version)."""
@@ -298,7 +308,7 @@ class DirectoryStore:
         return True
 
     @staticmethod
-    def _revoke_api_tokens(c, org: str, user_key: str, now: float) -> None:
+    def _revoke_api_tokens(c: sa.Connection, org: str, user_key: str, now: float) -> None:
         c.execute(
             api_tokens.update()
             .where(
@@ -310,8 +320,8 @@ class DirectoryStore:
         )
 
     # -- groups -------------------------------------------------------------------------------
-    def _members(self, c, org: str, group_ids: list[str]) -> dict[str, tuple]:
-        found: dict[str, list] = {}
+    def _members(self, c: sa.Connection, org: str, group_ids: list[str]) -> dict[str, tuple[Member, ...]]:
+        found: dict[str, list[Member]] = {}
         if group_ids:
             rows = c.execute(
                 sa.select(scim_members.c.group_id, scim_members.c.member_id, scim_members.c.member_type, scim_members.c.display)
@@ -345,15 +355,13 @@ class DirectoryStore:
             for r in rows
         ]
 
-    def _check_members(self, c, org: str, members: list[tuple[str, str, str | None]]) -> None:
+    def _check_members(self, c: sa.Connection, org: str, members: list[Member]) -> None:
         for member_id, member_type, _ in members:
             table = scim_users if member_type == "User" else scim_groups
             if not c.execute(sa.select(table.c.id).where(table.c.org == org, table.c.scim_id == member_id)).first():
                 raise LookupError(member_id)
 
-    def create_group(
-        self, org: str, display_name: str, external_id: str | None, resource: dict, members: list[tuple[str, str, str | None]]
-    ) -> Row:
+    def create_group(self, org: str, display_name: str, external_id: str | None, resource: Resource, members: list[Member]) -> Row:
         now, scim_id = time.time(), uuid.uuid4().hex
         with self.engine.begin() as c:
             self._check_members(c, org, members)
@@ -380,8 +388,8 @@ class DirectoryStore:
         scim_id: str,
         display_name: str,
         external_id: str | None,
-        resource: dict,
-        members: list[tuple[str, str, str | None]],
+        resource: Resource,
+        members: list[Member],
         expected_version: int | None = None,
     ) -> Row | None:
         now = time.time()
@@ -409,7 +417,7 @@ class DirectoryStore:
         return Row(scim_id, resource, row["created_at"], now, row["version"] + 1, members=tuple(sorted(members)))
 
     @staticmethod
-    def _set_members(c, org: str, group_id: str, members: list[tuple[str, str, str | None]]) -> None:
+    def _set_members(c: sa.Connection, org: str, group_id: str, members: list[Member]) -> None:
         c.execute(scim_members.delete().where(scim_members.c.org == org, scim_members.c.group_id == group_id))
         unique = {member_id: (member_id, member_type, display) for member_id, member_type, display in members}
         if unique:
@@ -475,10 +483,11 @@ class DirectoryStore:
 class Directory:
     """The caller's groups and admission, from the token and SCIM, reused under the "tokens" counter."""
 
-    def __init__(self, store: DirectoryStore, groups_from: str, group_name: str, changes, reuse_seconds: float):
+    def __init__(self, store: DirectoryStore, groups_from: str, group_name: str, changes: ChangeWatcher, reuse_seconds: float):
         self.store, self.groups_from, self.group_name = store, groups_from, group_name
         self.changes, self.reuse_seconds = changes, reuse_seconds
-        self._cache: OrderedDict = OrderedDict()
+        # (org, username in lower case, token groups) -> (state, reuse until, "tokens" counter)
+        self._cache: OrderedDict[tuple[str, str, tuple[str, ...]], tuple[UserState, float, int]] = OrderedDict()
         self._lock = threading.Lock()
         store.service_store.listeners.append(self._forget)
 
@@ -502,7 +511,7 @@ class Directory:
                     self._cache.popitem(last=False)
         return state
 
-    def groups_for(self, org: str, username: str, token_groups, overage: bool = False) -> tuple[str, ...]:
+    def groups_for(self, org: str, username: str, token_groups: Iterable[str], overage: bool = False) -> tuple[str, ...]:
         """The caller's groups; InvalidToken if the directory deprovisioned them."""
         token_groups = tuple(token_groups)
         state = self._state(org, username, token_groups if self.groups_from == "both" else ())
