@@ -175,7 +175,7 @@ def test_schema_newer_than_this_release_and_migrations_due(checked_server, tmp_p
 
 
 def test_fixes_name_the_provider_from_the_issuer():
-    from infinstor_jupyterlab.tracking_service.check import fix_for, provider_of
+    from infinstor_jupyterlab.tracking_service.provider_fixes import fix_for, provider_of
 
     cases = {
         "https://login.microsoftonline.com/8eaef023-2b34-4da1-9baa-8bc8c9d6a490/v2.0": ("entra", "tid"),

@@ -15,94 +15,19 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import requests
 
 from . import claims as claim_reading
+from .provider_fixes import PROVIDERS, fix_for, provider_of
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from .config import ServiceConfig
 
 LAB_CALLBACK = "/infinstor/api/auth/callback"
-
-PROVIDERS = {
-    "entra": "Microsoft Entra ID",
-    "okta": "Okta",
-    "google": "Google Workspace",
-    "keycloak": "Keycloak",
-    "auth0": "Auth0",
-    "cognito": "Amazon Cognito",
-    "generic": "your identity provider",
-}
-
-# What to do at the provider, per problem and provider (docs/identity-providers.md has the steps).
-FIXES: dict[str, dict[str, str]] = {
-    "opaque": {
-        "entra": "request a token for this service's own API (Expose an API; scope api://<app id>/.default), not for Microsoft Graph: Graph tokens cannot be checked by anyone but Graph",
-        "okta": "use a custom authorization server (e.g. /oauth2/default): the org authorization server's access tokens are for Okta's own APIs",
-        "google": "Google's access tokens are opaque: put a broker that issues JWT access tokens (Keycloak, Auth0, Okta, Cognito) in front of Google Workspace",
-        "keycloak": "Keycloak issues JWT access tokens; check that the token given is the access token of this realm",
-        "auth0": "pass audience=<the API identifier> when asking for the token: without it Auth0 issues an opaque token for /userinfo",
-        "cognito": "give the access token (a JWT) of the user pool's app client, not a token of another service",
-        "generic": "configure the provider to issue JWT access tokens (RFC 9068) for this service's audience",
-    },
-    "audience": {
-        "entra": "set oidc.audience to the Application ID URI (api://...) for v1 tokens or the application (client) id for v2 tokens (accessTokenAcceptedVersion: 2 in the manifest), and request the scope api://<app id>/.default",
-        "okta": "set oidc.audience to the custom authorization server's Audience (Security > API > the server > Settings)",
-        "google": "the broker's access tokens must name this service as audience",
-        "keycloak": "add an Audience mapper (Included Custom Audience = oidc.audience) to the client's dedicated scope",
-        "auth0": "set oidc.audience to the API identifier, and pass it as audience when asking for tokens",
-        "cognito": "Cognito access tokens carry no aud: set oidc.audience_claim: client_id and oidc.audience to the app client id",
-        "generic": "make the provider put oidc.audience in the access token's aud (a resource indicator or an audience mapper)",
-    },
-    "org": {
-        "entra": "use the tenant: oidc.claims.org: tid, with oidc.organisations mapping the tenant id to a name (e.g. {<tenant id>: acme})",
-        "okta": "add a custom claim to the authorization server (e.g. org = user.profile.organization, included in the access token)",
-        "google": "have the broker map Google's hd (hosted domain) claim into the access token, and map it with oidc.organisations ({acme.com: acme})",
-        "keycloak": "enable Organizations and the organization client scope, or add a User Attribute / Hardcoded claim mapper named org, added to the access token",
-        "auth0": "use Organizations (org_id, mapped with oidc.organisations) or add a namespaced claim in a post-login Action (api.accessToken.setCustomClaim)",
-        "cognito": "add the organisation in a pre-token-generation trigger (V2, access token customization), e.g. custom:org",
-        "generic": "add an organisation claim to the access token and name it in oidc.claims.org",
-    },
-    "groups": {
-        "entra": "App registration > Token configuration > Add groups claim (Security groups, 'Groups assigned to the application' keeps it short); the claim holds object ids: grant roles to those, or provision groups by SCIM",
-        "okta": "add a groups claim to the authorization server (Claims > Add Claim, include in Access Token, Filter e.g. Matches regex .*)",
-        "google": "Google sends no groups: provision them by SCIM from the broker, or set scim.groups: scim and manage groups over SCIM",
-        "keycloak": "add a Group Membership mapper named groups (Full group path off, Add to access token on) to the client's dedicated scope",
-        "auth0": "add the user's groups or roles as a namespaced claim in a post-login Action and name it in oidc.claims.groups",
-        "cognito": "Cognito puts the user pool groups in cognito:groups: set oidc.claims.groups: cognito:groups",
-        "generic": "add a groups claim to the access token and name it in oidc.claims.groups, or provision groups by SCIM",
-    },
-    "overage": {
-        "entra": "the user is in more groups than fit in a token (200), so Entra ID left them out: provision groups by SCIM (the service then takes this user's groups from SCIM), or emit only the groups assigned to the application",
-        "generic": "the provider left the groups out (too many): provision them by SCIM, or emit fewer groups",
-    },
-    "id_token": {
-        "generic": "this is an ID token (for the client), not an access token: give the access_token the provider returned",
-    },
-}
-
-
-def provider_of(issuer: str) -> str:
-    host = issuer.lower()
-    for needle, provider in (
-        ("login.microsoftonline.com", "entra"),
-        ("sts.windows.net", "entra"),
-        (".okta.com", "okta"),
-        (".oktapreview.com", "okta"),
-        (".okta-emea.com", "okta"),
-        ("accounts.google.com", "google"),
-        ("/realms/", "keycloak"),
-        (".auth0.com", "auth0"),
-        ("cognito-idp.", "cognito"),
-    ):
-        if needle in host:
-            return provider
-    return "generic"
-
-
-def fix_for(problem: str, provider: str) -> str:
-    fixes = FIXES[problem]
-    text = fixes.get(provider) or fixes["generic"]
-    return f"{PROVIDERS[provider]}: {text}" if provider in fixes else text
 
 
 @dataclass
@@ -113,12 +38,18 @@ class Finding:
     fix: str | None = None
 
 
+class RedirectURI(TypedDict):
+    surface: str
+    redirect_uri: str | None  # None: a flow without a redirect (the device code flow)
+    client: str
+
+
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
-    token: dict | None = None
-    redirect_uris: list[dict] = field(default_factory=list)
-    origins: dict = field(default_factory=dict)
+    token: dict[str, Any] | None = None  # what the service reads from the token given (JSON)
+    redirect_uris: list[RedirectURI] = field(default_factory=list)
+    origins: dict[str, str | None] = field(default_factory=dict)
     provider: str = "generic"
 
     @property
@@ -128,7 +59,7 @@ class Report:
     def add(self, section: str, status: str, message: str, fix: str | None = None) -> None:
         self.findings.append(Finding(section, status, message, fix))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "provider": PROVIDERS[self.provider],
@@ -175,7 +106,7 @@ def run(
     return report
 
 
-def _configuration(report: Report, environ: dict[str, str]):
+def _configuration(report: Report, environ: dict[str, str]) -> ServiceConfig | None:
     from .config import CONFIG_ENV, ConfigError, load_config
     from .startup import config_where
 
@@ -198,7 +129,7 @@ def _configuration(report: Report, environ: dict[str, str]):
     return config
 
 
-def _policy(report: Report, config) -> None:
+def _policy(report: Report, config: ServiceConfig) -> None:
     from .policy import PolicyError, load_policy
 
     try:
@@ -210,7 +141,7 @@ def _policy(report: Report, config) -> None:
     report.add("policy", "pass", f"{source}: {len(policy.roles)} operations have a role")
 
 
-def _database(report: Report, config, environ: dict[str, str], override: str | None) -> None:
+def _database(report: Report, config: ServiceConfig, environ: dict[str, str], override: str | None) -> None:
     import sqlalchemy as sa
 
     from .db import SCHEMA_VERSION, current_version, make_engine, scim_tokens
@@ -283,7 +214,7 @@ def _database(report: Report, config, environ: dict[str, str], override: str | N
     )
 
 
-def _mlflow_schema(connection) -> tuple[str, str] | tuple[str, str, str] | None:
+def _mlflow_schema(connection: sa.Connection) -> tuple[str, str] | tuple[str, str, str] | None:
     """MLflow's own tables: (status, message[, fix]) when the database has them or should."""
     import sqlalchemy as sa
 
@@ -305,13 +236,13 @@ def _mlflow_schema(connection) -> tuple[str, str] | tuple[str, str, str] | None:
     )
 
 
-def _identity_provider(report: Report, config, timeout: float) -> dict | None:
+def _identity_provider(report: Report, config: ServiceConfig, timeout: float) -> dict[str, Any] | None:
     issuer = config.issuer.rstrip("/")
     url = f"{issuer}/.well-known/openid-configuration"
     try:
         response = requests.get(url, timeout=timeout)
         response.raise_for_status()
-        metadata = response.json()
+        metadata: dict[str, Any] = response.json()
     except (requests.RequestException, ValueError) as exc:
         report.add(
             "identity provider",
@@ -331,7 +262,8 @@ def _identity_provider(report: Report, config, timeout: float) -> dict | None:
     report.add("identity provider", "pass", f"discovery document of {issuer}")
     jwks_uri = config.jwks_uri or metadata.get("jwks_uri")
     try:
-        keys = requests.get(jwks_uri, timeout=timeout).json()["keys"]
+        # A document without jwks_uri fails here too: "None" is not a URL.
+        keys = requests.get(str(jwks_uri), timeout=timeout).json()["keys"]
     except Exception as exc:
         report.add(
             "identity provider",
@@ -354,7 +286,7 @@ def _identity_provider(report: Report, config, timeout: float) -> dict | None:
     return metadata
 
 
-def _token(report: Report, config, token: str, provider_reachable: bool) -> None:
+def _token(report: Report, config: ServiceConfig, token: str, provider_reachable: bool) -> None:
     import jwt
 
     from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable
@@ -489,7 +421,7 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
         )
 
 
-def _sign_in(report: Report, config, lab_url: str | None, service_url: str | None) -> None:
+def _sign_in(report: Report, config: ServiceConfig, lab_url: str | None, service_url: str | None) -> None:
     lab = (lab_url.rstrip("/") if lab_url else "https://<your JupyterLab host><base_url>") + LAB_CALLBACK
     report.redirect_uris.append(
         {"surface": "JupyterLab (sidebar sign-in)", "redirect_uri": lab, "client": "the lab's OAuth client (public, PKCE)"}
@@ -533,7 +465,7 @@ def _sign_in(report: Report, config, lab_url: str | None, service_url: str | Non
     )
 
 
-def _origins(report: Report, config, environ: dict[str, str], service_url: str | None) -> None:
+def _origins(report: Report, config: ServiceConfig, environ: dict[str, str], service_url: str | None) -> None:
     hosts = environ.get("MLFLOW_SERVER_ALLOWED_HOSTS")
     cors = environ.get("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS")
     public = config.browser.public_url if config.browser else None
@@ -580,29 +512,21 @@ def render(report: Report) -> str:
         if t.get("format") == "opaque":
             lines.append("  an opaque token (not a JWT)")
         else:
-            org = t.get("organisation") or {}
-            groups = t.get("groups") or {}
+            user, email = t.get("user") or {}, t.get("email") or {}
+            org, groups = t.get("organisation") or {}, t.get("groups") or {}
+            group_list = ", ".join(groups.get("value", [])[:10]) + (" ..." if groups.get("count", 0) > 10 else "")
+            overage = " (overage: left out by the provider)" if groups.get("overage") else ""
+            expires = "-"
+            if t.get("expires_at") is not None:
+                expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t["expires_at"])) + f"  (in {t.get('expires_in')} s)"
             rows = [
-                ("user", f"{(t.get('user') or {}).get('value')}  (claim {(t.get('user') or {}).get('claim')})"),
-                ("email", f"{(t.get('email') or {}).get('value')}  (claim {(t.get('email') or {}).get('claim')})"),
+                ("user", f"{user.get('value')}  (claim {user.get('claim')})"),
+                ("email", f"{email.get('value')}  (claim {email.get('claim')})"),
                 ("organisation", f"{org.get('value')}  (claim {org.get('claim')}: {org.get('raw')!r})"),
-                (
-                    "groups",
-                    (
-                        f"{groups.get('count')}: {', '.join(groups.get('value', [])[:10])}"
-                        + (" ..." if groups.get("count", 0) > 10 else "")
-                        + (" (overage: left out by the provider)" if groups.get("overage") else "")
-                        + f"  (claim {groups.get('claim')})"
-                    ),
-                ),
+                ("groups", f"{groups.get('count')}: {group_list}{overage}  (claim {groups.get('claim')})"),
                 ("audience", f"{t.get('audience')!r}  (claim {t.get('audience_claim')})"),
                 ("issuer", str(t.get("issuer"))),
-                (
-                    "expires",
-                    "-"
-                    if t.get("expires_at") is None
-                    else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t["expires_at"])) + f"  (in {t.get('expires_in')} s)",
-                ),
+                ("expires", expires),
             ]
             lines += [f"  {k:<13} {v}" for k, v in rows]
     lines += ["", "Redirect URIs to register at the identity provider:"]
