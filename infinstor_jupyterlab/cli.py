@@ -26,9 +26,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .credentials.manager import SERVICE_URI_ENV, CredentialManager, expiry_text
+from .credentials.manager import CredentialManager, expiry_text
 from .credentials.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDCSettings
 from .credentials.tokens import TokenStore, TokenStoreError
+from .credentials.urls import SERVICE_URI_ENV
 from .errors import InfinStorError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DUE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

@@ -27,9 +27,10 @@ from idp_fixture import (
     IdPBrowser,
     callback_params,
 )
-from infinstor_jupyterlab.credentials.manager import CredentialManager, service_http_url, service_origin
+from infinstor_jupyterlab.credentials.manager import CredentialManager
 from infinstor_jupyterlab.credentials.oidc import OIDCSettings
 from infinstor_jupyterlab.credentials.tokens import Identity, TokenSet, TokenStore
+from infinstor_jupyterlab.credentials.urls import service_http_url, service_origin
 from infinstor_jupyterlab.errors import BadRequest, SignInRequired
 
 pytestmark = pytest.mark.slow
