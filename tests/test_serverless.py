@@ -144,8 +144,8 @@ def stack(aws, idp, restartable_postgres, tmp_path_factory):
     )
     functions: list[LambdaProcess] = []
 
-    def start(name: str) -> LambdaProcess:
-        functions.append(LambdaProcess(env, root / f"{name}.log"))
+    def start(name: str, **overrides: str) -> LambdaProcess:
+        functions.append(LambdaProcess({**env, **overrides}, root / f"{name}.log"))
         return functions[-1]
 
     yield {"env": env, "start": start, "s3": s3, "aws": aws, "root": root, "db": restartable_postgres}
@@ -194,41 +194,50 @@ def test_handler_is_named_once_in_template_docs_and_image():
     assert f'CMD ["{serverless.HANDLER}"]' in (ROOT / "deploy/aws/Dockerfile").read_text()
 
 
-def test_unmigrated_database_answers_503_then_the_deploy_migrates(stack, tokens):
-    """No migration in the request path: until the migration function ran, 503 + Retry-After."""
-    function = stack["start"]("first")
-    started = time.monotonic()
-    response = call(function, "GET", "/api/2.0/mlflow/experiments/search?max_results=5", tokens["alice"])
-    assert response["statusCode"] == 503 and int(response_headers(response)["retry-after"]) > 0, response
-    assert "not migrated" in response_json(response)["message"]
-    assert time.monotonic() - started < 60
-    # The deploy: CloudFormation invokes the migration function with a custom resource event.
-    response_key = "responses/migrate-1"
+def deploy_migrations(stack, name: str, **overrides: str) -> tuple[dict, dict]:
+    """What the deploy does: CloudFormation invokes the migration function with a custom resource
+    event, and reads its answer from the presigned response URL. (outcome, what CloudFormation heard)"""
+    response_key = f"responses/{name}"
     url = stack["s3"].generate_presigned_url("put_object", Params={"Bucket": "cfn-responses", "Key": response_key}, ExpiresIn=600)
     event = {
         "RequestType": "Create",
         "ResponseURL": url,
         "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/infinstor/1",
-        "RequestId": "req-1",
+        "RequestId": f"req-{name}",
         "LogicalResourceId": "Migrations",
         "ResourceType": "Custom::InfinStorMigrations",
         "ResourceProperties": {"Release": "test"},
     }
-    migrator = stack["start"]("migrate")
-    outcome = migrator.invoke(event, handler="migrate_handler")
-    assert outcome["Status"] == "SUCCESS", outcome
+    outcome = stack["start"](name, **overrides).invoke(event, handler="migrate_handler")
     told = json.loads(stack["s3"].get_object(Bucket="cfn-responses", Key=response_key)["Body"].read())
+    return outcome, told
+
+
+def test_unmigrated_database_answers_503_then_the_deploy_migrates(stack, tokens):
+    """No migration in the request path: until the migration function ran, 503 + Retry-After.
+    (Its own database, so the test does not depend on which tests ran before it.)"""
+    stack["db"].create_database("mlflow_unmigrated")
+    function = stack["start"]("unmigrated", INFINSTOR_DATABASE_NAME="mlflow_unmigrated")
+    started = time.monotonic()
+    response = call(function, "GET", "/api/2.0/mlflow/experiments/search?max_results=5", tokens["alice"])
+    assert response["statusCode"] == 503 and int(response_headers(response)["retry-after"]) > 0, response
+    assert "not migrated" in response_json(response)["message"]
+    assert time.monotonic() - started < 60
+    outcome, told = deploy_migrations(stack, "migrate-unmigrated", INFINSTOR_DATABASE_NAME="mlflow_unmigrated")
+    assert outcome["Status"] == "SUCCESS", outcome
     assert told["Status"] == "SUCCESS" and told["LogicalResourceId"] == "Migrations" and "InfinStor tables" in told["Data"]["Done"]
     # The same instance now serves (it checks the schema again, once).
     assert ok(call(function, "GET", "/api/2.0/mlflow/experiments/search?max_results=5", tokens["alice"])) is not None
-    stack["first"] = function
 
 
 @pytest.fixture(scope="module")
-def first(stack):
-    if "first" not in stack:
-        pytest.skip("the migration test did not run")
-    return stack["first"]
+def first(stack, tokens):
+    """The function's first instance, on the database the deploy migrated."""
+    outcome, told = deploy_migrations(stack, "migrate")
+    assert outcome["Status"] == told["Status"] == "SUCCESS", told
+    function = stack["start"]("first")
+    ok(call(function, "GET", "/api/2.0/mlflow/experiments/search?max_results=5", tokens["alice"]))
+    return function
 
 
 def test_event_shapes_http_api_function_url_rest_base64_cookies(first, tokens):
