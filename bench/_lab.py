@@ -30,17 +30,31 @@ class Lab:
         self.session.headers["Authorization"] = f"token {TOKEN}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
         env.update(
-            JUPYTER_DATA_DIR=str(base / "data"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-            JUPYTER_CONFIG_DIR=str(base / "config"), MLFLOW_DISABLE_TELEMETRY="true",
-        )  # fmt: skip
+            JUPYTER_DATA_DIR=str(base / "data"),
+            JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+            JUPYTER_CONFIG_DIR=str(base / "config"),
+            MLFLOW_DISABLE_TELEMETRY="true",
+        )
         self.env = env
         self.log = open(base / "lab.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root", f"--port={self.port}",
-             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-             *(extra_args or [])],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "server",
+                "--no-browser",
+                "--allow-root",
+                f"--port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={TOKEN}",
+                f"--ServerApp.root_dir={root}",
+                *(extra_args or []),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self._wait(lambda: self.get("api/status").ok, "jupyter server")
 
     def _wait(self, ready, what, timeout=120):

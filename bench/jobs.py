@@ -90,9 +90,10 @@ def bench_submit(work: Path, submissions: int) -> dict:
         # Baseline: MLflow's own local backend, same service, same converted project.
         project = build_project(root / "quick.ipynb", work / "baseline-project")
         os.environ.update(
-            MLFLOW_TRACKING_URI=tracking["uri"], INFINSTOR_EMBEDDED_URI=tracking["uri"],
+            MLFLOW_TRACKING_URI=tracking["uri"],
+            INFINSTOR_EMBEDDED_URI=tracking["uri"],
             INFINSTOR_SECRET_FILE=str(work / "data" / "infinstor" / "embedded" / "secret"),
-        )  # fmt: skip
+        )
         import mlflow.projects
 
         theirs, runs = [], []

@@ -70,10 +70,23 @@ ORGS = {  # the IdP's own users' organisations and groups come first, so they sh
     "globex": ["research"] + [f"globex-team-{i}" for i in range(1, 10)],
     "initech": [f"initech-team-{i}" for i in range(10)],
 }
-IDP_USERS = {"alice": ("acme", "vision"), "bob": ("acme", "vision"), "carol": ("acme", "nlp"),
-             "dave": ("globex", "research"), "erin": ("acme", "sales"), "frank": ("acme", "acme-admins")}  # fmt: skip
-MIX = [("log-batch", 30), ("runs/search", 20), ("runs/get", 15), ("experiments/search", 10),
-       ("registered-models/get", 10), ("model-versions/search", 5), ("metrics/get-history", 10)]  # fmt: skip
+IDP_USERS = {
+    "alice": ("acme", "vision"),
+    "bob": ("acme", "vision"),
+    "carol": ("acme", "nlp"),
+    "dave": ("globex", "research"),
+    "erin": ("acme", "sales"),
+    "frank": ("acme", "acme-admins"),
+}
+MIX = [
+    ("log-batch", 30),
+    ("runs/search", 20),
+    ("runs/get", 15),
+    ("experiments/search", 10),
+    ("registered-models/get", 10),
+    ("model-versions/search", 5),
+    ("metrics/get-history", 10),
+]
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_ATTEMPTS = 8
 
@@ -98,18 +111,44 @@ class Replica:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW"))}
         env.update(
-            INFINSTOR_SERVICE_MODE="company", INFINSTOR_SERVICE_CONFIG=str(self.config_path),
-            MLFLOW_ENABLE_WORKSPACES="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
-            MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", PYTHONUNBUFFERED="1",
-            MLFLOW_SQLALCHEMYSTORE_POOL_SIZE="20", MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW="20",
+            INFINSTOR_SERVICE_MODE="company",
+            INFINSTOR_SERVICE_CONFIG=str(self.config_path),
+            MLFLOW_ENABLE_WORKSPACES="true",
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+            MLFLOW_DISABLE_TELEMETRY="true",
+            DO_NOT_TRACK="true",
+            PYTHONUNBUFFERED="1",
+            MLFLOW_SQLALCHEMYSTORE_POOL_SIZE="20",
+            MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW="20",
             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        )  # fmt: skip
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--app-name", "infinstor", "--host", LOOPBACK,
-             "--port", str(self.port), "--workers", str(self.workers), "--backend-store-uri", self.backend_uri,
-             "--serve-artifacts", "--artifacts-destination", str(self.artifacts), "--default-artifact-root", "mlflow-artifacts:/"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--app-name",
+                "infinstor",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--backend-store-uri",
+                self.backend_uri,
+                "--serve-artifacts",
+                "--artifacts-destination",
+                str(self.artifacts),
+                "--default-artifact-root",
+                "mlflow-artifacts:/",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 180) -> float:
         started = time.monotonic()
@@ -194,8 +233,12 @@ http {{
         if test.returncode != 0:
             raise RuntimeError(f"nginx config: {test.stderr}")
         self.log = open(self.prefix / "logs" / "stderr.log", "ab")
-        self.proc = subprocess.Popen([nginx, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")],
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [nginx, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -243,8 +286,14 @@ class CpuMeter:
     def report(self, requests: int, seconds: float) -> dict:
         parts = {name: round(self.used[name], 1) for name in self.parts}
         total = sum(self.used.values())
-        return {"seconds": parts, "total": round(total, 1), "cores_busy": round(total / seconds, 2),
-                "ms_per_request": {name: round(1000 * used / requests, 2) for name, used in {**parts, "total": total}.items()} if requests else {}}  # fmt: skip
+        return {
+            "seconds": parts,
+            "total": round(total, 1),
+            "cores_busy": round(total / seconds, 2),
+            "ms_per_request": {name: round(1000 * used / requests, 2) for name, used in {**parts, "total": total}.items()}
+            if requests
+            else {},
+        }
 
 
 # -- the simulated users ------------------------------------------------------------------------------
@@ -486,10 +535,13 @@ def summarize(stats: Stats, t0: float, windows: list[tuple[float, float]], ramp:
     def block(rows):
         latencies = [lat * 1000 for _, lat, _, _ in rows]
         return {
-            "requests": len(rows), "errors": sum(1 for r in rows if not r[3]),
-            "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
-            "p99_ms": round(percentile(latencies, 99), 1), "max_ms": round(max(latencies), 1) if latencies else None,
-        }  # fmt: skip
+            "requests": len(rows),
+            "errors": sum(1 for r in rows if not r[3]),
+            "p50_ms": round(percentile(latencies, 50), 1),
+            "p95_ms": round(percentile(latencies, 95), 1),
+            "p99_ms": round(percentile(latencies, 99), 1),
+            "max_ms": round(max(latencies), 1) if latencies else None,
+        }
 
     rows = stats.requests
     steady = [r for r in rows if r[0] - t0 >= ramp and not any(a <= r[0] - t0 < b for a, b in windows)]
@@ -529,8 +581,12 @@ async def timed_phase(args, base, users, stats, replicas, cluster, nginx, sample
     async def sampler():
         conn = None
         while time.monotonic() < stop_at[0]:
-            sample = {"t": round(time.monotonic() - t0, 1), "load1": os.getloadavg()[0], "cpu": psutil.cpu_percent(None),
-                      "rss_mb": {r.name: round(r.rss_mb()) for r in replicas}}  # fmt: skip
+            sample = {
+                "t": round(time.monotonic() - t0, 1),
+                "load1": os.getloadavg()[0],
+                "cpu": psutil.cpu_percent(None),
+                "rss_mb": {r.name: round(r.rss_mb()) for r in replicas},
+            }
             try:
                 if conn is None or conn.closed:
                     conn = psycopg2.connect(host=LOOPBACK, port=cluster.port, user="postgres", dbname="postgres", connect_timeout=2)
@@ -548,13 +604,16 @@ async def timed_phase(args, base, users, stats, replicas, cluster, nginx, sample
             conn.close()
 
     booting: set[Replica] = set()  # a replica's start-up is not load: its CPU counts once it is ready
-    stats.cpu = CpuMeter({
-        "replicas": lambda: [p for r in replicas if r not in booting
-                             for p in process_tree(r.proc.pid if r.proc and r.proc.poll() is None else None)],
-        "postgresql": lambda: process_tree(cluster.postmaster_pid()),
-        "nginx": lambda: process_tree(nginx.proc.pid),
-        "client": lambda: [psutil.Process()],  # this process only: the users and the fault driver
-    })  # fmt: skip
+    stats.cpu = CpuMeter(
+        {
+            "replicas": lambda: [
+                p for r in replicas if r not in booting for p in process_tree(r.proc.pid if r.proc and r.proc.poll() is None else None)
+            ],
+            "postgresql": lambda: process_tree(cluster.postmaster_pid()),
+            "nginx": lambda: process_tree(nginx.proc.pid),
+            "client": lambda: [psutil.Process()],  # this process only: the users and the fault driver
+        }
+    )
     stats.cpu.sample(baseline=True)
     sampler_task = asyncio.create_task(sampler())
     psutil.cpu_percent(None)
@@ -616,8 +675,10 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="infinstor-load-"))
     started: list = []
-    results: dict = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                     "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}  # fmt: skip
+    results: dict = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()},
+    }
     try:
         print(f"[setup] PostgreSQL, identity provider, 2 replicas x {args.workers} workers, nginx  ({root})", flush=True)
         cluster = RestartablePostgres()
@@ -633,9 +694,9 @@ def main() -> int:
         idp = IdP(root / "idp.log", env={"IDP_ACCESS_TOKEN_TTL": "3600"})  # outlives the run
         started.append(idp)
         config_path = root / "service.yaml"
-        config_path.write_text(yaml.safe_dump({
-            "oidc": {"issuer": idp.issuer, "audience": AUDIENCE, "leeway": 5}, "org_admin_groups": ["acme-admins"],
-        }))  # fmt: skip
+        config_path.write_text(
+            yaml.safe_dump({"oidc": {"issuer": idp.issuer, "audience": AUDIENCE, "leeway": 5}, "org_admin_groups": ["acme-admins"]})
+        )
         artifacts = root / "artifacts"
         replicas = [Replica(name, root, backend_uri, artifacts, config_path, args.workers) for name in ("replica-a", "replica-b")]
         replicas[0].start()
@@ -654,7 +715,8 @@ def main() -> int:
         for name, (org, group) in IDP_USERS.items():
             if len(users) < args.users:
                 users.append(User(name, org, group, user_token(idp, name), "oidc"))
-        from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine
+        from infinstor_jupyterlab.tracking_service.db import make_engine
+        from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
         store = ServiceStore(make_engine(backend_uri))
         groups = [(org, g) for org, gs in ORGS.items() for g in gs if g != "acme-admins"]
@@ -685,8 +747,9 @@ def main() -> int:
 
         print(f"[run] {args.users} users, one request each ~{args.think} s, for {args.seconds} s", flush=True)
         stats, samples = Stats(), []
-        t0, windows = asyncio.run(asyncio.wait_for(
-            timed_phase(args, base, users, stats, replicas, cluster, nginx, samples), args.seconds + 300))  # fmt: skip
+        t0, windows = asyncio.run(
+            asyncio.wait_for(timed_phase(args, base, users, stats, replicas, cluster, nginx, samples), args.seconds + 300)
+        )
 
         print("[check] every acknowledged metric is stored", flush=True)
         results["verify"] = asyncio.run(asyncio.wait_for(verify(base, users), 600))
@@ -708,8 +771,28 @@ def main() -> int:
         results["cpu"] = stats.cpu.report(len(stats.requests), stats.events["duration"])
         results["pg_connections_max"] = max((s["pg_connections"] or 0) for s in samples) if samples else None
         results["replica_rss_mb_max"] = {r.name: max(s["rss_mb"][r.name] for s in samples) for r in replicas} if samples else None
-        print(json.dumps({k: results[k] for k in ("summary", "verify", "events", "retried_attempts", "failed_attempts_per_request", "retried_by_time", "error_bodies", "errors_after_retries",
-                                                   "cpu", "pg_connections_max", "replica_rss_mb_max", "machine")}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    k: results[k]
+                    for k in (
+                        "summary",
+                        "verify",
+                        "events",
+                        "retried_attempts",
+                        "failed_attempts_per_request",
+                        "retried_by_time",
+                        "error_bodies",
+                        "errors_after_retries",
+                        "cpu",
+                        "pg_connections_max",
+                        "replica_rss_mb_max",
+                        "machine",
+                    )
+                },
+                indent=2,
+            )
+        )
         print("[nginx] requests per replica per 10 s:")
         for at, counts in results["nginx"]["per_bucket"].items():
             print(f"  {at:4d}s  {counts}")
@@ -717,12 +800,16 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
         cpu = results["cpu"]
-        print(f"[cpu] {cpu['cores_busy']} of {psutil.cpu_count()} cores busy; CPU ms per request: "
-              + ", ".join(f"{name} {ms}" for name, ms in cpu["ms_per_request"].items()))  # fmt: skip
+        print(
+            f"[cpu] {cpu['cores_busy']} of {psutil.cpu_count()} cores busy; CPU ms per request: "
+            + ", ".join(f"{name} {ms}" for name, ms in cpu["ms_per_request"].items())
+        )
         s = results["summary"]
         passed = s["all"]["errors"] == 0 and results["verify"]["missing"] == 0
-        print(f"[result] errors after retries: {s['all']['errors']}, missing metrics: {results['verify']['missing']}, "
-              f"steady p99 {s['steady']['p99_ms']} ms -> {'PASS' if passed and s['steady']['p99_ms'] < 500 else 'FAIL'}")  # fmt: skip
+        print(
+            f"[result] errors after retries: {s['all']['errors']}, missing metrics: {results['verify']['missing']}, "
+            f"steady p99 {s['steady']['p99_ms']} ms -> {'PASS' if passed and s['steady']['p99_ms'] < 500 else 'FAIL'}"
+        )
         return 0 if passed else 1
     finally:
         for thing in reversed(started):

@@ -72,15 +72,24 @@ class Servers:
         (self.workdir / "root").mkdir()
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
-                f"--port={self.port}", "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={self.token}", "--ServerApp.password=",
+                sys.executable,
+                "-m",
+                "jupyter",
+                "server",
+                "--no-browser",
+                "--allow-root",
+                f"--port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={self.token}",
+                "--ServerApp.password=",
                 f"--ServerApp.root_dir={self.workdir / 'root'}",
                 "--ServerApp.jpserver_extensions={'infinstor_jupyterlab': True}",
             ],
-            env=env, stdout=open(self.workdir / "jupyter.log", "wb"), stderr=subprocess.STDOUT,
+            env=env,
+            stdout=open(self.workdir / "jupyter.log", "wb"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
 
     async def wait(self, session: aiohttp.ClientSession) -> None:
         deadline = time.monotonic() + 180
@@ -145,9 +154,10 @@ async def seed(session, direct: Target, runs: int, artifact_mb: int):
             yield block
 
     async with session.put(
-        f"{direct.base}/api/2.0/mlflow-artifacts/artifacts/{artifact}", data=body(),
+        f"{direct.base}/api/2.0/mlflow-artifacts/artifacts/{artifact}",
+        data=body(),
         headers={**direct.headers, "Content-Length": str(artifact_mb * 1024 * 1024)},
-    ) as r:  # fmt: skip
+    ) as r:
         assert r.status == 200, await r.text()
     return exp, run_ids, artifact
 
@@ -352,8 +362,5 @@ if __name__ == "__main__":
     parser.add_argument("--floor-calls", type=int, default=500, help="calls per server for the floor")
     parser.add_argument("--json", help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument(
-        "--no-interleave", action="store_true",
-        help="1 client: alternate whole rounds instead of single calls",
-    )  # fmt: skip
+    parser.add_argument("--no-interleave", action="store_true", help="1 client: alternate whole rounds instead of single calls")
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -66,9 +66,23 @@ class MlflowProcess:
         self.uri = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW"))}
         env.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-                   "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--serve-artifacts",
-                   "--artifacts-destination", str(root / "artifacts")]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ]
         if app_name:
             ini = root / "auth.ini"
             ini.write_text(
@@ -77,8 +91,11 @@ class MlflowProcess:
                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
                 "auth_cache_ttl_seconds = 600\n"
             )
-            env.update(MLFLOW_AUTH_CONFIG_PATH=str(ini), MLFLOW_AUTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
-                       MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))  # fmt: skip
+            env.update(
+                MLFLOW_AUTH_CONFIG_PATH=str(ini),
+                MLFLOW_AUTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
+                MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
+            )
             command += ["--app-name", app_name]
         self.log = open(root / "server.log", "ab")
         self.proc = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -107,11 +124,17 @@ def seed(uri: str, caller: dict, other: dict, runs: int) -> tuple[str, list[str]
     run_ids = []
     for index in range(runs):
         run_id = call(uri, caller, "POST", "runs/create", json={"experiment_id": experiment_id})["run"]["info"]["run_id"]
-        call(uri, caller, "POST", "runs/log-batch", json={
-            "run_id": run_id,
-            "params": [{"key": f"p{k}", "value": str(index * k)} for k in range(5)],
-            "metrics": [{"key": f"m{k}", "value": index / (k + 1), "timestamp": 1, "step": s} for k in range(5) for s in range(3)],
-        })  # fmt: skip
+        call(
+            uri,
+            caller,
+            "POST",
+            "runs/log-batch",
+            json={
+                "run_id": run_id,
+                "params": [{"key": f"p{k}", "value": str(index * k)} for k in range(5)],
+                "metrics": [{"key": f"m{k}", "value": index / (k + 1), "timestamp": 1, "step": s} for k in range(5) for s in range(3)],
+            },
+        )
         run_ids.append(run_id)
     for index in range(50):
         call(uri, other, "POST", "experiments/create", json={"name": f"not-yours-{index}"})
@@ -173,11 +196,14 @@ async def measure(target: Target, clients: int, seconds: float) -> dict:
         wall = time.monotonic() - started
     every = [v for values in latencies.values() for v in values]
     return {
-        "requests": len(every), "seconds": wall, "throughput": len(every) / wall,
-        "median_ms": statistics.median(every) if every else None, "p99_ms": percentile(every, 99) if every else None,
+        "requests": len(every),
+        "seconds": wall,
+        "throughput": len(every) / wall,
+        "median_ms": statistics.median(every) if every else None,
+        "p99_ms": percentile(every, 99) if every else None,
         "errors": errors,
         "by_operation": {op: {"n": len(v), "median_ms": statistics.median(v), "p99_ms": percentile(v, 99)} for op, v in latencies.items()},
-    }  # fmt: skip
+    }
 
 
 def main() -> int:
@@ -205,8 +231,12 @@ def main() -> int:
 
         admin = basic("admin", ADMIN_PASSWORD)
         for user in ("bench", "other"):
-            response = requests.post(f"{basic_auth.uri}/api/2.0/mlflow/users/create", headers=admin,
-                                     json={"username": user, "password": BENCH_PASSWORD}, timeout=30)  # fmt: skip
+            response = requests.post(
+                f"{basic_auth.uri}/api/2.0/mlflow/users/create",
+                headers=admin,
+                json={"username": user, "password": BENCH_PASSWORD},
+                timeout=30,
+            )
             response.raise_for_status()
         alice = {"Authorization": f"Bearer {user_token(idp, 'alice')}"}
         carol = {"Authorization": f"Bearer {user_token(idp, 'carol')}"}
@@ -218,8 +248,10 @@ def main() -> int:
         ):
             experiment_id, run_ids = seed(server.uri, caller, other, args.runs)
             # One run per client for its log-batch calls, created up front (not in the measurement).
-            client_runs = [call(server.uri, caller, "POST", "runs/create", json={"experiment_id": experiment_id})["run"]["info"]["run_id"]
-                           for _ in range(args.clients)]  # fmt: skip
+            client_runs = [
+                call(server.uri, caller, "POST", "runs/create", json={"experiment_id": experiment_id})["run"]["info"]["run_id"]
+                for _ in range(args.clients)
+            ]
             targets.append(Target(name, server.uri, caller, experiment_id, run_ids, client_runs))
 
         results: dict[str, list[dict]] = {t.name: [] for t in targets}
@@ -227,8 +259,11 @@ def main() -> int:
             for target in targets:
                 result = asyncio.run(measure(target, args.clients, args.seconds))
                 results[target.name].append(result)
-                print(f"round {round_index + 1} {target.name:11} {result['throughput']:7.1f} req/s  median {result['median_ms']:7.1f} ms"
-                      f"  p99 {result['p99_ms']:7.1f} ms  errors {sum(result['errors'].values())}", flush=True)  # fmt: skip
+                print(
+                    f"round {round_index + 1} {target.name:11} {result['throughput']:7.1f} req/s  median {result['median_ms']:7.1f} ms"
+                    f"  p99 {result['p99_ms']:7.1f} ms  errors {sum(result['errors'].values())}",
+                    flush=True,
+                )
 
         def summary(name: str) -> dict:
             rounds = results[name]
@@ -249,8 +284,10 @@ def main() -> int:
             s["throughput_ratio"] = s["throughput"] / base["throughput"]
             s["p99_ratio"] = s["p99_ms"] / base["p99_ms"]
             table[target.name] = s
-            print(f"| {target.name} | {s['throughput']:.1f} | {s['median_ms']:.1f} | {s['p99_ms']:.1f} | {s['errors']} | "
-                  f"{s['throughput_ratio']:.3f} | {s['p99_ratio']:.3f} |")  # fmt: skip
+            print(
+                f"| {target.name} | {s['throughput']:.1f} | {s['median_ms']:.1f} | {s['p99_ms']:.1f} | {s['errors']} | "
+                f"{s['throughput_ratio']:.3f} | {s['p99_ratio']:.3f} |"
+            )
         if args.json:
             Path(args.json).write_text(json.dumps({"args": vars(args), "summary": table, "rounds": results}, indent=2))
         return 0

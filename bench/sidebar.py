@@ -59,10 +59,16 @@ from _lab import TOKEN, Lab  # noqa: E402
 
 ROOT = HERE.parent
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
-]  # fmt: skip
+]
 VIEWPORT = {"width": 1400, "height": 900}
 EXPERIMENT = "big-sweep-10k"  # seed_tracking.py's name, whatever its size
 # How long one trial may wait for rows: generous (a loaded 2-core machine), yet a stuck trial
@@ -132,8 +138,7 @@ LIVE_IDLE_S = 6.0
 class Bench:
     """What the measurements share: the lab, the browser, the seeded experiment."""
 
-    def __init__(self, lab: Lab, browser, runs: int, exp_id: str, rows_timeout_ms: int = ROWS_TIMEOUT_MS,
-                 idle_seconds: float = 60.0):  # fmt: skip
+    def __init__(self, lab: Lab, browser, runs: int, exp_id: str, rows_timeout_ms: int = ROWS_TIMEOUT_MS, idle_seconds: float = 60.0):
         self.lab, self.runs, self.exp_id = lab, runs, exp_id
         self.rows_timeout_ms = rows_timeout_ms
         self.idle_seconds = idle_seconds
@@ -384,10 +389,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10_000, help="runs in the big experiment (smoke tests: a few hundred)")
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=[m.name for m in MEASUREMENTS])
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--rows-timeout", type=float, default=ROWS_TIMEOUT_MS / 1000,
-                        help="seconds a trial may wait for rows before it is recorded as failed")  # fmt: skip
-    parser.add_argument("--idle-seconds", type=float, default=60.0,
-                        help="how long idle_sidebar watches an idle sidebar (smoke tests: a few seconds)")  # fmt: skip
+    parser.add_argument(
+        "--rows-timeout",
+        type=float,
+        default=ROWS_TIMEOUT_MS / 1000,
+        help="seconds a trial may wait for rows before it is recorded as failed",
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=60.0, help="how long idle_sidebar watches an idle sidebar (smoke tests: a few seconds)"
+    )
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -396,8 +406,11 @@ def main() -> int:
     root = base / "root"
     root.mkdir()
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "ui-tests" / "seed_tracking.py"), str(base / "data" / "infinstor" / "embedded")],
-                   check=True, env={**os.environ, "INFINSTOR_SEED_BIG_RUNS": str(args.runs)})  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(ROOT / "ui-tests" / "seed_tracking.py"), str(base / "data" / "infinstor" / "embedded")],
+        check=True,
+        env={**os.environ, "INFINSTOR_SEED_BIG_RUNS": str(args.runs)},
+    )
     result: dict = {"runs": args.runs, "seed_s": round(time.perf_counter() - t0, 1)}
     samples: dict[str, list[float]] = {}
     failures: list[dict] = []

@@ -26,9 +26,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .credentials.manager import SERVICE_URI_ENV, CredentialManager, expiry_text
+from .credentials.manager import CredentialManager, expiry_text
 from .credentials.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, ISSUER_ENV, SCOPES_ENV, OIDCSettings
 from .credentials.tokens import TokenStore, TokenStoreError
+from .credentials.urls import SERVICE_URI_ENV
 from .errors import InfinStorError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DUE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -77,13 +78,19 @@ def _parser() -> argparse.ArgumentParser:
     token_sub = token.add_subparsers(dest="token_command", metavar="ACTION")
     token_sub.required = True
     token_create = token_sub.add_parser(
-        "create", parents=[common], help="Create an API token, or a job token for one run (printed once).",
+        "create",
+        parents=[common],
+        help="Create an API token, or a job token for one run (printed once).",
         description="API token (--kind api, the default): acts as you, for automation; needs --name. Job token (--kind job): "
         "writes one MLflow run and reads it and its experiment, nothing else, for a short time; needs --run-id and "
         "that you may edit the run, and the service's INFINSTOR_JOB_TOKEN_SECRET.",
-    )  # fmt: skip
-    token_create.add_argument("--kind", choices=("api", "job", "scim"), default="api",
-                              help="api (default), job, or scim (for the organisation's directory to provision users and groups; admins).")  # fmt: skip
+    )
+    token_create.add_argument(
+        "--kind",
+        choices=("api", "job", "scim"),
+        default="api",
+        help="api (default), job, or scim (for the organisation's directory to provision users and groups; admins).",
+    )
     token_create.add_argument("--name", default=None, help="API token: what it is for (shown by `token list`).")
     token_create.add_argument("--days", type=float, default=None, help="API token: days until it expires (default: the service's default).")
     token_create.add_argument("--run-id", default=None, help="Job token: the MLflow run it may write.")
@@ -116,19 +123,21 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--role", required=True, choices=("reader", "editor", "manager"))
         command.add_argument("--json", action="store_true", help="Print JSON.")
     org_readable = share_sub.add_parser(
-        "org-readable", parents=[common],
+        "org-readable",
+        parents=[common],
         help="Give your organisation read access to every registered model that has no organisation grant yet (organisation admins).",
-    )  # fmt: skip
+    )
     org_readable.add_argument("--dry-run", action="store_true", help="Only list the models it would share.")
     org_readable.add_argument("--json", action="store_true", help="Print JSON.")
     service = sub.add_parser("service", help="For the platform admin, on a tracking service's host: check it, migrate its database.")
     service_sub = service.add_subparsers(dest="service_command", metavar="ACTION")
     service_sub.required = True
     check = service_sub.add_parser(
-        "check", help="Check the configuration, policy, database and identity provider (and a token) as a replica would see them.",
+        "check",
+        help="Check the configuration, policy, database and identity provider (and a token) as a replica would see them.",
         description="Reads the same environment as the service (INFINSTOR_SERVICE_CONFIG, INFINSTOR_*, MLFLOW_BACKEND_STORE_URI). "
         "Exit code 0: no failure (warnings allowed); 1: at least one failure.",
-    )  # fmt: skip
+    )
     check.add_argument(
         "--config", default=None, metavar="FILE", help="The service's configuration file (default $INFINSTOR_SERVICE_CONFIG)."
     )
@@ -144,8 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--service-url", default=None, metavar="URL", help="The service's public URL, for the web UI's redirect URI.")
     check.add_argument("--json", action="store_true", help="Print JSON.")
     migrate = service_sub.add_parser(
-        "migrate", help="Apply MLflow's and the service's database migrations (a deployment's migration job), or wait for them.",
-    )  # fmt: skip
+        "migrate", help="Apply MLflow's and the service's database migrations (a deployment's migration job), or wait for them."
+    )
     migrate.add_argument("--database-uri", default=None, metavar="URI", help="MLflow's database (default $MLFLOW_BACKEND_STORE_URI).")
     migrate.add_argument("--check", action="store_true", help="Change nothing: exit 0 if no migration is due, 3 if one is.")
     migrate.add_argument(
@@ -269,8 +278,9 @@ def _whoami(args) -> int:
     return EXIT_OK
 
 
-def _service_api(manager: CredentialManager, method: str, endpoint: str, *, params=None, body=None,
-                 prefix: str = "api/2.0/infinstor") -> dict:  # fmt: skip
+def _service_api(
+    manager: CredentialManager, method: str, endpoint: str, *, params=None, body=None, prefix: str = "api/2.0/infinstor"
+) -> dict:
     """Call the company service's own API (/api/2.0/infinstor/...), or with `prefix` another of its
     APIs, with the stored credentials."""
     import requests
@@ -304,14 +314,21 @@ def _when(ms) -> str:
 def _token(args) -> int:
     manager = _manager(args)
     if args.token_command == "create" and args.kind == "job":
-        body = {"kind": "job", "run_id": args.run_id, **({"ttl_seconds": args.ttl} if args.ttl is not None else {}),
-                **({"job_id": args.job_id} if args.job_id else {})}  # fmt: skip
+        body = {
+            "kind": "job",
+            "run_id": args.run_id,
+            **({"ttl_seconds": args.ttl} if args.ttl is not None else {}),
+            **({"job_id": args.job_id} if args.job_id else {}),
+        }
         data = _service_api(manager, "POST", "tokens", body=body)
         if args.json:
             _print(json.dumps(data, indent=2))
         else:
-            print(f"Created a job token for run {data['run_id']} (experiment {data['experiment_id']}), valid {data['expires_in']} s. "
-                  "It is shown once: hand it to the job now.", file=sys.stderr)  # fmt: skip
+            print(
+                f"Created a job token for run {data['run_id']} (experiment {data['experiment_id']}), valid {data['expires_in']} s. "
+                "It is shown once: hand it to the job now.",
+                file=sys.stderr,
+            )
             _print(data["token"])
         return EXIT_OK
     if args.token_command == "create" and args.kind == "scim":
@@ -319,9 +336,11 @@ def _token(args) -> int:
         if args.json:
             _print(json.dumps(data, indent=2))
         else:
-            print(f"Created SCIM token {data['id']} ({data['name']}) for your organisation's directory; give it, with the SCIM "
-                  f"URL {manager.service_url}/scim/v2, to the directory's provisioning. It is shown once: store it now.",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"Created SCIM token {data['id']} ({data['name']}) for your organisation's directory; give it, with the SCIM "
+                f"URL {manager.service_url}/scim/v2, to the directory's provisioning. It is shown once: store it now.",
+                file=sys.stderr,
+            )
             _print(data["token"])
         return EXIT_OK
     if args.token_command in ("list", "revoke") and args.kind == "scim":
@@ -347,8 +366,10 @@ def _token(args) -> int:
         if args.json:
             _print(json.dumps(data, indent=2))
         else:
-            print(f"Created API token {data['id']} ({data['name']}), expires {_when(data['expires_at'])}. "
-                  "It is shown once: store it now.", file=sys.stderr)  # fmt: skip
+            print(
+                f"Created API token {data['id']} ({data['name']}), expires {_when(data['expires_at'])}. It is shown once: store it now.",
+                file=sys.stderr,
+            )
             _print(data["token"])
         return EXIT_OK
     if args.token_command == "list":
@@ -373,8 +394,11 @@ def _share(args) -> int:
     manager = _manager(args)
     if args.share_command == "org-readable":
         return _share_org_readable(manager, args)
-    resource = {"resource_type": "experiment", "resource_id": args.experiment} if args.experiment else {
-        "resource_type": "registered_model", "resource_id": args.model}  # fmt: skip
+    resource = (
+        {"resource_type": "experiment", "resource_id": args.experiment}
+        if args.experiment
+        else {"resource_type": "registered_model", "resource_id": args.model}
+    )
     if args.share_command == "list":
         grants = _service_api(manager, "GET", "permissions", params=resource)["permissions"]
         if args.json:
@@ -405,8 +429,13 @@ def _share_org_readable(manager: CredentialManager, args) -> int:
         )
     org, names, token = me["org"], [], None
     while True:  # an organisation admin's search is MLflow's own: every model of the organisation
-        page = _service_api(manager, "GET", "registered-models/search", params={"max_results": 1000, **({"page_token": token} if token else {})},
-                            prefix="api/2.0/mlflow")  # fmt: skip
+        page = _service_api(
+            manager,
+            "GET",
+            "registered-models/search",
+            params={"max_results": 1000, **({"page_token": token} if token else {})},
+            prefix="api/2.0/mlflow",
+        )
         names += [m["name"] for m in page.get("registered_models", [])]
         token = page.get("next_page_token")
         if not token:
@@ -426,8 +455,10 @@ def _share_org_readable(manager: CredentialManager, args) -> int:
     for name in shared:
         _print(f"{'would share' if args.dry_run else 'shared'}: {name}")
     verb = "Would give" if args.dry_run else "Gave"
-    _print(f"{verb} organisation {org} the reader role on {len(shared)} registered models ({len(names) - len(shared)} of {len(names)} "
-           "already had an organisation grant).")  # fmt: skip
+    _print(
+        f"{verb} organisation {org} the reader role on {len(shared)} registered models ({len(names) - len(shared)} of {len(names)} "
+        "already had an organisation grant)."
+    )
     return EXIT_OK
 
 
@@ -464,8 +495,11 @@ def _service(args) -> int:
                 _print("No migration is due.")
                 return EXIT_OK
             if time.monotonic() >= deadline:
-                print("infinstor: migrations are due: " + "; ".join(pending) + ". Run `infinstor service migrate` (the deployment's "
-                      "migration job does).", file=sys.stderr)  # fmt: skip
+                print(
+                    "infinstor: migrations are due: " + "; ".join(pending) + ". Run `infinstor service migrate` (the deployment's "
+                    "migration job does).",
+                    file=sys.stderr,
+                )
                 return EXIT_DUE
             time.sleep(min(5.0, max(deadline - time.monotonic(), 0.1)))
     except startup.StartupRefusal as refusal:
@@ -511,8 +545,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         needed = {"job": ("--run-id", args.run_id), "api": ("--name", args.name), "scim": ("--name", args.name)}[args.kind]
         if not needed[1]:
             parser.error(f"token create --kind {args.kind} needs {needed[0]}")
-    handler = {"login": _login, "logout": _logout, "whoami": _whoami, "token": _token, "share": _share, "project": _project,
-               "service": _service}[args.command]  # fmt: skip
+    handler = {
+        "login": _login,
+        "logout": _logout,
+        "whoami": _whoami,
+        "token": _token,
+        "share": _share,
+        "project": _project,
+        "service": _service,
+    }[args.command]
     try:
         return handler(args)
     except CLIError as exc:

@@ -43,10 +43,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("INFINSTOR_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
-]  # fmt: skip
+]
 NOTEBOOK = "newcomer.ipynb"
 METRIC = ("newcomer_loss", 0.25)
 # What the newcomer types in the notebook (the README's promise: any notebook can import mlflow
@@ -76,10 +82,11 @@ def readme_command_1(readme: Path) -> tuple[str, str]:
 
 def copy_clone(dest: Path) -> None:
     """What a clone of this repository holds: tracked and unignored files, nothing built."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True)
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = ROOT / rel
         if not src.is_file():  # deleted in the work tree
@@ -205,18 +212,25 @@ class Newcomer:
         words = shlex.split(self.lab_part)  # ["jupyter", "lab", ...] as the README has it
         self.notebooks.mkdir(exist_ok=True)
         argv = [
-            self.jupyter(), *words[1:],
+            self.jupyter(),
+            *words[1:],
             # Only what a headless test needs beyond the README's command.
-            "--no-browser", f"--port={self.port}", "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.notebooks}",
-            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--no-browser",
+            f"--port={self.port}",
+            "--ServerApp.port_retries=0",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.notebooks}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.expose_app_in_browser=True",
-        ]  # fmt: skip
+        ]
         if not Path(argv[0]).exists():
             raise RuntimeError(f"{argv[0]} does not exist: the install brought no `jupyter` command")
         self.log_file = open(self.lab_log, "wb")
-        self.lab = subprocess.Popen(argv, cwd=self.notebooks, env=self.lab_env(), stdout=self.log_file,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.lab = subprocess.Popen(
+            argv, cwd=self.notebooks, env=self.lab_env(), stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.lab.poll() is not None:
@@ -290,8 +304,9 @@ class Newcomer:
         notebook = {
             "cells": [{"cell_type": "code", "metadata": {}, "source": KERNEL_CODE.strip(), "outputs": [], "execution_count": None}],
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
-            "nbformat": 4, "nbformat_minor": 5,
-        }  # fmt: skip
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
         # Through the lab's own service manager: REST for the contents and the session, the
         # kernel's websocket for the execution, exactly as a notebook tab does it.
         answer = page.evaluate(
@@ -396,8 +411,13 @@ def main() -> int:
         ("a kernel started through the lab's API logs to MLflow", newcomer.kernel_logs, "browser"),
         ("the run is in the embedded service with the notebook as source", newcomer.run_recorded, "kernel"),
     ]
-    provides = {newcomer.install: "install", newcomer.start_lab: "lab", newcomer.browser: "browser",
-                newcomer.labextension_loaded: "labextension", newcomer.kernel_logs: "kernel"}  # fmt: skip
+    provides = {
+        newcomer.install: "install",
+        newcomer.start_lab: "lab",
+        newcomer.browser: "browser",
+        newcomer.labextension_loaded: "labextension",
+        newcomer.kernel_logs: "kernel",
+    }
     t0 = time.perf_counter()
     try:
         with sync_playwright() as playwright:

@@ -40,12 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.wait_tracking()
         command = [
-            str(Path(sys.executable).with_name("st")), "--config-file", str(HERE / "schemathesis.toml"),
-            "run", str(REPO / "docs" / "openapi.yaml"),
-            "--url", f"{server.url}/infinstor/api",
-            "--header", f"Authorization: token {TOKEN}",
-            "--workers", "1", "--no-color",
-        ]  # fmt: skip
+            str(Path(sys.executable).with_name("st")),
+            "--config-file",
+            str(HERE / "schemathesis.toml"),
+            "run",
+            str(REPO / "docs" / "openapi.yaml"),
+            "--url",
+            f"{server.url}/infinstor/api",
+            "--header",
+            f"Authorization: token {TOKEN}",
+            "--workers",
+            "1",
+            "--no-color",
+        ]
         if args.max_examples:
             command += ["--max-examples", str(args.max_examples)]
         if args.junit:

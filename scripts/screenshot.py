@@ -29,10 +29,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _lab import TOKEN, Lab  # noqa: E402
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
-]  # fmt: skip
+]
 EXPERIMENT = "churn-prediction"
 BEST_RUN = "xgb-lr0.1-depth6"
 NOTEBOOK = "train.ipynb"
@@ -128,16 +134,16 @@ def main() -> int:
     # No "get notified about Jupyter news?" toast over the picture.
     labconfig = base / "config" / "labconfig"
     labconfig.mkdir(parents=True)
-    (labconfig / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
-    ))  # fmt: skip
+    (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
     lab = Lab(base, root, ["--LabApp.expose_app_in_browser=True"])
     try:
         lab.tracking()
         # The team's experiment exists already (as on a shared service): the notebook's
         # set_experiment then logs no "creating a new experiment" line under the cell.
-        created = lab.post("infinstor/api/mlflow/api/2.0/mlflow/experiments/create",
-                           json={"name": EXPERIMENT, "tags": [{"key": "team", "value": "growth"}]})  # fmt: skip
+        created = lab.post(
+            "infinstor/api/mlflow/api/2.0/mlflow/experiments/create",
+            json={"name": EXPERIMENT, "tags": [{"key": "team", "value": "growth"}]},
+        )
         assert created.ok, created.text
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

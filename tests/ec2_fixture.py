@@ -52,8 +52,10 @@ def moto_endpoint(tmp_path_factory):
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **AWS_ENV},
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **AWS_ENV},
+    )
     url = f"http://127.0.0.1:{port}"
     if not wait_until_healthy(proc, f"{url}/moto-api/", timeout=30):
         raise RuntimeError("moto_server did not start")
@@ -93,16 +95,25 @@ class Aws:
 
     def target_config(self, **overrides) -> dict:
         return {
-            "region": REGION, "endpoint_url": self.endpoint, "ami": "/infinstor/test/ami",
-            "s3_bucket": BUCKET, "s3_prefix": "lab", "iam_instance_profile": PROFILE,
+            "region": REGION,
+            "endpoint_url": self.endpoint,
+            "ami": "/infinstor/test/ami",
+            "s3_bucket": BUCKET,
+            "s3_prefix": "lab",
+            "iam_instance_profile": PROFILE,
             "default_instance_type": "t3.medium",
             "allowed_instance_types": ["t3.medium", "t3.large", "g5.xlarge"],
             "tags": {"team": "ml", "cost-center": "42"},
             "max_instances_per_user": 3,
-            "idle_timeout": 6.0, "checkin_timeout": 60.0, "heartbeat_timeout": 6.0, "heartbeat_interval": 0.5,
-            "poll_interval": 0.25, "agent_poll_interval": 0.25, "log_interval": 0.5,
+            "idle_timeout": 6.0,
+            "checkin_timeout": 60.0,
+            "heartbeat_timeout": 6.0,
+            "heartbeat_interval": 0.5,
+            "poll_interval": 0.25,
+            "agent_poll_interval": 0.25,
+            "log_interval": 0.5,
             **overrides,
-        }  # fmt: skip
+        }
 
     def instances(self, states=("pending", "running", "stopping", "stopped", "shutting-down", "terminated")) -> list[dict]:
         found = []
@@ -147,8 +158,17 @@ class Hypervisor(threading.Thread):
         return env
 
     def agent_command(self, instance_id: str, folder: Path) -> list[str]:
-        return [sys.executable, "-m", "infinstor_jupyterlab.ec2.agent", "--config", str(folder / "agent.json"),
-                "--instance-id", instance_id, "--work-dir", str(folder / "work")]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "infinstor_jupyterlab.ec2.agent",
+            "--config",
+            str(folder / "agent.json"),
+            "--instance-id",
+            instance_id,
+            "--work-dir",
+            str(folder / "work"),
+        ]
 
     def run(self) -> None:
         from infinstor_jupyterlab.ec2.pool import agent_config_from_user_data
@@ -171,9 +191,12 @@ class Hypervisor(threading.Thread):
                         self.boots[iid] = self.boots.get(iid, 0) + 1
                         log = open(folder / f"agent-{self.boots[iid]}.log", "wb")
                         self.agents[iid] = subprocess.Popen(
-                            self.agent_command(iid, folder), env=self.agent_env(), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                        )  # fmt: skip
+                            self.agent_command(iid, folder),
+                            env=self.agent_env(),
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
                         log.close()
                     elif proc is not None and proc.poll() is not None:
                         self.crashed.add(iid)  # the agent died on a running VM: no restart

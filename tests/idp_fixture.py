@@ -62,9 +62,8 @@ def ensure_idp_installed() -> None:
             pytest.skip("npm is not installed: the test identity provider cannot run")
         command = "ci" if (IDP_DIR / "package-lock.json").exists() else "install"
         subprocess.run(
-            [npm, command, "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=IDP_DIR, check=True, timeout=300, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+            [npm, command, "--no-audit", "--no-fund", "--loglevel=error"], cwd=IDP_DIR, check=True, timeout=300, stdout=subprocess.DEVNULL
+        )
 
 
 class IdP:
@@ -84,8 +83,12 @@ class IdP:
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             ["node", str(IDP_DIR / "idp.mjs"), "--port", "0"],
-            cwd=IDP_DIR, env=full_env, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
-        )  # fmt: skip
+            cwd=IDP_DIR,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+        )
         line = self.proc.stdout.readline().decode().strip()
         if not line.startswith("IDP_ISSUER="):
             self.stop()
@@ -108,8 +111,9 @@ class IdP:
         response = requests.post(
             self.metadata["token_endpoint"],
             data={"grant_type": "client_credentials", "resource": AUDIENCE},
-            auth=(AUTOMATION_CLIENT, AUTOMATION_SECRET), timeout=10,
-        )  # fmt: skip
+            auth=(AUTOMATION_CLIENT, AUTOMATION_SECRET),
+            timeout=10,
+        )
         response.raise_for_status()
         return response.json()["access_token"]
 
@@ -229,19 +233,44 @@ class OIDCService:
         self.uri = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "INFINSTOR_"))}
         env.update(
-            INFINSTOR_SERVICE_MODE="oidc", INFINSTOR_OIDC_ISSUER=issuer, INFINSTOR_OIDC_AUDIENCE=AUDIENCE,
-            INFINSTOR_OIDC_LEEWAY="0", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
-            MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", PYTHONUNBUFFERED="1",
-        )  # fmt: skip
+            INFINSTOR_SERVICE_MODE="oidc",
+            INFINSTOR_OIDC_ISSUER=issuer,
+            INFINSTOR_OIDC_AUDIENCE=AUDIENCE,
+            INFINSTOR_OIDC_LEEWAY="0",
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+            MLFLOW_DISABLE_TELEMETRY="true",
+            DO_NOT_TRACK="true",
+            PYTHONUNBUFFERED="1",
+        )
         self.log_path = root / "service.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--app-name", "infinstor", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-             "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
-             "--default-artifact-root", "mlflow-artifacts:/"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--app-name",
+                "infinstor",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{root / 'mlflow.db'}",
+                "--serve-artifacts",
+                "--artifacts-destination",
+                str(root / "artifacts"),
+                "--default-artifact-root",
+                "mlflow-artifacts:/",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         if wait_until_healthy(self.proc, f"{self.uri}/health", 120):
             return
         exited = self.proc.poll() is not None

@@ -41,8 +41,17 @@ def _now() -> tuple[str, int]:
     return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()), epoch
 
 
-def http_api_event(method: str, path: str, *, query: str = "", headers: dict | None = None, cookies: list[str] | None = None,
-                   body: bytes | str | None = None, function_url: bool = False, base64_body: bool = True) -> dict:  # fmt: skip
+def http_api_event(
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: dict | None = None,
+    cookies: list[str] | None = None,
+    body: bytes | str | None = None,
+    function_url: bool = False,
+    base64_body: bool = True,
+) -> dict:
     """An HTTP API (payload format 2.0) or function URL event. Repeated headers arrive joined with
     commas, cookies in `cookies`, a binary or any body base64-encoded (`isBase64Encoded`)."""
     host = FUNCTION_URL_HOST if function_url else API_HOST
@@ -57,13 +66,26 @@ def http_api_event(method: str, path: str, *, query: str = "", headers: dict | N
         headers.setdefault("content-length", str(len(raw)))
     when, epoch = _now()
     context = {
-        "accountId": "anonymous" if function_url else "123456789012", "apiId": URL_ID if function_url else API_ID,
-        "domainName": host, "domainPrefix": host.split(".", 1)[0],
+        "accountId": "anonymous" if function_url else "123456789012",
+        "apiId": URL_ID if function_url else API_ID,
+        "domainName": host,
+        "domainPrefix": host.split(".", 1)[0],
         "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": headers["user-agent"]},
-        "requestId": str(uuid.uuid4()), "routeKey": "$default", "stage": "$default", "time": when, "timeEpoch": epoch,
-    }  # fmt: skip
-    event = {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query, "headers": headers,
-             "requestContext": context, "isBase64Encoded": False}  # fmt: skip
+        "requestId": str(uuid.uuid4()),
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": when,
+        "timeEpoch": epoch,
+    }
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": context,
+        "isBase64Encoded": False,
+    }
     if cookies:
         event["cookies"] = list(cookies)
     if query:
@@ -78,8 +100,14 @@ def http_api_event(method: str, path: str, *, query: str = "", headers: dict | N
     return event
 
 
-def rest_api_event(method: str, path: str, *, query: dict[str, list[str]] | None = None, headers: dict[str, list[str]] | None = None,
-                   body: bytes | None = None) -> dict:  # fmt: skip
+def rest_api_event(
+    method: str,
+    path: str,
+    *,
+    query: dict[str, list[str]] | None = None,
+    headers: dict[str, list[str]] | None = None,
+    body: bytes | None = None,
+) -> dict:
     """A REST API (payload format 1.0) proxy event: `multiValueHeaders` and `multiValueQueryStringParameters`."""
     multi = {k.lower(): list(v) for k, v in (headers or {}).items()}
     multi.setdefault("host", [API_HOST])
@@ -88,15 +116,29 @@ def rest_api_event(method: str, path: str, *, query: dict[str, list[str]] | None
         multi.setdefault("content-length", [str(len(raw))])
     _, epoch = _now()
     return {
-        "resource": "/{proxy+}", "path": path, "httpMethod": method,
-        "headers": {k: v[-1] for k, v in multi.items()}, "multiValueHeaders": multi,
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {k: v[-1] for k, v in multi.items()},
+        "multiValueHeaders": multi,
         "queryStringParameters": {k: v[-1] for k, v in (query or {}).items()} or None,
-        "multiValueQueryStringParameters": query or None, "pathParameters": {"proxy": path.lstrip("/")},
-        "stageVariables": None, "isBase64Encoded": bool(raw), "body": base64.b64encode(raw).decode() if raw else None,
-        "requestContext": {"accountId": "123456789012", "apiId": API_ID, "httpMethod": method, "path": f"/prod{path}",
-                           "stage": "prod", "requestId": str(uuid.uuid4()), "requestTimeEpoch": epoch, "resourcePath": "/{proxy+}",
-                           "identity": {"sourceIp": "203.0.113.7", "userAgent": "python-requests/2.32"}},
-    }  # fmt: skip
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "isBase64Encoded": bool(raw),
+        "body": base64.b64encode(raw).decode() if raw else None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": API_ID,
+            "httpMethod": method,
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": epoch,
+            "resourcePath": "/{proxy+}",
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "python-requests/2.32"},
+        },
+    }
 
 
 def response_body(response: dict) -> bytes:
@@ -124,9 +166,13 @@ class LambdaProcess:
         self._lock = threading.Lock()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve())], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, str(Path(__file__).resolve())],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+        )
 
     def invoke(self, event: dict, handler: str = "handler", timeout: float = 120) -> dict:
         with self._lock:

@@ -28,7 +28,8 @@ metadata = sa.MetaData()
 schema_table = sa.Table("infinstor_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
 
 users = sa.Table(
-    "infinstor_users", metadata,
+    "infinstor_users",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("org", sa.String(63), nullable=False),
     sa.Column("username", sa.String(255), nullable=False),
@@ -37,10 +38,11 @@ users = sa.Table(
     sa.Column("first_seen", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.UniqueConstraint("org", "username", name="uq_infinstor_users_org_username"),
-)  # fmt: skip
+)
 
 grants = sa.Table(
-    "infinstor_grants", metadata,
+    "infinstor_grants",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("org", sa.String(63), nullable=False),
     sa.Column("resource_type", sa.String(32), nullable=False),
@@ -52,10 +54,11 @@ grants = sa.Table(
     sa.Column("granted_at", sa.Float, nullable=False),
     sa.UniqueConstraint("org", "resource_type", "resource_id", "principal_type", "principal", name="uq_infinstor_grants"),
     sa.Index("ix_infinstor_grants_principal", "org", "principal_type", "principal"),
-)  # fmt: skip
+)
 
 api_tokens = sa.Table(
-    "infinstor_api_tokens", metadata,
+    "infinstor_api_tokens",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("token_id", sa.String(32), nullable=False, unique=True),
     sa.Column("secret_hash", sa.String(64), nullable=False),
@@ -67,10 +70,11 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", sa.Float),
     sa.Column("last_used_at", sa.Float),
     sa.Index("ix_infinstor_api_tokens_user", "org", "username"),
-)  # fmt: skip
+)
 
 audit = sa.Table(
-    "infinstor_audit", metadata,
+    "infinstor_audit",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("org", sa.String(63), nullable=False),
@@ -81,7 +85,7 @@ audit = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("detail", sa.Text),
     sa.Index("ix_infinstor_audit_org_at", "org", "at"),
-)  # fmt: skip
+)
 
 
 # One counter per kind of cached decision ("grants", "tokens"), raised in the same transaction as
@@ -89,10 +93,11 @@ audit = sa.Table(
 # it saw when it cached a decision (service/changes.py), so a change on one replica reaches the
 # caches of every other within that poll.
 changes = sa.Table(
-    "infinstor_changes", metadata,
+    "infinstor_changes",
+    metadata,
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("version", sa.BigInteger, nullable=False),
-)  # fmt: skip
+)
 CHANGE_KINDS = ("grants", "tokens")
 
 # SCIM 2.0 provisioning (service/scim.py, service/directory.py), per organisation. A resource is
@@ -101,7 +106,8 @@ CHANGE_KINDS = ("grants", "tokens")
 # SCIM leaves a row in `scim_deprovisioned`, so that tokens issued before keep failing until SCIM
 # provisions the user again. Changes that affect access raise the "tokens" counter.
 scim_tokens = sa.Table(
-    "infinstor_scim_tokens", metadata,
+    "infinstor_scim_tokens",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("token_id", sa.String(32), nullable=False, unique=True),
     sa.Column("secret_hash", sa.String(64), nullable=False),
@@ -112,10 +118,11 @@ scim_tokens = sa.Table(
     sa.Column("revoked_at", sa.Float),
     sa.Column("last_used_at", sa.Float),
     sa.Index("ix_infinstor_scim_tokens_org", "org"),
-)  # fmt: skip
+)
 
 scim_users = sa.Table(
-    "infinstor_scim_users", metadata,
+    "infinstor_scim_users",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("org", sa.String(63), nullable=False),
     sa.Column("scim_id", sa.String(64), nullable=False),
@@ -130,10 +137,11 @@ scim_users = sa.Table(
     sa.UniqueConstraint("org", "scim_id", name="uq_infinstor_scim_users_id"),
     sa.UniqueConstraint("org", "user_key", name="uq_infinstor_scim_users_name"),
     sa.Index("ix_infinstor_scim_users_external", "org", "external_id"),
-)  # fmt: skip
+)
 
 scim_groups = sa.Table(
-    "infinstor_scim_groups", metadata,
+    "infinstor_scim_groups",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("org", sa.String(63), nullable=False),
     sa.Column("scim_id", sa.String(64), nullable=False),
@@ -146,24 +154,26 @@ scim_groups = sa.Table(
     sa.UniqueConstraint("org", "scim_id", name="uq_infinstor_scim_groups_id"),
     sa.Index("ix_infinstor_scim_groups_name", "org", "display_name"),
     sa.Index("ix_infinstor_scim_groups_external", "org", "external_id"),
-)  # fmt: skip
+)
 
 scim_members = sa.Table(
-    "infinstor_scim_members", metadata,
+    "infinstor_scim_members",
+    metadata,
     sa.Column("org", sa.String(63), primary_key=True),
     sa.Column("group_id", sa.String(64), primary_key=True),
     sa.Column("member_id", sa.String(64), primary_key=True),
     sa.Column("member_type", sa.String(16), nullable=False),  # User or Group
     sa.Column("display", sa.String(255)),
     sa.Index("ix_infinstor_scim_members_member", "org", "member_id"),
-)  # fmt: skip
+)
 
 scim_deprovisioned = sa.Table(
-    "infinstor_scim_deprovisioned", metadata,
+    "infinstor_scim_deprovisioned",
+    metadata,
     sa.Column("org", sa.String(63), primary_key=True),
     sa.Column("user_key", sa.String(255), primary_key=True),
     sa.Column("at", sa.Float, nullable=False),
-)  # fmt: skip
+)
 
 
 def _v1(connection) -> None:

@@ -20,8 +20,21 @@ class RestartablePostgres(PostgresCluster):
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"])
 
     def start_server(self) -> None:
-        self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "postgres.log"),
-                   "-w", "-t", "60", "-o", self._options(), "start"])  # fmt: skip
+        self._run(
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "postgres.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                self._options(),
+                "start",
+            ]
+        )
 
     def postmaster_pid(self) -> int | None:
         """The server's main process, while it runs (its first line of postmaster.pid)."""

@@ -72,11 +72,20 @@ class JupyterServer:
             (base / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
         self.log = open(base / f"server-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
-            [*(command or [sys.executable, "-m", "jupyter"]), "server", "--no-browser", "--allow-root",
-             f"--port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-             f"--ServerApp.root_dir={root}"],
-            env=environment, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                *(command or [sys.executable, "-m", "jupyter"]),
+                "server",
+                "--no-browser",
+                "--allow-root",
+                f"--port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={TOKEN}",
+                f"--ServerApp.root_dir={root}",
+            ],
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

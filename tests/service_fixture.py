@@ -37,18 +37,33 @@ def user_token(idp, username: str, client_id: str = LAB_CLIENT) -> str:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     state = secrets.token_urlsafe(16)
-    query = urlencode({
-        "client_id": client_id, "response_type": "code", "redirect_uri": REDIRECT_URI,
-        "scope": "openid profile email groups org", "state": state, "resource": AUDIENCE,
-        "code_challenge": challenge, "code_challenge_method": "S256",
-    })  # fmt: skip
+    query = urlencode(
+        {
+            "client_id": client_id,
+            "response_type": "code",
+            "redirect_uri": REDIRECT_URI,
+            "scope": "openid profile email groups org",
+            "state": state,
+            "resource": AUDIENCE,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
     back = IdPBrowser(idp.issuer, username).authorize(f"{idp.metadata['authorization_endpoint']}?{query}")
     params = callback_params(back)
     assert params.get("state") == state, params
-    response = requests.post(idp.metadata["token_endpoint"], data={
-        "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT_URI,
-        "client_id": client_id, "code_verifier": verifier, "resource": AUDIENCE,
-    }, timeout=15)  # fmt: skip
+    response = requests.post(
+        idp.metadata["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": REDIRECT_URI,
+            "client_id": client_id,
+            "code_verifier": verifier,
+            "resource": AUDIENCE,
+        },
+        timeout=15,
+    )
     response.raise_for_status()
     return response.json()["access_token"]
 
@@ -56,8 +71,16 @@ def user_token(idp, username: str, client_id: str = LAB_CLIENT) -> str:
 class CompanyServer:
     """`mlflow server --app-name infinstor` in company mode."""
 
-    def __init__(self, root: Path, issuer: str, *, backend_uri: str | None = None, policy: dict | None = None,
-                 config: dict | None = None, startup_timeout: float = 300):  # fmt: skip
+    def __init__(
+        self,
+        root: Path,
+        issuer: str,
+        *,
+        backend_uri: str | None = None,
+        policy: dict | None = None,
+        config: dict | None = None,
+        startup_timeout: float = 300,
+    ):
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.port = free_port()
@@ -75,20 +98,44 @@ class CompanyServer:
         self.config_path.write_text(yaml.safe_dump(settings))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW"))}
         env.update(
-            INFINSTOR_SERVICE_MODE="company", INFINSTOR_SERVICE_CONFIG=str(self.config_path),
-            INFINSTOR_JOB_TOKEN_SECRET=JOB_SECRET, MLFLOW_ENABLE_WORKSPACES="true",
-            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
+            INFINSTOR_SERVICE_MODE="company",
+            INFINSTOR_SERVICE_CONFIG=str(self.config_path),
+            INFINSTOR_JOB_TOKEN_SECRET=JOB_SECRET,
+            MLFLOW_ENABLE_WORKSPACES="true",
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+            MLFLOW_DISABLE_TELEMETRY="true",
+            DO_NOT_TRACK="true",
             PYTHONUNBUFFERED="1",
-        )  # fmt: skip
+        )
         self.log_path = root / "service.log"
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--app-name", "infinstor", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1", "--backend-store-uri", self.backend_uri,
-             "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
-             "--default-artifact-root", "mlflow-artifacts:/"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--app-name",
+                "infinstor",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                self.backend_uri,
+                "--serve-artifacts",
+                "--artifacts-destination",
+                str(root / "artifacts"),
+                "--default-artifact-root",
+                "mlflow-artifacts:/",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         if wait_until_healthy(self.proc, f"{self.uri}/health", startup_timeout):
             return
         exited = self.proc.poll() is not None
@@ -138,10 +185,21 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(root, "postgres", "postgres")
         self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
-        self._run([
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(root / "postgres.log"), "-w", "-t", "60",
-            "-o", f"-h 127.0.0.1 -p {self.port} -k {root} -F -c fsync=off -c full_page_writes=off", "start",
-        ])  # fmt: skip
+        self._run(
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(root / "postgres.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {root} -F -c fsync=off -c full_page_writes=off",
+                "start",
+            ]
+        )
         self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}"
 
     def _run(self, command: list[str]) -> None:
@@ -157,8 +215,11 @@ class PostgresCluster:
         self._run([str(self.bin / "dropdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name])
 
     def stop(self) -> None:
-        subprocess.run(self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
 

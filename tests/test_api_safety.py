@@ -32,9 +32,14 @@ def api(http_server_client, jp_base_url, jp_auth_header):
             body = json.dumps(body)
         url = f"{jp_base_url}infinstor/api/{route}" + (f"?{query}" if query else "")
         response = await http_server_client.fetch(
-            url, method=method, body=body, headers={**jp_auth_header, **(headers or {})},
-            raise_error=False, follow_redirects=False, allow_nonstandard_methods=True,
-        )  # fmt: skip
+            url,
+            method=method,
+            body=body,
+            headers={**jp_auth_header, **(headers or {})},
+            raise_error=False,
+            follow_redirects=False,
+            allow_nonstandard_methods=True,
+        )
         try:
             payload = json.loads(response.body) if response.body else None
         except ValueError:
@@ -49,9 +54,14 @@ def captured_logs(jp_serverapp):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setLevel(logging.DEBUG)
-    loggers = [logging.getLogger(), jp_serverapp.log, logging.getLogger("tornado.access"),
-               logging.getLogger("tornado.application"), logging.getLogger("tornado.general"),
-               logging.getLogger("infinstor_jupyterlab")]  # fmt: skip
+    loggers = [
+        logging.getLogger(),
+        jp_serverapp.log,
+        logging.getLogger("tornado.access"),
+        logging.getLogger("tornado.application"),
+        logging.getLogger("tornado.general"),
+        logging.getLogger("infinstor_jupyterlab"),
+    ]
     saved = [(lg, lg.level) for lg in loggers]
     for lg in loggers:
         lg.addHandler(handler)
@@ -327,8 +337,9 @@ async def test_user_input_is_bounded_in_messages_and_logs(api, notebook_in_root,
     worst = [line[:300] for line in logged.splitlines() if longest_quote(line) > limits.MAX_LOGGED_URI_CHARS]
     assert not worst, f"log lines quote more than {limits.MAX_LOGGED_URI_CHARS} characters of the client's input: {worst}"
     # Only a request's URI (Jupyter's access log) quotes more than a message does.
-    quoted = [line[:300] for line in logged.splitlines()
-              if longest_quote(line) > limits.MAX_SHOWN_CHARS + 2 and "/infinstor/api/" not in line]  # fmt: skip
+    quoted = [
+        line[:300] for line in logged.splitlines() if longest_quote(line) > limits.MAX_SHOWN_CHARS + 2 and "/infinstor/api/" not in line
+    ]
     assert not quoted, quoted
 
 
@@ -380,15 +391,24 @@ HOSTILE_HEADERS = [
 
 @pytest.mark.parametrize("headers", HOSTILE_HEADERS, ids=lambda h: ",".join(h)[:40])
 async def test_hostile_headers_never_cause_a_5xx(http_server_client, jp_base_url, jp_auth_header, headers):
-    routes = [("GET", "status", None), ("POST", "jobs", b'{"path": "x.ipynb"}'), ("POST", "mlflow/gateway/x", b"{}"),
-              ("GET", "mlflow/health", None), ("PUT", "auth/config", b"{}")]  # fmt: skip
+    routes = [
+        ("GET", "status", None),
+        ("POST", "jobs", b'{"path": "x.ipynb"}'),
+        ("POST", "mlflow/gateway/x", b"{}"),
+        ("GET", "mlflow/health", None),
+        ("PUT", "auth/config", b"{}"),
+    ]
     # Not authenticated, a proxied MLflow call is refused before anything is forwarded.
     for auth, extra in ((jp_auth_header, []), ({}, [("POST", "mlflow/api/2.0/mlflow/x", b"{}")])):
         for method, route, body in routes + extra:
             response = await http_server_client.fetch(
-                f"{jp_base_url}infinstor/api/{route}", method=method, body=body,
-                headers={**auth, **headers}, raise_error=False, follow_redirects=False,
-            )  # fmt: skip
+                f"{jp_base_url}infinstor/api/{route}",
+                method=method,
+                body=body,
+                headers={**auth, **headers},
+                raise_error=False,
+                follow_redirects=False,
+            )
             assert response.code < 500, (method, route, headers, bool(auth), response.code, response.body[:300])
 
 
@@ -401,9 +421,12 @@ async def test_a_malformed_origin_on_a_cookie_authenticated_proxy_call_is_refuse
     assert cookies, login.headers
     for origin in ("http://[", "http://[::1"):
         response = await http_server_client.fetch(
-            f"{jp_base_url}infinstor/api/mlflow/api/2.0/mlflow/experiments/search", method="POST", body=b"{}",
-            headers={"Cookie": cookies, "Origin": origin}, raise_error=False,
-        )  # fmt: skip
+            f"{jp_base_url}infinstor/api/mlflow/api/2.0/mlflow/experiments/search",
+            method="POST",
+            body=b"{}",
+            headers={"Cookie": cookies, "Origin": origin},
+            raise_error=False,
+        )
         # Jupyter's answer to an origin it does not accept is a 404; the XSRF refusal a 403.
         assert response.code in (403, 404), (origin, response.code, response.body[:200])
         assert json.loads(response.body)["reason"] in ("forbidden", "not_found")

@@ -16,9 +16,17 @@ from infinstor_jupyterlab.jobs.models import Job
 
 def job(job_id: str, path: str, run_name: str | None = None) -> Job:
     return Job(
-        id=job_id, path=path, kind="notebook", target="ec2", status="RUNNING", parameters={},
-        experiment_id="0", run_id=f"run-{job_id}", run_name=run_name, project_dir="/tmp/p",
-    )  # fmt: skip
+        id=job_id,
+        path=path,
+        kind="notebook",
+        target="ec2",
+        status="RUNNING",
+        parameters={},
+        experiment_id="0",
+        run_id=f"run-{job_id}",
+        run_name=run_name,
+        project_dir="/tmp/p",
+    )
 
 
 def instance(instance_id: str, current_job: str | None = None) -> dict[str, Any]:
@@ -103,8 +111,13 @@ async def test_without_the_ec2_target_the_view_is_told_why():
     jobs = FakeJobManager({})
     assert await compute.list_instances(jobs) == {"available": False, "reason": compute.NOT_ENABLED, "instances": []}
     assert await compute.describe_settings(jobs) == {
-        "enabled": False, "available": False, "reason": compute.NOT_ENABLED, "missing": [], "config": None, "identity": None,
-    }  # fmt: skip
+        "enabled": False,
+        "available": False,
+        "reason": compute.NOT_ENABLED,
+        "missing": [],
+        "config": None,
+        "identity": None,
+    }
     with pytest.raises(NotFound):
         await compute.control_instance(jobs, "i-1", "stop")
 
@@ -112,9 +125,13 @@ async def test_without_the_ec2_target_the_view_is_told_why():
 async def test_settings_after_the_credentials_check():
     target = FakeEC2Target()
     assert await compute.describe_settings(FakeJobManager({"ec2": target})) == {
-        "enabled": True, "available": True, "reason": None, "missing": [],
-        "config": {"region": "eu-west-1"}, "identity": target.identity,
-    }  # fmt: skip
+        "enabled": True,
+        "available": True,
+        "reason": None,
+        "missing": [],
+        "config": {"region": "eu-west-1"},
+        "identity": target.identity,
+    }
     assert target.calls == [("refresh_availability",)]
     unconfigured = FakeEC2Target(reason="EC2 is not configured: set c.EC2Target.subnet_id.", identity=None)
     settings = await compute.describe_settings(FakeJobManager({"ec2": unconfigured}))

@@ -28,8 +28,9 @@ def needs(tool: str) -> str:
 
 
 def render(overlay: str) -> list[dict]:
-    text = subprocess.run([needs("kubectl"), "kustomize", str(KUBERNETES / "overlays" / overlay)], capture_output=True, text=True,
-                          check=True, timeout=120).stdout  # fmt: skip
+    text = subprocess.run(
+        [needs("kubectl"), "kustomize", str(KUBERNETES / "overlays" / overlay)], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
     return [d for d in yaml.safe_load_all(text) if d]
 
 
@@ -112,6 +113,7 @@ def test_the_schema_validation_passes_and_would_catch_a_mistake(tmp_path):
     broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {"httpGet": {"path": "/health/ready", "port": "http"}}
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(broken))
-    checked = subprocess.run(["kubernetes-validate", "--strict", "--kubernetes-version", "1.32.0", str(path)], capture_output=True,
-                             text=True, timeout=300)  # fmt: skip
+    checked = subprocess.run(
+        ["kubernetes-validate", "--strict", "--kubernetes-version", "1.32.0", str(path)], capture_output=True, text=True, timeout=300
+    )
     assert checked.returncode != 0 and "readinesProbe" in checked.stdout + checked.stderr

@@ -107,9 +107,14 @@ async def test_notebook_on_ec2_end_to_end(jp_fetch, jp_root_dir, infinstor, aws,
     await wait_for_state(jp_fetch, "running")
 
     job = await submit(
-        jp_fetch, path="models/iris.ipynb", target="ec2", parameters={"C": 0.3, "max_iter": 120, "label": "on ec2"},
-        experiment_name="iris-ec2", run_name="iris-on-ec2", options={"instance_type": "t3.large"},
-    )  # fmt: skip
+        jp_fetch,
+        path="models/iris.ipynb",
+        target="ec2",
+        parameters={"C": 0.3, "max_iter": 120, "label": "on ec2"},
+        experiment_name="iris-ec2",
+        run_name="iris-on-ec2",
+        options={"instance_type": "t3.large"},
+    )
     assert job["target"] == "ec2" and job["options"] == {"instance_type": "t3.large", "env_manager": "local"}
     [instance] = our_instances(aws)
     instance_id = instance["InstanceId"]
@@ -247,9 +252,14 @@ async def test_sweep_fans_out_over_three_instances(jp_fetch, jp_root_dir, infins
     quick_project(jp_root_dir, seconds=2)
     await wait_for_state(jp_fetch, "running")
     parent = await submit(
-        jp_fetch, path="quick", target="ec2", sweep={"grid": {"alpha": [0.1, 0.2, 0.3]}}, max_instances=10,
-        experiment_name="sweeps", run_name="alpha-sweep",
-    )  # fmt: skip
+        jp_fetch,
+        path="quick",
+        target="ec2",
+        sweep={"grid": {"alpha": [0.1, 0.2, 0.3]}},
+        max_instances=10,
+        experiment_name="sweeps",
+        run_name="alpha-sweep",
+    )
     assert parent["kind"] == "sweep" and parent["status"] == "RUNNING"
     assert parent["options"]["max_instances"] == 3  # capped by the admin's limit
     children = parent["options"]["children"]
@@ -461,16 +471,31 @@ def test_mlflow_run_backend_on_ec2(tmp_path, aws, hypervisor):  # noqa: F811
         status = server.get("infinstor/api/status").json()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
         env.update(
-            JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), MLFLOW_TRACKING_URI=status["tracking"]["uri"],
+            JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+            MLFLOW_TRACKING_URI=status["tracking"]["uri"],
             INFINSTOR_EMBEDDED_URI=status["tracking"]["uri"],
             INFINSTOR_SECRET_FILE=str(tmp_path / "data" / "infinstor" / "embedded" / "secret"),
-        )  # fmt: skip
+        )
         project = quick_project(root)
         result = subprocess.run(
-            [sys.executable, "-m", "mlflow", "run", str(project), "-b", "infinstor-backend", "--backend-config",
-             json.dumps({"target": "ec2", "instance_type": "g5.xlarge", "run_name": "cli-on-ec2", "wait": True}), "-P", "alpha=0.75"],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "run",
+                str(project),
+                "-b",
+                "infinstor-backend",
+                "--backend-config",
+                json.dumps({"target": "ec2", "instance_type": "g5.xlarge", "run_name": "cli-on-ec2", "wait": True}),
+                "-P",
+                "alpha=0.75",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
         assert "training with 0.75" in result.stdout  # the VM's log, streamed through the lab
         [job] = server.get("infinstor/api/jobs").json()["jobs"]
@@ -552,11 +577,19 @@ async def test_aws_identity_decides_availability(jp_fetch, jp_root_dir, infinsto
     assert config["identity"]["account"] == sts.get_caller_identity()["Account"]
     assert config["identity"]["arn"].startswith("arn:aws:")
     assert config["config"] == {
-        "region": "us-east-1", "ami": "/infinstor/test/ami", "default_instance_type": "t3.medium",
-        "allowed_instance_types": ["t3.medium", "t3.large", "g5.xlarge"], "subnet_id": "", "security_group_ids": [],
-        "iam_instance_profile": PROFILE, "s3_bucket": BUCKET, "s3_prefix": "lab", "idle_timeout": 6.0,
-        "max_instances_per_user": 3, "tags": {"team": "ml", "cost-center": "42"},
-    }  # fmt: skip
+        "region": "us-east-1",
+        "ami": "/infinstor/test/ami",
+        "default_instance_type": "t3.medium",
+        "allowed_instance_types": ["t3.medium", "t3.large", "g5.xlarge"],
+        "subnet_id": "",
+        "security_group_ids": [],
+        "iam_instance_profile": PROFILE,
+        "s3_bucket": BUCKET,
+        "s3_prefix": "lab",
+        "idle_timeout": 6.0,
+        "max_instances_per_user": 3,
+        "tags": {"team": "ml", "cost-center": "42"},
+    }
     text = json.dumps(config)
     for secret in ("testing", "endpoint_url", aws.endpoint, "agent_environment", "aws_profile", "tracking_uri"):
         assert secret not in text, secret

@@ -88,9 +88,8 @@ async def test_notebook_jobs_on_a_vm_built_by_the_user_data(jp_fetch, jp_root_di
     await wait_for_state(jp_fetch, "running")
 
     job = await submit(
-        jp_fetch, path="work/runs.ipynb", target="ec2", parameters={"msg": "Hello"},
-        experiment_name="on-the-vm", run_name="the-jobs-name",
-    )  # fmt: skip
+        jp_fetch, path="work/runs.ipynb", target="ec2", parameters={"msg": "Hello"}, experiment_name="on-the-vm", run_name="the-jobs-name"
+    )
     job = await wait_for_job(jp_fetch, job["id"], timeout=600)
     log = await read_whole_log(jp_fetch, job["id"])
     agent = "".join(vm.agent_log(i["InstanceId"]) for i in aws.instances())
@@ -112,9 +111,13 @@ async def test_notebook_jobs_on_a_vm_built_by_the_user_data(jp_fetch, jp_root_di
 
     # env_manager uv: MLflow builds a fresh environment with the VM's uv (not on systemd's PATH).
     job = await submit(
-        jp_fetch, path="work/runs.ipynb", target="ec2", parameters={"msg": None, "steps": 5},
-        experiment_name="on-the-vm-uv", options={"env_manager": "uv"},
-    )  # fmt: skip
+        jp_fetch,
+        path="work/runs.ipynb",
+        target="ec2",
+        parameters={"msg": None, "steps": 5},
+        experiment_name="on-the-vm-uv",
+        options={"env_manager": "uv"},
+    )
     job = await wait_for_job(jp_fetch, job["id"], timeout=900)
     log = await read_whole_log(jp_fetch, job["id"])
     assert job["status"] == "FINISHED", (job, log[-3000:])

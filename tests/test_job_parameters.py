@@ -44,13 +44,26 @@ def test_a_none_default_takes_any_literal_strings_included_and_null_means_none()
 @pytest.mark.parametrize(
     "source,value",
     [
-        ("msg = None", "Hello"), ("msg = None", "1"), ("msg = None", "None"), ("msg = None", " 1"),
-        ("msg = None", "'quoted'"), ("msg = None", None), ("msg = None", 7), ("msg = None", [1, {"a": None}]),
-        ("msg = None", ""), ("s = 'x'", "--output-dir=/x"), ("s = 'x'", "a b\nc"), ("s = 'x'", ""),
-        ("i = 1", 10**30), ("f = 0.5", 3), ("b = False", True), ("l = [1]", [2, 3]), ("t = (1,)", [4, 5]),
+        ("msg = None", "Hello"),
+        ("msg = None", "1"),
+        ("msg = None", "None"),
+        ("msg = None", " 1"),
+        ("msg = None", "'quoted'"),
+        ("msg = None", None),
+        ("msg = None", 7),
+        ("msg = None", [1, {"a": None}]),
+        ("msg = None", ""),
+        ("s = 'x'", "--output-dir=/x"),
+        ("s = 'x'", "a b\nc"),
+        ("s = 'x'", ""),
+        ("i = 1", 10**30),
+        ("f = 0.5", 3),
+        ("b = False", True),
+        ("l = [1]", [2, 3]),
+        ("t = (1,)", [4, 5]),
         ("d = {'a': 1}", {"b": [1, None]}),
     ],
-)  # fmt: skip
+)
 def test_a_value_reaches_the_notebook_as_given(source, value):
     """What the lab passes on the command line decodes, in the runner, to exactly the value given."""
     p = next(iter(params_of(source).values()))

@@ -34,10 +34,27 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
 """
 PREVIOUS_RELEASE_COLUMNS = (
-    "id", "path", "kind", "target", "status", "parameters", "experiment_id", "run_id", "run_name",
-    "project_dir", "entry_point", "options", "include_folder", "created_at", "started_at",
-    "finished_at", "failure_reason", "user", "target_state",
-)  # fmt: skip
+    "id",
+    "path",
+    "kind",
+    "target",
+    "status",
+    "parameters",
+    "experiment_id",
+    "run_id",
+    "run_name",
+    "project_dir",
+    "entry_point",
+    "options",
+    "include_folder",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "failure_reason",
+    "user",
+    "target_state",
+)
+# fmt: skip below: one row a job, its values in PREVIOUS_RELEASE_COLUMNS's order.
 PREVIOUS_RELEASE_ROWS = [
     ("a1", "n.ipynb", "notebook", "inline", "FINISHED", '{"alpha": 2}', "1", "r1", "first", "/p/a1", "main",
      '{"env_manager": "local"}', 0, 1700000000.5, 1700000001.0, 1700000060.25, None, "alice", '{"pid": 42}'),
@@ -101,8 +118,11 @@ def test_a_database_of_the_previous_release_upgrades_in_place_keeping_every_job(
         first = store.get("a1")
         assert first is not None
         assert (first.parameters, first.options, first.target_state, first.include_folder) == (
-            {"alpha": 2}, {"env_manager": "local"}, {"pid": 42}, False,
-        )  # fmt: skip
+            {"alpha": 2},
+            {"env_manager": "local"},
+            {"pid": 42},
+            False,
+        )
         assert [j.id for j in store.list()] == ["a3", "a2", "a1"]  # newest first
         assert [j.id for j in store.list(("RUNNING",))] == ["a2"]
         assert store.get("a2").include_folder is True  # type: ignore[union-attr]
@@ -132,8 +152,18 @@ def test_a_fresh_database_gets_the_head_revision(tmp_path):
     try:
         assert revision(path) == job_store.revision_of(job_store.SCHEMA_VERSION)
         assert schema_drift(path) == []
-        job = Job(id="j1", path="n.ipynb", kind="notebook", target="inline", status="QUEUED", parameters={"a": 1},
-                  experiment_id="0", run_id="r", run_name=None, project_dir="p")  # fmt: skip
+        job = Job(
+            id="j1",
+            path="n.ipynb",
+            kind="notebook",
+            target="inline",
+            status="QUEUED",
+            parameters={"a": 1},
+            experiment_id="0",
+            run_id="r",
+            run_name=None,
+            project_dir="p",
+        )
         store.save(job)
         assert store.get("j1") == job
         store.delete("j1")

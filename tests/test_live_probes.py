@@ -30,12 +30,15 @@ class Lab:
 
     async def _call(self, path: str, body: dict | None = None, query: dict | None = None) -> dict:
         response = await self.jp_fetch(
-            "infinstor", "api", "mlflow", path,
+            "infinstor",
+            "api",
+            "mlflow",
+            path,
             method="POST" if body is not None else "GET",
             body=json.dumps(body) if body is not None else None,
             params=query or {},
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         return json.loads(response.body or b"{}")
 
     async def experiments(self) -> list:
@@ -90,10 +93,15 @@ def signature(run: dict) -> str:
     return "|".join(
         str(x)
         for x in (
-            info["run_id"], info["status"], info.get("end_time", ""), info.get("run_name", ""),
-            metrics, len(data.get("tags", [])), len(data.get("params", [])),
+            info["run_id"],
+            info["status"],
+            info.get("end_time", ""),
+            info.get("run_name", ""),
+            metrics,
+            len(data.get("tags", [])),
+            len(data.get("params", [])),
         )
-    )  # fmt: skip
+    )
 
 
 class Kernel:
@@ -162,8 +170,12 @@ async def test_every_write_outside_the_lab_changes_the_check_that_covers_it(jp_f
 
     async def start():
         await tick()
-        info = (await kernel("runs/create", {"experiment_id": exp, "start_time": int(time.time() * 1000),
-                                             "tags": [{"key": "mlflow.source.name", "value": NOTEBOOK}]}))["run"]["info"]  # fmt: skip
+        info = (
+            await kernel(
+                "runs/create",
+                {"experiment_id": exp, "start_time": int(time.time() * 1000), "tags": [{"key": "mlflow.source.name", "value": NOTEBOOK}]},
+            )
+        )["run"]["info"]
         run.update(id=info["run_id"], artifacts=info["artifact_uri"])
 
     before, after = await changes(runs, start)
@@ -188,8 +200,14 @@ async def test_every_write_outside_the_lab_changes_the_check_that_covers_it(jp_f
     async def new_experiment_and_run():
         await tick()
         other["id"] = (await kernel("experiments/create", {"name": "live-exp-2"}))["experiment_id"]
-        await kernel("runs/create", {"experiment_id": other["id"], "start_time": int(time.time() * 1000),
-                                     "tags": [{"key": "mlflow.source.name", "value": NOTEBOOK}]})  # fmt: skip
+        await kernel(
+            "runs/create",
+            {
+                "experiment_id": other["id"],
+                "start_time": int(time.time() * 1000),
+                "tags": [{"key": "mlflow.source.name", "value": NOTEBOOK}],
+            },
+        )
 
     before, after = await changes(lab.experiments, new_experiment_and_run)
     assert after[0][0] == other["id"]

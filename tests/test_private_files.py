@@ -49,8 +49,20 @@ def loose(root: Path) -> list[str]:
 def test_job_store_database_and_its_wal_are_private(open_parent):
     store = JobStore(open_parent / "a" / "b" / "jobs" / "jobs.db")
     # a write, so the WAL and shared memory exist
-    store.save(Job(id="j1", path="n.ipynb", kind="notebook", target="inline", status="QUEUED", parameters={},
-                   experiment_id="0", run_id="r1", run_name=None, project_dir="p"))  # fmt: skip
+    store.save(
+        Job(
+            id="j1",
+            path="n.ipynb",
+            kind="notebook",
+            target="inline",
+            status="QUEUED",
+            parameters={},
+            experiment_id="0",
+            run_id="r1",
+            run_name=None,
+            project_dir="p",
+        )
+    )
     names = {p.name for p in (open_parent / "a" / "b" / "jobs").iterdir()}
     assert {"jobs.db", "jobs.db-wal", "jobs.db-shm"} <= names, names
     assert loose(open_parent / "a") == []

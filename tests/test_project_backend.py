@@ -76,10 +76,26 @@ def test_mlflow_run_cli_goes_through_the_lab(lab):
     server, root, env = lab
     project = _project(root)
     result = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(project), "-b", "infinstor-backend",
-         "--backend-config", json.dumps({"target": "inline", "run_name": "from-cli", "wait": True}), "-P", "alpha=0.25", "-P", "tag=cli"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(project),
+            "-b",
+            "infinstor-backend",
+            "--backend-config",
+            json.dumps({"target": "inline", "run_name": "from-cli", "wait": True}),
+            "-P",
+            "alpha=0.25",
+            "-P",
+            "tag=cli",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training with 0.25 cli" in result.stdout  # the job's log streamed to the terminal
     [job] = server.get("infinstor/api/jobs").json()["jobs"]
@@ -90,8 +106,11 @@ def test_mlflow_run_cli_goes_through_the_lab(lab):
     # Without "wait", the command returns once the job is submitted; the lab runs it to the end.
     result = subprocess.run(
         [sys.executable, "-m", "mlflow", "run", str(project), "-b", "infinstor-backend", "-P", "alpha=2"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "follow it in the lab's Jobs view" in result.stderr
     newest = server.get("infinstor/api/jobs").json()["jobs"][0]
@@ -103,10 +122,24 @@ def test_mlflow_run_cli_goes_through_the_lab(lab):
 
     # A failing job fails the waiting command.
     result = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(project), "-b", "infinstor-backend",
-         "--backend-config", '{"wait": true}', "-P", "alpha=not-a-number"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(project),
+            "-b",
+            "infinstor-backend",
+            "--backend-config",
+            '{"wait": true}',
+            "-P",
+            "alpha=not-a-number",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert "alpha" in result.stderr
 
@@ -120,9 +153,12 @@ def test_submitted_run_status_and_cancel(lab, monkeypatch):
     import mlflow.projects
 
     submitted = mlflow.projects.run(
-        str(project), backend="infinstor-backend", backend_config={"target": "inline", "stream_logs": False},
-        parameters={"alpha": 1}, synchronous=False,
-    )  # fmt: skip
+        str(project),
+        backend="infinstor-backend",
+        backend_config={"target": "inline", "stream_logs": False},
+        parameters={"alpha": 1},
+        synchronous=False,
+    )
     deadline = time.monotonic() + 120
     while submitted.get_status() != "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.5)

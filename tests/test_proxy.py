@@ -145,9 +145,8 @@ async def test_mlflow_ui_posts_with_the_lab_cookie(http_server_client, jp_base_u
 
     async def post(name, headers, method="POST"):
         return await pfetch(
-            http_server_client, jp_base_url, {}, path, method=method,
-            body={"name": name}, headers={"Cookie": cookie, **headers},
-        )  # fmt: skip
+            http_server_client, jp_base_url, {}, path, method=method, body={"name": name}, headers={"Cookie": cookie, **headers}
+        )
 
     # The browser's proof of a same-origin request is enough...
     ok = await post("from-lab-origin", {"Origin": origin})
@@ -172,14 +171,22 @@ async def test_mlflow_ui_posts_with_the_lab_cookie(http_server_client, jp_base_u
     for path, headers, expected in (
         ("ajax-api/2.0/mlflow/experiments/search?max_results=1", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}, 403),
         ("", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}, 200),
-    ):  # fmt: skip
+    ):
         response = await pfetch(http_server_client, jp_base_url, {}, path, headers={"Cookie": cookie, **headers})
         assert response.code == expected, (path, response.code)
 
     names = json.loads(
-        (await pfetch(http_server_client, jp_base_url, jp_auth_header, "api/2.0/mlflow/experiments/search",
-                      method="POST", body={"max_results": 50})).body
-    )["experiments"]  # fmt: skip
+        (
+            await pfetch(
+                http_server_client,
+                jp_base_url,
+                jp_auth_header,
+                "api/2.0/mlflow/experiments/search",
+                method="POST",
+                body={"max_results": 50},
+            )
+        ).body
+    )["experiments"]
     assert {"from-lab-origin", "from-lab-fetch-metadata", "with-xsrf"} <= {e["name"] for e in names}
     assert "forged" not in {e["name"] for e in names}
 
@@ -228,11 +235,14 @@ async def _transfer(url: str, headers: dict, size: int, seed: int) -> tuple[str,
     started = time.monotonic()
     put = await client.fetch(
         HTTPRequest(
-            url, method="PUT", body_producer=producer, request_timeout=300,
+            url,
+            method="PUT",
+            body_producer=producer,
+            request_timeout=300,
             headers={**headers, "Content-Length": str(size), "Content-Type": "application/octet-stream"},
         ),
         raise_error=False,
-    )  # fmt: skip
+    )
     assert put.code == 200, put.body[:500]
     upload_s = time.monotonic() - started
 

@@ -220,10 +220,23 @@ def test_request_headers_drop_jupyter_credentials_and_hop_by_hop():
     assert out["Authorization"] == "Bearer upstream-secret"
     assert len(out.get_list("Authorization")) == 1
     for gone in (
-        "host", "cookie", "x-xsrftoken", "connection", "x-custom-hop", "keep-alive",
-        "transfer-encoding", "upgrade", "te", "proxy-authorization", "origin", "referer",
-        "x-forwarded-for", "forwarded", "sec-fetch-site", "content-length",
-    ):  # fmt: skip
+        "host",
+        "cookie",
+        "x-xsrftoken",
+        "connection",
+        "x-custom-hop",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "proxy-authorization",
+        "origin",
+        "referer",
+        "x-forwarded-for",
+        "forwarded",
+        "sec-fetch-site",
+        "content-length",
+    ):
         assert gone not in names, gone
     for kept in ("content-type", "accept", "accept-encoding", "range", "x-mlflow-client-version"):
         assert kept in names, kept
@@ -252,10 +265,7 @@ def test_response_headers_drop_cookies_challenges_and_secrets():
     secrets = credential_secrets({"Authorization": "Bearer upstream-secret-value"})
     out = browser_response_headers(upstream, secrets)
     names = [name.lower() for name, _ in out]
-    assert names == [
-        "content-type", "content-length", "etag", "cache-control", "content-disposition",
-        "x-frame-options",
-    ]  # fmt: skip
+    assert names == ["content-type", "content-length", "etag", "cache-control", "content-disposition", "x-frame-options"]
 
 
 @pytest.mark.parametrize(
@@ -393,8 +403,15 @@ def test_other_infinstor_api_paths_are_refused(path, method):
     assert info.value.status == 403, (path, method, info.value.status)
 
 
-@pytest.mark.parametrize("path", ["api/2.0/infinstor/permissions/..%2Ftokens", "api/2.0/infinstor/permissions/../tokens",
-                                  "api/2.0/infinstor/permissions%2f..%2ftokens", "api/2.0/infinstor//tokens"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "api/2.0/infinstor/permissions/..%2Ftokens",
+        "api/2.0/infinstor/permissions/../tokens",
+        "api/2.0/infinstor/permissions%2f..%2ftokens",
+        "api/2.0/infinstor//tokens",
+    ],
+)
 def test_smuggling_into_tokens_is_malformed(path):
     with pytest.raises(BadProxyPath):
         resolve(path, "GET")

@@ -360,9 +360,8 @@ async def test_sign_in_required_from_the_backend(fetch, upstream, proxy, monkeyp
 async def test_unauthenticated_requests_are_not_forwarded(http_server_client, jp_base_url, upstream):
     for method, body in (("GET", None), ("POST", b"{}"), ("PUT", b"x" * 20000)):
         response = await http_server_client.fetch(
-            f"{jp_base_url}infinstor/api/mlflow/api/2.0/mlflow/echo",
-            method=method, body=body, raise_error=False, follow_redirects=False,
-        )  # fmt: skip
+            f"{jp_base_url}infinstor/api/mlflow/api/2.0/mlflow/echo", method=method, body=body, raise_error=False, follow_redirects=False
+        )
         assert response.code == 403
     assert upstream.requests == []
 
@@ -426,10 +425,11 @@ async def test_a_refused_request_keeps_the_connection_usable(lab_port, jp_base_u
 async def test_an_unauthenticated_request_keeps_the_connection_usable(lab_port, jp_base_url, jp_auth_header, upstream, credentials):
     good = ("GET", "api/2.0/mlflow/echo", None, dict(jp_auth_header))
     answers = await asyncio.to_thread(
-        _exchanges, lab_port, jp_base_url,
-        [("POST", "api/2.0/mlflow/echo", b"{}", {"Authorization": "token wrong"}), good,
-         ("GET", "api/2.0/mlflow/echo", None, {}), good],
-    )  # fmt: skip
+        _exchanges,
+        lab_port,
+        jp_base_url,
+        [("POST", "api/2.0/mlflow/echo", b"{}", {"Authorization": "token wrong"}), good, ("GET", "api/2.0/mlflow/echo", None, {}), good],
+    )
     assert [a[0] for a in answers] == [403, 200, 403, 200], answers
     assert upstream.paths() == ["/api/2.0/mlflow/echo"] * 2
 
@@ -524,8 +524,9 @@ async def test_an_artifact_redirected_to_a_presigned_url_is_fetched_without_cred
 
     aws = RecordedAws(tmp_path)
     try:
-        s3 = boto3.client("s3", endpoint_url=aws.s3_url, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        s3 = boto3.client(
+            "s3", endpoint_url=aws.s3_url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
         s3.create_bucket(Bucket="artifacts")
         data = bytes(range(256)) * 12 * 1024  # 3 MiB: streamed, not one small read
         s3.put_object(Bucket="artifacts", Key="1/run/artifacts/plot.png", Body=data)

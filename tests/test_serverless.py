@@ -27,7 +27,7 @@ from lambda_local import (
     http_api_event,
     response_body,
     response_headers,
-    response_json,  # fmt: skip
+    response_json,
     rest_api_event,
 )
 from servers import stop_process_group, wait_until_healthy
@@ -52,8 +52,13 @@ class RecordedAws:
         self.recording = root / "moto-recording.jsonl"
         self._log = open(root / "moto.log", "wb")
         env = {**os.environ, "MOTO_RECORDER_FILEPATH": str(self.recording)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         if not wait_until_healthy(self.proc, f"{self.url}/moto-api/", timeout=60):
             self.stop()
             raise RuntimeError("moto_server did not start")
@@ -68,8 +73,10 @@ class RecordedAws:
         its shape (moto writes headers, method, url, then the body)."""
         requests.post(f"{self.url}/moto-api/recorder/stop-recording", timeout=30).raise_for_status()
         text = self.recording.read_text()
-        entries = [{"headers": json.loads(m.group(1)), "method": m.group(2), "url": json.loads(m.group(3))}
-                   for m in re.finditer(r'\{"headers": (\{[^{}]*\}), "method": "(\w+)", "url": ("(?:[^"\\]|\\.)*")', text)]  # fmt: skip
+        entries = [
+            {"headers": json.loads(m.group(1)), "method": m.group(2), "url": json.loads(m.group(3))}
+            for m in re.finditer(r'\{"headers": (\{[^{}]*\}), "method": "(\w+)", "url": ("(?:[^"\\]|\\.)*")', text)
+        ]
         return entries, text
 
     def stop(self) -> None:
@@ -106,23 +113,39 @@ def stack(aws, idp, restartable_postgres, tmp_path_factory):
     ]
     app_secret = secrets.create_secret(Name="infinstor/app", SecretString=json.dumps({"INFINSTOR_JOB_TOKEN_SECRET": JOB_SECRET}))["ARN"]
     restartable_postgres.create_database("mlflow")
-    config = {"oidc": {"issuer": idp.issuer, "audience": AUDIENCE, "leeway": 0}, "org_admin_groups": [ADMIN_GROUP],
-              "defaults": {"registered_models_org_readable": False}, "change_poll_seconds": POLL_SECONDS}  # fmt: skip
+    config = {
+        "oidc": {"issuer": idp.issuer, "audience": AUDIENCE, "leeway": 0},
+        "org_admin_groups": [ADMIN_GROUP],
+        "defaults": {"registered_models_org_readable": False},
+        "change_poll_seconds": POLL_SECONDS,
+    }
     _boto("ssm", moto_url).put_parameter(Name="/infinstor/service-config", Type="String", Value=yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW", "AWS_"))}
-    env.update({
-        "PYTHONPATH": str(Path(__file__).parent), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url, "MLFLOW_S3_ENDPOINT_URL": aws.s3_url,
-        "AWS_ENDPOINT_URL_SSM": moto_url, "INFINSTOR_SERVICE_CONFIG_SSM": "/infinstor/service-config", "INFINSTOR_SECRETS_ARN": app_secret,
-        "INFINSTOR_DATABASE_SECRET_ARN": db_secret, "INFINSTOR_DATABASE_HOST": "127.0.0.1",
-        "INFINSTOR_DATABASE_PORT": str(restartable_postgres.port), "INFINSTOR_DATABASE_NAME": "mlflow",
-        "INFINSTOR_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/artifacts", "MLFLOW_SERVER_ALLOWED_HOSTS": ALLOWED_HOSTS,
-    })  # fmt: skip
+    env.update(
+        {
+            "PYTHONPATH": str(Path(__file__).parent),
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
+            "MLFLOW_S3_ENDPOINT_URL": aws.s3_url,
+            "AWS_ENDPOINT_URL_SSM": moto_url,
+            "INFINSTOR_SERVICE_CONFIG_SSM": "/infinstor/service-config",
+            "INFINSTOR_SECRETS_ARN": app_secret,
+            "INFINSTOR_DATABASE_SECRET_ARN": db_secret,
+            "INFINSTOR_DATABASE_HOST": "127.0.0.1",
+            "INFINSTOR_DATABASE_PORT": str(restartable_postgres.port),
+            "INFINSTOR_DATABASE_NAME": "mlflow",
+            "INFINSTOR_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/artifacts",
+            "MLFLOW_SERVER_ALLOWED_HOSTS": ALLOWED_HOSTS,
+        }
+    )
     functions: list[LambdaProcess] = []
 
-    def start(name: str) -> LambdaProcess:
-        functions.append(LambdaProcess(env, root / f"{name}.log"))
+    def start(name: str, **overrides: str) -> LambdaProcess:
+        functions.append(LambdaProcess({**env, **overrides}, root / f"{name}.log"))
         return functions[-1]
 
     yield {"env": env, "start": start, "s3": s3, "aws": aws, "root": root, "db": restartable_postgres}
@@ -144,8 +167,9 @@ def call(function, method, path, token=None, body=None, *, function_url=False, b
         data = json.dumps(body).encode()
         headers["content-type"] = "application/json"
     path, _, query = path.partition("?")
-    return function.invoke(http_api_event(method, path, query=query, headers=headers, body=data, function_url=function_url,
-                                          base64_body=base64_body))  # fmt: skip
+    return function.invoke(
+        http_api_event(method, path, query=query, headers=headers, body=data, function_url=function_url, base64_body=base64_body)
+    )
 
 
 def ok(response: dict) -> dict:
@@ -170,35 +194,50 @@ def test_handler_is_named_once_in_template_docs_and_image():
     assert f'CMD ["{serverless.HANDLER}"]' in (ROOT / "deploy/aws/Dockerfile").read_text()
 
 
+def deploy_migrations(stack, name: str, **overrides: str) -> tuple[dict, dict]:
+    """What the deploy does: CloudFormation invokes the migration function with a custom resource
+    event, and reads its answer from the presigned response URL. (outcome, what CloudFormation heard)"""
+    response_key = f"responses/{name}"
+    url = stack["s3"].generate_presigned_url("put_object", Params={"Bucket": "cfn-responses", "Key": response_key}, ExpiresIn=600)
+    event = {
+        "RequestType": "Create",
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/infinstor/1",
+        "RequestId": f"req-{name}",
+        "LogicalResourceId": "Migrations",
+        "ResourceType": "Custom::InfinStorMigrations",
+        "ResourceProperties": {"Release": "test"},
+    }
+    outcome = stack["start"](name, **overrides).invoke(event, handler="migrate_handler")
+    told = json.loads(stack["s3"].get_object(Bucket="cfn-responses", Key=response_key)["Body"].read())
+    return outcome, told
+
+
 def test_unmigrated_database_answers_503_then_the_deploy_migrates(stack, tokens):
-    """No migration in the request path: until the migration function ran, 503 + Retry-After."""
-    function = stack["start"]("first")
+    """No migration in the request path: until the migration function ran, 503 + Retry-After.
+    (Its own database, so the test does not depend on which tests ran before it.)"""
+    stack["db"].create_database("mlflow_unmigrated")
+    function = stack["start"]("unmigrated", INFINSTOR_DATABASE_NAME="mlflow_unmigrated")
     started = time.monotonic()
     response = call(function, "GET", "/api/2.0/mlflow/experiments/search?max_results=5", tokens["alice"])
     assert response["statusCode"] == 503 and int(response_headers(response)["retry-after"]) > 0, response
     assert "not migrated" in response_json(response)["message"]
     assert time.monotonic() - started < 60
-    # The deploy: CloudFormation invokes the migration function with a custom resource event.
-    response_key = "responses/migrate-1"
-    url = stack["s3"].generate_presigned_url("put_object", Params={"Bucket": "cfn-responses", "Key": response_key}, ExpiresIn=600)
-    event = {"RequestType": "Create", "ResponseURL": url, "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/infinstor/1",
-             "RequestId": "req-1", "LogicalResourceId": "Migrations", "ResourceType": "Custom::InfinStorMigrations",
-             "ResourceProperties": {"Release": "test"}}  # fmt: skip
-    migrator = stack["start"]("migrate")
-    outcome = migrator.invoke(event, handler="migrate_handler")
+    outcome, told = deploy_migrations(stack, "migrate-unmigrated", INFINSTOR_DATABASE_NAME="mlflow_unmigrated")
     assert outcome["Status"] == "SUCCESS", outcome
-    told = json.loads(stack["s3"].get_object(Bucket="cfn-responses", Key=response_key)["Body"].read())
     assert told["Status"] == "SUCCESS" and told["LogicalResourceId"] == "Migrations" and "InfinStor tables" in told["Data"]["Done"]
     # The same instance now serves (it checks the schema again, once).
     assert ok(call(function, "GET", "/api/2.0/mlflow/experiments/search?max_results=5", tokens["alice"])) is not None
-    stack["first"] = function
 
 
 @pytest.fixture(scope="module")
-def first(stack):
-    if "first" not in stack:
-        pytest.skip("the migration test did not run")
-    return stack["first"]
+def first(stack, tokens):
+    """The function's first instance, on the database the deploy migrated."""
+    outcome, told = deploy_migrations(stack, "migrate")
+    assert outcome["Status"] == told["Status"] == "SUCCESS", told
+    function = stack["start"]("first")
+    ok(call(function, "GET", "/api/2.0/mlflow/experiments/search?max_results=5", tokens["alice"]))
+    return function
 
 
 def test_event_shapes_http_api_function_url_rest_base64_cookies(first, tokens):
@@ -210,8 +249,12 @@ def test_event_shapes_http_api_function_url_rest_base64_cookies(first, tokens):
     assert got["experiment"]["name"] == "shapes-b64"
     ok(call(first, "POST", "/api/2.0/mlflow/experiments/create", alice, {"name": "shapes-text"}, function_url=True, base64_body=False))
     # REST API v1: multi-value headers and query parameters (two experiment ids for a search filter).
-    event = rest_api_event("GET", "/api/2.0/mlflow/experiments/get", query={"experiment_id": [created["experiment_id"]]},
-                           headers={"authorization": [f"Bearer {alice}"], "accept": ["text/html", "application/json"]})  # fmt: skip
+    event = rest_api_event(
+        "GET",
+        "/api/2.0/mlflow/experiments/get",
+        query={"experiment_id": [created["experiment_id"]]},
+        headers={"authorization": [f"Bearer {alice}"], "accept": ["text/html", "application/json"]},
+    )
     assert response_json(first.invoke(event))["experiment"]["name"] == "shapes-b64"
     # Cookies: an event's `cookies` reach the app (a stale session cookie does not replace the bearer token).
     response = first.invoke(
@@ -249,8 +292,21 @@ def test_company_scenario_through_the_handler(first, tokens):
     run = ok(call(first, "POST", "/api/2.0/mlflow/runs/create", alice, {"experiment_id": exp}))["run"]["info"]["run_id"]
     ok(call(first, "POST", "/api/2.0/mlflow/registered-models/create", alice, {"name": "detector-sls"}))
     assert call(first, "GET", "/api/2.0/mlflow/registered-models/get?name=detector-sls", carol)["statusCode"] == 404
-    ok(call(first, "POST", "/api/2.0/infinstor/permissions", alice, {"resource_type": "registered_model", "resource_id": "detector-sls",
-                                                                     "principal_type": "user", "principal": "carol", "role": "reader"}))  # fmt: skip
+    ok(
+        call(
+            first,
+            "POST",
+            "/api/2.0/infinstor/permissions",
+            alice,
+            {
+                "resource_type": "registered_model",
+                "resource_id": "detector-sls",
+                "principal_type": "user",
+                "principal": "carol",
+                "role": "reader",
+            },
+        )
+    )
     ok(call(first, "GET", "/api/2.0/mlflow/registered-models/get?name=detector-sls", carol))
     assert (
         call(first, "PATCH", "/api/2.0/mlflow/registered-models/update", carol, {"name": "detector-sls", "description": "x"})["statusCode"]
@@ -311,9 +367,14 @@ def test_artifacts_through_presigned_urls_with_the_mlflow_client(first, tokens, 
             print("OK")
         """)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
-        env.update(GATEWAY=gateway.url, MLFLOW_TRACKING_TOKEN=tokens["alice"], MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD="true",
-                   MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=str(6 * 1024 * 1024), MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE=str(5 * 1024 * 1024),
-                   MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")  # fmt: skip
+        env.update(
+            GATEWAY=gateway.url,
+            MLFLOW_TRACKING_TOKEN=tokens["alice"],
+            MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD="true",
+            MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=str(6 * 1024 * 1024),
+            MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE=str(5 * 1024 * 1024),
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        )
         result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0 and "OK" in result.stdout, result.stdout + result.stderr[-4000:]
         run_id = re.search(r"RUN (\w+)", result.stdout).group(1)
@@ -424,9 +485,16 @@ def test_a_failed_migration_fails_the_deploy(stack, tmp_path):
     the service function is updated."""
     key = "responses/migrate-failed"
     url = stack["s3"].generate_presigned_url("put_object", Params={"Bucket": "cfn-responses", "Key": key}, ExpiresIn=600)
-    event = {"RequestType": "Update", "ResponseURL": url, "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/infinstor/1",
-             "RequestId": "req-2", "LogicalResourceId": "Migrations", "PhysicalResourceId": "infinstor-migrations",
-             "ResourceType": "Custom::InfinStorMigrations", "ResourceProperties": {"Image": "new"}}  # fmt: skip
+    event = {
+        "RequestType": "Update",
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/infinstor/1",
+        "RequestId": "req-2",
+        "LogicalResourceId": "Migrations",
+        "PhysicalResourceId": "infinstor-migrations",
+        "ResourceType": "Custom::InfinStorMigrations",
+        "ResourceProperties": {"Image": "new"},
+    }
     # The database secret is missing (a database that does not answer fails the same way, after
     # MLflow's own retries for about 100 s, which suit a resuming Aurora but not a test).
     env = {**stack["env"], "INFINSTOR_DATABASE_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"}

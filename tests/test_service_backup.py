@@ -28,8 +28,9 @@ def ok(response) -> dict:
 
 
 def tool(*args: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", *args],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", *args], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -39,17 +40,27 @@ def snapshot(server: CompanyServer, tokens: dict, experiment_id: str, run_id: st
     alice, bob, carol, dave = (tokens[u] for u in ("alice", "bob", "carol", "dave"))
     M = server.mlflow
     view = {
-        "experiments": {u: sorted(e["name"] for e in ok(M("POST", "experiments/search", t, json={"max_results": 100})).get("experiments", []))
-                        for u, t in tokens.items()},
+        "experiments": {
+            u: sorted(e["name"] for e in ok(M("POST", "experiments/search", t, json={"max_results": 100})).get("experiments", []))
+            for u, t in tokens.items()
+        },
         "run": ok(M("GET", "runs/get", alice, params={"run_id": run_id}))["run"],
         "runs": sorted(r["info"]["run_id"] for r in ok(M("POST", "runs/search", bob, json={"experiment_ids": [experiment_id]}))["runs"]),
         "history": ok(M("GET", "metrics/get-history", alice, params={"run_id": run_id, "metric_key": "loss"}))["metrics"],
         "model": ok(M("GET", "registered-models/get", carol, params={"name": "churn"}))["registered_model"],
         "version": ok(M("GET", "model-versions/get", carol, params={"name": "churn", "version": "1"}))["model_version"],
-        "experiment_grants": sorted(json.dumps(g, sort_keys=True) for g in ok(server.infinstor(
-            "GET", "permissions", alice, params={"resource_type": "experiment", "resource_id": experiment_id}))["permissions"]),
-        "model_grants": sorted(json.dumps(g, sort_keys=True) for g in ok(server.infinstor(
-            "GET", "permissions", alice, params={"resource_type": "registered_model", "resource_id": "churn"}))["permissions"]),
+        "experiment_grants": sorted(
+            json.dumps(g, sort_keys=True)
+            for g in ok(
+                server.infinstor("GET", "permissions", alice, params={"resource_type": "experiment", "resource_id": experiment_id})
+            )["permissions"]
+        ),
+        "model_grants": sorted(
+            json.dumps(g, sort_keys=True)
+            for g in ok(
+                server.infinstor("GET", "permissions", alice, params={"resource_type": "registered_model", "resource_id": "churn"})
+            )["permissions"]
+        ),
         # (last use is bookkeeping each replica refreshes; everything else must match)
         "tokens": [{k: v for k, v in t.items() if k != "last_used_at"} for t in ok(server.infinstor("GET", "tokens", bob))["tokens"]],
         "artifact": server.call("GET", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/model/weights.bin", alice).content,
@@ -58,7 +69,7 @@ def snapshot(server: CompanyServer, tokens: dict, experiment_id: str, run_id: st
         "carol_cannot_write": M("POST", "runs/create", carol, json={"experiment_id": experiment_id}).status_code,
         "dave_reads_experiment": M("GET", "experiments/get", dave, params={"experiment_id": experiment_id}).status_code,
         "dave_reads_model": M("GET", "registered-models/get", dave, params={"name": "churn"}).status_code,
-    }  # fmt: skip
+    }
     return view
 
 
@@ -74,10 +85,19 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
         ok(M("POST", "experiments/create", tokens["dave"], json={"name": "globex-exp"}))
         run = ok(M("POST", "runs/create", bob, json={"experiment_id": experiment_id, "run_name": "r1"}))["run"]
         run_id = run["info"]["run_id"]
-        ok(M("POST", "runs/log-batch", bob, json={
-            "run_id": run_id, "params": [{"key": "lr", "value": "0.01"}], "tags": [{"key": "team", "value": "vision"}],
-            "metrics": [{"key": "loss", "value": 1.0 / (step + 1), "timestamp": 1000 + step, "step": step} for step in range(50)],
-        }))  # fmt: skip
+        ok(
+            M(
+                "POST",
+                "runs/log-batch",
+                bob,
+                json={
+                    "run_id": run_id,
+                    "params": [{"key": "lr", "value": "0.01"}],
+                    "tags": [{"key": "team", "value": "vision"}],
+                    "metrics": [{"key": "loss", "value": 1.0 / (step + 1), "timestamp": 1000 + step, "step": step} for step in range(50)],
+                },
+            )
+        )
         artifact_path = run["info"]["artifact_uri"][len("mlflow-artifacts:/") :]
         weights = os.urandom(4096)
         assert (
@@ -122,16 +142,46 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
     with open(damaged / "database.dump", "r+b") as f:
         f.seek(200)
         f.write(b"\0" * 16)
-    failed = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", "restore", "--database-uri", target_uri,
-                             "--artifacts", str(root / "nowhere"), "--from", str(damaged)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    failed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infinstor_jupyterlab.tracking_service.backup",
+            "restore",
+            "--database-uri",
+            target_uri,
+            "--artifacts",
+            str(root / "nowhere"),
+            "--from",
+            str(damaged),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert failed.returncode == 1 and "SHA-256" in failed.stderr and not (root / "nowhere").exists()
 
     restored_artifacts = root / "after" / "artifacts"
     result = tool("restore", "--database-uri", target_uri, "--artifacts", str(restored_artifacts), "--from", str(root / "backup"))
     assert result["tables"] == manifest["database"]["tables"]
     # Restoring over a database that has tables is refused.
-    again = subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.tracking_service.backup", "restore", "--database-uri", target_uri,
-                            "--artifacts", str(restored_artifacts), "--from", str(root / "backup")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infinstor_jupyterlab.tracking_service.backup",
+            "restore",
+            "--database-uri",
+            target_uri,
+            "--artifacts",
+            str(restored_artifacts),
+            "--from",
+            str(root / "backup"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 1 and "already has tables" in again.stderr
 
     server = CompanyServer(root / "after", idp.issuer, backend_uri=target_uri)
@@ -142,8 +192,14 @@ def test_backup_wipe_restore(restartable_postgres, idp, tmp_path_factory):
         # The API token still authenticates, as bob, and still writes his run.
         who = ok(server.infinstor("GET", "whoami", api_token))
         assert (who["username"], who["org"], who["auth"]) == ("bob", "acme", "api_token")
-        ok(server.mlflow("POST", "runs/log-batch", api_token, json={"run_id": run_id, "metrics": [
-            {"key": "loss", "value": 0.001, "timestamp": 5000, "step": 50}]}))  # fmt: skip
+        ok(
+            server.mlflow(
+                "POST",
+                "runs/log-batch",
+                api_token,
+                json={"run_id": run_id, "metrics": [{"key": "loss", "value": 0.001, "timestamp": 5000, "step": 50}]},
+            )
+        )
         assert len(ok(server.mlflow("GET", "metrics/get-history", alice, params={"run_id": run_id, "metric_key": "loss"}))["metrics"]) == 51
         # And a revoked token stays revoked: revoke it now, it stops working at once.
         token_id = after["tokens"][0]["id"]
@@ -170,6 +226,8 @@ def test_s3_artifact_store_round_trip(moto_endpoint, tmp_path, monkeypatch):  # 
     inside = {k: v for k, v in objects.items() if k.startswith("mlflow/")}
     assert (files, size) == (len(inside), sum(len(v) for v in inside.values()))
     assert copy_to_store(tmp_path / "copy", "s3://artifacts-restored/mlflow", moto_endpoint)[0] == files
-    restored = {item["Key"]: s3.get_object(Bucket="artifacts-restored", Key=item["Key"])["Body"].read()
-                for item in s3.list_objects_v2(Bucket="artifacts-restored")["Contents"]}  # fmt: skip
+    restored = {
+        item["Key"]: s3.get_object(Bucket="artifacts-restored", Key=item["Key"])["Body"].read()
+        for item in s3.list_objects_v2(Bucket="artifacts-restored")["Contents"]
+    }
     assert restored == inside

@@ -24,14 +24,27 @@ checked_server = company_server_on_each_backend("check")
 
 def environ_of(server, **extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW"))}
-    env.update({"INFINSTOR_SERVICE_CONFIG": str(server.config_path), "MLFLOW_BACKEND_STORE_URI": server.backend_uri,
-                "INFINSTOR_JOB_TOKEN_SECRET": JOB_SECRET, "MLFLOW_SERVER_ALLOWED_HOSTS": "mlflow.example.com", **extra})  # fmt: skip
+    env.update(
+        {
+            "INFINSTOR_SERVICE_CONFIG": str(server.config_path),
+            "MLFLOW_BACKEND_STORE_URI": server.backend_uri,
+            "INFINSTOR_JOB_TOKEN_SECRET": JOB_SECRET,
+            "MLFLOW_SERVER_ALLOWED_HOSTS": "mlflow.example.com",
+            **extra,
+        }
+    )
     return env
 
 
 def run_cli(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.cli", "service", "check", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "infinstor_jupyterlab.cli", "service", "check", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def statuses(report, section: str) -> list[str]:
@@ -53,9 +66,14 @@ def test_a_good_configuration_passes(checked_server, idp):
     assert "Result: PASS" in out and "FAIL " not in out
     assert "InfinStor tables at schema step 3" in out and "MLflow's tables at this MLflow's schema" in out
     assert f"discovery document of {idp.issuer}" in out
-    for expected in ("user          alice  (claim preferred_username)", "organisation  acme", "groups        1: vision",
-                     f"audience      '{AUDIENCE}'", "https://lab.example.com/user/alice/infinstor/api/auth/callback",
-                     "MLFLOW_SERVER_ALLOWED_HOSTS: mlflow.example.com"):  # fmt: skip
+    for expected in (
+        "user          alice  (claim preferred_username)",
+        "organisation  acme",
+        "groups        1: vision",
+        f"audience      '{AUDIENCE}'",
+        "https://lab.example.com/user/alice/infinstor/api/auth/callback",
+        "MLFLOW_SERVER_ALLOWED_HOSTS: mlflow.example.com",
+    ):
         assert expected in out, out
     assert token not in out  # the token itself is never printed
     as_json = json.loads(run_cli(env, "--token", token, "--json").stdout)
@@ -106,12 +124,32 @@ def id_token(idp, username: str) -> str:
 
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = urlencode({"client_id": "infinstor-lab", "response_type": "code", "redirect_uri": REDIRECT_URI, "scope": "openid profile email",
-                       "state": "s", "nonce": "n", "resource": AUDIENCE, "code_challenge": challenge, "code_challenge_method": "S256"})  # fmt: skip
+    query = urlencode(
+        {
+            "client_id": "infinstor-lab",
+            "response_type": "code",
+            "redirect_uri": REDIRECT_URI,
+            "scope": "openid profile email",
+            "state": "s",
+            "nonce": "n",
+            "resource": AUDIENCE,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
     params = callback_params(IdPBrowser(idp.issuer, username).authorize(f"{idp.metadata['authorization_endpoint']}?{query}"))
-    response = requests.post(idp.metadata["token_endpoint"], timeout=15, data={
-        "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT_URI, "client_id": "infinstor-lab",
-        "code_verifier": verifier, "resource": AUDIENCE})  # fmt: skip
+    response = requests.post(
+        idp.metadata["token_endpoint"],
+        timeout=15,
+        data={
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": REDIRECT_URI,
+            "client_id": "infinstor-lab",
+            "code_verifier": verifier,
+            "resource": AUDIENCE,
+        },
+    )
     return response.json()["id_token"]
 
 
@@ -123,11 +161,15 @@ def id_token(idp, username: str) -> str:
         ("issuer unreachable", {"oidc": {"issuer": "http://127.0.0.1:PORT", "audience": AUDIENCE}}, "identity provider", "cannot read"),
         ("issuer mismatch", {"oidc": {"issuer": "ISSUER/", "audience": AUDIENCE, "jwks_uri": None}}, None, None),
         ("invalid policy", {"oidc": {"issuer": "ISSUER", "audience": AUDIENCE}, "policy_file": "POLICY"}, "policy", "Nope"),
-        ("database unreachable", {"oidc": {"issuer": "ISSUER", "audience": AUDIENCE},
-                                  "database_uri": "postgresql+psycopg2://u:secretpw@127.0.0.1:PORT/x"}, "database", "cannot connect"),
+        (
+            "database unreachable",
+            {"oidc": {"issuer": "ISSUER", "audience": AUDIENCE}, "database_uri": "postgresql+psycopg2://u:secretpw@127.0.0.1:PORT/x"},
+            "database",
+            "cannot connect",
+        ),
         ("CORS open", {"oidc": {"issuer": "ISSUER", "audience": AUDIENCE}}, "origins", "'*'"),
     ],
-)  # fmt: skip
+)
 def test_each_kind_of_broken_configuration_fails_with_a_fix(checked_server, idp, tmp_path, kind, change, section, expected):
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({"operations": {"Nope": "reader"}}))
@@ -175,7 +217,7 @@ def test_schema_newer_than_this_release_and_migrations_due(checked_server, tmp_p
 
 
 def test_fixes_name_the_provider_from_the_issuer():
-    from infinstor_jupyterlab.tracking_service.check import fix_for, provider_of
+    from infinstor_jupyterlab.tracking_service.provider_fixes import fix_for, provider_of
 
     cases = {
         "https://login.microsoftonline.com/8eaef023-2b34-4da1-9baa-8bc8c9d6a490/v2.0": ("entra", "tid"),
@@ -206,8 +248,13 @@ def test_service_migrate_is_the_migration_job_and_its_wait(tmp_path, request, ba
     env.update(INFINSTOR_SERVICE_CONFIG=str(config), MLFLOW_BACKEND_STORE_URI=uri)
 
     def migrate(*args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "infinstor_jupyterlab.cli", "service", "migrate", *args], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "infinstor_jupyterlab.cli", "service", "migrate", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     due = migrate("--check")
     out, err = due.communicate(timeout=180)

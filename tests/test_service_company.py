@@ -50,9 +50,13 @@ def deployment(backend, idp, tmp_path_factory):
     uri = cluster.create_database("company") if cluster else f"sqlite:///{root / 'mlflow.db'}"
     main = CompanyServer(root / "main", idp.issuer, backend_uri=uri, config={"defaults": {"registered_models_org_readable": False}})
     try:
-        tagging = CompanyServer(root / "tagging", idp.issuer, backend_uri=uri,
-                                policy={"operations": {"SetModelVersionTag": "reader"}},
-                                config={"defaults": {"experiment": "private", "registered_models_org_readable": True}})  # fmt: skip
+        tagging = CompanyServer(
+            root / "tagging",
+            idp.issuer,
+            backend_uri=uri,
+            policy={"operations": {"SetModelVersionTag": "reader"}},
+            config={"defaults": {"experiment": "private", "registered_models_org_readable": True}},
+        )
     except Exception:
         main.stop()
         raise
@@ -101,15 +105,26 @@ def run_scenario(deployment, tokens) -> dict:
     experiment_id = ok(M("POST", "experiments/create", alice, json={"name": "vision-exp"}))["experiment_id"]
     grants = ok(main.infinstor("GET", "permissions", alice, params={"resource_type": "experiment", "resource_id": experiment_id}))
     assert {(g["principal_type"], g["principal"], g["role"]) for g in grants["permissions"]} == {
-        ("user", "alice", "manager"), ("group", "vision", "editor"),
-    }  # fmt: skip
+        ("user", "alice", "manager"),
+        ("group", "vision", "editor"),
+    }
 
     # bob (vision) adds runs, with metrics and an artifact; the service records him as the user.
     run = ok(M("POST", "runs/create", bob, json={"experiment_id": experiment_id, "user_id": "mallory"}))["run"]
     run_id = run["info"]["run_id"]
     assert run["info"]["user_id"] == "bob"
-    ok(M("POST", "runs/log-batch", bob, json={"run_id": run_id, "metrics": [{"key": "acc", "value": 0.9, "timestamp": 1, "step": 0}],
-                                               "params": [{"key": "lr", "value": "0.1"}]}))  # fmt: skip
+    ok(
+        M(
+            "POST",
+            "runs/log-batch",
+            bob,
+            json={
+                "run_id": run_id,
+                "metrics": [{"key": "acc", "value": 0.9, "timestamp": 1, "step": 0}],
+                "params": [{"key": "lr", "value": "0.1"}],
+            },
+        )
+    )
     assert status(upload(main, bob, run["info"]["artifact_uri"], "model/MLmodel", b"flavors: {}\n")) == 200
     second = ok(M("POST", "runs/create", bob, json={"experiment_id": experiment_id}))["run"]["info"]["run_id"]
     found = ok(M("POST", "runs/search", alice, json={"experiment_ids": [experiment_id]}))
@@ -125,14 +140,29 @@ def run_scenario(deployment, tokens) -> dict:
 
     # alice registers a model from bob's run and shares it (read) with her organisation.
     ok(M("POST", "registered-models/create", alice, json={"name": "vision-model"}))
-    version = ok(M("POST", "model-versions/create", alice, json={
-        "name": "vision-model", "source": f"{run['info']['artifact_uri']}/model", "run_id": run_id,
-    }))["model_version"]  # fmt: skip
+    version = ok(
+        M(
+            "POST",
+            "model-versions/create",
+            alice,
+            json={"name": "vision-model", "source": f"{run['info']['artifact_uri']}/model", "run_id": run_id},
+        )
+    )["model_version"]
     assert version["version"] == "1"
-    ok(main.infinstor("POST", "permissions", alice, json={
-        "resource_type": "registered_model", "resource_id": "vision-model", "principal_type": "org",
-        "principal": "acme", "role": "reader",
-    }))  # fmt: skip
+    ok(
+        main.infinstor(
+            "POST",
+            "permissions",
+            alice,
+            json={
+                "resource_type": "registered_model",
+                "resource_id": "vision-model",
+                "principal_type": "org",
+                "principal": "acme",
+                "role": "reader",
+            },
+        )
+    )
 
     # carol can read the model and its source run (and the run's artifacts), but not change them.
     assert ok(M("GET", "registered-models/get", carol, params={"name": "vision-model"}))["registered_model"]["name"] == "vision-model"
@@ -170,10 +200,12 @@ def run_scenario(deployment, tokens) -> dict:
 
     # dave (globex) sees none of it and cannot learn its names.
     for endpoint, params in (
-        ("experiments/get", {"experiment_id": experiment_id}), ("experiments/get-by-name", {"experiment_name": "vision-exp"}),
-        ("runs/get", {"run_id": run_id}), ("registered-models/get", {"name": "vision-model"}),
+        ("experiments/get", {"experiment_id": experiment_id}),
+        ("experiments/get-by-name", {"experiment_name": "vision-exp"}),
+        ("runs/get", {"run_id": run_id}),
+        ("registered-models/get", {"name": "vision-model"}),
         ("model-versions/get", {"name": "vision-model", "version": "1"}),
-    ):  # fmt: skip
+    ):
         assert status(M("GET", endpoint, dave, params=params)) == 404, endpoint
     listings = [
         M("POST", "experiments/search", dave, json={"max_results": 100}).text,
@@ -187,9 +219,23 @@ def run_scenario(deployment, tokens) -> dict:
     # globex has its own namespace: the same name is free there, and invisible to acme.
     globex_experiment = ok(M("POST", "experiments/create", dave, json={"name": "vision-exp"}))["experiment_id"]
     assert status(M("GET", "experiments/get", alice, params={"experiment_id": globex_experiment})) == 404
-    assert status(main.infinstor("POST", "permissions", dave, json={
-        "resource_type": "experiment", "resource_id": experiment_id, "principal_type": "user", "principal": "dave", "role": "reader",
-    })) == 404  # fmt: skip
+    assert (
+        status(
+            main.infinstor(
+                "POST",
+                "permissions",
+                dave,
+                json={
+                    "resource_type": "experiment",
+                    "resource_id": experiment_id,
+                    "principal_type": "user",
+                    "principal": "dave",
+                    "role": "reader",
+                },
+            )
+        )
+        == 404
+    )
 
     # A job-scoped token writes its own run and nothing else.
     job = ok(main.infinstor("POST", "tokens", alice, json={"kind": "job", "run_id": run_id, "ttl_seconds": 600}))
@@ -283,8 +329,10 @@ def test_sharing_with_a_user_and_revoking(deployment, tokens, world):
     ok(main.infinstor("DELETE", "permissions", alice, json=share))
     assert status(main.mlflow("GET", "experiments/get", erin, params={"experiment_id": experiment_id})) == 404
     experiment = {"experiment_id": experiment_id}
-    reaches_peer_soon(lambda: status(peer.mlflow("GET", "experiments/get", erin, params=experiment)) == 404,
-                      "a grant revoked on one replica still works on its peer")  # fmt: skip
+    reaches_peer_soon(
+        lambda: status(peer.mlflow("GET", "experiments/get", erin, params=experiment)) == 404,
+        "a grant revoked on one replica still works on its peer",
+    )
     assert status(main.infinstor("POST", "permissions", alice, json={**share, "role": "owner"})) == 400
     assert (
         status(
@@ -408,8 +456,9 @@ def test_cli_tokens_and_sharing(backend, deployment, tokens, world, tmp_path):
     service = ["--service", main.uri]
 
     def cli(*args, stdin=None):
-        return subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.cli", *args], env=env, input=stdin,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "infinstor_jupyterlab.cli", *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
+        )
 
     signed_in = cli("login", *service, "--token", "-", stdin=tokens["alice"] + "\n")
     assert signed_in.returncode == 0, signed_in.stderr
@@ -426,7 +475,8 @@ def test_cli_tokens_and_sharing(backend, deployment, tokens, world, tmp_path):
     ok(main.mlflow("GET", "experiments/get", tokens["erin"], params={"experiment_id": experiment}))
     shown = json.loads(cli("share", "list", *service, "--experiment", experiment, "--json").stdout)
     assert {"principal_type": "group", "principal": "sales", "role": "reader"}.items() <= next(
-        g for g in shown if g["principal"] == "sales").items()  # fmt: skip
+        g for g in shown if g["principal"] == "sales"
+    ).items()
     revoked = cli("share", "revoke", *service, "--experiment", experiment, "--group", "sales")
     assert revoked.returncode == 0, revoked.stderr
     assert status(main.mlflow("GET", "experiments/get", tokens["erin"], params={"experiment_id": experiment})) == 404

@@ -33,36 +33,60 @@ def auth0_org(org: str) -> str:
 # provider -> (service configuration, expected (username, org, groups) of alice and dave)
 LAYOUTS = {
     "entra": (
-        {"oidc": {"claims": {"username": "preferred_username", "groups": "groups", "org": "tid"},
-                  "organisations": {object_id("tenant", "acme"): "acme", object_id("tenant", "globex"): "globex"}}},
+        {
+            "oidc": {
+                "claims": {"username": "preferred_username", "groups": "groups", "org": "tid"},
+                "organisations": {object_id("tenant", "acme"): "acme", object_id("tenant", "globex"): "globex"},
+            }
+        },
         ("alice@acme.example", "acme", [object_id("group", "vision")]),
         ("dave@globex.example", "globex", [object_id("group", "research")]),
     ),
     "okta": (
         {"oidc": {"claims": {"username": "sub", "groups": "groups", "org": "company"}}},
-        ("alice", "acme", ["vision"]), ("dave", "globex", ["research"]),
+        ("alice", "acme", ["vision"]),
+        ("dave", "globex", ["research"]),
     ),
     "keycloak": (
         {"oidc": {"claims": {"groups": "groups", "org": "organization"}}},
-        ("alice", "acme", ["/vision"]), ("dave", "globex", ["/research"]),
+        ("alice", "acme", ["/vision"]),
+        ("dave", "globex", ["/research"]),
     ),
     "auth0": (
-        {"oidc": {"claims": {"username": "https://infinstor.example/email", "email": "https://infinstor.example/email",
-                             "groups": "https://infinstor.example/groups", "org": "org_id"},
-                  "organisations": {auth0_org("acme"): "acme", auth0_org("globex"): "globex"}}},
-        ("alice@acme.example", "acme", ["vision"]), ("dave@globex.example", "globex", ["research"]),
+        {
+            "oidc": {
+                "claims": {
+                    "username": "https://infinstor.example/email",
+                    "email": "https://infinstor.example/email",
+                    "groups": "https://infinstor.example/groups",
+                    "org": "org_id",
+                },
+                "organisations": {auth0_org("acme"): "acme", auth0_org("globex"): "globex"},
+            }
+        },
+        ("alice@acme.example", "acme", ["vision"]),
+        ("dave@globex.example", "globex", ["research"]),
     ),
     "cognito": (
-        {"oidc": {"audience": "layout-cognito", "audience_claim": "client_id",
-                  "claims": {"username": "username", "groups": "cognito:groups", "org": "custom:org"}}},
-        ("alice", "acme", ["vision"]), ("dave", "globex", ["research"]),
+        {
+            "oidc": {
+                "audience": "layout-cognito",
+                "audience_claim": "client_id",
+                "claims": {"username": "username", "groups": "cognito:groups", "org": "custom:org"},
+            }
+        },
+        ("alice", "acme", ["vision"]),
+        ("dave", "globex", ["research"]),
     ),
     "google": (
-        {"oidc": {"claims": {"username": "email", "org": "hd"}, "organisations": {"acme.example": "acme", "globex.example": "globex"}},
-         "scim": {"groups": "scim"}},
-        ("alice@acme.example", "acme", []), ("dave@globex.example", "globex", []),
+        {
+            "oidc": {"claims": {"username": "email", "org": "hd"}, "organisations": {"acme.example": "acme", "globex.example": "globex"}},
+            "scim": {"groups": "scim"},
+        },
+        ("alice@acme.example", "acme", []),
+        ("dave@globex.example", "globex", []),
     ),
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module", params=sorted(LAYOUTS))
@@ -110,8 +134,11 @@ def test_a_token_for_another_client_is_refused_where_the_audience_is_the_client(
 def test_an_opaque_access_token_is_refused_clearly(idp, tmp_path):
     server = CompanyServer(tmp_path / "opaque", idp.issuer)
     try:
-        refused = requests.get(f"{server.uri}/api/2.0/infinstor/whoami", timeout=30,
-                               headers={"Authorization": f"Bearer {user_token(idp, 'alice', 'layout-opaque')}"})  # fmt: skip
+        refused = requests.get(
+            f"{server.uri}/api/2.0/infinstor/whoami",
+            timeout=30,
+            headers={"Authorization": f"Bearer {user_token(idp, 'alice', 'layout-opaque')}"},
+        )
         assert refused.status_code == 401 and "not a JWT" in refused.json()["message"]
     finally:
         server.stop()
@@ -121,8 +148,9 @@ def test_entra_group_overage_falls_back_to_scim_groups(idp, tmp_path):
     """A user in more than 200 groups gets no groups claim from Entra ID (`_claim_names` points at
     Microsoft Graph instead): the service takes that user's groups from SCIM, named by externalId
     (Entra's group object id, as in everyone else's groups claim)."""
-    from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine
+    from infinstor_jupyterlab.tracking_service.db import make_engine
     from infinstor_jupyterlab.tracking_service.directory import DirectoryStore
+    from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
     config, _, _ = LAYOUTS["entra"]
     oidc = {"issuer": idp.issuer, "audience": "urn:infinstor:tracking", "leeway": 0, **config["oidc"]}
@@ -139,12 +167,27 @@ def test_entra_group_overage_falls_back_to_scim_groups(idp, tmp_path):
         finally:
             engine.dispose()
         headers = {"Authorization": f"Bearer {scim_token}", "Content-Type": "application/scim+json"}
-        user = requests.post(f"{server.uri}/scim/v2/Users", headers=headers, timeout=30, json={
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "olivia@acme.example",
-            "externalId": object_id("user", "olivia")}).json()  # fmt: skip
-        group = requests.post(f"{server.uri}/scim/v2/Groups", headers=headers, timeout=30, json={
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Vision",
-            "externalId": object_id("group", "vision"), "members": [{"value": user["id"]}]})  # fmt: skip
+        user = requests.post(
+            f"{server.uri}/scim/v2/Users",
+            headers=headers,
+            timeout=30,
+            json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "olivia@acme.example",
+                "externalId": object_id("user", "olivia"),
+            },
+        ).json()
+        group = requests.post(
+            f"{server.uri}/scim/v2/Groups",
+            headers=headers,
+            timeout=30,
+            json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Vision",
+                "externalId": object_id("group", "vision"),
+                "members": [{"value": user["id"]}],
+            },
+        )
         assert group.status_code == 201, group.text
         assert server.infinstor("GET", "whoami", olivia).json()["groups"] == [object_id("group", "vision")]
         assert sees() == 200

@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from idp_fixture import SHORT_CLIENT
-from infinstor_jupyterlab.tracking_service.db import ROLE_RANK
 from infinstor_jupyterlab.tracking_service.policy import KINDS, REFUSED, load_policy
+from infinstor_jupyterlab.tracking_service.service_store import ROLE_RANK
 from service_fixture import CompanyServer, company_server_on_each_backend, user_token
 
 pytestmark = pytest.mark.slow
@@ -43,27 +43,68 @@ PRINCIPALS = {
 # Operations MLflow itself cannot complete on a local artifact store (no multipart uploads, no
 # presigned URLs): an allowed caller must get past us (no 401/403/404), whatever MLflow then answers.
 MLFLOW_LIMITED = {
-    "CreateMultipartUpload", "CompleteMultipartUpload", "AbortMultipartUpload",
-    "CreatePresignedUploadUrl", "CreatePresignedDownloadUrl", "GetPresignedDownloadUrl",
-}  # fmt: skip
+    "CreateMultipartUpload",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "CreatePresignedUploadUrl",
+    "CreatePresignedDownloadUrl",
+    "GetPresignedDownloadUrl",
+}
 # Operations that use up their target (deletes, renames, restores): each caller gets a fresh one.
 CONSUMING = {
-    "UpdateExperiment", "DeleteExperiment", "RestoreExperiment", "DeleteExperimentTag", "DeleteRun", "RestoreRun", "DeleteTag", "LogOutputs",
-    "DeleteLoggedModel", "DeleteLoggedModelTag", "DeleteArtifact", "RenameRegisteredModel", "DeleteRegisteredModel",
-    "DeleteRegisteredModelTag", "DeleteRegisteredModelAlias", "DeleteModelVersion", "DeleteModelVersionTag",
-    "DeleteTraces", "DeleteTracesV3", "DeleteTraceTag", "DeleteTraceTagV3", "DeleteAssessment", "DeleteDataset",
-    "DeleteDatasetTag", "DeleteDatasetRecords", "RemoveDatasetFromExperiments", "DeleteScorer", "DeleteLabelSchema",
-}  # fmt: skip
+    "UpdateExperiment",
+    "DeleteExperiment",
+    "RestoreExperiment",
+    "DeleteExperimentTag",
+    "DeleteRun",
+    "RestoreRun",
+    "DeleteTag",
+    "LogOutputs",
+    "DeleteLoggedModel",
+    "DeleteLoggedModelTag",
+    "DeleteArtifact",
+    "RenameRegisteredModel",
+    "DeleteRegisteredModel",
+    "DeleteRegisteredModelTag",
+    "DeleteRegisteredModelAlias",
+    "DeleteModelVersion",
+    "DeleteModelVersionTag",
+    "DeleteTraces",
+    "DeleteTracesV3",
+    "DeleteTraceTag",
+    "DeleteTraceTagV3",
+    "DeleteAssessment",
+    "DeleteDataset",
+    "DeleteDatasetTag",
+    "DeleteDatasetRecords",
+    "RemoveDatasetFromExperiments",
+    "DeleteScorer",
+    "DeleteLabelSchema",
+}
 # The MLmodel file of the run's model (the registered version's source) and of the logged model.
 MLMODEL = b"artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\n"
 # A scorer MLflow accepts (a built-in LLM judge; nothing runs when it is registered).
-SCORER = json.dumps({
-    "name": "polite", "aggregations": None, "description": None, "is_session_level_scorer": False, "mlflow_version": "3.17.0",
-    "serialization_version": 1, "builtin_scorer_class": "Guidelines",
-    "builtin_scorer_pydantic_data": {"name": "polite", "aggregations": None, "required_columns": ["inputs", "outputs"],
-                                     "guidelines": "Be polite", "model": None},
-    "call_source": None, "call_signature": None, "original_func_name": None,
-})  # fmt: skip
+SCORER = json.dumps(
+    {
+        "name": "polite",
+        "aggregations": None,
+        "description": None,
+        "is_session_level_scorer": False,
+        "mlflow_version": "3.17.0",
+        "serialization_version": 1,
+        "builtin_scorer_class": "Guidelines",
+        "builtin_scorer_pydantic_data": {
+            "name": "polite",
+            "aggregations": None,
+            "required_columns": ["inputs", "outputs"],
+            "guidelines": "Be polite",
+            "model": None,
+        },
+        "call_source": None,
+        "call_signature": None,
+        "original_func_name": None,
+    }
+)
 
 
 @dataclass
@@ -96,17 +137,32 @@ def _ok(response: requests.Response) -> dict:
 def otlp_export(trace_hex: str, name: str = "root") -> dict:
     """An OTLP/JSON trace export of one finished root span (what MLflow's client sends to /v1/traces)."""
     now = time.time_ns()
-    span = {"traceId": trace_hex, "spanId": uuid.uuid4().hex[:16], "name": name, "kind": 1,
-            "startTimeUnixNano": str(now - 1_000_000), "endTimeUnixNano": str(now), "status": {"code": 1}}  # fmt: skip
+    span = {
+        "traceId": trace_hex,
+        "spanId": uuid.uuid4().hex[:16],
+        "name": name,
+        "kind": 1,
+        "startTimeUnixNano": str(now - 1_000_000),
+        "endTimeUnixNano": str(now),
+        "status": {"code": 1},
+    }
     return {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "matrix"}, "spans": [span]}]}]}
 
 
 def trace_info(trace_id: str, experiment_id: str) -> dict:
-    return {"trace": {"trace_info": {
-        "trace_id": trace_id, "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}},
-        "request_time": "2026-01-01T00:00:00Z", "execution_duration": "0.001s", "state": "OK",
-        "trace_metadata": {"mlflow.trace_schema.version": "3"}, "tags": {"t": "v"},
-    }}}  # fmt: skip
+    return {
+        "trace": {
+            "trace_info": {
+                "trace_id": trace_id,
+                "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}},
+                "request_time": "2026-01-01T00:00:00Z",
+                "execution_duration": "0.001s",
+                "state": "OK",
+                "trace_metadata": {"mlflow.trace_schema.version": "3"},
+                "tags": {"t": "v"},
+            }
+        }
+    }
 
 
 def make_trace(server: CompanyServer, token: str, experiment_id: str) -> str:
@@ -137,24 +193,49 @@ def make_target(server: CompanyServer, alice: str) -> Target:
     artifact_path = run["artifact_uri"][len("mlflow-artifacts:/") :]
     _ok(server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/a.txt", alice, data=b"a"))
     _ok(server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}/model/MLmodel", alice, data=MLMODEL))
-    logged = _ok(M("POST", "logged-models", alice, json={"experiment_id": experiment_id, "name": "lm", "source_run_id": run_id,
-                                                          "tags": [{"key": "t", "value": "v"}]}))["model"]["info"]  # fmt: skip
+    logged = _ok(
+        M(
+            "POST",
+            "logged-models",
+            alice,
+            json={"experiment_id": experiment_id, "name": "lm", "source_run_id": run_id, "tags": [{"key": "t", "value": "v"}]},
+        )
+    )["model"]["info"]
     logged_root = logged["artifact_uri"][len("mlflow-artifacts:/") :]
     _ok(server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{logged_root}/MLmodel", alice, data=MLMODEL))
     model = f"matrix-model-{suffix}"
     _ok(M("POST", "registered-models/create", alice, json={"name": model, "tags": [{"key": "t", "value": "v"}]}))
-    _ok(M("POST", "model-versions/create", alice, json={"name": model, "source": f"{run['artifact_uri']}/model", "run_id": run_id,
-                                                       "tags": [{"key": "t", "value": "v"}]}))  # fmt: skip
+    _ok(
+        M(
+            "POST",
+            "model-versions/create",
+            alice,
+            json={"name": model, "source": f"{run['artifact_uri']}/model", "run_id": run_id, "tags": [{"key": "t", "value": "v"}]},
+        )
+    )
     _ok(M("POST", "registered-models/alias", alice, json={"name": model, "alias": "champion", "version": "1"}))
     genai = make_genai(server, alice, experiment_id, other_experiment)
     share = server.infinstor
     experiments = (experiment_id, deleted_experiment, other_experiment)
     for resource_type, resource_id in [*(("experiment", e) for e in experiments), ("registered_model", model)]:
         for group, role in (("vision", "editor"), ("nlp", "reader")):
-            _ok(share("POST", "permissions", alice, json={"resource_type": resource_type, "resource_id": resource_id,
-                                                          "principal_type": "group", "principal": group, "role": role}))  # fmt: skip
-    return Target(experiment_id, deleted_experiment, name, run_id, deleted_run, artifact_path, logged["model_id"], model,
-                  other_experiment, **genai)  # fmt: skip
+            _ok(
+                share(
+                    "POST",
+                    "permissions",
+                    alice,
+                    json={
+                        "resource_type": resource_type,
+                        "resource_id": resource_id,
+                        "principal_type": "group",
+                        "principal": group,
+                        "role": role,
+                    },
+                )
+            )
+    return Target(
+        experiment_id, deleted_experiment, name, run_id, deleted_run, artifact_path, logged["model_id"], model, other_experiment, **genai
+    )
 
 
 def make_genai(server: CompanyServer, alice: str, experiment_id: str, other_experiment: str) -> dict:
@@ -162,11 +243,23 @@ def make_genai(server: CompanyServer, alice: str, experiment_id: str, other_expe
     label schema in the experiment (the dataset is linked to the other experiment too)."""
     v3 = lambda method, path, **kwargs: _ok(server.call(method, f"api/3.0/mlflow/{path}", alice, **kwargs))  # noqa: E731
     trace_id = make_trace(server, alice, experiment_id)
-    assessment = v3("POST", f"traces/{trace_id}/assessments", json={"assessment": {
-        "assessment_name": "quality", "trace_id": trace_id, "source": {"source_type": "HUMAN", "source_id": "alice"},
-        "feedback": {"value": True}}})["assessment"]  # fmt: skip
-    dataset_id = v3("POST", "datasets/create", json={"name": f"ds-{uuid.uuid4().hex[:8]}", "experiment_ids": [experiment_id, other_experiment],
-                                                   "tags": json.dumps({"t": "v"})})["dataset"]["dataset_id"]  # fmt: skip
+    assessment = v3(
+        "POST",
+        f"traces/{trace_id}/assessments",
+        json={
+            "assessment": {
+                "assessment_name": "quality",
+                "trace_id": trace_id,
+                "source": {"source_type": "HUMAN", "source_id": "alice"},
+                "feedback": {"value": True},
+            }
+        },
+    )["assessment"]
+    dataset_id = v3(
+        "POST",
+        "datasets/create",
+        json={"name": f"ds-{uuid.uuid4().hex[:8]}", "experiment_ids": [experiment_id, other_experiment], "tags": json.dumps({"t": "v"})},
+    )["dataset"]["dataset_id"]
     v3("POST", f"datasets/{dataset_id}/records", json={"records": json.dumps([{"inputs": {"q": "2+2"}, "expectations": {"a": "4"}}])})
     record_id = json.loads(v3("GET", f"datasets/{dataset_id}/records")["records"])[0]["dataset_record_id"]
     scorer = f"scorer-{uuid.uuid4().hex[:8]}"
@@ -175,10 +268,26 @@ def make_genai(server: CompanyServer, alice: str, experiment_id: str, other_expe
         "issue_id"
     ]
     label_schema = f"ls-{uuid.uuid4().hex[:8]}"
-    schema_id = v3("POST", "label-schemas/create", json={"experiment_id": experiment_id, "name": label_schema, "type": "FEEDBACK",
-                                                         "input": {"pass_fail": {"positive_label": "pass", "negative_label": "fail"}}})["label_schema"]["schema_id"]  # fmt: skip
-    return dict(trace_id=trace_id, assessment_id=assessment["assessment_id"], dataset_id=dataset_id, dataset_record_id=record_id,
-                scorer=scorer, issue_id=issue_id, label_schema_id=schema_id, label_schema=label_schema)  # fmt: skip
+    schema_id = v3(
+        "POST",
+        "label-schemas/create",
+        json={
+            "experiment_id": experiment_id,
+            "name": label_schema,
+            "type": "FEEDBACK",
+            "input": {"pass_fail": {"positive_label": "pass", "negative_label": "fail"}},
+        },
+    )["label_schema"]["schema_id"]
+    return dict(
+        trace_id=trace_id,
+        assessment_id=assessment["assessment_id"],
+        dataset_id=dataset_id,
+        dataset_record_id=record_id,
+        scorer=scorer,
+        issue_id=issue_id,
+        label_schema_id=schema_id,
+        label_schema=label_schema,
+    )
 
 
 def request_for(operation: str, t: Target, who: str) -> tuple[str, str, dict]:
@@ -196,6 +305,7 @@ def request_for(operation: str, t: Target, who: str) -> tuple[str, str, dict]:
     gateway = f"{v3}/gateway"
     queue = {"queue_id": "q-1"}
     new_trace = uuid.uuid4().hex
+    # fmt: skip below: one operation a line (method, path, request), read down like a table.
     table = {
         "CreateExperiment": ("POST", "experiments/create", {"json": {"name": f"new-{unique}"}}),
         "SearchExperiments": ("POST", "experiments/search", {"json": {"max_results": 10}}),
@@ -451,10 +561,15 @@ def test_matrix(matrix_server, idp, other_issuer):
     server = matrix_server
     expired_from = time.monotonic()
     credentials = {
-        "creator": user_token(idp, "alice"), "group editor": user_token(idp, "bob"), "group reader": user_token(idp, "carol"),
-        "other group, same org": user_token(idp, "erin"), "other org": user_token(idp, "dave"), "anonymous": None,
-        "expired token": user_token(idp, "alice", SHORT_CLIENT), "token from another issuer": user_token(other_issuer, "alice"),
-    }  # fmt: skip
+        "creator": user_token(idp, "alice"),
+        "group editor": user_token(idp, "bob"),
+        "group reader": user_token(idp, "carol"),
+        "other group, same org": user_token(idp, "erin"),
+        "other org": user_token(idp, "dave"),
+        "anonymous": None,
+        "expired token": user_token(idp, "alice", SHORT_CLIENT),
+        "token from another issuer": user_token(other_issuer, "alice"),
+    }
     alice = credentials["creator"]
     shared = make_target(server, alice)
     time.sleep(max(0.0, 5.5 - (time.monotonic() - expired_from)))  # the short client's tokens live 4 s
@@ -505,7 +620,7 @@ def test_org_admins_manage_organisation_infrastructure(matrix_server, idp):
         ("GET", "api/3.0/mlflow/gateway/secrets/list", {}),
         ("GET", "api/3.0/mlflow/gateway/budgets/list", {}),
         ("GET", "api/3.0/mlflow/review-queues/list", {"params": {"experiment_id": experiment_id}}),
-    ):  # fmt: skip
+    ):
         assert server.call(method, path, frank, **kwargs).status_code == 200, path
         refused = server.call(method, path, alice, **kwargs)
         assert refused.status_code == 403 and "organisation admins" in refused.text, path
@@ -520,8 +635,14 @@ def test_trace_and_genai_views_stay_private(matrix_server, idp):
     suffix = uuid.uuid4().hex[:8]
     hidden = _ok(server.mlflow("POST", "experiments/create", alice, json={"name": f"hidden-{suffix}"}))["experiment_id"]
     shared = _ok(server.mlflow("POST", "experiments/create", alice, json={"name": f"shared-{suffix}"}))["experiment_id"]
-    _ok(server.infinstor("POST", "permissions", alice, json={"resource_type": "experiment", "resource_id": shared,
-                                                            "principal_type": "user", "principal": "erin", "role": "editor"}))  # fmt: skip
+    _ok(
+        server.infinstor(
+            "POST",
+            "permissions",
+            alice,
+            json={"resource_type": "experiment", "resource_id": shared, "principal_type": "user", "principal": "erin", "role": "editor"},
+        )
+    )
     own = _ok(server.mlflow("POST", "experiments/create", erin, json={"name": f"erin-{suffix}"}))["experiment_id"]
     hidden_trace, own_trace = make_trace(server, alice, hidden), make_trace(server, erin, own)
 
@@ -545,8 +666,17 @@ def test_trace_and_genai_views_stay_private(matrix_server, idp):
     assert v3("GET", "traces/batchGet", erin, params={"trace_ids": [own_trace, hidden_trace]}).status_code == 404
     assert v3("GET", "traces/get", erin, params={"trace_id": hidden_trace}).status_code == 404
     assert server.call("GET", "ajax-api/3.0/mlflow/get-trace-artifact", erin, params={"request_id": hidden_trace}).status_code == 404
-    assert v3("POST", f"traces/{hidden_trace}/assessments", erin, json={"assessment": {
-        "assessment_name": "x", "source": {"source_type": "HUMAN", "source_id": "erin"}, "feedback": {"value": 1}}}).status_code == 404  # fmt: skip
+    assert (
+        v3(
+            "POST",
+            f"traces/{hidden_trace}/assessments",
+            erin,
+            json={
+                "assessment": {"assessment_name": "x", "source": {"source_type": "HUMAN", "source_id": "erin"}, "feedback": {"value": 1}}
+            },
+        ).status_code
+        == 404
+    )
     link = {
         "trace_ids": [own_trace, hidden_trace],
         "run_id": _ok(server.mlflow("POST", "runs/create", erin, json={"experiment_id": own}))["run"]["info"]["run_id"],
@@ -566,8 +696,11 @@ def test_trace_and_genai_views_stay_private(matrix_server, idp):
 
     # Evaluation datasets: searched over what erin reads (also without naming experiments); one
     # linked to a hidden and a shared experiment may be read by erin but changed only by alice.
-    create = lambda token, *experiments: _ok(v3("POST", "datasets/create", token, json={  # noqa: E731
-        "name": f"ds-{uuid.uuid4().hex[:8]}", "experiment_ids": list(experiments)}))["dataset"]["dataset_id"]  # fmt: skip
+    create = (  # noqa: E731
+        lambda token, *experiments: _ok(
+            v3("POST", "datasets/create", token, json={"name": f"ds-{uuid.uuid4().hex[:8]}", "experiment_ids": list(experiments)})
+        )["dataset"]["dataset_id"]
+    )
     hidden_dataset, both_dataset, own_dataset = create(alice, hidden), create(alice, hidden, shared), create(erin, own)
     searched = {d["dataset_id"] for d in _ok(v3("POST", "datasets/search", erin, json={})).get("datasets", [])}
     assert searched == {both_dataset, own_dataset}
@@ -580,8 +713,9 @@ def test_trace_and_genai_views_stay_private(matrix_server, idp):
     assert v3("POST", "datasets/create", erin, json={"name": f"ds-{suffix}"}).status_code == 400  # it must belong somewhere
 
     # Scorers: listed only from experiments erin may read.
-    scorer = lambda token, experiment_id, name: _ok(v3("POST", "scorers/register", token, json={  # noqa: E731
-        "experiment_id": experiment_id, "name": name, "serialized_scorer": SCORER}))  # fmt: skip
+    scorer = lambda token, experiment_id, name: _ok(  # noqa: E731
+        v3("POST", "scorers/register", token, json={"experiment_id": experiment_id, "name": name, "serialized_scorer": SCORER})
+    )
     scorer(alice, hidden, "hidden-judge")
     scorer(erin, own, "own-judge")
     names = lambda response: sorted(s["scorer_name"] for s in _ok(response).get("scorers", []))  # noqa: E731
@@ -602,35 +736,64 @@ def test_trace_and_genai_views_stay_private(matrix_server, idp):
 # policy: (REST operation, GraphQL document, its input). Searches (member operations) answer to
 # everyone but hold only what the caller may read.
 GRAPHQL_FIELDS = {
-    "mlflowGetExperiment": ("GetExperiment", "query Q($i: MlflowGetExperimentInput!) { mlflowGetExperiment(input: $i) { "
-                            "experiment { experimentId name } } }", lambda t: {"experimentId": t.experiment_id}),
-    "mlflowGetRun": ("GetRun", "query Q($i: MlflowGetRunInput!) { mlflowGetRun(input: $i) { run { info { runUuid experimentId } "
-                     "data { metrics { key value } } } } }", lambda t: {"runId": t.run_id}),
-    "mlflowListArtifacts": ("ListArtifacts", "query Q($i: MlflowListArtifactsInput!) { mlflowListArtifacts(input: $i) { "
-                            "rootUri files { path isDir } } }", lambda t: {"runId": t.run_id}),
-    "mlflowGetMetricHistoryBulkInterval": ("GetMetricHistoryBulkInterval", "query Q($i: MlflowGetMetricHistoryBulkIntervalInput!) { "
-                                           "mlflowGetMetricHistoryBulkInterval(input: $i) { metrics { runId key value step } } }",
-                                           lambda t: {"runIds": [t.run_id], "metricKey": "m"}),
-    "mlflowSearchRuns": ("SearchRuns", "query Q($i: MlflowSearchRunsInput!) { mlflowSearchRuns(input: $i) { runs { info { runUuid } } } }",
-                         lambda t: {"experimentIds": [t.experiment_id]}),
-    "mlflowSearchDatasets": ("SearchDatasets", "mutation M($i: MlflowSearchDatasetsInput!) { mlflowSearchDatasets(input: $i) { "
-                             "datasetSummaries { experimentId name } } }", lambda t: {"experimentIds": [t.experiment_id]}),
-    "mlflowSearchModelVersions": ("SearchModelVersions", "query Q($i: MlflowSearchModelVersionsInput!) { mlflowSearchModelVersions(input: $i) { "
-                                  "modelVersions { name version runId } } }", lambda t: {"filter": f"name = '{t.model}'"}),
-}  # fmt: skip
+    "mlflowGetExperiment": (
+        "GetExperiment",
+        "query Q($i: MlflowGetExperimentInput!) { mlflowGetExperiment(input: $i) { experiment { experimentId name } } }",
+        lambda t: {"experimentId": t.experiment_id},
+    ),
+    "mlflowGetRun": (
+        "GetRun",
+        "query Q($i: MlflowGetRunInput!) { mlflowGetRun(input: $i) { run { info { runUuid experimentId } "
+        "data { metrics { key value } } } } }",
+        lambda t: {"runId": t.run_id},
+    ),
+    "mlflowListArtifacts": (
+        "ListArtifacts",
+        "query Q($i: MlflowListArtifactsInput!) { mlflowListArtifacts(input: $i) { rootUri files { path isDir } } }",
+        lambda t: {"runId": t.run_id},
+    ),
+    "mlflowGetMetricHistoryBulkInterval": (
+        "GetMetricHistoryBulkInterval",
+        "query Q($i: MlflowGetMetricHistoryBulkIntervalInput!) { "
+        "mlflowGetMetricHistoryBulkInterval(input: $i) { metrics { runId key value step } } }",
+        lambda t: {"runIds": [t.run_id], "metricKey": "m"},
+    ),
+    "mlflowSearchRuns": (
+        "SearchRuns",
+        "query Q($i: MlflowSearchRunsInput!) { mlflowSearchRuns(input: $i) { runs { info { runUuid } } } }",
+        lambda t: {"experimentIds": [t.experiment_id]},
+    ),
+    "mlflowSearchDatasets": (
+        "SearchDatasets",
+        "mutation M($i: MlflowSearchDatasetsInput!) { mlflowSearchDatasets(input: $i) { datasetSummaries { experimentId name } } }",
+        lambda t: {"experimentIds": [t.experiment_id]},
+    ),
+    "mlflowSearchModelVersions": (
+        "SearchModelVersions",
+        "query Q($i: MlflowSearchModelVersionsInput!) { mlflowSearchModelVersions(input: $i) { modelVersions { name version runId } } }",
+        lambda t: {"filter": f"name = '{t.model}'"},
+    ),
+}
 # The search runs root field exists as a query (what the web UI sends) and as a mutation.
 GRAPHQL_SEARCH_RUNS_MUTATION = "mutation M($i: MlflowSearchRunsInput!) { mlflowSearchRuns(input: $i) { runs { info { runUuid } } } }"
 
 # Reads the web UI makes outside MLflow's REST API: (REST operation whose policy applies, method, path, kwargs).
 UI_READS = {
     "get-artifact": ("DownloadArtifact", "GET", "get-artifact", lambda t: {"params": {"run_id": t.run_id, "path": "a.txt"}}),
-    "model-versions/get-artifact": ("DownloadArtifact", "GET", "model-versions/get-artifact",
-                                    lambda t: {"params": {"name": t.model, "version": "1", "path": "MLmodel"}}),
-    "logged-models/artifacts/files": ("DownloadArtifact", "GET", None,
-                                      lambda t: {"params": {"artifact_file_path": "MLmodel"}}),
-    "metrics/get-history-bulk": ("GetMetricHistory", "GET", "ajax-api/2.0/mlflow/metrics/get-history-bulk",
-                                 lambda t: {"params": {"run_id": [t.run_id], "metric_key": "m"}}),
-}  # fmt: skip
+    "model-versions/get-artifact": (
+        "DownloadArtifact",
+        "GET",
+        "model-versions/get-artifact",
+        lambda t: {"params": {"name": t.model, "version": "1", "path": "MLmodel"}},
+    ),
+    "logged-models/artifacts/files": ("DownloadArtifact", "GET", None, lambda t: {"params": {"artifact_file_path": "MLmodel"}}),
+    "metrics/get-history-bulk": (
+        "GetMetricHistory",
+        "GET",
+        "ajax-api/2.0/mlflow/metrics/get-history-bulk",
+        lambda t: {"params": {"run_id": [t.run_id], "metric_key": "m"}},
+    ),
+}
 
 
 def graphql(server: CompanyServer, token: str | None, document: str, variables: dict | None = None) -> requests.Response:
@@ -671,14 +834,24 @@ def test_web_ui_matrix(matrix_server, idp, other_issuer):
     of the REST operation each one mirrors."""
     server = matrix_server
     credentials = {
-        "creator": user_token(idp, "alice"), "group editor": user_token(idp, "bob"), "group reader": user_token(idp, "carol"),
-        "other group, same org": user_token(idp, "erin"), "other org": user_token(idp, "dave"), "anonymous": None,
+        "creator": user_token(idp, "alice"),
+        "group editor": user_token(idp, "bob"),
+        "group reader": user_token(idp, "carol"),
+        "other group, same org": user_token(idp, "erin"),
+        "other org": user_token(idp, "dave"),
+        "anonymous": None,
         "token from another issuer": user_token(other_issuer, "alice"),
-    }  # fmt: skip
+    }
     t = make_target(server, credentials["creator"])
     dataset = f"ds-{uuid.uuid4().hex[:8]}"
-    _ok(server.mlflow("POST", "runs/log-inputs", credentials["creator"], json={"run_id": t.run_id, "datasets": [
-        {"dataset": {"name": dataset, "digest": "d1", "source_type": "local", "source": "{}"}}]}))  # fmt: skip
+    _ok(
+        server.mlflow(
+            "POST",
+            "runs/log-inputs",
+            credentials["creator"],
+            json={"run_id": t.run_id, "datasets": [{"dataset": {"name": dataset, "digest": "d1", "source_type": "local", "source": "{}"}}]},
+        )
+    )
     logged_model_files = f"ajax-api/2.0/mlflow/logged-models/{t.logged_model_id}/artifacts/files"
     failures, cells = [], 0
     for field, (operation, document, variables) in sorted(GRAPHQL_FIELDS.items()):
@@ -714,12 +887,32 @@ def test_graphql_nested_fields_and_foreign_ids_leak_nothing(matrix_server, idp):
     shared, hidden = f"shared-model-{suffix}", f"hidden-model-{suffix}"
     for name in (shared, hidden):
         _ok(server.mlflow("POST", "registered-models/create", alice, json={"name": name}))
-        _ok(server.mlflow("POST", "model-versions/create", alice, json={"name": name, "source": f"{run['artifact_uri']}/model",
-                                                                       "run_id": run["run_id"]}))  # fmt: skip
-    _ok(server.infinstor("POST", "permissions", alice, json={"resource_type": "registered_model", "resource_id": shared,
-                                                            "principal_type": "user", "principal": "carol", "role": "reader"}))  # fmt: skip
-    get_run = ("query Q($i: MlflowGetRunInput!) { mlflowGetRun(input: $i) { run { info { runUuid experimentId } "
-               "experiment { experimentId name } modelVersions { name version } } } }")  # fmt: skip
+        _ok(
+            server.mlflow(
+                "POST",
+                "model-versions/create",
+                alice,
+                json={"name": name, "source": f"{run['artifact_uri']}/model", "run_id": run["run_id"]},
+            )
+        )
+    _ok(
+        server.infinstor(
+            "POST",
+            "permissions",
+            alice,
+            json={
+                "resource_type": "registered_model",
+                "resource_id": shared,
+                "principal_type": "user",
+                "principal": "carol",
+                "role": "reader",
+            },
+        )
+    )
+    get_run = (
+        "query Q($i: MlflowGetRunInput!) { mlflowGetRun(input: $i) { run { info { runUuid experimentId } "
+        "experiment { experimentId name } modelVersions { name version } } } }"
+    )
 
     # carol reads the run through the version of the shared model: not its experiment, not the hidden model.
     answer = _ok(graphql(server, carol, get_run, {"i": {"runId": run["run_id"]}}))
@@ -729,8 +922,7 @@ def test_graphql_nested_fields_and_foreign_ids_leak_nothing(matrix_server, idp):
     assert found["info"]["runUuid"] == run["run_id"] and found["experiment"] == {"experimentId": experiment, "name": ""}
     assert [v["name"] for v in found["modelVersions"]] == [shared]
     assert f"secret-exp-{suffix}" not in json.dumps(answer) and hidden not in json.dumps(answer)
-    versions = _ok(graphql(server, carol, GRAPHQL_FIELDS["mlflowSearchModelVersions"][1],
-                           {"i": {"filter": f"run_id = '{run['run_id']}'"}}))  # fmt: skip
+    versions = _ok(graphql(server, carol, GRAPHQL_FIELDS["mlflowSearchModelVersions"][1], {"i": {"filter": f"run_id = '{run['run_id']}'"}}))
     assert [v["name"] for v in versions["data"]["mlflowSearchModelVersions"]["modelVersions"]] == [shared]
     assert _ok(graphql(server, carol, GRAPHQL_FIELDS["mlflowGetExperiment"][1], {"i": {"experimentId": experiment}}))["errors"]
     # The creator and an organisation admin see all of it.
@@ -741,9 +933,11 @@ def test_graphql_nested_fields_and_foreign_ids_leak_nothing(matrix_server, idp):
 
     # Another organisation: alice's ids answer word for word as ids that do not exist, and no name appears.
     missing_run, missing_experiment = uuid.uuid4().hex, "987654321"
-    for field, real, missing in (("mlflowGetRun", {"runId": run["run_id"]}, {"runId": missing_run}),
-                                 ("mlflowGetExperiment", {"experimentId": experiment}, {"experimentId": missing_experiment}),
-                                 ("mlflowListArtifacts", {"runId": run["run_id"]}, {"runId": missing_run})):  # fmt: skip
+    for field, real, missing in (
+        ("mlflowGetRun", {"runId": run["run_id"]}, {"runId": missing_run}),
+        ("mlflowGetExperiment", {"experimentId": experiment}, {"experimentId": missing_experiment}),
+        ("mlflowListArtifacts", {"runId": run["run_id"]}, {"runId": missing_run}),
+    ):
         document = get_run if field == "mlflowGetRun" else GRAPHQL_FIELDS[field][1]
         foreign, absent = _ok(graphql(server, dave, document, {"i": real})), _ok(graphql(server, alice, document, {"i": missing}))
         ids = re.compile(rf"\b({'|'.join((run['run_id'], missing_run, experiment, missing_experiment))})\b")

@@ -18,6 +18,7 @@ from alembic.migration import MigrationContext
 
 import legacy_service_schema as legacy
 from infinstor_jupyterlab.tracking_service import db
+from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
 _names = itertools.count()
 
@@ -67,7 +68,7 @@ def test_a_fresh_database_gets_the_head_revision_in_its_own_version_table(engine
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["mlflow_head"]
         assert db.current_version(c) == db.SCHEMA_VERSION
-    assert db.ServiceStore(engine).change_versions() == {"grants": 0, "tokens": 0}
+    assert ServiceStore(engine).change_versions() == {"grants": 0, "tokens": 0}
     assert db.migrate(engine) == db.SCHEMA_VERSION  # idempotent
     assert revision(engine) == db.revision_of(db.SCHEMA_VERSION)
 
@@ -75,7 +76,7 @@ def test_a_fresh_database_gets_the_head_revision_in_its_own_version_table(engine
 @pytest.mark.parametrize("step", [1, 2, 3])
 def test_a_database_of_the_release_before_alembic_upgrades_in_place(engine, step):
     legacy.make_database(engine, step)
-    store = db.ServiceStore(engine)
+    store = ServiceStore(engine)
     if step >= 2:
         store.grant("acme", "experiment", "1", "group", "vision", "editor", "alice")
     with engine.begin() as c:  # a step-1 database has no change counters to raise: write the row itself
@@ -139,4 +140,4 @@ def test_replicas_migrating_at_once_apply_each_revision_once(engine):
         t.join(120)
     assert errors == []
     assert revision(engine) == db.revision_of(db.SCHEMA_VERSION)
-    assert db.ServiceStore(engine).change_versions() == {"grants": 0, "tokens": 0}
+    assert ServiceStore(engine).change_versions() == {"grants": 0, "tokens": 0}

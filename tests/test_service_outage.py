@@ -31,8 +31,11 @@ def test_database_restart_answers_503_then_recovers(restartable_postgres, server
     token = user_token(idp, "alice")
     experiment_id = ok(server.mlflow("POST", "experiments/create", token, json={"name": "outage"}))["experiment_id"]
     run_id = ok(server.mlflow("POST", "runs/create", token, json={"experiment_id": experiment_id}))["run"]["info"]["run_id"]
-    ok(server.mlflow("POST", "runs/log-batch", token, json={"run_id": run_id, "metrics": [
-        {"key": "loss", "value": 1.0, "timestamp": 1, "step": 0}]}))  # fmt: skip
+    ok(
+        server.mlflow(
+            "POST", "runs/log-batch", token, json={"run_id": run_id, "metrics": [{"key": "loss", "value": 1.0, "timestamp": 1, "step": 0}]}
+        )
+    )
     api_token = ok(server.infinstor("POST", "tokens", token, json={"name": "outage-ci", "expires_in_days": 1}))["token"]
     # A run this replica has never looked up (no cached experiment): during the outage its lookup
     # fails, which must be a 503, not "not found".
@@ -40,14 +43,19 @@ def test_database_restart_answers_503_then_recovers(restartable_postgres, server
     pid = server.proc.pid
 
     calls = {
-        "get experiment (authorization reads grants)": lambda t: server.mlflow("GET", "experiments/get", t, params={"experiment_id": experiment_id}),
+        "get experiment (authorization reads grants)": lambda t: server.mlflow(
+            "GET", "experiments/get", t, params={"experiment_id": experiment_id}
+        ),
         "search runs": lambda t: server.mlflow("POST", "runs/search", t, json={"experiment_ids": [experiment_id]}),
         "search experiments (filtered view)": lambda t: server.mlflow("POST", "experiments/search", t, json={"max_results": 10}),
-        "log a batch": lambda t: server.mlflow("POST", "runs/log-batch", t, json={"run_id": run_id, "metrics": [
-            {"key": "loss", "value": 0.5, "timestamp": 2, "step": 1}]}),
+        "log a batch": lambda t: server.mlflow(
+            "POST", "runs/log-batch", t, json={"run_id": run_id, "metrics": [{"key": "loss", "value": 0.5, "timestamp": 2, "step": 1}]}
+        ),
         "registered models": lambda t: server.mlflow("GET", "registered-models/search", t),
-        "sharing list": lambda t: server.infinstor("GET", "permissions", t, params={"resource_type": "experiment", "resource_id": experiment_id}),
-    }  # fmt: skip
+        "sharing list": lambda t: server.infinstor(
+            "GET", "permissions", t, params={"resource_type": "experiment", "resource_id": experiment_id}
+        ),
+    }
     for call in calls.values():
         ok(call(token))
     ok(calls["get experiment (authorization reads grants)"](api_token))
@@ -81,8 +89,14 @@ def test_database_restart_answers_503_then_recovers(restartable_postgres, server
     for call in calls.values():
         ok(call(token))
         ok(call(api_token))
-    ok(server.mlflow("POST", "runs/log-batch", api_token, json={"run_id": run_id, "metrics": [
-        {"key": "loss", "value": 0.25, "timestamp": 3, "step": 2}]}))  # fmt: skip
+    ok(
+        server.mlflow(
+            "POST",
+            "runs/log-batch",
+            api_token,
+            json={"run_id": run_id, "metrics": [{"key": "loss", "value": 0.25, "timestamp": 3, "step": 2}]},
+        )
+    )
     history = ok(server.mlflow("GET", "metrics/get-history", token, params={"run_id": run_id, "metric_key": "loss"}))
     assert sorted((m["step"], m["value"]) for m in history["metrics"]) == [(0, 1.0), (1, 0.5), (2, 0.25)]
     # The outage was not taken for a refusal: the audit log shows the writes made after it.

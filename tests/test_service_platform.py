@@ -26,8 +26,14 @@ def test_new_models_are_readable_by_the_whole_organisation(platform_server, idp)
     run = ok(M("POST", "runs/create", alice, json={"experiment_id": experiment_id}))["run"]["info"]
     ok(M("POST", "runs/log-metric", alice, json={"run_id": run["run_id"], "key": "auc", "value": 0.8, "timestamp": 1}))
     ok(M("POST", "registered-models/create", alice, json={"name": "org-shared-model"}))
-    ok(M("POST", "model-versions/create", alice, json={"name": "org-shared-model", "source": f"{run['artifact_uri']}/model",
-                                                      "run_id": run["run_id"]}))  # fmt: skip
+    ok(
+        M(
+            "POST",
+            "model-versions/create",
+            alice,
+            json={"name": "org-shared-model", "source": f"{run['artifact_uri']}/model", "run_id": run["run_id"]},
+        )
+    )
     grants = ok(
         server.infinstor("GET", "permissions", alice, params={"resource_type": "registered_model", "resource_id": "org-shared-model"})
     )
@@ -47,8 +53,14 @@ def test_new_models_are_readable_by_the_whole_organisation(platform_server, idp)
     assert M("GET", "runs/get", dave, params={"run_id": run["run_id"]}).status_code == 404
     assert "org-shared-model" not in M("GET", "registered-models/search", dave).text
     # A manager may take the organisation's read access away from one model.
-    ok(server.infinstor("DELETE", "permissions", alice, json={"resource_type": "registered_model", "resource_id": "org-shared-model",
-                                                              "principal_type": "org", "principal": "acme"}))  # fmt: skip
+    ok(
+        server.infinstor(
+            "DELETE",
+            "permissions",
+            alice,
+            json={"resource_type": "registered_model", "resource_id": "org-shared-model", "principal_type": "org", "principal": "acme"},
+        )
+    )
     assert M("GET", "registered-models/get", erin, params={"name": "org-shared-model"}).status_code == 404
     assert M("GET", "runs/get", erin, params={"run_id": run["run_id"]}).status_code == 404
 
@@ -65,8 +77,9 @@ def cli(env: dict, *args, stdin: str | None = None):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "infinstor_jupyterlab.cli", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "infinstor_jupyterlab.cli", *args], env=env, input=stdin, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_existing_models_are_shared_with_the_organisation_by_an_admin_command(platform_server, idp, tmp_path):

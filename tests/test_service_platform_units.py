@@ -59,8 +59,15 @@ def test_leeway_is_bounded(tmp_path, leeway):
 def test_claim_names_are_keys_first_then_dotted_paths():
     from infinstor_jupyterlab.tracking_service import claims
 
-    token = {"cognito:groups": ["a"], "https://x.example/org": "acme", "realm_access": {"roles": ["r1", "r2"]},
-             "organization": {"acme": {"id": "1"}}, "two": ["a", "b"], "n": 7, "flag": True}  # fmt: skip
+    token = {
+        "cognito:groups": ["a"],
+        "https://x.example/org": "acme",
+        "realm_access": {"roles": ["r1", "r2"]},
+        "organization": {"acme": {"id": "1"}},
+        "two": ["a", "b"],
+        "n": 7,
+        "flag": True,
+    }
     assert claims.claim(token, "cognito:groups") == ["a"]
     assert claims.claim(token, "https://x.example/org") == "acme"  # a key with dots is read as a key
     assert claims.claim(token, "realm_access.roles") == ["r1", "r2"]
@@ -96,18 +103,24 @@ def test_upgrade_from_schema_step_2_keeps_everything(tmp_path):
 
     import legacy_service_schema
     from infinstor_jupyterlab.tracking_service import db
+    from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     legacy_service_schema.make_database(engine, 2)  # what the previous release's migrate() left
-    store = db.ServiceStore(engine)
+    store = ServiceStore(engine)
     store.grant("acme", "experiment", "1", "group", "vision", "editor", "alice")
     token, _ = store.create_token("acme", "alice", "ci", 3600)
     before = store.change_versions()
     assert db.migrate(engine) == 3 == db.SCHEMA_VERSION
     with engine.connect() as c:
         assert db.current_version(c) == 3
-        assert {"infinstor_scim_users", "infinstor_scim_groups", "infinstor_scim_members", "infinstor_scim_tokens",
-                "infinstor_scim_deprovisioned"} <= set(sa.inspect(c).get_table_names())  # fmt: skip
+        assert {
+            "infinstor_scim_users",
+            "infinstor_scim_groups",
+            "infinstor_scim_members",
+            "infinstor_scim_tokens",
+            "infinstor_scim_deprovisioned",
+        } <= set(sa.inspect(c).get_table_names())
     assert store.role_on("acme", "experiment", "1", "bob", ["vision"]) == "editor"
     assert store.check_token(token) is not None and store.change_versions() == before
     assert db.migrate(engine) == 3  # idempotent
@@ -115,8 +128,9 @@ def test_upgrade_from_schema_step_2_keeps_everything(tmp_path):
 
 def directory(tmp_path, groups_from="both", group_name="displayName"):
     from infinstor_jupyterlab.tracking_service.changes import ChangeWatcher
-    from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine, migrate
+    from infinstor_jupyterlab.tracking_service.db import make_engine, migrate
     from infinstor_jupyterlab.tracking_service.directory import Directory, DirectoryStore
+    from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
     engine = make_engine(f"sqlite:///{tmp_path / 'dir.db'}")
     migrate(engine)

@@ -100,7 +100,8 @@ def test_scim2_tester_finds_no_failure(replicas, scim_token):
     failures = [f"{r.title}: {r.status.name} {r.reason}" for r in results if r.status in (Status.ERROR, Status.CRITICAL)]
     assert len(results) > 100 and not failures, "\n".join(failures)
     assert {"crud:create", "crud:read", "crud:update", "crud:delete", "patch:add", "patch:remove", "patch:replace", "discovery"} <= {
-        tag for r in results for tag in r.tags}  # fmt: skip
+        tag for r in results for tag in r.tags
+    }
 
 
 def test_filtering_patch_and_pagination(replicas, scim_token):
@@ -108,8 +109,16 @@ def test_filtering_patch_and_pagination(replicas, scim_token):
     ids = {}
     for index in range(5):
         name = f"paged-{index}@acme.example"
-        ids[name] = ok(scim(main, "POST", "Users", scim_token, json={"schemas": [SCIM_USER], "userName": name,
-                                                                     "externalId": f"ext-{index}", "active": True}), 201)["id"]  # fmt: skip
+        ids[name] = ok(
+            scim(
+                main,
+                "POST",
+                "Users",
+                scim_token,
+                json={"schemas": [SCIM_USER], "userName": name, "externalId": f"ext-{index}", "active": True},
+            ),
+            201,
+        )["id"]
     # A userName is unique in the organisation, whatever its case.
     assert scim(main, "POST", "Users", scim_token, json={"schemas": [SCIM_USER], "userName": "PAGED-0@acme.example"}).status_code == 409
     found = ok(scim(main, "GET", "Users", scim_token, params={"filter": 'userName eq "Paged-3@ACME.example"'}))
@@ -120,26 +129,37 @@ def test_filtering_patch_and_pagination(replicas, scim_token):
     )
     starts = ok(scim(main, "GET", "Users", scim_token, params={"filter": 'userName sw "paged-"', "sortBy": "userName"}))
     assert [u["userName"] for u in starts["Resources"]] == sorted(ids)
-    page = ok(scim(main, "GET", "Users", scim_token, params={"filter": 'userName sw "paged-"', "sortBy": "userName",
-                                                             "startIndex": 3, "count": 2}))  # fmt: skip
+    page = ok(
+        scim(main, "GET", "Users", scim_token, params={"filter": 'userName sw "paged-"', "sortBy": "userName", "startIndex": 3, "count": 2})
+    )
     assert page["totalResults"] == 5 and page["startIndex"] == 3 and page["itemsPerPage"] == 2
     assert [u["userName"] for u in page["Resources"]] == sorted(ids)[2:4]
     assert scim(main, "GET", "Users", scim_token, params={"filter": "userName eq"}).status_code == 400
     # PATCH: replace a value, add a member, remove it by a value filter.
     user = ids["paged-0@acme.example"]
-    patch(main, f"Users/{user}", scim_token, {"op": "replace", "path": "displayName", "value": "Paged Zero"})  # fmt: skip
+    patch(main, f"Users/{user}", scim_token, {"op": "replace", "path": "displayName", "value": "Paged Zero"})
     assert ok(scim(main, "GET", f"Users/{user}", scim_token))["displayName"] == "Paged Zero"
     group = ok(scim(main, "POST", "Groups", scim_token, json={"schemas": [SCIM_GROUP], "displayName": "paged-group"}), 201)["id"]
-    patch(main, f"Groups/{group}", scim_token, {"op": "add", "path": "members", "value": [{"value": user}, {"value": ids["paged-1@acme.example"]}]})  # fmt: skip
+    patch(
+        main,
+        f"Groups/{group}",
+        scim_token,
+        {"op": "add", "path": "members", "value": [{"value": user}, {"value": ids["paged-1@acme.example"]}]},
+    )
     members = ok(scim(main, "GET", f"Groups/{group}", scim_token))["members"]
     assert {m["value"] for m in members} == {user, ids["paged-1@acme.example"]}
     assert [g["value"] for g in ok(scim(main, "GET", f"Users/{user}", scim_token))["groups"]] == [group]
-    patch(main, f"Groups/{group}", scim_token, {"op": "remove", "path": f'members[value eq "{user}"]'})  # fmt: skip
+    patch(main, f"Groups/{group}", scim_token, {"op": "remove", "path": f'members[value eq "{user}"]'})
     assert [m["value"] for m in ok(scim(main, "GET", f"Groups/{group}", scim_token))["members"]] == [ids["paged-1@acme.example"]]
     assert ok(scim(main, "GET", "Groups", scim_token, params={"filter": 'displayName eq "paged-group"'}))["totalResults"] == 1
     # A member must exist in this directory.
-    bad = scim(main, "PATCH", f"Groups/{group}", scim_token, json={"schemas": [PATCH], "Operations": [
-        {"op": "add", "path": "members", "value": [{"value": "no-such-user"}]}]})  # fmt: skip
+    bad = scim(
+        main,
+        "PATCH",
+        f"Groups/{group}",
+        scim_token,
+        json={"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": "no-such-user"}]}]},
+    )
     assert bad.status_code == 400
 
 
@@ -151,34 +171,62 @@ def test_provisioning_changes_access_on_every_replica(replicas, idp, scim_token)
     M = main.mlflow
     # alice shares an experiment with a group of the directory; erin (token groups: sales) is not in it.
     experiment_id = ok(M("POST", "experiments/create", alice, json={"name": "scim-shared"}))["experiment_id"]
-    ok(main.infinstor("POST", "permissions", alice, json={"resource_type": "experiment", "resource_id": experiment_id,
-                                                          "principal_type": "group", "principal": "ml-platform", "role": "reader"}))  # fmt: skip
+    ok(
+        main.infinstor(
+            "POST",
+            "permissions",
+            alice,
+            json={
+                "resource_type": "experiment",
+                "resource_id": experiment_id,
+                "principal_type": "group",
+                "principal": "ml-platform",
+                "role": "reader",
+            },
+        )
+    )
     sees = lambda server, token: server.mlflow("GET", "experiments/get", token, params={"experiment_id": experiment_id}).status_code  # noqa: E731
     assert sees(main, erin) == 404
     # The directory provisions erin and puts her in ml-platform: she reads it, on both replicas.
-    user = ok(scim(main, "POST", "Users", scim_token, json={"schemas": [SCIM_USER], "userName": "erin", "active": True,
-                                                            "emails": [{"value": "erin@acme.example", "primary": True}]}), 201)  # fmt: skip
-    group = ok(scim(main, "POST", "Groups", scim_token, json={"schemas": [SCIM_GROUP], "displayName": "ml-platform",
-                                                              "members": [{"value": user["id"]}]}), 201)  # fmt: skip
+    user = ok(
+        scim(
+            main,
+            "POST",
+            "Users",
+            scim_token,
+            json={"schemas": [SCIM_USER], "userName": "erin", "active": True, "emails": [{"value": "erin@acme.example", "primary": True}]},
+        ),
+        201,
+    )
+    group = ok(
+        scim(
+            main,
+            "POST",
+            "Groups",
+            scim_token,
+            json={"schemas": [SCIM_GROUP], "displayName": "ml-platform", "members": [{"value": user["id"]}]},
+        ),
+        201,
+    )
     assert ok(main.infinstor("GET", "whoami", erin))["groups"] == ["sales", "ml-platform"]
     assert sees(main, erin) == 200 and sees(peer, erin) == 200
     # Removed from the group: the role goes, on both replicas (the peer reused it until now).
-    patch(main, f"Groups/{group['id']}", scim_token, {"op": "remove", "path": f'members[value eq "{user["id"]}"]'})  # fmt: skip
+    patch(main, f"Groups/{group['id']}", scim_token, {"op": "remove", "path": f'members[value eq "{user["id"]}"]'})
     assert sees(main, erin) == 404
     soon(lambda: sees(peer, erin) == 404, "a SCIM group removal did not reach the peer replica")
-    patch(peer, f"Groups/{group['id']}", scim_token, {"op": "add", "path": "members", "value": [{"value": user["id"]}]})  # fmt: skip
+    patch(peer, f"Groups/{group['id']}", scim_token, {"op": "add", "path": "members", "value": [{"value": user["id"]}]})
     soon(lambda: sees(main, erin) == 200, "a SCIM group addition on the peer did not reach the main replica")
     # erin makes an API token; deactivating her refuses her token and her API token everywhere.
     api_token = ok(main.infinstor("POST", "tokens", erin, json={"name": "erin-ci"}))["token"]
     assert sees(peer, api_token) == 200
-    patch(main, f"Users/{user['id']}", scim_token, {"op": "replace", "value": {"active": False}})  # fmt: skip
+    patch(main, f"Users/{user['id']}", scim_token, {"op": "replace", "value": {"active": False}})
     refused = main.infinstor("GET", "whoami", erin)
     assert refused.status_code == 401 and "deprovisioned" in refused.json()["message"]
     soon(lambda: sees(peer, erin) == 401 and sees(peer, api_token) == 401, "a deactivation did not reach the peer replica")
     erin_tokens = ok(main.infinstor("GET", "tokens", user_token(idp, "frank"), params={"all": "true"}))["tokens"]
     assert next(t for t in erin_tokens if t["name"] == "erin-ci")["revoked_at"] is not None
     # Active again: her sign-in works; the revoked API token stays revoked.
-    patch(main, f"Users/{user['id']}", scim_token, {"op": "replace", "path": "active", "value": True})  # fmt: skip
+    patch(main, f"Users/{user['id']}", scim_token, {"op": "replace", "path": "active", "value": True})
     assert sees(main, erin) == 200 and sees(main, api_token) == 401
     # Deleted: refused everywhere, even with a token issued before; provisioned again: back.
     ok(scim(main, "DELETE", f"Users/{user['id']}", scim_token), 204)
@@ -191,7 +239,8 @@ def test_provisioning_changes_access_on_every_replica(replicas, idp, scim_token)
     # Audit: the directory's writes are the organisation's record.
     events = ok(main.infinstor("GET", "audit", user_token(idp, "frank"), params={"limit": 1000}))["events"]
     assert {("scim:entra", "scim:DELETE Users", 204), ("scim:entra", "scim:POST Groups", 201)} <= {
-        (e["username"], e["action"], e["status"]) for e in events}  # fmt: skip
+        (e["username"], e["action"], e["status"]) for e in events
+    }
 
 
 def test_a_groups_claim_of_a_group_scim_manages_counts_only_while_scim_agrees(replicas, idp, scim_token):
@@ -203,8 +252,15 @@ def test_a_groups_claim_of_a_group_scim_manages_counts_only_while_scim_agrees(re
     assert ok(main.infinstor("GET", "whoami", bob))["groups"] == ["vision"]
     group = ok(scim(main, "POST", "Groups", scim_token, json={"schemas": [SCIM_GROUP], "displayName": "vision"}), 201)
     assert ok(main.infinstor("GET", "whoami", bob))["groups"] == []  # the directory manages vision, without bob
-    ok(scim(main, "PUT", f"Groups/{group['id']}", scim_token, json={"schemas": [SCIM_GROUP], "displayName": "vision",
-                                                                   "members": [{"value": user["id"]}]}))  # fmt: skip
+    ok(
+        scim(
+            main,
+            "PUT",
+            f"Groups/{group['id']}",
+            scim_token,
+            json={"schemas": [SCIM_GROUP], "displayName": "vision", "members": [{"value": user["id"]}]},
+        )
+    )
     assert ok(main.infinstor("GET", "whoami", bob))["groups"] == ["vision"]
     ok(scim(main, "DELETE", f"Groups/{group['id']}", scim_token), 204)
     assert ok(main.infinstor("GET", "whoami", bob))["groups"] == ["vision"]  # no longer managed: the token's claim counts
@@ -212,8 +268,9 @@ def test_a_groups_claim_of_a_group_scim_manages_counts_only_while_scim_agrees(re
 
 def test_organisations_directories_are_apart(replicas, idp, scim_token):
     """A SCIM token of another organisation sees nothing of this one's directory."""
-    from infinstor_jupyterlab.tracking_service.db import ServiceStore, make_engine
+    from infinstor_jupyterlab.tracking_service.db import make_engine
     from infinstor_jupyterlab.tracking_service.directory import DirectoryStore
+    from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 
     main, _ = replicas
     acme_user = ok(scim(main, "POST", "Users", scim_token, json={"schemas": [SCIM_USER], "userName": "apart@acme.example"}), 201)

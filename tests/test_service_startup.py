@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 ISSUER = "https://idp.example.com"  # never contacted: every case is refused before a request
 
 
-def start(tmp_path, config: dict | str | None, *, env: dict | None = None, args: tuple = (), backend: str | None = None,
-          workspaces: bool = True) -> subprocess.CompletedProcess:  # fmt: skip
+def start(
+    tmp_path, config: dict | str | None, *, env: dict | None = None, args: tuple = (), backend: str | None = None, workspaces: bool = True
+) -> subprocess.CompletedProcess:
     server_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW"))}
     server_env.update(INFINSTOR_SERVICE_MODE="company", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
     if workspaces:
@@ -34,10 +35,29 @@ def start(tmp_path, config: dict | str | None, *, env: dict | None = None, args:
     # Two workers: a refusal must stop `mlflow server` itself, not leave uvicorn's supervisor
     # restarting crashed workers forever.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--app-name", "infinstor", "--host", "127.0.0.1", "--port", str(free_port()),
-         "--workers", "2", "--backend-store-uri", backend or f"sqlite:///{tmp_path / 'mlflow.db'}", *args],
-        env=server_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "infinstor",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            "--workers",
+            "2",
+            "--backend-store-uri",
+            backend or f"sqlite:///{tmp_path / 'mlflow.db'}",
+            *args,
+        ],
+        env=server_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=90)
     except subprocess.TimeoutExpired:
@@ -66,8 +86,12 @@ GOOD = {"oidc": {"issuer": ISSUER, "audience": AUDIENCE}}
 @pytest.mark.parametrize(
     "name, config, env, expected",
     [
-        ("no such config file", None, {"INFINSTOR_SERVICE_CONFIG": "/nonexistent/service.yaml"},
-         ("/nonexistent/service.yaml", "INFINSTOR_SERVICE_CONFIG")),
+        (
+            "no such config file",
+            None,
+            {"INFINSTOR_SERVICE_CONFIG": "/nonexistent/service.yaml"},
+            ("/nonexistent/service.yaml", "INFINSTOR_SERVICE_CONFIG"),
+        ),
         ("not YAML", "oidc: [issuer\n", {}, ("service.yaml", "not valid YAML")),
         ("unknown setting", {**GOOD, "olldc": {}}, {}, ("service.yaml", "olldc")),
         ("no issuer", {"oidc": {"audience": AUDIENCE}}, {}, ("oidc.issuer", "INFINSTOR_OIDC_ISSUER")),
@@ -77,7 +101,7 @@ GOOD = {"oidc": {"issuer": ISSUER, "audience": AUDIENCE}}
         ("unknown mode", GOOD, {"INFINSTOR_SERVICE_MODE": "enterprise"}, ("INFINSTOR_SERVICE_MODE", "company")),
         ("unsupported database", {**GOOD, "database_uri": "mongodb://db/mlflow"}, {}, ("database_uri", "postgresql")),
     ],
-)  # fmt: skip
+)
 def test_configuration_mistakes(tmp_path, name, config, env, expected):
     assert_refused(start(tmp_path, config, env=env), *expected)
 
@@ -130,13 +154,37 @@ def test_a_good_configuration_still_starts(tmp_path):
     path = tmp_path / "service.yaml"
     path.write_text(yaml.safe_dump(GOOD))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW"))}
-    env.update(INFINSTOR_SERVICE_MODE="company", INFINSTOR_SERVICE_CONFIG=str(path), MLFLOW_ENABLE_WORKSPACES="true",
-               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")  # fmt: skip
+    env.update(
+        INFINSTOR_SERVICE_MODE="company",
+        INFINSTOR_SERVICE_CONFIG=str(path),
+        MLFLOW_ENABLE_WORKSPACES="true",
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
     port = free_port()
     log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--app-name", "infinstor", "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "infinstor",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         assert wait_until_healthy(proc, f"http://127.0.0.1:{port}/health", 120), (tmp_path / "server.log").read_text()[-3000:]
         with sa.create_engine(f"sqlite:///{tmp_path / 'mlflow.db'}").connect() as c:

@@ -20,7 +20,6 @@ from infinstor_jupyterlab.tracking_service.company.searches import filtered_page
 from infinstor_jupyterlab.tracking_service.config import ConfigError, load_config
 from infinstor_jupyterlab.tracking_service.db import (
     SCHEMA_VERSION,
-    ServiceStore,
     current_version,
     make_engine,
     migrate,
@@ -38,7 +37,8 @@ from infinstor_jupyterlab.tracking_service.policy import (
     load_policy,
     match_route,
     mlflow_operations,
-)  # fmt: skip
+)
+from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 from infinstor_jupyterlab.tracking_service.signin_audit import FailedSignIn, FailedSignIns, describe
 
 
@@ -186,7 +186,9 @@ def test_routes_come_from_mlflow():
         {"model_id": "m-1", "tag_key": "k"},
     )
     assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts/workspaces/acme/1/r/artifacts/a.txt") == (
-        "DownloadArtifact", {"artifact_path": "workspaces/acme/1/r/artifacts/a.txt"})  # fmt: skip
+        "DownloadArtifact",
+        {"artifact_path": "workspaces/acme/1/r/artifacts/a.txt"},
+    )
     assert match_route("GET", "/api/2.0/mlflow-artifacts/artifacts")[0] == "ListProxiedArtifacts"
     assert match_route("GET", "/static-files/index.html") is None
     assert match_route("GET", "/api/2.0/mlflow/no-such-thing") is None
@@ -228,47 +230,82 @@ def test_otlp_exports_name_the_traces_they_write():
     for span in as_json["resourceSpans"][0]["scopeSpans"][0]["spans"]:
         span["traceId"], span["spanId"] = b, "0000000000000001"
     assert trace_ids_in_export(json.dumps(as_json).encode(), "application/json; charset=utf-8", None) == [f"tr-{b}"]
-    for bad, content_type, encoding in ((b"\xff\x00junk", "application/x-protobuf", None), (b"{", "application/json", None),
-                                        (body, "application/x-protobuf", "gzip"), (body, "text/plain", None)):  # fmt: skip
+    for bad, content_type, encoding in (
+        (b"\xff\x00junk", "application/x-protobuf", None),
+        (b"{", "application/json", None),
+        (body, "application/x-protobuf", "gzip"),
+        (body, "text/plain", None),
+    ):
         with pytest.raises(InvalidExport):
             trace_ids_in_export(bad, content_type, encoding)
 
 
 @pytest.mark.slow  # starts `mlflow server`
 def test_server_refuses_to_start_with_an_invalid_policy(tmp_path):
-    config = write(tmp_path, "service.yaml", {
-        "oidc": {"issuer": "http://127.0.0.1:9", "audience": "x"},
-        "policy_file": write(tmp_path, "policy.yaml", {"operations": {"SetModelVersionTagz": "reader"}}),
-    })  # fmt: skip
+    config = write(
+        tmp_path,
+        "service.yaml",
+        {
+            "oidc": {"issuer": "http://127.0.0.1:9", "audience": "x"},
+            "policy_file": write(tmp_path, "policy.yaml", {"operations": {"SetModelVersionTagz": "reader"}}),
+        },
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "INFINSTOR_", "_MLFLOW"))}
-    env.update(INFINSTOR_SERVICE_MODE="company", INFINSTOR_SERVICE_CONFIG=config, MLFLOW_ENABLE_WORKSPACES="true",
-               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # fmt: skip
+    env.update(
+        INFINSTOR_SERVICE_MODE="company",
+        INFINSTOR_SERVICE_CONFIG=config,
+        MLFLOW_ENABLE_WORKSPACES="true",
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "mlflow", "server", "--app-name", "infinstor", "--host", "127.0.0.1", "--port", "0",
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'm.db'}"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "infinstor",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'm.db'}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # The server stops at start-up (MLflow's CLI itself may still exit 0 once its server is gone).
     assert "unknown operation 'SetModelVersionTagz'" in result.stdout + result.stderr
 
 
 # -- configuration ------------------------------------------------------------------------------------
 def test_config_file_and_environment(tmp_path):
-    path = write(tmp_path, "c.yaml", {
-        "oidc": {"issuer": "https://idp.example", "audience": "mlflow", "claims": {"org": "tid", "groups": "roles"}},
-        "org_admin_groups": ["admins"],
-        "defaults": {"experiment": "private", "registered_models_org_readable": True},
-    })  # fmt: skip
+    path = write(
+        tmp_path,
+        "c.yaml",
+        {
+            "oidc": {"issuer": "https://idp.example", "audience": "mlflow", "claims": {"org": "tid", "groups": "roles"}},
+            "org_admin_groups": ["admins"],
+            "defaults": {"experiment": "private", "registered_models_org_readable": True},
+        },
+    )
     config = load_config(path, {"INFINSTOR_OIDC_AUDIENCE": "from-env", "INFINSTOR_JOB_TOKEN_SECRET": "s" * 40})
     assert config.issuer == "https://idp.example" and config.audience == "from-env"
     assert config.claims.org == "tid" and config.claims.groups == "roles" and config.claims.username == "preferred_username"
     assert config.experiment_default == "private" and config.models_org_readable is True
     assert config.org_admin_groups == ("admins",) and config.job_token_secret == "s" * 40
     assert "s" * 40 not in repr(config)
-    browser_file = write(tmp_path, "b.yaml", {"oidc": {"issuer": "https://idp.example", "audience": "mlflow"},
-                                              "browser": {"client_id": "mlflow-ui"}})  # fmt: skip
-    with_browser = load_config(None, {"INFINSTOR_SERVICE_CONFIG": browser_file, "INFINSTOR_SESSION_SECRET": "b" * 40,
-                                      "INFINSTOR_BROWSER_CLIENT_SECRET": "c" * 20})  # fmt: skip
+    browser_file = write(
+        tmp_path, "b.yaml", {"oidc": {"issuer": "https://idp.example", "audience": "mlflow"}, "browser": {"client_id": "mlflow-ui"}}
+    )
+    with_browser = load_config(
+        None, {"INFINSTOR_SERVICE_CONFIG": browser_file, "INFINSTOR_SESSION_SECRET": "b" * 40, "INFINSTOR_BROWSER_CLIENT_SECRET": "c" * 20}
+    )
     assert with_browser.browser.client_id == "mlflow-ui" and with_browser.browser.redirect_path == "/infinstor/api/auth/callback"
     assert "b" * 40 not in repr(with_browser) and "c" * 20 not in repr(with_browser)
 
@@ -505,8 +542,9 @@ def test_a_refused_credential_is_described_without_the_credential():
     token = jwt.encode(claims, "a-secret-key-that-is-long-enough-for-hs256", algorithm="HS256")
     to_org = lambda claim: claim.lower()  # noqa: E731
     unverified = describe(token, InvalidToken("unknown key", "unknown_key"), "10.0.0.9", ClaimNames(), to_org)
-    assert unverified == FailedSignIn("unknown_key", "10.0.0.9", "", "alice", False, subject="u-1", issuer="https://other.example",
-                                      claimed_org="acme")  # fmt: skip  # a claim does not choose the organisation
+    assert unverified == FailedSignIn(
+        "unknown_key", "10.0.0.9", "", "alice", False, subject="u-1", issuer="https://other.example", claimed_org="acme"
+    )  # a claim does not choose the organisation
     proven = InvalidToken("expired", "expired", {"username": "alice", "org": "ACME", "subject": "u-1", "verified": True})
     assert describe(token, proven, "10.0.0.9", ClaimNames(), to_org).org == "acme"
     api = InvalidToken("revoked", "revoked_api_token", {"token_id": "0123abcd", "username": "bob", "org": "acme", "verified": True})
@@ -533,8 +571,15 @@ def test_an_expired_token_proves_who_it_names_only_if_otherwise_genuine(monkeypa
     monkeypatch.setattr(verifier, "_signing_key", lambda kid: public)  # the provider's key, without a JWKS server
 
     def refused(**claims) -> InvalidToken:
-        payload = {"iss": "https://issuer.example", "aud": "urn:aud", "exp": time.time() - 5, "sub": "u1",
-                   "preferred_username": "alice", "org": "acme", **claims}  # fmt: skip
+        payload = {
+            "iss": "https://issuer.example",
+            "aud": "urn:aud",
+            "exp": time.time() - 5,
+            "sub": "u1",
+            "preferred_username": "alice",
+            "org": "acme",
+            **claims,
+        }
         with pytest.raises(InvalidToken) as caught:
             verifier.verify(jwt.encode(payload, private, algorithm="RS256", headers={"kid": "k1"}))
         return caught.value

@@ -37,10 +37,16 @@ from service_fixture import CompanyServer, user_token
 
 CHROMIUM = os.environ.get("INFINSTOR_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
-]  # fmt: skip
+]
 RESULTS = Path(os.environ.get("INFINSTOR_TEST_RESULTS") or Path(__file__).resolve().parent.parent / ".test-results") / "service-webui"
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -89,10 +95,18 @@ class World:
 
 @pytest.fixture(scope="module")
 def ui_service(idp, tmp_path_factory):
-    server = CompanyServer(tmp_path_factory.mktemp("webui"), idp.issuer, config={"browser": {
-        "client_id": LAB_CLIENT, "redirect_path": "/infinstor/api/auth/callback",
-        "scopes": "openid profile email groups org offline_access", "session_secret": "webui-session-secret-0123456789abcdef",
-    }})  # fmt: skip
+    server = CompanyServer(
+        tmp_path_factory.mktemp("webui"),
+        idp.issuer,
+        config={
+            "browser": {
+                "client_id": LAB_CLIENT,
+                "redirect_path": "/infinstor/api/auth/callback",
+                "scopes": "openid profile email groups org offline_access",
+                "session_secret": "webui-session-secret-0123456789abcdef",
+            }
+        },
+    )
     yield server
     server.stop()
 
@@ -106,21 +120,53 @@ def world(ui_service, idp) -> World:
     experiment_id = ok(M("POST", "experiments/create", alice, json={"name": EXPERIMENT}))["experiment_id"]
     runs = []
     for number in range(2):
-        run = ok(M("POST", "runs/create", alice, json={"experiment_id": experiment_id, "run_name": f"webui-run-{number}",
-                                                      "start_time": 1_700_000_000_000}))["run"]["info"]  # fmt: skip
-        metrics = [{"key": "accuracy", "value": 0.5 + 0.1 * step + 0.05 * number, "timestamp": 1_700_000_000_000 + step, "step": step}
-                   for step in range(5)]  # fmt: skip
-        ok(M("POST", "runs/log-batch", alice, json={"run_id": run["run_id"], "metrics": metrics,
-                                                   "params": [{"key": "learning_rate", "value": f"0.0{number + 1}"}]}))  # fmt: skip
+        run = ok(
+            M(
+                "POST",
+                "runs/create",
+                alice,
+                json={"experiment_id": experiment_id, "run_name": f"webui-run-{number}", "start_time": 1_700_000_000_000},
+            )
+        )["run"]["info"]
+        metrics = [
+            {"key": "accuracy", "value": 0.5 + 0.1 * step + 0.05 * number, "timestamp": 1_700_000_000_000 + step, "step": step}
+            for step in range(5)
+        ]
+        ok(
+            M(
+                "POST",
+                "runs/log-batch",
+                alice,
+                json={"run_id": run["run_id"], "metrics": metrics, "params": [{"key": "learning_rate", "value": f"0.0{number + 1}"}]},
+            )
+        )
         runs.append(run)
     root = runs[0]["artifact_uri"][len("mlflow-artifacts:/") :]
     for name, data in (("plot.png", png()), ("model/MLmodel", MLMODEL)):
         assert server.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{root}/{name}", alice, data=data).status_code == 200
     ok(M("POST", "registered-models/create", alice, json={"name": MODEL}))
-    ok(M("POST", "model-versions/create", alice, json={"name": MODEL, "source": f"{runs[0]['artifact_uri']}/model",
-                                                      "run_id": runs[0]["run_id"]}))  # fmt: skip
-    ok(server.infinstor("POST", "permissions", alice, json={"resource_type": "registered_model", "resource_id": MODEL,
-                                                           "principal_type": "group", "principal": "nlp", "role": "reader"}))  # fmt: skip
+    ok(
+        M(
+            "POST",
+            "model-versions/create",
+            alice,
+            json={"name": MODEL, "source": f"{runs[0]['artifact_uri']}/model", "run_id": runs[0]["run_id"]},
+        )
+    )
+    ok(
+        server.infinstor(
+            "POST",
+            "permissions",
+            alice,
+            json={
+                "resource_type": "registered_model",
+                "resource_id": MODEL,
+                "principal_type": "group",
+                "principal": "nlp",
+                "role": "reader",
+            },
+        )
+    )
     # MLflow's client, as alice with her token: a run (it prints a link to each run it ends) and a trace.
     script = (
         "import mlflow\n"
@@ -329,10 +375,15 @@ def test_background_calls_of_the_ui(ui_service, world, idp):
     assert ok(server.call("GET", "api/2.0/mlflow/users/current", frank))["user"]["username"] == "frank"
     # The account page: the caller's own grants, by where they come from; nobody else's.
     roles = ok(server.call("GET", "ajax-api/3.0/mlflow/users/roles/list", bob, params={"username": "bob"}))["roles"]
-    assert [r["name"] for r in roles] == [f"__user_{ok(server.call('GET', 'ajax-api/2.0/mlflow/users/current', bob))['user']['id']}__",
-                                          "group:vision", "organisation:acme"]  # fmt: skip
+    assert [r["name"] for r in roles] == [
+        f"__user_{ok(server.call('GET', 'ajax-api/2.0/mlflow/users/current', bob))['user']['id']}__",
+        "group:vision",
+        "organisation:acme",
+    ]
     assert {(p["resource_type"], p["resource_pattern"], p["permission"]) for p in roles[1]["permissions"]} == {
-        ("experiment", world.experiment_id, "EDIT"), ("registered_model", MODEL, "READ")}  # fmt: skip
+        ("experiment", world.experiment_id, "EDIT"),
+        ("registered_model", MODEL, "READ"),
+    }
     assert server.call("GET", "ajax-api/3.0/mlflow/users/roles/list", bob, params={"username": "alice"}).status_code == 403
     mine = ok(server.call("GET", "ajax-api/3.0/mlflow/users/current/permissions", alice))
     assert {"experiment", "registered_model"} <= {p["resource_type"] for p in mine["permissions"]}

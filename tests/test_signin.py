@@ -27,9 +27,10 @@ from idp_fixture import (
     IdPBrowser,
     callback_params,
 )
-from infinstor_jupyterlab.credentials.manager import CredentialManager, service_http_url, service_origin
+from infinstor_jupyterlab.credentials.manager import CredentialManager
 from infinstor_jupyterlab.credentials.oidc import OIDCSettings
 from infinstor_jupyterlab.credentials.tokens import Identity, TokenSet, TokenStore
+from infinstor_jupyterlab.credentials.urls import service_http_url, service_origin
 from infinstor_jupyterlab.errors import BadRequest, SignInRequired
 
 pytestmark = pytest.mark.slow
@@ -39,11 +40,17 @@ pytestmark = pytest.mark.slow
 def cli_env(tmp_path: Path, idp, **extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFINSTOR_", "MLFLOW_", "JPY_"))}
     env.update(
-        INFINSTOR_DATA_DIR=str(tmp_path / "cli-data"), INFINSTOR_OIDC_ISSUER=idp.issuer,
-        INFINSTOR_OIDC_CLIENT_ID=LAB_CLIENT, INFINSTOR_OIDC_SCOPES=TEST_SCOPES, INFINSTOR_OIDC_AUDIENCE=AUDIENCE,
-        INFINSTOR_INSECURE_LOOPBACK="1", INFINSTOR_DEVICE_POLL_INTERVAL="0.5",
-        MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", PYTHONUNBUFFERED="1",
-    )  # fmt: skip
+        INFINSTOR_DATA_DIR=str(tmp_path / "cli-data"),
+        INFINSTOR_OIDC_ISSUER=idp.issuer,
+        INFINSTOR_OIDC_CLIENT_ID=LAB_CLIENT,
+        INFINSTOR_OIDC_SCOPES=TEST_SCOPES,
+        INFINSTOR_OIDC_AUDIENCE=AUDIENCE,
+        INFINSTOR_INSECURE_LOOPBACK="1",
+        INFINSTOR_DEVICE_POLL_INTERVAL="0.5",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        PYTHONUNBUFFERED="1",
+    )
     env.update(extra)
     return env
 
@@ -81,8 +88,14 @@ class Recorder(logging.Handler):
 @pytest.fixture
 def log_recorder():
     recorder = Recorder()
-    loggers = [logging.getLogger(), logging.getLogger("ServerApp"), logging.getLogger("tornado"),
-               logging.getLogger("infinstor_jupyterlab"), logging.getLogger("urllib3"), logging.getLogger("authlib")]  # fmt: skip
+    loggers = [
+        logging.getLogger(),
+        logging.getLogger("ServerApp"),
+        logging.getLogger("tornado"),
+        logging.getLogger("infinstor_jupyterlab"),
+        logging.getLogger("urllib3"),
+        logging.getLogger("authlib"),
+    ]
     saved = [(lg, lg.level) for lg in loggers]
     for lg in loggers:
         lg.addHandler(recorder)
@@ -96,9 +109,12 @@ def log_recorder():
 # -- units ---------------------------------------------------------------------------------------------
 def test_token_set_repr_and_str_never_show_tokens():
     tokens = TokenSet(
-        access_token="AT-secret-value", refresh_token="RT-secret-value", id_token="ID-secret-value",
-        expires_at=time.time() + 100, identity=Identity(name="alice"),
-    )  # fmt: skip
+        access_token="AT-secret-value",
+        refresh_token="RT-secret-value",
+        id_token="ID-secret-value",
+        expires_at=time.time() + 100,
+        identity=Identity(name="alice"),
+    )
     for text in (repr(tokens), str(tokens), f"{tokens}", "%s" % tokens, repr([tokens]), repr({"t": tokens})):
         assert "secret-value" not in text, text
         assert "alice" in text and "<redacted>" in text
@@ -192,13 +208,18 @@ def test_service_verifier_refetches_keys_on_unknown_kid():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         verifier = TokenVerifier(
-            "https://issuer.example", "urn:aud", jwks_uri=f"http://127.0.0.1:{server.server_port}/jwks",
-            leeway=0, min_refetch_interval=0,
-        )  # fmt: skip
+            "https://issuer.example", "urn:aud", jwks_uri=f"http://127.0.0.1:{server.server_port}/jwks", leeway=0, min_refetch_interval=0
+        )
 
         def token(private, kid, **claims):
-            payload = {"iss": "https://issuer.example", "aud": "urn:aud", "exp": time.time() + 60, "sub": "u1",
-                       "preferred_username": "alice", **claims}  # fmt: skip
+            payload = {
+                "iss": "https://issuer.example",
+                "aud": "urn:aud",
+                "exp": time.time() + 60,
+                "sub": "u1",
+                "preferred_username": "alice",
+                **claims,
+            }
             return jwt.encode(payload, private, algorithm="RS256", headers={"kid": kid})
 
         first = new_key("k1")
@@ -317,10 +338,14 @@ def lab_config(service, idp, client_id=LAB_CLIENT, **extra):
     return {
         "ServerApp": {"jpserver_extensions": {"infinstor_jupyterlab": True}},
         "InfinStor": {
-            "tracking_uri": service.uri, "oidc_issuer": idp.issuer, "oidc_client_id": client_id,
-            "oidc_scopes": TEST_SCOPES.split(), "oidc_audience": AUDIENCE, **extra,
+            "tracking_uri": service.uri,
+            "oidc_issuer": idp.issuer,
+            "oidc_client_id": client_id,
+            "oidc_scopes": TEST_SCOPES.split(),
+            "oidc_audience": AUDIENCE,
+            **extra,
         },
-    }  # fmt: skip
+    }
 
 
 async def browser_sign_in(jp_fetch, idp, username="alice", responses=None):
@@ -403,9 +428,14 @@ class TestSignInConfiguredFromLabSettings:
         auth = jp_serverapp.web_app.settings["infinstor"].auth
         auth.source = "server"
         refused = await jp_fetch(
-            "infinstor", "api", "auth", "config", method="PUT", raise_error=False,
+            "infinstor",
+            "api",
+            "auth",
+            "config",
+            method="PUT",
+            raise_error=False,
             body=json.dumps({"issuer": idp.issuer, "client_id": "someone-else"}),
-        )  # fmt: skip
+        )
         assert refused.code == 409 and json.loads(refused.body)["reason"] == "sign_in_config_locked"
 
 
@@ -438,8 +468,14 @@ class TestLabSignIn:
         status_response = await jp_fetch("infinstor", "api", "status")
         responses.append(status_response)
         user = json.loads(status_response.body)["user"]
-        assert user == {"signed_in": True, "name": "alice", "display_name": "Alice Liddell",
-                        "email": "alice@acme.example", "groups": ["vision"], "org": "acme"}  # fmt: skip
+        assert user == {
+            "signed_in": True,
+            "name": "alice",
+            "display_name": "Alice Liddell",
+            "email": "alice@acme.example",
+            "groups": ["vision"],
+            "org": "acme",
+        }
 
         store = jp_data_dir / "infinstor" / "credentials" / "tokens.json"
         assert stat.S_IMODE(store.stat().st_mode) == 0o600
@@ -469,8 +505,9 @@ class TestLabSignIn:
 
         refused = _requests.post(
             idp.metadata["token_endpoint"],
-            data={"grant_type": "refresh_token", "refresh_token": secrets[1], "client_id": LAB_CLIENT}, timeout=10,
-        )  # fmt: skip
+            data={"grant_type": "refresh_token", "refresh_token": secrets[1], "client_id": LAB_CLIENT},
+            timeout=10,
+        )
         assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
 
         for response in responses:
@@ -609,8 +646,10 @@ class TestRefresh:
             "print(manager.access_token())\n"
         )
         args = [str(path), oidc_service.uri, idp.issuer, SHORT_CLIENT, TEST_SCOPES, AUDIENCE, str(go)]
-        procs = [subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]  # fmt: skip
+        procs = [
+            subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
         time.sleep(3)  # both imported and waiting
         go.write_text("")
         outputs = [p.communicate(timeout=60) for p in procs]
@@ -639,9 +678,11 @@ class TestKernelAsSignedInUser:
 
         nbformat.write(nbformat.v4.new_notebook(), jp_root_dir / "signed.ipynb")
         session = await jp_fetch(
-            "api", "sessions", method="POST",
+            "api",
+            "sessions",
+            method="POST",
             body=json.dumps({"path": "signed.ipynb", "name": "signed.ipynb", "type": "notebook", "kernel": {"name": "python3"}}),
-        )  # fmt: skip
+        )
         kernel_id = json.loads(session.body)["kernel"]["id"]
         ws = await jp_ws_fetch("api", "kernels", kernel_id, "channels")
         try:

@@ -101,3 +101,63 @@ def test_plugins_are_registered():
     assert "infinstor" in {e.name for e in entry_points(group="mlflow.app")}
     assert "infinstor" in {e.name for e in entry_points(group="mlflow.request_header_provider")}
     assert "infinstor" in {e.name for e in entry_points(group="mlflow.run_context_provider")}
+
+
+def test_import_mlflow_loads_our_plugins_without_the_oidc_client():
+    """MLflow loads our plugins on every `import mlflow` (kernels, the CLI, the service's Lambda cold
+    start): they resolve service URLs, and need not import the OIDC client (authlib) to do so."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys, mlflow\n"
+        "from mlflow.tracking._tracking_service.utils import _tracking_store_registry\n"
+        "print(json.dumps({'store': 'infinstor' in _tracking_store_registry._registry,\n"
+        "                  'loaded': sorted(m for m in sys.modules if m.split('.')[0] == 'authlib'\n"
+        "                                   or m.startswith('infinstor_jupyterlab.credentials.'))}))\n"
+    )
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    import json
+
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["store"], "the infinstor:// tracking store plugin is registered"
+    assert "infinstor_jupyterlab.credentials.urls" in seen["loaded"]
+    assert [m for m in seen["loaded"] if m.startswith("authlib") or m.endswith(".oidc") or m.endswith(".manager")] == []
+
+
+def test_lambda_instance_is_built_without_the_cyclic_gc_then_frozen(monkeypatch):
+    """The serverless cold start: the instance (MLflow's server imported, the app built) is made with
+    the collector off, what it made is frozen, and the collector is back on afterwards, also when
+    building fails."""
+    import gc
+
+    from infinstor_jupyterlab.tracking_service import serverless
+
+    seen: dict[str, object] = {}
+
+    class Built:
+        def __init__(self) -> None:
+            seen["gc during the build"] = gc.isenabled()
+            self.objects = [[] for _ in range(5000)]  # what the imports leave behind, in small
+
+    monkeypatch.setattr(serverless, "_Instance", Built)
+    monkeypatch.setattr(serverless, "_instance", None)
+    frozen = gc.get_freeze_count()
+    try:
+        built = serverless.instance()
+        assert isinstance(built, Built) and serverless.instance() is built
+        assert seen["gc during the build"] is False
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + 5000
+
+        class Fails:
+            def __init__(self) -> None:
+                raise RuntimeError("no database secret")
+
+        monkeypatch.setattr(serverless, "_Instance", Fails)
+        monkeypatch.setattr(serverless, "_instance", None)
+        with pytest.raises(RuntimeError):
+            serverless.instance()
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()

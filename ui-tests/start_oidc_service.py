@@ -50,7 +50,7 @@ def main() -> None:
         INFINSTOR_SERVICE_MODE="company" if company else "oidc", INFINSTOR_OIDC_ISSUER=issuer,
         INFINSTOR_OIDC_AUDIENCE=AUDIENCE, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", PYTHONUNBUFFERED="1",
-    )  # fmt: skip
+    )
     if company:
         env["MLFLOW_ENABLE_WORKSPACES"] = "true"  # organisations are MLflow workspaces
     args = [
@@ -58,7 +58,7 @@ def main() -> None:
         "--port", port, "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
         "--default-artifact-root", "mlflow-artifacts:/",
-    ]  # fmt: skip
+    ]
     os.execve(sys.executable, args, env)
 
 

@@ -78,9 +78,8 @@ class OIDCSettings:
 
     @classmethod
     def from_environment(
-        cls, *, issuer: str | None = None, client_id: str | None = None,
-        scopes: str | None = None, audience: str | None = None,
-    ) -> OIDCSettings:  # fmt: skip
+        cls, *, issuer: str | None = None, client_id: str | None = None, scopes: str | None = None, audience: str | None = None
+    ) -> OIDCSettings:
         env = os.environ
         return cls(
             issuer=(issuer or env.get(ISSUER_ENV, "")).strip(),
@@ -204,9 +203,8 @@ class OIDCClient:
         state, verifier, nonce = generate_token(32), generate_token(64), generate_token(32)
         session = self._session(redirect_uri=redirect_uri)
         url, _ = session.create_authorization_url(
-            metadata["authorization_endpoint"], state=state, code_verifier=verifier, nonce=nonce,
-            **self._resource(),
-        )  # fmt: skip
+            metadata["authorization_endpoint"], state=state, code_verifier=verifier, nonce=nonce, **self._resource()
+        )
         return AuthorizationRequest(url=url, state=state, code_verifier=verifier, nonce=nonce, redirect_uri=redirect_uri)
 
     def exchange_code(self, request: AuthorizationRequest, code: str) -> TokenSet:
@@ -219,7 +217,7 @@ class OIDCClient:
                 code=code,
                 code_verifier=request.code_verifier,
                 **self._resource(),
-            )  # fmt: skip
+            )
         )
         return self.token_set(response, nonce=request.nonce)
 
@@ -269,9 +267,8 @@ class OIDCClient:
             sleep(interval)
             try:
                 response = session.fetch_token(
-                    metadata["token_endpoint"], grant_type=DEVICE_CODE_GRANT,
-                    device_code=device.device_code, **self._resource(),
-                )  # fmt: skip
+                    metadata["token_endpoint"], grant_type=DEVICE_CODE_GRANT, device_code=device.device_code, **self._resource()
+                )
             except OAuthError as exc:
                 if exc.error == "authorization_pending":
                     if on_poll:

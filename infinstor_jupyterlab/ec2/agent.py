@@ -287,12 +287,20 @@ class JobRun:
     def _command(self, project: Path) -> list[str]:
         spec = self.spec
         args = [
-            sys.executable, "-m", "mlflow", "run", str(project),
-            "--entry-point", spec.get("entry_point") or "main",
-            "--run-id", spec["run_id"],
-            "--experiment-id", str(spec["experiment_id"]),
-            "--env-manager", spec.get("env_manager") or "local",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(project),
+            "--entry-point",
+            spec.get("entry_point") or "main",
+            "--run-id",
+            spec["run_id"],
+            "--experiment-id",
+            str(spec["experiment_id"]),
+            "--env-manager",
+            spec.get("env_manager") or "local",
+        ]
         for key, value in (spec.get("parameters") or {}).items():
             args += ["-P", f"{key}={value}"]
         return args
@@ -300,9 +308,14 @@ class JobRun:
     def _run(self, project: Path) -> tuple[str, int | None]:
         with open(self.log_path, "ab") as out:
             proc = subprocess.Popen(
-                self._command(project), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=self._environment(), cwd=str(project), start_new_session=True,
-            )  # fmt: skip
+                self._command(project),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self._environment(),
+                cwd=str(project),
+                start_new_session=True,
+            )
         self.status("running", pid=proc.pid)
         last_log = 0.0
         cancel_key = self.spec["cancel_key"]

@@ -65,20 +65,28 @@ def stage(clients: Clients, settings: PoolSettings, project_dir: Path, spec: dic
     s3 = clients("s3")
     user, job_id = spec["user"], spec["job_id"]
     s3.put_object(
-        Bucket=settings.bucket, Key=layout.project_key(settings.prefix, user, job_id),
-        Body=project_archive(project_dir), ServerSideEncryption="AES256",
-    )  # fmt: skip
+        Bucket=settings.bucket,
+        Key=layout.project_key(settings.prefix, user, job_id),
+        Body=project_archive(project_dir),
+        ServerSideEncryption="AES256",
+    )
     s3.put_object(
-        Bucket=settings.bucket, Key=layout.spec_key(settings.prefix, user, job_id),
-        Body=json.dumps(spec).encode(), ContentType="application/json", ServerSideEncryption="AES256",
-    )  # fmt: skip
+        Bucket=settings.bucket,
+        Key=layout.spec_key(settings.prefix, user, job_id),
+        Body=json.dumps(spec).encode(),
+        ContentType="application/json",
+        ServerSideEncryption="AES256",
+    )
 
 
 def put_token(clients: Clients, name: str, token: str, *, overwrite: bool = False) -> None:
     clients("ssm").put_parameter(
-        Name=name, Value=token, Type="SecureString", Overwrite=overwrite,
+        Name=name,
+        Value=token,
+        Type="SecureString",
+        Overwrite=overwrite,
         Description="InfinStor job token (short-lived, scoped to one MLflow run)",
-    )  # fmt: skip
+    )
 
 
 def delete_token(clients: Clients, name: str) -> None:

@@ -229,10 +229,18 @@ class JobManager:
         source_plan, arguments, logged, sets = await asyncio.to_thread(inspect)
         experiment_id, experiment_name = await self._find_experiment(request)
         return JobPlan(
-            request=request, target=target, options=options, source=source, path=self.lab_path(source),
-            source_plan=source_plan, arguments=arguments, logged=logged, sets=sets,
-            experiment_id=experiment_id, experiment_name=experiment_name,
-        )  # fmt: skip
+            request=request,
+            target=target,
+            options=options,
+            source=source,
+            path=self.lab_path(source),
+            source_plan=source_plan,
+            arguments=arguments,
+            logged=logged,
+            sets=sets,
+            experiment_id=experiment_id,
+            experiment_name=experiment_name,
+        )
 
     async def _find_experiment(self, request: JobRequest) -> tuple[str | None, str | None]:
         """(id, name) of the request's experiment; the id is None when the named one does not exist yet."""
@@ -254,9 +262,8 @@ class JobManager:
         if plan.kind != "notebook":
             return plan.source
         info = await asyncio.to_thread(
-            build_project, plan.source, job_dir / "project",
-            include_folder=plan.request.include_folder, source_name=plan.path, private=True,
-        )  # fmt: skip
+            build_project, plan.source, job_dir / "project", include_folder=plan.request.include_folder, source_name=plan.path, private=True
+        )
         return info.path
 
     def _run_tags(self, source: Path, kind: str, entry_point: str, target_name: str) -> dict[str, str]:
@@ -319,12 +326,21 @@ class JobManager:
             run = await self.mlflow.create_run(experiment_id, request.run_name, tags)
             run_id = run["info"]["run_id"]
             job = Job(
-                id=job_id, path=plan.path, kind=plan.kind, target=target.name, status="QUEUED",
-                parameters=plan.arguments, experiment_id=experiment_id, run_id=run_id,
-                run_name=run["info"].get("run_name") or request.run_name, project_dir=str(project_dir),
-                entry_point=request.entry_point, options=plan.options, include_folder=request.include_folder,
+                id=job_id,
+                path=plan.path,
+                kind=plan.kind,
+                target=target.name,
+                status="QUEUED",
+                parameters=plan.arguments,
+                experiment_id=experiment_id,
+                run_id=run_id,
+                run_name=run["info"].get("run_name") or request.run_name,
+                project_dir=str(project_dir),
+                entry_point=request.entry_point,
+                options=plan.options,
+                include_folder=request.include_folder,
                 user=self.user,
-            )  # fmt: skip
+            )
             if plan.logged:
                 await self.mlflow.log_params(run_id, plan.logged)
             await self.mlflow.update_run(run_id, "SCHEDULED")
@@ -471,10 +487,7 @@ class JobManager:
 
     # -- sweeps ----------------------------------------------------------------------------------
     def _sweep_active(self, parent_id: str) -> int:
-        return sum(
-            1 for running in self._running.values() for job_id in running
-            if self._sweep_of.get(job_id, ("",))[0] == parent_id
-        )  # fmt: skip
+        return sum(1 for running in self._running.values() for job_id in running if self._sweep_of.get(job_id, ("",))[0] == parent_id)
 
     async def _submit_sweep(self, plan: JobPlan) -> Job:
         """One parent run and job; one child job (and run, tagged with its parent) per parameter set."""
@@ -489,9 +502,8 @@ class JobManager:
             experiment_id = await self._experiment_of(plan)
             base_tags = self._run_tags(plan.source, plan.kind, request.entry_point, target.name)
             parent_run = await self.mlflow.create_run(
-                experiment_id, request.run_name,
-                {**base_tags, JOB_ID_TAG: parent_id, SWEEP_TAG: json.dumps(request.sweep_json())[:5000]},
-            )  # fmt: skip
+                experiment_id, request.run_name, {**base_tags, JOB_ID_TAG: parent_id, SWEEP_TAG: json.dumps(request.sweep_json())[:5000]}
+            )
             parent_run_id = parent_run["info"]["run_id"]
             run_ids.append(parent_run_id)
             parent_name = parent_run["info"].get("run_name") or request.run_name or "sweep"
@@ -499,29 +511,52 @@ class JobManager:
             for index, (arguments, logged) in enumerate(plan.sets):
                 child_id = Job.new_id()
                 run = await self.mlflow.create_run(
-                    experiment_id, f"{parent_name}-{index + 1}",
-                    {**base_tags, JOB_ID_TAG: child_id, PARENT_RUN_TAG: parent_run_id},
-                )  # fmt: skip
+                    experiment_id, f"{parent_name}-{index + 1}", {**base_tags, JOB_ID_TAG: child_id, PARENT_RUN_TAG: parent_run_id}
+                )
                 run_ids.append(run["info"]["run_id"])
                 child = Job(
-                    id=child_id, path=plan.path, kind=plan.kind, target=target.name, status="QUEUED",
-                    parameters=arguments, experiment_id=experiment_id, run_id=run["info"]["run_id"],
-                    run_name=run["info"].get("run_name"), project_dir=str(project_dir), entry_point=request.entry_point,
-                    options={**plan.options, "sweep_parent": parent_id}, include_folder=request.include_folder, user=self.user,
-                )  # fmt: skip
+                    id=child_id,
+                    path=plan.path,
+                    kind=plan.kind,
+                    target=target.name,
+                    status="QUEUED",
+                    parameters=arguments,
+                    experiment_id=experiment_id,
+                    run_id=run["info"]["run_id"],
+                    run_name=run["info"].get("run_name"),
+                    project_dir=str(project_dir),
+                    entry_point=request.entry_point,
+                    options={**plan.options, "sweep_parent": parent_id},
+                    include_folder=request.include_folder,
+                    user=self.user,
+                )
                 if logged:
                     await self.mlflow.log_params(child.run_id, logged)
                 await self.mlflow.update_run(child.run_id, "SCHEDULED")
                 children.append(child)
             first_arguments = plan.sets[0][0]
             parent = Job(
-                id=parent_id, path=plan.path, kind="sweep", target=target.name, status="RUNNING",
+                id=parent_id,
+                path=plan.path,
+                kind="sweep",
+                target=target.name,
+                status="RUNNING",
                 parameters={k: first_arguments[k] for k in request.parameters if k in first_arguments},
-                experiment_id=experiment_id, run_id=parent_run_id, run_name=parent_name, project_dir=str(project_dir),
+                experiment_id=experiment_id,
+                run_id=parent_run_id,
+                run_name=parent_name,
+                project_dir=str(project_dir),
                 entry_point=request.entry_point,
-                options={**plan.options, "sweep": request.sweep_json(), "max_instances": max_instances, "children": [c.id for c in children]},
-                include_folder=request.include_folder, user=self.user, started_at=time.time(),
-            )  # fmt: skip
+                options={
+                    **plan.options,
+                    "sweep": request.sweep_json(),
+                    "max_instances": max_instances,
+                    "children": [c.id for c in children],
+                },
+                include_folder=request.include_folder,
+                user=self.user,
+                started_at=time.time(),
+            )
             await self.mlflow.update_run(parent_run_id, "RUNNING")
             await asyncio.to_thread(self.store.save, parent)
             for child in children:
@@ -571,9 +606,10 @@ class JobManager:
                     else:
                         first = next((c for c in failed if c.failure_reason), failed[0])
                         await self._finish(
-                            current, "FAILED",
+                            current,
+                            "FAILED",
                             f"{len(failed)} of {len(children)} child jobs did not finish; {first.id}: {first.failure_reason or first.status}",
-                        )  # fmt: skip
+                        )
                     return
                 await asyncio.sleep(interval)
         except asyncio.CancelledError:

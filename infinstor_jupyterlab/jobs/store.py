@@ -24,7 +24,8 @@ from .models import Job
 # The table as the latest revision leaves it (tests/test_job_store_migrations.py compares the two).
 metadata = sa.MetaData()
 jobs = sa.Table(
-    "jobs", metadata,
+    "jobs",
+    metadata,
     sa.Column("id", sa.Text, primary_key=True),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
@@ -46,7 +47,7 @@ jobs = sa.Table(
     sa.Column("target_state", sa.Text, nullable=False),  # JSON
     sa.Index("jobs_status", "status"),
     sa.Index("jobs_created", "created_at"),
-)  # fmt: skip
+)
 _COLUMNS = tuple(c.name for c in jobs.columns)
 _JSON = {"parameters", "options", "target_state"}
 

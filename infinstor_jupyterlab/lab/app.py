@@ -10,9 +10,10 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, Type, Unicode, default
 
 from .. import __version__
-from ..credentials.manager import CredentialManager, service_http_url
+from ..credentials.manager import CredentialManager
 from ..credentials.oidc import AUDIENCE_ENV, CLIENT_ID_ENV, DEFAULT_SCOPES, ISSUER_ENV, SCOPES_ENV, OIDCSettings, split_scopes
 from ..credentials.tokens import TokenStore
+from ..credentials.urls import service_http_url
 from ..errors import InfinStorError
 from ..jobs.manager import JobManager
 from ..jobs.store import JobStore

@@ -52,7 +52,7 @@ def signed_in_service_for(target_uri: str) -> str | None:
     That is the service the lab configured ($INFINSTOR_SERVICE_URI), or the one an
     `infinstor://HOST/` tracking URI names; requests to any other host get nothing.
     """
-    from ..credentials.manager import SCHEME, SERVICE_URI_ENV, same_service, service_origin
+    from ..credentials.urls import SCHEME, SERVICE_URI_ENV, same_service, service_origin
 
     candidates = [os.environ.get(SERVICE_URI_ENV, "")]
     tracking = os.environ.get("MLFLOW_TRACKING_URI", "")

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
 from mlflow.utils.rest_utils import MlflowHostCreds
 
-from ..credentials.manager import SCHEME, service_http_url
+from ..credentials.urls import SCHEME, service_http_url
 from ..errors import InfinStorError
 
 

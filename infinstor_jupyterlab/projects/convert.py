@@ -21,9 +21,23 @@ from .runner import SPEC_FILE
 RUNNER_FILE = "_infinstor_runner.py"
 DEFAULT_MAX_FOLDER_BYTES = 200 * 1024 * 1024
 DEFAULT_EXCLUDES = (
-    ".git", ".hg", ".svn", ".ipynb_checkpoints", "__pycache__", "node_modules", ".venv", "venv",
-    "env", ".tox", ".mypy_cache", ".pytest_cache", "mlruns", "mlartifacts", ".DS_Store", ".Trash-0",
-)  # fmt: skip
+    ".git",
+    ".hg",
+    ".svn",
+    ".ipynb_checkpoints",
+    "__pycache__",
+    "node_modules",
+    ".venv",
+    "venv",
+    "env",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    "mlruns",
+    "mlartifacts",
+    ".DS_Store",
+    ".Trash-0",
+)
 
 
 @dataclass

@@ -12,13 +12,24 @@ Modes, chosen by INFINSTOR_SERVICE_MODE:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from .asgi import ASGIApp
 from .concurrency import HandlerThreadLimit
 from .single_user import SecretASGIMiddleware, SecretChecker, install_flask_guard
 from .startup import MODE_ENV, SUPPORTED_MODES  # noqa: F401 (where they were)
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from flask import Flask
 
-def create_app():
+    from .company.service import CompanyService
+    from .startup import Prepared
+
+
+def create_app() -> ASGIApp | Flask:
+    """The app MLflow serves: ASGI under uvicorn (the default), else the Flask app, guarded."""
     from .startup import StartupRefusal, check_mode, refuse
 
     try:
@@ -43,7 +54,7 @@ def create_app():
     return flask_app
 
 
-def _create_oidc_app(flask_app):
+def _create_oidc_app(flask_app: Flask) -> ASGIApp | Flask:
     from .oidc_auth import OIDCASGIMiddleware, OIDCWSGIMiddleware, TokenVerifier
 
     verifier = TokenVerifier.from_environment()
@@ -51,11 +62,12 @@ def _create_oidc_app(flask_app):
         from mlflow.server.fastapi_app import create_fastapi_app
 
         return HandlerThreadLimit(OIDCASGIMiddleware(create_fastapi_app(flask_app), verifier))
-    flask_app.wsgi_app = OIDCWSGIMiddleware(flask_app.wsgi_app, verifier)
+    # Flask's documented way to put WSGI middleware in front of an app (Flask declares wsgi_app a method).
+    flask_app.wsgi_app = OIDCWSGIMiddleware(flask_app.wsgi_app, verifier)  # type: ignore[method-assign]
     return flask_app
 
 
-def _create_company_app(flask_app):
+def _create_company_app(flask_app: Flask) -> ASGIApp:
     from .startup import StartupRefusal, migrate_database, prepare_company, refuse
 
     try:  # an invalid configuration or policy, or an unusable database, stops the server here
@@ -66,13 +78,15 @@ def _create_company_app(flask_app):
     return company_asgi_app(flask_app, prepared, engine)[0]
 
 
-def company_asgi_app(flask_app, prepared, engine, wrap_mlflow=None):
+def company_asgi_app(
+    flask_app: Flask, prepared: Prepared, engine: sa.Engine, wrap_mlflow: Callable[[ASGIApp], ASGIApp] | None = None
+) -> tuple[HandlerThreadLimit, CompanyService]:
     """(the ASGI app, its CompanyService): MLflow's app behind the company middleware. The
     serverless handler (tracking_service/serverless.py) builds the same app; `wrap_mlflow` wraps MLflow's
     own app inside the access checks (there: artifact downloads answered with presigned URLs)."""
     from .company.middleware import CompanyASGIMiddleware
     from .company.service import CompanyService
-    from .db import ServiceStore
+    from .service_store import ServiceStore
 
     config, policy = prepared.config, prepared.policy
     from mlflow.server.fastapi_app import create_fastapi_app
@@ -83,7 +97,7 @@ def company_asgi_app(flask_app, prepared, engine, wrap_mlflow=None):
     from .graphql_authz import install as authorize_graphql
 
     authorize_graphql()  # MLflow's GraphQL executor checks each field with the service
-    mlflow_app = create_fastapi_app(flask_app)
+    mlflow_app: ASGIApp = create_fastapi_app(flask_app)
     if wrap_mlflow is not None:
         mlflow_app = wrap_mlflow(mlflow_app)
     app = HandlerThreadLimit(DatabaseOutageASGIMiddleware(CompanyASGIMiddleware(mlflow_app, service), engine))

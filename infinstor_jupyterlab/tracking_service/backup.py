@@ -112,8 +112,20 @@ def _dump(database_uri: str, out: Path) -> dict[str, int]:
                 snapshot = connection.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
                 counts = _counts(connection)
                 # The snapshot lives while this transaction is open: pg_dump sees exactly it.
-                _run([_pg_tool("pg_dump"), *connection_args, "--format=custom", "--no-owner", "--no-privileges",
-                      "--snapshot", snapshot, "--file", str(out)], env)  # fmt: skip
+                _run(
+                    [
+                        _pg_tool("pg_dump"),
+                        *connection_args,
+                        "--format=custom",
+                        "--no-owner",
+                        "--no-privileges",
+                        "--snapshot",
+                        snapshot,
+                        "--file",
+                        str(out),
+                    ],
+                    env,
+                )
         return counts
     finally:
         engine.dispose()
@@ -232,8 +244,7 @@ def restore(database_uri: str, artifacts: str, source: Path, *, s3_endpoint_url:
             f"the target database already has tables ({', '.join(list(existing)[:5])}...): restore into a new, empty database"
         )
     connection, env = _libpq(database_uri)
-    _run([_pg_tool("pg_restore"), *connection, "--no-owner", "--no-privileges", "--single-transaction",
-          "--exit-on-error", str(dump)], env)  # fmt: skip
+    _run([_pg_tool("pg_restore"), *connection, "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", str(dump)], env)
     files, size = copy_to_store(source / manifest["artifacts"]["directory"], artifacts, s3_endpoint_url)
     restored = table_counts(database_uri)
     differ = {t: (n, restored.get(t)) for t, n in manifest["database"]["tables"].items() if restored.get(t) != n}

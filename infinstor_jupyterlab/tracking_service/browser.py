@@ -26,13 +26,17 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
 from cryptography.fernet import Fernet
 from cryptography.fernet import InvalidToken as BadCookie
+
+from .asgi import Scope
 
 LOGIN_PATH = "/infinstor/auth/login"
 LOGOUT_PATH = "/infinstor/auth/logout"
@@ -115,11 +119,11 @@ class BrowserSignIn:
         self.config, self.issuer, self.audience, self.timeout = config, issuer.rstrip("/"), audience, timeout
         key = hashlib.sha256(b"infinstor browser session v1\0" + config.session_secret.encode()).digest()
         self.fernet = Fernet(base64.urlsafe_b64encode(key))
-        self._metadata: dict | None = None
+        self._metadata: dict[str, Any] | None = None  # the provider's discovery document
         self._lock = threading.Lock()
 
     # -- helpers ------------------------------------------------------------------------------
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         with self._lock:
             if self._metadata is None:
                 response = requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=self.timeout)
@@ -127,7 +131,7 @@ class BrowserSignIn:
                 self._metadata = response.json()
             return self._metadata
 
-    def origin(self, scope) -> str:
+    def origin(self, scope: Scope) -> str:
         if self.config.public_url:
             parts = urlsplit(self.config.public_url)
             return f"{parts.scheme}://{parts.netloc}"
@@ -138,52 +142,63 @@ class BrowserSignIn:
             host = f"{server[0]}:{server[1]}"
         return f"{scope.get('scheme', 'http')}://{host}"
 
-    def _seal(self, data: dict) -> str:
+    def _seal(self, data: Mapping[str, object]) -> str:
         return self.fernet.encrypt(json.dumps(data).encode()).decode()
 
-    def _open(self, value: str | None, ttl: int) -> dict | None:
+    def _open(self, value: str | None, ttl: int) -> dict[str, Any] | None:
+        """What `_seal` sealed, if it is ours and younger than `ttl` seconds."""
         if not value:
             return None
         try:
-            return json.loads(self.fernet.decrypt(value.encode(), ttl=ttl))
+            sealed: dict[str, Any] = json.loads(self.fernet.decrypt(value.encode(), ttl=ttl))
+            return sealed
         except (BadCookie, ValueError):
             return None
 
-    def _token_request(self, data: dict) -> dict:
+    def _token_request(self, data: dict[str, str]) -> dict[str, Any]:
+        """The provider's token response (access_token, refresh_token, expires_in, ...)."""
         auth = (self.config.client_id, self.config.client_secret) if self.config.client_secret else None
         if auth is None:
             data = {**data, "client_id": self.config.client_id}
-        response = requests.post(self.metadata()["token_endpoint"], data={**data, **self._resource()},
-                                 auth=auth, timeout=self.timeout)  # fmt: skip
+        response = requests.post(self.metadata()["token_endpoint"], data={**data, **self._resource()}, auth=auth, timeout=self.timeout)
         if response.status_code != 200:
             raise SignInFailed(f"the identity provider refused the token request (HTTP {response.status_code})")
-        return response.json()
+        tokens: dict[str, Any] = response.json()
+        return tokens
 
     def _resource(self) -> dict[str, str]:
         return {"resource": self.audience} if self.config.resource_parameter else {}
 
-    def _session_cookie(self, tokens: dict, secure: bool, previous_refresh: str | None = None) -> bytes:
+    def _session_cookie(self, tokens: dict[str, Any], secure: bool, previous_refresh: str | None = None) -> bytes:
         session = {
-            "a": tokens["access_token"], "r": tokens.get("refresh_token") or previous_refresh,
+            "a": tokens["access_token"],
+            "r": tokens.get("refresh_token") or previous_refresh,
             "e": time.time() + float(tokens.get("expires_in") or 300),
-        }  # fmt: skip
+        }
         return _cookie(SESSION_COOKIE, self._seal(session), max_age=int(self.config.session_hours * 3600), secure=secure)
 
     # -- the flow -----------------------------------------------------------------------------
-    def login(self, scope, next_path: str | None) -> tuple[str, list[bytes]]:
+    def login(self, scope: Scope, next_path: str | None) -> tuple[str, list[bytes]]:
         origin = self.origin(scope)
         state, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        query = urlencode({
-            "client_id": self.config.client_id, "response_type": "code", "scope": self.config.scopes,
-            "redirect_uri": origin + self.config.redirect_path, "state": state, **self._resource(),
-            "code_challenge": challenge, "code_challenge_method": "S256",
-        })  # fmt: skip
+        query = urlencode(
+            {
+                "client_id": self.config.client_id,
+                "response_type": "code",
+                "scope": self.config.scopes,
+                "redirect_uri": origin + self.config.redirect_path,
+                "state": state,
+                **self._resource(),
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
         pending = self._seal({"s": state, "v": verifier, "n": safe_next(next_path)})
         cookie = _cookie(SIGNIN_COOKIE, pending, max_age=SIGNIN_TTL, secure=origin.startswith("https:"))
         return f"{self.metadata()['authorization_endpoint']}?{query}", [cookie]
 
-    def callback(self, scope, params: dict[str, list[str]], cookie_header: bytes | None) -> tuple[str, list[bytes]]:
+    def callback(self, scope: Scope, params: dict[str, list[str]], cookie_header: bytes | None) -> tuple[str, list[bytes]]:
         origin = self.origin(scope)
         pending = self._open(_cookies(cookie_header).get(SIGNIN_COOKIE), SIGNIN_TTL)
         if pending is None:
@@ -195,18 +210,22 @@ class BrowserSignIn:
         code = (params.get("code") or [""])[0]
         if not code:
             raise SignInFailed("the identity provider sent no code")
-        tokens = self._token_request({
-            "grant_type": "authorization_code", "code": code, "redirect_uri": origin + self.config.redirect_path,
-            "code_verifier": pending["v"],
-        })  # fmt: skip
+        tokens = self._token_request(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": origin + self.config.redirect_path,
+                "code_verifier": pending["v"],
+            }
+        )
         secure = origin.startswith("https:")
         clear = _cookie(SIGNIN_COOKIE, "", max_age=0, secure=secure)
         return pending["n"], [self._session_cookie(tokens, secure), clear]
 
-    def logout(self, scope) -> tuple[str, list[bytes]]:
+    def logout(self, scope: Scope) -> tuple[str, list[bytes]]:
         return "/", [_cookie(SESSION_COOKIE, "", max_age=0, secure=self.origin(scope).startswith("https:"))]
 
-    def session(self, scope) -> tuple[str | None, list[bytes]]:
+    def session(self, scope: Scope) -> tuple[str | None, list[bytes]]:
         """The access token of this browser's session (renewed if needed) and any cookie to set."""
         headers = dict(scope.get("headers") or [])
         session = self._open(_cookies(headers.get(b"cookie")).get(SESSION_COOKIE), int(self.config.session_hours * 3600))
@@ -222,7 +241,7 @@ class BrowserSignIn:
             return None, []
         return tokens["access_token"], [self._session_cookie(tokens, self.origin(scope).startswith("https:"), session["r"])]
 
-    def same_origin(self, scope) -> bool:
+    def same_origin(self, scope: Scope) -> bool:
         """Did a browser request come from this service's own pages?"""
         headers = dict(scope.get("headers") or [])
         source = headers.get(b"origin") or headers.get(b"referer")

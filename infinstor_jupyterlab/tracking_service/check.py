@@ -15,81 +15,19 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import requests
 
 from . import claims as claim_reading
+from .provider_fixes import PROVIDERS, fix_for, provider_of
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from .config import ServiceConfig
 
 LAB_CALLBACK = "/infinstor/api/auth/callback"
-
-PROVIDERS = {
-    "entra": "Microsoft Entra ID", "okta": "Okta", "google": "Google Workspace", "keycloak": "Keycloak",
-    "auth0": "Auth0", "cognito": "Amazon Cognito", "generic": "your identity provider",
-}  # fmt: skip
-
-# What to do at the provider, per problem and provider (docs/identity-providers.md has the steps).
-FIXES: dict[str, dict[str, str]] = {
-    "opaque": {
-        "entra": "request a token for this service's own API (Expose an API; scope api://<app id>/.default), not for Microsoft Graph: Graph tokens cannot be checked by anyone but Graph",
-        "okta": "use a custom authorization server (e.g. /oauth2/default): the org authorization server's access tokens are for Okta's own APIs",
-        "google": "Google's access tokens are opaque: put a broker that issues JWT access tokens (Keycloak, Auth0, Okta, Cognito) in front of Google Workspace",
-        "keycloak": "Keycloak issues JWT access tokens; check that the token given is the access token of this realm",
-        "auth0": "pass audience=<the API identifier> when asking for the token: without it Auth0 issues an opaque token for /userinfo",
-        "cognito": "give the access token (a JWT) of the user pool's app client, not a token of another service",
-        "generic": "configure the provider to issue JWT access tokens (RFC 9068) for this service's audience",
-    },
-    "audience": {
-        "entra": "set oidc.audience to the Application ID URI (api://...) for v1 tokens or the application (client) id for v2 tokens (accessTokenAcceptedVersion: 2 in the manifest), and request the scope api://<app id>/.default",
-        "okta": "set oidc.audience to the custom authorization server's Audience (Security > API > the server > Settings)",
-        "google": "the broker's access tokens must name this service as audience",
-        "keycloak": "add an Audience mapper (Included Custom Audience = oidc.audience) to the client's dedicated scope",
-        "auth0": "set oidc.audience to the API identifier, and pass it as audience when asking for tokens",
-        "cognito": "Cognito access tokens carry no aud: set oidc.audience_claim: client_id and oidc.audience to the app client id",
-        "generic": "make the provider put oidc.audience in the access token's aud (a resource indicator or an audience mapper)",
-    },
-    "org": {
-        "entra": "use the tenant: oidc.claims.org: tid, with oidc.organisations mapping the tenant id to a name (e.g. {<tenant id>: acme})",
-        "okta": "add a custom claim to the authorization server (e.g. org = user.profile.organization, included in the access token)",
-        "google": "have the broker map Google's hd (hosted domain) claim into the access token, and map it with oidc.organisations ({acme.com: acme})",
-        "keycloak": "enable Organizations and the organization client scope, or add a User Attribute / Hardcoded claim mapper named org, added to the access token",
-        "auth0": "use Organizations (org_id, mapped with oidc.organisations) or add a namespaced claim in a post-login Action (api.accessToken.setCustomClaim)",
-        "cognito": "add the organisation in a pre-token-generation trigger (V2, access token customization), e.g. custom:org",
-        "generic": "add an organisation claim to the access token and name it in oidc.claims.org",
-    },
-    "groups": {
-        "entra": "App registration > Token configuration > Add groups claim (Security groups, 'Groups assigned to the application' keeps it short); the claim holds object ids: grant roles to those, or provision groups by SCIM",
-        "okta": "add a groups claim to the authorization server (Claims > Add Claim, include in Access Token, Filter e.g. Matches regex .*)",
-        "google": "Google sends no groups: provision them by SCIM from the broker, or set scim.groups: scim and manage groups over SCIM",
-        "keycloak": "add a Group Membership mapper named groups (Full group path off, Add to access token on) to the client's dedicated scope",
-        "auth0": "add the user's groups or roles as a namespaced claim in a post-login Action and name it in oidc.claims.groups",
-        "cognito": "Cognito puts the user pool groups in cognito:groups: set oidc.claims.groups: cognito:groups",
-        "generic": "add a groups claim to the access token and name it in oidc.claims.groups, or provision groups by SCIM",
-    },
-    "overage": {
-        "entra": "the user is in more groups than fit in a token (200), so Entra ID left them out: provision groups by SCIM (the service then takes this user's groups from SCIM), or emit only the groups assigned to the application",
-        "generic": "the provider left the groups out (too many): provision them by SCIM, or emit fewer groups",
-    },
-    "id_token": {
-        "generic": "this is an ID token (for the client), not an access token: give the access_token the provider returned",
-    },
-}  # fmt: skip
-
-
-def provider_of(issuer: str) -> str:
-    host = issuer.lower()
-    for needle, provider in (("login.microsoftonline.com", "entra"), ("sts.windows.net", "entra"), (".okta.com", "okta"),
-                             (".oktapreview.com", "okta"), (".okta-emea.com", "okta"), ("accounts.google.com", "google"),
-                             ("/realms/", "keycloak"), (".auth0.com", "auth0"), ("cognito-idp.", "cognito")):  # fmt: skip
-        if needle in host:
-            return provider
-    return "generic"
-
-
-def fix_for(problem: str, provider: str) -> str:
-    fixes = FIXES[problem]
-    text = fixes.get(provider) or fixes["generic"]
-    return f"{PROVIDERS[provider]}: {text}" if provider in fixes else text
 
 
 @dataclass
@@ -100,12 +38,18 @@ class Finding:
     fix: str | None = None
 
 
+class RedirectURI(TypedDict):
+    surface: str
+    redirect_uri: str | None  # None: a flow without a redirect (the device code flow)
+    client: str
+
+
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
-    token: dict | None = None
-    redirect_uris: list[dict] = field(default_factory=list)
-    origins: dict = field(default_factory=dict)
+    token: dict[str, Any] | None = None  # what the service reads from the token given (JSON)
+    redirect_uris: list[RedirectURI] = field(default_factory=list)
+    origins: dict[str, str | None] = field(default_factory=dict)
     provider: str = "generic"
 
     @property
@@ -115,13 +59,26 @@ class Report:
     def add(self, section: str, status: str, message: str, fix: str | None = None) -> None:
         self.findings.append(Finding(section, status, message, fix))
 
-    def to_json(self) -> dict:
-        return {"ok": self.ok, "provider": PROVIDERS[self.provider], "checks": [asdict(f) for f in self.findings],
-                "token": self.token, "redirect_uris": self.redirect_uris, "origins": self.origins}  # fmt: skip
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "provider": PROVIDERS[self.provider],
+            "checks": [asdict(f) for f in self.findings],
+            "token": self.token,
+            "redirect_uris": self.redirect_uris,
+            "origins": self.origins,
+        }
 
 
-def run(environ: dict[str, str] | None = None, *, token: str | None = None, lab_url: str | None = None,
-        service_url: str | None = None, database_uri: str | None = None, timeout: float = 10.0) -> Report:  # fmt: skip
+def run(
+    environ: dict[str, str] | None = None,
+    *,
+    token: str | None = None,
+    lab_url: str | None = None,
+    service_url: str | None = None,
+    database_uri: str | None = None,
+    timeout: float = 10.0,
+) -> Report:
     environ = dict(os.environ if environ is None else environ)
     report = Report()
     config = _configuration(report, environ)
@@ -140,12 +97,16 @@ def run(environ: dict[str, str] | None = None, *, token: str | None = None, lab_
             "job tokens", "pass", "INFINSTOR_JOB_TOKEN_SECRET is set: the service mints job tokens (EC2 jobs, token create --kind job)"
         )
     else:
-        report.add("job tokens", "warn", "no job token secret: the service mints no job tokens, and the lab's EC2 jobs cannot start",
-                   "set INFINSTOR_JOB_TOKEN_SECRET (openssl rand -hex 32), the same on every replica")  # fmt: skip
+        report.add(
+            "job tokens",
+            "warn",
+            "no job token secret: the service mints no job tokens, and the lab's EC2 jobs cannot start",
+            "set INFINSTOR_JOB_TOKEN_SECRET (openssl rand -hex 32), the same on every replica",
+        )
     return report
 
 
-def _configuration(report: Report, environ: dict[str, str]):
+def _configuration(report: Report, environ: dict[str, str]) -> ServiceConfig | None:
     from .config import CONFIG_ENV, ConfigError, load_config
     from .startup import config_where
 
@@ -159,12 +120,16 @@ def _configuration(report: Report, environ: dict[str, str]):
         "configuration", "pass", f"read {where} and the INFINSTOR_* environment" if where else "read the INFINSTOR_* environment (no file)"
     )
     if config.leeway > 30:
-        report.add("configuration", "warn", f"oidc.leeway is {config.leeway:g} s: an expired token is accepted that long",
-                   "keep it at a few seconds (5 by default) and the clocks in sync (NTP)")  # fmt: skip
+        report.add(
+            "configuration",
+            "warn",
+            f"oidc.leeway is {config.leeway:g} s: an expired token is accepted that long",
+            "keep it at a few seconds (5 by default) and the clocks in sync (NTP)",
+        )
     return config
 
 
-def _policy(report: Report, config) -> None:
+def _policy(report: Report, config: ServiceConfig) -> None:
     from .policy import PolicyError, load_policy
 
     try:
@@ -176,7 +141,7 @@ def _policy(report: Report, config) -> None:
     report.add("policy", "pass", f"{source}: {len(policy.roles)} operations have a role")
 
 
-def _database(report: Report, config, environ: dict[str, str], override: str | None) -> None:
+def _database(report: Report, config: ServiceConfig, environ: dict[str, str], override: str | None) -> None:
     import sqlalchemy as sa
 
     from .db import SCHEMA_VERSION, current_version, make_engine, scim_tokens
@@ -184,12 +149,20 @@ def _database(report: Report, config, environ: dict[str, str], override: str | N
 
     uri = override or config.database_uri or environ.get("MLFLOW_BACKEND_STORE_URI")
     if not uri or uri.split(":", 1)[0].split("+", 1)[0] not in SQL_SCHEMES:
-        report.add("database", "fail", f"no SQL database to check ({redact(uri) if uri else 'none given'})",
-                   "give database_uri, MLFLOW_BACKEND_STORE_URI or --database-uri (postgresql://... or sqlite:///...)")  # fmt: skip
+        report.add(
+            "database",
+            "fail",
+            f"no SQL database to check ({redact(uri) if uri else 'none given'})",
+            "give database_uri, MLFLOW_BACKEND_STORE_URI or --database-uri (postgresql://... or sqlite:///...)",
+        )
         return
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///") :]):
-        report.add("database", "warn", f"{uri} does not exist yet: the service creates it at its first start",
-                   "if it should exist, correct the path")  # fmt: skip
+        report.add(
+            "database",
+            "warn",
+            f"{uri} does not exist yet: the service creates it at its first start",
+            "if it should exist, correct the path",
+        )
         return
     try:
         engine = make_engine(uri)
@@ -199,31 +172,49 @@ def _database(report: Report, config, environ: dict[str, str], override: str | N
             mlflow_state = _mlflow_schema(c)
             tokens = {}
             if version >= 3:
-                for org, count in c.execute(sa.select(scim_tokens.c.org, sa.func.count()).where(scim_tokens.c.revoked_at.is_(None))
-                                            .group_by(scim_tokens.c.org)):  # fmt: skip
+                for org, count in c.execute(
+                    sa.select(scim_tokens.c.org, sa.func.count()).where(scim_tokens.c.revoked_at.is_(None)).group_by(scim_tokens.c.org)
+                ):
                     tokens[org] = count
         engine.dispose()
     except Exception as exc:  # the driver's words, without the password
         reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
-        report.add("database", "fail", f"cannot connect to {redact(uri)}: {type(exc).__name__}: {reason}",
-                   "check the URI, that the server runs and accepts connections from here, the user and password")  # fmt: skip
+        report.add(
+            "database",
+            "fail",
+            f"cannot connect to {redact(uri)}: {type(exc).__name__}: {reason}",
+            "check the URI, that the server runs and accepts connections from here, the user and password",
+        )
         return
     report.add("database", "pass", f"connected to {redact(uri)}")
     if version == SCHEMA_VERSION:
         report.add("database", "pass", f"InfinStor tables at schema step {version} (this release's)")
     elif version < SCHEMA_VERSION:
-        report.add("database", "warn", f"InfinStor tables at step {version}; this release migrates them to step {SCHEMA_VERSION}",
-                   "nothing to do by hand: the next start (or `infinstor service migrate`) applies the steps")  # fmt: skip
+        report.add(
+            "database",
+            "warn",
+            f"InfinStor tables at step {version}; this release migrates them to step {SCHEMA_VERSION}",
+            "nothing to do by hand: the next start (or `infinstor service migrate`) applies the steps",
+        )
     else:
-        report.add("database", "fail", f"InfinStor tables at step {version}, newer than this release ({SCHEMA_VERSION})",
-                   "upgrade this installation to the release that migrated the database")  # fmt: skip
+        report.add(
+            "database",
+            "fail",
+            f"InfinStor tables at step {version}, newer than this release ({SCHEMA_VERSION})",
+            "upgrade this installation to the release that migrated the database",
+        )
     if mlflow_state:
         report.add("database", *mlflow_state)
-    report.add("scim", "info", "SCIM tokens: " + (", ".join(f"{org}: {n}" for org, n in sorted(tokens.items())) or "none yet")
-               + f"; groups from: {config.groups_from} (scim.groups), named by {config.scim_group_name}")  # fmt: skip
+    report.add(
+        "scim",
+        "info",
+        "SCIM tokens: "
+        + (", ".join(f"{org}: {n}" for org, n in sorted(tokens.items())) or "none yet")
+        + f"; groups from: {config.groups_from} (scim.groups), named by {config.scim_group_name}",
+    )
 
 
-def _mlflow_schema(connection) -> tuple[str, str] | tuple[str, str, str] | None:
+def _mlflow_schema(connection: sa.Connection) -> tuple[str, str] | tuple[str, str, str] | None:
     """MLflow's own tables: (status, message[, fix]) when the database has them or should."""
     import sqlalchemy as sa
 
@@ -245,39 +236,57 @@ def _mlflow_schema(connection) -> tuple[str, str] | tuple[str, str, str] | None:
     )
 
 
-def _identity_provider(report: Report, config, timeout: float) -> dict | None:
+def _identity_provider(report: Report, config: ServiceConfig, timeout: float) -> dict[str, Any] | None:
     issuer = config.issuer.rstrip("/")
     url = f"{issuer}/.well-known/openid-configuration"
     try:
         response = requests.get(url, timeout=timeout)
         response.raise_for_status()
-        metadata = response.json()
+        metadata: dict[str, Any] = response.json()
     except (requests.RequestException, ValueError) as exc:
-        report.add("identity provider", "fail", f"cannot read the discovery document {url}: {type(exc).__name__}",
-                   "check oidc.issuer (exactly the iss of the tokens) and that this host reaches it (firewall, proxy, DNS)")  # fmt: skip
+        report.add(
+            "identity provider",
+            "fail",
+            f"cannot read the discovery document {url}: {type(exc).__name__}",
+            "check oidc.issuer (exactly the iss of the tokens) and that this host reaches it (firewall, proxy, DNS)",
+        )
         return None
     if str(metadata.get("issuer", "")).rstrip("/") != issuer:
-        report.add("identity provider", "fail", f"the discovery document names issuer {metadata.get('issuer')!r}, not {config.issuer!r}",
-                   "set oidc.issuer to the provider's issuer exactly (it is also the tokens' iss)")  # fmt: skip
+        report.add(
+            "identity provider",
+            "fail",
+            f"the discovery document names issuer {metadata.get('issuer')!r}, not {config.issuer!r}",
+            "set oidc.issuer to the provider's issuer exactly (it is also the tokens' iss)",
+        )
         return None
     report.add("identity provider", "pass", f"discovery document of {issuer}")
     jwks_uri = config.jwks_uri or metadata.get("jwks_uri")
     try:
-        keys = requests.get(jwks_uri, timeout=timeout).json()["keys"]
+        # A document without jwks_uri fails here too: "None" is not a URL.
+        keys = requests.get(str(jwks_uri), timeout=timeout).json()["keys"]
     except Exception as exc:
-        report.add("identity provider", "fail", f"cannot read the signing keys at {jwks_uri}: {type(exc).__name__}",
-                   "check oidc.jwks_uri (or the discovery document's) and that this host reaches it")  # fmt: skip
+        report.add(
+            "identity provider",
+            "fail",
+            f"cannot read the signing keys at {jwks_uri}: {type(exc).__name__}",
+            "check oidc.jwks_uri (or the discovery document's) and that this host reaches it",
+        )
         return None
     algs = sorted({k.get("alg") or k.get("kty") for k in keys if k.get("use", "sig") == "sig"})
     report.add("identity provider", "pass" if keys else "fail", f"{len(keys)} signing keys at {jwks_uri} ({', '.join(algs) or 'none'})")
-    if "urn:ietf:params:oauth:grant-type:device_code" not in (metadata.get("grant_types_supported") or []) \
-            and not metadata.get("device_authorization_endpoint"):  # fmt: skip
-        report.add("identity provider", "info", "no device authorization endpoint: `infinstor login` (device code) is not available; "
-                   "users sign in from the lab's sidebar, automation uses API tokens")  # fmt: skip
+    if "urn:ietf:params:oauth:grant-type:device_code" not in (metadata.get("grant_types_supported") or []) and not metadata.get(
+        "device_authorization_endpoint"
+    ):
+        report.add(
+            "identity provider",
+            "info",
+            "no device authorization endpoint: `infinstor login` (device code) is not available; "
+            "users sign in from the lab's sidebar, automation uses API tokens",
+        )
     return metadata
 
 
-def _token(report: Report, config, token: str, provider_reachable: bool) -> None:
+def _token(report: Report, config: ServiceConfig, token: str, provider_reachable: bool) -> None:
     import jwt
 
     from .oidc_auth import InvalidToken, TokenVerifier, VerifierUnavailable
@@ -296,8 +305,14 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
     names = config.claims
     shown: dict[str, Any] = {"format": "JWT", "alg": header.get("alg"), "kid": header.get("kid"), "typ": header.get("typ")}
     report.token = shown
-    verifier = TokenVerifier(config.issuer, config.audience, jwks_uri=config.jwks_uri, leeway=config.leeway,
-                             claim_names=names, audience_claim=config.audience_claim)  # fmt: skip
+    verifier = TokenVerifier(
+        config.issuer,
+        config.audience,
+        jwks_uri=config.jwks_uri,
+        leeway=config.leeway,
+        claim_names=names,
+        audience_claim=config.audience_claim,
+    )
     caller = None
     if provider_reachable:
         try:
@@ -305,20 +320,30 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
             report.add("token", "pass", "signature, issuer, audience and expiry are valid")
         except InvalidToken as exc:
             problem = {"wrong_audience": "audience", "malformed": "opaque"}.get(exc.reason)
-            report.add("token", "fail", f"the service refuses it: {exc}", fix_for(problem, provider) if problem else {
-                "expired": "get a fresh token (and keep the clocks of the provider and the replicas in sync)",
-                "wrong_issuer": f"the token's iss must be oidc.issuer ({config.issuer}): a token of another tenant or realm?",
-                "unknown_key": "it was signed by a key the issuer does not publish: a token of another issuer, tenant or realm?",
-                "bad_signature": "it was not signed by the issuer's key: a token of another issuer, or altered",
-            }.get(exc.reason, "see the message"))  # fmt: skip
+            report.add(
+                "token",
+                "fail",
+                f"the service refuses it: {exc}",
+                fix_for(problem, provider)
+                if problem
+                else {
+                    "expired": "get a fresh token (and keep the clocks of the provider and the replicas in sync)",
+                    "wrong_issuer": f"the token's iss must be oidc.issuer ({config.issuer}): a token of another tenant or realm?",
+                    "unknown_key": "it was signed by a key the issuer does not publish: a token of another issuer, tenant or realm?",
+                    "bad_signature": "it was not signed by the issuer's key: a token of another issuer, or altered",
+                }.get(exc.reason, "see the message"),
+            )
         except VerifierUnavailable as exc:
             report.add("token", "fail", f"cannot check it: {exc}", "make the issuer's keys reachable from here")
     audience = claim_reading.claim(found, config.audience_claim)
     expires = found.get("exp")
     shown.update(
-        issuer=found.get("iss"), audience=audience, audience_claim=config.audience_claim,
-        expires_at=expires, expires_in=None if not isinstance(expires, (int, float)) else int(expires - time.time()),
-    )  # fmt: skip
+        issuer=found.get("iss"),
+        audience=audience,
+        audience_claim=config.audience_claim,
+        expires_at=expires,
+        expires_in=None if not isinstance(expires, (int, float)) else int(expires - time.time()),
+    )
     if audience is not None and not claim_reading.audience_matches(found, config.audience_claim, config.audience):
         if caller is None and not any(f.section == "token" and "audience" in f.message for f in report.findings):
             report.add(
@@ -332,11 +357,19 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
     username = verifier._username(found)
     shown["user"] = {"value": username, "claim": names.username}
     if not username:
-        report.add("token", "fail", f"no user: no {names.username} claim (nor preferred_username, email, sub)",
-                   "name the user's claim in oidc.claims.username")  # fmt: skip
+        report.add(
+            "token",
+            "fail",
+            f"no user: no {names.username} claim (nor preferred_username, email, sub)",
+            "name the user's claim in oidc.claims.username",
+        )
     elif claim_reading.claim(found, names.username) is None:
-        report.add("token", "warn", f"no {names.username} claim: the user is read from another claim ({username})",
-                   "set oidc.claims.username to the claim that names users (and that SCIM's userName matches)")  # fmt: skip
+        report.add(
+            "token",
+            "warn",
+            f"no {names.username} claim: the user is read from another claim ({username})",
+            "set oidc.claims.username to the claim that names users (and that SCIM's userName matches)",
+        )
     email = claim_reading.claim(found, names.email)
     shown["email"] = {"value": email if isinstance(email, str) else None, "claim": names.email}
     raw_org = claim_reading.claim(found, names.org)
@@ -345,8 +378,12 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
     if raw_org is None:
         report.add("token", "fail", f"no organisation: the access token has no {names.org} claim", fix_for("org", provider))
     elif org is None:
-        report.add("token", "fail", f"the {names.org} claim names no single organisation: {raw_org!r}",
-                   "make it one value, or name another claim in oidc.claims.org")  # fmt: skip
+        report.add(
+            "token",
+            "fail",
+            f"the {names.org} claim names no single organisation: {raw_org!r}",
+            "make it one value, or name another claim in oidc.claims.org",
+        )
     else:
         from .company.principals import workspace_name
 
@@ -354,41 +391,72 @@ def _token(report: Report, config, token: str, provider_reachable: bool) -> None
             shown["organisation"]["workspace"] = workspace_name(org)
             report.add("token", "pass", f"organisation {org!r} (claim {names.org})")
         except InvalidToken:
-            report.add("token", "fail", f"the organisation {org!r} cannot name an MLflow workspace (lowercase letters, digits and '-')",
-                       f"map it to a name with oidc.organisations, e.g. {{{json.dumps(org)}: acme}}")  # fmt: skip
+            report.add(
+                "token",
+                "fail",
+                f"the organisation {org!r} cannot name an MLflow workspace (lowercase letters, digits and '-')",
+                f"map it to a name with oidc.organisations, e.g. {{{json.dumps(org)}: acme}}",
+            )
     groups = claim_reading.groups_value(claim_reading.claim(found, names.groups))
     overage = claim_reading.groups_overage(found, names.groups)
     shown["groups"] = {"value": groups, "claim": names.groups, "count": len(groups), "overage": overage}
     if overage:
         report.add("token", "warn", "the groups were left out of the token (group overage)", fix_for("overage", provider))
     elif not groups and config.groups_from != "scim":
-        report.add("token", "warn", f"no groups: the access token has no {names.groups} claim (or it is empty): grants to groups "
-                   "will not apply to this user unless SCIM provides their groups", fix_for("groups", provider))  # fmt: skip
+        report.add(
+            "token",
+            "warn",
+            f"no groups: the access token has no {names.groups} claim (or it is empty): grants to groups "
+            "will not apply to this user unless SCIM provides their groups",
+            fix_for("groups", provider),
+        )
     elif groups:
         report.add("token", "pass", f"{len(groups)} groups (claim {names.groups})")
     if isinstance(expires, (int, float)) and expires - time.time() > 24 * 3600:
-        report.add("token", "warn", f"it lives {int((expires - time.time()) / 3600)} more hours",
-                   "short-lived access tokens (minutes to an hour) bound what a leaked token can do")  # fmt: skip
+        report.add(
+            "token",
+            "warn",
+            f"it lives {int((expires - time.time()) / 3600)} more hours",
+            "short-lived access tokens (minutes to an hour) bound what a leaked token can do",
+        )
 
 
-def _sign_in(report: Report, config, lab_url: str | None, service_url: str | None) -> None:
+def _sign_in(report: Report, config: ServiceConfig, lab_url: str | None, service_url: str | None) -> None:
     lab = (lab_url.rstrip("/") if lab_url else "https://<your JupyterLab host><base_url>") + LAB_CALLBACK
     report.redirect_uris.append(
         {"surface": "JupyterLab (sidebar sign-in)", "redirect_uri": lab, "client": "the lab's OAuth client (public, PKCE)"}
     )
     if config.browser is not None and config.browser.resource_parameter and report.provider == "entra":
-        report.add("sign-in", "fail", "the web UI's sign-in sends the resource parameter, which Entra ID's v2 endpoints refuse (AADSTS901002)",
-                   "set browser.resource_parameter: false and put the API's scope (api://<app id>/access) in browser.scopes")  # fmt: skip
+        report.add(
+            "sign-in",
+            "fail",
+            "the web UI's sign-in sends the resource parameter, which Entra ID's v2 endpoints refuse (AADSTS901002)",
+            "set browser.resource_parameter: false and put the API's scope (api://<app id>/access) in browser.scopes",
+        )
     if config.browser is not None:
         origin = (config.browser.public_url or service_url or "").rstrip("/")
         if not origin:
-            report.add("sign-in", "warn", "browser sign-in is configured without browser.public_url: the redirect URI follows the Host header",
-                       "set browser.public_url to the service's public URL (https://mlflow.example.com)")  # fmt: skip
+            report.add(
+                "sign-in",
+                "warn",
+                "browser sign-in is configured without browser.public_url: the redirect URI follows the Host header",
+                "set browser.public_url to the service's public URL (https://mlflow.example.com)",
+            )
             origin = "https://<the service's public host>"
-        report.redirect_uris.append({"surface": "the MLflow web UI of the service", "redirect_uri": origin + config.browser.redirect_path,
-                                     "client": config.browser.client_id})  # fmt: skip
-    report.redirect_uris.append({"surface": "`infinstor login` (terminal)", "redirect_uri": None,
-                                 "client": "the lab's client, with the device authorization grant enabled"})  # fmt: skip
+        report.redirect_uris.append(
+            {
+                "surface": "the MLflow web UI of the service",
+                "redirect_uri": origin + config.browser.redirect_path,
+                "client": config.browser.client_id,
+            }
+        )
+    report.redirect_uris.append(
+        {
+            "surface": "`infinstor login` (terminal)",
+            "redirect_uri": None,
+            "client": "the lab's client, with the device authorization grant enabled",
+        }
+    )
     report.add(
         "sign-in",
         "info",
@@ -397,15 +465,23 @@ def _sign_in(report: Report, config, lab_url: str | None, service_url: str | Non
     )
 
 
-def _origins(report: Report, config, environ: dict[str, str], service_url: str | None) -> None:
+def _origins(report: Report, config: ServiceConfig, environ: dict[str, str], service_url: str | None) -> None:
     hosts = environ.get("MLFLOW_SERVER_ALLOWED_HOSTS")
     cors = environ.get("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS")
     public = config.browser.public_url if config.browser else None
-    report.origins = {"MLFLOW_SERVER_ALLOWED_HOSTS": hosts, "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS": cors, "browser.public_url": public,
-                      "cookie_writes_from": public or "the request's own Host"}  # fmt: skip
+    report.origins = {
+        "MLFLOW_SERVER_ALLOWED_HOSTS": hosts,
+        "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS": cors,
+        "browser.public_url": public,
+        "cookie_writes_from": public or "the request's own Host",
+    }
     if not hosts:
-        report.add("origins", "warn", "MLFLOW_SERVER_ALLOWED_HOSTS is not set: MLflow answers 403 to any Host but localhost and private addresses",
-                   "start the service with --allowed-hosts <the host clients use> (or MLFLOW_SERVER_ALLOWED_HOSTS)")  # fmt: skip
+        report.add(
+            "origins",
+            "warn",
+            "MLFLOW_SERVER_ALLOWED_HOSTS is not set: MLflow answers 403 to any Host but localhost and private addresses",
+            "start the service with --allowed-hosts <the host clients use> (or MLFLOW_SERVER_ALLOWED_HOSTS)",
+        )
     elif hosts.strip() == "*":
         report.add(
             "origins", "warn", "MLFLOW_SERVER_ALLOWED_HOSTS is '*': any Host is accepted (DNS rebinding)", "list the service's host names"
@@ -413,8 +489,12 @@ def _origins(report: Report, config, environ: dict[str, str], service_url: str |
     else:
         report.add("origins", "pass", f"allowed hosts: {hosts}")
     if cors and cors.strip() == "*":
-        report.add("origins", "fail", "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS is '*': any web site may call the service from a signed-in browser",
-                   "unset it (the lab calls the service from its server, not from the browser) or list your own origins")  # fmt: skip
+        report.add(
+            "origins",
+            "fail",
+            "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS is '*': any web site may call the service from a signed-in browser",
+            "unset it (the lab calls the service from its server, not from the browser) or list your own origins",
+        )
     else:
         report.add("origins", "info", f"CORS origins: {cors or 'none beyond the service itself'} (the lab's proxy needs none)")
 
@@ -432,19 +512,22 @@ def render(report: Report) -> str:
         if t.get("format") == "opaque":
             lines.append("  an opaque token (not a JWT)")
         else:
-            org = t.get("organisation") or {}
-            groups = t.get("groups") or {}
+            user, email = t.get("user") or {}, t.get("email") or {}
+            org, groups = t.get("organisation") or {}, t.get("groups") or {}
+            group_list = ", ".join(groups.get("value", [])[:10]) + (" ..." if groups.get("count", 0) > 10 else "")
+            overage = " (overage: left out by the provider)" if groups.get("overage") else ""
+            expires = "-"
+            if t.get("expires_at") is not None:
+                expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t["expires_at"])) + f"  (in {t.get('expires_in')} s)"
             rows = [
-                ("user", f"{(t.get('user') or {}).get('value')}  (claim {(t.get('user') or {}).get('claim')})"),
-                ("email", f"{(t.get('email') or {}).get('value')}  (claim {(t.get('email') or {}).get('claim')})"),
+                ("user", f"{user.get('value')}  (claim {user.get('claim')})"),
+                ("email", f"{email.get('value')}  (claim {email.get('claim')})"),
                 ("organisation", f"{org.get('value')}  (claim {org.get('claim')}: {org.get('raw')!r})"),
-                ("groups", (f"{groups.get('count')}: {', '.join(groups.get('value', [])[:10])}" + (" ..." if groups.get("count", 0) > 10 else "")
-                            + (" (overage: left out by the provider)" if groups.get("overage") else "") + f"  (claim {groups.get('claim')})")),
+                ("groups", f"{groups.get('count')}: {group_list}{overage}  (claim {groups.get('claim')})"),
                 ("audience", f"{t.get('audience')!r}  (claim {t.get('audience_claim')})"),
                 ("issuer", str(t.get("issuer"))),
-                ("expires", "-" if t.get("expires_at") is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t["expires_at"]))
-                 + f"  (in {t.get('expires_in')} s)"),
-            ]  # fmt: skip
+                ("expires", expires),
+            ]
             lines += [f"  {k:<13} {v}" for k, v in rows]
     lines += ["", "Redirect URIs to register at the identity provider:"]
     for r in report.redirect_uris:

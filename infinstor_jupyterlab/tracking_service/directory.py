@@ -31,23 +31,25 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .db import (
-    ServiceStore,
-    _bump,
-    api_tokens,
-    scim_deprovisioned,
-    scim_groups,
-    scim_members,
-    scim_tokens,
-    scim_users,
-)  # fmt: skip
+from .db import api_tokens, bump, scim_deprovisioned, scim_groups, scim_members, scim_tokens, scim_users
 from .oidc_auth import InvalidToken
+from .service_store import ServiceStore, epoch_ms
+
+if TYPE_CHECKING:
+    from .changes import ChangeWatcher
 
 SCIM_TOKEN_PREFIX = "scim_"
+
+# A resource as the SCIM models dump it (JSON), and a group's member: (member id, "User" or
+# "Group", display name).
+Resource = dict[str, Any]
+Member = tuple[str, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,15 @@ class ScimTokenRecord:
     revoked_at: float | None
     last_used_at: float | None
 
-    def to_json(self) -> dict:
-        ms = lambda t: None if t is None else int(t * 1000)  # noqa: E731
-        return {"id": self.token_id, "name": self.name, "created_by": self.created_by, "created_at": ms(self.created_at),
-                "revoked_at": ms(self.revoked_at), "last_used_at": ms(self.last_used_at)}  # fmt: skip
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.token_id,
+            "name": self.name,
+            "created_by": self.created_by,
+            "created_at": epoch_ms(self.created_at),
+            "revoked_at": epoch_ms(self.revoked_at),
+            "last_used_at": epoch_ms(self.last_used_at),
+        }
 
 
 @dataclass(frozen=True)
@@ -71,11 +78,11 @@ class Row:
     """A stored SCIM resource: its JSON and the columns kept beside it."""
 
     scim_id: str
-    resource: dict
+    resource: Resource
     created_at: float
     modified_at: float
     version: int
-    members: tuple[tuple[str, str, str | None], ...] = ()  # groups: (member id, type, display)
+    members: tuple[Member, ...] = ()  # groups
     groups: tuple[tuple[str, str], ...] = ()  # users: (group id, displayName)
 
 
@@ -118,8 +125,11 @@ class DirectoryStore:
     def create_token(self, org: str, name: str, created_by: str) -> tuple[str, ScimTokenRecord]:
         token_id, secret, now = secrets.token_hex(8), secrets.token_urlsafe(32), time.time()
         with self.engine.begin() as c:
-            c.execute(scim_tokens.insert().values(token_id=token_id, secret_hash=_hash(secret), org=org, name=name,
-                                                  created_by=created_by, created_at=now))  # fmt: skip
+            c.execute(
+                scim_tokens.insert().values(
+                    token_id=token_id, secret_hash=_hash(secret), org=org, name=name, created_by=created_by, created_at=now
+                )
+            )
         return f"{SCIM_TOKEN_PREFIX}{token_id}_{secret}", ScimTokenRecord(token_id, org, name, created_by, now, None, None)
 
     def check_token(self, token: str) -> ScimTokenRecord | None:
@@ -155,15 +165,22 @@ class DirectoryStore:
                 return None
             return self._user_row(c, org, row)
 
-    def _user_row(self, c, org: str, row) -> Row:
+    def _user_row(self, c: sa.Connection, org: str, row: Mapping[Any, Any]) -> Row:
+        """A user's stored row (by column name) with its groups."""
         groups = c.execute(
             sa.select(scim_groups.c.scim_id, scim_groups.c.display_name)
             .join(scim_members, sa.and_(scim_members.c.org == scim_groups.c.org, scim_members.c.group_id == scim_groups.c.scim_id))
             .where(scim_members.c.org == org, scim_members.c.member_id == row["scim_id"])
             .order_by(scim_groups.c.display_name)
-        ).all()  # fmt: skip
-        return Row(row["scim_id"], json.loads(row["resource"]), row["created_at"], row["modified_at"], row["version"],
-                   groups=tuple((g[0], g[1]) for g in groups))  # fmt: skip
+        ).all()
+        return Row(
+            row["scim_id"],
+            json.loads(row["resource"]),
+            row["created_at"],
+            row["modified_at"],
+            row["version"],
+            groups=tuple((g[0], g[1]) for g in groups),
+        )
 
     def users(self, org: str, user_name: str | None = None, external_id: str | None = None, scim_id: str | None = None) -> list[Row]:
         """Every user of the organisation, or those with this userName / externalId / id."""
@@ -182,36 +199,62 @@ class DirectoryStore:
                     sa.select(scim_members.c.member_id, scim_groups.c.scim_id, scim_groups.c.display_name)
                     .join(scim_groups, sa.and_(scim_members.c.org == scim_groups.c.org, scim_members.c.group_id == scim_groups.c.scim_id))
                     .where(scim_members.c.org == org, scim_members.c.member_id.in_([r["scim_id"] for r in rows]))
-                )  # fmt: skip
+                )
                 for member_id, group_id, name in found:
                     memberships.setdefault(member_id, []).append((group_id, name))
-        return [Row(r["scim_id"], json.loads(r["resource"]), r["created_at"], r["modified_at"], r["version"],
-                    groups=tuple(sorted(memberships.get(r["scim_id"], []), key=lambda g: g[1])))
-                for r in rows]  # fmt: skip
+        return [
+            Row(
+                r["scim_id"],
+                json.loads(r["resource"]),
+                r["created_at"],
+                r["modified_at"],
+                r["version"],
+                groups=tuple(sorted(memberships.get(r["scim_id"], []), key=lambda g: g[1])),
+            )
+            for r in rows
+        ]
 
-    def create_user(self, org: str, user_name: str, external_id: str | None, active: bool, resource: dict) -> Row:
+    def create_user(self, org: str, user_name: str, external_id: str | None, active: bool, resource: Resource) -> Row:
         key, now, scim_id = user_name.lower(), time.time(), uuid.uuid4().hex
         with self.engine.begin() as c:
             if c.execute(sa.select(scim_users.c.id).where(scim_users.c.org == org, scim_users.c.user_key == key)).first():
                 raise Conflict(user_name)
             try:
                 with c.begin_nested():
-                    c.execute(scim_users.insert().values(
-                        org=org, scim_id=scim_id, user_name=user_name, user_key=key, external_id=external_id, active=active,
-                        resource=json.dumps(resource), created_at=now, modified_at=now, version=1,
-                    ))  # fmt: skip
+                    c.execute(
+                        scim_users.insert().values(
+                            org=org,
+                            scim_id=scim_id,
+                            user_name=user_name,
+                            user_key=key,
+                            external_id=external_id,
+                            active=active,
+                            resource=json.dumps(resource),
+                            created_at=now,
+                            modified_at=now,
+                            version=1,
+                        )
+                    )
             except sa.exc.IntegrityError:
                 raise Conflict(user_name) from None  # another replica created it meanwhile
             # Provisioned again: the deletion no longer holds (and an inactive user is deprovisioned).
             c.execute(scim_deprovisioned.delete().where(scim_deprovisioned.c.org == org, scim_deprovisioned.c.user_key == key))
             if not active:
                 self._revoke_api_tokens(c, org, key, now)
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return Row(scim_id, resource, now, now, 1)
 
-    def update_user(self, org: str, scim_id: str, user_name: str, external_id: str | None, active: bool, resource: dict,
-                    expected_version: int | None = None) -> Row | None:  # fmt: skip
+    def update_user(
+        self,
+        org: str,
+        scim_id: str,
+        user_name: str,
+        external_id: str | None,
+        active: bool,
+        resource: Resource,
+        expected_version: int | None = None,
+    ) -> Row | None:
         """The new state of a user (None: no such user; ValueError: not the expected version)."""
         key, now = user_name.lower(), time.time()
         with self.engine.begin() as c:
@@ -225,14 +268,23 @@ class DirectoryStore:
                 and c.execute(sa.select(scim_users.c.id).where(scim_users.c.org == org, scim_users.c.user_key == key)).first()
             ):
                 raise Conflict(user_name)
-            c.execute(scim_users.update().where(scim_users.c.id == row["id"]).values(
-                user_name=user_name, user_key=key, external_id=external_id, active=active, resource=json.dumps(resource),
-                modified_at=now, version=row["version"] + 1,
-            ))  # fmt: skip
+            c.execute(
+                scim_users.update()
+                .where(scim_users.c.id == row["id"])
+                .values(
+                    user_name=user_name,
+                    user_key=key,
+                    external_id=external_id,
+                    active=active,
+                    resource=json.dumps(resource),
+                    modified_at=now,
+                    version=row["version"] + 1,
+                )
+            )
             if (row["active"] and not active) or key != row["user_key"]:
                 # Deactivated (or renamed: the old name's tokens belong to nobody provisioned now).
                 self._revoke_api_tokens(c, org, row["user_key"], now)
-            _bump(c, "tokens")
+            bump(c, "tokens")
             result = self._user_row(c, org, {**row, "resource": json.dumps(resource), "modified_at": now, "version": row["version"] + 1})
         self._changed()
         return result
@@ -251,23 +303,31 @@ class DirectoryStore:
             if not c.execute(sa.select(scim_deprovisioned.c.at).where(*where)).first():
                 c.execute(scim_deprovisioned.insert().values(org=org, user_key=row["user_key"], at=now))
             self._revoke_api_tokens(c, org, row["user_key"], now)
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return True
 
     @staticmethod
-    def _revoke_api_tokens(c, org: str, user_key: str, now: float) -> None:
-        c.execute(api_tokens.update().where(
-            api_tokens.c.org == org, sa.func.lower(api_tokens.c.username) == user_key, api_tokens.c.revoked_at.is_(None),
-        ).values(revoked_at=now))  # fmt: skip
+    def _revoke_api_tokens(c: sa.Connection, org: str, user_key: str, now: float) -> None:
+        c.execute(
+            api_tokens.update()
+            .where(
+                api_tokens.c.org == org,
+                sa.func.lower(api_tokens.c.username) == user_key,
+                api_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
 
     # -- groups -------------------------------------------------------------------------------
-    def _members(self, c, org: str, group_ids: list[str]) -> dict[str, tuple]:
-        found: dict[str, list] = {}
+    def _members(self, c: sa.Connection, org: str, group_ids: list[str]) -> dict[str, tuple[Member, ...]]:
+        found: dict[str, list[Member]] = {}
         if group_ids:
-            rows = c.execute(sa.select(scim_members.c.group_id, scim_members.c.member_id, scim_members.c.member_type, scim_members.c.display)
-                             .where(scim_members.c.org == org, scim_members.c.group_id.in_(group_ids))
-                             .order_by(scim_members.c.member_id))  # fmt: skip
+            rows = c.execute(
+                sa.select(scim_members.c.group_id, scim_members.c.member_id, scim_members.c.member_type, scim_members.c.display)
+                .where(scim_members.c.org == org, scim_members.c.group_id.in_(group_ids))
+                .order_by(scim_members.c.member_id)
+            )
             for group_id, member_id, member_type, display in rows:
                 found.setdefault(group_id, []).append((member_id, member_type, display))
         return {k: tuple(v) for k, v in found.items()}
@@ -283,29 +343,55 @@ class DirectoryStore:
         with self.engine.connect() as c:
             rows = c.execute(query.order_by(scim_groups.c.id)).mappings().all()
             members = self._members(c, org, [r["scim_id"] for r in rows])
-        return [Row(r["scim_id"], json.loads(r["resource"]), r["created_at"], r["modified_at"], r["version"],
-                    members=members.get(r["scim_id"], ())) for r in rows]  # fmt: skip
+        return [
+            Row(
+                r["scim_id"],
+                json.loads(r["resource"]),
+                r["created_at"],
+                r["modified_at"],
+                r["version"],
+                members=members.get(r["scim_id"], ()),
+            )
+            for r in rows
+        ]
 
-    def _check_members(self, c, org: str, members: list[tuple[str, str, str | None]]) -> None:
+    def _check_members(self, c: sa.Connection, org: str, members: list[Member]) -> None:
         for member_id, member_type, _ in members:
             table = scim_users if member_type == "User" else scim_groups
             if not c.execute(sa.select(table.c.id).where(table.c.org == org, table.c.scim_id == member_id)).first():
                 raise LookupError(member_id)
 
-    def create_group(self, org: str, display_name: str, external_id: str | None, resource: dict,
-                     members: list[tuple[str, str, str | None]]) -> Row:  # fmt: skip
+    def create_group(self, org: str, display_name: str, external_id: str | None, resource: Resource, members: list[Member]) -> Row:
         now, scim_id = time.time(), uuid.uuid4().hex
         with self.engine.begin() as c:
             self._check_members(c, org, members)
-            c.execute(scim_groups.insert().values(org=org, scim_id=scim_id, display_name=display_name, external_id=external_id,
-                                                  resource=json.dumps(resource), created_at=now, modified_at=now, version=1))  # fmt: skip
+            c.execute(
+                scim_groups.insert().values(
+                    org=org,
+                    scim_id=scim_id,
+                    display_name=display_name,
+                    external_id=external_id,
+                    resource=json.dumps(resource),
+                    created_at=now,
+                    modified_at=now,
+                    version=1,
+                )
+            )
             self._set_members(c, org, scim_id, members)
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return Row(scim_id, resource, now, now, 1, members=tuple(sorted(members)))
 
-    def update_group(self, org: str, scim_id: str, display_name: str, external_id: str | None, resource: dict,
-                     members: list[tuple[str, str, str | None]], expected_version: int | None = None) -> Row | None:  # fmt: skip
+    def update_group(
+        self,
+        org: str,
+        scim_id: str,
+        display_name: str,
+        external_id: str | None,
+        resource: Resource,
+        members: list[Member],
+        expected_version: int | None = None,
+    ) -> Row | None:
         now = time.time()
         with self.engine.begin() as c:
             row = c.execute(sa.select(scim_groups).where(scim_groups.c.org == org, scim_groups.c.scim_id == scim_id)).mappings().first()
@@ -314,22 +400,31 @@ class DirectoryStore:
             if expected_version is not None and row["version"] != expected_version:
                 raise ValueError("version")
             self._check_members(c, org, members)
-            c.execute(scim_groups.update().where(scim_groups.c.id == row["id"]).values(
-                display_name=display_name, external_id=external_id, resource=json.dumps(resource), modified_at=now,
-                version=row["version"] + 1,
-            ))  # fmt: skip
+            c.execute(
+                scim_groups.update()
+                .where(scim_groups.c.id == row["id"])
+                .values(
+                    display_name=display_name,
+                    external_id=external_id,
+                    resource=json.dumps(resource),
+                    modified_at=now,
+                    version=row["version"] + 1,
+                )
+            )
             self._set_members(c, org, scim_id, members)
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return Row(scim_id, resource, row["created_at"], now, row["version"] + 1, members=tuple(sorted(members)))
 
     @staticmethod
-    def _set_members(c, org: str, group_id: str, members: list[tuple[str, str, str | None]]) -> None:
+    def _set_members(c: sa.Connection, org: str, group_id: str, members: list[Member]) -> None:
         c.execute(scim_members.delete().where(scim_members.c.org == org, scim_members.c.group_id == group_id))
         unique = {member_id: (member_id, member_type, display) for member_id, member_type, display in members}
         if unique:
-            c.execute(scim_members.insert(), [{"org": org, "group_id": group_id, "member_id": m, "member_type": t, "display": d}
-                                              for m, t, d in unique.values()])  # fmt: skip
+            c.execute(
+                scim_members.insert(),
+                [{"org": org, "group_id": group_id, "member_id": m, "member_type": t, "display": d} for m, t, d in unique.values()],
+            )
 
     def delete_group(self, org: str, scim_id: str, expected_version: int | None = None) -> bool:
         with self.engine.begin() as c:
@@ -338,10 +433,13 @@ class DirectoryStore:
                 return False
             if expected_version is not None and row["version"] != expected_version:
                 raise ValueError("version")
-            c.execute(scim_members.delete().where(scim_members.c.org == org,
-                                                  sa.or_(scim_members.c.group_id == scim_id, scim_members.c.member_id == scim_id)))  # fmt: skip
+            c.execute(
+                scim_members.delete().where(
+                    scim_members.c.org == org, sa.or_(scim_members.c.group_id == scim_id, scim_members.c.member_id == scim_id)
+                )
+            )
             c.execute(scim_groups.delete().where(scim_groups.c.id == row["id"]))
-            _bump(c, "tokens")
+            bump(c, "tokens")
         self._changed()
         return True
 
@@ -350,17 +448,30 @@ class DirectoryStore:
         key = username.lower()
         name_column = scim_groups.c.external_id if group_name == "externalId" else scim_groups.c.display_name
         with self.engine.connect() as c:
-            user = c.execute(sa.select(scim_users.c.scim_id, scim_users.c.active)
-                             .where(scim_users.c.org == org, scim_users.c.user_key == key)).first()  # fmt: skip
-            deleted = user is None and c.execute(sa.select(scim_deprovisioned.c.at).where(
-                scim_deprovisioned.c.org == org, scim_deprovisioned.c.user_key == key)).first() is not None  # fmt: skip
+            user = c.execute(
+                sa.select(scim_users.c.scim_id, scim_users.c.active).where(scim_users.c.org == org, scim_users.c.user_key == key)
+            ).first()
+            deleted = (
+                user is None
+                and c.execute(
+                    sa.select(scim_deprovisioned.c.at).where(scim_deprovisioned.c.org == org, scim_deprovisioned.c.user_key == key)
+                ).first()
+                is not None
+            )
             groups: list[str] = []
             if user is not None:
-                groups = [g for (g,) in c.execute(
-                    sa.select(name_column)
-                    .join(scim_members, sa.and_(scim_members.c.org == scim_groups.c.org, scim_members.c.group_id == scim_groups.c.scim_id))
-                    .where(scim_members.c.org == org, scim_members.c.member_id == user[0]).order_by(name_column)
-                ) if g]  # fmt: skip
+                groups = [
+                    g
+                    for (g,) in c.execute(
+                        sa.select(name_column)
+                        .join(
+                            scim_members, sa.and_(scim_members.c.org == scim_groups.c.org, scim_members.c.group_id == scim_groups.c.scim_id)
+                        )
+                        .where(scim_members.c.org == org, scim_members.c.member_id == user[0])
+                        .order_by(name_column)
+                    )
+                    if g
+                ]
             managed: set[str] = set()
             if token_groups:
                 managed = {
@@ -372,10 +483,11 @@ class DirectoryStore:
 class Directory:
     """The caller's groups and admission, from the token and SCIM, reused under the "tokens" counter."""
 
-    def __init__(self, store: DirectoryStore, groups_from: str, group_name: str, changes, reuse_seconds: float):
+    def __init__(self, store: DirectoryStore, groups_from: str, group_name: str, changes: ChangeWatcher, reuse_seconds: float):
         self.store, self.groups_from, self.group_name = store, groups_from, group_name
         self.changes, self.reuse_seconds = changes, reuse_seconds
-        self._cache: OrderedDict = OrderedDict()
+        # (org, username in lower case, token groups) -> (state, reuse until, "tokens" counter)
+        self._cache: OrderedDict[tuple[str, str, tuple[str, ...]], tuple[UserState, float, int]] = OrderedDict()
         self._lock = threading.Lock()
         store.service_store.listeners.append(self._forget)
 
@@ -399,13 +511,16 @@ class Directory:
                     self._cache.popitem(last=False)
         return state
 
-    def groups_for(self, org: str, username: str, token_groups, overage: bool = False) -> tuple[str, ...]:
+    def groups_for(self, org: str, username: str, token_groups: Iterable[str], overage: bool = False) -> tuple[str, ...]:
         """The caller's groups; InvalidToken if the directory deprovisioned them."""
         token_groups = tuple(token_groups)
         state = self._state(org, username, token_groups if self.groups_from == "both" else ())
         if state.known and not state.admitted:
-            raise InvalidToken("this account was deprovisioned by the organisation's directory (SCIM)", "deprovisioned",
-                               {"username": username, "org": org, "verified": True})  # fmt: skip
+            raise InvalidToken(
+                "this account was deprovisioned by the organisation's directory (SCIM)",
+                "deprovisioned",
+                {"username": username, "org": org, "verified": True},
+            )
         if self.groups_from == "scim" or (self.groups_from == "token" and overage and not token_groups):
             return state.groups
         if self.groups_from == "token":

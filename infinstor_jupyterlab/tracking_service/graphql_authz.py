@@ -31,11 +31,19 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .company.lookups import with_workspace
 from .company.params import Params
 from .company.refusals import Refusal, bad_request, forbidden
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+    from graphql import GraphQLResolveInfo, GraphQLSchema
+    from graphql.language import DocumentNode
+
+    from .company.principals import Outcome, Principal
+    from .company.service import CompanyService
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +64,25 @@ _installed = False
 
 @dataclass(frozen=True)
 class GraphQLCaller:
-    service: Any  # CompanyService
-    who: Any  # Principal
+    service: CompanyService
+    who: Principal
+
+
+# A graphene resolver and the next one in its chain: MLflow's resolvers take and return anything
+# (protobuf messages, lists of them, plain values), so these are typed no further.
+Next = Callable[..., Any]
+FieldCheck = Callable[[GraphQLCaller, Next, Any, "GraphQLResolveInfo", dict[str, Any]], Any]
 
 
 @lru_cache(maxsize=1)
-def _schema():
+def _schema() -> GraphQLSchema:
     from mlflow.server.graphql.graphql_schema_extensions import schema
 
-    return schema.graphql_schema
+    graphql_schema: GraphQLSchema = schema.graphql_schema  # graphene (untyped) builds a graphql-core schema
+    return graphql_schema
 
 
-def check(service, who, body: bytes | None) -> GraphQLCaller:
+def check(service: CompanyService, who: Principal, body: bytes | None) -> GraphQLCaller:
     """Refuse a GraphQL request that asks for anything but MLflow's served operations; else the
     caller to hand to MLflow's executor."""
     from graphql import GraphQLError, parse, validate
@@ -96,7 +111,7 @@ def check(service, who, body: bytes | None) -> GraphQLCaller:
     return GraphQLCaller(service, who)
 
 
-def root_fields(document) -> set[str]:
+def root_fields(document: DocumentNode) -> set[str]:
     """The root fields of every operation of a parsed document, through fragments; a subscription
     counts as a field of its own name (MLflow serves none)."""
     from graphql.language import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
@@ -141,7 +156,7 @@ def install() -> bool:
 class FieldAuthorizer:
     """Graphene middleware: every root field, and the nested fields that load more, checked."""
 
-    def resolve(self, next, root, info, **args):
+    def resolve(self, next: Next, root: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
         if info.field_name == "__typename":  # the type's own name (Apollo asks for it everywhere)
             return next(root, info, **args)
         schema = info.schema
@@ -160,12 +175,12 @@ def _caller() -> GraphQLCaller:
     return caller
 
 
-def _authorize(caller: GraphQLCaller, operation: str, values: dict):
+def _authorize(caller: GraphQLCaller, operation: str, values: dict[str, Any]) -> Outcome:
     with_workspace(caller.who.org)  # (MLflow set it from our header too; the decision must not depend on that)
     return caller.service.authorize_operation(caller.who, operation, Params({}, values, "POST"), {})
 
 
-def _response(operation: str, answer: tuple[int, bytes]):
+def _response(operation: str, answer: tuple[int, bytes]) -> Message:
     """A search answered by the service (a private view), as the protobuf response MLflow's resolver returns."""
     from mlflow.protos import model_registry_pb2, service_pb2
     from mlflow.utils.proto_json_utils import parse_dict
@@ -176,13 +191,13 @@ def _response(operation: str, answer: tuple[int, bytes]):
     return response
 
 
-def _plain(input_object) -> dict:
+def _plain(input_object: object) -> dict[str, Any]:
     """A field's input as the JSON parameters of its REST operation (unset fields left out)."""
     values = vars(input_object) if input_object is not None else {}
     return {k: v for k, v in values.items() if isinstance(v, (str, int, float, list)) and not isinstance(v, bool)}
 
 
-def _root_field(caller: GraphQLCaller, next, root, info, args):
+def _root_field(caller: GraphQLCaller, next: Next, root: Any, info: GraphQLResolveInfo, args: dict[str, Any]) -> Any:
     operation = ROOT_FIELDS.get(info.field_name)
     if operation is None:  # `check` refused it already; never run it unchecked
         raise forbidden(f"GraphQL field {info.field_name} is not served here.")
@@ -198,7 +213,7 @@ def _root_field(caller: GraphQLCaller, next, root, info, args):
     return next(root, info, **args)
 
 
-def _run_experiment(caller: GraphQLCaller, next, root, info, args):
+def _run_experiment(caller: GraphQLCaller, next: Next, root: Any, info: GraphQLResolveInfo, args: dict[str, Any]) -> Any:
     """A run's experiment, if the caller may read it (GetExperiment's policy). A run readable only
     through a registered model version gets its experiment's id alone (already in the run): no
     name, tags or location, and MLflow's run page still renders."""
@@ -211,7 +226,7 @@ def _run_experiment(caller: GraphQLCaller, next, root, info, args):
     return next(root, info, **args)
 
 
-def _run_model_versions(caller: GraphQLCaller, next, root, info, args):
+def _run_model_versions(caller: GraphQLCaller, next: Next, root: Any, info: GraphQLResolveInfo, args: dict[str, Any]) -> Any:
     """A run's model versions: of the models the caller holds a role on, as SearchModelVersions'
     private view keeps them (and none if the policy gives that search to organisation admins)."""
     service, who = caller.service, caller.who
@@ -222,7 +237,7 @@ def _run_model_versions(caller: GraphQLCaller, next, root, info, args):
 
 # (GraphQL type, field) -> its check; every other nested field only reads its parent's data (a test
 # keeps this list complete: each field of MLflow's schema with a resolver of its own is here).
-NESTED: dict[tuple[str, str], Callable] = {
+NESTED: dict[tuple[str, str], FieldCheck] = {
     ("MlflowRunExtension", "experiment"): _run_experiment,
     ("MlflowRunExtension", "modelVersions"): _run_model_versions,
 }

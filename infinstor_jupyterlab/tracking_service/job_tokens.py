@@ -119,9 +119,15 @@ def verify(key: bytes, token: str) -> JobClaims:
 # -- scope ----------------------------------------------------------------------------------------
 _API = re.compile(r"^/(?:api|ajax-api)/(?:2\.0|3\.0)/(mlflow|mlflow-artifacts)/(.*)$")
 _RUN_WRITES = {
-    "runs/log-batch", "runs/log-metric", "runs/log-parameter", "runs/set-tag", "runs/update",
-    "runs/log-inputs", "runs/outputs", "runs/log-model",
-}  # fmt: skip
+    "runs/log-batch",
+    "runs/log-metric",
+    "runs/log-parameter",
+    "runs/set-tag",
+    "runs/update",
+    "runs/log-inputs",
+    "runs/outputs",
+    "runs/log-model",
+}
 _RUN_READS = {"runs/get", "metrics/get-history", "metrics/get-history-bulk-interval", "artifacts/list"}
 _MODEL_PATH = re.compile(r"^logged-models/([^/]+)(/tags|/params|/artifacts/directories)?$")
 _ARTIFACT_ROUTES = re.compile(r"^(artifacts|mpu/create|mpu/complete|mpu/abort)(?:/(.*))?$")

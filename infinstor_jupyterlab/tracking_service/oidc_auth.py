@@ -22,8 +22,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import jwt
 import requests
@@ -44,6 +46,20 @@ _RUNS_CREATE = re.compile(r"^(?:/.*)?/(?:ajax-)?api/2\.0/mlflow/runs/create$")
 MAX_REWRITE_BODY = 1024 * 1024
 
 
+class Identity(TypedDict, total=False):
+    """What a refused credential tells about its holder (signin_audit.py writes it down).
+
+    `verified`: proven (a genuine but expired token, a revoked API token whose secret matched);
+    otherwise only claimed."""
+
+    username: str
+    subject: str
+    org: str | None
+    issuer: str
+    verified: bool
+    token_id: str  # an API token's id, its first characters
+
+
 class InvalidToken(Exception):
     """The request's credential is missing or not acceptable (the message is safe to return).
 
@@ -51,10 +67,10 @@ class InvalidToken(Exception):
     holder, if anything (e.g. the claims of a token that is genuine but expired): never the
     credential itself."""
 
-    def __init__(self, message: str, reason: str = "invalid", identity: dict | None = None):
+    def __init__(self, message: str, reason: str = "invalid", identity: Identity | None = None):
         super().__init__(message)
         self.reason = reason
-        self.identity = identity or {}
+        self.identity: Identity = identity or {}
 
 
 class VerifierUnavailable(Exception):
@@ -219,7 +235,8 @@ class TokenVerifier:
             raise InvalidToken("the token names no user", "no_user")
         return Caller(username=str(username), subject=str(found.get("sub") or ""), claims=found, claim_names=self.claim_names)
 
-    def _username(self, found: dict) -> Any:
+    def _username(self, found: dict[str, Any]) -> object:
+        """The user a token names: the configured claim, else the usual ones (a claim may hold any JSON)."""
         return (
             claims.text(claims.claim(found, self.username_claim))
             or found.get("preferred_username")
@@ -228,7 +245,7 @@ class TokenVerifier:
             or found.get("client_id")
         )
 
-    def _expired_identity(self, decode) -> dict:
+    def _expired_identity(self, decode: Callable[..., dict[str, Any]]) -> Identity:
         """Who an expired token names, if it is otherwise genuine (signature, issuer, audience):
         PyJWT checks expiry before issuer, so an expiry error alone does not prove the issuer."""
         by_aud = self.audience_claim == "aud"
@@ -339,11 +356,11 @@ class OIDCASGIMiddleware:
 class OIDCWSGIMiddleware:
     """The same for WSGI servers (gunicorn, waitress) that serve the Flask app directly."""
 
-    def __init__(self, app, verifier: TokenVerifier):
+    def __init__(self, app: WSGIApplication, verifier: TokenVerifier):
         self.app = app
         self.verifier = verifier
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") in OPEN_PATHS:
             return self.app(environ, start_response)
         token = _bearer(environ.get("HTTP_AUTHORIZATION"))
@@ -370,7 +387,7 @@ class OIDCWSGIMiddleware:
         return self.app(environ, start_response)
 
     @staticmethod
-    def _refuse(start_response, status: str, body: bytes):
+    def _refuse(start_response: StartResponse, status: str, body: bytes) -> list[bytes]:
         start_response(
             status,
             [("Content-Type", "application/json"), ("WWW-Authenticate", 'Bearer realm="infinstor"'), ("Content-Length", str(len(body)))],

@@ -169,48 +169,97 @@ KINDS: dict[str, str] = {
 }
 
 _GATEWAY = (
-    "CreateGatewaySecret", "GetGatewaySecretInfo", "UpdateGatewaySecret", "DeleteGatewaySecret", "ListGatewaySecretInfos",
-    "CreateGatewayEndpoint", "GetGatewayEndpoint", "UpdateGatewayEndpoint", "DeleteGatewayEndpoint", "ListGatewayEndpoints",
-    "CreateGatewayModelDefinition", "GetGatewayModelDefinition", "ListGatewayModelDefinitions",
-    "UpdateGatewayModelDefinition", "DeleteGatewayModelDefinition", "AttachModelToGatewayEndpoint",
-    "DetachModelFromGatewayEndpoint", "CreateGatewayEndpointBinding", "DeleteGatewayEndpointBinding",
-    "ListGatewayEndpointBindings", "SetGatewayEndpointTag", "DeleteGatewayEndpointTag", "CreateGatewayBudgetPolicy",
-    "GetGatewayBudgetPolicy", "UpdateGatewayBudgetPolicy", "DeleteGatewayBudgetPolicy", "ListGatewayBudgetPolicies",
-    "ListGatewayBudgetWindows", "CreateGatewayGuardrail", "GetGatewayGuardrail", "DeleteGatewayGuardrail",
-    "ListGatewayGuardrails", "AddGuardrailToEndpoint", "RemoveGuardrailFromEndpoint", "ListEndpointGuardrailConfigs",
+    "CreateGatewaySecret",
+    "GetGatewaySecretInfo",
+    "UpdateGatewaySecret",
+    "DeleteGatewaySecret",
+    "ListGatewaySecretInfos",
+    "CreateGatewayEndpoint",
+    "GetGatewayEndpoint",
+    "UpdateGatewayEndpoint",
+    "DeleteGatewayEndpoint",
+    "ListGatewayEndpoints",
+    "CreateGatewayModelDefinition",
+    "GetGatewayModelDefinition",
+    "ListGatewayModelDefinitions",
+    "UpdateGatewayModelDefinition",
+    "DeleteGatewayModelDefinition",
+    "AttachModelToGatewayEndpoint",
+    "DetachModelFromGatewayEndpoint",
+    "CreateGatewayEndpointBinding",
+    "DeleteGatewayEndpointBinding",
+    "ListGatewayEndpointBindings",
+    "SetGatewayEndpointTag",
+    "DeleteGatewayEndpointTag",
+    "CreateGatewayBudgetPolicy",
+    "GetGatewayBudgetPolicy",
+    "UpdateGatewayBudgetPolicy",
+    "DeleteGatewayBudgetPolicy",
+    "ListGatewayBudgetPolicies",
+    "ListGatewayBudgetWindows",
+    "CreateGatewayGuardrail",
+    "GetGatewayGuardrail",
+    "DeleteGatewayGuardrail",
+    "ListGatewayGuardrails",
+    "AddGuardrailToEndpoint",
+    "RemoveGuardrailFromEndpoint",
+    "ListEndpointGuardrailConfigs",
     "UpdateEndpointGuardrailConfig",
-)  # fmt: skip
+)
 _REVIEW_QUEUES = (
-    "CreateReviewQueue", "GetOrCreateUserQueue", "GetReviewQueue", "GetReviewQueueByName", "ListReviewQueues",
-    "UpdateReviewQueue", "DeleteReviewQueue", "AddItemsToReviewQueue", "RemoveItemsFromReviewQueue",
-    "ListReviewQueueItems", "SetReviewQueueItemStatus",
-)  # fmt: skip
+    "CreateReviewQueue",
+    "GetOrCreateUserQueue",
+    "GetReviewQueue",
+    "GetReviewQueueByName",
+    "ListReviewQueues",
+    "UpdateReviewQueue",
+    "DeleteReviewQueue",
+    "AddItemsToReviewQueue",
+    "RemoveItemsFromReviewQueue",
+    "ListReviewQueueItems",
+    "SetReviewQueueItemStatus",
+)
 _PROMPT_OPTIMIZATION = (
-    "CreatePromptOptimizationJob", "GetPromptOptimizationJob", "SearchPromptOptimizationJobs",
-    "CancelPromptOptimizationJob", "DeletePromptOptimizationJob",
-)  # fmt: skip
+    "CreatePromptOptimizationJob",
+    "GetPromptOptimizationJob",
+    "SearchPromptOptimizationJobs",
+    "CancelPromptOptimizationJob",
+    "DeletePromptOptimizationJob",
+)
 
 # Operations for organisation admins only, and why: the policy cannot give them to another role.
 ADMIN_ONLY: dict[str, str] = {
-    **dict.fromkeys(_GATEWAY, "the AI gateway (provider secrets, endpoints, model definitions, budgets, guardrails) is "
-                    "organisation-wide infrastructure: it spends the organisation's provider keys and budgets"),
-    **dict.fromkeys(_REVIEW_QUEUES, "MLflow ties review-queue ownership and reviewer attribution (created_by, completed_by) "
-                    "to an identity its own auth plugin puts in Flask's request context, which this service does not "
-                    "supply: a reviewer could claim another reviewer's work"),
-    **dict.fromkeys(_PROMPT_OPTIMIZATION, "prompt optimization runs as a server-side job on MLflow's job runner, calling LLMs "
-                    "with the server's credentials, and a job's experiment is only one of its parameters"),
-}  # fmt: skip
+    **dict.fromkeys(
+        _GATEWAY,
+        "the AI gateway (provider secrets, endpoints, model definitions, budgets, guardrails) is "
+        "organisation-wide infrastructure: it spends the organisation's provider keys and budgets",
+    ),
+    **dict.fromkeys(
+        _REVIEW_QUEUES,
+        "MLflow ties review-queue ownership and reviewer attribution (created_by, completed_by) "
+        "to an identity its own auth plugin puts in Flask's request context, which this service does not "
+        "supply: a reviewer could claim another reviewer's work",
+    ),
+    **dict.fromkeys(
+        _PROMPT_OPTIMIZATION,
+        "prompt optimization runs as a server-side job on MLflow's job runner, calling LLMs "
+        "with the server's credentials, and a job's experiment is only one of its parameters",
+    ),
+}
 KINDS.update(dict.fromkeys(ADMIN_ONLY, "org_admin"))
 
 # Operations refused to everyone, organisation admins included, and why. No policy can allow them.
 REFUSED: dict[str, str] = {
-    **dict.fromkeys(("CreateWorkspace", "UpdateWorkspace", "DeleteWorkspace"),
-                    "organisations are MLflow workspaces made on first sign-in from the identity provider's organisation "
-                    "claim; creating, changing (e.g. its artifact root) or deleting one is a platform operation"),
-    **dict.fromkeys(("SearchUnifiedTraces", "GetOnlineTraceDetails"),
-                    "MLflow's own server does not implement it (Databricks only), and its results name no experiment "
-                    "this service could check"),
-}  # fmt: skip
+    **dict.fromkeys(
+        ("CreateWorkspace", "UpdateWorkspace", "DeleteWorkspace"),
+        "organisations are MLflow workspaces made on first sign-in from the identity provider's organisation "
+        "claim; creating, changing (e.g. its artifact root) or deleting one is a platform operation",
+    ),
+    **dict.fromkeys(
+        ("SearchUnifiedTraces", "GetOnlineTraceDetails"),
+        "MLflow's own server does not implement it (Databricks only), and its results name no experiment this service could check",
+    ),
+}
 
 # MLflow's artifact service reuses the name ListArtifacts; ours is the proxied listing.
 _RENAMED = {("MlflowArtifactsService", "ListArtifacts"): "ListProxiedArtifacts"}

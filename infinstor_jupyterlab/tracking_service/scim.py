@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextvars
 import datetime
 import json
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from scim2_models import (
@@ -39,13 +40,14 @@ from scim2_models import (
     Reference,
     Resource,
     ResourceType,
+    ResponseParameters,
     ScimFilter,
     ScimProvider,
     SearchRequest,
     ServiceProviderConfig,
     Sort,
     UniquenessException,
-)  # fmt: skip
+)
 from scim2_models.path import CompareOperator, Comparison
 from scim2_server.applications.base import BaseApplication
 from scim2_server.handler import ScimHandler
@@ -55,7 +57,12 @@ from scim2_server.storage import ScimStorage, SearchPage
 from scim2_server.utils import load_default_resource_types, load_default_schemas
 
 from . import asgi
-from .directory import Conflict, DirectoryStore, Row
+from .directory import Conflict, DirectoryStore, Member, Row, ScimTokenRecord
+
+if TYPE_CHECKING:
+    from .company.service import CompanyService
+
+T = TypeVar("T")
 
 PREFIX = "/scim/v2"
 MAX_RESULTS = 200
@@ -66,15 +73,24 @@ _org: contextvars.ContextVar[str] = contextvars.ContextVar("infinstor_scim_org")
 def provider() -> ScimProvider:
     """The RFC 7643 User (with the enterprise extension) and Group, and what this server supports."""
     config = ServiceProviderConfig(
-        documentation_uri=Reference[External]("https://github.com/infinstor/infinstor-jupyterlab/blob/main/docs/service.md#scim-20-provisioning"),
-        patch=Patch(supported=True), bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
-        filter=Filter(supported=True, max_results=MAX_RESULTS), change_password=ChangePassword(supported=False),
-        sort=Sort(supported=True), etag=ETag(supported=True),
-        authentication_schemes=[AuthenticationScheme(
-            type=AuthenticationScheme.Type.oauthbearertoken, name="SCIM token", primary=True,
-            description="A SCIM token of the organisation, created by one of its admins (infinstor token create --kind scim)",
-        )],
-    )  # fmt: skip
+        documentation_uri=Reference[External](
+            "https://github.com/infinstor/infinstor-jupyterlab/blob/main/docs/service.md#scim-20-provisioning"
+        ),
+        patch=Patch(supported=True),
+        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        filter=Filter(supported=True, max_results=MAX_RESULTS),
+        change_password=ChangePassword(supported=False),
+        sort=Sort(supported=True),
+        etag=ETag(supported=True),
+        authentication_schemes=[
+            AuthenticationScheme(
+                type=AuthenticationScheme.Type.oauthbearertoken,
+                name="SCIM token",
+                primary=True,
+                description="A SCIM token of the organisation, created by one of its admins (infinstor token create --kind scim)",
+            )
+        ],
+    )
     return ScimProvider.from_discovery(load_default_schemas().values(), load_default_resource_types().values(), config=config)
 
 
@@ -117,12 +133,13 @@ class SqlStorage(ScimStorage):
             raise NotImplementedException(detail=f"no {resource_type.name} resources here")
         resource = cast("Resource[Any]", model.model_validate(data))
         resource.id = row.scim_id
-        resource.meta = Meta(resource_type=resource_type.name, created=_when(row.created_at), last_modified=_when(row.modified_at),
-                             version=_version(row))  # fmt: skip
+        resource.meta = Meta(
+            resource_type=resource_type.name, created=_when(row.created_at), last_modified=_when(row.modified_at), version=_version(row)
+        )
         return resource
 
     @staticmethod
-    def _dump(resource: Resource[Any]) -> dict:
+    def _dump(resource: Resource[Any]) -> dict[str, Any]:
         """What we keep of a resource: everything but what the columns and tables hold."""
         data = resource.model_dump(mode="json")
         for key in ("id", "meta", "members", "groups"):
@@ -130,8 +147,8 @@ class SqlStorage(ScimStorage):
         return data
 
     @staticmethod
-    def _members(resource: Resource[Any]) -> list[tuple[str, str, str | None]]:
-        members = []
+    def _members(resource: Resource[Any]) -> list[Member]:
+        members: list[Member] = []
         for member in getattr(resource, "members", None) or []:
             kind = str(member.type or "User")
             if kind not in ("User", "Group") or not member.value:
@@ -140,30 +157,34 @@ class SqlStorage(ScimStorage):
         return members
 
     # -- ScimStorage --------------------------------------------------------------------------
-    def get(self, resource_type, resource_id, *, response_parameters=None):
+    def get(
+        self, resource_type: ResourceType, resource_id: str, *, response_parameters: ResponseParameters[Any] | None = None
+    ) -> Resource[Any]:
         rows = (self.store.users if resource_type.name == "User" else self.store.groups)(self._org(), scim_id=resource_id)
         if not rows:
             raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
         return self._resource(resource_type, rows[0])
 
-    def _candidates(self, resource_type: ResourceType, scim_filter) -> list[Row]:
+    def _candidates(self, resource_type: ResourceType, scim_filter: ScimFilter[Any] | None) -> list[Row]:
         """The rows a search looks at: narrowed in SQL for `attr eq "value"` on an indexed attribute."""
         org = self._org()
         narrowed: dict[str, str] = {}
         ast = scim_filter.ast if scim_filter is not None else None
         if isinstance(ast, Comparison) and ast.op == CompareOperator.eq and isinstance(ast.value, str):
             attribute = str(ast.attr_path).split(":")[-1].lower()
-            column = {"User": {"username": "user_name", "externalid": "external_id", "id": "scim_id"},
-                      "Group": {"displayname": "display_name", "externalid": "external_id", "id": "scim_id"}}[str(resource_type.name)]  # fmt: skip
+            column = {
+                "User": {"username": "user_name", "externalid": "external_id", "id": "scim_id"},
+                "Group": {"displayname": "display_name", "externalid": "external_id", "id": "scim_id"},
+            }[str(resource_type.name)]
             if attribute in column:
                 narrowed[column[attribute]] = ast.value
         if resource_type.name == "User":
             return self.store.users(org, **narrowed)
         return self.store.groups(org, **narrowed)
 
-    def search(self, resource_types, search_request: SearchRequest, *, position=None) -> SearchPage:
+    def search(self, resource_types: list[ResourceType], search_request: SearchRequest[Any], *, position: Any = None) -> SearchPage:
         scim_filter = search_request.filter
-        found = []
+        found: list[Resource[Any]] = []
         for resource_type in resource_types:
             if resource_type.name not in ("User", "Group"):
                 raise NotImplementedException(detail=f"no {resource_type.name} resources here")
@@ -186,44 +207,47 @@ class SqlStorage(ScimStorage):
         stop = None if search_request.count is None else start + search_request.count
         return SearchPage(len(found), found[start:stop])
 
-    def create(self, resource_type, resource):
+    # A resource is an instance of a model scim2-server builds at run time from the schemas (User
+    # with the enterprise extension, Group): its attributes (user_name, display_name, ...) are
+    # unknown to the type checker, so create and update read them through `fields`, typed Any.
+    def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         org = self._org()
+        fields: Any = resource
         if resource_type.name == "User":
             try:
-                row = self.store.create_user(
-                    org, resource.user_name, resource.external_id, resource.active is not False, self._dump(resource)
-                )
+                row = self.store.create_user(org, fields.user_name, fields.external_id, fields.active is not False, self._dump(resource))
             except Conflict:
-                raise UniquenessException(detail=f"userName {resource.user_name!r} is taken") from None
+                raise UniquenessException(detail=f"userName {fields.user_name!r} is taken") from None
         else:
             try:
-                row = self.store.create_group(
-                    org, resource.display_name, resource.external_id, self._dump(resource), self._members(resource)
-                )
+                row = self.store.create_group(org, fields.display_name, fields.external_id, self._dump(resource), self._members(resource))
             except LookupError as exc:
                 raise InvalidValueException(detail=f"no member with id {exc.args[0]!r} in this directory") from None
         return self.get(resource_type, row.scim_id)
 
-    def update(self, resource_type, resource, *, expected_version=None):
+    def update(self, resource_type: ResourceType, resource: Resource[Any], *, expected_version: str | None = None) -> Resource[Any]:
         org, expected = self._org(), _expected(expected_version)
+        fields: Any = resource
         try:
             if resource_type.name == "User":
-                row = self.store.update_user(org, resource.id, resource.user_name, resource.external_id, resource.active is not False,
-                                             self._dump(resource), expected)  # fmt: skip
+                row = self.store.update_user(
+                    org, fields.id, fields.user_name, fields.external_id, fields.active is not False, self._dump(resource), expected
+                )
             else:
-                row = self.store.update_group(org, resource.id, resource.display_name, resource.external_id, self._dump(resource),
-                                              self._members(resource), expected)  # fmt: skip
+                row = self.store.update_group(
+                    org, fields.id, fields.display_name, fields.external_id, self._dump(resource), self._members(resource), expected
+                )
         except Conflict:
-            raise UniquenessException(detail=f"userName {resource.user_name!r} is taken") from None
+            raise UniquenessException(detail=f"userName {fields.user_name!r} is taken") from None
         except LookupError as exc:
             raise InvalidValueException(detail=f"no member with id {exc.args[0]!r} in this directory") from None
         except ValueError:
             raise PreconditionFailedException() from None
         if row is None:
-            raise NotFoundException(detail=f"{resource_type.name} {resource.id!r} not found")
-        return self.get(resource_type, resource.id)
+            raise NotFoundException(detail=f"{resource_type.name} {fields.id!r} not found")
+        return self.get(resource_type, fields.id)
 
-    def delete(self, resource_type, resource_id, *, expected_version=None):
+    def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:
         delete = self.store.delete_user if resource_type.name == "User" else self.store.delete_group
         try:
             deleted = delete(self._org(), resource_id, _expected(expected_version))
@@ -260,13 +284,16 @@ class ScimApplication(BaseApplication):
 def request_of(method: str, base_url: str, path: str, query: str, headers: list[tuple[bytes, bytes]], body: bytes) -> ScimRequest:
     """A scim2-server request from an ASGI request under /scim/v2."""
     return ScimRequest(
-        method=method, base_url=base_url, path=BaseApplication.split_path(path[len("/scim"):]),
+        method=method,
+        base_url=base_url,
+        path=BaseApplication.split_path(path[len("/scim") :]),
         query=dict(parse_qsl(query, keep_blank_values=True)),
-        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k != b"authorization"], body=body,
-    )  # fmt: skip
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k != b"authorization"],
+        body=body,
+    )
 
 
-def response_parts(response: ScimResponse) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def response_parts(response: ScimResponse) -> tuple[int, asgi.Headers, bytes]:
     body = b"" if response.body is None else json.dumps(response.body).encode()
     headers = [
         (k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items() if k.lower() != "content-length"
@@ -274,22 +301,40 @@ def response_parts(response: ScimResponse) -> tuple[int, list[tuple[bytes, bytes
     return int(response.status), [*headers, (b"content-length", str(len(body)).encode())], body
 
 
-def unauthorized(message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def unauthorized(message: str) -> tuple[int, asgi.Headers, bytes]:
     body = json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "401", "detail": message}).encode()
-    return int(HTTPStatus.UNAUTHORIZED), [(b"content-type", b"application/scim+json"), (b"www-authenticate", b'Bearer realm="scim"'),
-                                          (b"content-length", str(len(body)).encode())], body  # fmt: skip
+    return (
+        int(HTTPStatus.UNAUTHORIZED),
+        [
+            (b"content-type", b"application/scim+json"),
+            (b"www-authenticate", b'Bearer realm="scim"'),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        body,
+    )
 
 
 # -- the company middleware's hook ------------------------------------------------------------
-async def serve(service, in_thread, scope, receive, send) -> None:
+class InThread(Protocol):
+    """Runs blocking work in a worker thread (the company middleware's bounded pool)."""
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
+
+
+async def serve(service: CompanyService, in_thread: InThread, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
     """Answer one ASGI request under /scim/v2 for `service` (a CompanyService); blocking work runs
     through `in_thread`, never on the event loop."""
     headers = list(scope.get("headers") or [])
     try:
         body = await asgi.read_body(receive, MAX_BODY)
     except asgi.BodyTooLarge:
-        out = json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "413",
-                          "detail": f"The request body is larger than {MAX_BODY} bytes."}).encode()  # fmt: skip
+        out = json.dumps(
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": "413",
+                "detail": f"The request body is larger than {MAX_BODY} bytes.",
+            }
+        ).encode()
         return await asgi.send_response(send, 413, out, headers=[(b"content-type", b"application/scim+json")])
     if body is None:
         return None  # the client went away
@@ -302,7 +347,7 @@ async def serve(service, in_thread, scope, receive, send) -> None:
     base_url = (public.rstrip("/") if public else f"{scope.get('scheme', 'http')}://{host}") + PREFIX
     request = request_of(method, base_url, path, query, headers, body)
 
-    def decide():
+    def decide() -> tuple[ScimTokenRecord | None, tuple[int, asgi.Headers, bytes]]:
         record = service.directory_store.check_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if record is None and token.strip():
             return None, unauthorized("The SCIM token is unknown or revoked.")

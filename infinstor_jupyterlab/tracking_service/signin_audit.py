@@ -26,8 +26,8 @@ from typing import Any
 
 import jwt
 
-from .db import ServiceStore
 from .oidc_auth import ClaimNames, InvalidToken
+from .service_store import AuditRow, ServiceStore
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class FailedSignIns:
 
     def __init__(
         self,
-        add: Callable[[dict[str, Any]], None],
+        add: Callable[[AuditRow], None],
         window: float = WINDOW_SECONDS,
         max_rows: int = MAX_ROWS_PER_WINDOW,
         clock: Callable[[], float] = time.monotonic,
@@ -132,7 +132,7 @@ class FailedSignIns:
         """Write the counts of a window that is over (every pending count when `final`)."""
         self._emit(self._close_window(force=final))
 
-    def _close_window(self, force: bool) -> list[dict[str, Any]]:
+    def _close_window(self, force: bool) -> list[AuditRow]:
         with self._lock:
             if not force and self.clock() - self._window_start < self.window:
                 return []
@@ -143,12 +143,12 @@ class FailedSignIns:
             self._repeats, self._overflow, self._window_start = {}, [0, 0.0, 0.0], self.clock()
         return rows
 
-    def _row(self, attempt: FailedSignIn, count: int, first_at: float, last_at: float) -> dict[str, Any]:
+    def _row(self, attempt: FailedSignIn, count: int, first_at: float, last_at: float) -> AuditRow:
         detail = {k: v for k, v in asdict(attempt).items() if k not in ("org", "username", "token_id") and v not in ("", None)}
         detail.update(count=count, first_at=int(first_at * 1000), last_at=int(last_at * 1000), window_seconds=self.window)
         return ServiceStore.audit_row(attempt.org, attempt.username, ACTION, 401, "credential", attempt.token_id or None, detail)
 
-    def _emit(self, rows: list[dict[str, Any]]) -> None:
+    def _emit(self, rows: list[AuditRow]) -> None:
         for row in rows:
             self.add(row)
             log.warning("InfinStor: failed sign-in: %s %s", row["username"] or "(nobody)", row["detail"])

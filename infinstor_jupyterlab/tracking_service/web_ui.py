@@ -43,10 +43,15 @@ if TYPE_CHECKING:
 
 _AJAX2, _AJAX3 = "/ajax-api/2.0/mlflow", "/ajax-api/3.0/mlflow"
 _LOGGED_MODEL_FILES = re.compile(r"^/ajax-api/2\.0/mlflow/logged-models/(?P<model_id>[^/]+)/artifacts/files/?$")
-_GATEWAY_UI = frozenset({
-    f"{_AJAX2}/gateway-proxy", f"{_AJAX3}/gateway/supported-providers", f"{_AJAX3}/gateway/supported-models",
-    f"{_AJAX3}/gateway/provider-config", f"{_AJAX3}/gateway/secrets/config",
-})  # fmt: skip
+_GATEWAY_UI = frozenset(
+    {
+        f"{_AJAX2}/gateway-proxy",
+        f"{_AJAX3}/gateway/supported-providers",
+        f"{_AJAX3}/gateway/supported-models",
+        f"{_AJAX3}/gateway/provider-config",
+        f"{_AJAX3}/gateway/secrets/config",
+    }
+)
 ASSISTANT_OFF = (
     "The MLflow Assistant is turned off on this service: it runs an agent on the server with the "
     "server's credentials, which an organisation's member must not have."
@@ -140,7 +145,7 @@ _PERMISSION = {"reader": "READ", "editor": "EDIT", "manager": "MANAGE"}  # MLflo
 def _roles(service: CompanyService, who: Principal) -> list[dict[str, Any]]:
     """The caller's grants as MLflow's account page shows roles: one for the user's own grants
     (MLflow's "direct permissions"), one per group and one for the organisation."""
-    from .db import ROLE_RANK
+    from .service_store import ROLE_RANK
 
     user_id = service.store.user_id(who.org, who.username) or 0
     principals = [("user", who.username, f"__user_{user_id}__", "Given to you")]

@@ -24,7 +24,7 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 LANGUAGE_INFO = {
     "name": "python", "version": "3.11.7", "mimetype": "text/x-python", "file_extension": ".py",
     "codemirror_mode": {"name": "ipython", "version": 3}, "pygments_lexer": "ipython3", "nbconvert_exporter": "python",
-}  # fmt: skip
+}
 
 
 def nb(*cells, parameters: str | None = None, metadata: dict | None = None):
@@ -178,7 +178,7 @@ def write_nbformat_44(path: Path) -> None:
         {"cell_type": "code", "execution_count": 3, "metadata": {}, "outputs": [
             {"name": "stdout", "output_type": "stream", "text": ["an old output\n"]}],
          "source": ["import mlflow\n", "mlflow.log_metric('n_estimators', n_estimators)\n", "print('DEPTH', depth)"]},
-    ]  # fmt: skip
+    ]
     book = {"cells": cells, "metadata": {"kernelspec": KERNELSPEC, "language_info": LANGUAGE_INFO}, "nbformat": 4, "nbformat_minor": 4}
     path.write_text(json.dumps(book, indent=1) + "\n", encoding="utf-8")
 

@@ -44,20 +44,23 @@ class EC2Target(JobTarget):
 
     region = Unicode("", help="AWS region of the instances, bucket and parameters (default: boto3's).").tag(config=True)
     ami = Unicode(
-        "", help="AMI of the instances: an id (ami-...) or an SSM parameter name holding one "
-        "(e.g. /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64). Needs Python 3.10+."
-    ).tag(config=True)  # fmt: skip
+        "",
+        help="AMI of the instances: an id (ami-...) or an SSM parameter name holding one "
+        "(e.g. /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64). Needs Python 3.10+.",
+    ).tag(config=True)
     default_instance_type = Unicode("t3.medium", help="Instance type when the job names none.").tag(config=True)
     allowed_instance_types = List(
-        Unicode(), default_value=["t3.medium", "t3.large", "m5.xlarge", "c5.2xlarge", "g5.xlarge"],
+        Unicode(),
+        default_value=["t3.medium", "t3.large", "m5.xlarge", "c5.2xlarge", "g5.xlarge"],
         help="Instance types users may pick (GPU types included).",
-    ).tag(config=True)  # fmt: skip
+    ).tag(config=True)
     subnet_id = Unicode("", help="Subnet of the instances (default: the default VPC's).").tag(config=True)
     security_group_ids = List(Unicode(), help="Security groups of the instances (egress only is enough).").tag(config=True)
     iam_instance_profile = Unicode(
-        "", help="Instance profile (name or ARN) of the instances: S3 on the staging prefix, SSM on the job "
-        "parameters, ec2:StopInstances on itself (see deploy/aws/infinstor-ec2.yaml)."
-    ).tag(config=True)  # fmt: skip
+        "",
+        help="Instance profile (name or ARN) of the instances: S3 on the staging prefix, SSM on the job "
+        "parameters, ec2:StopInstances on itself (see deploy/aws/infinstor-ec2.yaml).",
+    ).tag(config=True)
     s3_bucket = Unicode("", help="S3 bucket for staged projects, job status and logs.").tag(config=True)
     s3_prefix = Unicode("infinstor", help="Key prefix in the bucket.").tag(config=True)
     ssm_prefix = Unicode(layout.DEFAULT_SSM_PREFIX, help="SSM Parameter Store path for job tokens.").tag(config=True)
@@ -65,9 +68,9 @@ class EC2Target(JobTarget):
     max_instances_per_user = Int(4, help="Running instances per user at most (also caps sweep fan-out).").tag(config=True)
     tags = Dict(value_trait=Unicode(), help="Extra tags on the instances and their volumes (cost allocation).").tag(config=True)
     checkin_timeout = Float(
-        900.0, help="Seconds an instance has to pick up its job (boot, install, agent start) before the job fails "
-        "and the instance is terminated."
-    ).tag(config=True)  # fmt: skip
+        900.0,
+        help="Seconds an instance has to pick up its job (boot, install, agent start) before the job fails and the instance is terminated.",
+    ).tag(config=True)
     heartbeat_timeout = Float(180.0, help="Seconds without a heartbeat before a job's agent counts as lost.").tag(config=True)
     heartbeat_interval = Float(15.0, help="Seconds between the agent's heartbeats.").tag(config=True)
     poll_interval = Float(2.0, help="Seconds between the lab's polls of a running job (status, log).").tag(config=True)
@@ -75,22 +78,25 @@ class EC2Target(JobTarget):
     log_interval = Float(2.0, help="Seconds between the log chunks an agent uploads.").tag(config=True)
     job_token_ttl = Float(3600.0, help="Lifetime of a job token; the lab renews it in SSM while the job runs.").tag(config=True)
     endpoint_url = Unicode(
-        "", help="Endpoint URL for S3, EC2, SSM and STS (VPC endpoints; an emulator in tests). Empty: AWS's."
-    ).tag(config=True)  # fmt: skip
+        "",
+        help="Endpoint URL for S3, EC2, SSM and STS (VPC endpoints; an emulator in tests). Empty: AWS's.",
+    ).tag(config=True)
     aws_profile = Unicode("", help="boto3 profile for the Jupyter server's own AWS calls (default: the standard chain).").tag(config=True)
     tracking_uri = Unicode(
         "", help="Tracking URI the VMs use (default: the lab's tracking service URI). It must be reachable from the subnet."
-    ).tag(config=True)  # fmt: skip
+    ).tag(config=True)
     package_spec = Unicode(
         f"infinstor_jupyterlab[ec2]=={__version__}", help="What the user data pip-installs on a new instance (a version, a URL to a wheel)."
-    ).tag(config=True)  # fmt: skip
+    ).tag(config=True)
     agent_environment = Dict(
-        value_trait=Unicode(), help="Extra settings for the agent config (e.g. endpoint_url for a VPC endpoint)."
-    ).tag(config=True)  # fmt: skip
+        value_trait=Unicode(),
+        help="Extra settings for the agent config (e.g. endpoint_url for a VPC endpoint).",
+    ).tag(config=True)
     identity_check_interval = Float(
-        300.0, help="Seconds for which the lab trusts its last successful check of its AWS credentials "
-        "(sts:GetCallerIdentity); a failed check is repeated at the next look."
-    ).tag(config=True)  # fmt: skip
+        300.0,
+        help="Seconds for which the lab trusts its last successful check of its AWS credentials "
+        "(sts:GetCallerIdentity); a failed check is repeated at the next look.",
+    ).tag(config=True)
 
     @default("max_parallel")
     def _default_max_parallel(self):
@@ -134,8 +140,10 @@ class EC2Target(JobTarget):
         except ImportError:
             return "boto3 is not installed on the Jupyter server (pip install boto3)."
         if self.manager is not None and self._token_source() is None:
-            return ("EC2 jobs need job tokens from the tracking service: the embedded service, or a company "
-                    "tracking service you are signed in to.")  # fmt: skip
+            return (
+                "EC2 jobs need job tokens from the tracking service: the embedded service, or a company "
+                "tracking service you are signed in to."
+            )
         return None
 
     def unavailable_reason(self) -> str | None:
@@ -224,12 +232,19 @@ class EC2Target(JobTarget):
             **self.agent_environment,
         }
         return pool.PoolSettings(
-            bucket=self.s3_bucket, prefix=self.s3_prefix, ssm_prefix=self.ssm_prefix, ami=self.ami,
-            subnet_id=self.subnet_id, security_group_ids=list(self.security_group_ids),
-            iam_instance_profile=self.iam_instance_profile, tags=dict(self.tags),
-            max_instances_per_user=self.max_instances_per_user, agent_config=agent_config,
-            package_spec=self.package_spec, heartbeat_timeout=self.heartbeat_timeout,
-        )  # fmt: skip
+            bucket=self.s3_bucket,
+            prefix=self.s3_prefix,
+            ssm_prefix=self.ssm_prefix,
+            ami=self.ami,
+            subnet_id=self.subnet_id,
+            security_group_ids=list(self.security_group_ids),
+            iam_instance_profile=self.iam_instance_profile,
+            tags=dict(self.tags),
+            max_instances_per_user=self.max_instances_per_user,
+            agent_config=agent_config,
+            package_spec=self.package_spec,
+            heartbeat_timeout=self.heartbeat_timeout,
+        )
 
     def _token_key(self) -> bytes | None:
         from ...lab.tracking.embedded import EmbeddedTrackingServer
@@ -539,8 +554,10 @@ class EC2Target(JobTarget):
             return
         await asyncio.to_thread(
             self.clients("s3").put_object,
-            Bucket=state["bucket"], Key=layout.cancel_key(state["prefix"], state["user"], job.id), Body=b"cancel",
-        )  # fmt: skip
+            Bucket=state["bucket"],
+            Key=layout.cancel_key(state["prefix"], state["user"], job.id),
+            Body=b"cancel",
+        )
 
     # -- compute view ----------------------------------------------------------------------------
     async def list_instances(self, user: str) -> list[dict[str, Any]]:

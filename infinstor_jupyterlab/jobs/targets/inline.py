@@ -81,12 +81,20 @@ class InlineTarget(JobTarget):
 
     def command(self, job: Job) -> list[str]:
         args = [
-            sys.executable, "-m", "mlflow", "run", job.project_dir,
-            "--entry-point", job.entry_point,
-            "--run-id", job.run_id,
-            "--experiment-id", job.experiment_id,
-            "--env-manager", job.options.get("env_manager", self.default_env_manager),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            job.project_dir,
+            "--entry-point",
+            job.entry_point,
+            "--run-id",
+            job.run_id,
+            "--experiment-id",
+            job.experiment_id,
+            "--env-manager",
+            job.options.get("env_manager", self.default_env_manager),
+        ]
         for key, value in job.parameters.items():
             args += ["-P", f"{key}={value}"]
         return args

@@ -187,17 +187,28 @@ class EmbeddedTrackingServer(TrackingBackend):
         store = f"sqlite:///{database}"
         artifacts = ensure_private_dir(self.data_dir / "artifacts")
         return [
-            sys.executable, "-m", "infinstor_jupyterlab.lab.tracking._launcher", str(os.getpid()), "--",
-            "--app-name", "infinstor",
-            "--host", self.host,
-            "--port", str(self.port),
-            "--workers", "1",
-            "--backend-store-uri", store,
+            sys.executable,
+            "-m",
+            "infinstor_jupyterlab.lab.tracking._launcher",
+            str(os.getpid()),
+            "--",
+            "--app-name",
+            "infinstor",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            store,
             "--serve-artifacts",
-            "--artifacts-destination", str(artifacts),
-            "--default-artifact-root", "mlflow-artifacts:/",
+            "--artifacts-destination",
+            str(artifacts),
+            "--default-artifact-root",
+            "mlflow-artifacts:/",
             *self.extra_args,
-        ]  # fmt: skip
+        ]
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -59,8 +59,8 @@ class RemoteTrackingServer(TrackingBackend):
         """MLFLOW_TRACKING_URI plus where credentials live (the token store's path), never a token."""
         env = {"MLFLOW_TRACKING_URI": self._uri}
         if self.credentials is not None:
-            from ...credentials.manager import SERVICE_URI_ENV
             from ...credentials.tokens import TOKEN_STORE_ENV
+            from ...credentials.urls import SERVICE_URI_ENV
 
             env[SERVICE_URI_ENV] = self._uri
             env[TOKEN_STORE_ENV] = str(self.credentials.store.path)

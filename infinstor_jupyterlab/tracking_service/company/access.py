@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
-from ..db import ROLE_RANK, ServiceStore
+from ..service_store import ROLE_RANK, ServiceStore
 from .cache import ReusedDecisions
 from .lookups import Lookups, quote, stores
 from .principals import Principal

@@ -6,9 +6,8 @@ import atexit
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from ..db import ServiceStore
+from ..service_store import AuditRow, ServiceStore
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ class AuditWriter:
 
     def __init__(self, store: ServiceStore, interval: float = 0.25, max_pending: int = 10_000):
         self.store, self.interval, self.max_pending = store, interval, max_pending
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[AuditRow] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -30,7 +29,7 @@ class AuditWriter:
         self._thread.start()
         atexit.register(self.flush, final=True)
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: AuditRow) -> None:
         with self._lock:
             self._pending.append(row)
             full = len(self._pending) >= 500

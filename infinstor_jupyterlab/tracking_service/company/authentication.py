@@ -15,15 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import jwt
 
 from .. import job_tokens
 from ..config import ServiceConfig
-from ..db import TOKEN_PREFIX, ServiceStore, TokenRecord, split_api_token
 from ..directory import Directory
-from ..oidc_auth import InvalidToken, TokenVerifier, _bearer
+from ..oidc_auth import Identity, InvalidToken, TokenVerifier, _bearer
+from ..service_store import TOKEN_PREFIX, ServiceStore, TokenRecord, split_api_token
 from ..signin_audit import TOKEN_ID_CHARS, FailedSignIns, describe
 from .cache import ReusedDecisions
 from .lookups import with_workspace
@@ -41,12 +40,12 @@ def is_job_token(token: str) -> bool:
         return False
 
 
-def token_identity(token: str, record: TokenRecord | None, state: str) -> dict[str, Any]:
+def token_identity(token: str, record: TokenRecord | None, state: str) -> Identity:
     """What a refused API token says about its holder: its id's first characters, and the owner of
     the real token it names (proven when its secret matched, i.e. it was revoked or expired)."""
-    identity: dict[str, Any] = {"token_id": token[len(TOKEN_PREFIX) :][:TOKEN_ID_CHARS]}
+    identity: Identity = {"token_id": token[len(TOKEN_PREFIX) :][:TOKEN_ID_CHARS]}
     if record is not None:
-        identity.update(username=record.username, org=record.org, verified=state in ("revoked", "expired"))
+        identity.update({"username": record.username, "org": record.org, "verified": state in ("revoked", "expired")})
     return identity
 
 
@@ -92,7 +91,7 @@ class Authenticator:
         caller = self.verifier.verify(token)
         org = caller.org
         if not org:
-            identity = {"username": caller.username, "subject": caller.subject, "issuer": self.verifier.issuer, "verified": True}
+            identity: Identity = {"username": caller.username, "subject": caller.subject, "issuer": self.verifier.issuer, "verified": True}
             raise InvalidToken(f"the token names no organisation (claim {self.config.claims.org!r})", "no_organisation", identity)
         org = workspace_name(org)
         groups = self.directory.groups_for(org, caller.username, caller.groups, caller.groups_overage)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import job_tokens
 from ..oidc_auth import InvalidToken
+
+if TYPE_CHECKING:
+    from ..graphql_authz import GraphQLCaller
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Outcome:
     after: Callable[[int, bytes], object] | None = None  # runs before the response leaves (grants)
     audit: AuditEntry | None = None  # a write to audit
     detail: dict[str, Any] | None = None
-    graphql: Any = None  # the caller, for MLflow's GraphQL executor (see graphql_authz)
+    graphql: GraphQLCaller | None = None  # the caller, for MLflow's GraphQL executor (see graphql_authz)
 
 
 def workspace_name(org: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import job_tokens
-from ..db import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLES
+from ..service_store import PRINCIPAL_TYPES, RESOURCE_TYPES, ROLES
 from .lookups import with_workspace
 from .params import Params, parse_params, required
 from .principals import AuditEntry, Principal

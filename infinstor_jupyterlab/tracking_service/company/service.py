@@ -15,10 +15,10 @@ from .. import job_tokens, web_ui
 from ..browser import BrowserSignIn
 from ..changes import ChangeWatcher
 from ..config import ServiceConfig
-from ..db import ServiceStore
 from ..directory import Directory, DirectoryStore
 from ..oidc_auth import TokenVerifier, rewrite_create_run
 from ..policy import KINDS, REFUSED, Policy, is_read, match_route
+from ..service_store import ServiceStore
 from ..signin_audit import FailedSignIns
 from .access import Access
 from .audit import AuditWriter
