@@ -89,7 +89,7 @@ def check_experiment_id(value: Any) -> str:
         raise BadRequest(f"`experiment_id` must be an MLflow experiment id (a string), not {shown(value, 40)}.")
     text = str(value)
     if not _EXPERIMENT_ID.fullmatch(text) or (text.isdigit() and int(text) > MAX_SQL_INTEGER):
-        raise BadRequest(f"{shown(text, 80)} is not a valid MLflow experiment id.")
+        raise BadRequest(f"`experiment_id`: {shown(text, 80)} is not a valid MLflow experiment id.")
     return text
 
 

@@ -58,10 +58,10 @@ def refused(body) -> str:
         ({**OK, "experiment_id": "1", "experiment_name": "x"}, "Give `experiment_id` or `experiment_name`, not both."),
         ({**OK, "experiment_id": True}, "`experiment_id` must be an MLflow experiment id (a string), not True."),
         ({**OK, "experiment_id": 1.5}, "`experiment_id` must be an MLflow experiment id (a string), not 1.5."),
-        ({**OK, "experiment_id": "../1"}, "'../1' is not a valid MLflow experiment id."),
-        ({**OK, "experiment_id": "1\n"}, "'1\\n' is not a valid MLflow experiment id."),
-        ({**OK, "experiment_id": -1}, "'-1' is not a valid MLflow experiment id."),
-        ({**OK, "experiment_id": 2**63}, f"'{2**63}' is not a valid MLflow experiment id."),
+        ({**OK, "experiment_id": "../1"}, "`experiment_id`: '../1' is not a valid MLflow experiment id."),
+        ({**OK, "experiment_id": "1\n"}, "`experiment_id`: '1\\n' is not a valid MLflow experiment id."),
+        ({**OK, "experiment_id": -1}, "`experiment_id`: '-1' is not a valid MLflow experiment id."),
+        ({**OK, "experiment_id": 2**63}, f"`experiment_id`: '{2**63}' is not a valid MLflow experiment id."),
         ({**OK, "experiment_name": " "}, "`experiment_name` must be a non-empty string."),
         ({**OK, "experiment_name": 5}, "`experiment_name` must be a non-empty string."),
         ({**OK, "experiment_name": "e" * 501}, "`experiment_name` is longer than 500 characters (501)."),
@@ -227,6 +227,16 @@ def test_the_dry_run_tells_each_problem_under_its_field():
     }
     assert request is not None and request.parameters == {"ok": 1} and request.target == "inline"
     assert parse_request({"path": ""}, Problems()) is None
+
+
+def test_the_dry_run_tells_a_bad_experiment_id_under_its_field_and_goes_on():
+    problems = Problems()
+    request = parse_request({"path": "nb.ipynb", "experiment_id": "../1", "target": ""}, problems)
+    assert problems.errors == {
+        "experiment_id": "`experiment_id`: '../1' is not a valid MLflow experiment id.",
+        "target": "`target` must be a target name such as 'inline'.",
+    }
+    assert request is not None and request.experiment_id is None
 
 
 # -- the generated schema says the same ----------------------------------------------------------
