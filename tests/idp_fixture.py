@@ -18,7 +18,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 
-from servers import stop_process_group, wait_until_healthy
+from servers import mlflow_server_command, stop_process_group, wait_until_healthy
 
 IDP_DIR = Path(__file__).parent / "idp"
 IDP_PASSWORD = "wonderland"
@@ -245,27 +244,15 @@ class OIDCService:
         self.log_path = root / "service.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--app-name",
-                "infinstor",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
+            mlflow_server_command(
+                self.port,
                 f"sqlite:///{root / 'mlflow.db'}",
                 "--serve-artifacts",
                 "--artifacts-destination",
                 str(root / "artifacts"),
                 "--default-artifact-root",
                 "mlflow-artifacts:/",
-            ],
+            ),
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -122,6 +122,14 @@ class JupyterServer:
         self.log.close()
 
 
+def mlflow_server_command(port: int | str, backend_store_uri: str, *options: str, workers: int = 1) -> list[str]:
+    """`mlflow server --app-name infinstor` on loopback, run by this interpreter: how the tests start the service."""
+    return [
+        *(sys.executable, "-m", "mlflow", "server", "--app-name", "infinstor", "--host", "127.0.0.1", "--port", str(port)),
+        *("--workers", str(workers), "--backend-store-uri", backend_store_uri, *options),
+    ]
+
+
 def kill_processes_mentioning(text: str) -> None:
     """Jobs outlive their Jupyter server by design; tests must not leave theirs behind."""
     import psutil

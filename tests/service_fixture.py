@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
@@ -25,7 +24,7 @@ import requests
 import yaml
 
 from idp_fixture import AUDIENCE, LAB_CLIENT, IdPBrowser, callback_params, free_port
-from servers import stop_process_group, wait_until_healthy
+from servers import mlflow_server_command, stop_process_group, wait_until_healthy
 
 REDIRECT_URI = "http://127.0.0.1/infinstor/api/auth/callback"
 JOB_SECRET = "job-token-secret-for-tests-0123456789abcdef"
@@ -110,27 +109,15 @@ class CompanyServer:
         self.log_path = root / "service.log"
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--app-name",
-                "infinstor",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
+            mlflow_server_command(
+                self.port,
                 self.backend_uri,
                 "--serve-artifacts",
                 "--artifacts-destination",
                 str(root / "artifacts"),
                 "--default-artifact-root",
                 "mlflow-artifacts:/",
-            ],
+            ),
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

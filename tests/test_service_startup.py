@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 import sqlalchemy as sa
 import yaml
 
 from idp_fixture import AUDIENCE, free_port
-from servers import stop_process_group
+from servers import mlflow_server_command, stop_process_group
 
 pytestmark = pytest.mark.slow
 
@@ -35,23 +34,7 @@ def start(
     # Two workers: a refusal must stop `mlflow server` itself, not leave uvicorn's supervisor
     # restarting crashed workers forever.
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "infinstor",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(free_port()),
-            "--workers",
-            "2",
-            "--backend-store-uri",
-            backend or f"sqlite:///{tmp_path / 'mlflow.db'}",
-            *args,
-        ],
+        mlflow_server_command(free_port(), backend or f"sqlite:///{tmp_path / 'mlflow.db'}", *args, workers=2),
         env=server_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -164,22 +147,7 @@ def test_a_good_configuration_still_starts(tmp_path):
     port = free_port()
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "infinstor",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-        ],
+        mlflow_server_command(port, f"sqlite:///{tmp_path / 'mlflow.db'}"),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import jwt
@@ -40,6 +39,7 @@ from infinstor_jupyterlab.tracking_service.policy import (
 )
 from infinstor_jupyterlab.tracking_service.service_store import ServiceStore
 from infinstor_jupyterlab.tracking_service.signin_audit import FailedSignIn, FailedSignIns, describe
+from servers import mlflow_server_command
 
 
 def write(tmp_path, name, data) -> str:
@@ -258,22 +258,7 @@ def test_server_refuses_to_start_with_an_invalid_policy(tmp_path):
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
     )
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--app-name",
-            "infinstor",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'm.db'}",
-        ],
+        mlflow_server_command(0, f"sqlite:///{tmp_path / 'm.db'}"),
         env=env,
         capture_output=True,
         text=True,
